@@ -1,0 +1,106 @@
+"""Profiles and ``--set key=value`` overrides, validated against each experiment's config dataclass.
+
+Configs are frozen dataclasses (plain data, one per profile). Overrides are parsed here without
+importing torch so that the same rules apply to every command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from report.errors import ConfigError
+
+PROFILES: tuple[str, ...] = ("smoke", "quick", "full")
+
+
+def cuda_present() -> bool:
+    """Whether an NVIDIA driver is visible, checked without importing torch."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def default_profile() -> str:
+    """``full`` where a CUDA device is present, ``quick`` otherwise (``REPORT_PROFILE`` overrides)."""
+    env = os.environ.get("REPORT_PROFILE")
+    if env:
+        return check_profile(env)
+    return "full" if cuda_present() else "quick"
+
+
+def check_profile(name: str) -> str:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    return name
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, dict[str, str]]:
+    """Split ``["q3.epochs=5", ...]`` into ``{"q3": {"epochs": "5"}}``; values stay strings here."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        exp, dot, field = key.strip().partition(".")
+        if not sep or not dot or not exp or not field:
+            raise ConfigError(f"--set {item!r} is not of the form EXPERIMENT.FIELD=VALUE (e.g. q3.epochs=5)")
+        out.setdefault(exp, {})[field] = value.strip()
+    return out
+
+
+def _convert(exp: str, name: str, hint: Any, raw: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    where = f"--set {exp}.{name}={raw}"
+    if origin is Literal:
+        if raw not in [str(a) for a in args]:
+            raise ConfigError(f"{where}: choose one of {', '.join(map(str, args))}")
+        return next(a for a in args if str(a) == raw)
+    if origin in (tuple, list):
+        item = args[0] if args else str
+        parts = [p for p in raw.split(",") if p.strip()]
+        if not parts:
+            raise ConfigError(f"{where}: give a comma-separated list, e.g. {exp}.{name}=1,2,3")
+        return tuple(_convert(exp, name, item, p.strip()) for p in parts)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if raw.lower() in ("none", "null", ""):
+            return None
+        return _convert(exp, name, next(a for a in args if a is not type(None)), raw)
+    if hint is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true or false")
+    if hint in (int, float):
+        try:
+            value = hint(raw)
+        except ValueError:
+            raise ConfigError(f"{where}: expected {'an integer' if hint is int else 'a number'}") from None
+        return value
+    return raw
+
+
+def apply_overrides(exp: str, config: Any, raw: dict[str, str]) -> Any:
+    """Return ``config`` with ``raw`` applied, each value converted to the field's declared type."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for name, value in raw.items():
+        if name not in fields:
+            raise ConfigError(
+                f"--set {exp}.{name}: {exp} has no setting {name!r}; valid: {', '.join(sorted(fields))}"
+            )
+        changes[name] = _convert(exp, name, hints[name], value)
+    new = dataclasses.replace(config, **changes)
+    check = getattr(new, "validate", None)
+    if check is not None:
+        check()
+    return new
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return dataclasses.asdict(config)

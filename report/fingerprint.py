@@ -1,0 +1,122 @@
+"""Content fingerprints of what produced a result: code, config, data and library versions.
+
+Each part is hashed separately so ``status`` can say *which* input changed. Code is found by reading
+the experiment's source and following its imports inside ``experiments/`` (no import, so no torch).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = PROJECT / "experiments"
+VERSIONED = ("torch", "torchvision", "numpy")
+PARTS = ("code", "config", "data", "versions")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _local_imports(path: Path) -> set[Path]:
+    """Modules of the ``experiments`` package that ``path`` imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = "experiments." + base if base else "experiments"
+            names.add(base)
+            names.update(f"{base}.{a.name}" for a in node.names)
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        if parts[0] != "experiments" or len(parts) < 2:
+            continue
+        candidate = EXPERIMENTS / f"{parts[1]}.py"
+        if candidate.exists():
+            found.add(candidate)
+    return found
+
+
+def code_files(experiment: str) -> list[Path]:
+    """The experiment's module and every ``experiments`` module it reaches through imports."""
+    start = EXPERIMENTS / f"{experiment}.py"
+    seen: set[Path] = set()
+    todo = [start] if start.exists() else []
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        todo.extend(_local_imports(path) - seen)
+    return sorted(seen)
+
+
+def code_hash(experiment: str) -> str:
+    h = hashlib.sha256()
+    for path in code_files(experiment):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def config_hash(config: dict[str, Any], seed: int) -> str:
+    return _digest(json.dumps({"config": config, "seed": seed}, sort_keys=True).encode())
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def versions_hash() -> str:
+    return _digest(json.dumps(versions(), sort_keys=True).encode())
+
+
+def data_hash(files: list[Path], cache: Path | None = None) -> str:
+    """Hash of the data files' names, sizes and contents (content hashes cached by size and mtime)."""
+    memo: dict[str, str] = {}
+    if cache is not None and cache.exists():
+        try:
+            memo = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            memo = {}
+    parts = []
+    for path in sorted(files):
+        st = path.stat()
+        key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        if key not in memo:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                    h.update(block)
+            memo[key] = h.hexdigest()[:16]
+        parts.append(f"{path.name}:{memo[key]}")
+    if cache is not None:
+        try:
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(memo))
+            tmp.replace(cache)
+        except OSError:
+            pass
+    return _digest("\n".join(parts).encode())
+
+
+def stale_parts(stored: dict[str, str] | None, current: dict[str, str]) -> list[str]:
+    """Which fingerprint parts differ; parts absent from ``current`` are not compared."""
+    if not stored:
+        return ["missing"]
+    return [p for p in PARTS if p in current and stored.get(p) != current[p]]

@@ -1,0 +1,125 @@
+"""The context layer: one module per question turns stored tables into facts, claims, tables and figures.
+
+``report/questions/qN.py`` defines ``context(results: Results) -> dict``; the template
+``templates/qN.md.j2`` sees that dict as ``qN``. A value the template shows comes from exactly one place:
+the question module that computed it from the store. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from report import fingerprint as fp
+from report.errors import EvidenceError, MissingResultError
+from report.store import Store
+
+QUESTIONS: tuple[str, ...] = ("q1", "q2", "q3", "q4")
+
+
+@dataclass(frozen=True)
+class Run:
+    """Provenance of one stored result, for footnotes, the appendix and stale flags."""
+
+    experiment: str
+    run_id: str
+    profile: str
+    finished: str
+    device: str
+    device_name: str
+    duration_s: float
+    commit: str
+    dirty: bool
+    config: dict[str, Any]
+    versions: dict[str, str]
+    stale: tuple[str, ...]  # fingerprint parts that changed since this result was made
+
+    @property
+    def date(self) -> str:
+        return self.finished[:10]
+
+
+@dataclass
+class Table:
+    """A DataFrame and how to show it: ``columns`` maps a column to (header, number format).
+
+    Formats are the names of the number filters (``num``, ``pct``, ``int``, ``sci``, ``pm``, ``dur``,
+    ``text``); every number in every table goes through them, so the PDF shows what the store holds.
+    """
+
+    df: pd.DataFrame
+    columns: dict[str, tuple[str, str]]
+    run: Run
+    highlight: Callable[[pd.Series], bool] | None = None  # rows to emphasise (e.g. the best model)
+
+
+@dataclass
+class Figure:
+    """A matplotlib drawing from stored data: ``draw(data)`` returns a ``matplotlib.figure.Figure``.
+
+    The drawing runs only when a template shows the figure, and its SVG is cached by the hash of
+    ``draw``'s source and ``data``, so re-rendering an unchanged report never imports matplotlib.
+    """
+
+    draw: Callable[[Any], Any]
+    data: Any
+    alt: str  # a sentence describing what the figure shows, for screen readers
+    run: Run
+    extra: dict[str, Any] = field(default_factory=dict)  # keyword arguments passed to draw
+
+
+class Results:
+    """Read access to one profile's results, with errors that tell the author what to run."""
+
+    def __init__(self, store: Store, profile: str) -> None:
+        self.store = store
+        self.profile = profile
+        self._runs: dict[str, Run] = {}
+        self._tables: dict[tuple[str, str], pd.DataFrame] = {}
+
+    def run(self, experiment: str) -> Run:
+        if experiment not in self._runs:
+            meta = self.store.meta(self.profile, experiment)
+            if meta is None:
+                raise MissingResultError(
+                    f"the report needs {experiment} results for profile {self.profile}, and the store "
+                    f"{self.store.root} has none; run: build.py run {experiment} --profile {self.profile}"
+                )
+            current = {"code": fp.code_hash(experiment), "versions": fp.versions_hash()}
+            self._runs[experiment] = Run(
+                experiment=experiment,
+                run_id=meta["run_id"],
+                profile=meta["profile"],
+                finished=meta["finished"],
+                device=meta["device"],
+                device_name=meta["device_name"],
+                duration_s=float(meta["duration_s"]),
+                commit=meta["git_commit"],
+                dirty=bool(meta["git_dirty"]),
+                config=meta["config"],
+                versions=meta["versions"],
+                stale=tuple(fp.stale_parts(meta["fingerprint"], current)),
+            )
+        return self._runs[experiment]
+
+    def table(self, experiment: str, name: str) -> pd.DataFrame:
+        key = (experiment, name)
+        if key not in self._tables:
+            self.run(experiment)  # a clear "run it" message when the whole experiment is missing
+            self._tables[key] = self.store.read(self.profile, experiment, name)
+        return self._tables[key]
+
+
+def require(condition: bool, check: str) -> None:
+    """Stop the build when stored evidence contradicts a conclusion the report is about to state."""
+    if not condition:
+        raise EvidenceError(f"the evidence contradicts the report: {check}")
+
+
+def build(results: Results, names: tuple[str, ...] = QUESTIONS) -> dict[str, dict[str, Any]]:
+    """Every question's context, keyed ``q1``..``q4`` as the templates use them."""
+    return {name: importlib.import_module(f"report.questions.{name}").context(results) for name in names}

@@ -1,0 +1,274 @@
+"""Templates → HTML → PDF. Reads only the store (through the context layer); never imports torch.
+
+Each question template is Markdown with Jinja2 expressions. Jinja fills in values, figures and tables;
+markdown-it turns the result into HTML with math typeset by ziamath; the base template adds the title
+block, contents and appendix; WeasyPrint prints the same HTML to PDF.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+from report import figures
+from report import format as fmt
+from report.errors import ReportError, TemplateError
+from report.mathsvg import MathCache
+from report.questions import QUESTIONS, Figure, Results, Run, Table, build
+from report.store import Store
+
+PROJECT = Path(__file__).resolve().parent.parent
+TEMPLATES = PROJECT / "templates"
+TITLE = "Deep Learning — Assignment 1"
+PAPERS = {"a4": "A4", "letter": "Letter"}
+_REF = re.compile(r"⟦ref:([^⟧]+)⟧")
+
+
+@dataclass
+class Document:
+    """Numbering state for one render: figures, tables and sections in order of appearance."""
+
+    math: MathCache
+    cache_dir: Path | None
+    labels: dict[str, str] = field(default_factory=dict)  # label -> "Figure 3"
+    counts: dict[str, int] = field(default_factory=lambda: {"Figure": 0, "Table": 0})
+    template: str = ""
+    markdown: MarkdownIt | None = None
+
+    def _number(self, kind: str, label: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9:_-]*", label):
+            raise TemplateError(f"{self.template}: label {label!r} must be lowercase letters, digits, ':', '-'")
+        if label in self.labels:
+            raise TemplateError(f"{self.template}: label {label!r} is used twice")
+        self.counts[kind] += 1
+        self.labels[label] = f"{kind} {self.counts[kind]}"
+        return self.labels[label]
+
+    def inline(self, text: str) -> str:
+        assert self.markdown is not None
+        return self.markdown.renderInline(text)
+
+    def provenance(self, run: Run) -> str:
+        dirty = " (uncommitted changes)" if run.dirty else ""
+        text = (f"Source: {run.experiment}, run {run.run_id}, profile {run.profile}, {run.date}, "
+                f"{run.device_name}, {fmt.dur(run.duration_s)}, commit {run.commit}{dirty}.")
+        stale = ""
+        if run.stale:
+            stale = (f' <strong class="stale">Stale: the {", ".join(run.stale)} changed since this run; '
+                     f"rerun build.py all.</strong>")
+        return f'<span class="provenance">{html.escape(text)}{stale}</span>'
+
+    def figure(self, fig: Figure, caption: str = "", label: str = "", caller: Any = None) -> Markup:
+        """A numbered figure; the caption is a string or the body of a ``{% call figure(...) %}`` block."""
+        caption = _caption(caption, caller, label)
+        name = self._number("Figure", label)
+        uri = figures.data_uri(figures.to_svg(fig, self.cache_dir))
+        return Markup(
+            f'\n<figure class="figure" id="{label}">'
+            f'<img src="{uri}" alt="{html.escape(fig.alt, quote=True)}">'
+            f'<figcaption><span class="caption-label">{name}.</span> {self.inline(caption)} '
+            f"{self.provenance(fig.run)}</figcaption></figure>\n"
+        )
+
+    def table(self, tab: Table, caption: str = "", label: str = "", caller: Any = None) -> Markup:
+        """A numbered table with one number format per column, from the context's ``Table``."""
+        caption = _caption(caption, caller, label)
+        name = self._number("Table", label)
+        missing = [c for c in tab.columns if c not in tab.df.columns]
+        if missing:
+            raise TemplateError(f"{self.template}: table {label} has no column(s) {', '.join(missing)}")
+        head = "".join(
+            f'<th scope="col" class="{"text" if f == "text" else "num"}">{self.inline(h)}</th>'
+            for h, f in tab.columns.values()
+        )
+        rows = []
+        for _, row in tab.df.iterrows():
+            cells = "".join(
+                f'<td class="{"text" if f == "text" else "num"}">{html.escape(fmt.apply(f, row[c]))}</td>'
+                for c, (_, f) in tab.columns.items()
+            )
+            cls = ' class="highlight"' if tab.highlight is not None and tab.highlight(row) else ""
+            rows.append(f"<tr{cls}>{cells}</tr>")
+        return Markup(
+            f'\n<figure class="table" id="{label}"><figcaption><span class="caption-label">{name}.</span> '
+            f"{self.inline(caption)}</figcaption><table><thead><tr>{head}</tr></thead>"
+            f'<tbody>{"".join(rows)}</tbody></table>'
+            f'<p class="table-note">{self.provenance(tab.run)}</p></figure>\n'
+        )
+
+    @staticmethod
+    def ref(label: str) -> str:
+        return f"⟦ref:{label}⟧"
+
+
+def _caption(caption: str, caller: Any, label: str) -> str:
+    text = caller() if caller is not None else caption
+    if not label or not text.strip():
+        raise TemplateError(f"figure/table {label or '(no label)'}: give both a caption and a label")
+    return " ".join(text.split())
+
+
+def _markdown(doc: Document) -> MarkdownIt:
+    def math(content: str, options: dict[str, Any]) -> str:
+        return doc.math.svg(content.strip(), bool(options.get("display_mode")))
+
+    md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(["table", "replacements"])
+    md.use(dollarmath_plugin, renderer=math, double_inline=True, allow_space=True, allow_digits=False)
+    return md
+
+
+def _environment(doc: Document, templates: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([templates, TEMPLATES]),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(fmt.FILTERS)
+    env.globals.update(figure=doc.figure, table=doc.table, ref=doc.ref)
+    return env
+
+
+def _template_location(exc: BaseException) -> str:
+    """file:line of the innermost template frame of a Jinja runtime error."""
+    where = ""
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        name = frame.f_code.co_filename
+        if name.endswith(".j2"):
+            where = f"{Path(name).relative_to(PROJECT) if Path(name).is_relative_to(PROJECT) else name}:{lineno}"
+    return where or "templates"
+
+
+def _number_headings(md: MarkdownIt, source: str, section: int, toc: list[dict[str, Any]], ids: set[str]) -> str:
+    """Render Markdown with numbered, linkable headings (``#`` = the question, ``##`` = its parts),
+    collecting the table of contents."""
+    tokens = md.parse(source)
+    sub = 0
+    for i, tok in enumerate(tokens):
+        if tok.type != "heading_open":
+            continue
+        inline = tokens[i + 1]
+        if tok.tag == "h1":
+            number = str(section)
+        else:
+            sub += 1
+            number = f"{section}.{sub}"
+        slug = re.sub(r"[^a-z0-9]+", "-", inline.content.lower()).strip("-")[:40] or "section"
+        ident = f"sec-{number.replace('.', '-')}-{slug}"
+        ids.add(ident)
+        tok.attrSet("id", ident)
+        toc.append({"level": int(tok.tag[1]), "number": number, "title": md.renderInline(inline.content),
+                    "id": ident})
+        number_token = Token("html_inline", "", 0)
+        number_token.content = f'<span class="secnum">{number}</span> '
+        inline.children = [number_token, *(inline.children or [])]
+    return md.renderer.render(tokens, md.options, {})
+
+
+def render_html(
+    store: Store, profile: str, paper: str = "a4", cache_dir: Path | None = None,
+    questions: tuple[str, ...] = QUESTIONS, templates: Path = TEMPLATES,
+) -> str:
+    """The whole report as one self-contained HTML document (``questions`` in order, one section each)."""
+    results = Results(store, profile)
+    context = build(results, questions)
+    doc = Document(math=MathCache(cache_dir / "math.json" if cache_dir else None),
+                   cache_dir=cache_dir / "figures" if cache_dir else None)
+    md = _markdown(doc)
+    doc.markdown = md
+    env = _environment(doc, templates)
+    toc: list[dict[str, Any]] = []
+    ids: set[str] = set()
+    sections = []
+    for number, name in enumerate(questions, start=1):
+        template = f"{name}.md.j2"
+        doc.template = f"templates/{template}"
+        try:
+            source = env.get_template(template).render(**context, profile=profile)
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateError(f"templates/{template}:{e.lineno}: {e.message}") from None
+        except jinja2.UndefinedError as e:
+            raise TemplateError(f"{_template_location(e)}: {e.message} (no such value in the results "
+                                "context; see report/questions/)") from None
+        except ReportError:
+            raise
+        except Exception as e:
+            raise TemplateError(f"{_template_location(e)}: {type(e).__name__}: {e}") from None
+        sections.append({"id": name, "html": _number_headings(md, source, number, toc, ids)})
+    body_meta = document_meta(results, questions, profile)
+    try:
+        page = env.get_template("report.html.j2").render(
+            sections=sections, toc=toc, meta=body_meta, paper=PAPERS[paper],
+            css=(TEMPLATES / "style.css").read_text(encoding="utf-8"),
+        )
+    except jinja2.TemplateError as e:
+        raise TemplateError(f"templates/report.html.j2: {getattr(e, 'message', e)}") from None
+
+    def resolve(m: re.Match[str]) -> str:
+        label = m.group(1)
+        if label not in doc.labels:
+            raise TemplateError(f"ref({label!r}) names no figure or table; labels: {', '.join(sorted(doc.labels))}")
+        return f'<a class="xref" href="#{label}">{doc.labels[label]}</a>'
+
+    page = _REF.sub(resolve, page)
+    doc.math.save()
+    return page
+
+
+def document_meta(results: Results, questions: tuple[str, ...], profile: str) -> dict[str, Any]:
+    """Title-block and appendix facts: profile, dates, commits, environment of every run shown."""
+    all_runs = [results.run(name) for name in questions]
+    commits = sorted({r.commit + (" (dirty)" if r.dirty else "") for r in all_runs})
+    stale = [r for r in all_runs if r.stale]
+    return {
+        "title": TITLE,
+        "profile": profile,
+        "rendered": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "results_date": max(r.finished for r in all_runs)[:10],
+        "commits": ", ".join(commits),
+        "runs": all_runs,
+        "stale": stale,
+        "devices": sorted({r.device_name for r in all_runs}),
+        "versions": all_runs[0].versions,
+    }
+
+
+def write_html(page: str, path: Path) -> None:
+    _atomic_write(path, page.encode("utf-8"))
+
+
+def write_pdf(page: str, path: Path) -> None:
+    """Print the HTML with WeasyPrint (same document, print stylesheet)."""
+    for name in ("weasyprint", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():  # "install HarfBuzz-Subset": a packaging hint, printed on every run
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import weasyprint
+
+        pdf = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(custom_metadata=True)
+    _atomic_write(path, pdf)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as e:
+        raise ReportError(f"cannot write {path}: {e.strerror}; pass a writable --out") from None

@@ -1,0 +1,61 @@
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from report.config import apply_overrides, check_profile, default_profile, parse_overrides
+from report.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Cfg:
+    epochs: int = 2
+    lr: float = 0.1
+    dataset: Literal["svhn", "mnist"] = "svhn"
+    widths: tuple[int, ...] = (1, 2)
+    augment: bool = True
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError("q9.epochs must be at least 1")
+
+
+def test_parse_overrides_groups_by_experiment():
+    assert parse_overrides(["q3.epochs=5", "q3.lr=0.01", "q4.dataset=mnist"]) == {
+        "q3": {"epochs": "5", "lr": "0.01"}, "q4": {"dataset": "mnist"}}
+
+
+@pytest.mark.parametrize("bad", ["q3epochs=5", "q3.epochs", "=5", ".x=1"])
+def test_parse_overrides_rejects_malformed(bad):
+    with pytest.raises(ConfigError, match="EXPERIMENT.FIELD=VALUE"):
+        parse_overrides([bad])
+
+
+def test_apply_overrides_converts_each_type():
+    cfg = apply_overrides("q9", Cfg(), {"epochs": "5", "lr": "1e-3", "dataset": "mnist", "widths": "4,8,16",
+                                        "augment": "false"})
+    assert cfg == Cfg(epochs=5, lr=1e-3, dataset="mnist", widths=(4, 8, 16), augment=False)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"epoch": "5"}, "has no setting 'epoch'; valid: augment, dataset, epochs, lr, widths"),
+    ({"epochs": "five"}, "expected an integer"),
+    ({"lr": "fast"}, "expected a number"),
+    ({"dataset": "imagenet"}, "choose one of svhn, mnist"),
+    ({"augment": "maybe"}, "expected true or false"),
+    ({"epochs": "0"}, "must be at least 1"),
+])
+def test_apply_overrides_rejects_bad_values_with_one_line(raw, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
+        apply_overrides("q9", Cfg(), raw)
+    assert "\n" not in str(err.value)
+
+
+def test_profiles(monkeypatch):
+    assert check_profile("smoke") == "smoke"
+    with pytest.raises(ConfigError, match="unknown profile 'huge': choose one of smoke, quick, full"):
+        check_profile("huge")
+    monkeypatch.setenv("REPORT_PROFILE", "smoke")
+    assert default_profile() == "smoke"
+    monkeypatch.delenv("REPORT_PROFILE")
+    assert default_profile() in ("quick", "full")

@@ -1,0 +1,119 @@
+"""Rendering: StrictUndefined, math, number formats, figures, tables, cross-references, errors."""
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from report import render
+from report.errors import MissingResultError, TemplateError
+from report.questions import Figure, Results, Table
+from tests.helpers import store_with
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _draw(data):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot(data["x"], data["y"])
+    return fig
+
+
+def _context(r: Results):
+    run = r.run("qx")
+    df = r.table("qx", "sweep")
+    return {
+        "run": run,
+        "best": float(df["acc"].max()),
+        "tables": {"sweep": Table(df, {"lr": ("Learning rate $\\eta$", "sci"), "acc": ("Accuracy", "pct")}, run)},
+        "figures": {"curve": Figure(_draw, df.rename(columns={"lr": "x", "acc": "y"}), "accuracy by rate", run)},
+    }
+
+
+@pytest.fixture
+def fake_question(tmp_path, monkeypatch):
+    """A one-question report: a context module, a template, and a store holding its result."""
+    module = types.ModuleType("report.questions.qx")
+    module.context = _context
+    monkeypatch.setitem(sys.modules, "report.questions.qx", module)
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    store = store_with(tmp_path / "results", "qx", {"sweep": pd.DataFrame({"lr": [1e-3, 1e-2], "acc": [0.9712, 0.9856]})})
+    return store, templates
+
+
+def _render(store, templates, text, tmp_path):
+    (templates / "qx.md.j2").write_text(text)
+    return render.render_html(store, "smoke", cache_dir=tmp_path / "cache", questions=("qx",), templates=templates)
+
+
+def test_values_tables_figures_math_and_refs(fake_question, tmp_path):
+    store, templates = fake_question
+    page = _render(store, templates, (
+        "# Question 3: Test\n\nBest accuracy {{ qx.best | pct }} (see {{ ref('tab:q3-sweep') }} and "
+        "{{ ref('fig:q3-curve') }}), with $\\sigma(z) = 1/(1+e^{-z})$.\n\n## Part\n\n"
+        "$$\\nabla^2 L = X^\\top D X$$\n\n"
+        "{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n\n"
+        "{% call figure(qx.figures.curve, label='fig:q3-curve') %}Accuracy against $\\eta$.{% endcall %}\n"
+    ), tmp_path)
+    assert "Best accuracy 98.56%" in page
+    assert '<a class="xref" href="#tab:q3-sweep">Table 1</a>' in page
+    assert '<a class="xref" href="#fig:q3-curve">Figure 1</a>' in page
+    assert '<td class="num">1×10⁻³</td><td class="num">97.12%</td>' in page
+    assert 'aria-label="\\sigma(z) = 1/(1+e^{-z})"' in page
+    assert 'class="math display"' in page
+    assert 'alt="accuracy by rate"' in page and "data:image/svg+xml;base64," in page
+    assert '<span class="secnum">1.1</span> Part' in page
+    assert "Source: qx, run " in page
+    assert "src=\"http" not in page and "<script" not in page  # self-contained, no JavaScript
+
+
+def test_undefined_value_fails_with_file_and_line(fake_question, tmp_path):
+    store, templates = fake_question
+    with pytest.raises(TemplateError, match=r"qx.md.j2:3: .*'dict object' has no attribute 'worst'"):
+        _render(store, templates, "# Q\n\n{{ qx.worst | pct }}\n", tmp_path)
+
+
+def test_syntax_error_names_file_and_line(fake_question, tmp_path):
+    store, templates = fake_question
+    with pytest.raises(TemplateError, match=r"templates/qx.md.j2:2: "):
+        _render(store, templates, "# Q\n{{ qx.best | pct \n", tmp_path)
+
+
+def test_unknown_ref_and_duplicate_label_fail(fake_question, tmp_path):
+    store, templates = fake_question
+    with pytest.raises(TemplateError, match="ref\\('fig:nope'\\) names no figure or table"):
+        _render(store, templates, "# Q\n\n{{ ref('fig:nope') }}\n", tmp_path)
+    with pytest.raises(TemplateError, match="used twice"):
+        _render(store, templates, "# Q\n\n{{ table(qx.tables.sweep, 'a', label='tab:x') }}\n\n"
+                "{{ table(qx.tables.sweep, 'b', label='tab:x') }}\n", tmp_path)
+
+
+def test_missing_result_fails_the_build(tmp_path, monkeypatch):
+    module = types.ModuleType("report.questions.qx")
+    module.context = _context
+    monkeypatch.setitem(sys.modules, "report.questions.qx", module)
+    with pytest.raises(MissingResultError, match="run: build.py run qx --profile smoke"):
+        render.render_html(render.Store(tmp_path), "smoke", questions=("qx",))
+
+
+def test_pdf_has_the_numbers(fake_question, tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    store, templates = fake_question
+    page = _render(store, templates, "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', "
+                   "label='tab:q3-sweep') }}\n", tmp_path)
+    render.write_pdf(page, tmp_path / "r.pdf")
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(tmp_path / "r.pdf").pages)
+    assert "98.56%" in text and "Question 3" in text
+
+
+def test_render_module_does_not_import_torch():
+    code = ("import sys, report.render, report.questions, report.figures, report.store; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
