@@ -12,6 +12,7 @@ from report.questions import Figure
 
 STYLE = {
     "figure.dpi": 100,
+    "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.titlesize": 9,
     "axes.labelsize": 9,
@@ -21,7 +22,7 @@ STYLE = {
     "axes.grid": True,
     "grid.alpha": 0.3,
     "svg.hashsalt": "assignment-report",  # stable ids inside each SVG: byte-identical rebuilds
-    "svg.fonttype": "path",  # text as outlines: no font needed to view the file
+    "svg.fonttype": "none",  # text stays text: small, fast to print, selectable; DejaVu Sans or a fallback
 }
 
 

@@ -1,0 +1,186 @@
+"""Numerical convexity checks shared by Q1 and Q2.
+
+A binary task from real MNIST, the two per-sample losses on a sigmoid output, exact Hessians by
+autograd, and the midpoint test along segments. Everything runs in float64: the checks have to tell
+true negative curvature from round-off, and float32 round-off is far larger than the effects at stake.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.func import jacrev
+
+from experiments import data
+from report.errors import ConfigError
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # n -> (points, scales)
+CHUNK = 256  # segments per batch: bounds memory at (CHUNK, samples, hidden units) activations
+
+
+def validate(exp: str, cfg: Any) -> None:
+    """One-line errors for the settings Q1 and Q2 share."""
+    digits = cfg.digits
+    if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
+        raise ConfigError(f"{exp}.digits={digits}: give two different digits 0-9, e.g. {exp}.digits=3,8")
+    if cfg.pool < 1 or 28 % cfg.pool:
+        raise ConfigError(f"{exp}.pool={cfg.pool}: the pooling factor must divide 28 (1, 2, 4, 7, 14 or 28)")
+    for name in ("samples", "points", "segments", "train_steps"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{exp}.{name}={getattr(cfg, name)}: must be at least 1")
+    if not 0 < cfg.scale_min < cfg.scale_max:
+        raise ConfigError(f"{exp}.scale_min and scale_max: need 0 < scale_min < scale_max")
+    if cfg.rtol <= 0 or cfg.eig_tol <= 0 or cfg.lr <= 0:
+        raise ConfigError(f"{exp}.rtol, eig_tol and lr must be positive")
+
+
+def cross_entropy(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CE of a sigmoid output on logit ``z``: softplus(z) − y·z, written so it is exact for every z.
+
+    ``F.softplus`` switches to ``z`` above a threshold, a jump of ~1e-9 that the midpoint test would see.
+    """
+    return torch.logaddexp(z, torch.zeros_like(z)) - y * z
+
+
+def squared_error(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Squared error of a sigmoid output against the 0/1 label."""
+    return (torch.sigmoid(z) - y) ** 2
+
+
+LOSSES: dict[str, Loss] = {"ce": cross_entropy, "mse": squared_error}
+
+
+def closed_d1(loss: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """dℓ/dz in closed form (used to build the Hessian of the linear network at the origin)."""
+    p = torch.sigmoid(z)
+    return p - y if loss == "ce" else 2 * (p - y) * p * (1 - p)
+
+
+def closed_d2(loss: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """d²ℓ/dz² in closed form: σ(1−σ) for CE, 2σ(1−σ)[σ(1−σ) + (σ−y)(1−2σ)] for MSE."""
+    p = torch.sigmoid(z)
+    s = p * (1 - p)
+    return s if loss == "ce" else 2 * s * (s + (p - y) * (1 - 2 * p))
+
+
+def d2_dz2(loss: Loss, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Elementwise second derivative of a per-sample loss in the logit, by autograd."""
+    z = z.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss(z, y).sum(), z, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), z)
+    return h
+
+
+def generator(seed: int, key: str) -> torch.Generator:
+    """A generator per (seed, stage): a resumed run redraws exactly what the interrupted one drew."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(key.encode()))
+
+
+def binary_task(data_dir: Path, digits: tuple[int, ...], samples: int, pool: int, seed: int,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``samples`` MNIST training images of two digits as a float64 design matrix with a trailing column
+    of ones (the bias), pixels in [0, 1] average-pooled ``pool``x``pool``; labels are 1 for ``digits[1]``.
+
+    Pooling keeps the parameter count small enough for exact Hessians at many points.
+    """
+    images, labels = data.load("mnist", data_dir, train=True)
+    keep = torch.nonzero((labels == digits[0]) | (labels == digits[1])).squeeze(1)
+    keep = keep[torch.randperm(len(keep), generator=generator(seed, "sample"))[:samples]]
+    x = F.avg_pool2d(images[keep].double() / 255, pool).flatten(1)
+    x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+    y = (labels[keep] == digits[1]).double()
+    return x.to(device), y.to(device)
+
+
+def log_uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
+    """``n`` scales spread evenly in log space, so small and large parameters are both visited."""
+    return torch.empty(n, dtype=torch.float64).uniform_(math.log(lo), math.log(hi), generator=gen).exp()
+
+
+def hessian(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> torch.Tensor:
+    """The exact Hessian of scalar ``f`` at ``theta``, by reverse-over-reverse autograd."""
+    return jacrev(jacrev(f))(theta)
+
+
+def eigenvalues(h: torch.Tensor) -> torch.Tensor:
+    """Ascending eigenvalues of a Hessian, symmetrised first: autograd leaves round-off asymmetry."""
+    return torch.linalg.eigvalsh((h + h.T) / 2)
+
+
+def midpoint_test(f: Callable[[torch.Tensor], torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+                  rtol: float) -> dict[str, torch.Tensor]:
+    """Jensen's inequality at the midpoint of each segment [a_i, b_i] (rows of ``a`` and ``b``).
+
+    ``f`` maps a batch of points (S, P) to values (S,). A segment violates convexity when
+    f((a+b)/2) exceeds (f(a)+f(b))/2 by more than ``rtol`` times the endpoint values' mean magnitude,
+    so round-off of a function that is affine along the segment never counts as a violation.
+    """
+    fa, fb, fm = f(a), f(b), f((a + b) / 2)
+    gap = fm - (fa + fb) / 2
+    return {"loss_a": fa, "loss_b": fb, "loss_mid": fm, "gap": gap,
+            "violated": gap > rtol * (fa.abs() + fb.abs()) / 2}
+
+
+def spectrum_row(h: torch.Tensor) -> dict[str, float]:
+    """Smallest eigenvalue of a Hessian, alone and relative to the largest magnitude (scale-free)."""
+    eig = eigenvalues(h)
+    top = float(eig.abs().max())
+    return {"min_eig": float(eig[0]), "max_abs_eig": top, "rel_min_eig": float(eig[0]) / top if top else 0.0}
+
+
+def segment_table(f: Callable[[torch.Tensor], torch.Tensor], sample: Sampler, count: int, rtol: float,
+                  gen: torch.Generator, track: Callable[..., Any], description: str) -> pd.DataFrame:
+    """The midpoint test on ``count`` segments whose endpoints ``sample`` draws independently."""
+    frames = []
+    for start in track(range(0, count, CHUNK), total=-(-count // CHUNK), description=description):
+        n = min(CHUNK, count - start)
+        (a, sa), (b, sb) = sample(n, gen), sample(n, gen)
+        result = midpoint_test(f, a, b, rtol)
+        columns = {"segment": range(start, start + n), "scale_a": sa.numpy(), "scale_b": sb.numpy()}
+        frames.append(pd.DataFrame(columns | {k: v.cpu().numpy() for k, v in result.items()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def fit(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, steps: int,
+        lr: float) -> torch.Tensor:
+    """Full-batch Adam for a fixed number of steps: a well-defined "trained point" even where the loss
+    has no minimiser (separable data)."""
+    theta = theta.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([theta], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        f(theta).backward()
+        opt.step()
+    return theta.detach()
+
+
+@contextmanager
+def one_thread(device: torch.device) -> Iterator[None]:
+    """Run CPU work on one intra-op thread, then restore the setting.
+
+    These float64 problems are a few thousand rows by tens of columns: extra threads save little, and on
+    a CPU shared with other jobs OpenMP's spin-waiting made them 10-30x slower in our measurements.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def float64_device(device: torch.device) -> torch.device:
+    """The run's device if it supports float64 (Apple MPS does not; those runs use the CPU)."""
+    return torch.device("cpu") if device.type == "mps" else device

@@ -1,0 +1,150 @@
+"""Q1: is the training loss of a sigmoid unit on a linear logit z = wᵀx + b convex in (w, b)?
+
+On a two-digit MNIST task, for cross-entropy (CE) and squared error (MSE): exact Hessians by autograd at
+random parameter points, the midpoint test along random segments, and the arrays the report draws (loss
+slices through a trained point, d²ℓ/dz², a one-sample counterexample, CE along a ray).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from experiments import convexity as cx
+from experiments.common import Output, RunContext
+
+TITLE = "Q1: convexity of CE vs MSE for a sigmoid unit on a linear logit"
+COUNTEREXAMPLE = (-4.0, 0.0)  # two logits of one sample with y = 1 whose MSE midpoint breaks convexity
+RAY = (1.0, 2.0, 4.0, 8.0, 16.0)  # multiples of the trained parameters: CE along a ray
+
+
+@dataclass(frozen=True)
+class Config:
+    digits: tuple[int, ...] = (0, 1)  # the binary task; digits[1] is the positive class
+    samples: int = 1024  # training images (a random subset of the two digits)
+    pool: int = 4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias) keeps Hessians small
+    points: int = 50  # random parameter points with an exact Hessian, per loss
+    segments: int = 2000  # random segments in the midpoint test, per loss
+    scale_min: float = 0.1  # typical |logit| at a random point, drawn log-uniformly between these two
+    scale_max: float = 30.0
+    rtol: float = 1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
+    eig_tol: float = 1e-6  # relative min eigenvalue below -eig_tol counts as negative curvature
+    train_steps: int = 500  # full-batch Adam steps (CE) for the point the loss slices pass through
+    lr: float = 0.05  # Adam learning rate for that point
+
+    def validate(self) -> None:
+        cx.validate("q1", self)
+
+
+PROFILES: dict[str, Config] = {
+    "smoke": Config(samples=256, points=8, segments=400, train_steps=100),
+    "quick": Config(samples=2048, points=100, segments=5000),
+    "full": Config(samples=12_000, pool=2, points=200, segments=20_000, train_steps=2000),
+}
+
+
+def datasets(cfg: Config) -> list[str]:
+    return ["mnist"]
+
+
+def run(cfg: Config, ctx: RunContext) -> Output:
+    device = cx.float64_device(ctx.device)
+    with cx.one_thread(device):
+        return _run(cfg, ctx, device)
+
+
+def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
+    x, y = cx.binary_task(ctx.data_dir, cfg.digits, cfg.samples, cfg.pool, ctx.seed, device)
+    n, dim = x.shape
+    rms = x.pow(2).sum(1).mean().sqrt().item()  # theta ~ N(0, (s / rms)^2 I) gives logits of spread ~ s
+
+    def mean_loss(loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda theta: cx.LOSSES[loss](theta @ x.T, y).mean(-1)
+
+    def sample(count: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random parameter vectors, each at its own log-uniform logit scale s."""
+        scales = cx.log_uniform(count, cfg.scale_min, cfg.scale_max, gen)
+        theta = torch.randn(count, dim, generator=gen, dtype=torch.float64) * (scales / rms)[:, None]
+        return theta.to(device), scales
+
+    def hessians(loss: str) -> pd.DataFrame:
+        thetas, scales = sample(cfg.points, cx.generator(ctx.seed, f"hessian-{loss}"))
+        rows = []
+        for i in ctx.track(range(cfg.points), total=cfg.points, description=f"q1 Hessians ({loss})"):
+            h = cx.hessian(mean_loss(loss), thetas[i])
+            d2 = cx.closed_d2(loss, x @ thetas[i], y)
+            closed = (x.T * d2) @ x / n  # X^T diag(l''(z_i)) X / N
+            err = float((h - closed).abs().max() / closed.abs().max())
+            rows.append({"loss": loss, "point": i, "scale": float(scales[i]), **cx.spectrum_row(h),
+                         "closed_form_err": err, "neg_curvature_samples": float((d2 < 0).double().mean())})
+        return pd.DataFrame(rows)
+
+    def segments(loss: str) -> pd.DataFrame:
+        gen = cx.generator(ctx.seed, f"segments-{loss}")
+        df = cx.segment_table(mean_loss(loss), sample, cfg.segments, cfg.rtol, gen, ctx.track,
+                              f"q1 midpoint test ({loss})")
+        return df.assign(loss=loss)
+
+    def train() -> torch.Tensor:
+        return cx.fit(mean_loss("ce"), torch.zeros(dim, dtype=torch.float64, device=device),
+                      cfg.train_steps, cfg.lr).cpu()
+
+    theta = ctx.step("train", train).to(device)
+    hessian = pd.concat([ctx.step(f"hessian-{k}", lambda k=k: hessians(k)) for k in cx.LOSSES])
+    segment = pd.concat([ctx.step(f"segments-{k}", lambda k=k: segments(k)) for k in cx.LOSSES])
+    margins = (2 * y - 1) * (x @ theta)
+    tables = {
+        "task": pd.DataFrame([{
+            "dataset": "mnist", "negative_digit": cfg.digits[0], "positive_digit": cfg.digits[1],
+            "samples": n, "positives": int(y.sum()), "features": dim - 1, "pool": cfg.pool,
+            "rank": int(torch.linalg.matrix_rank(x)), "zero_features": int((x.abs().sum(0) == 0).sum()),
+            "train_steps": cfg.train_steps,
+            "train_loss": float(mean_loss("ce")(theta)),
+            "train_accuracy": float((margins > 0).double().mean()), "min_margin": float(margins.min()),
+        }]),
+        "hessian": hessian.reset_index(drop=True),
+        "segments": segment.reset_index(drop=True),
+        "slice": _slice(mean_loss, theta),
+        "curvature": _curvature(),
+        "counterexample": _counterexample(),
+        "ray": pd.DataFrame({"t": RAY, "loss": [float(mean_loss("ce")(t * theta)) for t in RAY]}),
+    }
+    mse = hessian[hessian["loss"] == "mse"]
+    return Output(tables, ("MSE min Hessian eigenvalue (relative)", float(mse["rel_min_eig"].min())))
+
+
+def _slice(mean_loss: Callable[[str], Callable[[torch.Tensor], torch.Tensor]],
+           theta: torch.Tensor) -> pd.DataFrame:
+    """Both losses along the line t·θ through the origin (t = 0) and the trained point (t = 1)."""
+    t = torch.linspace(-2, 2, 161, dtype=torch.float64)
+    points = t[:, None].to(theta.device) * theta
+    frames = [pd.DataFrame({"loss": loss, "t": t.numpy(), "value": mean_loss(loss)(points).cpu().numpy()})
+              for loss in cx.LOSSES]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _curvature() -> pd.DataFrame:
+    """d²ℓ/dz² by autograd for each loss and label: where it is negative, ℓ is concave in z."""
+    z = torch.linspace(-8, 8, 321, dtype=torch.float64)
+    frames = []
+    for loss, fn in cx.LOSSES.items():
+        for label in (0, 1):
+            d2 = cx.d2_dz2(fn, z, torch.full_like(z, label))
+            frames.append(pd.DataFrame({"loss": loss, "label": label, "z": z.numpy(), "d2": d2.numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _counterexample() -> pd.DataFrame:
+    """One sample with x = 1, y = 1 and no bias, so the weight is the logit: each loss at two weights
+    and their midpoint."""
+    za, zb = COUNTEREXAMPLE
+    z = torch.tensor([za, zb, (za + zb) / 2], dtype=torch.float64)
+    rows = []
+    for loss, fn in cx.LOSSES.items():
+        la, lb, lm = fn(z, torch.ones_like(z)).tolist()
+        rows.append({"loss": loss, "z_a": za, "z_b": zb, "loss_a": la, "loss_b": lb, "loss_mid": lm,
+                     "gap": lm - (la + lb) / 2})
+    return pd.DataFrame(rows)

@@ -1,0 +1,218 @@
+"""Q2: with one hidden layer of linear units, is the loss convex in the weights?
+
+The network z = w2ᵀ(W1 x̃) + b2 (x̃ = [x, 1], so W1 holds the hidden biases) computes a linear function of
+x, yet its loss is a function of a product of weights. On a two-digit MNIST task, for CE and MSE on a
+sigmoid output: exact Hessians at the origin (against the closed form) and at random points, the midpoint
+test along random segments, the sign-flip counterexample at a trained point, and the loss surface of the
+scalar model z = w2·w1·s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from experiments import convexity as cx
+from experiments.common import Output, RunContext
+from report.errors import ConfigError
+
+TITLE = "Q2: convexity of CE and MSE for a network with a linear hidden layer"
+
+
+@dataclass(frozen=True)
+class Config:
+    digits: tuple[int, ...] = (0, 1)  # the binary task; digits[1] is the positive class
+    samples: int = 1024  # training images (a random subset of the two digits)
+    pool: int = 4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias)
+    hidden: int = 4  # linear hidden units: 4 x 50 + 4 + 1 = 205 parameters at pool 4
+    points: int = 20  # random parameter points with an exact Hessian, per loss (the origin is separate)
+    segments: int = 2000  # random segments in the midpoint test, per loss
+    scale_min: float = 0.1  # typical |logit| at a random point, drawn log-uniformly between these two
+    scale_max: float = 30.0
+    rtol: float = 1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
+    eig_tol: float = 1e-6  # relative min eigenvalue below -eig_tol counts as negative curvature
+    train_steps: int = 500  # full-batch Adam steps for the trained point of the sign-flip counterexample
+    lr: float = 0.02  # Adam learning rate for those points
+    surface_range: float = 3.0  # the contour plot spans [-range, range]^2 in (w1, w2)
+    surface_points: int = 61  # grid points per axis (odd, so the origin is on the grid)
+
+    def validate(self) -> None:
+        cx.validate("q2", self)
+        if self.hidden < 1:
+            raise ConfigError(f"q2.hidden={self.hidden}: the network needs at least one hidden unit")
+        if self.surface_points < 3 or self.surface_points % 2 == 0 or self.surface_range <= 0:
+            raise ConfigError("q2.surface_points must be odd and >= 3 (the grid must contain the origin) "
+                              "and q2.surface_range positive")
+
+
+PROFILES: dict[str, Config] = {
+    "smoke": Config(samples=256, hidden=2, points=4, segments=400, train_steps=100, surface_points=31),
+    "quick": Config(samples=2048, points=40, segments=5000),
+    "full": Config(samples=12_000, pool=2, hidden=4, points=100, segments=20_000, train_steps=2000),
+}
+
+
+def datasets(cfg: Config) -> list[str]:
+    return ["mnist"]
+
+
+def logits(theta: torch.Tensor, x: torch.Tensor, hidden: int) -> torch.Tensor:
+    """Logits for ``theta`` = [W1 (row-major, hidden x D), w2 (hidden), b2], batched over leading dims."""
+    d = x.shape[1]
+    w1 = theta[..., : hidden * d].unflatten(-1, (hidden, d))
+    w2 = theta[..., hidden * d : hidden * d + hidden]
+    return ((x @ w1.mT) @ w2.unsqueeze(-1)).squeeze(-1) + theta[..., -1:]
+
+
+def flip(theta: torch.Tensor) -> torch.Tensor:
+    """(W1, w2, b2) -> (-W1, -w2, b2): the same function of x, hence the same loss."""
+    out = -theta
+    out[..., -1] = theta[..., -1]
+    return out
+
+
+def origin_hessian(loss: str, x: torch.Tensor, y: torch.Tensor, hidden: int) -> torch.Tensor:
+    """The Hessian at W1 = 0, w2 = 0, b2 = 0 in closed form.
+
+    There z = 0 and ∇z = e_b2, so only ℓ'(0)·∇²z and ℓ''(0)·e_b2 e_b2ᵀ survive: each hidden unit j couples
+    w2_j with row j of W1 through g = mean_i ℓ'(0, y_i) x̃_i, and the b2 entry is c = mean_i ℓ''(0, y_i).
+    """
+    n, d = x.shape
+    zero = torch.zeros(n, dtype=x.dtype, device=x.device)
+    g = (cx.closed_d1(loss, zero, y)[:, None] * x).mean(0)
+    size = hidden * d + hidden + 1
+    h = torch.zeros(size, size, dtype=x.dtype, device=x.device)
+    for j in range(hidden):
+        h[j * d : (j + 1) * d, hidden * d + j] = g
+        h[hidden * d + j, j * d : (j + 1) * d] = g
+    h[-1, -1] = cx.closed_d2(loss, zero, y).mean()
+    return h
+
+
+def origin_spectrum(g_norm: float, c: float, hidden: int, d: int) -> list[float]:
+    """Eigenvalues of ``origin_hessian``: each unit's block [[0, gᵀ], [g, 0]] gives ±‖g‖ and d−1 zeros."""
+    return sorted([-g_norm] * hidden + [0.0] * (hidden * (d - 1)) + [g_norm] * hidden + [c])
+
+
+def run(cfg: Config, ctx: RunContext) -> Output:
+    device = cx.float64_device(ctx.device)
+    with cx.one_thread(device):
+        return _run(cfg, ctx, device)
+
+
+def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
+    x, y = cx.binary_task(ctx.data_dir, cfg.digits, cfg.samples, cfg.pool, ctx.seed, device)
+    n, d = x.shape
+    size = cfg.hidden * d + cfg.hidden + 1
+    rms = x.pow(2).sum(1).mean().sqrt().item()
+
+    def mean_loss(loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda theta: cx.LOSSES[loss](logits(theta, x, cfg.hidden), y).mean(-1)
+
+    def sample(count: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gaussian weights sized so w2ᵀW1x̃ and b2 each have spread s/√2: logits of order s."""
+        scales = cx.log_uniform(count, cfg.scale_min, cfg.scale_max, gen)
+        c = (scales / math.sqrt(2))[:, None]
+        w1 = torch.randn(count, cfg.hidden * d, generator=gen, dtype=torch.float64) * c.sqrt() / rms
+        w2 = torch.randn(count, cfg.hidden, generator=gen, dtype=torch.float64) * (c / cfg.hidden).sqrt()
+        b2 = torch.randn(count, 1, generator=gen, dtype=torch.float64) * c
+        return torch.cat([w1, w2, b2], dim=1).to(device), scales
+
+    def origin(loss: str) -> dict[str, float | str | int]:
+        h = cx.hessian(mean_loss(loss), torch.zeros(size, dtype=torch.float64, device=device))
+        closed = origin_hessian(loss, x, y, cfg.hidden)
+        g_norm = float(closed[: d, cfg.hidden * d].norm())
+        c = float(closed[-1, -1])
+        eig = cx.eigenvalues(h)
+        expected = torch.tensor(origin_spectrum(g_norm, c, cfg.hidden, d), dtype=torch.float64)
+        top = float(eig.abs().max())
+        return {"loss": loss, "g_norm": g_norm, "bias_curvature": c,
+                "min_eig": float(eig[0]), "max_eig": float(eig[-1]),
+                "min_eig_closed": float(expected[0]), "max_eig_closed": float(expected[-1]),
+                "matrix_err": float((h - closed).abs().max() / closed.abs().max()),
+                "spectrum_err": float((eig.cpu() - expected).abs().max()) / top,
+                "negative": int((eig < -cfg.eig_tol * top).sum()),
+                "positive": int((eig > cfg.eig_tol * top).sum())}
+
+    def hessians(loss: str) -> pd.DataFrame:
+        thetas, scales = sample(cfg.points, cx.generator(ctx.seed, f"hessian-{loss}"))
+        rows = []
+        for i in ctx.track(range(cfg.points), total=cfg.points, description=f"q2 Hessians ({loss})"):
+            rows.append({"loss": loss, "point": i, "scale": float(scales[i]),
+                         **cx.spectrum_row(cx.hessian(mean_loss(loss), thetas[i]))})
+        return pd.DataFrame(rows)
+
+    def segments(loss: str) -> pd.DataFrame:
+        gen = cx.generator(ctx.seed, f"segments-{loss}")
+        df = cx.segment_table(mean_loss(loss), sample, cfg.segments, cfg.rtol, gen, ctx.track,
+                              f"q2 midpoint test ({loss})")
+        return df.assign(loss=loss)
+
+    def train(loss: str) -> torch.Tensor:
+        """A trained point, started near (not at) the origin, where the gradient of W1 and w2 vanishes."""
+        gen = cx.generator(ctx.seed, f"init-{loss}")
+        start = 0.01 * torch.randn(size, generator=gen, dtype=torch.float64)
+        return cx.fit(mean_loss(loss), start.to(device), cfg.train_steps, cfg.lr).cpu()
+
+    thetas = {k: ctx.step(f"train-{k}", lambda k=k: train(k)).to(device) for k in cx.LOSSES}
+    hessian = pd.concat([ctx.step(f"hessian-{k}", lambda k=k: hessians(k)) for k in cx.LOSSES])
+    segment = pd.concat([ctx.step(f"segments-{k}", lambda k=k: segments(k)) for k in cx.LOSSES])
+    s = torch.linspace(-1.5, 1.5, 121, dtype=torch.float64, device=device)
+    weights = torch.arange(size, device=device) < size - 1  # every entry but b2
+    path = []
+    for loss, theta in thetas.items():  # theta(s) = (s W1, s w2, b2): theta at s = 1, its flip at s = -1
+        along = theta * torch.where(weights, s[:, None], 1.0)
+        value = mean_loss(loss)(along).cpu().numpy()
+        path.append(pd.DataFrame({"loss": loss, "s": s.cpu().numpy(), "value": value}))
+    ce = hessian[hessian["loss"] == "ce"]
+    tables = {
+        "task": pd.DataFrame([{
+            "dataset": "mnist", "negative_digit": cfg.digits[0], "positive_digit": cfg.digits[1],
+            "samples": n, "positives": int(y.sum()), "features": d - 1, "pool": cfg.pool,
+            "hidden": cfg.hidden, "parameters": size, "train_steps": cfg.train_steps,
+        }]),
+        "hessian": hessian.reset_index(drop=True),
+        "origin": pd.DataFrame([ctx.step(f"origin-{k}", lambda k=k: origin(k)) for k in cx.LOSSES]),
+        "segments": segment.reset_index(drop=True),
+        "symmetry": _symmetry(mean_loss, thetas, y),
+        "path": pd.concat(path, ignore_index=True),
+        "surface": _surface(x, y, cfg.surface_range, cfg.surface_points),
+    }
+    return Output(tables, ("CE min Hessian eigenvalue (relative)", float(ce["rel_min_eig"].min())))
+
+
+def _symmetry(mean_loss: Callable[[str], Callable[[torch.Tensor], torch.Tensor]],
+              thetas: dict[str, torch.Tensor], y: torch.Tensor) -> pd.DataFrame:
+    """L(θ), L(−θ) and L at their midpoint (0, 0, b2), against the best constant prediction."""
+    m = float(y.mean())  # the best constant prediction is σ(c) = m
+    best_constant = {"ce": -(m * math.log(m) + (1 - m) * math.log(1 - m)), "mse": m * (1 - m)}
+    rows = []
+    for loss, theta in thetas.items():
+        f = mean_loss(loss)
+        flipped = flip(theta)
+        rows.append({"loss": loss, "loss_theta": float(f(theta)), "loss_flipped": float(f(flipped)),
+                     "loss_mid": float(f((theta + flipped) / 2)), "best_constant": best_constant[loss],
+                     "bias": float(theta[-1]), "theta_norm": float(theta.norm())})
+    return pd.DataFrame(rows)
+
+
+def _surface(x: torch.Tensor, y: torch.Tensor, extent: float, points: int) -> pd.DataFrame:
+    """Each loss of the scalar model z = w2·w1·s on a grid, with s the standardised projection of the
+    pixels on the difference of the class means: the two-weight picture of the product structure."""
+    pixels = x[:, :-1]
+    direction = pixels[y == 1].mean(0) - pixels[y == 0].mean(0)
+    s = (pixels - pixels.mean(0)) @ direction
+    s = s / s.std()
+    grid = torch.linspace(-extent, extent, points, dtype=torch.float64, device=x.device)
+    w1, w2 = torch.meshgrid(grid, grid, indexing="ij")
+    frames = []
+    for loss, fn in cx.LOSSES.items():
+        value = torch.stack([fn((w1[i] * w2[i])[:, None] * s, y).mean(-1) for i in range(points)])
+        grid_values = {"w1": w1, "w2": w2, "value": value}
+        frames.append(pd.DataFrame({k: v.flatten().cpu().numpy() for k, v in grid_values.items()}))
+        frames[-1].insert(0, "loss", loss)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,52 @@
+"""Fixtures shared across test files: the real data location and one smoke build of the whole report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see build.py: set before torch is imported
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("REPORT_DATA_DIR", ROOT.parent / "shared" / "data"))
+SMOKE_SETS = ["--set", "q4.dataset=fashion-mnist"]
+
+
+def build_cmd(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "build.py"), *args]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"real MNIST not found at {DATA}: set REPORT_DATA_DIR to a folder holding MNIST/")
+    return DATA
+
+
+@dataclass(frozen=True)
+class Build:
+    store: Path
+    out: Path
+    html: Path
+    pdf: Path
+    log: str
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory, data_dir) -> Build:
+    """``build.py all --profile smoke`` once, in a temporary store and output folder."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    store, out = tmp / "results", tmp / "build"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        build_cmd("all", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
+                  "--out", str(out), *SMOKE_SETS),
+        capture_output=True, text=True, cwd=tmp, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Build(store, out, out / "report.html", out / "report.pdf", proc.stderr)

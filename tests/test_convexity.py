@@ -1,0 +1,210 @@
+"""Q1/Q2 convexity checks: closed forms against autograd, the midpoint counter on functions of known
+shape, config validation, and real-MNIST smoke runs through the runner, the context layer and the renderer."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from experiments import convexity as cx
+from experiments import q1 as exp_q1
+from experiments import q2 as exp_q2
+from experiments import runner
+from report import render
+from report.config import apply_overrides
+from report.errors import ConfigError, EvidenceError
+from report.questions import Results
+from report.questions import q1 as ctx_q1
+from report.questions import q2 as ctx_q2
+from report.store import Store
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+F64 = torch.float64
+
+
+def _task(n: int = 40, d: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small design matrix with a bias column and 0/1 labels that are not balanced."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.rand(n, d, generator=g, dtype=F64), torch.ones(n, 1, dtype=F64)], dim=1)
+    y = (torch.rand(n, generator=g, dtype=F64) < 0.35).to(F64)
+    return x, y
+
+
+@pytest.mark.parametrize("scale", [0.1, 3.0, 30.0])
+def test_ce_hessian_by_autograd_equals_closed_form(scale: float) -> None:
+    x, y = _task()
+    theta = scale * torch.randn(x.shape[1], generator=torch.Generator().manual_seed(1), dtype=F64)
+    h = cx.hessian(lambda t: cx.cross_entropy(x @ t, y).mean(), theta)
+    p = torch.sigmoid(x @ theta)
+    closed = x.T @ torch.diag(p * (1 - p)) @ x / len(x)
+    torch.testing.assert_close(h, closed, rtol=1e-12, atol=1e-15 * float(closed.abs().max()))
+    assert float(cx.eigenvalues(h)[0]) >= -1e-12 * float(closed.abs().max())
+
+
+def test_mse_hessian_by_autograd_equals_weighted_closed_form() -> None:
+    x, y = _task()
+    theta = 4.0 * torch.randn(x.shape[1], generator=torch.Generator().manual_seed(2), dtype=F64)
+    h = cx.hessian(lambda t: cx.squared_error(x @ t, y).mean(), theta)
+    closed = (x.T * cx.closed_d2("mse", x @ theta, y)) @ x / len(x)
+    torch.testing.assert_close(h, closed, rtol=1e-12, atol=1e-15 * float(closed.abs().max()))
+
+
+def test_second_derivatives_in_z_and_the_negative_region_of_mse() -> None:
+    z = torch.linspace(-10, 10, 2001, dtype=F64)
+    for loss, fn in cx.LOSSES.items():
+        for label in (0.0, 1.0):
+            y = torch.full_like(z, label)
+            torch.testing.assert_close(cx.d2_dz2(fn, z, y), cx.closed_d2(loss, z, y), rtol=1e-10, atol=1e-14)
+    assert bool((cx.closed_d2("ce", z, z * 0) > 0).all())
+    away = (z.abs() - math.log(2)).abs() > 1e-9  # the sign at exactly ±ln 2 is round-off
+    d2_pos, d2_neg = cx.closed_d2("mse", z, z * 0 + 1), cx.closed_d2("mse", z, z * 0)
+    assert torch.equal((d2_pos < 0)[away], (z < -math.log(2))[away])
+    assert torch.equal((d2_neg < 0)[away], (z > math.log(2))[away])
+
+
+def test_cross_entropy_is_exact_where_softplus_switches_to_linear() -> None:
+    z = torch.tensor([19.0, 20.0, 21.0, 40.0], dtype=F64)
+    expected = torch.log1p(torch.exp(-z)) + z  # softplus(z) without any threshold
+    torch.testing.assert_close(cx.cross_entropy(z, torch.zeros_like(z)), expected, rtol=1e-15, atol=0)
+
+
+def _segments(count: int = 200, dim: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(count, dim, generator=g, dtype=F64), torch.randn(count, dim, generator=g, dtype=F64)
+
+
+def test_midpoint_counter_flags_every_segment_of_a_concave_function() -> None:
+    a, b = _segments()
+    result = cx.midpoint_test(lambda t: -(t**2).sum(-1) + 3.0, a, b, rtol=1e-9)
+    assert int(result["violated"].sum()) == len(a)
+    torch.testing.assert_close(result["gap"], ((a - b) ** 2).sum(-1) / 4)  # the exact Jensen gap
+
+
+def test_midpoint_counter_finds_no_violation_for_convex_or_affine_functions() -> None:
+    a, b = _segments()
+    convex = cx.midpoint_test(lambda t: torch.logsumexp(3 * t, dim=-1) + (t**2).sum(-1), a, b, rtol=1e-9)
+    assert int(convex["violated"].sum()) == 0 and bool((convex["gap"] < 0).all())
+    c = torch.randn(a.shape[1], generator=torch.Generator().manual_seed(4), dtype=F64)
+    affine = cx.midpoint_test(lambda t: t @ c + 1e3, a, b, rtol=1e-9)  # gap is pure round-off
+    assert int(affine["violated"].sum()) == 0
+    assert float(affine["gap"].abs().max()) < 1e-9 * 1e3
+
+
+def test_midpoint_counter_finds_some_violations_of_a_sometimes_concave_function() -> None:
+    a, b = _segments()
+    result = cx.midpoint_test(lambda t: torch.sin(t).sum(-1), a, b, rtol=1e-9)
+    assert 0 < int(result["violated"].sum()) < len(a)
+
+
+def test_two_layer_hessian_at_origin_equals_closed_form_and_is_indefinite() -> None:
+    x, y = _task(n=30, d=4)
+    hidden = 3
+    size = hidden * x.shape[1] + hidden + 1
+    for loss in cx.LOSSES:
+        h = cx.hessian(lambda t, loss=loss: cx.LOSSES[loss](exp_q2.logits(t, x, hidden), y).mean(),
+                       torch.zeros(size, dtype=F64))
+        closed = exp_q2.origin_hessian(loss, x, y, hidden)
+        torch.testing.assert_close(h, closed, rtol=0, atol=1e-15)
+        g_norm = float(closed[: x.shape[1], hidden * x.shape[1]].norm())
+        spectrum = exp_q2.origin_spectrum(g_norm, float(closed[-1, -1]), hidden, x.shape[1])
+        expected = torch.tensor(spectrum, dtype=F64)
+        torch.testing.assert_close(cx.eigenvalues(h), expected, rtol=0, atol=1e-12)
+        assert expected[0] < 0 < expected[-1]
+    ce_g = exp_q2.origin_hessian("ce", x, y, hidden)[: x.shape[1], hidden * x.shape[1]]
+    mse_g = exp_q2.origin_hessian("mse", x, y, hidden)[: x.shape[1], hidden * x.shape[1]]
+    torch.testing.assert_close(mse_g, ce_g / 2)  # ℓ'(0) of MSE is half that of CE
+
+
+def test_sign_flip_keeps_the_function_and_its_midpoint_is_constant() -> None:
+    x, _ = _task(n=25, d=4)
+    hidden = 2
+    size = hidden * x.shape[1] + hidden + 1
+    theta = torch.randn(size, generator=torch.Generator().manual_seed(5), dtype=F64)
+    flipped = exp_q2.flip(theta)
+    torch.testing.assert_close(exp_q2.logits(flipped, x, hidden), exp_q2.logits(theta, x, hidden))
+    mid = exp_q2.logits((theta + flipped) / 2, x, hidden)
+    torch.testing.assert_close(mid, torch.full_like(mid, float(theta[-1])))
+
+
+@pytest.mark.parametrize(("exp", "key", "value"), [
+    ("q1", "digits", "3"), ("q1", "digits", "4,4"), ("q1", "pool", "5"), ("q2", "scale_min", "50"),
+    ("q2", "hidden", "0"), ("q2", "surface_points", "40"),
+])
+def test_invalid_settings_are_rejected_with_the_setting_named(exp: str, key: str, value: str) -> None:
+    module = {"q1": exp_q1, "q2": exp_q2}[exp]
+    with pytest.raises(ConfigError, match=rf"{exp}\.{key}"):
+        apply_overrides(exp, module.PROFILES["smoke"], {key: value})
+
+
+# ---- real MNIST: the smoke profile end to end -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """q1 and q2 run on real MNIST with the smoke profile, stored through the runner."""
+    if not (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"MNIST not found under {DATA}")
+    store = Store(tmp_path_factory.mktemp("results"))
+    for planned in runner.plan(["q1", "q2"], "smoke", {}, 0, DATA, store):
+        with store.lock():
+            runner.execute(planned, "smoke", 0, torch.device("cpu"), DATA, store, track=lambda it, **_: it,
+                           log=lambda _: None)
+    return store
+
+
+def test_smoke_checks_have_the_expected_signs(smoke_store: Store) -> None:
+    r = Results(smoke_store, "smoke")
+    tol = r.run("q1").config["eig_tol"]
+    q1 = ctx_q1.summarise(r.table("q1", "hessian"), r.table("q1", "segments"), tol, "q1").set_index("loss")
+    assert q1.loc["ce", "rel_min_eig"] >= -1e-6 and q1.loc["ce", "violations"] == 0
+    assert q1.loc["mse", "rel_min_eig"] < -1e-6 and q1.loc["mse", "violations"] > 0
+    q2 = ctx_q2.summarise(r.table("q2", "hessian"), r.table("q2", "segments"), tol, "q2").set_index("loss")
+    assert (q2["rel_min_eig"] < -1e-6).all() and (q2["violations"] > 0).all()
+    sym = r.table("q2", "symmetry").set_index("loss")
+    assert (sym["loss_mid"] > sym["loss_theta"]).all()
+    assert (sym["loss_mid"] >= sym["best_constant"] - 1e-12).all()
+    assert (r.table("q2", "origin")["min_eig"] < 0).all()
+
+
+def test_smoke_report_states_answers_from_evidence_and_renders(smoke_store: Store, tmp_path: Path) -> None:
+    r = Results(smoke_store, "smoke")
+    c1, c2 = ctx_q1.context(r), ctx_q2.context(r)
+    assert c1["answer"] == {"letter": "a", "text": "CE"} and c2["answer"] == {"letter": "d", "text": "none"}
+    assert len(c1["figures"]) + len(c2["figures"]) >= 3
+    page = render.render_html(smoke_store, "smoke", cache_dir=tmp_path / "cache", questions=("q1", "q2"))
+    assert "Answer: (a) CE." in page and "Answer: (d) none." in page
+    for label in ("fig:q1-curvature", "fig:q1-slices", "tab:q1-checks", "fig:q2-path", "fig:q2-surface",
+                  "tab:q2-checks", "tab:q2-origin", "tab:q2-symmetry"):
+        assert f'id="{label}"' in page
+    assert "©" not in page  # "(c)" must not be typographically replaced
+
+
+def _copy_with(store: Store, root: Path, experiment: str, table: str, change) -> Store:
+    """Another store whose ``experiment`` result differs from ``store``'s in one edited table."""
+    tables = {name: store.read("smoke", experiment, name) for name in store.tables("smoke", experiment)}
+    tables[table] = change(tables[table].copy())
+    meta = store.meta("smoke", experiment)
+    out = Store(root)
+    out.write("smoke", experiment, tables, meta)
+    return out
+
+
+def test_contradicting_evidence_stops_the_build_naming_the_check(smoke_store: Store, tmp_path: Path) -> None:
+    def ce_violation(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[df.index[df["loss"] == "ce"][0], "violated"] = True
+        return df
+
+    bad = _copy_with(smoke_store, tmp_path / "a", "q1", "segments", ce_violation)
+    with pytest.raises(EvidenceError, match="Q1 derivation: CE convex"):
+        ctx_q1.context(Results(bad, "smoke"))
+
+    def no_bump(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(loss_mid=df["loss_theta"] / 2)
+
+    bad = _copy_with(smoke_store, tmp_path / "b", "q2", "symmetry", no_bump)
+    with pytest.raises(EvidenceError, match="midpoint of θ and θ′ exceeds"):
+        ctx_q2.context(Results(bad, "smoke"))
