@@ -30,7 +30,10 @@ from report.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
 from report.store import Store
 
 app = typer.Typer(
-    help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help=__doc__.split("\n\n")[0],
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,19 +52,38 @@ class Paper(str, Enum):
     letter = "letter"
 
 
-Profile = Annotated[str | None, typer.Option(
-    "--profile", "-p", help=f"Experiment size: {', '.join(PROFILES)}. Default: full with a CUDA device, "
-    "else quick (or $REPORT_PROFILE).", show_default=False)]
-DataDir = Annotated[Path, typer.Option(
-    "--data-dir", envvar="REPORT_DATA_DIR", help="Where datasets live (downloaded there if missing).")]
-StoreDir = Annotated[Path, typer.Option(
-    "--store", envvar="REPORT_STORE", help="The results store (parquet files).")]
+Profile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        help=f"Experiment size: {', '.join(PROFILES)}. Default: full with a CUDA device, "
+        "else quick (or $REPORT_PROFILE).",
+        show_default=False,
+    ),
+]
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", envvar="REPORT_DATA_DIR", help="Where datasets live (downloaded there if missing)."
+    ),
+]
+StoreDir = Annotated[
+    Path, typer.Option("--store", envvar="REPORT_STORE", help="The results store (parquet files).")
+]
 OutDir = Annotated[Path, typer.Option("--out", "-o", envvar="REPORT_OUT", help="Where report.html/.pdf go.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 Seed = Annotated[int, typer.Option("--seed", help="Base random seed, recorded with the results.")]
-Sets = Annotated[list[str] | None, typer.Option(
-    "--set", "-s", help="Override a config value, e.g. --set q3.epochs=5 or --set q4.dataset=fashion-mnist "
-    "(repeatable; validated and recorded).", show_default=False)]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a config value, e.g. --set q3.epochs=5 or --set q4.dataset=fashion-mnist "
+        "(repeatable; validated and recorded).",
+        show_default=False,
+    ),
+]
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
 Fmt = Annotated[Format, typer.Option("--format", "-f", help="Which outputs to write.")]
 PaperOpt = Annotated[Paper, typer.Option("--paper", help="PDF page size.")]
@@ -81,8 +103,14 @@ def _profile(profile: str | None) -> str:
 
 
 def _run_experiments(
-    names: list[str], profile: str, data_dir: Path, store: Store, device: str, seed: int,
-    sets: list[str] | None, force: bool,
+    names: list[str],
+    profile: str,
+    data_dir: Path,
+    store: Store,
+    device: str,
+    seed: int,
+    sets: list[str] | None,
+    force: bool,
 ) -> int:
     """Plan, preflight, then train each stale experiment; returns how many ran."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -103,17 +131,32 @@ def _run_experiments(
         runner.preflight(todo, data_dir)
         for p in todo:
             console.print(f"{p.name}: running ({', '.join(p.stale)}) on {dev.type} — {p.module.TITLE}")
-            with Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=console, transient=True) as bars:
+            with Progress(
+                TextColumn("  {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bars:
 
                 def track(items, total=None, description="", _bars=bars):
                     yield from _bars.track(items, total=total, description=description)
 
-                meta = runner.execute(p, profile, seed, dev, data_dir, store, track,
-                                      log=lambda msg: bars.console.print(f"  {msg}"))
+                meta = runner.execute(
+                    p,
+                    profile,
+                    seed,
+                    dev,
+                    data_dir,
+                    store,
+                    track,
+                    log=lambda msg: bars.console.print(f"  {msg}"),
+                )
             head = meta["headline"]
-            console.print(f"[green]✓[/] {p.name}: {head['label']} = {head['value']:.4g} "
-                          f"in {meta['duration_s']:.1f} s")
+            console.print(
+                f"[green]✓[/] {p.name}: {head['label']} = {head['value']:.4g} in {meta['duration_s']:.1f} s"
+            )
     return len(todo)
 
 
@@ -147,14 +190,17 @@ def _guard(fn):
                 console.print_exception()
             raise _fail(str(e)) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted; finished experiments are stored, the next run resumes",
-                        EXIT_INTERRUPTED) from None
+            raise _fail(
+                "interrupted; finished experiments are stored, the next run resumes", EXIT_INTERRUPTED
+            ) from None
         except typer.Exit:
             raise
         except Exception as e:
             if DEBUG:
                 console.print_exception()
-            raise _fail(f"{type(e).__name__}: {e} (rerun with --debug for the traceback)", EXIT_FAILED) from None
+            raise _fail(
+                f"{type(e).__name__}: {e} (rerun with --debug for the traceback)", EXIT_FAILED
+            ) from None
 
     return wrapper
 
@@ -169,9 +215,17 @@ def _names(names: list[str] | None) -> list[str]:
 @app.command("all")
 @_guard
 def all_(
-    profile: Profile = None, data_dir: DataDir = Path("data"), store: StoreDir = Path("results"),
-    out: OutDir = Path("build"), device: Device = "auto", seed: Seed = 0, set_: Sets = None,
-    force: Force = False, fmt: Fmt = Format.all, paper: PaperOpt = Paper.a4, debug: Debug = False,
+    profile: Profile = None,
+    data_dir: DataDir = Path("data"),
+    store: StoreDir = Path("results"),
+    out: OutDir = Path("build"),
+    device: Device = "auto",
+    seed: Seed = 0,
+    set_: Sets = None,
+    force: Force = False,
+    fmt: Fmt = Format.all,
+    paper: PaperOpt = Paper.a4,
+    debug: Debug = False,
 ) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
     chosen = _profile(profile)
@@ -183,10 +237,17 @@ def all_(
 @app.command()
 @_guard
 def run(
-    names: Annotated[list[str] | None, typer.Argument(help="Experiments to run (default: all).",
-                                                      show_default=False)] = None,
-    profile: Profile = None, data_dir: DataDir = Path("data"), store: StoreDir = Path("results"),
-    device: Device = "auto", seed: Seed = 0, set_: Sets = None, force: Force = False, debug: Debug = False,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Experiments to run (default: all).", show_default=False)
+    ] = None,
+    profile: Profile = None,
+    data_dir: DataDir = Path("data"),
+    store: StoreDir = Path("results"),
+    device: Device = "auto",
+    seed: Seed = 0,
+    set_: Sets = None,
+    force: Force = False,
+    debug: Debug = False,
 ) -> None:
     """Run experiments into the store (only those missing or stale, unless --force)."""
     chosen = _profile(profile)
@@ -198,8 +259,12 @@ def run(
 @app.command()
 @_guard
 def render(
-    profile: Profile = None, store: StoreDir = Path("results"), out: OutDir = Path("build"),
-    fmt: Fmt = Format.all, paper: PaperOpt = Paper.a4, debug: Debug = False,
+    profile: Profile = None,
+    store: StoreDir = Path("results"),
+    out: OutDir = Path("build"),
+    fmt: Fmt = Format.all,
+    paper: PaperOpt = Paper.a4,
+    debug: Debug = False,
 ) -> None:
     """Render HTML and/or PDF from the store only: never trains and never imports torch."""
     _render(Store(store), _profile(profile), out, fmt, paper)
@@ -208,8 +273,12 @@ def render(
 @app.command()
 @_guard
 def status(
-    profile: Profile = None, data_dir: DataDir = Path("data"), store: StoreDir = Path("results"),
-    seed: Seed = 0, set_: Sets = None, debug: Debug = False,
+    profile: Profile = None,
+    data_dir: DataDir = Path("data"),
+    store: StoreDir = Path("results"),
+    seed: Seed = 0,
+    set_: Sets = None,
+    debug: Debug = False,
 ) -> None:
     """Show each experiment: when it ran, how long it took, its headline metric, and whether it is current."""
     from rich.table import Table
@@ -229,15 +298,22 @@ def status(
             continue
         state = "[green]current[/]" if not p.stale else f"[yellow]stale: {', '.join(p.stale)} changed[/]"
         head = meta["headline"]
-        table.add_row(p.name, state, meta["finished"].replace("T", " ")[:19], f"{meta['duration_s']:.1f} s",
-                      meta["device"], f"{head['label']} = {head['value']:.4g}")
+        table.add_row(
+            p.name,
+            state,
+            meta["finished"].replace("T", " ")[:19],
+            f"{meta['duration_s']:.1f} s",
+            meta["device"],
+            f"{head['label']} = {head['value']:.4g}",
+        )
     Console().print(table)
 
 
 @app.command()
 @_guard
 def clean(
-    store: StoreDir = Path("results"), out: OutDir = Path("build"),
+    store: StoreDir = Path("results"),
+    out: OutDir = Path("build"),
     results: Annotated[bool, typer.Option("--results", help="Also delete stored results.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting results.")] = False,
     debug: Debug = False,
@@ -260,8 +336,11 @@ def clean(
 @app.command()
 @_guard
 def watch(
-    profile: Profile = None, store: StoreDir = Path("results"), out: OutDir = Path("build"),
-    fmt: Fmt = Format.html, paper: PaperOpt = Paper.a4,
+    profile: Profile = None,
+    store: StoreDir = Path("results"),
+    out: OutDir = Path("build"),
+    fmt: Fmt = Format.html,
+    paper: PaperOpt = Paper.a4,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between checks.")] = 0.5,
     debug: Debug = False,
 ) -> None:
@@ -272,8 +351,11 @@ def watch(
     st = Store(store)
 
     def snapshot() -> dict[Path, int]:
-        paths = [*(PROJECT / "templates").glob("*"), *(PROJECT / "report").rglob("*.py"),
-                 *st.root.glob("*/*/run.parquet")]
+        paths = [
+            *(PROJECT / "templates").glob("*"),
+            *(PROJECT / "report").rglob("*.py"),
+            *st.root.glob("*/*/run.parquet"),
+        ]
         return {p: p.stat().st_mtime_ns for p in paths if p.is_file()}
 
     seen: dict[Path, int] = {}
@@ -284,9 +366,24 @@ def watch(
             if now != seen:
                 seen = now
                 # a fresh process picks up edited context modules; an error keeps the watch going
-                subprocess.run([sys.executable, str(Path(__file__).resolve()), "render", "--profile", chosen,
-                                "--store", str(store), "--out", str(out), "--format", fmt.value,
-                                "--paper", paper.value], check=False)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "render",
+                        "--profile",
+                        chosen,
+                        "--store",
+                        str(store),
+                        "--out",
+                        str(out),
+                        "--format",
+                        fmt.value,
+                        "--paper",
+                        paper.value,
+                    ],
+                    check=False,
+                )
             time.sleep(interval)
     except KeyboardInterrupt:
         console.print("stopped watching")

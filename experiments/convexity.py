@@ -85,8 +85,9 @@ def generator(seed: int, key: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(key.encode()))
 
 
-def binary_task(data_dir: Path, digits: tuple[int, ...], samples: int, pool: int, seed: int,
-                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def binary_task(
+    data_dir: Path, digits: tuple[int, ...], samples: int, pool: int, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``samples`` MNIST training images of two digits as a float64 design matrix with a trailing column
     of ones (the bias), pixels in [0, 1] average-pooled ``pool``x``pool``; labels are 1 for ``digits[1]``.
 
@@ -116,8 +117,9 @@ def eigenvalues(h: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh((h + h.T) / 2)
 
 
-def midpoint_test(f: Callable[[torch.Tensor], torch.Tensor], a: torch.Tensor, b: torch.Tensor,
-                  rtol: float) -> dict[str, torch.Tensor]:
+def midpoint_test(
+    f: Callable[[torch.Tensor], torch.Tensor], a: torch.Tensor, b: torch.Tensor, rtol: float
+) -> dict[str, torch.Tensor]:
     """Jensen's inequality at the midpoint of each segment [a_i, b_i] (rows of ``a`` and ``b``).
 
     ``f`` maps a batch of points (S, P) to values (S,). A segment violates convexity when
@@ -126,8 +128,13 @@ def midpoint_test(f: Callable[[torch.Tensor], torch.Tensor], a: torch.Tensor, b:
     """
     fa, fb, fm = f(a), f(b), f((a + b) / 2)
     gap = fm - (fa + fb) / 2
-    return {"loss_a": fa, "loss_b": fb, "loss_mid": fm, "gap": gap,
-            "violated": gap > rtol * (fa.abs() + fb.abs()) / 2}
+    return {
+        "loss_a": fa,
+        "loss_b": fb,
+        "loss_mid": fm,
+        "gap": gap,
+        "violated": gap > rtol * (fa.abs() + fb.abs()) / 2,
+    }
 
 
 def spectrum_row(h: torch.Tensor) -> dict[str, float]:
@@ -137,8 +144,15 @@ def spectrum_row(h: torch.Tensor) -> dict[str, float]:
     return {"min_eig": float(eig[0]), "max_abs_eig": top, "rel_min_eig": float(eig[0]) / top if top else 0.0}
 
 
-def segment_table(f: Callable[[torch.Tensor], torch.Tensor], sample: Sampler, count: int, rtol: float,
-                  gen: torch.Generator, track: Callable[..., Any], description: str) -> pd.DataFrame:
+def segment_table(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    sample: Sampler,
+    count: int,
+    rtol: float,
+    gen: torch.Generator,
+    track: Callable[..., Any],
+    description: str,
+) -> pd.DataFrame:
     """The midpoint test on ``count`` segments whose endpoints ``sample`` draws independently."""
     frames = []
     for start in track(range(0, count, CHUNK), total=-(-count // CHUNK), description=description):
@@ -150,8 +164,9 @@ def segment_table(f: Callable[[torch.Tensor], torch.Tensor], sample: Sampler, co
     return pd.concat(frames, ignore_index=True)
 
 
-def fit(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, steps: int,
-        lr: float) -> torch.Tensor:
+def fit(
+    f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, steps: int, lr: float
+) -> torch.Tensor:
     """Full-batch Adam for a fixed number of steps: a well-defined "trained point" even where the loss
     has no minimiser (separable data)."""
     theta = theta.detach().clone().requires_grad_(True)

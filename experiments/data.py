@@ -39,18 +39,25 @@ class Spec:
 
 
 def _mnist_files(folder: str) -> tuple[str, ...]:
-    return tuple(f"{folder}/raw/{s}-{k}-idx{n}-ubyte" for s in ("train", "t10k")
-                 for k, n in (("images", 3), ("labels", 1)))
+    return tuple(
+        f"{folder}/raw/{s}-{k}-idx{n}-ubyte"
+        for s in ("train", "t10k")
+        for k, n in (("images", 3), ("labels", 1))
+    )
 
 
 SPECS: dict[str, Spec] = {
     "mnist": Spec("MNIST", "MNIST", _mnist_files("MNIST"), tuple(tvd.MNIST.mirrors)),
-    "fashion-mnist": Spec("Fashion-MNIST", "FashionMNIST", _mnist_files("FashionMNIST"),
-                          tuple(tvd.FashionMNIST.mirrors)),
-    "svhn": Spec("SVHN", "SVHN", ("SVHN/train_32x32.mat", "SVHN/test_32x32.mat"),
-                 tuple(tvd.SVHN.split_list[s][0] for s in ("train", "test"))),
-    "cifar10": Spec("CIFAR-10", "cifar10", ("cifar10/cifar-10-batches-py/batches.meta",),
-                    (tvd.CIFAR10.url,)),
+    "fashion-mnist": Spec(
+        "Fashion-MNIST", "FashionMNIST", _mnist_files("FashionMNIST"), tuple(tvd.FashionMNIST.mirrors)
+    ),
+    "svhn": Spec(
+        "SVHN",
+        "SVHN",
+        ("SVHN/train_32x32.mat", "SVHN/test_32x32.mat"),
+        tuple(tvd.SVHN.split_list[s][0] for s in ("train", "test")),
+    ),
+    "cifar10": Spec("CIFAR-10", "cifar10", ("cifar10/cifar-10-batches-py/batches.meta",), (tvd.CIFAR10.url,)),
 }
 
 
@@ -145,4 +152,3 @@ def to_rgb32(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         x = torch.nn.functional.pad(x, (2, 2, 2, 2)).expand(-1, 3, -1, -1)
     return x.contiguous()
-

@@ -78,33 +78,54 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
             d2 = cx.closed_d2(loss, x @ thetas[i], y)
             closed = (x.T * d2) @ x / n  # X^T diag(l''(z_i)) X / N
             err = float((h - closed).abs().max() / closed.abs().max())
-            rows.append({"loss": loss, "point": i, "scale": float(scales[i]), **cx.spectrum_row(h),
-                         "closed_form_err": err, "neg_curvature_samples": float((d2 < 0).double().mean())})
+            rows.append(
+                {
+                    "loss": loss,
+                    "point": i,
+                    "scale": float(scales[i]),
+                    **cx.spectrum_row(h),
+                    "closed_form_err": err,
+                    "neg_curvature_samples": float((d2 < 0).double().mean()),
+                }
+            )
         return pd.DataFrame(rows)
 
     def segments(loss: str) -> pd.DataFrame:
         gen = cx.generator(ctx.seed, f"segments-{loss}")
-        df = cx.segment_table(mean_loss(loss), sample, cfg.segments, cfg.rtol, gen, ctx.track,
-                              f"q1 midpoint test ({loss})")
+        df = cx.segment_table(
+            mean_loss(loss), sample, cfg.segments, cfg.rtol, gen, ctx.track, f"q1 midpoint test ({loss})"
+        )
         return df.assign(loss=loss)
 
     def train() -> torch.Tensor:
-        return cx.fit(mean_loss("ce"), torch.zeros(dim, dtype=torch.float64, device=device),
-                      cfg.train_steps, cfg.lr).cpu()
+        return cx.fit(
+            mean_loss("ce"), torch.zeros(dim, dtype=torch.float64, device=device), cfg.train_steps, cfg.lr
+        ).cpu()
 
     theta = ctx.step("train", train).to(device)
     hessian = pd.concat([ctx.step(f"hessian-{k}", lambda k=k: hessians(k)) for k in cx.LOSSES])
     segment = pd.concat([ctx.step(f"segments-{k}", lambda k=k: segments(k)) for k in cx.LOSSES])
     margins = (2 * y - 1) * (x @ theta)
     tables = {
-        "task": pd.DataFrame([{
-            "dataset": "mnist", "negative_digit": cfg.digits[0], "positive_digit": cfg.digits[1],
-            "samples": n, "positives": int(y.sum()), "features": dim - 1, "pool": cfg.pool,
-            "rank": int(torch.linalg.matrix_rank(x)), "zero_features": int((x.abs().sum(0) == 0).sum()),
-            "train_steps": cfg.train_steps,
-            "train_loss": float(mean_loss("ce")(theta)),
-            "train_accuracy": float((margins > 0).double().mean()), "min_margin": float(margins.min()),
-        }]),
+        "task": pd.DataFrame(
+            [
+                {
+                    "dataset": "mnist",
+                    "negative_digit": cfg.digits[0],
+                    "positive_digit": cfg.digits[1],
+                    "samples": n,
+                    "positives": int(y.sum()),
+                    "features": dim - 1,
+                    "pool": cfg.pool,
+                    "rank": int(torch.linalg.matrix_rank(x)),
+                    "zero_features": int((x.abs().sum(0) == 0).sum()),
+                    "train_steps": cfg.train_steps,
+                    "train_loss": float(mean_loss("ce")(theta)),
+                    "train_accuracy": float((margins > 0).double().mean()),
+                    "min_margin": float(margins.min()),
+                }
+            ]
+        ),
         "hessian": hessian.reset_index(drop=True),
         "segments": segment.reset_index(drop=True),
         "slice": _slice(mean_loss, theta),
@@ -116,13 +137,16 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
     return Output(tables, ("MSE min Hessian eigenvalue (relative)", float(mse["rel_min_eig"].min())))
 
 
-def _slice(mean_loss: Callable[[str], Callable[[torch.Tensor], torch.Tensor]],
-           theta: torch.Tensor) -> pd.DataFrame:
+def _slice(
+    mean_loss: Callable[[str], Callable[[torch.Tensor], torch.Tensor]], theta: torch.Tensor
+) -> pd.DataFrame:
     """Both losses along the line t·θ through the origin (t = 0) and the trained point (t = 1)."""
     t = torch.linspace(-2, 2, 161, dtype=torch.float64)
     points = t[:, None].to(theta.device) * theta
-    frames = [pd.DataFrame({"loss": loss, "t": t.numpy(), "value": mean_loss(loss)(points).cpu().numpy()})
-              for loss in cx.LOSSES]
+    frames = [
+        pd.DataFrame({"loss": loss, "t": t.numpy(), "value": mean_loss(loss)(points).cpu().numpy()})
+        for loss in cx.LOSSES
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -145,6 +169,15 @@ def _counterexample() -> pd.DataFrame:
     rows = []
     for loss, fn in cx.LOSSES.items():
         la, lb, lm = fn(z, torch.ones_like(z)).tolist()
-        rows.append({"loss": loss, "z_a": za, "z_b": zb, "loss_a": la, "loss_b": lb, "loss_mid": lm,
-                     "gap": lm - (la + lb) / 2})
+        rows.append(
+            {
+                "loss": loss,
+                "z_a": za,
+                "z_b": zb,
+                "loss_a": la,
+                "loss_b": lb,
+                "loss_mid": lm,
+                "gap": lm - (la + lb) / 2,
+            }
+        )
     return pd.DataFrame(rows)

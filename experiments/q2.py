@@ -45,8 +45,10 @@ class Config:
         if self.hidden < 1:
             raise ConfigError(f"q2.hidden={self.hidden}: the network needs at least one hidden unit")
         if self.surface_points < 3 or self.surface_points % 2 == 0 or self.surface_range <= 0:
-            raise ConfigError("q2.surface_points must be odd and >= 3 (the grid must contain the origin) "
-                              "and q2.surface_range positive")
+            raise ConfigError(
+                "q2.surface_points must be odd and >= 3 (the grid must contain the origin) "
+                "and q2.surface_range positive"
+            )
 
 
 PROFILES: dict[str, Config] = {
@@ -125,31 +127,44 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
     def origin(loss: str) -> dict[str, float | str | int]:
         h = cx.hessian(mean_loss(loss), torch.zeros(size, dtype=torch.float64, device=device))
         closed = origin_hessian(loss, x, y, cfg.hidden)
-        g_norm = float(closed[: d, cfg.hidden * d].norm())
+        g_norm = float(closed[:d, cfg.hidden * d].norm())
         c = float(closed[-1, -1])
         eig = cx.eigenvalues(h)
         expected = torch.tensor(origin_spectrum(g_norm, c, cfg.hidden, d), dtype=torch.float64)
         top = float(eig.abs().max())
-        return {"loss": loss, "g_norm": g_norm, "bias_curvature": c,
-                "min_eig": float(eig[0]), "max_eig": float(eig[-1]),
-                "min_eig_closed": float(expected[0]), "max_eig_closed": float(expected[-1]),
-                "matrix_err": float((h - closed).abs().max() / closed.abs().max()),
-                "spectrum_err": float((eig.cpu() - expected).abs().max()) / top,
-                "negative": int((eig < -cfg.eig_tol * top).sum()),
-                "positive": int((eig > cfg.eig_tol * top).sum())}
+        return {
+            "loss": loss,
+            "g_norm": g_norm,
+            "bias_curvature": c,
+            "min_eig": float(eig[0]),
+            "max_eig": float(eig[-1]),
+            "min_eig_closed": float(expected[0]),
+            "max_eig_closed": float(expected[-1]),
+            "matrix_err": float((h - closed).abs().max() / closed.abs().max()),
+            "spectrum_err": float((eig.cpu() - expected).abs().max()) / top,
+            "negative": int((eig < -cfg.eig_tol * top).sum()),
+            "positive": int((eig > cfg.eig_tol * top).sum()),
+        }
 
     def hessians(loss: str) -> pd.DataFrame:
         thetas, scales = sample(cfg.points, cx.generator(ctx.seed, f"hessian-{loss}"))
         rows = []
         for i in ctx.track(range(cfg.points), total=cfg.points, description=f"q2 Hessians ({loss})"):
-            rows.append({"loss": loss, "point": i, "scale": float(scales[i]),
-                         **cx.spectrum_row(cx.hessian(mean_loss(loss), thetas[i]))})
+            rows.append(
+                {
+                    "loss": loss,
+                    "point": i,
+                    "scale": float(scales[i]),
+                    **cx.spectrum_row(cx.hessian(mean_loss(loss), thetas[i])),
+                }
+            )
         return pd.DataFrame(rows)
 
     def segments(loss: str) -> pd.DataFrame:
         gen = cx.generator(ctx.seed, f"segments-{loss}")
-        df = cx.segment_table(mean_loss(loss), sample, cfg.segments, cfg.rtol, gen, ctx.track,
-                              f"q2 midpoint test ({loss})")
+        df = cx.segment_table(
+            mean_loss(loss), sample, cfg.segments, cfg.rtol, gen, ctx.track, f"q2 midpoint test ({loss})"
+        )
         return df.assign(loss=loss)
 
     def train(loss: str) -> torch.Tensor:
@@ -170,11 +185,22 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
         path.append(pd.DataFrame({"loss": loss, "s": s.cpu().numpy(), "value": value}))
     ce = hessian[hessian["loss"] == "ce"]
     tables = {
-        "task": pd.DataFrame([{
-            "dataset": "mnist", "negative_digit": cfg.digits[0], "positive_digit": cfg.digits[1],
-            "samples": n, "positives": int(y.sum()), "features": d - 1, "pool": cfg.pool,
-            "hidden": cfg.hidden, "parameters": size, "train_steps": cfg.train_steps,
-        }]),
+        "task": pd.DataFrame(
+            [
+                {
+                    "dataset": "mnist",
+                    "negative_digit": cfg.digits[0],
+                    "positive_digit": cfg.digits[1],
+                    "samples": n,
+                    "positives": int(y.sum()),
+                    "features": d - 1,
+                    "pool": cfg.pool,
+                    "hidden": cfg.hidden,
+                    "parameters": size,
+                    "train_steps": cfg.train_steps,
+                }
+            ]
+        ),
         "hessian": hessian.reset_index(drop=True),
         "origin": pd.DataFrame([ctx.step(f"origin-{k}", lambda k=k: origin(k)) for k in cx.LOSSES]),
         "segments": segment.reset_index(drop=True),
@@ -185,8 +211,11 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
     return Output(tables, ("CE min Hessian eigenvalue (relative)", float(ce["rel_min_eig"].min())))
 
 
-def _symmetry(mean_loss: Callable[[str], Callable[[torch.Tensor], torch.Tensor]],
-              thetas: dict[str, torch.Tensor], y: torch.Tensor) -> pd.DataFrame:
+def _symmetry(
+    mean_loss: Callable[[str], Callable[[torch.Tensor], torch.Tensor]],
+    thetas: dict[str, torch.Tensor],
+    y: torch.Tensor,
+) -> pd.DataFrame:
     """L(θ), L(−θ) and L at their midpoint (0, 0, b2), against the best constant prediction."""
     m = float(y.mean())  # the best constant prediction is σ(c) = m
     best_constant = {"ce": -(m * math.log(m) + (1 - m) * math.log(1 - m)), "mse": m * (1 - m)}
@@ -194,9 +223,17 @@ def _symmetry(mean_loss: Callable[[str], Callable[[torch.Tensor], torch.Tensor]]
     for loss, theta in thetas.items():
         f = mean_loss(loss)
         flipped = flip(theta)
-        rows.append({"loss": loss, "loss_theta": float(f(theta)), "loss_flipped": float(f(flipped)),
-                     "loss_mid": float(f((theta + flipped) / 2)), "best_constant": best_constant[loss],
-                     "bias": float(theta[-1]), "theta_norm": float(theta.norm())})
+        rows.append(
+            {
+                "loss": loss,
+                "loss_theta": float(f(theta)),
+                "loss_flipped": float(f(flipped)),
+                "loss_mid": float(f((theta + flipped) / 2)),
+                "best_constant": best_constant[loss],
+                "bias": float(theta[-1]),
+                "theta_norm": float(theta.norm()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

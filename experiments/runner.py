@@ -42,11 +42,15 @@ class Planned:
         return self.module.datasets(self.config)
 
 
-def resolve(names: list[str], profile: str, overrides: dict[str, dict[str, str]]) -> list[tuple[str, ModuleType, Any]]:
+def resolve(
+    names: list[str], profile: str, overrides: dict[str, dict[str, str]]
+) -> list[tuple[str, ModuleType, Any]]:
     """Each named experiment with its profile config and ``--set`` overrides applied and validated."""
     for exp in overrides:
         if exp not in experiments.NAMES:
-            raise ConfigError(f"--set {exp}.…: unknown experiment {exp!r}; choose from {', '.join(experiments.NAMES)}")
+            raise ConfigError(
+                f"--set {exp}.…: unknown experiment {exp!r}; choose from {', '.join(experiments.NAMES)}"
+            )
     out = []
     for name in names:
         module = experiments.get(name)
@@ -56,8 +60,13 @@ def resolve(names: list[str], profile: str, overrides: dict[str, dict[str, str]]
 
 
 def plan(
-    names: list[str], profile: str, overrides: dict[str, dict[str, str]], seed: int, data_dir: Path,
-    store: Store, force: bool = False,
+    names: list[str],
+    profile: str,
+    overrides: dict[str, dict[str, str]],
+    seed: int,
+    data_dir: Path,
+    store: Store,
+    force: bool = False,
 ) -> list[Planned]:
     """Fingerprint each experiment and compare it with the stored result's fingerprint."""
     planned = []
@@ -69,7 +78,9 @@ def plan(
         }
         paths = [p for ds in module.datasets(config) for p in data.files(ds, data_dir)]
         if paths and all(p.is_file() for p in paths):
-            current["data"] = fp.data_hash(paths, store.root / ".datahash.json" if store.root.is_dir() else None)
+            current["data"] = fp.data_hash(
+                paths, store.root / ".datahash.json" if store.root.is_dir() else None
+            )
         meta = store.meta(profile, name)
         stale = fp.stale_parts(meta["fingerprint"] if meta else None, current)
         if force and not stale:
@@ -87,8 +98,14 @@ def preflight(planned: list[Planned], data_dir: Path) -> None:
 
 
 def execute(
-    p: Planned, profile: str, seed: int, device: torch.device, data_dir: Path, store: Store,
-    track: Callable[..., Iterator[Any]], log: Callable[[str], None],
+    p: Planned,
+    profile: str,
+    seed: int,
+    device: torch.device,
+    data_dir: Path,
+    store: Store,
+    track: Callable[..., Iterator[Any]],
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Run one experiment and store its result atomically; return the run record."""
     if "data" not in p.fingerprint:
@@ -132,11 +149,23 @@ def git_state() -> tuple[str, bool]:
     """The project's commit and whether the work tree differs from it ("unknown" outside git)."""
     root = fp.PROJECT
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True, timeout=5).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+        )
         return commit, dirty
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
-

@@ -58,6 +58,7 @@ def sci(value: Any, decimals: int = 1) -> str:
     m = f"{mant:.{decimals}f}".rstrip("0").rstrip(".")
     return f"{m}×10{str(exp).translate(_SUPERSCRIPT)}".replace("-", MINUS)
 
+
 def pm(pair: Sequence[Any], decimals: int = 2) -> str:
     """A (mean, std) pair of fractions: (0.9812, 0.0005) → "98.12 ± 0.05%"."""
     mean, std = pair

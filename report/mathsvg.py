@@ -37,8 +37,8 @@ class MathCache:
         """HTML for one formula: simple inline ones as text, the rest as ziamath SVG."""
         if not display:
             try:
-                label = html.escape(latex, quote=True)
-                return f'<span class="math math-text" role="math" aria-label="{label}">{_simple_html(latex)}</span>'
+                text, label = _simple_html(latex), html.escape(latex, quote=True)
+                return f'<span class="math math-text" role="math" aria-label="{label}">{text}</span>'
             except _NotSimple:
                 pass
         key = hashlib.sha256(f"{display}:{latex}".encode()).hexdigest()[:20]
@@ -92,18 +92,73 @@ def _typeset(latex: str, display: bool) -> str:
 # searchable in the PDF, and look the same in HTML and PDF. Anything richer falls back to ziamath.
 
 _GREEK = {
-    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ϵ", "varepsilon": "ε", "zeta": "ζ",
-    "eta": "η", "theta": "θ", "iota": "ι", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ",
-    "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "phi": "ϕ", "varphi": "φ", "chi": "χ", "psi": "ψ",
-    "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ", "Lambda": "Λ", "Sigma": "Σ", "Phi": "Φ",
-    "Omega": "Ω", "ell": "ℓ",
+    "alpha": "α",
+    "beta": "β",
+    "gamma": "γ",
+    "delta": "δ",
+    "epsilon": "ϵ",
+    "varepsilon": "ε",
+    "zeta": "ζ",
+    "eta": "η",
+    "theta": "θ",
+    "iota": "ι",
+    "kappa": "κ",
+    "lambda": "λ",
+    "mu": "μ",
+    "nu": "ν",
+    "xi": "ξ",
+    "pi": "π",
+    "rho": "ρ",
+    "sigma": "σ",
+    "tau": "τ",
+    "phi": "ϕ",
+    "varphi": "φ",
+    "chi": "χ",
+    "psi": "ψ",
+    "omega": "ω",
+    "Gamma": "Γ",
+    "Delta": "Δ",
+    "Theta": "Θ",
+    "Lambda": "Λ",
+    "Sigma": "Σ",
+    "Phi": "Φ",
+    "Omega": "Ω",
+    "ell": "ℓ",
 }
 _SYMBOLS = {
-    "top": "⊤", "in": "∈", "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "ne": "≠", "neq": "≠", "to": "→",
-    "infty": "∞", "pm": "±", "mp": "∓", "times": "×", "cdot": "·", "approx": "≈", "mapsto": "↦",
-    "dots": "…", "ldots": "…", "perp": "⊥", "circ": "∘", "nabla": "∇", "partial": "∂", "odot": "⊙",
-    "lVert": "‖", "rVert": "‖", "|": "‖", ",": "\u2009", ";": "\u2005", "quad": "\u2003", " ": " ",
-    "{": "{", "}": "}", "%": "%",
+    "top": "⊤",
+    "in": "∈",
+    "le": "≤",
+    "leq": "≤",
+    "ge": "≥",
+    "geq": "≥",
+    "ne": "≠",
+    "neq": "≠",
+    "to": "→",
+    "infty": "∞",
+    "pm": "±",
+    "mp": "∓",
+    "times": "×",
+    "cdot": "·",
+    "approx": "≈",
+    "mapsto": "↦",
+    "dots": "…",
+    "ldots": "…",
+    "perp": "⊥",
+    "circ": "∘",
+    "nabla": "∇",
+    "partial": "∂",
+    "odot": "⊙",
+    "lVert": "‖",
+    "rVert": "‖",
+    "|": "‖",
+    ",": "\u2009",
+    ";": "\u2005",
+    "quad": "\u2003",
+    " ": " ",
+    "{": "{",
+    "}": "}",
+    "%": "%",
 }
 _BLACKBOARD = {"R": "ℝ", "N": "ℕ", "Z": "ℤ", "E": "𝔼"}
 _SPACED = set("=+<>∈≤≥≠→≈↦×±∓·" + "\u2212") | {"&lt;", "&gt;"}
@@ -186,7 +241,9 @@ def _simple_html(latex: str) -> str:
                 return "".join(out)
             if special in ("_", "^"):
                 pos += 1
-                out.append(f"<{'sub' if special == '_' else 'sup'}>{atom()}</{'sub' if special == '_' else 'sup'}>")
+                out.append(
+                    f"<{'sub' if special == '_' else 'sup'}>{atom()}</{'sub' if special == '_' else 'sup'}>"
+                )
                 continue
             item = atom()
             # binary operators and relations get thin spaces, except a leading (unary) sign

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from markupsafe import Markup
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from report import figures
@@ -50,7 +50,9 @@ class Document:
 
     def _number(self, kind: str, label: str) -> str:
         if not re.fullmatch(r"[a-z][a-z0-9:_-]*", label):
-            raise TemplateError(f"{self.template}: label {label!r} must be lowercase letters, digits, ':', '-'")
+            raise TemplateError(
+                f"{self.template}: label {label!r} must be lowercase letters, digits, ':', '-'"
+            )
         if label in self.labels:
             raise TemplateError(f"{self.template}: label {label!r} is used twice")
         self.counts[kind] += 1
@@ -63,12 +65,16 @@ class Document:
 
     def provenance(self, run: Run) -> str:
         dirty = " (uncommitted changes)" if run.dirty else ""
-        text = (f"Source: {run.experiment}, run {run.run_id}, profile {run.profile}, {run.date}, "
-                f"{run.device_name}, {fmt.dur(run.duration_s)}, commit {run.commit}{dirty}.")
+        text = (
+            f"Source: {run.experiment}, run {run.run_id}, profile {run.profile}, {run.date}, "
+            f"{run.device_name}, {fmt.dur(run.duration_s)}, commit {run.commit}{dirty}."
+        )
         stale = ""
         if run.stale:
-            stale = (f' <strong class="stale">Stale: the {", ".join(run.stale)} changed since this run; '
-                     f"rerun build.py all.</strong>")
+            stale = (
+                f' <strong class="stale">Stale: the {", ".join(run.stale)} changed since this run; '
+                f"rerun build.py all.</strong>"
+            )
         return f'<span class="provenance">{html.escape(text)}{stale}</span>'
 
     def figure(self, fig: Figure, caption: str = "", label: str = "", caller: Any = None) -> Markup:
@@ -105,7 +111,7 @@ class Document:
         return Markup(
             f'\n<figure class="table" id="{label}"><figcaption><span class="caption-label">{name}.</span> '
             f"{self.inline(caption)}</figcaption><table><thead><tr>{head}</tr></thead>"
-            f'<tbody>{"".join(rows)}</tbody></table>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
             f'<p class="table-note">{self.provenance(tab.run)}</p></figure>\n'
         )
 
@@ -150,11 +156,15 @@ def _template_location(exc: BaseException) -> str:
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         name = frame.f_code.co_filename
         if name.endswith(".j2"):
-            where = f"{Path(name).relative_to(PROJECT) if Path(name).is_relative_to(PROJECT) else name}:{lineno}"
+            where = (
+                f"{Path(name).relative_to(PROJECT) if Path(name).is_relative_to(PROJECT) else name}:{lineno}"
+            )
     return where or "templates"
 
 
-def _number_headings(md: MarkdownIt, source: str, section: int, toc: list[dict[str, Any]], ids: set[str]) -> str:
+def _number_headings(
+    md: MarkdownIt, source: str, section: int, toc: list[dict[str, Any]], ids: set[str]
+) -> str:
     """Render Markdown with numbered, linkable headings (``#`` = the question, ``##`` = its parts),
     collecting the table of contents."""
     tokens = md.parse(source)
@@ -172,8 +182,14 @@ def _number_headings(md: MarkdownIt, source: str, section: int, toc: list[dict[s
         ident = f"sec-{number.replace('.', '-')}-{slug}"
         ids.add(ident)
         tok.attrSet("id", ident)
-        toc.append({"level": int(tok.tag[1]), "number": number, "title": md.renderInline(inline.content),
-                    "id": ident})
+        toc.append(
+            {
+                "level": int(tok.tag[1]),
+                "number": number,
+                "title": md.renderInline(inline.content),
+                "id": ident,
+            }
+        )
         number_token = Token("html_inline", "", 0)
         number_token.content = f'<span class="secnum">{number}</span> '
         inline.children = [number_token, *(inline.children or [])]
@@ -181,14 +197,20 @@ def _number_headings(md: MarkdownIt, source: str, section: int, toc: list[dict[s
 
 
 def render_html(
-    store: Store, profile: str, paper: str = "a4", cache_dir: Path | None = None,
-    questions: tuple[str, ...] = QUESTIONS, templates: Path = TEMPLATES,
+    store: Store,
+    profile: str,
+    paper: str = "a4",
+    cache_dir: Path | None = None,
+    questions: tuple[str, ...] = QUESTIONS,
+    templates: Path = TEMPLATES,
 ) -> str:
     """The whole report as one self-contained HTML document (``questions`` in order, one section each)."""
     results = Results(store, profile)
     context = build(results, questions)
-    doc = Document(math=MathCache(cache_dir / "math.json" if cache_dir else None),
-                   cache_dir=cache_dir / "figures" if cache_dir else None)
+    doc = Document(
+        math=MathCache(cache_dir / "math.json" if cache_dir else None),
+        cache_dir=cache_dir / "figures" if cache_dir else None,
+    )
     md = _markdown(doc)
     doc.markdown = md
     env = _environment(doc, templates)
@@ -203,8 +225,10 @@ def render_html(
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(f"templates/{template}:{e.lineno}: {e.message}") from None
         except jinja2.UndefinedError as e:
-            raise TemplateError(f"{_template_location(e)}: {e.message} (no such value in the results "
-                                "context; see report/questions/)") from None
+            raise TemplateError(
+                f"{_template_location(e)}: {e.message} (no such value in the results "
+                "context; see report/questions/)"
+            ) from None
         except ReportError:
             raise
         except Exception as e:
@@ -213,7 +237,10 @@ def render_html(
     body_meta = document_meta(results, questions, profile)
     try:
         page = env.get_template("report.html.j2").render(
-            sections=sections, toc=toc, meta=body_meta, paper=PAPERS[paper],
+            sections=sections,
+            toc=toc,
+            meta=body_meta,
+            paper=PAPERS[paper],
             css=(TEMPLATES / "style.css").read_text(encoding="utf-8"),
         )
     except jinja2.TemplateError as e:
@@ -222,7 +249,9 @@ def render_html(
     def resolve(m: re.Match[str]) -> str:
         label = m.group(1)
         if label not in doc.labels:
-            raise TemplateError(f"ref({label!r}) names no figure or table; labels: {', '.join(sorted(doc.labels))}")
+            raise TemplateError(
+                f"ref({label!r}) names no figure or table; labels: {', '.join(sorted(doc.labels))}"
+            )
         return f'<a class="xref" href="#{label}">{doc.labels[label]}</a>'
 
     page = _REF.sub(resolve, page)

@@ -72,13 +72,16 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"cannot create the results store {self.root}: {e.strerror}; "
-                             "pass a writable --store") from None
+            raise StoreError(
+                f"cannot create the results store {self.root}: {e.strerror}; pass a writable --store"
+            ) from None
         if not os.access(self.root, os.W_OK):
             raise StoreError(f"the results store {self.root} is not writable; pass a writable --store")
 
     # ---- writing --------------------------------------------------------------------------
-    def write(self, profile: str, experiment: str, tables: dict[str, pd.DataFrame], meta: dict[str, Any]) -> Path:
+    def write(
+        self, profile: str, experiment: str, tables: dict[str, pd.DataFrame], meta: dict[str, Any]
+    ) -> Path:
         """Atomically replace the stored result of ``experiment`` under ``profile``."""
         if RUN_TABLE in tables:
             raise ValueError(f"table name {RUN_TABLE!r} is reserved for run metadata")
@@ -171,7 +174,9 @@ def new_run_id() -> str:
 
 
 def _meta_frame(meta: dict[str, Any]) -> pd.DataFrame:
-    row = {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v for k, v in meta.items()}
+    row = {
+        k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v for k, v in meta.items()
+    }
     return pd.DataFrame([row])
 
 

@@ -44,9 +44,23 @@ def smoke_build(tmp_path_factory, data_dir) -> Build:
     store, out = tmp / "results", tmp / "build"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        build_cmd("all", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
-                  "--out", str(out), *SMOKE_SETS),
-        capture_output=True, text=True, cwd=tmp, env=env, timeout=600,
+        build_cmd(
+            "all",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(data_dir),
+            "--store",
+            str(store),
+            "--out",
+            str(out),
+            *SMOKE_SETS,
+        ),
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return Build(store, out, out / "report.html", out / "report.pdf", proc.stderr)

@@ -30,8 +30,12 @@ def fake_meta(experiment: str, profile: str = "smoke", **extra: Any) -> dict[str
         "versions": fp.versions(),
         "git_commit": "abc123",
         "git_dirty": False,
-        "fingerprint": {"code": fp.code_hash(experiment), "versions": fp.versions_hash(), "config": "c",
-                        "data": "d"},
+        "fingerprint": {
+            "code": fp.code_hash(experiment),
+            "versions": fp.versions_hash(),
+            "config": "c",
+            "data": "d",
+        },
         "headline": {"label": "accuracy", "value": 0.5},
     }
     meta.update(extra)

@@ -43,17 +43,31 @@ def test_unknown_experiment_is_exit_2(tmp_path):
 def test_invalid_set_key_and_value_are_exit_2(tmp_path, data_dir):
     bad_key = _invoke("run", "q3", "--profile", "smoke", "--store", str(tmp_path), "--set", "q3.epoch=5")
     assert bad_key.exit_code == 2 and "q3 has no setting 'epoch'" in bad_key.output
-    bad_value = _invoke("run", "q4", "--profile", "smoke", "--store", str(tmp_path),
-                        "--set", "q4.dataset=imagenet")
+    bad_value = _invoke(
+        "run", "q4", "--profile", "smoke", "--store", str(tmp_path), "--set", "q4.dataset=imagenet"
+    )
     assert bad_value.exit_code == 2 and "choose one of" in bad_value.output
     assert not (tmp_path / "smoke").exists(), "nothing may be written on bad input"
 
 
 def test_missing_svhn_fails_fast_before_training(tmp_path, data_dir):
     start = time.perf_counter()
-    proc = subprocess.run(build_cmd("all", "--profile", "smoke", "--data-dir", str(data_dir), "--store",
-                                    str(tmp_path / "r"), "--out", str(tmp_path / "b")),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        build_cmd(
+            "all",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(data_dir),
+            "--store",
+            str(tmp_path / "r"),
+            "--out",
+            str(tmp_path / "b"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.perf_counter() - start
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
@@ -83,19 +97,33 @@ def test_corrupt_store_file_is_exit_2_and_other_results_stay(tmp_path):
 def test_unwritable_out_dir_is_exit_2(tmp_path, smoke_build):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = _invoke("render", "--profile", "smoke", "--store", str(smoke_build.store), "--out",
-                     str(blocker / "out"), "--format", "html")
+    result = _invoke(
+        "render",
+        "--profile",
+        "smoke",
+        "--store",
+        str(smoke_build.store),
+        "--out",
+        str(blocker / "out"),
+        "--format",
+        "html",
+    )
     assert result.exit_code == 2 and "pass a writable --out" in result.output
 
 
 def test_clean_keeps_results_unless_confirmed(tmp_path):
     store_with(tmp_path / "r", "q1", {"t": pd.DataFrame({"x": [1]})})
     (tmp_path / "b").mkdir()
-    result = runner.invoke(build.app, ["clean", "--results", "--store", str(tmp_path / "r"), "--out",
-                                       str(tmp_path / "b")], input="n\n")
+    result = runner.invoke(
+        build.app,
+        ["clean", "--results", "--store", str(tmp_path / "r"), "--out", str(tmp_path / "b")],
+        input="n\n",
+    )
     assert result.exit_code == 1 and Store(tmp_path / "r").has("smoke", "q1")
     assert not (tmp_path / "b").exists()
-    result = _invoke("clean", "--results", "--yes", "--store", str(tmp_path / "r"), "--out", str(tmp_path / "b"))
+    result = _invoke(
+        "clean", "--results", "--yes", "--store", str(tmp_path / "r"), "--out", str(tmp_path / "b")
+    )
     assert result.exit_code == 0 and not Store(tmp_path / "r").has("smoke", "q1")
 
 
@@ -105,8 +133,21 @@ def test_unreadable_data_is_exit_2(tmp_path):
     for split in ("train", "t10k"):
         for kind, n in (("images", 3), ("labels", 1)):
             (raw / f"{split}-{kind}-idx{n}-ubyte").write_bytes(b"\x00\x00\x08\x03truncated")
-    proc = subprocess.run(build_cmd("run", "q1", "--profile", "smoke", "--data-dir", str(tmp_path / "data"),
-                                    "--store", str(tmp_path / "r")), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        build_cmd(
+            "run",
+            "q1",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--store",
+            str(tmp_path / "r"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "MNIST (train)" in proc.stderr and "could not be read" in proc.stderr
     assert "Traceback" not in proc.stderr

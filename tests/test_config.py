@@ -22,7 +22,9 @@ class Cfg:
 
 def test_parse_overrides_groups_by_experiment():
     assert parse_overrides(["q3.epochs=5", "q3.lr=0.01", "q4.dataset=mnist"]) == {
-        "q3": {"epochs": "5", "lr": "0.01"}, "q4": {"dataset": "mnist"}}
+        "q3": {"epochs": "5", "lr": "0.01"},
+        "q4": {"dataset": "mnist"},
+    }
 
 
 @pytest.mark.parametrize("bad", ["q3epochs=5", "q3.epochs", "=5", ".x=1"])
@@ -32,19 +34,23 @@ def test_parse_overrides_rejects_malformed(bad):
 
 
 def test_apply_overrides_converts_each_type():
-    cfg = apply_overrides("q9", Cfg(), {"epochs": "5", "lr": "1e-3", "dataset": "mnist", "widths": "4,8,16",
-                                        "augment": "false"})
+    cfg = apply_overrides(
+        "q9", Cfg(), {"epochs": "5", "lr": "1e-3", "dataset": "mnist", "widths": "4,8,16", "augment": "false"}
+    )
     assert cfg == Cfg(epochs=5, lr=1e-3, dataset="mnist", widths=(4, 8, 16), augment=False)
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"epoch": "5"}, "has no setting 'epoch'; valid: augment, dataset, epochs, lr, widths"),
-    ({"epochs": "five"}, "expected an integer"),
-    ({"lr": "fast"}, "expected a number"),
-    ({"dataset": "imagenet"}, "choose one of svhn, mnist"),
-    ({"augment": "maybe"}, "expected true or false"),
-    ({"epochs": "0"}, "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"epoch": "5"}, "has no setting 'epoch'; valid: augment, dataset, epochs, lr, widths"),
+        ({"epochs": "five"}, "expected an integer"),
+        ({"lr": "fast"}, "expected a number"),
+        ({"dataset": "imagenet"}, "choose one of svhn, mnist"),
+        ({"augment": "maybe"}, "expected true or false"),
+        ({"epochs": "0"}, "must be at least 1"),
+    ],
+)
 def test_apply_overrides_rejects_bad_values_with_one_line(raw, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
         apply_overrides("q9", Cfg(), raw)

@@ -105,8 +105,10 @@ def test_two_layer_hessian_at_origin_equals_closed_form_and_is_indefinite() -> N
     hidden = 3
     size = hidden * x.shape[1] + hidden + 1
     for loss in cx.LOSSES:
-        h = cx.hessian(lambda t, loss=loss: cx.LOSSES[loss](exp_q2.logits(t, x, hidden), y).mean(),
-                       torch.zeros(size, dtype=F64))
+        h = cx.hessian(
+            lambda t, loss=loss: cx.LOSSES[loss](exp_q2.logits(t, x, hidden), y).mean(),
+            torch.zeros(size, dtype=F64),
+        )
         closed = exp_q2.origin_hessian(loss, x, y, hidden)
         torch.testing.assert_close(h, closed, rtol=0, atol=1e-15)
         g_norm = float(closed[: x.shape[1], hidden * x.shape[1]].norm())
@@ -130,10 +132,17 @@ def test_sign_flip_keeps_the_function_and_its_midpoint_is_constant() -> None:
     torch.testing.assert_close(mid, torch.full_like(mid, float(theta[-1])))
 
 
-@pytest.mark.parametrize(("exp", "key", "value"), [
-    ("q1", "digits", "3"), ("q1", "digits", "4,4"), ("q1", "pool", "5"), ("q2", "scale_min", "50"),
-    ("q2", "hidden", "0"), ("q2", "surface_points", "40"),
-])
+@pytest.mark.parametrize(
+    ("exp", "key", "value"),
+    [
+        ("q1", "digits", "3"),
+        ("q1", "digits", "4,4"),
+        ("q1", "pool", "5"),
+        ("q2", "scale_min", "50"),
+        ("q2", "hidden", "0"),
+        ("q2", "surface_points", "40"),
+    ],
+)
 def test_invalid_settings_are_rejected_with_the_setting_named(exp: str, key: str, value: str) -> None:
     module = {"q1": exp_q1, "q2": exp_q2}[exp]
     with pytest.raises(ConfigError, match=rf"{exp}\.{key}"):
@@ -151,8 +160,16 @@ def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     store = Store(tmp_path_factory.mktemp("results"))
     for planned in runner.plan(["q1", "q2"], "smoke", {}, 0, DATA, store):
         with store.lock():
-            runner.execute(planned, "smoke", 0, torch.device("cpu"), DATA, store, track=lambda it, **_: it,
-                           log=lambda _: None)
+            runner.execute(
+                planned,
+                "smoke",
+                0,
+                torch.device("cpu"),
+                DATA,
+                store,
+                track=lambda it, **_: it,
+                log=lambda _: None,
+            )
     return store
 
 
@@ -177,8 +194,16 @@ def test_smoke_report_states_answers_from_evidence_and_renders(smoke_store: Stor
     assert len(c1["figures"]) + len(c2["figures"]) >= 3
     page = render.render_html(smoke_store, "smoke", cache_dir=tmp_path / "cache", questions=("q1", "q2"))
     assert "Answer: (a) CE." in page and "Answer: (d) none." in page
-    for label in ("fig:q1-curvature", "fig:q1-slices", "tab:q1-checks", "fig:q2-path", "fig:q2-surface",
-                  "tab:q2-checks", "tab:q2-origin", "tab:q2-symmetry"):
+    for label in (
+        "fig:q1-curvature",
+        "fig:q1-slices",
+        "tab:q1-checks",
+        "fig:q2-path",
+        "fig:q2-surface",
+        "tab:q2-checks",
+        "tab:q2-origin",
+        "tab:q2-symmetry",
+    ):
         assert f'id="{label}"' in page
     assert "©" not in page  # "(c)" must not be typographically replaced
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from report.questions import QUESTIONS, Results, Table, build
 from report.format import apply
+from report.questions import QUESTIONS, Results, Table, build
 from report.store import Store
 from tests.conftest import ROOT, SMOKE_SETS, build_cmd
 
@@ -26,7 +26,9 @@ def expected_cells(store: Path, profile: str = "smoke") -> dict[str, list[str]]:
     for name in QUESTIONS:
         for key, tab in context[name].get("tables", {}).items():
             assert isinstance(tab, Table)
-            cells[f"{name}.{key}"] = [apply(fmt, v) for col, (_, fmt) in tab.columns.items() for v in tab.df[col]]
+            cells[f"{name}.{key}"] = [
+                apply(fmt, v) for col, (_, fmt) in tab.columns.items() for v in tab.df[col]
+            ]
     return cells
 
 
@@ -52,16 +54,35 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir)
     common = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(smoke_build.store)]
     before = {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in QUESTIONS}
     start = time.perf_counter()
-    proc = subprocess.run(build_cmd("all", *common, "--out", str(smoke_build.out), *SMOKE_SETS),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        build_cmd("all", *common, "--out", str(smoke_build.out), *SMOKE_SETS),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("up to date") == len(QUESTIONS) and "running" not in proc.stderr
     assert {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in QUESTIONS} == before
     print(f"second all: {elapsed:.1f} s")
-    render = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "build.py"), "render", "--profile",
-                             "smoke", "--store", str(smoke_build.store), "--out", str(smoke_build.out)],
-                            capture_output=True, text=True, timeout=120)
+    render = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(ROOT / "build.py"),
+            "render",
+            "--profile",
+            "smoke",
+            "--store",
+            str(smoke_build.store),
+            "--out",
+            str(smoke_build.out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert render.returncode == 0, render.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in render.stderr.splitlines() if "|" in line}
     assert "torch" not in imported and "experiments" not in imported
@@ -69,8 +90,12 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir)
 
 def test_status_names_the_changed_input(smoke_build, data_dir):
     common = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(smoke_build.store)]
-    proc = subprocess.run(build_cmd("status", *common, *SMOKE_SETS, "--set", "q1.segments=300"),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        build_cmd("status", *common, *SMOKE_SETS, "--set", "q1.segments=300"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {line.split()[1]: line for line in proc.stdout.splitlines() if line.strip().startswith("│ q")}
     assert "stale: config changed" in rows["q1"]
@@ -88,8 +113,18 @@ def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float
 
 def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, data_dir):
     store = tmp_path / "results"
-    args = build_cmd("all", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
-                     "--out", str(tmp_path / "build"), *SMOKE_SETS)
+    args = build_cmd(
+        "all",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        str(data_dir),
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "build"),
+        *SMOKE_SETS,
+    )
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(store, "smoke/q2/run.parquet", proc)
     _wait_for(store, ".work/smoke/q3-*/*", proc)  # q3 is training and has checkpointed a sweep point
@@ -109,8 +144,12 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
 
 def test_two_concurrent_builds_share_one_store(tmp_path, data_dir):
     store = tmp_path / "results"
-    args = build_cmd("run", "q1", "q2", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store))
-    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    args = build_cmd(
+        "run", "q1", "q2", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store)
+    )
+    procs = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     logs = "".join(err for _, err in outs)
@@ -123,15 +162,30 @@ def test_two_concurrent_builds_share_one_store(tmp_path, data_dir):
 def test_template_error_via_cli_names_file_and_line(smoke_build, tmp_path):
     """An author's syntax error: exit status 2, file:line, and the store untouched."""
     project = tmp_path / "project"
-    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".git", "results", "build", "data", "__pycache__"))
+    shutil.copytree(
+        ROOT, project, ignore=shutil.ignore_patterns(".git", "results", "build", "data", "__pycache__")
+    )
     template = project / "templates" / "q2.md.j2"
     lines = template.read_text().splitlines()
     lines[2] = "{{ q2.answer | pct "
     template.write_text("\n".join(lines) + "\n")
     before = sorted(p.stat().st_mtime_ns for p in smoke_build.store.rglob("*.parquet"))
-    proc = subprocess.run([sys.executable, str(project / "build.py"), "render", "--profile", "smoke", "--store",
-                           str(smoke_build.store), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(project / "build.py"),
+            "render",
+            "--profile",
+            "smoke",
+            "--store",
+            str(smoke_build.store),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "error: templates/q2.md.j2:3: " in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.stat().st_mtime_ns for p in smoke_build.store.rglob("*.parquet")) == before

@@ -3,10 +3,21 @@ import pytest
 from report import format as fmt
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (0.123456, "0.1235"), (12345, "12,345"), (3.0, "3"), (-0.5, "−0.5"), (1e-5, "1×10⁻⁵"),
-    (98.1234, "98.12"), (1234567.0, "1.235×10⁶"), (float("nan"), "—"), (None, "—"), (True, "yes"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.123456, "0.1235"),
+        (12345, "12,345"),
+        (3.0, "3"),
+        (-0.5, "−0.5"),
+        (1e-5, "1×10⁻⁵"),
+        (98.1234, "98.12"),
+        (1234567.0, "1.235×10⁶"),
+        (float("nan"), "—"),
+        (None, "—"),
+        (True, "yes"),
+    ],
+)
 def test_num(value, expected):
     assert fmt.num(value) == expected
 

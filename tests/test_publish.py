@@ -51,9 +51,13 @@ def test_pdf_outline_metadata_and_fonts(pdf):
         fonts = page.get("/Resources", {}).get("/Font", {})
         for ref in fonts.values():
             font = ref.get_object()
-            descriptor = font.get("/FontDescriptor") or font["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+            descriptor = (
+                font.get("/FontDescriptor") or font["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+            )
             descriptor = descriptor.get_object()
-            assert any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3")), font.get("/BaseFont")
+            assert any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3")), font.get(
+                "/BaseFont"
+            )
 
 
 def test_pdf_has_page_numbers_and_every_page_renders(pdf, smoke_build, tmp_path):
@@ -79,13 +83,23 @@ def test_html_in_chromium(smoke_build):
     errors: list[str] = []
     requests: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1000, "height": 1400})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+        page.on(
+            "request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None
+        )
         page.goto(smoke_build.html.as_uri())
         page.wait_for_load_state("load")
         assert page.evaluate("document.documentElement.lang") == "en"
@@ -106,4 +120,3 @@ def test_html_in_chromium(smoke_build):
     assert errors == []
     assert requests == []
     assert Store(smoke_build.store).has("smoke", "q4")
-

@@ -30,8 +30,12 @@ def _context(r: Results):
     return {
         "run": run,
         "best": float(df["acc"].max()),
-        "tables": {"sweep": Table(df, {"lr": ("Learning rate $\\eta$", "sci"), "acc": ("Accuracy", "pct")}, run)},
-        "figures": {"curve": Figure(_draw, df.rename(columns={"lr": "x", "acc": "y"}), "accuracy by rate", run)},
+        "tables": {
+            "sweep": Table(df, {"lr": ("Learning rate $\\eta$", "sci"), "acc": ("Accuracy", "pct")}, run)
+        },
+        "figures": {
+            "curve": Figure(_draw, df.rename(columns={"lr": "x", "acc": "y"}), "accuracy by rate", run)
+        },
     }
 
 
@@ -43,24 +47,34 @@ def fake_question(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "report.questions.qx", module)
     templates = tmp_path / "templates"
     templates.mkdir()
-    store = store_with(tmp_path / "results", "qx", {"sweep": pd.DataFrame({"lr": [1e-3, 1e-2], "acc": [0.9712, 0.9856]})})
+    store = store_with(
+        tmp_path / "results", "qx", {"sweep": pd.DataFrame({"lr": [1e-3, 1e-2], "acc": [0.9712, 0.9856]})}
+    )
     return store, templates
 
 
 def _render(store, templates, text, tmp_path):
     (templates / "qx.md.j2").write_text(text)
-    return render.render_html(store, "smoke", cache_dir=tmp_path / "cache", questions=("qx",), templates=templates)
+    return render.render_html(
+        store, "smoke", cache_dir=tmp_path / "cache", questions=("qx",), templates=templates
+    )
 
 
 def test_values_tables_figures_math_and_refs(fake_question, tmp_path):
     store, templates = fake_question
-    page = _render(store, templates, (
-        "# Question 3: Test\n\nBest accuracy {{ qx.best | pct }} (see {{ ref('tab:q3-sweep') }} and "
-        "{{ ref('fig:q3-curve') }}), with $\\sigma(z) = 1/(1+e^{-z})$.\n\n## Part\n\n"
-        "$$\\nabla^2 L = X^\\top D X$$\n\n"
-        "{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n\n"
-        "{% call figure(qx.figures.curve, label='fig:q3-curve') %}Accuracy against $\\eta$.{% endcall %}\n"
-    ), tmp_path)
+    page = _render(
+        store,
+        templates,
+        (
+            "# Question 3: Test\n\nBest accuracy {{ qx.best | pct }} (see {{ ref('tab:q3-sweep') }} and "
+            "{{ ref('fig:q3-curve') }}), with $\\sigma(z) = 1/(1+e^{-z})$.\n\n## Part\n\n"
+            "$$\\nabla^2 L = X^\\top D X$$\n\n"
+            "{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n\n"
+            "{% call figure(qx.figures.curve, label='fig:q3-curve') %}"
+            "Accuracy against $\\eta$.{% endcall %}\n"
+        ),
+        tmp_path,
+    )
     assert "Best accuracy 98.56%" in page
     assert '<a class="xref" href="#tab:q3-sweep">Table 1</a>' in page
     assert '<a class="xref" href="#fig:q3-curve">Figure 1</a>' in page
@@ -70,7 +84,7 @@ def test_values_tables_figures_math_and_refs(fake_question, tmp_path):
     assert 'alt="accuracy by rate"' in page and "data:image/svg+xml;base64," in page
     assert '<span class="secnum">1.1</span> Part' in page
     assert "Source: qx, run " in page
-    assert "src=\"http" not in page and "<script" not in page  # self-contained, no JavaScript
+    assert 'src="http' not in page and "<script" not in page  # self-contained, no JavaScript
 
 
 def test_undefined_value_fails_with_file_and_line(fake_question, tmp_path):
@@ -90,8 +104,13 @@ def test_unknown_ref_and_duplicate_label_fail(fake_question, tmp_path):
     with pytest.raises(TemplateError, match="ref\\('fig:nope'\\) names no figure or table"):
         _render(store, templates, "# Q\n\n{{ ref('fig:nope') }}\n", tmp_path)
     with pytest.raises(TemplateError, match="used twice"):
-        _render(store, templates, "# Q\n\n{{ table(qx.tables.sweep, 'a', label='tab:x') }}\n\n"
-                "{{ table(qx.tables.sweep, 'b', label='tab:x') }}\n", tmp_path)
+        _render(
+            store,
+            templates,
+            "# Q\n\n{{ table(qx.tables.sweep, 'a', label='tab:x') }}\n\n"
+            "{{ table(qx.tables.sweep, 'b', label='tab:x') }}\n",
+            tmp_path,
+        )
 
 
 def test_missing_result_fails_the_build(tmp_path, monkeypatch):
@@ -105,15 +124,21 @@ def test_missing_result_fails_the_build(tmp_path, monkeypatch):
 def test_pdf_has_the_numbers(fake_question, tmp_path):
     pypdf = pytest.importorskip("pypdf")
     store, templates = fake_question
-    page = _render(store, templates, "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', "
-                   "label='tab:q3-sweep') }}\n", tmp_path)
+    page = _render(
+        store,
+        templates,
+        "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n",
+        tmp_path,
+    )
     render.write_pdf(page, tmp_path / "r.pdf")
     text = "".join(p.extract_text() for p in pypdf.PdfReader(tmp_path / "r.pdf").pages)
     assert "98.56%" in text and "Question 3" in text
 
 
 def test_render_module_does_not_import_torch():
-    code = ("import sys, report.render, report.questions, report.figures, report.store; "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys, report.render, report.questions, report.figures, report.store; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -27,14 +27,18 @@ def test_write_then_read_roundtrip(tmp_path):
     assert meta["experiment"] == "q3" and meta["config"] == {"epochs": 1}
     # plain pandas reads every file: the store is notebook-friendly
     assert pd.read_parquet(tmp_path / "results/smoke/q3/run.parquet")["profile"][0] == "smoke"
-    assert json.loads(pd.read_parquet(tmp_path / "results/smoke/q3/run.parquet")["headline"][0])["value"] == 0.5
+    assert (
+        json.loads(pd.read_parquet(tmp_path / "results/smoke/q3/run.parquet")["headline"][0])["value"] == 0.5
+    )
     assert store.tables("smoke", "q3") == ["sweep"]
     assert list(store.runs()["experiment"]) == ["q3"]
 
 
 def test_rewrite_replaces_whole_result(tmp_path):
     store = Store(tmp_path)
-    store.write("smoke", "q3", {"a": pd.DataFrame({"x": [1]}), "b": pd.DataFrame({"x": [2]})}, fake_meta("q3"))
+    store.write(
+        "smoke", "q3", {"a": pd.DataFrame({"x": [1]}), "b": pd.DataFrame({"x": [2]})}, fake_meta("q3")
+    )
     store.write("smoke", "q3", {"a": pd.DataFrame({"x": [9]})}, fake_meta("q3"))
     assert store.tables("smoke", "q3") == ["a"]
     assert store.read("smoke", "q3", "a")["x"][0] == 9
@@ -96,7 +100,8 @@ def test_killed_writer_never_leaves_a_partial_result(tmp_path):
         print("ready", flush=True)
         while True:
             i += 1
-            s.write("smoke", "q3", {{"a": pd.DataFrame({{"x": [i] * 1000}}), "b": pd.DataFrame({{"x": [i]}})}},
+            tables = {{"a": pd.DataFrame({{"x": [i] * 1000}}), "b": pd.DataFrame({{"x": [i]}})}}
+            s.write("smoke", "q3", tables,
                     fake_meta("q3"))
     """)
     for delay in (0.3, 0.45, 0.6):

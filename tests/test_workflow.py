@@ -6,7 +6,9 @@ from pathlib import Path
 def test_github_workflow_installs_tests_builds_and_uploads():
     import yaml
 
-    workflow = yaml.safe_load((Path(__file__).resolve().parents[1] / ".github/workflows/report.yml").read_text())
+    workflow = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / ".github/workflows/report.yml").read_text()
+    )
     steps = workflow["jobs"]["build"]["steps"]
     runs = " ".join(s.get("run", "") for s in steps)
     uses = [s.get("uses", "") for s in steps]

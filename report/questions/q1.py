@@ -26,13 +26,20 @@ def summarise(hessian: pd.DataFrame, segments: pd.DataFrame, eig_tol: float, mod
     for loss in LOSS_NAMES:
         h = hessian[hessian["loss"] == loss]
         s = segments[segments["loss"] == loss]
-        rows.append({
-            "model": model, "loss": loss, "loss_name": LOSS_NAMES[loss], "points": len(h),
-            "min_eig": float(h["min_eig"].min()), "rel_min_eig": float(h["rel_min_eig"].min()),
-            "negative_points": int((h["rel_min_eig"] < -eig_tol).sum()),
-            "violations": int(s["violated"].sum()), "segments": len(s),
-            "max_gap": float(s["gap"].max()),
-        })
+        rows.append(
+            {
+                "model": model,
+                "loss": loss,
+                "loss_name": LOSS_NAMES[loss],
+                "points": len(h),
+                "min_eig": float(h["min_eig"].min()),
+                "rel_min_eig": float(h["rel_min_eig"].min()),
+                "negative_points": int((h["rel_min_eig"] < -eig_tol).sum()),
+                "violations": int(s["violated"].sum()),
+                "segments": len(s),
+                "max_gap": float(s["gap"].max()),
+            }
+        )
     out = pd.DataFrame(rows)
     out["nonconvex"] = (out["negative_points"] > 0) | (out["violations"] > 0)
     return out
@@ -40,16 +47,21 @@ def summarise(hessian: pd.DataFrame, segments: pd.DataFrame, eig_tol: float, mod
 
 def checks_table(summary: pd.DataFrame, run: Any) -> Table:
     """The numerical checks as the report prints them (one row per model and loss)."""
-    return Table(summary, {
-        "model": ("Model", "text"),
-        "loss_name": ("Loss", "text"),
-        "points": ("Hessian points", "int"),
-        "min_eig": ("Smallest eigenvalue $\\lambda_{\\min}$", "num"),
-        "rel_min_eig": ("Relative $\\lambda_{\\min}/\\max|\\lambda|$", "num"),
-        "negative_points": ("Points with negative curvature", "int"),
-        "violations": ("Midpoint violations", "int"),
-        "segments": ("Segments", "int"),
-    }, run, highlight=lambda row: not row["nonconvex"])
+    return Table(
+        summary,
+        {
+            "model": ("Model", "text"),
+            "loss_name": ("Loss", "text"),
+            "points": ("Hessian points", "int"),
+            "min_eig": ("Smallest eigenvalue $\\lambda_{\\min}$", "num"),
+            "rel_min_eig": ("Relative $\\lambda_{\\min}/\\max|\\lambda|$", "num"),
+            "negative_points": ("Points with negative curvature", "int"),
+            "violations": ("Midpoint violations", "int"),
+            "segments": ("Segments", "int"),
+        },
+        run,
+        highlight=lambda row: not row["nonconvex"],
+    )
 
 
 def sign_change(z: np.ndarray, values: np.ndarray) -> float:
@@ -69,13 +81,18 @@ def context(r: Results) -> dict[str, Any]:
 
     # The answer: the losses whose checks found no sign of non-convexity; the derivation says exactly CE.
     consistent = [loss for loss in LOSS_NAMES if not by_loss[loss]["nonconvex"]]
-    require(consistent == ["ce"], f"Q1 derivation: CE convex, MSE not; losses without negative curvature "
-                                  f"or midpoint violations in the stored checks: {consistent or 'none'}")
+    require(
+        consistent == ["ce"],
+        f"Q1 derivation: CE convex, MSE not; losses without negative curvature "
+        f"or midpoint violations in the stored checks: {consistent or 'none'}",
+    )
     answer = OPTIONS[consistent[0]]
 
     closed_err = float(hessian["closed_form_err"].max())
-    require(closed_err <= CLOSED_FORM_RTOL, f"autograd Hessian equals X̃ᵀ diag(ℓ'') X̃ / N (max rel. error "
-                                            f"{closed_err:.2e})")
+    require(
+        closed_err <= CLOSED_FORM_RTOL,
+        f"autograd Hessian equals X̃ᵀ diag(ℓ'') X̃ / N (max rel. error {closed_err:.2e})",
+    )
 
     curv = r.table("q1", "curvature")
     ce_curv = curv[curv["loss"] == "ce"]["d2"]
@@ -84,22 +101,28 @@ def context(r: Results) -> dict[str, Any]:
     crossing = {label: sign_change(df["z"].to_numpy(), df["d2"].to_numpy()) for label, df in mse.items()}
     step = float(np.diff(np.sort(curv["z"].unique())).max())
     ln2 = math.log(2)
-    require(abs(crossing[1] + ln2) <= step and abs(crossing[0] - ln2) <= step,
-            "MSE d²ℓ/dz² changes sign at z = −ln 2 (y = 1) and z = ln 2 (y = 0)")
+    require(
+        abs(crossing[1] + ln2) <= step and abs(crossing[0] - ln2) <= step,
+        "MSE d²ℓ/dz² changes sign at z = −ln 2 (y = 1) and z = ln 2 (y = 0)",
+    )
 
     ce_ex, mse_ex = (r.table("q1", "counterexample").set_index("loss").loc[k] for k in ("ce", "mse"))
-    require(mse_ex["gap"] > 0 > ce_ex["gap"], "one-sample counterexample: MSE midpoint above the chord, "
-                                              "CE below")
+    require(
+        mse_ex["gap"] > 0 > ce_ex["gap"], "one-sample counterexample: MSE midpoint above the chord, CE below"
+    )
 
     ray = r.table("q1", "ray")
     separable = bool(task["min_margin"] > 0)
     if separable:
-        require(bool((np.diff(ray["loss"].to_numpy()) < 0).all()),
-                "on separable data CE decreases along the ray t·θ")
+        require(
+            bool((np.diff(ray["loss"].to_numpy()) < 0).all()),
+            "on separable data CE decreases along the ray t·θ",
+        )
 
     slices = r.table("q1", "slice")
-    concave = {loss: bool(_concave_steps(df["value"].to_numpy()).any())
-               for loss, df in slices.groupby("loss")}
+    concave = {
+        loss: bool(_concave_steps(df["value"].to_numpy()).any()) for loss, df in slices.groupby("loss")
+    }
     require(not concave["ce"] and concave["mse"], "along the plotted line CE is convex and MSE is not")
     mse_neg = hessian[hessian["loss"] == "mse"]["neg_curvature_samples"]
     params = int(task["features"]) + 1
@@ -129,13 +152,17 @@ def context(r: Results) -> dict[str, Any]:
         "crossing_neg": crossing[0],
         "ln2": ln2,
         "grid_step": step,
-        "counter": {"z_a": float(mse_ex["z_a"]), "z_b": float(mse_ex["z_b"]),
-                    "z_mid": float((mse_ex["z_a"] + mse_ex["z_b"]) / 2),
-                    "mse_a": float(mse_ex["loss_a"]), "mse_b": float(mse_ex["loss_b"]),
-                    "mse_mid": float(mse_ex["loss_mid"]),
-                    "mse_chord": float((mse_ex["loss_a"] + mse_ex["loss_b"]) / 2),
-                    "ce_mid": float(ce_ex["loss_mid"]),
-                    "ce_chord": float((ce_ex["loss_a"] + ce_ex["loss_b"]) / 2)},
+        "counter": {
+            "z_a": float(mse_ex["z_a"]),
+            "z_b": float(mse_ex["z_b"]),
+            "z_mid": float((mse_ex["z_a"] + mse_ex["z_b"]) / 2),
+            "mse_a": float(mse_ex["loss_a"]),
+            "mse_b": float(mse_ex["loss_b"]),
+            "mse_mid": float(mse_ex["loss_mid"]),
+            "mse_chord": float((mse_ex["loss_a"] + mse_ex["loss_b"]) / 2),
+            "ce_mid": float(ce_ex["loss_mid"]),
+            "ce_chord": float((ce_ex["loss_a"] + ce_ex["loss_b"]) / 2),
+        },
         "train_steps": int(task["train_steps"]),
         "train_loss": float(task["train_loss"]),
         "train_accuracy": float(task["train_accuracy"]),
@@ -145,10 +172,20 @@ def context(r: Results) -> dict[str, Any]:
         "ray_last": (float(ray["t"].iloc[-1]), float(ray["loss"].iloc[-1])),
         "tables": {"checks": checks_table(summary, run)},
         "figures": {
-            "slices": Figure(draw_slices, slices, "Mean cross-entropy and mean squared error along the line "
-                             "through the origin and a trained parameter vector.", run),
-            "curvature": Figure(draw_curvature, curv, "Second derivative of each per-example loss in the "
-                                "logit z, for labels 0 and 1, with the negative parts shaded.", run),
+            "slices": Figure(
+                draw_slices,
+                slices,
+                "Mean cross-entropy and mean squared error along the line "
+                "through the origin and a trained parameter vector.",
+                run,
+            ),
+            "curvature": Figure(
+                draw_curvature,
+                curv,
+                "Second derivative of each per-example loss in the "
+                "logit z, for labels 0 and 1, with the negative parts shaded.",
+                run,
+            ),
         },
     }
 
@@ -170,8 +207,9 @@ def draw_slices(data: pd.DataFrame) -> Any:
         ax.plot(df["t"], df["value"], color=colour)
         concave = _concave_steps(df["value"].to_numpy())
         if concave.any():
-            ax.fill_between(df["t"], 0, df["value"], where=concave, color=colour, alpha=0.2, lw=0,
-                            label="concave stretch")
+            ax.fill_between(
+                df["t"], 0, df["value"], where=concave, color=colour, alpha=0.2, lw=0, label="concave stretch"
+            )
         at_one = df.iloc[(df["t"] - 1).abs().argmin()]
         ax.plot([at_one["t"]], [at_one["value"]], "o", color="k", ms=4, label="trained point (t = 1)")
         ax.set_title(f"{LOSS_NAMES[loss]} along t·θ̂")
@@ -192,8 +230,16 @@ def draw_curvature(data: pd.DataFrame) -> Any:
     for label, colour in ((1, "C3"), (0, "C1")):
         df = data[(data["loss"] == "mse") & (data["label"] == label)]
         ax.plot(df["z"], df["d2"], color=colour, label=f"MSE, y = {label}")
-        ax.fill_between(df["z"], 0, df["d2"], where=df["d2"] < 0, color=colour, alpha=0.25, lw=0,
-                        label=f"MSE concave in z (y = {label})")
+        ax.fill_between(
+            df["z"],
+            0,
+            df["d2"],
+            where=df["d2"] < 0,
+            color=colour,
+            alpha=0.25,
+            lw=0,
+            label=f"MSE concave in z (y = {label})",
+        )
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xlabel("logit z")
     ax.set_ylabel("d²ℓ/dz²")

@@ -16,8 +16,10 @@ from report.questions import Figure, Results, Table, require
 from report.questions.q1 import LOSS_NAMES, checks_table, summarise
 
 OPTIONS = {  # the losses the evidence leaves possibly convex -> the multiple-choice option
-    (): {"letter": "d", "text": "none"}, ("ce",): {"letter": "a", "text": "CE"},
-    ("mse",): {"letter": "b", "text": "MSE"}, ("ce", "mse"): {"letter": "c", "text": "both"},
+    (): {"letter": "d", "text": "none"},
+    ("ce",): {"letter": "a", "text": "CE"},
+    ("mse",): {"letter": "b", "text": "MSE"},
+    ("ce", "mse"): {"letter": "c", "text": "both"},
 }
 ORIGIN_RTOL = 1e-8  # autograd vs closed-form Hessian at the origin, relative to its largest entry
 FLIP_RTOL = 1e-9  # θ and its sign flip θ′ compute the same function: equal losses up to round-off
@@ -32,37 +34,55 @@ def context(r: Results) -> dict[str, Any]:
     summary = summarise(hessian, r.table("q2", "segments"), cfg["eig_tol"], model)
     by_loss = {row["loss"]: row for row in summary.to_dict("records")}
     consistent = tuple(loss for loss in LOSS_NAMES if not by_loss[loss]["nonconvex"])
-    require(consistent == (), "Q2 derivation: neither loss is convex in the weights; losses without "
-                              f"negative curvature or midpoint violations in the stored checks: {consistent}")
+    require(
+        consistent == (),
+        "Q2 derivation: neither loss is convex in the weights; losses without "
+        f"negative curvature or midpoint violations in the stored checks: {consistent}",
+    )
     answer = OPTIONS[consistent]
 
     origin = r.table("q2", "origin").set_index("loss")
     for loss, row in origin.iterrows():
-        require(row["matrix_err"] <= ORIGIN_RTOL and row["spectrum_err"] <= ORIGIN_RTOL,
-                f"autograd Hessian at the origin equals the closed form ({loss})")
+        require(
+            row["matrix_err"] <= ORIGIN_RTOL and row["spectrum_err"] <= ORIGIN_RTOL,
+            f"autograd Hessian at the origin equals the closed form ({loss})",
+        )
         require(row["min_eig"] < 0 < row["max_eig"], f"the Hessian at the origin is indefinite ({loss})")
 
     sym = r.table("q2", "symmetry").set_index("loss")
     for loss, row in sym.iterrows():
-        require(abs(row["loss_theta"] - row["loss_flipped"]) <= FLIP_RTOL * row["loss_theta"],
-                f"L(θ) = L(θ′) at the trained point ({loss})")
+        require(
+            abs(row["loss_theta"] - row["loss_flipped"]) <= FLIP_RTOL * row["loss_theta"],
+            f"L(θ) = L(θ′) at the trained point ({loss})",
+        )
         require(row["loss_mid"] > row["loss_theta"], f"L at the midpoint of θ and θ′ exceeds L(θ) ({loss})")
 
     surface = r.table("q2", "surface")
     saddle = {loss: _saddle(surface[surface["loss"] == loss]) for loss in LOSS_NAMES}
     for loss, is_saddle in saddle.items():
-        require(is_saddle, f"the two-weight surface has a saddle at the origin ({loss}): it falls along one "
-                           "diagonal and rises along the other")
+        require(
+            is_saddle,
+            f"the two-weight surface has a saddle at the origin ({loss}): it falls along one "
+            "diagonal and rises along the other",
+        )
 
     def facts(loss: str) -> dict[str, Any]:
         o, s = origin.loc[loss], sym.loc[loss]
-        return {**by_loss[loss], "g_norm": float(o["g_norm"]), "bias_curvature": float(o["bias_curvature"]),
-                "origin_min": float(o["min_eig"]), "origin_max": float(o["max_eig"]),
-                "origin_negative": int(o["negative"]), "origin_positive": int(o["positive"]),
-                "origin_err": float(max(o["matrix_err"], o["spectrum_err"])),
-                "loss_theta": float(s["loss_theta"]), "loss_flipped": float(s["loss_flipped"]),
-                "loss_mid": float(s["loss_mid"]), "best_constant": float(s["best_constant"]),
-                "bias": float(s["bias"])}
+        return {
+            **by_loss[loss],
+            "g_norm": float(o["g_norm"]),
+            "bias_curvature": float(o["bias_curvature"]),
+            "origin_min": float(o["min_eig"]),
+            "origin_max": float(o["max_eig"]),
+            "origin_negative": int(o["negative"]),
+            "origin_positive": int(o["positive"]),
+            "origin_err": float(max(o["matrix_err"], o["spectrum_err"])),
+            "loss_theta": float(s["loss_theta"]),
+            "loss_flipped": float(s["loss_flipped"]),
+            "loss_mid": float(s["loss_mid"]),
+            "best_constant": float(s["best_constant"]),
+            "bias": float(s["bias"]),
+        }
 
     origin_rows = origin.reset_index().assign(loss_name=lambda df: df["loss"].map(LOSS_NAMES))
     sym_rows = sym.reset_index().assign(loss_name=lambda df: df["loss"].map(LOSS_NAMES))
@@ -87,29 +107,47 @@ def context(r: Results) -> dict[str, Any]:
         "origin_err": float(origin[["matrix_err", "spectrum_err"]].to_numpy().max()),
         "tables": {
             "checks": checks_table(summary, run),
-            "origin": Table(origin_rows, {
-                "loss_name": ("Loss", "text"),
-                "g_norm": ("$\\lVert g\\rVert$", "num"),
-                "bias_curvature": ("$c$", "num"),
-                "min_eig": ("$\\lambda_{\\min}$ (autograd)", "num"),
-                "max_eig": ("$\\lambda_{\\max}$ (autograd)", "num"),
-                "negative": ("Negative eigenvalues", "int"),
-                "positive": ("Positive eigenvalues", "int"),
-                "spectrum_err": ("Spectrum vs closed form (rel.)", "sci"),
-            }, run),
-            "symmetry": Table(sym_rows, {
-                "loss_name": ("Loss", "text"),
-                "loss_theta": ("$L(\\theta)$", "num"),
-                "loss_flipped": ("$L(\\theta')$", "num"),
-                "loss_mid": ("$L(\\tfrac12(\\theta+\\theta'))$", "num"),
-                "best_constant": ("Best constant predictor", "num"),
-            }, run),
+            "origin": Table(
+                origin_rows,
+                {
+                    "loss_name": ("Loss", "text"),
+                    "g_norm": ("$\\lVert g\\rVert$", "num"),
+                    "bias_curvature": ("$c$", "num"),
+                    "min_eig": ("$\\lambda_{\\min}$ (autograd)", "num"),
+                    "max_eig": ("$\\lambda_{\\max}$ (autograd)", "num"),
+                    "negative": ("Negative eigenvalues", "int"),
+                    "positive": ("Positive eigenvalues", "int"),
+                    "spectrum_err": ("Spectrum vs closed form (rel.)", "sci"),
+                },
+                run,
+            ),
+            "symmetry": Table(
+                sym_rows,
+                {
+                    "loss_name": ("Loss", "text"),
+                    "loss_theta": ("$L(\\theta)$", "num"),
+                    "loss_flipped": ("$L(\\theta')$", "num"),
+                    "loss_mid": ("$L(\\tfrac12(\\theta+\\theta'))$", "num"),
+                    "best_constant": ("Best constant predictor", "num"),
+                },
+                run,
+            ),
         },
         "figures": {
-            "surface": Figure(draw_surface, surface, "Contour plots of the mean CE and MSE of the scalar "
-                              "model z = w2·w1·s over the weights w1 and w2, with the origin marked.", run),
-            "path": Figure(draw_path, r.table("q2", "path"), "Mean loss along the straight segment from a "
-                           "trained parameter vector to its sign-flipped copy, for CE and MSE.", run),
+            "surface": Figure(
+                draw_surface,
+                surface,
+                "Contour plots of the mean CE and MSE of the scalar "
+                "model z = w2·w1·s over the weights w1 and w2, with the origin marked.",
+                run,
+            ),
+            "path": Figure(
+                draw_path,
+                r.table("q2", "path"),
+                "Mean loss along the straight segment from a "
+                "trained parameter vector to its sign-flipped copy, for CE and MSE.",
+                run,
+            ),
         },
     }
 
@@ -119,8 +157,11 @@ def _saddle(df: pd.DataFrame) -> bool:
     away along the two diagonals (the grid is symmetric about 0)."""
     value = df.pivot(index="w1", columns="w2", values="value").sort_index().sort_index(axis=1).to_numpy()
     i = len(value) // 2
-    return bool(min(value[i + 1, i + 1], value[i + 1, i - 1]) < value[i, i]
-                < max(value[i + 1, i + 1], value[i + 1, i - 1]))
+    return bool(
+        min(value[i + 1, i + 1], value[i + 1, i - 1])
+        < value[i, i]
+        < max(value[i + 1, i + 1], value[i + 1, i - 1])
+    )
 
 
 def draw_surface(data: pd.DataFrame) -> Any:
@@ -155,8 +196,15 @@ def draw_path(data: pd.DataFrame) -> Any:
         df = data[data["loss"] == loss]
         ax.plot(df["s"], df["value"], color=colour, label=LOSS_NAMES[loss])
         ends = df.iloc[[(df["s"] + 1).abs().argmin(), (df["s"] - 1).abs().argmin()]]
-        ax.plot(ends["s"], ends["value"], "--o", color=colour, ms=4, lw=0.8,
-                label=f"chord from θ′ to θ ({LOSS_NAMES[loss]})")
+        ax.plot(
+            ends["s"],
+            ends["value"],
+            "--o",
+            color=colour,
+            ms=4,
+            lw=0.8,
+            label=f"chord from θ′ to θ ({LOSS_NAMES[loss]})",
+        )
     ax.axvline(0, color="k", lw=0.5)
     ax.set_xlabel("s   (s = 1: trained θ;  s = −1: θ′ = flipped θ;  s = 0: midpoint)")
     ax.set_ylabel("mean loss")
