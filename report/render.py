@@ -264,10 +264,12 @@ def document_meta(results: Results, questions: tuple[str, ...], profile: str) ->
     all_runs = [results.run(name) for name in questions]
     commits = sorted({r.commit + (" (dirty)" if r.dirty else "") for r in all_runs})
     stale = [r for r in all_runs if r.stale]
+    now = datetime.now(timezone.utc)
     return {
         "title": TITLE,
         "profile": profile,
-        "rendered": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "rendered": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "rendered_iso": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "results_date": max(r.finished for r in all_runs)[:10],
         "commits": ", ".join(commits),
         "runs": all_runs,
@@ -282,14 +284,14 @@ def write_html(page: str, path: Path) -> None:
 
 
 def write_pdf(page: str, path: Path) -> None:
-    """Print the HTML with WeasyPrint (same document, print stylesheet)."""
+    """Print the HTML with WeasyPrint as a tagged PDF (PDF/UA-1: structure tree, language, outline)."""
     for name in ("weasyprint", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings():  # "install HarfBuzz-Subset": a packaging hint, printed on every run
         warnings.simplefilter("ignore", DeprecationWarning)
         import weasyprint
 
-        pdf = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(custom_metadata=True)
+        pdf = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(pdf_variant="pdf/ua-1")
     _atomic_write(path, pdf)
 
 

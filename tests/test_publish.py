@@ -47,6 +47,8 @@ def test_pdf_outline_metadata_and_fonts(pdf):
     assert any("Provenance" in t for t in titles)
     assert pdf.metadata.title == "Deep Learning — Assignment 1"
     assert pdf.metadata.author and pdf.metadata.creation_date is not None
+    root = pdf.trailer["/Root"]
+    assert "/StructTreeRoot" in root and root["/Lang"] == "en", "not a tagged PDF"
     for page in pdf.pages:
         fonts = page.get("/Resources", {}).get("/Font", {})
         for ref in fonts.values():

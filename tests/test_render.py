@@ -121,17 +121,18 @@ def test_missing_result_fails_the_build(tmp_path, monkeypatch):
         render.render_html(render.Store(tmp_path), "smoke", questions=("qx",))
 
 
-def test_pdf_has_the_numbers(fake_question, tmp_path):
+@pytest.mark.parametrize(("paper", "size"), [("a4", (595, 842)), ("letter", (612, 792))])
+def test_pdf_has_the_numbers_on_the_chosen_paper(fake_question, tmp_path, paper, size):
     pypdf = pytest.importorskip("pypdf")
     store, templates = fake_question
-    page = _render(
-        store,
-        templates,
-        "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n",
-        tmp_path,
-    )
+    (templates / "qx.md.j2").write_text("# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', "
+                                        "label='tab:q3-sweep') }}\n")
+    page = render.render_html(store, "smoke", paper=paper, questions=("qx",), templates=templates)
     render.write_pdf(page, tmp_path / "r.pdf")
-    text = "".join(p.extract_text() for p in pypdf.PdfReader(tmp_path / "r.pdf").pages)
+    reader = pypdf.PdfReader(tmp_path / "r.pdf")
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == size
+    text = "".join(p.extract_text() for p in reader.pages)
     assert "98.56%" in text and "Question 3" in text
 
 
