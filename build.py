@@ -164,15 +164,21 @@ def _render(store: Store, profile: str, out: Path, fmt: Format, paper: Paper) ->
     from report import render
 
     t0 = time.perf_counter()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReportError(
+            f"cannot create the output folder {out}: {e.strerror}; pass a writable --out"
+        ) from None
+    if not os.access(out, os.W_OK):
+        raise ReportError(f"the output folder {out} is not writable; pass a writable --out")
     page = render.render_html(store, profile, paper.value, cache_dir=out / ".cache")
-    written = []
-    if fmt in (Format.html, Format.all):
-        render.write_html(page, out / "report.html")
-        written.append(out / "report.html")
-    if fmt in (Format.pdf, Format.all):
-        render.write_pdf(page, out / "report.pdf")
-        written.append(out / "report.pdf")
-    console.print(f"[green]✓[/] rendered {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
+    targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[fmt]
+    written = render.write_outputs(page, out, targets)
+    if not written:
+        console.print(f"[dim]report in {out} is up to date (same results, templates and paper)[/]")
+        return
+    console.print(f"[green]✓[/] wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
 
 
 def _guard(fn):
@@ -306,7 +312,7 @@ def status(
             meta["device"],
             f"{head['label']} = {head['value']:.4g}",
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
 
 
 @app.command()

@@ -7,6 +7,7 @@ block, contents and appendix; WeasyPrint prints the same HTML to PDF.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
@@ -264,19 +265,39 @@ def document_meta(results: Results, questions: tuple[str, ...], profile: str) ->
     all_runs = [results.run(name) for name in questions]
     commits = sorted({r.commit + (" (dirty)" if r.dirty else "") for r in all_runs})
     stale = [r for r in all_runs if r.stale]
-    now = datetime.now(timezone.utc)
+    finished = max(r.finished for r in all_runs)
     return {
         "title": TITLE,
         "profile": profile,
-        "rendered": now.strftime("%Y-%m-%d %H:%M UTC"),
-        "rendered_iso": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "results_date": max(r.finished for r in all_runs)[:10],
+        "results_date": finished[:10],
+        "results_iso": datetime.fromisoformat(finished)
+        .astimezone(timezone.utc)
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commits": ", ".join(commits),
         "runs": all_runs,
         "stale": stale,
         "devices": sorted({r.device_name for r in all_runs}),
         "versions": all_runs[0].versions,
     }
+
+
+def write_outputs(page: str, out: Path, formats: list[str]) -> list[Path]:
+    """Write ``report.html`` / ``report.pdf`` from ``page``, skipping any whose source is unchanged.
+
+    The page is a pure function of the store, the templates and the paper size, so an output whose
+    recorded source digest matches is already current (as ``make`` would judge it).
+    """
+    digest = hashlib.sha256(page.encode("utf-8")).hexdigest()
+    written = []
+    for kind in formats:
+        target = out / f"report.{kind}"
+        stamp = out / ".cache" / f"report.{kind}.sha256"
+        if target.exists() and stamp.exists() and stamp.read_text() == digest:
+            continue
+        (write_html if kind == "html" else write_pdf)(page, target)
+        _atomic_write(stamp, digest.encode())
+        written.append(target)
+    return written
 
 
 def write_html(page: str, path: Path) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_smoke_build_writes_html_and_pdf_with_every_question(smoke_build):
     assert cells, "the report shows no tables"
     for key, values in cells.items():
         for value in values:
-            assert f">{value}<" in html, f"{key}: {value!r} from the store is not in the HTML"
+            assert f">{escape(value)}<" in html, f"{key}: {value!r} from the store is not in the HTML"
     for name in QUESTIONS:
         meta = Store(smoke_build.store).meta("smoke", name)
         assert meta["profile"] == "smoke" and meta["run_id"] in html
@@ -62,7 +63,8 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir)
     )
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("up to date") == len(QUESTIONS) and "running" not in proc.stderr
+    assert all(f"{n}: up to date" in proc.stderr for n in QUESTIONS) and "running" not in proc.stderr
+    assert "is up to date" in proc.stderr, "unchanged results and templates must not reprint the PDF"
     assert {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in QUESTIONS} == before
     print(f"second all: {elapsed:.1f} s")
     render = subprocess.run(
@@ -167,7 +169,7 @@ def test_template_error_via_cli_names_file_and_line(smoke_build, tmp_path):
     )
     template = project / "templates" / "q2.md.j2"
     lines = template.read_text().splitlines()
-    lines[2] = "{{ q2.answer | pct "
+    lines[2] = "{{ q2.answer | pct ) }}"
     template.write_text("\n".join(lines) + "\n")
     before = sorted(p.stat().st_mtime_ns for p in smoke_build.store.rglob("*.parquet"))
     proc = subprocess.run(

@@ -125,8 +125,9 @@ def test_missing_result_fails_the_build(tmp_path, monkeypatch):
 def test_pdf_has_the_numbers_on_the_chosen_paper(fake_question, tmp_path, paper, size):
     pypdf = pytest.importorskip("pypdf")
     store, templates = fake_question
-    (templates / "qx.md.j2").write_text("# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', "
-                                        "label='tab:q3-sweep') }}\n")
+    (templates / "qx.md.j2").write_text(
+        "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n"
+    )
     page = render.render_html(store, "smoke", paper=paper, questions=("qx",), templates=templates)
     render.write_pdf(page, tmp_path / "r.pdf")
     reader = pypdf.PdfReader(tmp_path / "r.pdf")
