@@ -1,0 +1,268 @@
+"""Question 4: model registry, SVHN loading, augmentation, the training pipeline and the ranking logic."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import torch
+
+from experiments import data, models, q4
+from experiments.common import RunContext
+from report import format as fmt
+from report.config import apply_overrides
+from report.errors import ConfigError, EvidenceError
+from report.questions import Results
+from report.questions import q4 as ctx4
+from report.render import render_html
+from report.store import Store
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not (DATA / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"Fashion-MNIST not found under {DATA}")
+    return DATA
+
+
+def write_svhn(root: Path, n_train: int, n_test: int) -> dict[str, np.ndarray]:
+    """SVHN's real .mat layout: X is 32x32x3xN uint8, y is Nx1 with 10 standing for the digit 0."""
+    rng = np.random.default_rng(0)
+    (root / "SVHN").mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        y = (np.arange(n) % 10 + 1).astype(np.uint8).reshape(n, 1)  # 1..10
+        x = rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8)
+        scipy.io.savemat(root / "SVHN" / f"{split}_32x32.mat", {"X": x, "y": y})
+        out[split] = x
+    return out
+
+
+def test_svhn_loader_maps_label_10_to_0_and_yields_nchw(tmp_path: Path) -> None:
+    raw = write_svhn(tmp_path, 20, 10)
+    x, y = data.load("svhn", tmp_path, train=True)
+    assert x.shape == (20, 3, 32, 32) and x.dtype == torch.uint8
+    assert y.tolist() == [(i % 10 + 1) % 10 for i in range(20)]  # stored 10 -> 0, 1..9 unchanged
+    assert torch.equal(x[3], torch.from_numpy(raw["train"][:, :, :, 3]).permute(2, 0, 1))
+
+
+@pytest.mark.parametrize("name", models.NAMES)
+def test_every_model_maps_images_to_logits(name: str) -> None:
+    model = models.create(name).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert models.create(name, num_classes=7).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 7)
+
+
+def test_parameter_counts_and_stems_match_the_adapted_architectures() -> None:
+    with torch.device("meta"):
+        counts = {n: sum(p.numel() for p in models.create(n).parameters()) for n in models.NAMES}
+        r18 = models.create("resnet18")
+    assert counts["lenet5"] == 62_006  # 456 + 2416 + 48120 + 10164 + 850, counted by hand
+    for name, expected in (("resnet18", 11.17e6), ("resnet50", 23.52e6), ("resnet101", 42.51e6),
+                           ("vgg", 14.99e6), ("alexnet", 28.71e6)):
+        assert abs(counts[name] / expected - 1) < 0.01, name
+    assert r18.conv1.kernel_size == (3, 3) and r18.conv1.stride == (1, 1)
+    assert isinstance(r18.maxpool, torch.nn.Identity)
+    assert all(models.spec(n).adaptation for n in models.NAMES)
+
+
+def test_flop_count_matches_a_hand_count_for_lenet5() -> None:
+    conv = 28 * 28 * 6 * 3 * 25 + 10 * 10 * 16 * 6 * 25
+    fc = 400 * 120 + 120 * 84 + 84 * 10
+    assert q4.flops_per_image("lenet5", 10) == 2 * (conv + fc)  # a multiply-add is two FLOPs
+    assert q4.flops_per_image("resnet101", 10) > q4.flops_per_image("resnet50", 10) > q4.flops_per_image(
+        "resnet18", 10)
+
+
+def test_augment_translates_within_pad_and_flips_only_when_asked() -> None:
+    torch.manual_seed(0)
+    x = torch.zeros(256, 3, 32, 32, dtype=torch.uint8)
+    x[:, :, 10, 5] = 255  # one bright pixel left of centre
+    out = q4.augment(x, pad=2, flip=False)
+    where = (out[:, 0] == 255).nonzero()
+    assert len(where) == 256  # the pixel survives in every image: a shift of at most 2 never crops it
+    assert where[:, 1].sub(10).abs().max() == 2 and where[:, 2].sub(5).abs().max() == 2
+    assert where[:, 2].max() < 16  # never mirrored to the right half
+    flipped = q4.augment(x, pad=0, flip=True)
+    mirrored = (flipped[:, 0, 10, 26] == 255).float().mean()
+    assert 0.3 < mirrored < 0.7 and torch.equal(flipped.sum((1, 2, 3)), x.sum((1, 2, 3)))
+    assert q4.AUGMENT["cifar10"][1] and not any(q4.AUGMENT[d][1] for d in ("svhn", "mnist", "fashion-mnist"))
+
+
+def test_one_cycle_schedule_warms_up_then_decays_to_zero() -> None:
+    f = [q4.lr_factor(i, 100, 0.2) for i in range(100)]
+    assert f[19] == 1.0 and max(f) == 1.0 and f[0] == pytest.approx(0.05)
+    assert all(a <= b for a, b in zip(f[:20], f[1:20], strict=False))
+    assert all(a >= b for a, b in zip(f[19:], f[20:], strict=False)) and f[-1] == pytest.approx(0.0125)
+
+
+def test_config_rejects_unknown_models_and_batches_larger_than_the_subset() -> None:
+    with pytest.raises(ConfigError, match="unknown foo"):
+        apply_overrides("q4", q4.PROFILES["smoke"], {"models": "lenet5,foo"})
+    with pytest.raises(ConfigError, match="smaller than one batch"):
+        apply_overrides("q4", q4.PROFILES["smoke"], {"batch_size": "64"})
+    assert apply_overrides("q4", q4.PROFILES["full"], {"dataset": "fashion-mnist"}).dataset == "fashion-mnist"
+
+
+# ---- the context layer on synthetic stored results ------------------------------------------------
+TITLES = {n: models.spec(n).title for n in models.NAMES}
+FLOPS = {"lenet5": 1.3e6, "alexnet": 4.0e8, "vgg": 6.3e8, "resnet18": 1.1e9, "resnet50": 2.6e9,
+         "resnet101": 5.0e9}
+
+
+def synthetic_tables(accs: dict[str, list[float]], n_test: int = 1000, dataset: str = "svhn",
+                     train_used: int = 68_257) -> dict[str, pd.DataFrame]:
+    """Stored tables for given per-seed test accuracies; confusion matrices agree with the accuracies."""
+    results, curves, confusion = [], [], []
+    for model, seeds in accs.items():
+        for seed, acc in enumerate(seeds):
+            hits = round(acc * n_test)
+            results.append({"model": model, "seed": seed, "test_acc": hits / n_test, "val_acc": acc,
+                            "train_time_s": 10.0 * FLOPS[model] / 1e9 + 1, "throughput": 1e12 / FLOPS[model],
+                            "peak_mem_bytes": float("nan")})
+            curves += [{"model": model, "seed": seed, "epoch": e, "train_loss": 2.0 / e,
+                        "val_acc": acc * e / 3} for e in (1, 2, 3)]
+            per_class = np.full(10, n_test // 10)
+            right = np.full(10, hits // 10) + (np.arange(10) < hits % 10)
+            for t in range(10):
+                for p in range(10):
+                    count = right[t] if p == t else (per_class[t] - right[t] if p == (t + 1) % 10 else 0)
+                    confusion.append({"model": model, "seed": seed, "true": t, "pred": p, "count": int(count),
+                                      "true_name": str(t), "pred_name": str(p)})
+    names = list(accs)
+    return {
+        "models": pd.DataFrame({"model": names, "title": [TITLES[m] for m in names],
+                                "adaptation": ["adapted"] * len(names),
+                                "params": [int(FLOPS[m] / 100) for m in names],
+                                "flops": [int(FLOPS[m]) for m in names]}),
+        "results": pd.DataFrame(results), "curves": pd.DataFrame(curves),
+        "confusion": pd.DataFrame(confusion),
+        "setup": pd.DataFrame([{"dataset": dataset, "dataset_title": data.SPECS[dataset].title, "crop_pad": 4,
+                                "hflip": False, "mixed_precision": "none", "channels_last": False,
+                                "mean": [0.4] * 3, "std": [0.2] * 3}]),
+        "splits": pd.DataFrame({"split": ["train", "val", "test"], "used": [train_used, 5000, n_test],
+                                "available": [68_257, 5000, n_test]}),
+    }
+
+
+def stored(tmp_path: Path, tables: dict[str, pd.DataFrame], seeds: int, cfg: q4.Config | None = None,
+           device: str = "cpu") -> Results:
+    """The tables written to a real store, as the runner would, and opened for the report."""
+    store = Store(tmp_path / "results")
+    config = dataclasses.asdict(dataclasses.replace(cfg or q4.PROFILES["full"], seeds=seeds))
+    meta = {"run_id": "t", "experiment": "q4", "profile": "full", "finished": "2026-01-01T00:00:00+00:00",
+            "device": device, "device_name": "test device", "duration_s": 1.0, "git_commit": "none",
+            "git_dirty": False, "config": config, "versions": {}, "fingerprint": {}}
+    store.write("full", "q4", tables, meta)
+    return Results(store, "full")
+
+
+def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: Path) -> None:
+    accs = {"lenet5": [0.900, 0.902, 0.898], "alexnet": [0.930, 0.931, 0.929], "vgg": [0.950, 0.951, 0.949],
+            "resnet18": [0.960, 0.961, 0.959], "resnet50": [0.965, 0.966, 0.964],
+            "resnet101": [0.970, 0.971, 0.969]}
+    c = ctx4.context(stored(tmp_path, synthetic_tables(accs), seeds=3))
+    assert c["ranking"] == ["ResNet-101", "ResNet-50", "ResNet-18", "VGG-16-BN", "AlexNet", "LeNet-5"]
+    assert c["best"]["tied"] == [] and "exceeds seed noise" in c["best"]["text"]
+    assert c["best"]["runner_up"]["abs_pp"] == pytest.approx(0.5)
+    assert c["depth"]["text"].startswith("More depth helped: ResNet-101")
+    assert c["lenet"]["text"] == "LeNet-5 is less accurate than every ResNet, each gap beyond seed noise."
+    assert c["pareto"] == ["LeNet-5", "AlexNet", "VGG-16-BN", "ResNet-18", "ResNet-50", "ResNet-101"]
+    assert not c["substitute"] and not c["subset"] and c["dataset"] == "SVHN"
+
+
+def test_gaps_within_seed_noise_are_reported_as_ties(tmp_path: Path) -> None:
+    accs = {"lenet5": [0.955, 0.950, 0.945], "resnet18": [0.960, 0.950, 0.940],
+            "resnet50": [0.958, 0.948, 0.952], "resnet101": [0.949, 0.953, 0.958]}
+    c = ctx4.context(stored(tmp_path, synthetic_tables(accs), seeds=3))
+    assert c["best"]["title"] == "ResNet-101"
+    assert set(c["best"]["tied"]) == {"LeNet-5", "ResNet-18", "ResNet-50"}
+    assert "does not separate them" in c["best"]["text"]
+    assert all(s["verdict"] == ctx4.WITHIN for s in c["depth"]["steps"])
+    assert "no effect of depth" in c["depth"]["text"]
+    assert c["lenet"]["text"] == "LeNet-5 is within seed noise of every ResNet."
+
+
+def test_single_seed_says_noise_is_unmeasured_and_flags_subset_and_substitute(tmp_path: Path) -> None:
+    accs = {"lenet5": [0.91], "resnet18": [0.90], "resnet101": [0.92]}
+    tables = synthetic_tables(accs, n_test=200, dataset="fashion-mnist", train_used=256)
+    c = ctx4.context(stored(tmp_path, tables, seeds=1))
+    assert c["single_seed"] and c["best"]["runner_up"]["band_pp"] is None
+    assert "not measured" in c["best"]["text"] and "unmeasured" in c["depth"]["text"]
+    assert c["lenet"]["text"].startswith("In this single-seed run ResNet-101 scored above LeNet-5")
+    assert c["substitute"] and c["subset"] and c["dataset"] == "Fashion-MNIST"
+    assert [s["verdict"] for s in c["depth"]["steps"]] == [ctx4.UNMEASURED]
+
+
+def test_inconsistent_evidence_stops_the_report(tmp_path: Path) -> None:
+    tables = synthetic_tables({"lenet5": [0.9, 0.91], "resnet18": [0.95, 0.96]})
+    tables["results"].loc[0, "test_acc"] = 0.99  # disagrees with its confusion matrix
+    with pytest.raises(EvidenceError, match="diagonals"):
+        ctx4.context(stored(tmp_path, tables, seeds=2))
+
+
+def rendered(results: Results) -> tuple[str, str]:
+    """Question 4 through the report's real renderer: the HTML page and its visible text."""
+    page = render_html(results.store, results.profile, questions=("q4",))
+    visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(svg|style)\b.*?</\1>", "", page, flags=re.S))
+    return page, " ".join(html.unescape(visible).split())
+
+
+def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path) -> None:
+    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
+    tables = synthetic_tables(accs)
+    page, text = rendered(stored(tmp_path / "a", tables, seeds=2))
+    assert "Question 4: Six CNN architectures on SVHN" in text and "<blockquote" not in page
+    assert "ResNet-101 has the highest mean test accuracy" in text
+    best = tables["results"].query("model == 'resnet101'")["test_acc"]
+    assert fmt.pm((best.mean(), best.std())) in text  # the table shows what the store holds
+    small = synthetic_tables({"lenet5": [0.5], "resnet18": [0.6]}, dataset="mnist", train_used=128)
+    page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=q4.PROFILES["quick"]))
+    assert page.count("<blockquote") == 2 and "not on SVHN" in text
+    assert "trained on a subset: 128 of 68,257 training images for 2 epochs" in text
+    assert "single-seed run" in text and "60.00%" in text
+
+
+# ---- the experiment end to end ----------------------------------------------------------------------
+def make_ctx(tmp_path: Path, data_dir: Path) -> RunContext:
+    return RunContext(device=torch.device("cpu"), seed=0, data_dir=data_dir, workdir=tmp_path / "work")
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_on_svhn_fixture_trains_all_models_and_names_svhn(tmp_path: Path) -> None:
+    write_svhn(tmp_path, 40, 30)
+    cfg = q4.PROFILES["smoke"]
+    assert cfg.dataset == "svhn" and cfg.models == models.NAMES
+    out = q4.run(cfg, make_ctx(tmp_path, tmp_path))
+    res = out.tables["results"]
+    assert sorted(res["model"]) == sorted(models.NAMES) and res["test_acc"].between(0, 1).all()
+    assert out.tables["splits"].set_index("split")["used"].to_dict() == {"train": 8, "val": 8, "test": 16}
+    checkpoints = sorted(p.stem for p in (tmp_path / "work").glob("*.pt"))
+    assert checkpoints == sorted(f"{m}-seed0" for m in models.NAMES)  # one resumable step per model
+    assert out.headline[0].startswith("best test accuracy (")
+    results = stored(tmp_path, out.tables, seeds=cfg.seeds, cfg=cfg)
+    c = ctx4.context(results)
+    assert c["dataset"] == "SVHN" and not c["substitute"] and c["subset"]
+    page, text = rendered(results)
+    assert "Six CNN architectures on SVHN" in text
+    assert page.count('<img src="data:image/svg+xml') == 3  # every figure was drawn
+
+
+@pytest.mark.slow
+def test_recipe_learns_real_fashion_mnist_with_lenet5(tmp_path: Path, real_data: Path) -> None:
+    cfg = dataclasses.replace(q4.PROFILES["quick"], dataset="fashion-mnist", models=("lenet5",), epochs=3,
+                              batch_size=32, train_subset=1024, test_subset=1000, lr=0.05)
+    out = q4.run(cfg, make_ctx(tmp_path, real_data))
+    acc = out.tables["results"]["test_acc"].iloc[0]
+    assert acc > 0.5, f"LeNet-5 reached only {acc:.3f} on Fashion-MNIST (chance is 0.1)"
+    curves = out.tables["curves"]
+    assert curves["train_loss"].iloc[-1] < curves["train_loss"].iloc[0]
