@@ -12,6 +12,7 @@ from report.questions import Figure
 
 STYLE = {
     "figure.dpi": 100,
+    "savefig.dpi": 200,  # resolution of the parts a drawing marks as rasterized
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.titlesize": 9,

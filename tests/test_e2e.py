@@ -192,3 +192,40 @@ def test_template_error_via_cli_names_file_and_line(smoke_build, tmp_path):
     assert "error: templates/q2.md.j2:3: " in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.stat().st_mtime_ns for p in smoke_build.store.rglob("*.parquet")) == before
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_watch_rerenders_when_a_template_changes(smoke_build, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(
+        ROOT, project, ignore=shutil.ignore_patterns(".git", "results", "build", "data", "__pycache__")
+    )
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(project / "build.py"),
+            "watch",
+            "--profile",
+            "smoke",
+            "--store",
+            str(smoke_build.store),
+            "--out",
+            str(out),
+            "--interval",
+            "0.2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        html = out / "report.html"
+        _wait_for(out, "report.html", proc, timeout=120)
+        template = project / "templates" / "q1.md.j2"
+        template.write_text(template.read_text() + "\nA sentence the author just added.\n")
+        deadline = time.monotonic() + 120
+        while "A sentence the author just added." not in html.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline, "watch did not re-render after the template changed"
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -144,3 +144,15 @@ def test_render_module_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_stale_result_is_flagged_not_shown_as_current(fake_question, tmp_path):
+    store, templates = fake_question
+    meta = store.meta("smoke", "qx")
+    meta["fingerprint"] = {**meta["fingerprint"], "code": "code-of-an-older-version"}
+    store.write("smoke", "qx", {"sweep": store.read("smoke", "qx", "sweep")}, meta)
+    page = _render(
+        store, templates, "# Q\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:x') }}\n", tmp_path
+    )
+    assert "Stale results: qx (code changed)" in page
+    assert '<strong class="stale">Stale: the code changed since this run' in page

@@ -174,6 +174,7 @@ def draw_surface(data: pd.DataFrame) -> Any:
         levels = np.quantile(grid.to_numpy(), np.linspace(0, 1, 16))
         levels = np.unique(levels)
         filled = ax.contourf(grid.columns, grid.index, grid.to_numpy(), levels=levels, cmap="viridis")
+        filled.set_rasterized(True)  # the fill as one image; contour lines, axes and text stay vector
         ax.contour(grid.columns, grid.index, grid.to_numpy(), levels=levels, colors="k", linewidths=0.3)
         ax.plot([0], [0], "x", color="w", ms=7, mew=2)
         ax.annotate("saddle", (0, 0), xytext=(6, 6), textcoords="offset points", color="w")

@@ -1,0 +1,414 @@
+"""Question 3: the network, the study's selection and stopping rules, the smoke run on real MNIST, its
+determinism, the interval math, and the context layer's computed recommendations."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from experiments import q3
+from experiments.common import Output, RunContext
+from report.config import apply_overrides
+from report.errors import ConfigError, EvidenceError
+from report.questions import Results
+from report.questions import q3 as ctx3
+from report.store import Store
+from tests.helpers import fake_meta
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TABLES = {"sweep", "choice", "final", "splits", "layers", "confusion", "misclassified"}
+
+
+@pytest.fixture(scope="module")
+def mnist_dir() -> Path:
+    if not (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"real MNIST not found at {DATA}")
+    return DATA
+
+
+# ---- the network ------------------------------------------------------------------------------------
+def test_model_maps_images_to_ten_logits_with_the_specified_parameter_count() -> None:
+    model = q3.mlp()
+    assert model(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+    expected = 784 * 128 + 128 + 128 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
+    assert sum(p.numel() for p in model.parameters()) == expected
+    layers = q3.layers_table(model)
+    assert layers["params"].sum() == expected
+    assert layers.loc[layers["layer"] == "Linear", "out_features"].tolist() == [128, 64, 32, 10]
+
+
+def test_invalid_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="rmsprop"):
+        apply_overrides("q3", q3.PROFILES["smoke"], {"optimizers": "sgd,rmsprop"})
+    with pytest.raises(ConfigError, match="base_batch"):
+        apply_overrides("q3", q3.PROFILES["smoke"], {"base_batch": "100"})
+    with pytest.raises(ConfigError, match="seeds"):
+        apply_overrides("q3", q3.PROFILES["smoke"], {"seeds": "1"})
+    with pytest.raises(ConfigError, match="cpu_threads"):
+        apply_overrides("q3", q3.PROFILES["smoke"], {"cpu_threads": "-1"})
+
+
+def test_cpu_threads_is_scoped_to_the_block() -> None:
+    before = torch.get_num_threads()
+    with q3.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with q3.cpu_threads(0):
+        assert torch.get_num_threads() == before
+
+
+# ---- selection and stopping rules -------------------------------------------------------------------
+def _point(opt: str, lr: float, accs: list[float], losses: list[float], batch: int = 128) -> list[dict]:
+    return [
+        {
+            "study": "lr",
+            "optimizer": opt,
+            "lr": lr,
+            "batch_size": batch,
+            "lr_scaled": False,
+            "epoch": e,
+            "val_acc": a,
+            "val_loss": loss,
+        }
+        for e, (a, loss) in enumerate(zip(accs, losses, strict=True), 1)
+    ]
+
+
+def test_select_best_uses_the_last_epoch_and_breaks_ties_by_loss() -> None:
+    sweep = pd.DataFrame(
+        _point("sgd", 0.1, [0.99, 0.95], [0.05, 0.20])  # best at an earlier epoch only: not chosen
+        + _point("adam", 1e-3, [0.90, 0.97], [0.30, 0.12])  # tied last-epoch accuracy, higher loss
+        + _point("adam", 3e-3, [0.91, 0.97], [0.30, 0.10])  # tied, lower loss: chosen
+        + _point("momentum", 1.0, [0.50, 0.10], [2.0, math.nan])  # diverged
+    )
+    best = q3.select_best(sweep.sample(frac=1.0, random_state=0))  # row order must not matter
+    assert (best["optimizer"], best["lr"], best["epoch"]) == ("adam", 3e-3, 2)
+
+
+def test_select_best_tolerates_nan_losses_among_ties() -> None:
+    sweep = pd.DataFrame(_point("sgd", 1.0, [0.2], [math.nan]) + _point("sgd", 0.1, [0.2], [2.0]))
+    assert q3.select_best(sweep)["lr"] == 0.1
+
+
+def test_stopping_rule_counts_epochs_since_the_best_monitored_value() -> None:
+    history = [
+        {"val_acc": a, "val_loss": loss}
+        for a, loss in [(0.90, 0.30), (0.95, 0.20), (0.97, 0.25), (0.96, math.nan), (0.97, 0.40)]
+    ]
+    assert q3.epochs_since_best(q3.badness(history, "val_acc")) == 2  # ties do not count as improvement
+    assert q3.epochs_since_best(q3.badness(history, "val_loss")) == 3  # NaN is never an improvement
+
+
+def test_linear_decay_starts_at_the_peak_and_ends_at_peak_over_epochs() -> None:
+    assert q3.linear_decay(0.1, 4) == pytest.approx([0.1, 0.075, 0.05, 0.025])
+
+
+def test_training_loop_slices_every_example_once_per_epoch() -> None:
+    """An epoch is a permutation cut into batches: every example once, the last batch the remainder."""
+    split = q3.Split(torch.rand(37, 1, 28, 28), torch.randint(0, 10, (37,)))
+    seen: list[torch.Tensor] = []
+    model = q3.mlp()
+    model.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    next(q3.train_epochs(model, opt, split, 8, torch.Generator().manual_seed(0)))
+    batches = torch.cat(seen)
+    assert [len(b) for b in seen] == [8, 8, 8, 8, 5]
+    order = [int(torch.nonzero((split.x == b).flatten(1).all(1))[0]) for b in batches]
+    assert sorted(order) == list(range(37))
+
+
+# ---- the interval ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("values", [[0.981, 0.983, 0.9795], [0.97, 0.99], list(np.linspace(0.9, 0.95, 7))])
+def test_t_interval_matches_scipy(values: list[float]) -> None:
+    mean, std, lo, hi = ctx3.t_interval(values, level=0.95)
+    ref = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert mean == pytest.approx(np.mean(values))
+    assert std == pytest.approx(np.std(values, ddof=1))
+    assert (lo, hi) == pytest.approx(ref)
+
+
+# ---- the smoke run on real MNIST --------------------------------------------------------------------
+def _run(data_dir: Path, workdir: Path) -> Output:
+    ctx = RunContext(device=torch.device("cpu"), seed=0, data_dir=data_dir, workdir=workdir)
+    return q3.run(q3.PROFILES["smoke"], ctx)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Output, Output, Path]:
+    first = tmp_path_factory.mktemp("q3-a")
+    return _run(mnist_dir, first), _run(mnist_dir, tmp_path_factory.mktemp("q3-b")), first
+
+
+def test_smoke_run_produces_every_table(smoke_runs) -> None:
+    out, _, _ = smoke_runs
+    cfg = q3.PROFILES["smoke"]
+    assert set(out.tables) == TABLES
+    sweep = out.tables["sweep"]
+    assert set(sweep["study"]) == {"lr", "grid", "scaling", "epochs"}
+    assert len(sweep[sweep["study"] == "lr"]) == len(cfg.optimizers) * len(cfg.lrs)
+    assert len(sweep[sweep["study"] == "grid"]) == len(cfg.lrs) * len(cfg.batch_sizes)
+    final = out.tables["final"]
+    assert final["seed"].tolist() == [0, 1, 2]
+    assert (final["epochs"] == out.tables["choice"].set_index("stage").loc["epochs", "epochs"]).all()
+    assert out.headline == ("test accuracy (mean of 3 seeds)", pytest.approx(final["test_acc"].mean()))
+    assert final["test_acc"].min() > 0.5  # a few epochs on 2,000 images already learn the digits
+    confusion = out.tables["confusion"]
+    assert (confusion.groupby("seed")["count"].sum() == cfg.n_test).all()
+    wrong = out.tables["misclassified"]
+    assert (wrong["true"] != wrong["pred"]).all()
+    assert wrong["pixels"].map(len).eq(784).all()
+    assert dict(zip(out.tables["splits"]["split"], out.tables["splits"]["images"], strict=True)) == {
+        "train": cfg.n_train,
+        "val": cfg.n_val,
+        "test": cfg.n_test,
+        "trainval": cfg.n_train + cfg.n_val,
+    }
+
+
+def _untimed(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=[c for c in df.columns if c.endswith("_s")])
+
+
+def test_smoke_run_is_deterministic(smoke_runs) -> None:
+    a, b, _ = smoke_runs
+    for name in TABLES:
+        pd.testing.assert_frame_equal(_untimed(a.tables[name]), _untimed(b.tables[name]), check_exact=True)
+    assert a.headline == b.headline
+
+
+def test_rerun_in_the_same_workdir_resumes_from_checkpoints(smoke_runs, mnist_dir: Path) -> None:
+    a, _, workdir = smoke_runs
+    assert len(list(workdir.glob("point-*.pt"))) > 0 and len(list(workdir.glob("final-seed*.pt"))) == 3
+    again = _run(mnist_dir, workdir)
+    for name in TABLES:  # timings too: every result is read back, nothing retrained
+        pd.testing.assert_frame_equal(a.tables[name], again.tables[name], check_exact=True)
+
+
+# ---- the context layer on a synthetic store ----------------------------------------------------------
+LRS = (1e-3, 1e-2, 1e-1)
+LR_ACC = {"sgd": (0.80, 0.93, 0.97), "momentum": (0.93, 0.975, 0.90), "adam": (0.978, 0.96, 0.30)}
+GRID_ACC = {32: (0.976, 0.95, 0.20), 128: LR_ACC["adam"], 512: (0.95, 0.981, 0.40)}  # adam, lr x batch
+SCALED = {32: (2.5e-4, 0.97), 128: (1e-3, 0.978), 512: (4e-3, 0.979)}
+CURVE = [0.95, 0.96, 0.97, 0.975, 0.978, 0.979, 0.982, 0.981, 0.980, 0.981]  # best epoch 7, stop at 10
+FINAL = {0: 0.981, 1: 0.983, 2: 0.982}
+N_TEST = 1000
+
+
+def _row(
+    study: str,
+    opt: str,
+    lr: float,
+    batch: int,
+    acc: float,
+    scaled: bool = False,
+    epoch: int = 5,
+    train: float = 0.99,
+) -> dict:
+    loss = math.nan if acc < 0.35 else 1 - acc
+    return {
+        "study": study,
+        "optimizer": opt,
+        "lr": lr,
+        "batch_size": batch,
+        "lr_scaled": scaled,
+        "epoch": epoch,
+        "epoch_lr": lr,
+        "epoch_s": 0.5 * 128 / batch,
+        "train_loss": 1 - train,
+        "train_acc": train,
+        "val_loss": loss,
+        "val_acc": acc,
+    }
+
+
+def _confusion(seed: int, acc: float) -> list[dict]:
+    """Counts with the stored accuracy on the diagonal; "4 read as 9" (3 times) is the top confusion."""
+    errors = round((1 - acc) * N_TEST)
+    counts = np.zeros((10, 10), dtype=int)
+    np.fill_diagonal(counts, N_TEST // 10)
+    for t, p in [(4, 9)] * 3 + [(t % 10, (t + 1) % 10) for t in range(errors - 3)]:
+        counts[t, t] -= 1
+        counts[t, p] += 1
+    return [
+        {"seed": seed, "true": t, "pred": p, "count": int(counts[t, p])} for t in range(10) for p in range(10)
+    ]
+
+
+def synthetic_tables(best_epoch: int = 7) -> dict[str, pd.DataFrame]:
+    sweep = [_row("lr", o, lr, 128, a) for o, accs in LR_ACC.items() for lr, a in zip(LRS, accs, strict=True)]
+    sweep += [
+        _row("grid", "adam", lr, b, a)
+        for b, accs in GRID_ACC.items()
+        for lr, a in zip(LRS, accs, strict=True)
+    ]
+    sweep += [_row("scaling", "adam", lr, b, a, scaled=True) for b, (lr, a) in SCALED.items()]
+    sweep += [
+        _row("epochs", "adam", 1e-2, 512, a, epoch=e, train=min(1.0, a + 0.01 * e))
+        for e, a in enumerate(CURVE, 1)
+    ]
+    choice = pd.DataFrame(
+        [
+            {
+                "stage": "lr",
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "batch_size": 128,
+                "lr_scaled": False,
+                "epochs": 5,
+                "val_acc": 0.978,
+                "val_loss": 0.022,
+            },
+            {
+                "stage": "batch",
+                "optimizer": "adam",
+                "lr": 1e-2,
+                "batch_size": 512,
+                "lr_scaled": False,
+                "epochs": 5,
+                "val_acc": 0.981,
+                "val_loss": 0.019,
+            },
+            {
+                "stage": "epochs",
+                "optimizer": "adam",
+                "lr": 1e-2,
+                "batch_size": 512,
+                "lr_scaled": False,
+                "epochs": best_epoch,
+                "val_acc": CURVE[best_epoch - 1],
+                "val_loss": 1 - CURVE[best_epoch - 1],
+            },
+        ]
+    )
+    final = pd.DataFrame(
+        [{"seed": s, "epochs": 7, "train_s": 3.0, "test_loss": 0.07, "test_acc": a} for s, a in FINAL.items()]
+    )
+    layers = pd.DataFrame(
+        {
+            "position": range(8),
+            "layer": ["Flatten"] + ["Linear", "ReLU"] * 3 + ["Linear"],
+            "out_features": [784, 128, 128, 64, 64, 32, 32, 10],
+            "params": [0, 100480, 0, 8256, 0, 2080, 0, 330],
+        }
+    )
+    wrong = pd.DataFrame(
+        {
+            "seed": 0,
+            "rank": [0, 1],
+            "test_index": [17, 3],
+            "true": [4, 7],
+            "pred": [9, 1],
+            "confidence": [0.99, 0.8],
+            "pixels": [[0] * 784, [255] * 784],
+        }
+    )
+    splits = pd.DataFrame(
+        {
+            "dataset": "MNIST",
+            "split": ["train", "val", "test", "trainval"],
+            "images": [5000, 1000, N_TEST, 6000],
+        }
+    )
+    return {
+        "sweep": pd.DataFrame(sweep),
+        "choice": choice,
+        "final": final,
+        "layers": layers,
+        "misclassified": wrong,
+        "splits": splits,
+        "confusion": pd.DataFrame([r for s, a in FINAL.items() for r in _confusion(s, a)]),
+    }
+
+
+def _context(tmp_path: Path, tables: dict[str, pd.DataFrame]) -> dict:
+    cfg = dataclasses.replace(
+        q3.PROFILES["smoke"],
+        lrs=LRS,
+        base_batch=128,
+        batch_sizes=(32, 128, 512),
+        sweep_epochs=5,
+        max_epochs=10,
+        patience=3,
+    )
+    store = Store(tmp_path / "results")
+    store.write("smoke", "q3", tables, fake_meta("q3", config=dataclasses.asdict(cfg)))
+    return ctx3.context(Results(store, "smoke"))
+
+
+def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) -> None:
+    c = _context(tmp_path, synthetic_tables())
+    rec = c["recommendations"]
+    assert rec["lr"].startswith("Learning rate: Adam at 1×10⁻³ had the highest validation accuracy of the 9 ")
+    assert "(97.80% after 5 epochs at batch 128)" in rec["lr"]
+    assert rec["batch"].startswith(
+        "Batch size: 512 with learning rate 1×10⁻² had the highest validation "
+        "accuracy of the 11 batch-size and learning-rate points (98.10%)."
+    )
+    se = math.sqrt(0.981 * 0.019 / 1000)
+    grid = [a for accs in GRID_ACC.values() for a in accs] + [SCALED[32][1], SCALED[512][1]]
+    close = sum(a >= 0.981 - 2 * se for a in grid) - 1
+    assert f"{close} other points are within two standard errors" in rec["batch"]
+    assert rec["epochs"].startswith("Epochs: 7, the epoch of the best validation accuracy on a 10-epoch")
+    assert c["lr"]["sentence"].startswith("Adam peaks at 1×10⁻³ (97.80%) and no other rate")
+    assert "SGD with momentum 0.9 peaks at 1×10⁻² (97.50%)" in c["lr"]["sentence"]
+    assert c["lr"]["momentum"] == (
+        "The best plain-SGD rate is 10 times the best rate with momentum; the "
+        "grid is too coarse to compare that with the factor 1/(1 − β) = 10."
+    )
+    held, scaled, trend, _ = c["batch"]["sentences"]
+    assert held.startswith(
+        "With the learning rate held at 1×10⁻³, validation accuracy falls from 97.60% at "
+        "batch 32 to 95.00% at batch 512"
+    )
+    assert "gives 97.90% there, 2.90 percentage points more than the held rate." in scaled
+    assert trend.startswith("The best learning rate of the grid never decreases as the batch size grows")
+    assert "training stopped after epoch 10 of 10" not in c["epochs"]["sentences"][0]
+    assert "Training ran the whole 10-epoch schedule." in c["epochs"]["sentences"][0]
+    mean, _, lo, hi = ctx3.t_interval(list(FINAL.values()))
+    assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (mean, lo, hi)
+    assert "4 read as 9 (3)" in c["confusion"]["sentence"]
+
+
+@pytest.mark.parametrize(
+    ("sgd_best", "expected"),
+    [
+        (1e-1, ", exactly the factor 1/(1 − β) = 10 on this grid."),
+        (3e-2, ", 1 grid step (factors of 3.162) from the factor 1/(1 − β) = 10."),
+        (1e-2, ", 2 grid steps (factors of 3.162) from the factor 1/(1 − β) = 10."),
+    ],
+)
+def test_momentum_sentence_counts_grid_steps_from_the_factor_ten(sgd_best: float, expected: str) -> None:
+    grid = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    rows = [_row("lr", "momentum", lr, 128, 0.98 if lr == 1e-2 else 0.9) for lr in grid]
+    rows += [_row("lr", "sgd", lr, 128, 0.97 if lr == sgd_best else 0.9) for lr in grid]
+    choice = pd.Series({"optimizer": "momentum", "lr": 1e-2, "val_acc": 0.98})
+    facts = ctx3.lr_facts(pd.DataFrame(rows), choice)
+    assert facts["momentum"].endswith(expected)
+
+
+def test_context_figures_draw(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, fig in _context(tmp_path, synthetic_tables())["figures"].items():
+        drawn = fig.draw(fig.data, **fig.extra)
+        assert drawn.axes, name
+        plt.close(drawn)
+
+
+def test_context_stops_when_the_stored_choice_is_not_the_best(tmp_path: Path) -> None:
+    tables = synthetic_tables()
+    tables["choice"].loc[tables["choice"]["stage"] == "lr", ["optimizer", "val_acc"]] = ["sgd", 0.97]
+    with pytest.raises(EvidenceError, match="highest validation accuracy"):
+        _context(tmp_path / "a", tables)
+    with pytest.raises(EvidenceError, match="chosen epoch count"):
+        _context(tmp_path / "b", synthetic_tables(best_epoch=9))
