@@ -113,12 +113,16 @@ def _run_experiments(
     force: bool,
 ) -> int:
     """Plan, preflight, then train each stale experiment; returns how many ran."""
+    overrides = parse_overrides(sets)
+    if not force and _all_current(names, profile, overrides, seed, data_dir, store):
+        for name in names:
+            console.print(f"[dim]{name}: up to date[/]")
+        return 0
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from experiments import runner
     from experiments.common import resolve_device
 
-    overrides = parse_overrides(sets)
     dev = resolve_device(device)
     with store.lock(on_wait=lambda: console.print("another build is using this store; waiting for it…")):
         planned = runner.plan(names, profile, overrides, seed, data_dir, store, force)
@@ -158,6 +162,28 @@ def _run_experiments(
                 f"[green]✓[/] {p.name}: {head['label']} = {head['value']:.4g} in {meta['duration_s']:.1f} s"
             )
     return len(todo)
+
+
+def _all_current(
+    names: list[str],
+    profile: str,
+    overrides: dict[str, dict[str, str]],
+    seed: int,
+    data_dir: Path,
+    store: Store,
+) -> bool:
+    """True when every stored result was made for exactly this request: decided without torch."""
+    from report import fingerprint as fp
+
+    if any(exp not in EXPERIMENTS for exp in overrides):
+        return False  # let the full plan report the unknown name
+    cache = store.root / ".datahash.json"
+    return all(
+        fp.is_current(
+            store.meta(profile, n), fp.request_hash(n, profile, overrides.get(n, {}), seed, data_dir), cache
+        )
+        for n in names
+    )
 
 
 def _render(store: Store, profile: str, out: Path, fmt: Format, paper: Paper) -> None:

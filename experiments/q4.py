@@ -65,8 +65,8 @@ PROFILES: dict[str, Config] = {
     # CPU-sized: ResNet-101 trains at a few images per second on two cores, so these are pipeline checks
     "smoke": Config(seeds=1, epochs=1, batch_size=8, lr=0.02, val_size=8, train_subset=8, test_subset=16,
                     eval_batch_size=16),
-    "quick": Config(seeds=1, epochs=2, batch_size=16, lr=0.05, val_size=64, train_subset=128,
-                    test_subset=200, eval_batch_size=100),
+    "quick": Config(seeds=1, epochs=3, batch_size=32, lr=0.05, val_size=100, train_subset=400,
+                    test_subset=400, eval_batch_size=100),
     "full": Config(),
 }
 

@@ -36,6 +36,7 @@ class Planned:
     config: Any
     fingerprint: dict[str, str]
     stale: list[str]  # empty when the stored result is current
+    request: str  # fp.request_hash: lets build.py find a current result without importing torch
 
     @property
     def datasets(self) -> list[str]:
@@ -85,7 +86,8 @@ def plan(
         stale = fp.stale_parts(meta["fingerprint"] if meta else None, current)
         if force and not stale:
             stale = ["forced"]
-        planned.append(Planned(name, module, config, current, stale))
+        request = fp.request_hash(name, profile, overrides.get(name, {}), seed, data_dir)
+        planned.append(Planned(name, module, config, current, stale, request))
     return planned
 
 
@@ -108,8 +110,8 @@ def execute(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Run one experiment and store its result atomically; return the run record."""
+    paths = [f for ds in p.datasets for f in data.files(ds, data_dir)]
     if "data" not in p.fingerprint:
-        paths = [f for ds in p.datasets for f in data.files(ds, data_dir)]
         p.fingerprint["data"] = fp.data_hash(paths, store.root / ".datahash.json") if paths else "none"
     workdir = store.root / ".work" / profile / f"{p.name}-{fp.config_hash(p.fingerprint, seed)}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +140,8 @@ def execute(
         "git_commit": commit,
         "git_dirty": dirty,
         "fingerprint": p.fingerprint,
+        "request": p.request,
+        "data_files": [str(f.resolve()) for f in paths],
         "headline": {"label": output.headline[0], "value": float(output.headline[1])},
     }
     store.write(profile, p.name, output.tables, meta)  # the caller holds store.lock()

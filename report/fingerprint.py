@@ -120,3 +120,31 @@ def stale_parts(stored: dict[str, str] | None, current: dict[str, str]) -> list[
     if not stored:
         return ["missing"]
     return [p for p in PARTS if p in current and stored.get(p) != current[p]]
+
+
+def request_hash(experiment: str, profile: str, overrides: dict[str, str], seed: int, data_dir: Path) -> str:
+    """What the user asked for, hashed without importing the experiment (so without torch).
+
+    Equal request hashes mean an equal resolved config, because the config is a function of the code,
+    the profile and the overrides; ``build.py`` uses it to answer "is everything current?" in a
+    fraction of a second and falls back to the full plan (which imports torch) otherwise.
+    """
+    parts = {
+        "code": code_hash(experiment),
+        "versions": versions_hash(),
+        "profile": profile,
+        "overrides": sorted(overrides.items()),
+        "seed": seed,
+        "data_dir": str(data_dir.resolve()),
+    }
+    return _digest(json.dumps(parts, sort_keys=True).encode())
+
+
+def is_current(meta: dict[str, Any] | None, request: str, cache: Path | None) -> bool:
+    """A stored result made for the same request from data files whose content is unchanged."""
+    if not meta or meta.get("request") != request:
+        return False
+    files = [Path(f) for f in meta.get("data_files", [])]
+    if not all(f.is_file() for f in files):
+        return False
+    return not files or data_hash(files, cache) == meta["fingerprint"].get("data")

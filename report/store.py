@@ -128,9 +128,9 @@ class Store:
         if not self.has(profile, experiment):
             return None
         row = self.read(profile, experiment, RUN_TABLE).iloc[0].to_dict()
-        for key in ("config", "fingerprint", "headline", "versions"):
-            if isinstance(row.get(key), str):
-                row[key] = json.loads(row[key])
+        for key, value in row.items():  # dicts and lists were stored as JSON text (see _meta_frame)
+            if isinstance(value, str) and value[:1] in ("{", "["):
+                row[key] = json.loads(value)
         return row
 
     def read(self, profile: str, experiment: str, table: str) -> pd.DataFrame:
