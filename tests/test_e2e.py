@@ -161,15 +161,27 @@ def test_two_concurrent_builds_share_one_store(tmp_path, data_dir):
     assert sorted(runs["experiment"]) == ["q1", "q2"]
 
 
-def test_template_error_via_cli_names_file_and_line(smoke_build, tmp_path):
-    """An author's syntax error: exit status 2, file:line, and the store untouched."""
+def _copy_project(tmp_path: Path) -> Path:
     project = tmp_path / "project"
     shutil.copytree(
         ROOT, project, ignore=shutil.ignore_patterns(".git", "results", "build", "data", "__pycache__")
     )
+    return project
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{{ q2.answer | pct ) }}", "unexpected ')'"),
+        ("{{ q2.no_such_value }}", "has no attribute 'no_such_value'"),
+    ],
+)
+def test_template_error_via_cli_names_file_and_line(smoke_build, tmp_path, line, message):
+    """An author's syntax error or missing value: exit status 2, file:line, and the store untouched."""
+    project = _copy_project(tmp_path)
     template = project / "templates" / "q2.md.j2"
     lines = template.read_text().splitlines()
-    lines[2] = "{{ q2.answer | pct ) }}"
+    lines[2] = line
     template.write_text("\n".join(lines) + "\n")
     before = sorted(p.stat().st_mtime_ns for p in smoke_build.store.rglob("*.parquet"))
     proc = subprocess.run(
@@ -189,9 +201,37 @@ def test_template_error_via_cli_names_file_and_line(smoke_build, tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2
-    assert "error: templates/q2.md.j2:3: " in proc.stderr and "Traceback" not in proc.stderr
+    assert "error: templates/q2.md.j2:3: " in proc.stderr and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
     assert sorted(p.stat().st_mtime_ns for p in smoke_build.store.rglob("*.parquet")) == before
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_code_change_makes_only_that_experiment_stale(smoke_build, data_dir, tmp_path):
+    project = _copy_project(tmp_path)
+    with open(project / "experiments" / "q3.py", "a") as fh:
+        fh.write("\n# an edit to the experiment's code\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(project / "build.py"),
+            "status",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(data_dir),
+            "--store",
+            str(smoke_build.store),
+            *SMOKE_SETS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[1]: line for line in proc.stdout.splitlines() if line.strip().startswith("│ q")}
+    assert "stale: code changed" in rows["q3"]
+    assert all("current" in rows[n] for n in ("q1", "q2", "q4")), rows
 
 
 def test_watch_rerenders_when_a_template_changes(smoke_build, tmp_path):
