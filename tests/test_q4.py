@@ -228,7 +228,8 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     small = synthetic_tables({"lenet5": [0.5], "resnet18": [0.6]}, dataset="mnist", train_used=128)
     page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=q4.PROFILES["quick"]))
     assert page.count("<blockquote") == 2 and "not on SVHN" in text
-    assert "trained on a subset: 128 of 68,257 training images for 2 epochs" in text
+    epochs = q4.PROFILES["quick"].epochs
+    assert f"trained on a subset: 128 of 68,257 training images for {epochs} epochs" in text
     assert "single-seed run" in text and "60.00%" in text
 
 
