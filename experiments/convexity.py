@@ -85,6 +85,21 @@ def generator(seed: int, key: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(key.encode()))
 
 
+def task_row(cfg: Any, x: torch.Tensor, y: torch.Tensor, **extra: Any) -> dict[str, Any]:
+    """The binary MNIST task an experiment ran on, as one row for its ``task`` table."""
+    return {
+        "dataset": "mnist",
+        "negative_digit": cfg.digits[0],
+        "positive_digit": cfg.digits[1],
+        "samples": x.shape[0],
+        "positives": int(y.sum()),
+        "features": x.shape[1] - 1,
+        "pool": cfg.pool,
+        "train_steps": cfg.train_steps,
+        **extra,
+    }
+
+
 def binary_task(
     data_dir: Path, digits: tuple[int, ...], samples: int, pool: int, seed: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:

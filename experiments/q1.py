@@ -109,21 +109,16 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
     tables = {
         "task": pd.DataFrame(
             [
-                {
-                    "dataset": "mnist",
-                    "negative_digit": cfg.digits[0],
-                    "positive_digit": cfg.digits[1],
-                    "samples": n,
-                    "positives": int(y.sum()),
-                    "features": dim - 1,
-                    "pool": cfg.pool,
-                    "rank": int(torch.linalg.matrix_rank(x)),
-                    "zero_features": int((x.abs().sum(0) == 0).sum()),
-                    "train_steps": cfg.train_steps,
-                    "train_loss": float(mean_loss("ce")(theta)),
-                    "train_accuracy": float((margins > 0).double().mean()),
-                    "min_margin": float(margins.min()),
-                }
+                cx.task_row(
+                    cfg,
+                    x,
+                    y,
+                    rank=int(torch.linalg.matrix_rank(x)),
+                    zero_features=int((x.abs().sum(0) == 0).sum()),
+                    train_loss=float(mean_loss("ce")(theta)),
+                    train_accuracy=float((margins > 0).double().mean()),
+                    min_margin=float(margins.min()),
+                )
             ]
         ),
         "hessian": hessian.reset_index(drop=True),

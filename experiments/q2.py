@@ -185,22 +185,7 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
         path.append(pd.DataFrame({"loss": loss, "s": s.cpu().numpy(), "value": value}))
     ce = hessian[hessian["loss"] == "ce"]
     tables = {
-        "task": pd.DataFrame(
-            [
-                {
-                    "dataset": "mnist",
-                    "negative_digit": cfg.digits[0],
-                    "positive_digit": cfg.digits[1],
-                    "samples": n,
-                    "positives": int(y.sum()),
-                    "features": d - 1,
-                    "pool": cfg.pool,
-                    "hidden": cfg.hidden,
-                    "parameters": size,
-                    "train_steps": cfg.train_steps,
-                }
-            ]
-        ),
+        "task": pd.DataFrame([cx.task_row(cfg, x, y, hidden=cfg.hidden, parameters=size)]),
         "hessian": hessian.reset_index(drop=True),
         "origin": pd.DataFrame([ctx.step(f"origin-{k}", lambda k=k: origin(k)) for k in cx.LOSSES]),
         "segments": segment.reset_index(drop=True),
