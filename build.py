@@ -31,6 +31,8 @@ from report.store import Store
 
 app = typer.Typer(
     help=__doc__.split("\n\n")[0],
+    epilog="Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names the problem and "
+    "the fix), 130 interrupted. Run 'python build.py COMMAND --help' for a command's options.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
