@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from experiments import data, models
-from experiments.common import Output, RunContext, seed_everything
+from experiments.common import Output, RunContext, save_atomic, seed_everything
 from report.errors import ConfigError
 
 TITLE = "Six CNN architectures under one training recipe (SVHN by default)"
@@ -214,9 +214,20 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, total, cfg.warmup))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     pad, flip = AUGMENT[cfg.dataset]
-    curves, train_time = [], 0.0
+    curves, train_time, start = [], 0.0, 1
     title = models.spec(name).title
-    for epoch in ctx.track(range(1, cfg.epochs + 1), total=cfg.epochs, description=f"{title} seed {seed}"):
+    checkpoint = ctx.workdir / f"{name}-seed{seed}-epoch.pt"
+    if checkpoint.exists():  # an interrupted run: continue after the last finished epoch
+        state = torch.load(checkpoint, map_location=dev, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        curves, train_time, start = state["curves"], state["train_time"], state["epoch"] + 1
+        torch.set_rng_state(state["rng"])
+        if cuda:
+            torch.cuda.set_rng_state(state["cuda_rng"], dev)
+    epochs = range(start, cfg.epochs + 1)
+    for epoch in ctx.track(epochs, total=len(epochs), description=f"{title} seed {seed}"):
         model.train()
         perm = torch.randperm(len(xs), device=dev)
         loss_sum = torch.zeros((), device=dev)
@@ -234,6 +245,11 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
         val_acc = (predict(model, s.val[0], s, cfg.eval_batch_size) == s.val[1]).float().mean().item()
         curves.append({"model": name, "seed": seed, "epoch": epoch,
                        "train_loss": loss_sum.item() / steps, "val_acc": val_acc})
+        if epoch < cfg.epochs:  # the finished model is kept by ctx.step instead
+            save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                         "curves": curves, "train_time": train_time, "epoch": epoch,
+                         "rng": torch.get_rng_state(),
+                         "cuda_rng": torch.cuda.get_rng_state(dev) if cuda else None}, checkpoint)
         ctx.log(f"{title} seed {seed} epoch {epoch}: loss {curves[-1]['train_loss']:.4f} val {val_acc:.4f}")
     pred = predict(model, s.test[0], s, cfg.eval_batch_size).cpu()
     true = s.test[1].cpu()

@@ -267,3 +267,32 @@ def test_recipe_learns_real_fashion_mnist_with_lenet5(tmp_path: Path, real_data:
     assert acc > 0.5, f"LeNet-5 reached only {acc:.3f} on Fashion-MNIST (chance is 0.1)"
     curves = out.tables["curves"]
     assert curves["train_loss"].iloc[-1] < curves["train_loss"].iloc[0]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_training_resumes_from_the_last_epoch_with_the_same_result(tmp_path: Path) -> None:
+    write_svhn(tmp_path, 60, 20)
+    cfg = dataclasses.replace(q4.PROFILES["smoke"], models=("lenet5",), epochs=3, train_subset=32)
+    straight = make_ctx(tmp_path / "a", tmp_path)
+    expected = q4.train_one("lenet5", 0, cfg, q4.prepare(cfg, straight), straight)
+
+    def crash_after_epoch_2(message: str) -> None:
+        if "epoch 2:" in message:
+            raise _Interrupt  # as if the process died right after epoch 2 was checkpointed
+
+    ctx = make_ctx(tmp_path / "b", tmp_path)
+    ctx.log = crash_after_epoch_2
+    with pytest.raises(_Interrupt):
+        q4.train_one("lenet5", 0, cfg, q4.prepare(cfg, ctx), ctx)
+    assert (ctx.workdir / "lenet5-seed0-epoch.pt").exists()
+    ctx.log = lambda message: None
+    epochs_run = []
+    ctx.track = lambda items, **_: (epochs_run.append(e) or e for e in items)
+    resumed = q4.train_one("lenet5", 0, cfg, q4.prepare(cfg, ctx), ctx)
+    assert epochs_run == [3], "only the unfinished epoch is trained again"
+    assert resumed["curves"] == expected["curves"]
+    assert resumed["result"]["test_acc"] == expected["result"]["test_acc"]
+    assert resumed["confusion"] == expected["confusion"]
