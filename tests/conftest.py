@@ -21,6 +21,22 @@ def build_cmd(*args: str) -> list[str]:
     return [sys.executable, str(ROOT / "build.py"), *args]
 
 
+def smoke_all(data_dir: Path, store: Path, out: Path, *extra: str) -> list[str]:
+    """``build.py all`` on the smoke profile into a given store and output folder."""
+    return build_cmd(
+        "all",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        str(data_dir),
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        *extra,
+    )
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
@@ -44,18 +60,7 @@ def smoke_build(tmp_path_factory, data_dir) -> Build:
     store, out = tmp / "results", tmp / "build"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        build_cmd(
-            "all",
-            "--profile",
-            "smoke",
-            "--data-dir",
-            str(data_dir),
-            "--store",
-            str(store),
-            "--out",
-            str(out),
-            *SMOKE_SETS,
-        ),
+        smoke_all(data_dir, store, out, *SMOKE_SETS),
         capture_output=True,
         text=True,
         cwd=tmp,

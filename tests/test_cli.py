@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import build
 from report.store import Store
-from tests.conftest import build_cmd
+from tests.conftest import build_cmd, smoke_all
 from tests.helpers import store_with
 
 runner = CliRunner()
@@ -53,17 +53,7 @@ def test_invalid_set_key_and_value_are_exit_2(tmp_path, data_dir):
 def test_missing_svhn_fails_fast_before_training(tmp_path, data_dir):
     start = time.perf_counter()
     proc = subprocess.run(
-        build_cmd(
-            "all",
-            "--profile",
-            "smoke",
-            "--data-dir",
-            str(data_dir),
-            "--store",
-            str(tmp_path / "r"),
-            "--out",
-            str(tmp_path / "b"),
-        ),
+        smoke_all(data_dir, tmp_path / "r", tmp_path / "b"),
         capture_output=True,
         text=True,
         timeout=120,

@@ -15,7 +15,7 @@ import pytest
 from report.format import apply
 from report.questions import QUESTIONS, Results, Table, build
 from report.store import Store
-from tests.conftest import ROOT, SMOKE_SETS, build_cmd
+from tests.conftest import ROOT, SMOKE_SETS, build_cmd, smoke_all
 
 pytestmark = pytest.mark.slow
 
@@ -115,18 +115,7 @@ def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float
 
 def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, data_dir):
     store = tmp_path / "results"
-    args = build_cmd(
-        "all",
-        "--profile",
-        "smoke",
-        "--data-dir",
-        str(data_dir),
-        "--store",
-        str(store),
-        "--out",
-        str(tmp_path / "build"),
-        *SMOKE_SETS,
-    )
+    args = smoke_all(data_dir, store, tmp_path / "build", *SMOKE_SETS)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(store, "smoke/q2/run.parquet", proc)
     _wait_for(store, ".work/smoke/q3-*/*", proc)  # q3 is training and has checkpointed a sweep point

@@ -67,8 +67,13 @@ def test_parameter_counts_and_stems_match_the_adapted_architectures() -> None:
         counts = {n: sum(p.numel() for p in models.create(n).parameters()) for n in models.NAMES}
         r18 = models.create("resnet18")
     assert counts["lenet5"] == 62_006  # 456 + 2416 + 48120 + 10164 + 850, counted by hand
-    for name, expected in (("resnet18", 11.17e6), ("resnet50", 23.52e6), ("resnet101", 42.51e6),
-                           ("vgg", 14.99e6), ("alexnet", 28.71e6)):
+    for name, expected in (
+        ("resnet18", 11.17e6),
+        ("resnet50", 23.52e6),
+        ("resnet101", 42.51e6),
+        ("vgg", 14.99e6),
+        ("alexnet", 28.71e6),
+    ):
         assert abs(counts[name] / expected - 1) < 0.01, name
     assert r18.conv1.kernel_size == (3, 3) and r18.conv1.stride == (1, 1)
     assert isinstance(r18.maxpool, torch.nn.Identity)
@@ -79,8 +84,11 @@ def test_flop_count_matches_a_hand_count_for_lenet5() -> None:
     conv = 28 * 28 * 6 * 3 * 25 + 10 * 10 * 16 * 6 * 25
     fc = 400 * 120 + 120 * 84 + 84 * 10
     assert q4.flops_per_image("lenet5", 10) == 2 * (conv + fc)  # a multiply-add is two FLOPs
-    assert q4.flops_per_image("resnet101", 10) > q4.flops_per_image("resnet50", 10) > q4.flops_per_image(
-        "resnet18", 10)
+    assert (
+        q4.flops_per_image("resnet101", 10)
+        > q4.flops_per_image("resnet50", 10)
+        > q4.flops_per_image("resnet18", 10)
+    )
 
 
 def test_augment_translates_within_pad_and_flips_only_when_asked() -> None:
@@ -115,61 +123,130 @@ def test_config_rejects_unknown_models_and_batches_larger_than_the_subset() -> N
 
 # ---- the context layer on synthetic stored results ------------------------------------------------
 TITLES = {n: models.spec(n).title for n in models.NAMES}
-FLOPS = {"lenet5": 1.3e6, "alexnet": 4.0e8, "vgg": 6.3e8, "resnet18": 1.1e9, "resnet50": 2.6e9,
-         "resnet101": 5.0e9}
+FLOPS = {
+    "lenet5": 1.3e6,
+    "alexnet": 4.0e8,
+    "vgg": 6.3e8,
+    "resnet18": 1.1e9,
+    "resnet50": 2.6e9,
+    "resnet101": 5.0e9,
+}
 
 
-def synthetic_tables(accs: dict[str, list[float]], n_test: int = 1000, dataset: str = "svhn",
-                     train_used: int = 68_257) -> dict[str, pd.DataFrame]:
+def synthetic_tables(
+    accs: dict[str, list[float]], n_test: int = 1000, dataset: str = "svhn", train_used: int = 68_257
+) -> dict[str, pd.DataFrame]:
     """Stored tables for given per-seed test accuracies; confusion matrices agree with the accuracies."""
     results, curves, confusion = [], [], []
     for model, seeds in accs.items():
         for seed, acc in enumerate(seeds):
             hits = round(acc * n_test)
-            results.append({"model": model, "seed": seed, "test_acc": hits / n_test, "val_acc": acc,
-                            "train_time_s": 10.0 * FLOPS[model] / 1e9 + 1, "throughput": 1e12 / FLOPS[model],
-                            "peak_mem_bytes": float("nan")})
-            curves += [{"model": model, "seed": seed, "epoch": e, "train_loss": 2.0 / e,
-                        "val_acc": acc * e / 3} for e in (1, 2, 3)]
+            results.append(
+                {
+                    "model": model,
+                    "seed": seed,
+                    "test_acc": hits / n_test,
+                    "val_acc": acc,
+                    "train_time_s": 10.0 * FLOPS[model] / 1e9 + 1,
+                    "throughput": 1e12 / FLOPS[model],
+                    "peak_mem_bytes": float("nan"),
+                }
+            )
+            curves += [
+                {"model": model, "seed": seed, "epoch": e, "train_loss": 2.0 / e, "val_acc": acc * e / 3}
+                for e in (1, 2, 3)
+            ]
             per_class = np.full(10, n_test // 10)
             right = np.full(10, hits // 10) + (np.arange(10) < hits % 10)
             for t in range(10):
                 for p in range(10):
                     count = right[t] if p == t else (per_class[t] - right[t] if p == (t + 1) % 10 else 0)
-                    confusion.append({"model": model, "seed": seed, "true": t, "pred": p, "count": int(count),
-                                      "true_name": str(t), "pred_name": str(p)})
+                    confusion.append(
+                        {
+                            "model": model,
+                            "seed": seed,
+                            "true": t,
+                            "pred": p,
+                            "count": int(count),
+                            "true_name": str(t),
+                            "pred_name": str(p),
+                        }
+                    )
     names = list(accs)
     return {
-        "models": pd.DataFrame({"model": names, "title": [TITLES[m] for m in names],
-                                "adaptation": ["adapted"] * len(names),
-                                "params": [int(FLOPS[m] / 100) for m in names],
-                                "flops": [int(FLOPS[m]) for m in names]}),
-        "results": pd.DataFrame(results), "curves": pd.DataFrame(curves),
+        "models": pd.DataFrame(
+            {
+                "model": names,
+                "title": [TITLES[m] for m in names],
+                "adaptation": ["adapted"] * len(names),
+                "params": [int(FLOPS[m] / 100) for m in names],
+                "flops": [int(FLOPS[m]) for m in names],
+            }
+        ),
+        "results": pd.DataFrame(results),
+        "curves": pd.DataFrame(curves),
         "confusion": pd.DataFrame(confusion),
-        "setup": pd.DataFrame([{"dataset": dataset, "dataset_title": data.SPECS[dataset].title, "crop_pad": 4,
-                                "hflip": False, "mixed_precision": "none", "channels_last": False,
-                                "mean": [0.4] * 3, "std": [0.2] * 3}]),
-        "splits": pd.DataFrame({"split": ["train", "val", "test"], "used": [train_used, 5000, n_test],
-                                "available": [68_257, 5000, n_test]}),
+        "setup": pd.DataFrame(
+            [
+                {
+                    "dataset": dataset,
+                    "dataset_title": data.SPECS[dataset].title,
+                    "crop_pad": 4,
+                    "hflip": False,
+                    "mixed_precision": "none",
+                    "channels_last": False,
+                    "mean": [0.4] * 3,
+                    "std": [0.2] * 3,
+                }
+            ]
+        ),
+        "splits": pd.DataFrame(
+            {
+                "split": ["train", "val", "test"],
+                "used": [train_used, 5000, n_test],
+                "available": [68_257, 5000, n_test],
+            }
+        ),
     }
 
 
-def stored(tmp_path: Path, tables: dict[str, pd.DataFrame], seeds: int, cfg: q4.Config | None = None,
-           device: str = "cpu") -> Results:
+def stored(
+    tmp_path: Path,
+    tables: dict[str, pd.DataFrame],
+    seeds: int,
+    cfg: q4.Config | None = None,
+    device: str = "cpu",
+) -> Results:
     """The tables written to a real store, as the runner would, and opened for the report."""
     store = Store(tmp_path / "results")
     config = dataclasses.asdict(dataclasses.replace(cfg or q4.PROFILES["full"], seeds=seeds))
-    meta = {"run_id": "t", "experiment": "q4", "profile": "full", "finished": "2026-01-01T00:00:00+00:00",
-            "device": device, "device_name": "test device", "duration_s": 1.0, "git_commit": "none",
-            "git_dirty": False, "config": config, "versions": {}, "fingerprint": {}}
+    meta = {
+        "run_id": "t",
+        "experiment": "q4",
+        "profile": "full",
+        "finished": "2026-01-01T00:00:00+00:00",
+        "device": device,
+        "device_name": "test device",
+        "duration_s": 1.0,
+        "git_commit": "none",
+        "git_dirty": False,
+        "config": config,
+        "versions": {},
+        "fingerprint": {},
+    }
     store.write("full", "q4", tables, meta)
     return Results(store, "full")
 
 
 def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: Path) -> None:
-    accs = {"lenet5": [0.900, 0.902, 0.898], "alexnet": [0.930, 0.931, 0.929], "vgg": [0.950, 0.951, 0.949],
-            "resnet18": [0.960, 0.961, 0.959], "resnet50": [0.965, 0.966, 0.964],
-            "resnet101": [0.970, 0.971, 0.969]}
+    accs = {
+        "lenet5": [0.900, 0.902, 0.898],
+        "alexnet": [0.930, 0.931, 0.929],
+        "vgg": [0.950, 0.951, 0.949],
+        "resnet18": [0.960, 0.961, 0.959],
+        "resnet50": [0.965, 0.966, 0.964],
+        "resnet101": [0.970, 0.971, 0.969],
+    }
     c = ctx4.context(stored(tmp_path, synthetic_tables(accs), seeds=3))
     assert c["ranking"] == ["ResNet-101", "ResNet-50", "ResNet-18", "VGG-16-BN", "AlexNet", "LeNet-5"]
     assert c["best"]["tied"] == [] and "exceeds seed noise" in c["best"]["text"]
@@ -181,8 +258,12 @@ def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: P
 
 
 def test_gaps_within_seed_noise_are_reported_as_ties(tmp_path: Path) -> None:
-    accs = {"lenet5": [0.955, 0.950, 0.945], "resnet18": [0.960, 0.950, 0.940],
-            "resnet50": [0.958, 0.948, 0.952], "resnet101": [0.949, 0.953, 0.958]}
+    accs = {
+        "lenet5": [0.955, 0.950, 0.945],
+        "resnet18": [0.960, 0.950, 0.940],
+        "resnet50": [0.958, 0.948, 0.952],
+        "resnet101": [0.949, 0.953, 0.958],
+    }
     c = ctx4.context(stored(tmp_path, synthetic_tables(accs), seeds=3))
     assert c["best"]["title"] == "ResNet-101"
     assert set(c["best"]["tied"]) == {"LeNet-5", "ResNet-18", "ResNet-50"}
@@ -260,8 +341,16 @@ def test_smoke_pipeline_on_svhn_fixture_trains_all_models_and_names_svhn(tmp_pat
 
 @pytest.mark.slow
 def test_recipe_learns_real_fashion_mnist_with_lenet5(tmp_path: Path, real_data: Path) -> None:
-    cfg = dataclasses.replace(q4.PROFILES["quick"], dataset="fashion-mnist", models=("lenet5",), epochs=3,
-                              batch_size=32, train_subset=1024, test_subset=1000, lr=0.05)
+    cfg = dataclasses.replace(
+        q4.PROFILES["quick"],
+        dataset="fashion-mnist",
+        models=("lenet5",),
+        epochs=3,
+        batch_size=32,
+        train_subset=1024,
+        test_subset=1000,
+        lr=0.05,
+    )
     out = q4.run(cfg, make_ctx(tmp_path, real_data))
     acc = out.tables["results"]["test_acc"].iloc[0]
     assert acc > 0.5, f"LeNet-5 reached only {acc:.3f} on Fashion-MNIST (chance is 0.1)"
