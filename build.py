@@ -11,6 +11,7 @@ Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names t
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # torch's OpenMP threads spin while waiting; on a busy 2-core machine that makes small runs 10x slower.
@@ -189,7 +190,7 @@ def _all_current(
 
 
 def _render(store: Store, profile: str, out: Path, fmt: Format, paper: Paper) -> None:
-    from report import render
+    from report import output
 
     t0 = time.perf_counter()
     try:
@@ -200,9 +201,13 @@ def _render(store: Store, profile: str, out: Path, fmt: Format, paper: Paper) ->
         ) from None
     if not os.access(out, os.W_OK):
         raise ReportError(f"the output folder {out} is not writable; pass a writable --out")
-    page = render.render_html(store, profile, paper.value, cache_dir=out / ".cache")
     targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[fmt]
-    written = render.write_outputs(page, out, targets)
+    # WeasyPrint starts on the other core now, and prints as soon as the HTML below is ready
+    with output.Printer() if "pdf" in targets else contextlib.nullcontext() as printer:
+        from report import render
+
+        page = render.render_html(store, profile, paper.value, cache_dir=out / ".cache")
+        written = output.write_outputs(page, out, targets, printer)
     if not written:
         console.print(f"[dim]report in {out} is up to date (same results, templates and paper)[/]")
         return

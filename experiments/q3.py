@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy import special
 from torch import nn
 
 from experiments import data
@@ -59,6 +61,7 @@ class Config:
     patience: int = 5  # epochs without a new best validation score before training stops
     monitor: Literal["val_acc", "val_loss"] = "val_acc"  # what "validation improves" means
     seeds: int = 3  # final models, for the mean ± interval of test accuracy
+    ci_level: float = 0.95  # confidence level of the Student-t interval for the mean over seeds
     n_misclassified: int = 24  # misclassified test digits kept per final model (most confident first)
     cpu_threads: int = (
         1  # intra-op threads on CPU (0: torch's default); these matrices are too small to split
@@ -85,6 +88,8 @@ class Config:
             raise ConfigError("q3.cpu_threads must be 0 (torch's default) or a positive thread count")
         if self.seeds < 2:
             raise ConfigError("q3.seeds must be at least 2 to estimate a spread")
+        if not 0 < self.ci_level < 1:
+            raise ConfigError("q3.ci_level must be between 0 and 1 (e.g. 0.95)")
 
 
 PROFILES: dict[str, Config] = {
@@ -384,6 +389,29 @@ def cpu_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def t_interval(values: Sequence[float], level: float) -> dict[str, Any]:
+    """Mean, sample standard deviation and the two-sided Student-t interval for the mean over seeds.
+
+    The t quantile (not the normal 1.96) because the spread is estimated from a handful of seeds.
+    It is computed here rather than in the report so that rendering never imports scipy (~0.2 s).
+    """
+    x = np.asarray(values, dtype=float)
+    mean, std = float(x.mean()), float(x.std(ddof=1))
+    quantile = 0.5 + level / 2
+    t = float(special.stdtrit(len(x) - 1, quantile))
+    half = t * std / math.sqrt(len(x))
+    return {
+        "n": len(x),
+        "level": level,
+        "quantile": quantile,
+        "t": t,
+        "mean": mean,
+        "std": std,
+        "lo": mean - half,
+        "hi": mean + half,
+    }
+
+
 def run(cfg: Config, ctx: RunContext) -> Output:
     cfg.validate()
     with cpu_threads(cfg.cpu_threads if ctx.device.type == "cpu" else 0):
@@ -472,6 +500,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
         for s in ctx.track(seeds, total=len(seeds), description="q3 final models")
     ]
     final = pd.DataFrame([f["result"] for f in finals])
+    interval = pd.DataFrame([t_interval(final["test_acc"].tolist(), cfg.ci_level)])
 
     choice = pd.DataFrame(
         [
@@ -493,6 +522,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
             "sweep": pd.concat([lr_sweep, grid, scaling, curve], ignore_index=True),
             "choice": choice,
             "final": final,
+            "interval": interval,
             "splits": pd.DataFrame(
                 [
                     {"dataset": data.SPECS[cfg.dataset].title, "split": k, "images": len(v)}

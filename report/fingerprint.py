@@ -7,6 +7,7 @@ the experiment's source and following its imports inside ``experiments/`` (no im
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 from importlib import metadata
@@ -23,8 +24,15 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _local_imports(path: Path) -> set[Path]:
+def _local_imports(path: Path) -> frozenset[Path]:
     """Modules of the ``experiments`` package that ``path`` imports."""
+    st = path.stat()
+    return _parse_imports(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_imports(path: Path, mtime_ns: int, size: int) -> frozenset[Path]:
+    """Parsing is the slow part; the file's mtime and size in the key re-parse an edited file."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -44,7 +52,7 @@ def _local_imports(path: Path) -> set[Path]:
         candidate = EXPERIMENTS / f"{parts[1]}.py"
         if candidate.exists():
             found.add(candidate)
-    return found
+    return frozenset(found)
 
 
 def code_files(experiment: str) -> list[Path]:

@@ -7,12 +7,9 @@ block, contents and appendix; WeasyPrint prints the same HTML to PDF.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import logging
 import re
 import traceback
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,11 +25,11 @@ from report import figures
 from report import format as fmt
 from report.errors import ReportError, TemplateError
 from report.mathsvg import MathCache
+from report.output import TEMPLATES
 from report.questions import QUESTIONS, Figure, Results, Run, Table, build
 from report.store import Store
 
 PROJECT = Path(__file__).resolve().parent.parent
-TEMPLATES = PROJECT / "templates"
 TITLE = "Deep Learning — Assignment 1"
 PAPERS = {"a4": "A4", "letter": "Letter"}
 _REF = re.compile(r"⟦ref:([^⟧]+)⟧")
@@ -137,9 +134,14 @@ def _markdown(doc: Document) -> MarkdownIt:
     return md
 
 
-def _environment(doc: Document, templates: Path) -> jinja2.Environment:
+def _environment(doc: Document, templates: Path, cache_dir: Path | None) -> jinja2.Environment:
+    bytecode = None
+    if cache_dir is not None:  # compiled templates, keyed by source: saves ~0.15 s per render
+        (cache_dir / "jinja").mkdir(parents=True, exist_ok=True)
+        bytecode = jinja2.FileSystemBytecodeCache(str(cache_dir / "jinja"))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([templates, TEMPLATES]),
+        bytecode_cache=bytecode,
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(["html.j2"]),
         trim_blocks=True,
@@ -214,7 +216,7 @@ def render_html(
     )
     md = _markdown(doc)
     doc.markdown = md
-    env = _environment(doc, templates)
+    env = _environment(doc, templates, cache_dir)
     toc: list[dict[str, Any]] = []
     ids: set[str] = set()
     sections = []
@@ -279,48 +281,3 @@ def document_meta(results: Results, questions: tuple[str, ...], profile: str) ->
         "devices": sorted({r.device_name for r in all_runs}),
         "versions": all_runs[0].versions,
     }
-
-
-def write_outputs(page: str, out: Path, formats: list[str]) -> list[Path]:
-    """Write ``report.html`` / ``report.pdf`` from ``page``, skipping any whose source is unchanged.
-
-    The page is a pure function of the store, the templates and the paper size, so an output whose
-    recorded source digest matches is already current (as ``make`` would judge it).
-    """
-    digest = hashlib.sha256(page.encode("utf-8")).hexdigest()
-    written = []
-    for kind in formats:
-        target = out / f"report.{kind}"
-        stamp = out / ".cache" / f"report.{kind}.sha256"
-        if target.exists() and stamp.exists() and stamp.read_text() == digest:
-            continue
-        (write_html if kind == "html" else write_pdf)(page, target)
-        _atomic_write(stamp, digest.encode())
-        written.append(target)
-    return written
-
-
-def write_html(page: str, path: Path) -> None:
-    _atomic_write(path, page.encode("utf-8"))
-
-
-def write_pdf(page: str, path: Path) -> None:
-    """Print the HTML with WeasyPrint as a tagged PDF (PDF/UA-1: structure tree, language, outline)."""
-    for name in ("weasyprint", "fontTools"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    with warnings.catch_warnings():  # "install HarfBuzz-Subset": a packaging hint, printed on every run
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import weasyprint
-
-        pdf = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(pdf_variant="pdf/ua-1")
-    _atomic_write(path, pdf)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as e:
-        raise ReportError(f"cannot write {path}: {e.strerror}; pass a writable --out") from None

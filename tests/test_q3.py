@@ -23,7 +23,7 @@ from report.store import Store
 from tests.helpers import fake_meta
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-TABLES = {"sweep", "choice", "final", "splits", "layers", "confusion", "misclassified"}
+TABLES = {"sweep", "choice", "final", "interval", "splits", "layers", "confusion", "misclassified"}
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +127,19 @@ def test_training_loop_slices_every_example_once_per_epoch() -> None:
 # ---- the interval ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("values", [[0.981, 0.983, 0.9795], [0.97, 0.99], list(np.linspace(0.9, 0.95, 7))])
 def test_t_interval_matches_scipy(values: list[float]) -> None:
-    mean, std, lo, hi = ctx3.t_interval(values, level=0.95)
+    ci = q3.t_interval(values, level=0.95)
     ref = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
-    assert mean == pytest.approx(np.mean(values))
-    assert std == pytest.approx(np.std(values, ddof=1))
-    assert (lo, hi) == pytest.approx(ref)
+    assert ci["mean"] == pytest.approx(np.mean(values))
+    assert ci["std"] == pytest.approx(np.std(values, ddof=1))
+    assert (ci["lo"], ci["hi"]) == pytest.approx(ref)
+    assert ci["t"] == pytest.approx(stats.t.ppf(0.975, len(values) - 1))
+
+
+def test_an_interval_that_does_not_match_the_final_models_stops_the_build(tmp_path: Path) -> None:
+    tables = synthetic_tables()
+    tables["interval"] = pd.DataFrame([q3.t_interval([0.5, 0.6, 0.7], 0.95)])
+    with pytest.raises(EvidenceError, match="interval summarises"):
+        _context(tmp_path, tables)
 
 
 # ---- the smoke run on real MNIST --------------------------------------------------------------------
@@ -158,6 +166,7 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
     assert final["seed"].tolist() == [0, 1, 2]
     assert (final["epochs"] == out.tables["choice"].set_index("stage").loc["epochs", "epochs"]).all()
     assert out.headline == ("test accuracy (mean of 3 seeds)", pytest.approx(final["test_acc"].mean()))
+    assert out.tables["interval"].iloc[0]["mean"] == pytest.approx(final["test_acc"].mean())
     assert final["test_acc"].min() > 0.5  # a few epochs on 2,000 images already learn the digits
     confusion = out.tables["confusion"]
     assert (confusion.groupby("seed")["count"].sum() == cfg.n_test).all()
@@ -320,6 +329,7 @@ def synthetic_tables(best_epoch: int = 7) -> dict[str, pd.DataFrame]:
         "sweep": pd.DataFrame(sweep),
         "choice": choice,
         "final": final,
+        "interval": pd.DataFrame([q3.t_interval(list(FINAL.values()), 0.95)]),
         "layers": layers,
         "misclassified": wrong,
         "splits": splits,
@@ -371,8 +381,8 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert trend.startswith("The best learning rate of the grid never decreases as the batch size grows")
     assert "training stopped after epoch 10 of 10" not in c["epochs"]["sentences"][0]
     assert "Training ran the whole 10-epoch schedule." in c["epochs"]["sentences"][0]
-    mean, _, lo, hi = ctx3.t_interval(list(FINAL.values()))
-    assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (mean, lo, hi)
+    ci = q3.t_interval(list(FINAL.values()), 0.95)
+    assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (ci["mean"], ci["lo"], ci["hi"])
     assert "4 read as 9 (3)" in c["confusion"]["sentence"]
 
 

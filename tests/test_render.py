@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from report import render
-from report.errors import MissingResultError, TemplateError
+from report import output, render
+from report.errors import MissingResultError, ReportError, TemplateError
 from report.questions import Figure, Results, Table
 from tests.helpers import store_with
 
@@ -129,12 +129,50 @@ def test_pdf_has_the_numbers_on_the_chosen_paper(fake_question, tmp_path, paper,
         "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n"
     )
     page = render.render_html(store, "smoke", paper=paper, questions=("qx",), templates=templates)
-    render.write_pdf(page, tmp_path / "r.pdf")
+    output.write_pdf(page, tmp_path / "r.pdf")
     reader = pypdf.PdfReader(tmp_path / "r.pdf")
     box = reader.pages[0].mediabox
     assert (round(float(box.width)), round(float(box.height))) == size
     text = "".join(p.extract_text() for p in reader.pages)
     assert "98.56%" in text and "Question 3" in text
+
+
+def _table_page(fake_question) -> str:
+    store, templates = fake_question
+    (templates / "qx.md.j2").write_text(
+        "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n"
+    )
+    return render.render_html(store, "smoke", questions=("qx",), templates=templates)
+
+
+def test_the_printer_process_writes_the_same_pdf(fake_question, tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    page = _table_page(fake_question)
+    output.write_pdf(page, tmp_path / "here.pdf")
+    with output.Printer() as printer:
+        printer.print(page, tmp_path / "there.pdf")
+    here, there = (pypdf.PdfReader(tmp_path / f"{n}.pdf") for n in ("here", "there"))
+    text = [p.extract_text() for p in there.pages]
+    assert text == [p.extract_text() for p in here.pages]
+    assert "98.56%" in "".join(text)
+
+
+def test_a_printer_failure_is_one_line(fake_question, tmp_path):
+    page = _table_page(fake_question)
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where the output folder should be
+    with output.Printer() as printer, pytest.raises(ReportError) as err:
+        printer.print(page, blocker / "report.pdf")
+    assert str(err.value).startswith("printing the PDF failed: cannot write")
+    assert "\n" not in str(err.value) and "--out" in str(err.value)
+
+
+def test_an_unused_printer_process_is_stopped_on_close():
+    printer = output.Printer()
+    proc = printer._proc
+    assert proc is not None and proc.poll() is None
+    printer.close()
+    assert proc.poll() is not None
 
 
 def test_render_module_does_not_import_torch():

@@ -17,3 +17,8 @@ def test_github_workflow_installs_tests_builds_and_uploads():
     assert any(u.startswith("actions/cache") for u in uses)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert "build/report.pdf" in upload["with"]["path"] and "build/report.html" in upload["with"]["path"]
+
+
+def test_readme_documents_the_workflow():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert ".github/workflows/report.yml" in readme and "artifact" in readme

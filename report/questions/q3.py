@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special  # stdtrit = Student-t quantile; scipy.stats costs ~0.5 s to import
 
 from report import format as fmt
 from report.questions import Figure, Results, Table, require
@@ -21,21 +20,8 @@ from report.questions import Figure, Results, Table, require
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum 0.9", "adam": "Adam"}
 POINT = ["study", "optimizer", "lr", "batch_size", "lr_scaled"]
 USABLE = 0.01  # a learning rate is "usable" within one percentage point of its optimizer's best
-LEVEL = 0.95  # confidence level of the interval for the mean test accuracy
 HEATMAP_RANGE = 10  # percentage points below the best that the heat map's colour scale spans
 MONITORS = {"val_acc": "validation accuracy", "val_loss": "validation loss"}
-
-
-def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float, float]:
-    """Mean, sample standard deviation and the two-sided Student-t interval for the mean.
-
-    The t quantile (not 1.96) because the spread is estimated from a handful of seeds.
-    """
-    x = np.asarray(values, dtype=float)
-    require(len(x) >= 2, f"at least two final seeds to estimate a spread (found {len(x)})")
-    mean, std = float(x.mean()), float(x.std(ddof=1))
-    half = float(special.stdtrit(len(x) - 1, 0.5 + level / 2)) * std / math.sqrt(len(x))
-    return mean, std, mean - half, mean + half
 
 
 def last_epochs(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -229,8 +215,11 @@ def epoch_facts(
     return {"best": int(best["epoch"]), "sentences": [stopped, gap]}
 
 
-def final_facts(final: pd.DataFrame, confusion: pd.DataFrame, best_epoch: int, n_test: int) -> dict[str, Any]:
-    """Test accuracy over seeds with its interval, after checking each model against its confusion matrix."""
+def final_facts(
+    final: pd.DataFrame, interval: pd.DataFrame, confusion: pd.DataFrame, best_epoch: int, n_test: int
+) -> dict[str, Any]:
+    """Test accuracy over seeds with its interval, after checking each model against its confusion matrix
+    and the stored interval against the seeds it summarises."""
     final = final.sort_values("seed").reset_index(drop=True)
     require(bool((final["epochs"] == best_epoch).all()), "every final model trained for the chosen epochs")
     for seed, df in confusion.groupby("seed"):
@@ -240,18 +229,28 @@ def final_facts(final: pd.DataFrame, confusion: pd.DataFrame, best_epoch: int, n
             int(df["count"].sum()) == n_test and math.isclose(diag / n_test, acc, abs_tol=0.5 / n_test),
             f"the confusion matrix of seed {seed} matches its stored test accuracy",
         )
-    mean, std, lo, hi = t_interval(final["test_acc"].tolist())
+    ci = interval.iloc[0]
+    acc = final["test_acc"]
+    require(
+        int(ci["n"]) == len(final)
+        and math.isclose(ci["mean"], acc.mean())
+        and math.isclose(ci["std"], acc.std(ddof=1))
+        and ci["lo"] <= ci["mean"] <= ci["hi"],
+        "the stored interval summarises the stored final models",
+    )
     return {
-        "mean": mean,
-        "std": std,
-        "lo": lo,
-        "hi": hi,
+        "mean": float(ci["mean"]),
+        "std": float(ci["std"]),
+        "lo": float(ci["lo"]),
+        "hi": float(ci["hi"]),
         "n": len(final),
-        "level": LEVEL,
+        "level": float(ci["level"]),
+        "quantile": float(ci["quantile"]),
+        "t": float(ci["t"]),
         "seeds": final["seed"].astype(int).tolist(),
-        "test_se": math.sqrt(mean * (1 - mean) / n_test),
-        "min": float(final["test_acc"].min()),
-        "max": float(final["test_acc"].max()),
+        "test_se": math.sqrt(ci["mean"] * (1 - ci["mean"]) / n_test),
+        "min": float(acc.min()),
+        "max": float(acc.max()),
     }
 
 
@@ -292,7 +291,9 @@ def context(r: Results) -> dict[str, Any]:
         int(cfg["max_epochs"]),
     )
     confusion = r.table("q3", "confusion")
-    final = final_facts(r.table("q3", "final"), confusion, epochs["best"], n["test"])
+    final = final_facts(
+        r.table("q3", "final"), r.table("q3", "interval"), confusion, epochs["best"], n["test"]
+    )
     first_seed = final["seeds"][0]
     cm = confusion_facts(confusion, first_seed)
     wrong = r.table("q3", "misclassified")

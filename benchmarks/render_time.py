@@ -1,0 +1,94 @@
+"""Wall time of a full re-render, HTML and PDF, from an existing store: what an author waits for.
+
+Each repeat runs ``python build.py render`` in a fresh process, exactly as a user would, after deleting
+the output stamps so both files are really rewritten (figure and math caches stay warm, as they are
+after a template edit). It reports the minimum and median wall time and where a single render spends it.
+
+    python benchmarks/render_time.py [--profile quick] [--store results] [--repeats 5] [--target 5]
+
+Exits with status 1 when the median is above ``--target`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_render(profile: str, store: Path, out: Path) -> float:
+    for stamp in (out / ".cache").glob("report.*.sha256"):
+        stamp.unlink()
+    cmd = [
+        sys.executable,
+        str(ROOT / "build.py"),
+        "render",
+        "--profile",
+        profile,
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"render failed: {done.stdout.strip()} {done.stderr.strip()}")
+    return wall
+
+
+def phases(profile: str, store: Path, out: Path) -> dict[str, float]:
+    """One render split into its parts, in this process and one after another (no overlap)."""
+    sys.path.insert(0, str(ROOT))
+    t0 = time.perf_counter()
+    from report import output, render
+    from report.store import Store
+
+    t1 = time.perf_counter()
+    page = render.render_html(Store(store), profile, cache_dir=out / ".cache")
+    t2 = time.perf_counter()
+    weasyprint = output._weasyprint()
+    t3 = time.perf_counter()
+    doc = weasyprint.HTML(string=page, base_url=str(output.TEMPLATES)).render(pdf_variant="pdf/ua-1")
+    t4 = time.perf_counter()
+    doc.write_pdf(pdf_variant="pdf/ua-1")
+    t5 = time.perf_counter()
+    return {
+        "import report": t1 - t0,
+        "HTML": t2 - t1,
+        "import WeasyPrint": t3 - t2,
+        f"PDF layout ({len(doc.pages)} pages)": t4 - t3,
+        "PDF drawing": t5 - t4,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--store", type=Path, default=ROOT / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "build")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--target", type=float, default=5.0, help="seconds, for the median")
+    args = parser.parse_args()
+
+    one_render(args.profile, args.store, args.out)  # fills the figure and math caches
+    walls = [one_render(args.profile, args.store, args.out) for _ in range(args.repeats)]
+    median = statistics.median(walls)
+    print(f"build.py render (HTML + PDF), {args.repeats} runs: min {min(walls):.2f} s, median {median:.2f} s")
+    print("one render, sequential parts (build.py overlaps the WeasyPrint import with the HTML):")
+    for name, seconds in phases(args.profile, args.store, args.out).items():
+        print(f"  {name:<24} {seconds:5.2f} s")
+    if median > args.target:
+        print(f"median above the {args.target:.1f} s target")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Writing the report's files: atomic writes, and PDF printing in a second process.
+
+WeasyPrint is single-threaded and spends about half a second importing itself. A ``Printer`` starts it
+in its own process before the HTML exists, so that start-up runs on another core while this process
+fills the templates; the finished page then goes over a pipe. Run as ``python -m report.output TARGET``
+it is that second process. This module imports neither pandas nor the templates, to start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import TracebackType
+
+from report.errors import ReportError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def write_outputs(page: str, out: Path, formats: list[str], printer: Printer | None = None) -> list[Path]:
+    """Write ``report.html`` / ``report.pdf`` from ``page``, skipping any whose source is unchanged.
+
+    The page is a pure function of the store, the templates and the paper size, so an output whose
+    recorded source digest matches is already current (as ``make`` would judge it). The PDF goes to
+    ``printer`` when one is given, else it is printed in this process.
+    """
+    digest = hashlib.sha256(page.encode("utf-8")).hexdigest()
+    written = []
+    for kind in formats:
+        target = out / f"report.{kind}"
+        stamp = out / ".cache" / f"report.{kind}.sha256"
+        if target.exists() and stamp.exists() and stamp.read_text() == digest:
+            continue
+        if kind == "html":
+            atomic_write(target, page.encode("utf-8"))
+        elif printer is not None:
+            printer.print(page, target)
+        else:
+            write_pdf(page, target)
+        atomic_write(stamp, digest.encode())
+        written.append(target)
+    return written
+
+
+def _weasyprint():  # noqa: ANN202 - the module, imported quietly
+    for name in ("weasyprint", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():  # "install HarfBuzz-Subset": a packaging hint, printed on every run
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import weasyprint
+
+    return weasyprint
+
+
+def write_pdf(page: str, path: Path) -> None:
+    """Print the HTML with WeasyPrint as a tagged PDF (PDF/UA-1: structure tree, language, outline)."""
+    weasyprint = _weasyprint()
+    pdf = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(pdf_variant="pdf/ua-1")
+    atomic_write(path, pdf)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` in one rename, so a reader never sees half a file and a failure keeps the old one."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as e:
+        raise ReportError(f"cannot write {path}: {e.strerror}; pass a writable --out") from None
+
+
+class Printer:
+    """A WeasyPrint process waiting for at most one page; a context manager, so it never outlives a render."""
+
+    def __init__(self) -> None:
+        path = os.pathsep.join(filter(None, [str(TEMPLATES.parent), os.environ.get("PYTHONPATH")]))
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", "report.output"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},  # importable without an install, from any folder
+        )
+
+    def print(self, page: str, target: Path) -> None:
+        """Hand ``page`` over and wait until ``target`` is written; a failure there is raised here."""
+        if self._proc is None:
+            raise RuntimeError("a Printer prints one page")
+        _, err = self._proc.communicate(f"{target.resolve()}\n{page}".encode())
+        proc, self._proc = self._proc, None  # only now: an interrupted wait leaves it to close()
+        if proc.returncode != 0:
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            reason = lines[-1] if lines else f"exit status {proc.returncode}"
+            raise ReportError(f"printing the PDF failed: {reason}")
+
+    def close(self) -> None:
+        """Stop the process if it never got a page (nothing needed printing, or the render failed)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def __enter__(self) -> Printer:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+
+def _main() -> int:
+    _weasyprint()  # the slow part, done while the parent renders the HTML
+    data = sys.stdin.buffer.read().decode("utf-8")
+    target, _, page = data.partition("\n")
+    if not page:
+        return 0
+    try:
+        write_pdf(page, Path(target))
+    except ReportError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    code = _main()
+    sys.stderr.flush()
+    os._exit(code)  # the PDF is on disk: skip freeing WeasyPrint's layout tree at exit (~0.3 s)
