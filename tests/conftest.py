@@ -1,4 +1,4 @@
-"""Fixtures shared across test files: the real data location and one smoke build of the whole report."""
+"""Fixtures shared across test files: generated datasets and one smoke build of the whole report."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.datasets import write_dataset
+
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see build.py: set before torch is imported
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("REPORT_DATA_DIR", ROOT.parent / "shared" / "data"))
 SMOKE_SETS = ["--set", "q4.dataset=fashion-mnist"]
 
 
@@ -38,10 +39,12 @@ def smoke_all(data_dir: Path, store: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    if not (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        pytest.skip(f"real MNIST not found at {DATA}: set REPORT_DATA_DIR to a folder holding MNIST/")
-    return DATA
+def data_dir(tmp_path_factory) -> Path:
+    """MNIST and Fashion-MNIST stand-ins in torchvision's format, sized for the smoke profiles."""
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(root, "MNIST", n_train=4000, n_test=1000, seed=0)
+    write_dataset(root, "FashionMNIST", n_train=1200, n_test=1000, seed=1)
+    return root
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from report.questions import q1 as ctx_q1
 from report.questions import q2 as ctx_q2
 from report.store import Store
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 F64 = torch.float64
 
 
@@ -149,23 +148,21 @@ def test_invalid_settings_are_rejected_with_the_setting_named(exp: str, key: str
         apply_overrides(exp, module.PROFILES["smoke"], {key: value})
 
 
-# ---- real MNIST: the smoke profile end to end -------------------------------------------------------
+# ---- MNIST-format digits: the smoke profile end to end -------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """q1 and q2 run on real MNIST with the smoke profile, stored through the runner."""
-    if not (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        pytest.skip(f"MNIST not found under {DATA}")
+def smoke_store(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Store:
+    """q1 and q2 run on MNIST-format digits with the smoke profile, stored through the runner."""
     store = Store(tmp_path_factory.mktemp("results"))
-    for planned in runner.plan(["q1", "q2"], "smoke", {}, 0, DATA, store):
+    for planned in runner.plan(["q1", "q2"], "smoke", {}, 0, data_dir, store):
         with store.lock():
             runner.execute(
                 planned,
                 "smoke",
                 0,
                 torch.device("cpu"),
-                DATA,
+                data_dir,
                 store,
                 track=lambda it, **_: it,
                 log=lambda _: None,

@@ -1,5 +1,5 @@
-"""Question 3: the network, the study's selection and stopping rules, the smoke run on real MNIST, its
-determinism, the interval math, and the context layer's computed recommendations."""
+"""Question 3: the network, the study's selection and stopping rules, the smoke run on generated
+MNIST-format digits, its determinism, the interval math, and the context's computed recommendations."""
 
 from __future__ import annotations
 
@@ -22,15 +22,7 @@ from report.questions import q3 as ctx3
 from report.store import Store
 from tests.helpers import fake_meta
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TABLES = {"sweep", "choice", "final", "interval", "splits", "layers", "confusion", "misclassified"}
-
-
-@pytest.fixture(scope="module")
-def mnist_dir() -> Path:
-    if not (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        pytest.skip(f"real MNIST not found at {DATA}")
-    return DATA
 
 
 # ---- the network ------------------------------------------------------------------------------------
@@ -142,16 +134,16 @@ def test_an_interval_that_does_not_match_the_final_models_stops_the_build(tmp_pa
         _context(tmp_path, tables)
 
 
-# ---- the smoke run on real MNIST --------------------------------------------------------------------
+# ---- the smoke run on generated MNIST-format digits --------------------------------------------
 def _run(data_dir: Path, workdir: Path) -> Output:
     ctx = RunContext(device=torch.device("cpu"), seed=0, data_dir=data_dir, workdir=workdir)
     return q3.run(q3.PROFILES["smoke"], ctx)
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Output, Output, Path]:
+def smoke_runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Output, Output, Path]:
     first = tmp_path_factory.mktemp("q3-a")
-    return _run(mnist_dir, first), _run(mnist_dir, tmp_path_factory.mktemp("q3-b")), first
+    return _run(data_dir, first), _run(data_dir, tmp_path_factory.mktemp("q3-b")), first
 
 
 def test_smoke_run_produces_every_table(smoke_runs) -> None:
@@ -192,10 +184,10 @@ def test_smoke_run_is_deterministic(smoke_runs) -> None:
     assert a.headline == b.headline
 
 
-def test_rerun_in_the_same_workdir_resumes_from_checkpoints(smoke_runs, mnist_dir: Path) -> None:
+def test_rerun_in_the_same_workdir_resumes_from_checkpoints(smoke_runs, data_dir: Path) -> None:
     a, _, workdir = smoke_runs
     assert len(list(workdir.glob("point-*.pt"))) > 0 and len(list(workdir.glob("final-seed*.pt"))) == 3
-    again = _run(mnist_dir, workdir)
+    again = _run(data_dir, workdir)
     for name in TABLES:  # timings too: every result is read back, nothing retrained
         pd.testing.assert_frame_equal(a.tables[name], again.tables[name], check_exact=True)
 

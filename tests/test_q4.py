@@ -23,15 +23,6 @@ from report.questions import q4 as ctx4
 from report.render import render_html
 from report.store import Store
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture
-def real_data() -> Path:
-    if not (DATA / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        pytest.skip(f"Fashion-MNIST not found under {DATA}")
-    return DATA
-
 
 def write_svhn(root: Path, n_train: int, n_test: int) -> dict[str, np.ndarray]:
     """SVHN's real .mat layout: X is 32x32x3xN uint8, y is Nx1 with 10 standing for the digit 0."""
@@ -340,7 +331,7 @@ def test_smoke_pipeline_on_svhn_fixture_trains_all_models_and_names_svhn(tmp_pat
 
 
 @pytest.mark.slow
-def test_recipe_learns_real_fashion_mnist_with_lenet5(tmp_path: Path, real_data: Path) -> None:
+def test_recipe_learns_fashion_mnist_format_data_with_lenet5(tmp_path: Path, data_dir: Path) -> None:
     cfg = dataclasses.replace(
         q4.PROFILES["quick"],
         dataset="fashion-mnist",
@@ -351,9 +342,9 @@ def test_recipe_learns_real_fashion_mnist_with_lenet5(tmp_path: Path, real_data:
         test_subset=1000,
         lr=0.05,
     )
-    out = q4.run(cfg, make_ctx(tmp_path, real_data))
+    out = q4.run(cfg, make_ctx(tmp_path, data_dir))
     acc = out.tables["results"]["test_acc"].iloc[0]
-    assert acc > 0.5, f"LeNet-5 reached only {acc:.3f} on Fashion-MNIST (chance is 0.1)"
+    assert acc > 0.5, f"LeNet-5 reached only {acc:.3f} on Fashion-MNIST-format data (chance is 0.1)"
     curves = out.tables["curves"]
     assert curves["train_loss"].iloc[-1] < curves["train_loss"].iloc[0]
 

@@ -182,23 +182,37 @@ def check(results: pd.DataFrame, confusion: pd.DataFrame, test_used: int, seeds:
     )
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per model, in ranking order, in every figure
+
+
 def draw_tradeoff(data: pd.DataFrame):
-    """Test accuracy against parameters and against forward FLOPs, both on log axes."""
+    """Test accuracy against parameters and against forward FLOPs, both on log axes.
+
+    One colour and marker per model, named in a legend: with close accuracies (the ResNets), text
+    labels beside the points would overlap.
+    """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), sharey=True)
     for ax, col, label in ((axes[0], "params", "parameters"), (axes[1], "flops", "forward FLOPs per image")):
-        ax.errorbar(data[col], 100 * data["acc"], yerr=100 * data["acc_std"].fillna(0), fmt="o", capsize=3)
-        for _, r in data.iterrows():
-            ax.annotate(
-                r["title"], (r[col], 100 * r["acc"]), textcoords="offset points", xytext=(4, 4), fontsize=7
+        for i, (_, r) in enumerate(data.iterrows()):
+            ax.errorbar(
+                r[col],
+                100 * r["acc"],
+                yerr=100 * (0 if pd.isna(r["acc_std"]) else r["acc_std"]),
+                fmt=MARKERS[i % len(MARKERS)],
+                color=f"C{i % 10}",
+                capsize=3,
+                label=r["title"],
             )
         ax.set_xscale("log")
         ax.margins(x=0.15)
         ax.set_xlabel(label)
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 
@@ -208,9 +222,10 @@ def draw_curves(data: pd.DataFrame):
     from matplotlib.ticker import MaxNLocator
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(6.4, 3.2))
-    for title, d in data.groupby("title", sort=False):
-        left.plot(d["epoch"], d["train_loss"], marker="o", markersize=3, label=title)
-        right.plot(d["epoch"], 100 * d["val_acc"], marker="o", markersize=3, label=title)
+    for i, (title, d) in enumerate(data.groupby("title", sort=False)):
+        style = {"marker": MARKERS[i % len(MARKERS)], "markersize": 3, "color": f"C{i % 10}", "label": title}
+        left.plot(d["epoch"], d["train_loss"], **style)
+        right.plot(d["epoch"], 100 * d["val_acc"], **style)
     left.set(xlabel="epoch", ylabel="training loss (smoothed labels)")
     right.set(xlabel="epoch", ylabel="validation accuracy (%)")
     for ax in (left, right):
