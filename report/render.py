@@ -1,8 +1,8 @@
-"""Templates → HTML → PDF. Reads only the store (through the context layer); never imports torch.
+"""Templates → one HTML page. Reads only the store (through the context layer); never imports torch.
 
 Each question template is Markdown with Jinja2 expressions. Jinja fills in values, figures and tables;
 markdown-it turns the result into HTML with math typeset by ziamath; the base template adds the title
-block, contents and appendix; WeasyPrint prints the same HTML to PDF.
+block, contents and appendix. ``report.output`` writes the page and prints the same HTML to PDF.
 """
 
 from __future__ import annotations
