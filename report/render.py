@@ -265,7 +265,15 @@ def render_html(
 def document_meta(results: Results, questions: tuple[str, ...], profile: str) -> dict[str, Any]:
     """Title-block and appendix facts: profile, dates, commits, environment of every run shown."""
     all_runs = [results.run(name) for name in questions]
-    commits = sorted({r.commit + (" (dirty)" if r.dirty else "") for r in all_runs})
+    commits = []  # one entry per commit; which run was made from uncommitted changes is in the appendix
+    for commit in sorted({r.commit for r in all_runs}):
+        runs = [r for r in all_runs if r.commit == commit]
+        dirty = sum(r.dirty for r in runs)
+        if dirty == len(runs):
+            commit += " (uncommitted changes)"
+        elif dirty:
+            commit += f" ({dirty} of {len(runs)} runs with uncommitted changes)"
+        commits.append(commit)
     stale = [r for r in all_runs if r.stale]
     finished = max(r.finished for r in all_runs)
     return {

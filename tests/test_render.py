@@ -10,7 +10,7 @@ import pytest
 
 from report import output, render
 from report.errors import MissingResultError, ReportError, TemplateError
-from report.questions import Figure, Results, Table
+from report.questions import Figure, Results, Run, Table
 from tests.helpers import store_with
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,3 +194,26 @@ def test_stale_result_is_flagged_not_shown_as_current(fake_question, tmp_path):
     )
     assert "Stale results: qx (code changed)" in page
     assert '<strong class="stale">Stale: the code changed since this run' in page
+
+
+def test_title_block_names_each_commit_once_and_which_runs_were_dirty():
+    def run(name: str, commit: str, dirty: bool) -> Run:
+        return Run(
+            experiment=name,
+            run_id="r",
+            profile="smoke",
+            finished="2026-11-26T10:00:00+00:00",
+            device="cpu",
+            device_name="CPU",
+            duration_s=1.0,
+            commit=commit,
+            dirty=dirty,
+            config={},
+            versions={},
+            stale=(),
+        )
+
+    runs = {"q1": run("q1", "aaa", True), "q2": run("q2", "aaa", False), "q3": run("q3", "bbb", True)}
+    results = types.SimpleNamespace(run=runs.__getitem__)
+    meta = render.document_meta(results, ("q1", "q2", "q3"), "smoke")
+    assert meta["commits"] == "aaa (1 of 2 runs with uncommitted changes), bbb (uncommitted changes)"
