@@ -90,6 +90,11 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir)
     assert "torch" not in imported and "experiments" not in imported
 
 
+def _status_rows(stdout: str) -> dict[str, str]:
+    """``build.py status`` table rows by experiment name."""
+    return {line.split()[1]: line for line in stdout.splitlines() if line.strip().startswith("│ q")}
+
+
 def test_status_names_the_changed_input(smoke_build, data_dir):
     common = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(smoke_build.store)]
     proc = subprocess.run(
@@ -99,7 +104,7 @@ def test_status_names_the_changed_input(smoke_build, data_dir):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[1]: line for line in proc.stdout.splitlines() if line.strip().startswith("│ q")}
+    rows = _status_rows(proc.stdout)
     assert "stale: config changed" in rows["q1"]
     for name in ("q2", "q3", "q4"):
         assert "current" in rows[name], rows[name]
@@ -218,7 +223,7 @@ def test_code_change_makes_only_that_experiment_stale(smoke_build, data_dir, tmp
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[1]: line for line in proc.stdout.splitlines() if line.strip().startswith("│ q")}
+    rows = _status_rows(proc.stdout)
     assert "stale: code changed" in rows["q3"]
     assert all("current" in rows[n] for n in ("q1", "q2", "q4")), rows
 
