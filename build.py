@@ -1,7 +1,7 @@
 """Build the Assignment 1 report: run experiments into the results store, render HTML and PDF.
 
     python build.py all                # run what is missing or stale, then render HTML and PDF
-    python build.py run q3 --set q3.epochs=5
+    python build.py run q3 --set q3.sweep_epochs=5
     python build.py render             # templates only: never trains, never imports torch
     python build.py status
 
@@ -12,23 +12,28 @@ Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names t
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 
 # torch's OpenMP threads spin while waiting; on a busy 2-core machine that makes small runs 10x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from report.config import PROFILES, check_profile, default_profile, parse_overrides
-from report.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
-from report.store import Store
+from report.core import manifest
+from report.core.config import PROFILES, check_profile, default_profile, parse_overrides
+from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
+from report.core.freshness import Request, Verdict, judge
+from report.core.store import Store
 
 app = typer.Typer(
     help=__doc__.split("\n\n")[0],
@@ -40,8 +45,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-EXPERIMENTS = ("q1", "q2", "q3", "q4")  # mirrors experiments.NAMES without importing torch
-DEBUG = False
 
 
 class Format(str, Enum):
@@ -55,42 +58,139 @@ class Paper(str, Enum):
     letter = "letter"
 
 
-Profile = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        "-p",
-        help=f"Experiment size: {', '.join(PROFILES)}. Default: full with a CUDA device, "
-        "else quick (or $REPORT_PROFILE).",
-        show_default=False,
+# ---- the shared options, declared once; each command names the ones it takes -------------------------
+SHARED: dict[str, tuple[Any, Any]] = {
+    "profile": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--profile",
+                "-p",
+                help=f"Experiment size: {', '.join(PROFILES)}. Default: full with a CUDA device, "
+                "else quick (or $REPORT_PROFILE).",
+                show_default=False,
+            ),
+        ],
+        None,
     ),
-]
-DataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir", envvar="REPORT_DATA_DIR", help="Where datasets live (downloaded there if missing)."
+    "data_dir": (
+        Annotated[
+            Path,
+            typer.Option(
+                "--data-dir",
+                envvar="REPORT_DATA_DIR",
+                help="Where datasets live (downloaded there if missing).",
+            ),
+        ],
+        Path("data"),
     ),
-]
-StoreDir = Annotated[
-    Path, typer.Option("--store", envvar="REPORT_STORE", help="The results store (parquet files).")
-]
-OutDir = Annotated[Path, typer.Option("--out", "-o", envvar="REPORT_OUT", help="Where report.html/.pdf go.")]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
-Seed = Annotated[int, typer.Option("--seed", help="Base random seed, recorded with the results.")]
-Sets = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        "-s",
-        help="Override a config value, e.g. --set q3.epochs=5 or --set q4.dataset=fashion-mnist "
-        "(repeatable; validated and recorded).",
-        show_default=False,
+    "store": (
+        Annotated[
+            Path, typer.Option("--store", envvar="REPORT_STORE", help="The results store (parquet files).")
+        ],
+        Path("results"),
     ),
-]
-Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
-Fmt = Annotated[Format, typer.Option("--format", "-f", help="Which outputs to write.")]
-PaperOpt = Annotated[Paper, typer.Option("--paper", help="PDF page size.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+    "out": (
+        Annotated[Path, typer.Option("--out", "-o", envvar="REPORT_OUT", help="Where report.html/.pdf go.")],
+        Path("build"),
+    ),
+    "device": (Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")], "auto"),
+    "seed": (Annotated[int, typer.Option("--seed", help="Base random seed, recorded with the results.")], 0),
+    "sets": (
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set",
+                "-s",
+                help="Override a config value, e.g. --set q3.sweep_epochs=5 or --set q4.dataset=fashion-mnist"
+                " (repeatable; validated and recorded).",
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
+    "fmt": (Annotated[Format, typer.Option("--format", "-f", help="Which outputs to write.")], Format.all),
+    "paper": (Annotated[Paper, typer.Option("--paper", help="PDF page size.")], Paper.a4),
+    "debug": (Annotated[bool, typer.Option("--debug", help="Show tracebacks.")], False),
+}
+BUILD = ("profile", "data_dir", "store", "seed", "sets")  # what decides which results are current
+
+
+@dataclass
+class Options:
+    """The shared options of one command, as given (absent ones keep their defaults)."""
+
+    profile: str | None = None
+    data_dir: Path = Path("data")
+    store: Path = Path("results")
+    out: Path = Path("build")
+    device: str = "auto"
+    seed: int = 0
+    sets: list[str] | None = None
+    fmt: Format = Format.all
+    paper: Paper = Paper.a4
+    debug: bool = False
+
+    @functools.cached_property
+    def chosen(self) -> str:
+        """The profile, printed once when a command starts."""
+        chosen = check_profile(self.profile) if self.profile else default_profile()
+        console.print(f"profile: [bold]{chosen}[/]" + ("" if self.profile else " (default)"))
+        return chosen
+
+    @functools.cached_property
+    def request(self) -> Request:
+        if self.seed < 0:
+            raise ReportError(f"--seed {self.seed}: give a seed of 0 or more")
+        return Request(self.chosen, parse_overrides(self.sets), self.seed, self.data_dir)
+
+    @functools.cached_property
+    def results(self) -> Store:
+        return Store(self.store)
+
+
+def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``fn(opts, **own)`` as a command taking the named ``SHARED`` options besides its own.
+
+    User errors become one line and exit status 2 (``--debug`` shows the traceback), an unexpected error
+    exit status 1, an interrupt exit status 130.
+    """
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+        extra = [
+            inspect.Parameter(
+                n, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[n][0], default=SHARED[n][1]
+            )
+            for n in (*shared, "debug")
+        ]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> None:
+            opts = Options(**{n: kwargs.pop(n) for n in (*shared, "debug")})
+            try:
+                fn(opts, **kwargs)
+            except ReportError as e:
+                if opts.debug:
+                    console.print_exception()
+                raise _fail(str(e)) from None
+            except KeyboardInterrupt:
+                message = "interrupted; finished experiments are stored, the next run resumes"
+                raise _fail(message, EXIT_INTERRUPTED) from None
+            except typer.Exit:
+                raise
+            except Exception as e:
+                if opts.debug:
+                    console.print_exception()
+                message = f"{type(e).__name__}: {e} (rerun with --debug for the traceback)"
+                raise _fail(message, EXIT_FAILED) from None
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return app.command(name)(wrapper)
+
+    return decorate
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -99,66 +199,56 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _profile(profile: str | None) -> str:
-    chosen = check_profile(profile) if profile else default_profile()
-    console.print(f"profile: [bold]{chosen}[/]" + ("" if profile else " (default)"))
-    return chosen
+# ---- what the commands share --------------------------------------------------------------------------
+def _names(names: list[str] | None) -> list[str]:
+    known = manifest.load()
+    for n in names or []:
+        known.get(n)  # an unknown name is a one-line error
+    return list(dict.fromkeys(names)) if names else list(known.names)
 
 
-def _run_experiments(
-    names: list[str],
-    profile: str,
-    data_dir: Path,
-    store: Store,
-    device: str,
-    seed: int,
-    sets: list[str] | None,
-    force: bool,
-) -> int:
+def _verdicts(opts: Options, names: list[str]) -> list[Verdict]:
+    return [judge(opts.results, n, opts.request) for n in names]
+
+
+def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
     """Plan, preflight, then train each stale experiment; returns how many ran."""
-    overrides = parse_overrides(sets)
-    if not force and _all_current(names, profile, overrides, seed, data_dir, store):
+    if not force and all(v.current for v in _verdicts(opts, names)):  # decided without importing torch
         for name in names:
             console.print(f"[dim]{name}: up to date[/]")
         return 0
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from experiments import runner
-    from experiments.common import resolve_device
+    from experiments.kit import resolve_device
 
-    dev = resolve_device(device)
+    dev = resolve_device(opts.device)
+    store = opts.results
     with store.lock(on_wait=lambda: console.print("another build is using this store; waiting for it…")):
-        planned = runner.plan(names, profile, overrides, seed, data_dir, store, force)
+        planned = runner.plan(names, opts.request, store, force)
         todo = [p for p in planned if p.stale]
         for p in planned:
             if not p.stale:
                 console.print(f"[dim]{p.name}: up to date[/]")
         if not todo:
             return 0
-        runner.preflight(todo, data_dir)
+        runner.preflight(todo, opts.data_dir)
         for p in todo:
-            console.print(f"{p.name}: running ({', '.join(p.stale)}) on {dev.type} — {p.module.TITLE}")
-            with Progress(
+            console.print(f"{p.name}: running ({', '.join(p.stale)}) on {dev.type} — {p.entry.title}")
+            columns = (
                 TextColumn("  {task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as bars:
-
-                def track(items, total=None, description="", _bars=bars):
-                    yield from _bars.track(items, total=total, description=description)
-
+            )
+            with Progress(*columns, console=console, transient=True) as bars:
                 meta = runner.execute(
                     p,
-                    profile,
-                    seed,
+                    opts.request,
                     dev,
-                    data_dir,
                     store,
-                    track,
-                    log=lambda msg: bars.console.print(f"  {msg}"),
+                    bars.track,
+                    log=lambda msg, b=bars: b.console.print(f"  {msg}"),
                 )
             head = meta["headline"]
             console.print(
@@ -167,32 +257,8 @@ def _run_experiments(
     return len(todo)
 
 
-def _all_current(
-    names: list[str],
-    profile: str,
-    overrides: dict[str, dict[str, str]],
-    seed: int,
-    data_dir: Path,
-    store: Store,
-) -> bool:
-    """True when every stored result was made for exactly this request: decided without torch."""
-    from report import fingerprint as fp
-
-    if any(exp not in EXPERIMENTS for exp in overrides):
-        return False  # let the full plan report the unknown name
-    cache = store.root / ".datahash.json"
-    return all(
-        fp.is_current(
-            store.meta(profile, n), fp.request_hash(n, profile, overrides.get(n, {}), seed, data_dir), cache
-        )
-        for n in names
-    )
-
-
-def _render(store: Store, profile: str, out: Path, fmt: Format, paper: Paper) -> None:
-    from report import output
-
-    t0 = time.perf_counter()
+def _check_out(out: Path) -> None:
+    """The output folder exists and is writable: checked before anything trains or renders."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -201,144 +267,81 @@ def _render(store: Store, profile: str, out: Path, fmt: Format, paper: Paper) ->
         ) from None
     if not os.access(out, os.W_OK):
         raise ReportError(f"the output folder {out} is not writable; pass a writable --out")
-    targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[fmt]
+
+
+def _render(opts: Options) -> None:
+    from report import output
+
+    t0 = time.perf_counter()
+    _check_out(opts.out)
+    targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
     # WeasyPrint starts on the other core now, and prints as soon as the HTML below is ready
     with output.Printer() if "pdf" in targets else contextlib.nullcontext() as printer:
         from report import render
 
-        page = render.render_html(store, profile, paper.value, cache_dir=out / ".cache")
-        written = output.write_outputs(page, out, targets, printer)
+        page = render.render_html(opts.results, opts.request, opts.paper.value, cache_dir=opts.out / ".cache")
+        written = output.write_outputs(page, opts.out, targets, printer)
     if not written:
-        console.print(f"[dim]report in {out} is up to date (same results, templates and paper)[/]")
+        console.print(f"[dim]report in {opts.out} is up to date (same results, templates and paper)[/]")
         return
     console.print(f"[green]✓[/] wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
 
 
-def _guard(fn):
-    """Turn user errors into one line and exit status 2; --debug shows the traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        global DEBUG
-        DEBUG = kwargs.get("debug", False)
-        try:
-            return fn(*args, **kwargs)
-        except ReportError as e:
-            if DEBUG:
-                console.print_exception()
-            raise _fail(str(e)) from None
-        except KeyboardInterrupt:
-            raise _fail(
-                "interrupted; finished experiments are stored, the next run resumes", EXIT_INTERRUPTED
-            ) from None
-        except typer.Exit:
-            raise
-        except Exception as e:
-            if DEBUG:
-                console.print_exception()
-            raise _fail(
-                f"{type(e).__name__}: {e} (rerun with --debug for the traceback)", EXIT_FAILED
-            ) from None
-
-    return wrapper
+# ---- the commands --------------------------------------------------------------------------------------
+Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
 
 
-def _names(names: list[str] | None) -> list[str]:
-    for n in names or []:
-        if n not in EXPERIMENTS:
-            raise ReportError(f"unknown experiment {n!r}: choose from {', '.join(EXPERIMENTS)}")
-    return list(dict.fromkeys(names)) if names else list(EXPERIMENTS)
-
-
-@app.command("all")
-@_guard
-def all_(
-    profile: Profile = None,
-    data_dir: DataDir = Path("data"),
-    store: StoreDir = Path("results"),
-    out: OutDir = Path("build"),
-    device: Device = "auto",
-    seed: Seed = 0,
-    set_: Sets = None,
-    force: Force = False,
-    fmt: Fmt = Format.all,
-    paper: PaperOpt = Paper.a4,
-    debug: Debug = False,
-) -> None:
+@command(*BUILD, "out", "device", "fmt", "paper", name="all")
+def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
-    chosen = _profile(profile)
-    st = Store(store)
-    _run_experiments(list(EXPERIMENTS), chosen, data_dir, st, device, seed, set_, force)
-    _render(st, chosen, out, fmt, paper)
+    _check_out(opts.out)  # before any training
+    _run_experiments(opts, _names(None), force)
+    _render(opts)
 
 
-@app.command()
-@_guard
+@command(*BUILD, "device")
 def run(
+    opts: Options,
     names: Annotated[
         list[str] | None, typer.Argument(help="Experiments to run (default: all).", show_default=False)
     ] = None,
-    profile: Profile = None,
-    data_dir: DataDir = Path("data"),
-    store: StoreDir = Path("results"),
-    device: Device = "auto",
-    seed: Seed = 0,
-    set_: Sets = None,
     force: Force = False,
-    debug: Debug = False,
 ) -> None:
     """Run experiments into the store (only those missing or stale, unless --force)."""
-    chosen = _profile(profile)
-    ran = _run_experiments(_names(names), chosen, data_dir, Store(store), device, seed, set_, force)
-    if ran == 0:
+    if _run_experiments(opts, _names(names), force) == 0:
         console.print("nothing to run: every selected result is current (use --force to rerun)")
 
 
-@app.command()
-@_guard
-def render(
-    profile: Profile = None,
-    store: StoreDir = Path("results"),
-    out: OutDir = Path("build"),
-    fmt: Fmt = Format.all,
-    paper: PaperOpt = Paper.a4,
-    debug: Debug = False,
-) -> None:
+@command(*BUILD, "out", "fmt", "paper")
+def render(opts: Options) -> None:
     """Render HTML and/or PDF from the store only: never trains and never imports torch."""
-    _render(Store(store), _profile(profile), out, fmt, paper)
+    _render(opts)
 
 
-@app.command()
-@_guard
-def status(
-    profile: Profile = None,
-    data_dir: DataDir = Path("data"),
-    store: StoreDir = Path("results"),
-    seed: Seed = 0,
-    set_: Sets = None,
-    debug: Debug = False,
-) -> None:
-    """Show each experiment: when it ran, how long it took, its headline metric, and whether it is current."""
+@command(*BUILD)
+def status(opts: Options) -> None:
+    """Show each experiment: whether it is current (or which input changed), when it ran, its headline."""
     from rich.table import Table
 
-    from experiments import runner
+    if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
+        from experiments import runner
 
-    chosen = _profile(profile)
-    st = Store(store)
-    planned = runner.plan(list(EXPERIMENTS), chosen, parse_overrides(set_), seed, data_dir, st)
-    table = Table(title=f"results in {store} for profile {chosen}")
+        runner.resolve(_names(None), opts.chosen, opts.request.overrides)
+    table = Table(title=f"results in {opts.store} for profile {opts.chosen}")
     for col in ("experiment", "state", "finished (UTC)", "duration", "device", "headline"):
         table.add_column(col)
-    for p in planned:
-        meta = st.meta(chosen, p.name)
+    for v in _verdicts(opts, _names(None)):
+        state = {"current": "[green]current[/]", "missing": "[red]missing[/]"}.get(
+            v.state, f"[yellow]{v.label}[/]"
+        )
+        state += "".join(f" [dim]({note})[/]" for note in v.notes)
+        meta = v.meta
         if meta is None:
-            table.add_row(p.name, "[red]missing[/]", "", "", "", "")
+            table.add_row(v.experiment, state, "", "", "", "")
             continue
-        state = "[green]current[/]" if not p.stale else f"[yellow]stale: {', '.join(p.stale)} changed[/]"
         head = meta["headline"]
         table.add_row(
-            p.name,
+            v.experiment,
             state,
             meta["finished"].replace("T", " ")[:19],
             f"{meta['duration_s']:.1f} s",
@@ -348,84 +351,70 @@ def status(
     Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
 
 
-@app.command()
-@_guard
+@command("store", "out")
 def clean(
-    store: StoreDir = Path("results"),
-    out: OutDir = Path("build"),
+    opts: Options,
     results: Annotated[bool, typer.Option("--results", help="Also delete stored results.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting results.")] = False,
-    debug: Debug = False,
 ) -> None:
     """Remove generated outputs (HTML, PDF, caches); with --results also the results store."""
     import shutil
 
-    if out.exists():
-        shutil.rmtree(out)
-        console.print(f"removed {out}")
-    if results and Store(store).root.exists():
-        if not yes and not typer.confirm(f"Delete every stored result in {store}?", default=False):
+    if opts.out.exists():
+        shutil.rmtree(opts.out)
+        console.print(f"removed {opts.out}")
+    if results and opts.results.root.exists():
+        if not yes and not typer.confirm(f"Delete every stored result in {opts.store}?", default=False):
             raise _fail("kept the results store (pass --yes to delete without asking)", 1)
-        st = Store(store)
-        with st.lock():
-            st.delete()
-        console.print(f"removed results in {store}")
+        with opts.results.lock():
+            opts.results.delete()
+        console.print(f"removed results in {opts.store}")
 
 
-@app.command()
-@_guard
+@command(*BUILD, "out", "fmt", "paper")
 def watch(
-    profile: Profile = None,
-    store: StoreDir = Path("results"),
-    out: OutDir = Path("build"),
-    fmt: Fmt = Format.html,
-    paper: PaperOpt = Paper.a4,
+    opts: Options,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between checks.")] = 0.5,
-    debug: Debug = False,
 ) -> None:
-    """Re-render whenever a template, a context module or the store changes (Ctrl-C to stop)."""
-    from report.render import PROJECT
-
-    chosen = _profile(profile)
-    st = Store(store)
+    """Re-render whenever a template, a context module, the manifest or the store changes (Ctrl-C stops)."""
+    root = manifest.PROJECT
 
     def snapshot() -> dict[Path, int]:
         paths = [
-            *(PROJECT / "templates").glob("*"),
-            *(PROJECT / "report").rglob("*.py"),
-            *st.root.glob("*/*/run.parquet"),
+            *(root / "templates").glob("*"),
+            *(root / "report").rglob("*.py"),
+            manifest.PATH,
+            *opts.results.root.glob("*/*/run.parquet"),
         ]
         return {p: p.stat().st_mtime_ns for p in paths if p.is_file()}
 
     seen: dict[Path, int] = {}
-    console.print(f"watching templates/, report/ and {store}/{chosen}; Ctrl-C to stop")
+    console.print(f"watching templates/, report/ and {opts.store}/{opts.chosen}; Ctrl-C to stop")
     try:
         while True:
             now = snapshot()
             if now != seen:
                 seen = now
-                # a fresh process picks up edited context modules; an error keeps the watch going
-                subprocess.run(
-                    [
-                        sys.executable,
-                        str(Path(__file__).resolve()),
-                        "render",
-                        "--profile",
-                        chosen,
-                        "--store",
-                        str(store),
-                        "--out",
-                        str(out),
-                        "--format",
-                        fmt.value,
-                        "--paper",
-                        paper.value,
-                    ],
-                    check=False,
-                )
+                _forget_rendering_modules()  # edited context modules and drawings are imported afresh
+                try:
+                    _render(opts)
+                except ReportError as e:  # a bad edit is reported and the watch goes on
+                    console.print(f"[bold red]error:[/] {e}")
             time.sleep(interval)
     except KeyboardInterrupt:
         console.print("stopped watching")
+
+
+def _forget_rendering_modules() -> None:
+    """Drop the context layer and renderer from ``sys.modules`` (not the base layer or the printer)."""
+    import report
+
+    for name in [m for m in sys.modules if m.startswith("report.")]:
+        if not name.startswith(("report.core", "report.output")):
+            del sys.modules[name]
+            parent, _, child = name.rpartition(".")
+            if parent == "report":
+                vars(report).pop(child, None)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments import data, q3  # noqa: E402
-from experiments.common import device_name, resolve_device  # noqa: E402
+from experiments.kit import device_name, resolve_device  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -48,7 +48,7 @@ def phases(profile: str, store: Path, out: Path) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     t0 = time.perf_counter()
     from report import output, render
-    from report.store import Store
+    from report.core.store import Store
 
     t1 = time.perf_counter()
     page = render.render_html(Store(store), profile, cache_dir=out / ".cache")

@@ -1,11 +1,10 @@
 """Experiments by name: ``experiments.get("q3")`` returns the module that runs question 3.
 
-Every experiment module defines the same small interface, so adding one is adding a file and a name:
+The names, their order and what each stores come from ``experiments/manifest.toml``. Every experiment
+module defines the same small interface, so adding one is adding a file and a manifest entry:
 
-- ``TITLE``: one line for ``status`` and logs;
-- ``Config``: a frozen dataclass; ``PROFILES``: ``{"smoke" | "quick" | "full": Config}``;
-- ``datasets(cfg) -> list[str]``: the dataset names it reads (checked before any training);
-- ``run(cfg, ctx) -> Output``: tidy DataFrames for the store plus a headline metric.
+- ``Config``: a frozen dataclass of plain data; ``PROFILES``: ``{"smoke" | "quick" | "full": Config}``;
+- ``run(cfg, ctx) -> Output``: the tidy tables the manifest lists, plus a headline metric.
 """
 
 from __future__ import annotations
@@ -13,12 +12,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from report.errors import ConfigError
-
-NAMES: tuple[str, ...] = ("q1", "q2", "q3", "q4")
+from report.core import manifest
 
 
 def get(name: str) -> ModuleType:
-    if name not in NAMES:
-        raise ConfigError(f"unknown experiment {name!r}: choose from {', '.join(NAMES)}")
+    manifest.load().get(name)  # an unknown name is a one-line error
     return importlib.import_module(f"experiments.{name}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch.func import jacrev
 
 from experiments import data
-from report.errors import ConfigError
+from experiments.kit import Output, RunContext, threads
+from report.core.errors import ConfigError
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # n -> (points, scales)
@@ -193,24 +194,82 @@ def fit(
     return theta.detach()
 
 
-@contextmanager
-def one_thread(device: torch.device) -> Iterator[None]:
-    """Run CPU work on one intra-op thread, then restore the setting.
-
-    These float64 problems are a few thousand rows by tens of columns: extra threads save little, and on
-    a CPU shared with other jobs OpenMP's spin-waiting made them 10-30x slower in our measurements.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def float64_device(device: torch.device) -> torch.device:
     """The run's device if it supports float64 (Apple MPS does not; those runs use the CPU)."""
     return torch.device("cpu") if device.type == "mps" else device
+
+
+@dataclass
+class Study:
+    """One convexity study: a binary MNIST task, a model's logits as a function of its parameters, and
+    the exact-Hessian and midpoint checks of both losses. Q1 and Q2 differ only in ``logits`` and
+    ``sample`` (and in the extra tables they add)."""
+
+    name: str  # "q1", "q2": labels the progress bars
+    cfg: Any
+    ctx: RunContext
+    x: torch.Tensor  # (N, D) float64 design matrix with a trailing column of ones
+    y: torch.Tensor  # (N,) 0/1 labels
+    logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (params (..., P), x) -> (..., N)
+    sample: Sampler
+
+    def mean_loss(self, loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda theta: LOSSES[loss](self.logits(theta, self.x), self.y).mean(-1)
+
+    def hessians(
+        self, extra: Callable[[str, torch.Tensor, torch.Tensor], dict] | None = None
+    ) -> pd.DataFrame:
+        """The spectrum of the exact Hessian at ``cfg.points`` random points per loss (plus ``extra``
+        columns computed from the loss name, the point and its Hessian)."""
+
+        def points(loss: str) -> pd.DataFrame:
+            thetas, scales = self.sample(self.cfg.points, generator(self.ctx.seed, f"hessian-{loss}"))
+            rows = []
+            label = f"{self.name} Hessians ({loss})"
+            for i in self.ctx.track(range(self.cfg.points), total=self.cfg.points, description=label):
+                h = hessian(self.mean_loss(loss), thetas[i])
+                more = extra(loss, thetas[i], h) if extra else {}
+                rows.append({"loss": loss, "point": i, "scale": float(scales[i]), **spectrum_row(h), **more})
+            return pd.DataFrame(rows)
+
+        frames = [self.ctx.step(f"hessian-{k}", lambda k=k: points(k)) for k in LOSSES]
+        return pd.concat(frames).reset_index(drop=True)
+
+    def segments(self) -> pd.DataFrame:
+        """The midpoint test on ``cfg.segments`` random segments per loss."""
+
+        def test(loss: str) -> pd.DataFrame:
+            gen = generator(self.ctx.seed, f"segments-{loss}")
+            label = f"{self.name} midpoint test ({loss})"
+            df = segment_table(
+                self.mean_loss(loss),
+                self.sample,
+                self.cfg.segments,
+                self.cfg.rtol,
+                gen,
+                self.ctx.track,
+                label,
+            )
+            return df.assign(loss=loss)
+
+        frames = [self.ctx.step(f"segments-{k}", lambda k=k: test(k)) for k in LOSSES]
+        return pd.concat(frames).reset_index(drop=True)
+
+
+def run_study(
+    name: str,
+    cfg: Any,
+    ctx: RunContext,
+    logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    sampler: Callable[[torch.Tensor, torch.device], Sampler],
+    tables: Callable[[Study], Output],
+) -> Output:
+    """Load the task on a float64 device, on one CPU thread, and hand the study to ``tables``.
+
+    ``sampler(x, device)`` returns the study's point sampler for the loaded design matrix. These problems
+    are a few thousand rows by tens of columns, too small to gain from a second thread.
+    """
+    device = float64_device(ctx.device)
+    with threads(1 if device.type == "cpu" else 0):
+        x, y = binary_task(ctx.data_dir, cfg.digits, cfg.samples, cfg.pool, ctx.seed, device)
+        return tables(Study(name, cfg, ctx, x, y, logits, sampler(x, device)))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torchvision.datasets as tvd
 
-from report.errors import DataError
+from report.core.errors import DataError
 
 
 class _SVHN(tvd.SVHN):

@@ -24,11 +24,17 @@ class ModelSpec:
 
 def _lenet5(num_classes: int) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2),  # 32 -> 28 -> 14
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),  # 14 -> 10 -> 5
+        nn.Conv2d(3, 6, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 32 -> 28 -> 14
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 14 -> 10 -> 5
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
         nn.Linear(84, num_classes),
     )
 
@@ -60,23 +66,28 @@ def _resnet(builder: Callable[..., tvm.ResNet]) -> Callable[[int], nn.Module]:
     return build
 
 
-_RESNET_STEM = ("torchvision {}: 7x7 stride-2 conv1 replaced by a 3x3 stride-1 conv and the stem max-pool "
-                "removed (CIFAR-style stem), so the last stage sees 4x4 maps; each block's last BN starts "
-                "at zero (zero_init_residual), so every block starts as the identity")
+_RESNET_STEM = (
+    "torchvision {}: 7x7 stride-2 conv1 replaced by a 3x3 stride-1 conv and the stem max-pool "
+    "removed (CIFAR-style stem), so the last stage sees 4x4 maps; each block's last BN starts "
+    "at zero (zero_init_residual), so every block starts as the identity"
+)
 
 REGISTRY: dict[str, ModelSpec] = {
     "lenet5": ModelSpec(
-        "LeNet-5", _lenet5,
+        "LeNet-5",
+        _lenet5,
         "LeCun et al. (1998) layout on 3x32x32: conv5x5(6)-pool-conv5x5(16)-pool-FC120-FC84-FC10, "
         "with ReLU and max-pooling in place of tanh and trainable subsampling",
     ),
     "alexnet": ModelSpec(
-        "AlexNet", _alexnet,
+        "AlexNet",
+        _alexnet,
         "torchvision alexnet: 11x11 stride-4 conv1 replaced by a 3x3 stride-1 conv (64 filters), the 6x6 "
         "adaptive pool removed, so the unchanged classifier reads 256x3x3 (2304 -> 4096 -> 4096 -> 10)",
     ),
     "vgg": ModelSpec(
-        "VGG-16-BN", _vgg16_bn,
+        "VGG-16-BN",
+        _vgg16_bn,
         "torchvision vgg16_bn features unchanged (five pools take 32x32 to 1x1x512); the 7x7 adaptive pool "
         "and 4096-wide head replaced by 512 -> 512 -> 10 with dropout 0.5",
     ),

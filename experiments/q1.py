@@ -14,9 +14,8 @@ import pandas as pd
 import torch
 
 from experiments import convexity as cx
-from experiments.common import Output, RunContext
+from experiments.kit import Output, RunContext
 
-TITLE = "Q1: convexity of CE vs MSE for a sigmoid unit on a linear logit"
 COUNTEREXAMPLE = (-4.0, 0.0)  # two logits of one sample with y = 1 whose MSE midpoint breaks convexity
 RAY = (1.0, 2.0, 4.0, 8.0, 16.0)  # multiples of the trained parameters: CE along a ray
 
@@ -46,83 +45,61 @@ PROFILES: dict[str, Config] = {
 }
 
 
-def datasets(cfg: Config) -> list[str]:
-    return ["mnist"]
+def logits(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """z = wᵀx + b for every parameter vector θ = (w, b) in a batch (x carries a trailing 1)."""
+    return theta @ x.T
+
+
+def sampler(cfg: Config, x: torch.Tensor, device: torch.device) -> cx.Sampler:
+    """Random parameter vectors, each at its own log-uniform logit scale s: θ ~ N(0, (s / rms)² I) gives
+    logits of spread ~ s, with rms the root-mean-square norm of the inputs."""
+    rms = x.pow(2).sum(1).mean().sqrt().item()
+
+    def sample(count: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        scales = cx.log_uniform(count, cfg.scale_min, cfg.scale_max, gen)
+        theta = torch.randn(count, x.shape[1], generator=gen, dtype=torch.float64) * (scales / rms)[:, None]
+        return theta.to(device), scales
+
+    return sample
 
 
 def run(cfg: Config, ctx: RunContext) -> Output:
-    device = cx.float64_device(ctx.device)
-    with cx.one_thread(device):
-        return _run(cfg, ctx, device)
+    return cx.run_study("q1", cfg, ctx, logits, lambda x, device: sampler(cfg, x, device), tables)
 
 
-def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
-    x, y = cx.binary_task(ctx.data_dir, cfg.digits, cfg.samples, cfg.pool, ctx.seed, device)
+def tables(study: cx.Study) -> Output:
+    cfg, x, y = study.cfg, study.x, study.y
     n, dim = x.shape
-    rms = x.pow(2).sum(1).mean().sqrt().item()  # theta ~ N(0, (s / rms)^2 I) gives logits of spread ~ s
+    mean_loss = study.mean_loss
 
-    def mean_loss(loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
-        return lambda theta: cx.LOSSES[loss](theta @ x.T, y).mean(-1)
-
-    def sample(count: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random parameter vectors, each at its own log-uniform logit scale s."""
-        scales = cx.log_uniform(count, cfg.scale_min, cfg.scale_max, gen)
-        theta = torch.randn(count, dim, generator=gen, dtype=torch.float64) * (scales / rms)[:, None]
-        return theta.to(device), scales
-
-    def hessians(loss: str) -> pd.DataFrame:
-        thetas, scales = sample(cfg.points, cx.generator(ctx.seed, f"hessian-{loss}"))
-        rows = []
-        for i in ctx.track(range(cfg.points), total=cfg.points, description=f"q1 Hessians ({loss})"):
-            h = cx.hessian(mean_loss(loss), thetas[i])
-            d2 = cx.closed_d2(loss, x @ thetas[i], y)
-            closed = (x.T * d2) @ x / n  # X^T diag(l''(z_i)) X / N
-            err = float((h - closed).abs().max() / closed.abs().max())
-            rows.append(
-                {
-                    "loss": loss,
-                    "point": i,
-                    "scale": float(scales[i]),
-                    **cx.spectrum_row(h),
-                    "closed_form_err": err,
-                    "neg_curvature_samples": float((d2 < 0).double().mean()),
-                }
-            )
-        return pd.DataFrame(rows)
-
-    def segments(loss: str) -> pd.DataFrame:
-        gen = cx.generator(ctx.seed, f"segments-{loss}")
-        df = cx.segment_table(
-            mean_loss(loss), sample, cfg.segments, cfg.rtol, gen, ctx.track, f"q1 midpoint test ({loss})"
-        )
-        return df.assign(loss=loss)
+    def closed_form(loss: str, theta: torch.Tensor, h: torch.Tensor) -> dict[str, float]:
+        """The autograd Hessian against X̃ᵀ diag(ℓ''(z_i)) X̃ / N, and the share of samples with ℓ'' < 0."""
+        d2 = cx.closed_d2(loss, x @ theta, y)
+        closed = (x.T * d2) @ x / n
+        err = float((h - closed).abs().max() / closed.abs().max())
+        return {"closed_form_err": err, "neg_curvature_samples": float((d2 < 0).double().mean())}
 
     def train() -> torch.Tensor:
-        return cx.fit(
-            mean_loss("ce"), torch.zeros(dim, dtype=torch.float64, device=device), cfg.train_steps, cfg.lr
-        ).cpu()
+        start = torch.zeros(dim, dtype=torch.float64, device=x.device)
+        return cx.fit(mean_loss("ce"), start, cfg.train_steps, cfg.lr).cpu()
 
-    theta = ctx.step("train", train).to(device)
-    hessian = pd.concat([ctx.step(f"hessian-{k}", lambda k=k: hessians(k)) for k in cx.LOSSES])
-    segment = pd.concat([ctx.step(f"segments-{k}", lambda k=k: segments(k)) for k in cx.LOSSES])
+    theta = study.ctx.step("train", train).to(x.device)
+    hessian = study.hessians(closed_form)
     margins = (2 * y - 1) * (x @ theta)
+    task = cx.task_row(
+        cfg,
+        x,
+        y,
+        rank=int(torch.linalg.matrix_rank(x)),
+        zero_features=int((x.abs().sum(0) == 0).sum()),
+        train_loss=float(mean_loss("ce")(theta)),
+        train_accuracy=float((margins > 0).double().mean()),
+        min_margin=float(margins.min()),
+    )
     tables = {
-        "task": pd.DataFrame(
-            [
-                cx.task_row(
-                    cfg,
-                    x,
-                    y,
-                    rank=int(torch.linalg.matrix_rank(x)),
-                    zero_features=int((x.abs().sum(0) == 0).sum()),
-                    train_loss=float(mean_loss("ce")(theta)),
-                    train_accuracy=float((margins > 0).double().mean()),
-                    min_margin=float(margins.min()),
-                )
-            ]
-        ),
-        "hessian": hessian.reset_index(drop=True),
-        "segments": segment.reset_index(drop=True),
+        "task": pd.DataFrame([task]),
+        "hessian": hessian,
+        "segments": study.segments(),
         "slice": _slice(mean_loss, theta),
         "curvature": _curvature(),
         "counterexample": _counterexample(),

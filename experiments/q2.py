@@ -17,10 +17,8 @@ import pandas as pd
 import torch
 
 from experiments import convexity as cx
-from experiments.common import Output, RunContext
-from report.errors import ConfigError
-
-TITLE = "Q2: convexity of CE and MSE for a network with a linear hidden layer"
+from experiments.kit import Output, RunContext
+from report.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -56,10 +54,6 @@ PROFILES: dict[str, Config] = {
     "quick": Config(samples=2048, points=40, segments=5000),
     "full": Config(samples=12_000, pool=2, hidden=4, points=100, segments=20_000, train_steps=2000),
 }
-
-
-def datasets(cfg: Config) -> list[str]:
-    return ["mnist"]
 
 
 def logits(theta: torch.Tensor, x: torch.Tensor, hidden: int) -> torch.Tensor:
@@ -100,29 +94,34 @@ def origin_spectrum(g_norm: float, c: float, hidden: int, d: int) -> list[float]
     return sorted([-g_norm] * hidden + [0.0] * (hidden * (d - 1)) + [g_norm] * hidden + [c])
 
 
-def run(cfg: Config, ctx: RunContext) -> Output:
-    device = cx.float64_device(ctx.device)
-    with cx.one_thread(device):
-        return _run(cfg, ctx, device)
-
-
-def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
-    x, y = cx.binary_task(ctx.data_dir, cfg.digits, cfg.samples, cfg.pool, ctx.seed, device)
-    n, d = x.shape
-    size = cfg.hidden * d + cfg.hidden + 1
+def sampler(cfg: Config, x: torch.Tensor, device: torch.device) -> cx.Sampler:
+    """Gaussian weights sized so w2ᵀW1x̃ and b2 each have spread s/√2: logits of order s."""
     rms = x.pow(2).sum(1).mean().sqrt().item()
-
-    def mean_loss(loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
-        return lambda theta: cx.LOSSES[loss](logits(theta, x, cfg.hidden), y).mean(-1)
+    d = x.shape[1]
 
     def sample(count: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gaussian weights sized so w2ᵀW1x̃ and b2 each have spread s/√2: logits of order s."""
         scales = cx.log_uniform(count, cfg.scale_min, cfg.scale_max, gen)
         c = (scales / math.sqrt(2))[:, None]
         w1 = torch.randn(count, cfg.hidden * d, generator=gen, dtype=torch.float64) * c.sqrt() / rms
         w2 = torch.randn(count, cfg.hidden, generator=gen, dtype=torch.float64) * (c / cfg.hidden).sqrt()
         b2 = torch.randn(count, 1, generator=gen, dtype=torch.float64) * c
         return torch.cat([w1, w2, b2], dim=1).to(device), scales
+
+    return sample
+
+
+def run(cfg: Config, ctx: RunContext) -> Output:
+    def model(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return logits(theta, x, cfg.hidden)
+
+    return cx.run_study("q2", cfg, ctx, model, lambda x, device: sampler(cfg, x, device), tables)
+
+
+def tables(study: cx.Study) -> Output:
+    cfg, ctx, x, y = study.cfg, study.ctx, study.x, study.y
+    d = x.shape[1]
+    size = cfg.hidden * d + cfg.hidden + 1
+    mean_loss, device = study.mean_loss, x.device
 
     def origin(loss: str) -> dict[str, float | str | int]:
         h = cx.hessian(mean_loss(loss), torch.zeros(size, dtype=torch.float64, device=device))
@@ -146,27 +145,6 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
             "positive": int((eig > cfg.eig_tol * top).sum()),
         }
 
-    def hessians(loss: str) -> pd.DataFrame:
-        thetas, scales = sample(cfg.points, cx.generator(ctx.seed, f"hessian-{loss}"))
-        rows = []
-        for i in ctx.track(range(cfg.points), total=cfg.points, description=f"q2 Hessians ({loss})"):
-            rows.append(
-                {
-                    "loss": loss,
-                    "point": i,
-                    "scale": float(scales[i]),
-                    **cx.spectrum_row(cx.hessian(mean_loss(loss), thetas[i])),
-                }
-            )
-        return pd.DataFrame(rows)
-
-    def segments(loss: str) -> pd.DataFrame:
-        gen = cx.generator(ctx.seed, f"segments-{loss}")
-        df = cx.segment_table(
-            mean_loss(loss), sample, cfg.segments, cfg.rtol, gen, ctx.track, f"q2 midpoint test ({loss})"
-        )
-        return df.assign(loss=loss)
-
     def train(loss: str) -> torch.Tensor:
         """A trained point, started near (not at) the origin, where the gradient of W1 and w2 vanishes."""
         gen = cx.generator(ctx.seed, f"init-{loss}")
@@ -174,8 +152,8 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
         return cx.fit(mean_loss(loss), start.to(device), cfg.train_steps, cfg.lr).cpu()
 
     thetas = {k: ctx.step(f"train-{k}", lambda k=k: train(k)).to(device) for k in cx.LOSSES}
-    hessian = pd.concat([ctx.step(f"hessian-{k}", lambda k=k: hessians(k)) for k in cx.LOSSES])
-    segment = pd.concat([ctx.step(f"segments-{k}", lambda k=k: segments(k)) for k in cx.LOSSES])
+    hessian = study.hessians()
+    segments = study.segments()
     s = torch.linspace(-1.5, 1.5, 121, dtype=torch.float64, device=device)
     weights = torch.arange(size, device=device) < size - 1  # every entry but b2
     path = []
@@ -186,9 +164,9 @@ def _run(cfg: Config, ctx: RunContext, device: torch.device) -> Output:
     ce = hessian[hessian["loss"] == "ce"]
     tables = {
         "task": pd.DataFrame([cx.task_row(cfg, x, y, hidden=cfg.hidden, parameters=size)]),
-        "hessian": hessian.reset_index(drop=True),
+        "hessian": hessian,
         "origin": pd.DataFrame([ctx.step(f"origin-{k}", lambda k=k: origin(k)) for k in cx.LOSSES]),
-        "segments": segment.reset_index(drop=True),
+        "segments": segments,
         "symmetry": _symmetry(mean_loss, thetas, y),
         "path": pd.concat(path, ignore_index=True),
         "surface": _surface(x, y, cfg.surface_range, cfg.surface_points),

@@ -23,24 +23,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import special
 from torch import nn
 
-from experiments import data
-from experiments.common import Output, RunContext
-from report.errors import ConfigError
-
-TITLE = "Q3: dense MNIST classifier; learning rate, batch size and epochs"
+from experiments import data, kit
+from experiments.kit import Output, RunContext
+from report.core.config import check_settings
+from report.core.errors import ConfigError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
 RUN_KEYS = ["optimizer", "lr", "batch_size", "lr_scaled"]  # what identifies one trained point
@@ -63,62 +59,33 @@ class Config:
     seeds: int = 3  # final models, for the mean ± interval of test accuracy
     ci_level: float = 0.95  # confidence level of the Student-t interval for the mean over seeds
     n_misclassified: int = 24  # misclassified test digits kept per final model (most confident first)
-    cpu_threads: int = (
-        1  # intra-op threads on CPU (0: torch's default); these matrices are too small to split
-    )
+    cpu_threads: int = 1  # intra-op threads on CPU (0: torch's default); too little work to split
 
     def validate(self) -> None:
-        unknown = sorted(set(self.optimizers) - set(OPTIMIZERS))
-        if unknown:
-            raise ConfigError(
-                f"q3.optimizers: unknown {', '.join(unknown)}; choose from {', '.join(OPTIMIZERS)}"
-            )
-        if self.base_batch not in self.batch_sizes:
-            raise ConfigError(
-                f"q3.base_batch={self.base_batch} must be one of q3.batch_sizes "
-                "(it is the reference for linear scaling)"
-            )
-        if min(self.lrs) <= 0 or min(self.batch_sizes) <= 0:
-            raise ConfigError("q3.lrs and q3.batch_sizes must be positive")
-        if min(self.n_train, self.n_val, self.n_test, self.sweep_epochs, self.max_epochs) < 1:
-            raise ConfigError("q3.n_train, n_val, n_test, sweep_epochs and max_epochs must be at least 1")
-        if not 1 <= self.patience < self.max_epochs:
-            raise ConfigError("q3.patience must be at least 1 and below q3.max_epochs")
-        if self.cpu_threads < 0:
-            raise ConfigError("q3.cpu_threads must be 0 (torch's default) or a positive thread count")
-        if self.seeds < 2:
-            raise ConfigError("q3.seeds must be at least 2 to estimate a spread")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError("q3.ci_level must be between 0 and 1 (e.g. 0.95)")
+        positive = (*self.lrs, *self.batch_sizes, self.n_train, self.n_val, self.n_test, self.sweep_epochs)
+        unknown = ", ".join(sorted(set(self.optimizers) - set(OPTIMIZERS)))
+        check_settings(
+            (not unknown, f"q3.optimizers: unknown {unknown}; choose from {', '.join(OPTIMIZERS)}"),
+            (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
+             "reference for linear scaling)"),
+            (all(math.isfinite(v) and v > 0 for v in positive), "q3.lrs, batch_sizes, n_train, n_val, n_test "
+             "and sweep_epochs must be positive finite numbers"),
+            (1 <= self.patience < self.max_epochs, "q3.patience must be at least 1 and below q3.max_epochs"),
+            (self.cpu_threads >= 0, "q3.cpu_threads must be 0 (torch's default) or a positive thread count"),
+            (self.seeds >= 2, "q3.seeds must be at least 2 to estimate a spread"),
+            (0 < self.ci_level < 1, "q3.ci_level must be between 0 and 1 (e.g. 0.95)"),
+        )  # fmt: skip
 
 
+# fmt: off
 PROFILES: dict[str, Config] = {
-    "smoke": Config(
-        n_train=2_000,
-        n_val=1_000,
-        n_test=1_000,
-        lrs=(1e-3, 1e-1),
-        batch_sizes=(64, 256),
-        base_batch=64,
-        sweep_epochs=2,
-        max_epochs=4,
-        patience=2,
-        n_misclassified=8,
-    ),
-    "quick": Config(
-        n_train=20_000,
-        n_val=5_000,
-        lrs=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-        sweep_epochs=3,
-        max_epochs=15,
-        patience=4,
-    ),
+    "smoke": Config(n_train=2_000, n_val=1_000, n_test=1_000, lrs=(1e-3, 1e-1), batch_sizes=(64, 256),
+                    base_batch=64, sweep_epochs=2, max_epochs=4, patience=2, n_misclassified=8),
+    "quick": Config(n_train=20_000, n_val=5_000, lrs=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), sweep_epochs=3,
+                    max_epochs=15, patience=4),
     "full": Config(),
 }
-
-
-def datasets(cfg: Config) -> list[str]:
-    return [cfg.dataset]
+# fmt: on
 
 
 # ---- model ------------------------------------------------------------------------------------------
@@ -199,11 +166,6 @@ def load_splits(cfg: Config, ctx: RunContext) -> tuple[dict[str, Split], torch.T
 
 
 # ---- training ---------------------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def setup(
     optimizer: str, lr: float, seed: int, device: torch.device
 ) -> tuple[nn.Module, torch.optim.Optimizer, torch.Generator]:
@@ -220,23 +182,18 @@ def train_epochs(
     """Train one epoch per ``next()``, yielding its seconds; the caller evaluates, adjusts and stops."""
     while True:
         t0 = time.perf_counter()
-        for idx in torch.randperm(len(split), device=split.y.device, generator=gen).split(batch_size):
+        for idx in kit.batches(len(split), batch_size, split.y.device, gen):
             loss = F.cross_entropy(model(split.x[idx]), split.y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        _sync(split.y.device)
+        kit.sync(split.y.device)
         yield time.perf_counter() - t0
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, split: Split, chunk: int = 10_000) -> torch.Tensor:
-    return torch.cat([model(xs) for xs in split.x.split(chunk)])
 
 
 def evaluate(model: nn.Module, split: Split) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a whole split."""
-    logits = predict(model, split)
+    logits = kit.predict(model, split.x, 10_000)
     return F.cross_entropy(logits, split.y).item(), (logits.argmax(1) == split.y).float().mean().item()
 
 
@@ -324,10 +281,8 @@ def final_model(
         set_lr(opt, lr)
         seconds += next(epochs)
     test = splits["test"]
-    logits = predict(model, test)
+    logits = kit.predict(model, test.x, 10_000)
     probs, pred = logits.softmax(1), logits.argmax(1)
-    confusion = torch.zeros(10, 10, dtype=torch.int64, device=pred.device)
-    confusion.index_put_((test.y, pred), torch.ones_like(pred), accumulate=True)
     wrong = (pred != test.y).nonzero().squeeze(1)
     wrong = wrong[probs[wrong, pred[wrong]].argsort(descending=True, stable=True)][: cfg.n_misclassified]
     images = (test.x[wrong] * 255).round().to(torch.uint8).flatten(1).cpu()
@@ -339,13 +294,7 @@ def final_model(
             "test_loss": F.cross_entropy(logits, test.y).item(),
             "test_acc": (pred == test.y).float().mean().item(),
         },
-        "confusion": pd.DataFrame(
-            [
-                {"seed": seed, "true": t, "pred": p, "count": int(confusion[t, p])}
-                for t in range(10)
-                for p in range(10)
-            ]
-        ),
+        "confusion": pd.DataFrame(kit.confusion_rows(test.y, pred, 10, seed=seed)),
         "misclassified": pd.DataFrame(
             {
                 "seed": seed,
@@ -373,161 +322,73 @@ def select_best(sweep: pd.DataFrame) -> pd.Series:
 
 
 # ---- the study --------------------------------------------------------------------------------------
-@contextmanager
-def cpu_threads(n: int) -> Iterator[None]:
-    """Use ``n`` intra-op threads inside the block (0 leaves the setting alone), then restore the old count.
-
-    A 128-unit layer at batch 32 does too little work per matrix product to repay splitting it across
-    threads; on a small CPU the synchronisation costs more than it saves (see benchmarks/q3_epoch_time.py).
-    """
-    previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def t_interval(values: Sequence[float], level: float) -> dict[str, Any]:
-    """Mean, sample standard deviation and the two-sided Student-t interval for the mean over seeds.
-
-    The t quantile (not the normal 1.96) because the spread is estimated from a handful of seeds.
-    It is computed here rather than in the report so that rendering never imports scipy (~0.2 s).
-    """
-    x = np.asarray(values, dtype=float)
-    mean, std = float(x.mean()), float(x.std(ddof=1))
-    quantile = 0.5 + level / 2
-    t = float(special.stdtrit(len(x) - 1, quantile))
-    half = t * std / math.sqrt(len(x))
-    return {
-        "n": len(x),
-        "level": level,
-        "quantile": quantile,
-        "t": t,
-        "mean": mean,
-        "std": std,
-        "lo": mean - half,
-        "hi": mean + half,
-    }
-
-
 def run(cfg: Config, ctx: RunContext) -> Output:
     cfg.validate()
-    with cpu_threads(cfg.cpu_threads if ctx.device.type == "cpu" else 0):
+    with kit.threads(cfg.cpu_threads if ctx.device.type == "cpu" else 0):
         return study(cfg, ctx)
 
 
 def study(cfg: Config, ctx: RunContext) -> Output:
     """The four stages of the study, each point memoised with ``ctx.step``."""
     splits, test_index = load_splits(cfg, ctx)
-    ctx.log(
-        f"q3: {len(splits['train'])} train / {len(splits['val'])} validation / "
-        f"{len(splits['test'])} test images on {ctx.device}"
-    )
+    sizes = " / ".join(f"{len(splits[k])} {k}" for k in ("train", "val", "test"))
+    ctx.log(f"q3: {sizes} images on {ctx.device}")
 
     def sweep(study: str, points: list[tuple[str, float, int, bool]], description: str) -> pd.DataFrame:
         rows = []
         for optimizer, lr, batch, scaled in ctx.track(points, total=len(points), description=description):
             schedule = linear_decay(lr, cfg.sweep_epochs)
-            history = ctx.step(
-                f"point-{optimizer}-lr{lr:.6g}-b{batch}",
-                partial(fit, splits, optimizer, schedule, batch, ctx.seed),
-            )
-            point = {
-                "study": study,
-                "optimizer": optimizer,
-                "lr": lr,
-                "batch_size": batch,
-                "lr_scaled": scaled,
-            }
+            fit_point = partial(fit, splits, optimizer, schedule, batch, ctx.seed)
+            history = ctx.step(f"point-{optimizer}-lr{lr:.6g}-b{batch}", fit_point)
+            point = dict(study=study, optimizer=optimizer, lr=lr, batch_size=batch, lr_scaled=scaled)
             rows += [{**point, **h} for h in history]
         return pd.DataFrame(rows)
 
-    lr_sweep = sweep(
-        "lr",
-        [(o, lr, cfg.base_batch, False) for o in cfg.optimizers for lr in cfg.lrs],
-        "q3 learning-rate sweep",
-    )
+    # 1. optimizer and learning rate at the reference batch size
+    points = [(o, lr, cfg.base_batch, False) for o in cfg.optimizers for lr in cfg.lrs]
+    lr_sweep = sweep("lr", points, "q3 learning-rate sweep")
     first = select_best(lr_sweep)
     opt, base_lr = str(first["optimizer"]), float(first["lr"])
+    # 2. batch size: the rate grid at every batch size, and the linearly scaled rate
     grid = sweep(
         "grid",
         [(opt, lr, b, False) for b in cfg.batch_sizes for lr in cfg.lrs],
         "q3 learning rate × batch size",
     )
-    scaling = sweep(
-        "scaling",
-        [(opt, base_lr * b / cfg.base_batch, b, True) for b in cfg.batch_sizes],
-        "q3 linear scaling",
-    )
+    points = [(opt, base_lr * b / cfg.base_batch, b, True) for b in cfg.batch_sizes]
+    scaling = sweep("scaling", points, "q3 linear scaling")
     second = select_best(pd.concat([grid, scaling], ignore_index=True))
     lr, batch = float(second["lr"]), int(second["batch_size"])
-
-    history = ctx.step(
-        "early-stopping",
-        partial(
-            fit,
-            splits,
-            opt,
-            linear_decay(lr, cfg.max_epochs),
-            batch,
-            ctx.seed,
-            curve=True,
-            patience=cfg.patience,
-            monitor=cfg.monitor,
-        ),
-    )
-    curve = pd.DataFrame(
-        [
-            {
-                "study": "epochs",
-                "optimizer": opt,
-                "lr": lr,
-                "batch_size": batch,
-                "lr_scaled": bool(second["lr_scaled"]),
-                **h,
-            }
-            for h in history
-        ]
-    )
+    # 3. epochs: one long schedule with early stopping
+    schedule = linear_decay(lr, cfg.max_epochs)
+    stopping = partial(fit, splits, opt, schedule, batch, ctx.seed, True, cfg.patience, cfg.monitor)
+    history = ctx.step("early-stopping", stopping)
+    point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=bool(second["lr_scaled"]))
+    curve = pd.DataFrame([{**point, **h} for h in history])
     best = curve.iloc[len(curve) - 1 - epochs_since_best(badness(history, cfg.monitor))]
     schedule = curve["epoch_lr"].iloc[: int(best["epoch"])].tolist()  # the refit replays these epochs
-
+    # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
     finals = [
         ctx.step(f"final-seed{s}", partial(final_model, cfg, splits, opt, schedule, batch, s, test_index))
         for s in ctx.track(seeds, total=len(seeds), description="q3 final models")
     ]
     final = pd.DataFrame([f["result"] for f in finals])
-    interval = pd.DataFrame([t_interval(final["test_acc"].tolist(), cfg.ci_level)])
-
-    choice = pd.DataFrame(
-        [
-            {
-                "stage": stage,
-                "optimizer": opt,
-                "lr": float(row["lr"]),
-                "batch_size": int(row["batch_size"]),
-                "lr_scaled": bool(row["lr_scaled"]),
-                "epochs": int(row["epoch"]),
-                "val_acc": float(row["val_acc"]),
-                "val_loss": float(row["val_loss"]),
-            }
-            for stage, row in (("lr", first), ("batch", second), ("epochs", best))
-        ]
-    )
+    choice = [
+        {"stage": stage, "optimizer": opt, "lr": float(row["lr"]), "batch_size": int(row["batch_size"]),
+         "lr_scaled": bool(row["lr_scaled"]), "epochs": int(row["epoch"]), "val_acc": float(row["val_acc"]),
+         "val_loss": float(row["val_loss"])}
+        for stage, row in (("lr", first), ("batch", second), ("epochs", best))
+    ]  # fmt: skip
+    title = data.SPECS[cfg.dataset].title
     return Output(
         tables={
             "sweep": pd.concat([lr_sweep, grid, scaling, curve], ignore_index=True),
-            "choice": choice,
+            "choice": pd.DataFrame(choice),
             "final": final,
-            "interval": interval,
+            "interval": pd.DataFrame([kit.t_interval(final["test_acc"].tolist(), cfg.ci_level)]),
             "splits": pd.DataFrame(
-                [
-                    {"dataset": data.SPECS[cfg.dataset].title, "split": k, "images": len(v)}
-                    for k, v in splits.items()
-                ]
+                [{"dataset": title, "split": k, "images": len(v)} for k, v in splits.items()]
             ),
             "layers": layers_table(mlp()),
             "confusion": pd.concat([f["confusion"] for f in finals], ignore_index=True),

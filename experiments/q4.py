@@ -20,11 +20,9 @@ import torchvision.datasets as tvd
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from experiments import data, models
-from experiments.common import Output, RunContext, save_atomic, seed_everything
-from report.errors import ConfigError
-
-TITLE = "Six CNN architectures under one training recipe (SVHN by default)"
+from experiments import data, kit, models
+from experiments.kit import Output, RunContext, save_atomic, seed_everything
+from report.core.errors import ConfigError
 
 Dataset = Literal["svhn", "fashion-mnist", "mnist", "cifar10"]
 
@@ -50,30 +48,52 @@ class Config:
     def validate(self) -> None:
         unknown = [m for m in self.models if m not in models.NAMES]
         if unknown or not self.models:
-            raise ConfigError(f"q4.models: unknown {', '.join(unknown) or '(empty)'}; "
-                              f"choose from {', '.join(models.NAMES)}")
+            raise ConfigError(
+                f"q4.models: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(models.NAMES)}"
+            )
         if min(self.seeds, self.epochs, self.batch_size, self.val_size, self.eval_batch_size) < 1:
             raise ConfigError("q4: seeds, epochs, batch_size, val_size and eval_batch_size must be >= 1")
         if self.train_subset and self.train_subset < self.batch_size:
-            raise ConfigError(f"q4.train_subset={self.train_subset} is smaller than one batch "
-                              f"(batch_size={self.batch_size})")
+            raise ConfigError(
+                f"q4.train_subset={self.train_subset} is smaller than one batch "
+                f"(batch_size={self.batch_size})"
+            )
         if min(self.train_subset, self.test_subset) < 0 or not 0 <= self.warmup < 1 or self.grad_clip <= 0:
             raise ConfigError("q4: subsets must be >= 0, warmup in [0, 1) and grad_clip > 0")
 
 
 PROFILES: dict[str, Config] = {
     # CPU-sized: ResNet-101 trains at a few images per second on two cores, so these are pipeline checks
-    "smoke": Config(seeds=1, epochs=1, batch_size=8, lr=0.02, val_size=8, train_subset=8, test_subset=16,
-                    eval_batch_size=16),
-    "quick": Config(seeds=1, epochs=3, batch_size=32, lr=0.05, val_size=100, train_subset=400,
-                    test_subset=400, eval_batch_size=100),
+    "smoke": Config(
+        seeds=1,
+        epochs=1,
+        batch_size=8,
+        lr=0.02,
+        val_size=8,
+        train_subset=8,
+        test_subset=16,
+        eval_batch_size=16,
+    ),
+    "quick": Config(
+        seeds=1,
+        epochs=3,
+        batch_size=32,
+        lr=0.05,
+        val_size=100,
+        train_subset=400,
+        test_subset=400,
+        eval_batch_size=100,
+    ),
     "full": Config(),
 }
 
 # Random translation for every dataset (pixels of zero padding each side); horizontal flips only where a
 # mirrored image is still an image of the same class (never for digits).
 AUGMENT: dict[str, tuple[int, bool]] = {
-    "svhn": (4, False), "cifar10": (4, True), "mnist": (2, False), "fashion-mnist": (2, False),
+    "svhn": (4, False),
+    "cifar10": (4, True),
+    "mnist": (2, False),
+    "fashion-mnist": (2, False),
 }
 CLASSES: dict[str, tuple[str, ...]] = {
     "svhn": tuple("0123456789"),
@@ -81,10 +101,6 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "fashion-mnist": tuple(tvd.FashionMNIST.classes),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
-
-
-def datasets(cfg: Config) -> list[str]:
-    return [cfg.dataset]
 
 
 @dataclass
@@ -108,7 +124,7 @@ def prepare(cfg: Config, ctx: RunContext) -> Splits:
         raise ConfigError(f"q4.val_size={cfg.val_size} leaves no training images ({len(x)} in the split)")
     g = torch.Generator().manual_seed(ctx.seed)
     perm = torch.randperm(len(x), generator=g)
-    val, train = perm[: cfg.val_size], perm[cfg.val_size:]
+    val, train = perm[: cfg.val_size], perm[cfg.val_size :]
     train = train[: cfg.train_subset or None]
     test = torch.randperm(len(xt), generator=g)[: cfg.test_subset or None]
     if len(train) < cfg.batch_size:
@@ -121,7 +137,8 @@ def prepare(cfg: Config, ctx: RunContext) -> Splits:
         train=(x[train].to(dev), y[train].to(dev)),
         val=(x[val].to(dev), y[val].to(dev)),
         test=(xt[test].to(dev), yt[test].to(dev)),
-        mean=mean.to(dev), std=std.to(dev),
+        mean=mean.to(dev),
+        std=std.to(dev),
         available={"train": len(x) - cfg.val_size, "val": cfg.val_size, "test": len(xt)},
     )
 
@@ -135,8 +152,12 @@ def augment(x: torch.Tensor, pad: int, flip: bool) -> torch.Tensor:
         dy, dx = torch.randint(0, 2 * pad + 1, (2, b, 1), device=x.device)
         rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
         cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
-        x = padded[torch.arange(b, device=x.device)[:, None, None, None],
-                   torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+        x = padded[
+            torch.arange(b, device=x.device)[:, None, None, None],
+            torch.arange(c, device=x.device)[None, :, None, None],
+            rows,
+            cols,
+        ]
     if flip:
         x = torch.where(torch.rand(b, 1, 1, 1, device=x.device) < 0.5, x.flip(3), x)
     return x
@@ -157,12 +178,9 @@ def flops_per_image(name: str, num_classes: int) -> int:
     return int(counter.get_total_flops())
 
 
-@torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, s: Splits, batch: int) -> torch.Tensor:
-    model.eval()
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
-        return torch.cat([model(normalise(x[i:i + batch], s.mean, s.std)).argmax(1)
-                          for i in range(0, len(x), batch)])
+    """Predicted classes of uint8 images, normalised chunk by chunk on the device."""
+    return kit.predict(model, x, batch, lambda xs: normalise(xs, s.mean, s.std), autocast=True).argmax(1)
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
@@ -181,13 +199,22 @@ def optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum; weight decay on weights only, not on biases or batch-norm parameters."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                            {"params": no_decay, "weight_decay": 0.0}],
-                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=True,
+    )
 
 
-def train_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
-               y: torch.Tensor, grad_clip: float) -> torch.Tensor:
+def train_step(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    grad_clip: float,
+) -> torch.Tensor:
     """One optimiser step (bf16 autocast on CUDA); returns the loss without synchronising the device."""
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
         loss = loss_fn(model(x), y)
@@ -229,43 +256,57 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
     epochs = range(start, cfg.epochs + 1)
     for epoch in ctx.track(epochs, total=len(epochs), description=f"{title} seed {seed}"):
         model.train()
-        perm = torch.randperm(len(xs), device=dev)
         loss_sum = torch.zeros((), device=dev)
-        if cuda:
-            torch.cuda.synchronize(dev)
+        kit.sync(dev)
         t0 = time.perf_counter()
-        for i in range(steps):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        for idx in kit.batches(len(xs), cfg.batch_size, dev, drop_last=True):
             x = normalise(augment(xs[idx], pad, flip), s.mean, s.std)
             loss_sum += train_step(model, opt, loss_fn, x, ys[idx], cfg.grad_clip).float()
             sched.step()
-        if cuda:
-            torch.cuda.synchronize(dev)
+        kit.sync(dev)
         train_time += time.perf_counter() - t0
         val_acc = (predict(model, s.val[0], s, cfg.eval_batch_size) == s.val[1]).float().mean().item()
-        curves.append({"model": name, "seed": seed, "epoch": epoch,
-                       "train_loss": loss_sum.item() / steps, "val_acc": val_acc})
+        curves.append(
+            {
+                "model": name,
+                "seed": seed,
+                "epoch": epoch,
+                "train_loss": loss_sum.item() / steps,
+                "val_acc": val_acc,
+            }
+        )
         if epoch < cfg.epochs:  # the finished model is kept by ctx.step instead
-            save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                         "curves": curves, "train_time": train_time, "epoch": epoch,
-                         "rng": torch.get_rng_state(),
-                         "cuda_rng": torch.cuda.get_rng_state(dev) if cuda else None}, checkpoint)
+            save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "curves": curves,
+                    "train_time": train_time,
+                    "epoch": epoch,
+                    "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(dev) if cuda else None,
+                },
+                checkpoint,
+            )
         ctx.log(f"{title} seed {seed} epoch {epoch}: loss {curves[-1]['train_loss']:.4f} val {val_acc:.4f}")
     pred = predict(model, s.test[0], s, cfg.eval_batch_size).cpu()
     true = s.test[1].cpu()
     k = len(CLASSES[cfg.dataset])
-    confusion = torch.bincount(true * k + pred, minlength=k * k).view(k, k)
     return {
         "result": {
-            "model": name, "seed": seed, "test_acc": (pred == true).float().mean().item(),
-            "val_acc": curves[-1]["val_acc"], "train_time_s": train_time,
+            "model": name,
+            "seed": seed,
+            "test_acc": (pred == true).float().mean().item(),
+            "val_acc": curves[-1]["val_acc"],
+            "train_time_s": train_time,
             "throughput": cfg.epochs * steps * cfg.batch_size / train_time,
             "peak_mem_bytes": float(torch.cuda.max_memory_allocated(dev) - resident) if cuda else math.nan,
-            "params": params, "flops": flops_per_image(name, k),
+            "params": params,
+            "flops": flops_per_image(name, k),
         },
         "curves": curves,
-        "confusion": [{"model": name, "seed": seed, "true": t, "pred": p, "count": int(confusion[t, p])}
-                      for t in range(k) for p in range(k)],
+        "confusion": kit.confusion_rows(true, pred, k, model=name, seed=seed),
     }
 
 
@@ -274,27 +315,47 @@ def run(cfg: Config, ctx: RunContext) -> Output:
         torch.backends.cudnn.benchmark = True
     s = prepare(cfg, ctx)
     pad, flip = AUGMENT[cfg.dataset]
-    ctx.log(f"q4: {data.SPECS[cfg.dataset].title}, {len(s.train[0])} train / {len(s.val[0])} val / "
-            f"{len(s.test[0])} test images on {ctx.device}")
-    outs = [ctx.step(f"{name}-seed{seed}", lambda name=name, seed=seed: train_one(name, seed, cfg, s, ctx))
-            for name in cfg.models for seed in range(ctx.seed, ctx.seed + cfg.seeds)]
+    ctx.log(
+        f"q4: {data.SPECS[cfg.dataset].title}, {len(s.train[0])} train / {len(s.val[0])} val / "
+        f"{len(s.test[0])} test images on {ctx.device}"
+    )
+    outs = [
+        ctx.step(f"{name}-seed{seed}", lambda name=name, seed=seed: train_one(name, seed, cfg, s, ctx))
+        for name in cfg.models
+        for seed in range(ctx.seed, ctx.seed + cfg.seeds)
+    ]
     results = pd.DataFrame([o["result"] for o in outs])
     first = results.drop_duplicates("model")
-    model_table = pd.DataFrame({
-        "model": first["model"],
-        "title": [models.spec(m).title for m in first["model"]],
-        "adaptation": [models.spec(m).adaptation for m in first["model"]],
-        "params": first["params"], "flops": first["flops"],
-    })
+    model_table = pd.DataFrame(
+        {
+            "model": first["model"],
+            "title": [models.spec(m).title for m in first["model"]],
+            "adaptation": [models.spec(m).adaptation for m in first["model"]],
+            "params": first["params"],
+            "flops": first["flops"],
+        }
+    )
     classes = CLASSES[cfg.dataset]
-    setup = pd.DataFrame([{
-        "dataset": cfg.dataset, "dataset_title": data.SPECS[cfg.dataset].title,
-        "crop_pad": pad, "hflip": flip, "mixed_precision": "bf16" if ctx.device.type == "cuda" else "none",
-        "channels_last": ctx.device.type == "cuda",
-        "mean": s.mean.flatten().tolist(), "std": s.std.flatten().tolist(),
-    }])
-    splits = pd.DataFrame([{"split": k, "used": len(getattr(s, k)[0]), "available": s.available[k]}
-                           for k in ("train", "val", "test")])
+    setup = pd.DataFrame(
+        [
+            {
+                "dataset": cfg.dataset,
+                "dataset_title": data.SPECS[cfg.dataset].title,
+                "crop_pad": pad,
+                "hflip": flip,
+                "mixed_precision": "bf16" if ctx.device.type == "cuda" else "none",
+                "channels_last": ctx.device.type == "cuda",
+                "mean": s.mean.flatten().tolist(),
+                "std": s.std.flatten().tolist(),
+            }
+        ]
+    )
+    splits = pd.DataFrame(
+        [
+            {"split": k, "used": len(getattr(s, k)[0]), "available": s.available[k]}
+            for k in ("train", "val", "test")
+        ]
+    )
     confusion = pd.DataFrame([row for o in outs for row in o["confusion"]])
     confusion["true_name"] = [classes[i] for i in confusion["true"]]
     confusion["pred_name"] = [classes[i] for i in confusion["pred"]]

@@ -20,37 +20,51 @@ import torch
 
 import experiments
 from experiments import data
-from experiments.common import RunContext, device_name, seed_everything
-from report import fingerprint as fp
-from report.config import apply_overrides, config_dict
-from report.errors import ConfigError, DataError
-from report.store import Store, new_run_id
+from experiments.kit import RunContext, device_name, seed_everything
+from report.core import fingerprint as fp
+from report.core import freshness, manifest
+from report.core.config import apply_overrides, config_dict
+from report.core.errors import ConfigError, DataError
+from report.core.freshness import Request, Verdict, judge
+from report.core.manifest import Experiment
+from report.core.store import Store, new_run_id
 
 
 @dataclass
 class Planned:
-    """One experiment resolved for this build: its config, fingerprint and why it must run (if it must)."""
+    """One experiment resolved for this build: its config, and the freshness verdict on its stored result."""
 
     name: str
     module: ModuleType
     config: Any
-    fingerprint: dict[str, str]
-    stale: list[str]  # empty when the stored result is current
-    request: str  # fp.request_hash: lets build.py find a current result without importing torch
+    verdict: Verdict
+    force: bool = False
+
+    @property
+    def stale(self) -> list[str]:
+        """Why it must run (empty when the stored result is current and not forced)."""
+        if self.verdict.current:
+            return ["forced"] if self.force else []
+        return list(self.verdict.changed) or [self.verdict.state]
+
+    @property
+    def entry(self) -> Experiment:
+        return manifest.load().get(self.name)
 
     @property
     def datasets(self) -> list[str]:
-        return self.module.datasets(self.config)
+        return self.entry.dataset_names(config_dict(self.config))
 
 
 def resolve(
     names: list[str], profile: str, overrides: dict[str, dict[str, str]]
 ) -> list[tuple[str, ModuleType, Any]]:
     """Each named experiment with its profile config and ``--set`` overrides applied and validated."""
+    known = manifest.load()
     for exp in overrides:
-        if exp not in experiments.NAMES:
+        if exp not in known.names:
             raise ConfigError(
-                f"--set {exp}.…: unknown experiment {exp!r}; choose from {', '.join(experiments.NAMES)}"
+                f"--set {exp}.…: unknown experiment {exp!r}; choose from {', '.join(known.names)}"
             )
     out = []
     for name in names:
@@ -60,35 +74,10 @@ def resolve(
     return out
 
 
-def plan(
-    names: list[str],
-    profile: str,
-    overrides: dict[str, dict[str, str]],
-    seed: int,
-    data_dir: Path,
-    store: Store,
-    force: bool = False,
-) -> list[Planned]:
-    """Fingerprint each experiment and compare it with the stored result's fingerprint."""
-    planned = []
-    for name, module, config in resolve(names, profile, overrides):
-        current = {
-            "code": fp.code_hash(name),
-            "config": fp.config_hash(config_dict(config), seed),
-            "versions": fp.versions_hash(),
-        }
-        paths = [p for ds in module.datasets(config) for p in data.files(ds, data_dir)]
-        if paths and all(p.is_file() for p in paths):
-            current["data"] = fp.data_hash(
-                paths, store.root / ".datahash.json" if store.root.is_dir() else None
-            )
-        meta = store.meta(profile, name)
-        stale = fp.stale_parts(meta["fingerprint"] if meta else None, current)
-        if force and not stale:
-            stale = ["forced"]
-        request = fp.request_hash(name, profile, overrides.get(name, {}), seed, data_dir)
-        planned.append(Planned(name, module, config, current, stale, request))
-    return planned
+def plan(names: list[str], request: Request, store: Store, force: bool = False) -> list[Planned]:
+    """Each experiment's config (validated) and the one freshness verdict on its stored result."""
+    resolved = resolve(names, request.profile, {k: dict(v) for k, v in request.overrides.items()})
+    return [Planned(n, m, c, judge(store, n, request), force) for n, m, c in resolved]
 
 
 def preflight(planned: list[Planned], data_dir: Path) -> None:
@@ -101,22 +90,28 @@ def preflight(planned: list[Planned], data_dir: Path) -> None:
 
 def execute(
     p: Planned,
-    profile: str,
-    seed: int,
+    request: Request,
     device: torch.device,
-    data_dir: Path,
     store: Store,
     track: Callable[..., Iterator[Any]],
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Run one experiment and store its result atomically; return the run record."""
+    data_dir = request.data_dir
     paths = [f for ds in p.datasets for f in data.files(ds, data_dir)]
-    if "data" not in p.fingerprint:
-        p.fingerprint["data"] = fp.data_hash(paths, store.root / ".datahash.json") if paths else "none"
-    workdir = store.root / ".work" / profile / f"{p.name}-{fp.config_hash(p.fingerprint, seed)}"
+    cache = store.root / ".datahash.json"
+    fingerprint = freshness.fingerprint(p.name, request, paths, cache, store.manifest)
+    workdir = (
+        store.root
+        / ".work"
+        / request.profile
+        / f"{p.name}-{fp.digest(repr(sorted(fingerprint.items())).encode())}"
+    )
     workdir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(device=device, seed=seed, data_dir=data_dir, workdir=workdir, track=track, log=log)
-    seed_everything(seed)
+    ctx = RunContext(
+        device=device, seed=request.seed, data_dir=data_dir, workdir=workdir, track=track, log=log
+    )
+    seed_everything(request.seed)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     output = p.module.run(p.config, ctx)
@@ -125,10 +120,10 @@ def execute(
     meta = {
         "run_id": new_run_id(),
         "experiment": p.name,
-        "title": p.module.TITLE,
-        "profile": profile,
+        "title": p.entry.title,
+        "profile": request.profile,
         "config": config_dict(p.config),
-        "seed": seed,
+        "seed": request.seed,
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(duration, 3),
@@ -139,19 +134,19 @@ def execute(
         "versions": fp.versions(),
         "git_commit": commit,
         "git_dirty": dirty,
-        "fingerprint": p.fingerprint,
-        "request": p.request,
-        "data_files": [str(f.resolve()) for f in paths],
+        "fingerprint": fingerprint,
+        "data_dir": str(data_dir.resolve()),
+        "data_files": [str(f.relative_to(data_dir)) for f in paths],
         "headline": {"label": output.headline[0], "value": float(output.headline[1])},
     }
-    store.write(profile, p.name, output.tables, meta)  # the caller holds store.lock()
+    store.write(request.profile, p.name, output.tables, meta)  # the caller holds store.lock()
     shutil.rmtree(workdir, ignore_errors=True)
     return meta
 
 
 def git_state() -> tuple[str, bool]:
     """The project's commit and whether the work tree differs from it ("unknown" outside git)."""
-    root = fp.PROJECT
+    root = manifest.PROJECT
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],

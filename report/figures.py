@@ -6,8 +6,10 @@ import base64
 import hashlib
 import inspect
 import io
+import pickle
 from pathlib import Path
 
+from report.core.atomic import atomic_write
 from report.questions import Figure
 
 STYLE = {
@@ -28,12 +30,15 @@ STYLE = {
 
 
 def cache_key(fig: Figure) -> str:
-    """What determines the drawing: the code that draws it, the stored run and the draw arguments."""
+    """What determines the drawing: the data it is given, the code that draws it and the draw arguments."""
     module = inspect.getmodule(fig.draw)
     source = inspect.getsource(module) if module else inspect.getsource(fig.draw)
     here = Path(__file__).read_text(encoding="utf-8")
-    parts = [source, here, fig.draw.__qualname__, fig.run.run_id, repr(sorted(fig.extra.items()))]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+    h = hashlib.sha256(
+        "\0".join([source, here, fig.draw.__qualname__, repr(sorted(fig.extra.items()))]).encode()
+    )
+    h.update(pickle.dumps(fig.data, protocol=5))
+    return h.hexdigest()[:24]
 
 
 def to_svg(fig: Figure, cache_dir: Path | None) -> str:
@@ -53,10 +58,7 @@ def to_svg(fig: Figure, cache_dir: Path | None) -> str:
         plt.close(mpl_fig)
     svg = optimise(buf.getvalue())
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(svg, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, svg)
     return svg
 
 

@@ -86,11 +86,24 @@ def dur(seconds: Any) -> str:
     return f"{h} h {m:02d} min"
 
 
+def pp(value: Any, decimals: int = 2) -> str:
+    """A difference of two fractions in percentage points: 0.0123 → "1.23" (the words follow in the text)."""
+    x = _finite(value)
+    return "—" if x is None else f"{100 * x:.{decimals}f}".replace("-", MINUS)
+
+
 def text(value: Any) -> str:
     return str(value)
 
 
-FILTERS = {"num": num, "int": integer, "pct": pct, "sci": sci, "pm": pm, "dur": dur, "text": text}
+def join_and(items: Sequence[Any]) -> str:
+    """["a", "b", "c"] → "a, b and c": the one list-in-a-sentence rule of the report."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+FILTERS = {"num": num, "int": integer, "pct": pct, "sci": sci, "pm": pm, "pp": pp, "dur": dur, "text": text}
+WORDS = {"join_and": join_and}  # filters for sentences, not table cells
 
 
 def apply(fmt: str, value: Any) -> str:

@@ -13,7 +13,8 @@ import re
 import warnings
 from pathlib import Path
 
-from report.errors import TemplateError
+from report.core.atomic import atomic_write
+from report.core.errors import TemplateError
 
 MINUS_SIGN = "\u2212"
 _SIZE = 24.0  # ziamath's em in px; only the ratio matters because output is in em
@@ -50,10 +51,7 @@ class MathCache:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.memo), encoding="utf-8")
-        tmp.replace(self.path)
+        atomic_write(self.path, json.dumps(self.memo))
 
 
 def _typeset(latex: str, display: bool) -> str:

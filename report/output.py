@@ -17,7 +17,8 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 
-from report.errors import ReportError
+from report.core.atomic import atomic_write
+from report.core.errors import ReportError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -62,17 +63,6 @@ def write_pdf(page: str, path: Path) -> None:
     weasyprint = _weasyprint()
     pdf = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(pdf_variant="pdf/ua-1")
     atomic_write(path, pdf)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` in one rename, so a reader never sees half a file and a failure keeps the old one."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as e:
-        raise ReportError(f"cannot write {path}: {e.strerror}; pass a writable --out") from None
 
 
 class Printer:

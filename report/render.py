@@ -23,11 +23,12 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from report import figures
 from report import format as fmt
-from report.errors import ReportError, TemplateError
+from report.core.errors import ReportError, TemplateError
+from report.core.freshness import Request
+from report.core.store import Store
 from report.mathsvg import MathCache
 from report.output import TEMPLATES
-from report.questions import QUESTIONS, Figure, Results, Run, Table, build
-from report.store import Store
+from report.questions import Figure, Results, Run, Table, build, questions
 
 PROJECT = Path(__file__).resolve().parent.parent
 TITLE = "Deep Learning — Assignment 1"
@@ -147,10 +148,18 @@ def _environment(doc: Document, templates: Path, cache_dir: Path | None) -> jinj
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.do"],
     )
-    env.filters.update(fmt.FILTERS)
+    env.filters.update(fmt.FILTERS | fmt.WORDS)
     env.globals.update(figure=doc.figure, table=doc.table, ref=doc.ref)
     return env
+
+
+def words(question: str, templates: Path = TEMPLATES) -> Any:
+    """The sentence macros of ``templates/<question>.words.j2`` as a module, with the report's filters,
+    for tests and notebooks: ``words("q3").momentum(facts)``."""
+    env = _environment(Document(MathCache(), None), templates, None)
+    return env.get_template(f"{question}.words.j2").module
 
 
 def _template_location(exc: BaseException) -> str:
@@ -201,15 +210,18 @@ def _number_headings(
 
 def render_html(
     store: Store,
-    profile: str,
+    request: Request | str,
     paper: str = "a4",
     cache_dir: Path | None = None,
-    questions: tuple[str, ...] = QUESTIONS,
+    names: tuple[str, ...] | None = None,
     templates: Path = TEMPLATES,
 ) -> str:
-    """The whole report as one self-contained HTML document (``questions`` in order, one section each)."""
-    results = Results(store, profile)
-    context = build(results, questions)
+    """The whole report as one self-contained HTML document (the manifest's questions, or ``names``, in
+    order, one section each); ``request`` (or a profile name) decides which results are current."""
+    results = Results(store, request)
+    profile = results.profile
+    names = questions() if names is None else names
+    context = build(results, names)
     doc = Document(
         math=MathCache(cache_dir / "math.json" if cache_dir else None),
         cache_dir=cache_dir / "figures" if cache_dir else None,
@@ -220,7 +232,7 @@ def render_html(
     toc: list[dict[str, Any]] = []
     ids: set[str] = set()
     sections = []
-    for number, name in enumerate(questions, start=1):
+    for number, name in enumerate(names, start=1):
         template = f"{name}.md.j2"
         doc.template = f"templates/{template}"
         try:
@@ -237,7 +249,7 @@ def render_html(
         except Exception as e:
             raise TemplateError(f"{_template_location(e)}: {type(e).__name__}: {e}") from None
         sections.append({"id": name, "html": _number_headings(md, source, number, toc, ids)})
-    body_meta = document_meta(results, questions, profile)
+    body_meta = document_meta(results, names, profile)
     try:
         page = env.get_template("report.html.j2").render(
             sections=sections,

@@ -1,4 +1,4 @@
-"""Shared test helpers: a store holding one fake run, written through the real Store API."""
+"""Shared test helpers: synthetic results shaped by the manifest, written through the real Store API."""
 
 from __future__ import annotations
 
@@ -7,12 +7,37 @@ from typing import Any
 
 import pandas as pd
 
-from report import fingerprint as fp
-from report.store import Store, new_run_id
+from report.core import fingerprint as fp
+from report.core.freshness import Request, code_part
+from report.core.manifest import Manifest, parse
+from report.core.manifest import load as load_manifest
+from report.core.store import Store, new_run_id
 
 
-def fake_meta(experiment: str, profile: str = "smoke", **extra: Any) -> dict[str, Any]:
-    """A run record shaped like the runner's, with a fingerprint that matches the current code."""
+def synthetic(
+    experiment: str, value: int = 1, rows: int = 3, manifest: Manifest | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every table the manifest lists for ``experiment``, ``rows`` rows each, each cell derived from
+    ``value`` so two writes are told apart: ints ``value``, floats ``value + 0.5``, strings ``s<value>``."""
+    manifest = manifest or load_manifest()
+    make = {
+        "int": lambda: value,
+        "float": lambda: value + 0.5,
+        "str": lambda: f"s{value}",
+        "bool": lambda: value % 2 == 0,
+        "list": lambda: [value, value],
+    }
+    return {
+        name: pd.DataFrame({c: [make[kind]() for _ in range(rows)] for c, kind in columns.items()})
+        for name, columns in manifest.get(experiment).tables.items()
+    }
+
+
+def fake_meta(
+    experiment: str, profile: str = "smoke", manifest: Manifest | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A run record shaped like the runner's, with a fingerprint current for a plain ``--profile`` request."""
+    manifest = manifest or load_manifest()
     meta = {
         "run_id": new_run_id(),
         "experiment": experiment,
@@ -31,18 +56,39 @@ def fake_meta(experiment: str, profile: str = "smoke", **extra: Any) -> dict[str
         "git_commit": "abc123",
         "git_dirty": False,
         "fingerprint": {
-            "code": fp.code_hash(experiment),
+            "code": code_part(experiment, manifest),
+            "config": Request(profile).config_part(experiment),
+            "data": "none",
             "versions": fp.versions_hash(),
-            "config": "c",
-            "data": "d",
         },
+        "data_dir": "data",
+        "data_files": [],
         "headline": {"label": "accuracy", "value": 0.5},
     }
     meta.update(extra)
     return meta
 
 
-def store_with(root: Path, experiment: str, tables: dict[str, pd.DataFrame], profile: str = "smoke") -> Store:
-    store = Store(root)
-    store.write(profile, experiment, tables, fake_meta(experiment, profile))
+def toy_manifest(experiment: str, tables: dict[str, pd.DataFrame]) -> Manifest:
+    """A one-experiment manifest whose tables are exactly ``tables`` (for a made-up question)."""
+    kinds = {"i": "int", "f": "float", "b": "bool"}
+    spec = {name: {c: kinds.get(df[c].dtype.kind, "str") for c in df.columns} for name, df in tables.items()}
+    return parse({experiment: {"title": f"toy {experiment}", "tables": spec}}, "test manifest")
+
+
+def store_with(
+    root: Path,
+    experiment: str,
+    tables: dict[str, pd.DataFrame] | None = None,
+    profile: str = "smoke",
+    manifest: Manifest | None = None,
+) -> Store:
+    """A store holding one current result of ``experiment`` (synthetic tables unless given)."""
+    store = Store(root, manifest)
+    store.write(
+        profile,
+        experiment,
+        tables or synthetic(experiment, manifest=manifest),
+        fake_meta(experiment, profile, store.manifest),
+    )
     return store

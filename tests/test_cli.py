@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import time
 
-import pandas as pd
 from typer.testing import CliRunner
 
 import build
-from report.store import Store
+from report.core.store import Store
 from tests.conftest import build_cmd, smoke_all
 from tests.helpers import store_with
 
@@ -76,7 +75,7 @@ def test_render_with_empty_store_says_what_to_run(tmp_path):
 
 
 def test_corrupt_store_file_is_exit_2_and_other_results_stay(tmp_path):
-    store = store_with(tmp_path, "q1", {"t": pd.DataFrame({"x": [1]})})
+    store = store_with(tmp_path, "q1")
     path = store.path("smoke", "q1")
     path.write_bytes(b"garbage")
     result = _invoke("render", "--profile", "smoke", "--store", str(tmp_path), "--out", str(tmp_path / "b"))
@@ -102,7 +101,7 @@ def test_unwritable_out_dir_is_exit_2(tmp_path, smoke_build):
 
 
 def test_clean_keeps_results_unless_confirmed(tmp_path):
-    store_with(tmp_path / "r", "q1", {"t": pd.DataFrame({"x": [1]})})
+    store_with(tmp_path / "r", "q1")
     (tmp_path / "b").mkdir()
     result = runner.invoke(
         build.app,

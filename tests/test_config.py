@@ -3,8 +3,8 @@ from typing import Literal
 
 import pytest
 
-from report.config import apply_overrides, check_profile, default_profile, parse_overrides
-from report.errors import ConfigError
+from report.core.config import apply_overrides, check_profile, default_profile, parse_overrides
+from report.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

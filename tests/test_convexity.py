@@ -15,12 +15,13 @@ from experiments import q1 as exp_q1
 from experiments import q2 as exp_q2
 from experiments import runner
 from report import render
-from report.config import apply_overrides
-from report.errors import ConfigError, EvidenceError
+from report.core.config import apply_overrides
+from report.core.errors import ConfigError, EvidenceError
+from report.core.freshness import Request
+from report.core.store import Store
 from report.questions import Results
 from report.questions import q1 as ctx_q1
 from report.questions import q2 as ctx_q2
-from report.store import Store
 
 F64 = torch.float64
 
@@ -155,18 +156,10 @@ def test_invalid_settings_are_rejected_with_the_setting_named(exp: str, key: str
 def smoke_store(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Store:
     """q1 and q2 run on MNIST-format digits with the smoke profile, stored through the runner."""
     store = Store(tmp_path_factory.mktemp("results"))
-    for planned in runner.plan(["q1", "q2"], "smoke", {}, 0, data_dir, store):
+    request = Request("smoke", {}, 0, data_dir)
+    for planned in runner.plan(["q1", "q2"], request, store):
         with store.lock():
-            runner.execute(
-                planned,
-                "smoke",
-                0,
-                torch.device("cpu"),
-                data_dir,
-                store,
-                track=lambda it, **_: it,
-                log=lambda _: None,
-            )
+            runner.execute(planned, request, torch.device("cpu"), store, track=lambda it, **_: it, log=print)
     return store
 
 
@@ -189,7 +182,7 @@ def test_smoke_report_states_answers_from_evidence_and_renders(smoke_store: Stor
     c1, c2 = ctx_q1.context(r), ctx_q2.context(r)
     assert c1["answer"] == {"letter": "a", "text": "CE"} and c2["answer"] == {"letter": "d", "text": "none"}
     assert len(c1["figures"]) + len(c2["figures"]) >= 3
-    page = render.render_html(smoke_store, "smoke", cache_dir=tmp_path / "cache", questions=("q1", "q2"))
+    page = render.render_html(smoke_store, "smoke", cache_dir=tmp_path / "cache", names=("q1", "q2"))
     assert "Answer: (a) CE." in page and "Answer: (d) none." in page
     for label in (
         "fig:q1-curvature",

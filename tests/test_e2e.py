@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from report.core.store import Store
 from report.format import apply
-from report.questions import QUESTIONS, Results, Table, build
-from report.store import Store
+from report.questions import Results, Table, build, questions
 from tests.conftest import ROOT, SMOKE_SETS, build_cmd, smoke_all
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ def expected_cells(store: Path, profile: str = "smoke") -> dict[str, list[str]]:
     """Every table cell of every question, formatted from the store exactly as the report shows it."""
     context = build(Results(Store(store), profile))
     cells: dict[str, list[str]] = {}
-    for name in QUESTIONS:
+    for name in questions():
         for key, tab in context[name].get("tables", {}).items():
             assert isinstance(tab, Table)
             cells[f"{name}.{key}"] = [
@@ -46,14 +46,14 @@ def test_smoke_build_writes_html_and_pdf_with_every_question(smoke_build):
     for key, values in cells.items():
         for value in values:
             assert f">{escape(value)}<" in html, f"{key}: {value!r} from the store is not in the HTML"
-    for name in QUESTIONS:
+    for name in questions():
         meta = Store(smoke_build.store).meta("smoke", name)
         assert meta["profile"] == "smoke" and meta["run_id"] in html
 
 
 def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir):
     common = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(smoke_build.store)]
-    before = {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in QUESTIONS}
+    before = {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in questions()}
     start = time.perf_counter()
     proc = subprocess.run(
         build_cmd("all", *common, "--out", str(smoke_build.out), *SMOKE_SETS),
@@ -63,9 +63,9 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir)
     )
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
-    assert all(f"{n}: up to date" in proc.stderr for n in QUESTIONS) and "running" not in proc.stderr
+    assert all(f"{n}: up to date" in proc.stderr for n in questions()) and "running" not in proc.stderr
     assert "is up to date" in proc.stderr, "unchanged results and templates must not reprint the PDF"
-    assert {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in QUESTIONS} == before
+    assert {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in questions()} == before
     print(f"second all: {elapsed:.1f} s")
     render = subprocess.run(
         [
@@ -134,7 +134,7 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     assert "q1: up to date" in again.stderr and "q2: up to date" in again.stderr
     assert {n: s.meta("smoke", n)["run_id"] for n in ("q1", "q2")} == done
     runs = s.runs()
-    assert sorted(runs["experiment"]) == sorted(QUESTIONS) and runs["run_id"].is_unique
+    assert sorted(runs["experiment"]) == sorted(questions()) and runs["run_id"].is_unique
     assert not [p for p in (store / "smoke").iterdir() if p.name.startswith(".")], "leftover partial result"
 
 

@@ -40,3 +40,11 @@ def test_pct_sci_pm_dur_int():
 def test_apply_rejects_unknown_format():
     with pytest.raises(ValueError, match="unknown number format 'money'"):
         fmt.apply("money", 1)
+
+
+def test_join_and_lists_one_two_or_more_items():
+    from report.format import join_and
+
+    assert join_and(["A"]) == "A"
+    assert join_and(["A", "B"]) == "A and B"
+    assert join_and(["A", "B", "C"]) == "A, B and C"

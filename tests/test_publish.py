@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from report.store import Store
+from report.core.store import Store
 from tests.test_e2e import expected_cells
 
 pytestmark = pytest.mark.slow

@@ -13,13 +13,14 @@ import pytest
 import torch
 from scipy import stats
 
-from experiments import q3
-from experiments.common import Output, RunContext
-from report.config import apply_overrides
-from report.errors import ConfigError, EvidenceError
+from experiments import kit, q3
+from experiments.kit import Output, RunContext
+from report import render
+from report.core.config import apply_overrides
+from report.core.errors import ConfigError, EvidenceError
+from report.core.store import Store
 from report.questions import Results
 from report.questions import q3 as ctx3
-from report.store import Store
 from tests.helpers import fake_meta
 
 TABLES = {"sweep", "choice", "final", "interval", "splits", "layers", "confusion", "misclassified"}
@@ -49,10 +50,10 @@ def test_invalid_settings_are_config_errors() -> None:
 
 def test_cpu_threads_is_scoped_to_the_block() -> None:
     before = torch.get_num_threads()
-    with q3.cpu_threads(1):
+    with kit.threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with q3.cpu_threads(0):
+    with kit.threads(0):
         assert torch.get_num_threads() == before
 
 
@@ -119,7 +120,7 @@ def test_training_loop_slices_every_example_once_per_epoch() -> None:
 # ---- the interval ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("values", [[0.981, 0.983, 0.9795], [0.97, 0.99], list(np.linspace(0.9, 0.95, 7))])
 def test_t_interval_matches_scipy(values: list[float]) -> None:
-    ci = q3.t_interval(values, level=0.95)
+    ci = kit.t_interval(values, level=0.95)
     ref = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
     assert ci["mean"] == pytest.approx(np.mean(values))
     assert ci["std"] == pytest.approx(np.std(values, ddof=1))
@@ -129,7 +130,7 @@ def test_t_interval_matches_scipy(values: list[float]) -> None:
 
 def test_an_interval_that_does_not_match_the_final_models_stops_the_build(tmp_path: Path) -> None:
     tables = synthetic_tables()
-    tables["interval"] = pd.DataFrame([q3.t_interval([0.5, 0.6, 0.7], 0.95)])
+    tables["interval"] = pd.DataFrame([kit.t_interval([0.5, 0.6, 0.7], 0.95)])
     with pytest.raises(EvidenceError, match="interval summarises"):
         _context(tmp_path, tables)
 
@@ -321,7 +322,7 @@ def synthetic_tables(best_epoch: int = 7) -> dict[str, pd.DataFrame]:
         "sweep": pd.DataFrame(sweep),
         "choice": choice,
         "final": final,
-        "interval": pd.DataFrame([q3.t_interval(list(FINAL.values()), 0.95)]),
+        "interval": pd.DataFrame([kit.t_interval(list(FINAL.values()), 0.95)]),
         "layers": layers,
         "misclassified": wrong,
         "splits": splits,
@@ -346,7 +347,8 @@ def _context(tmp_path: Path, tables: dict[str, pd.DataFrame]) -> dict:
 
 def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) -> None:
     c = _context(tmp_path, synthetic_tables())
-    rec = c["recommendations"]
+    w = render.words("q3")
+    rec = {k: _say(getattr(w, f"recommend_{k}")(c)) for k in ("lr", "batch", "epochs")}
     assert rec["lr"].startswith("Learning rate: Adam at 1×10⁻³ had the highest validation accuracy of the 9 ")
     assert "(97.80% after 5 epochs at batch 128)" in rec["lr"]
     assert rec["batch"].startswith(
@@ -358,24 +360,31 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     close = sum(a >= 0.981 - 2 * se for a in grid) - 1
     assert f"{close} other points are within two standard errors" in rec["batch"]
     assert rec["epochs"].startswith("Epochs: 7, the epoch of the best validation accuracy on a 10-epoch")
-    assert c["lr"]["sentence"].startswith("Adam peaks at 1×10⁻³ (97.80%) and no other rate")
-    assert "SGD with momentum 0.9 peaks at 1×10⁻² (97.50%)" in c["lr"]["sentence"]
-    assert c["lr"]["momentum"] == (
+    windows = _say(w.lr_windows(c["lr"]))
+    assert windows.startswith("Adam peaks at 1×10⁻³ (97.80%) and no other rate")
+    assert "SGD with momentum 0.9 peaks at 1×10⁻² (97.50%)" in windows
+    assert _say(w.momentum(c["lr"]["momentum"])) == (
         "The best plain-SGD rate is 10 times the best rate with momentum; the "
         "grid is too coarse to compare that with the factor 1/(1 − β) = 10."
     )
-    held, scaled, trend, _ = c["batch"]["sentences"]
-    assert held.startswith(
+    batch = _say(w.batch(c["batch"]))
+    assert batch.startswith(
         "With the learning rate held at 1×10⁻³, validation accuracy falls from 97.60% at "
         "batch 32 to 95.00% at batch 512"
     )
-    assert "gives 97.90% there, 2.90 percentage points more than the held rate." in scaled
-    assert trend.startswith("The best learning rate of the grid never decreases as the batch size grows")
-    assert "training stopped after epoch 10 of 10" not in c["epochs"]["sentences"][0]
-    assert "Training ran the whole 10-epoch schedule." in c["epochs"]["sentences"][0]
-    ci = q3.t_interval(list(FINAL.values()), 0.95)
+    assert "gives 97.90% there, 2.90 percentage points more than the held rate." in batch
+    assert "The best learning rate of the grid never decreases as the batch size grows" in batch
+    epochs = _say(w.epochs(c["epochs"], c["monitor"], c["patience"], c["max_epochs"]))
+    assert "training stopped after epoch 10 of 10" not in epochs
+    assert "Training ran the whole 10-epoch schedule." in epochs
+    ci = kit.t_interval(list(FINAL.values()), 0.95)
     assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (ci["mean"], ci["lo"], ci["hi"])
-    assert "4 read as 9 (3)" in c["confusion"]["sentence"]
+    assert "4 read as 9 (3)" in _say(w.confusion(c["confusion"]))
+
+
+def _say(text: str) -> str:
+    """A macro's sentence with its line breaks folded, as Markdown shows it."""
+    return " ".join(str(text).split())
 
 
 @pytest.mark.parametrize(
@@ -392,7 +401,7 @@ def test_momentum_sentence_counts_grid_steps_from_the_factor_ten(sgd_best: float
     rows += [_row("lr", "sgd", lr, 128, 0.97 if lr == sgd_best else 0.9) for lr in grid]
     choice = pd.Series({"optimizer": "momentum", "lr": 1e-2, "val_acc": 0.98})
     facts = ctx3.lr_facts(pd.DataFrame(rows), choice)
-    assert facts["momentum"].endswith(expected)
+    assert _say(render.words("q3").momentum(facts["momentum"])).endswith(expected)
 
 
 def test_context_figures_draw(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import html
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,14 +15,16 @@ import scipy.io
 import torch
 
 from experiments import data, models, q4
-from experiments.common import RunContext
+from experiments.kit import RunContext
 from report import format as fmt
-from report.config import apply_overrides
-from report.errors import ConfigError, EvidenceError
+from report import render
+from report.core.config import apply_overrides
+from report.core.errors import ConfigError, EvidenceError
+from report.core.store import Store
+from report.format import join_and
 from report.questions import Results
 from report.questions import q4 as ctx4
 from report.render import render_html
-from report.store import Store
 
 
 def write_svhn(root: Path, n_train: int, n_test: int) -> dict[str, np.ndarray]:
@@ -229,7 +232,27 @@ def stored(
     return Results(store, "full")
 
 
-def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: Path) -> None:
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+
+@pytest.fixture(scope="module")
+def words() -> Any:
+    """The macros of templates/q4.words.j2, loaded as the renderer loads them."""
+    return render.words("q4")
+
+
+def say(macro: Any, claim: dict[str, Any]) -> str:
+    """A macro's sentence as the reader sees it: Markdown reflows line breaks inside a paragraph."""
+    return " ".join(str(macro(claim)).split())
+
+
+def summary(accs: dict[str, list[float]]) -> pd.DataFrame:
+    """The per-model summary the claims are computed from, for given per-seed test accuracies."""
+    tables = synthetic_tables(accs)
+    return ctx4.summarise(tables["results"], tables["models"])
+
+
+def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: Path, words: Any) -> None:
     accs = {
         "lenet5": [0.900, 0.902, 0.898],
         "alexnet": [0.930, 0.931, 0.929],
@@ -240,15 +263,28 @@ def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: P
     }
     c = ctx4.context(stored(tmp_path, synthetic_tables(accs), seeds=3))
     assert c["ranking"] == ["ResNet-101", "ResNet-50", "ResNet-18", "VGG-16-BN", "AlexNet", "LeNet-5"]
-    assert c["best"]["tied"] == [] and "exceeds seed noise" in c["best"]["text"]
+    assert c["best"]["tied"] == [] and c["best"]["case"] == "clear"
+    assert say(words.best, c["best"]) == (
+        "ResNet-101 has the highest mean test accuracy, and its lead over every other model exceeds "
+        "seed noise."
+    )
     assert c["best"]["runner_up"]["abs_pp"] == pytest.approx(0.5)
-    assert c["depth"]["text"].startswith("More depth helped: ResNet-101")
-    assert c["lenet"]["text"] == "LeNet-5 is less accurate than every ResNet, each gap beyond seed noise."
+    assert c["depth"]["case"] == "helped"
+    assert (c["depth"]["shallow"], c["depth"]["deepest"]) == ("ResNet-18", "ResNet-101")
+    assert say(words.depth, c["depth"]) == (
+        "More depth helped: ResNet-101 is more accurate than ResNet-18 by more than seed noise."
+    )
+    assert c["lenet"]["case"] == "below"
+    assert all(g["verdict"] == ctx4.ABOVE for g in c["lenet"]["gaps"])
+    assert (
+        say(words.lenet, c["lenet"])
+        == "LeNet-5 is less accurate than every ResNet, each gap beyond seed noise."
+    )
     assert c["pareto"] == ["LeNet-5", "AlexNet", "VGG-16-BN", "ResNet-18", "ResNet-50", "ResNet-101"]
     assert not c["substitute"] and not c["subset"] and c["dataset"] == "SVHN"
 
 
-def test_gaps_within_seed_noise_are_reported_as_ties(tmp_path: Path) -> None:
+def test_gaps_within_seed_noise_are_reported_as_ties(tmp_path: Path, words: Any) -> None:
     accs = {
         "lenet5": [0.955, 0.950, 0.945],
         "resnet18": [0.960, 0.950, 0.940],
@@ -256,23 +292,144 @@ def test_gaps_within_seed_noise_are_reported_as_ties(tmp_path: Path) -> None:
         "resnet101": [0.949, 0.953, 0.958],
     }
     c = ctx4.context(stored(tmp_path, synthetic_tables(accs), seeds=3))
-    assert c["best"]["title"] == "ResNet-101"
+    assert c["best"]["title"] == "ResNet-101" and c["best"]["case"] == "tied"
     assert set(c["best"]["tied"]) == {"LeNet-5", "ResNet-18", "ResNet-50"}
-    assert "does not separate them" in c["best"]["text"]
+    tied = join_and(c["best"]["tied"])
+    assert say(words.best, c["best"]) == (
+        f"ResNet-101 has the highest mean test accuracy, but {tied} are within seed noise of it, "
+        "so this run does not separate them."
+    )
     assert all(s["verdict"] == ctx4.WITHIN for s in c["depth"]["steps"])
-    assert "no effect of depth" in c["depth"]["text"]
-    assert c["lenet"]["text"] == "LeNet-5 is within seed noise of every ResNet."
+    assert c["depth"]["case"] == "no_effect"
+    assert say(words.depth, c["depth"]) == (
+        "Every gap among the ResNets is within seed noise: this run shows no effect of depth."
+    )
+    assert c["lenet"]["case"] == "within"
+    assert say(words.lenet, c["lenet"]) == "LeNet-5 is within seed noise of every ResNet."
 
 
-def test_single_seed_says_noise_is_unmeasured_and_flags_subset_and_substitute(tmp_path: Path) -> None:
+def test_single_seed_says_noise_is_unmeasured_and_flags_subset_and_substitute(
+    tmp_path: Path, words: Any
+) -> None:
     accs = {"lenet5": [0.91], "resnet18": [0.90], "resnet101": [0.92]}
     tables = synthetic_tables(accs, n_test=200, dataset="fashion-mnist", train_used=256)
     c = ctx4.context(stored(tmp_path, tables, seeds=1))
     assert c["single_seed"] and c["best"]["runner_up"]["band_pp"] is None
-    assert "not measured" in c["best"]["text"] and "unmeasured" in c["depth"]["text"]
-    assert c["lenet"]["text"].startswith("In this single-seed run ResNet-101 scored above LeNet-5")
+    assert c["best"]["case"] == "unmeasured" and c["best"]["runner_up"]["b"] == "LeNet-5"
+    assert say(words.best, c["best"]) == (
+        "ResNet-101 has the highest test accuracy in this single-seed run; how much of its lead over "
+        "LeNet-5 is seed-to-seed variation is not measured."
+    )
+    assert c["depth"]["case"] == "unmeasured" and c["depth"]["order"] == ["ResNet-101", "ResNet-18"]
+    assert say(words.depth, c["depth"]) == (
+        "With one seed the noise of these gaps is unmeasured, so the ordering of the ResNets by point "
+        "estimate (ResNet-101 > ResNet-18) is not evidence that depth helped or hurt."
+    )
+    assert c["lenet"]["case"] == "unmeasured" and c["lenet"]["higher"] == ["ResNet-101"]
+    assert say(words.lenet, c["lenet"]) == (
+        "In this single-seed run ResNet-101 scored above LeNet-5; seed noise is unmeasured, so the "
+        "ordering is not established."
+    )
     assert c["substitute"] and c["subset"] and c["dataset"] == "Fashion-MNIST"
     assert [s["verdict"] for s in c["depth"]["steps"]] == [ctx4.UNMEASURED]
+
+
+def test_a_single_model_has_no_ranking_and_no_depth_or_lenet_claim(words: Any) -> None:
+    s = summary({"resnet18": [0.90, 0.91]})
+    best = ctx4.best_claim(s)
+    assert best["case"] == "only" and best["runner_up"] is None and best["tied"] == []
+    assert (
+        say(words.best, best) == "ResNet-18 is the only model in this run, so there is no ranking to report."
+    )
+    assert ctx4.depth_claim(s) is None and ctx4.lenet_claim(s) is None
+
+
+def test_one_tied_model_is_named_with_the_best_as_the_two(words: Any) -> None:
+    s = summary(
+        {
+            "lenet5": [0.800, 0.801, 0.799],
+            "resnet18": [0.950, 0.960, 0.940],
+            "resnet50": [0.955, 0.965, 0.945],
+        }
+    )
+    best = ctx4.best_claim(s)
+    assert best["title"] == "ResNet-50" and best["case"] == "tied" and best["tied"] == ["ResNet-18"]
+    assert say(words.best, best) == (
+        "ResNet-50 has the highest mean test accuracy, but ResNet-18 is within seed noise of it, so this "
+        "run does not separate the two."
+    )
+
+
+def test_depth_that_hurts_and_lenet_above_every_resnet(words: Any) -> None:
+    s = summary(
+        {
+            "lenet5": [0.970, 0.971, 0.969],
+            "resnet18": [0.960, 0.961, 0.959],
+            "resnet50": [0.950, 0.951, 0.949],
+            "resnet101": [0.940, 0.941, 0.939],
+        }
+    )
+    depth = ctx4.depth_claim(s)
+    assert [st["verdict"] for st in depth["steps"]] == [ctx4.BELOW] * 3 and depth["case"] == "hurt"
+    assert say(words.depth, depth) == (
+        "More depth hurt under this budget: ResNet-101 is less accurate than ResNet-18 by more than "
+        "seed noise."
+    )
+    lenet = ctx4.lenet_claim(s)
+    assert all(g["verdict"] == ctx4.BELOW for g in lenet["gaps"]) and lenet["case"] == "above"
+    assert (
+        say(words.lenet, lenet) == "LeNet-5 is more accurate than every ResNet, each gap beyond seed noise."
+    )
+    best = ctx4.best_claim(s)
+    assert best["case"] == "clear" and best["title"] == "LeNet-5"
+
+
+def test_mixed_depth_steps_and_mixed_lenet_standing_are_spelled_out(words: Any) -> None:
+    s = summary(
+        {
+            "lenet5": [0.953, 0.954, 0.952],
+            "resnet18": [0.950, 0.951, 0.949],
+            "resnet50": [0.960, 0.961, 0.959],
+            "resnet101": [0.945, 0.950, 0.955],
+        }
+    )
+    depth = ctx4.depth_claim(s)
+    assert [st["verdict"] for st in depth["steps"]] == [ctx4.ABOVE, ctx4.BELOW, ctx4.WITHIN]
+    assert depth["case"] == "mixed"
+    assert say(words.depth, depth) == (
+        "ResNet-101 and ResNet-18 are within seed noise of each other, although an intermediate step "
+        "differs by more than seed noise; depth had no consistent effect here."
+    )
+    lenet = ctx4.lenet_claim(s)
+    assert [g["verdict"] for g in lenet["gaps"]] == [ctx4.BELOW, ctx4.ABOVE, ctx4.WITHIN]
+    assert [g["side"] for g in lenet["gaps"]] == ["below", "above", "within"] and lenet["case"] == "mixed"
+    assert say(words.lenet, lenet) == (
+        "LeNet-5's standing against the ResNets is mixed: ResNet-18 is below it; ResNet-50 is above it; "
+        "ResNet-101 is within seed noise of it."
+    )
+
+
+def test_single_seed_lenet_wording_lists_every_resnet_above_it_or_none(words: Any) -> None:
+    s = summary({"lenet5": [0.90], "resnet18": [0.95], "resnet50": [0.92], "resnet101": [0.93]})
+    lenet = ctx4.lenet_claim(s)
+    assert lenet["case"] == "unmeasured" and lenet["higher"] == ["ResNet-18", "ResNet-50", "ResNet-101"]
+    assert say(words.lenet, lenet) == (
+        "In this single-seed run ResNet-18, ResNet-50 and ResNet-101 scored above LeNet-5; seed noise is "
+        "unmeasured, so the ordering is not established."
+    )
+    s = summary({"lenet5": [0.95], "resnet18": [0.90], "resnet50": [0.91]})
+    lenet = ctx4.lenet_claim(s)
+    assert lenet["case"] == "unmeasured" and lenet["higher"] == []
+    assert say(words.lenet, lenet) == (
+        "In this single-seed run no ResNet scored above LeNet-5; seed noise is unmeasured, so the ordering "
+        "is not established."
+    )
+    best = ctx4.best_claim(s)
+    assert best["case"] == "unmeasured" and best["runner_up"]["b"] == "ResNet-50"
+    assert say(words.best, best) == (
+        "LeNet-5 has the highest test accuracy in this single-seed run; how much of its lead over "
+        "ResNet-50 is seed-to-seed variation is not measured."
+    )
 
 
 def test_inconsistent_evidence_stops_the_report(tmp_path: Path) -> None:
@@ -284,7 +441,7 @@ def test_inconsistent_evidence_stops_the_report(tmp_path: Path) -> None:
 
 def rendered(results: Results) -> tuple[str, str]:
     """Question 4 through the report's real renderer: the HTML page and its visible text."""
-    page = render_html(results.store, results.profile, questions=("q4",))
+    page = render_html(results.store, results.profile, names=("q4",))
     visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(svg|style)\b.*?</\1>", "", page, flags=re.S))
     return page, " ".join(html.unescape(visible).split())
 

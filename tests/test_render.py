@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from report import output, render
-from report.errors import MissingResultError, ReportError, TemplateError
+from report.core.errors import MissingResultError, ReportError, TemplateError
+from report.core.store import Store
 from report.questions import Figure, Results, Run, Table
-from tests.helpers import store_with
+from tests.helpers import store_with, toy_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,16 +48,15 @@ def fake_question(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "report.questions.qx", module)
     templates = tmp_path / "templates"
     templates.mkdir()
-    store = store_with(
-        tmp_path / "results", "qx", {"sweep": pd.DataFrame({"lr": [1e-3, 1e-2], "acc": [0.9712, 0.9856]})}
-    )
+    tables = {"sweep": pd.DataFrame({"lr": [1e-3, 1e-2], "acc": [0.9712, 0.9856]})}
+    store = store_with(tmp_path / "results", "qx", tables, manifest=toy_manifest("qx", tables))
     return store, templates
 
 
 def _render(store, templates, text, tmp_path):
     (templates / "qx.md.j2").write_text(text)
     return render.render_html(
-        store, "smoke", cache_dir=tmp_path / "cache", questions=("qx",), templates=templates
+        store, "smoke", cache_dir=tmp_path / "cache", names=("qx",), templates=templates
     )
 
 
@@ -118,7 +118,8 @@ def test_missing_result_fails_the_build(tmp_path, monkeypatch):
     module.context = _context
     monkeypatch.setitem(sys.modules, "report.questions.qx", module)
     with pytest.raises(MissingResultError, match="run: build.py run qx --profile smoke"):
-        render.render_html(render.Store(tmp_path), "smoke", questions=("qx",))
+        tables = {"sweep": pd.DataFrame({"lr": [1e-3], "acc": [0.9]})}
+        render.render_html(Store(tmp_path, toy_manifest("qx", tables)), "smoke", names=("qx",))
 
 
 @pytest.mark.parametrize(("paper", "size"), [("a4", (595, 842)), ("letter", (612, 792))])
@@ -128,7 +129,7 @@ def test_pdf_has_the_numbers_on_the_chosen_paper(fake_question, tmp_path, paper,
     (templates / "qx.md.j2").write_text(
         "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n"
     )
-    page = render.render_html(store, "smoke", paper=paper, questions=("qx",), templates=templates)
+    page = render.render_html(store, "smoke", paper=paper, names=("qx",), templates=templates)
     output.write_pdf(page, tmp_path / "r.pdf")
     reader = pypdf.PdfReader(tmp_path / "r.pdf")
     box = reader.pages[0].mediabox
@@ -142,7 +143,7 @@ def _table_page(fake_question) -> str:
     (templates / "qx.md.j2").write_text(
         "# Question 3: Test\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:q3-sweep') }}\n"
     )
-    return render.render_html(store, "smoke", questions=("qx",), templates=templates)
+    return render.render_html(store, "smoke", names=("qx",), templates=templates)
 
 
 def test_the_printer_process_writes_the_same_pdf(fake_question, tmp_path):
@@ -177,7 +178,7 @@ def test_an_unused_printer_process_is_stopped_on_close():
 
 def test_render_module_does_not_import_torch():
     code = (
-        "import sys, report.render, report.questions, report.figures, report.store; "
+        "import sys, report.render, report.questions, report.figures, report.core.store; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from report.errors import MissingResultError, StoreError
-from report.store import Store
+from report.core.errors import MissingResultError, StoreError
+from report.core.store import Store
 from tests.helpers import fake_meta
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_killed_writer_never_leaves_a_partial_result(tmp_path):
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
         import pandas as pd
-        from report.store import Store
+        from report.core.store import Store
         from tests.helpers import fake_meta
         s = Store({str(tmp_path)!r})
         i = 0

@@ -1,8 +1,9 @@
-"""The context layer: one module per question turns stored tables into facts, claims, tables and figures.
+"""The context layer: one module per question turns stored tables into facts, verdicts, tables and figures.
 
 ``report/questions/qN.py`` defines ``context(results: Results) -> dict``; the template
-``templates/qN.md.j2`` sees that dict as ``qN``. A value the template shows comes from exactly one place:
-the question module that computed it from the store. Nothing here imports torch.
+``templates/qN.md.j2`` sees that dict as ``qN`` and words it. A value the template shows comes from exactly
+one place: the question module that computed it from the store. The questions and their order come from
+the manifest. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from report import fingerprint as fp
-from report.errors import EvidenceError, MissingResultError
-from report.store import Store
-
-QUESTIONS: tuple[str, ...] = ("q1", "q2", "q3", "q4")
+from report.core import manifest
+from report.core.errors import EvidenceError, MissingResultError
+from report.core.freshness import Request, judge
+from report.core.store import Store
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Run:
     dirty: bool
     config: dict[str, Any]
     versions: dict[str, str]
-    stale: tuple[str, ...]  # fingerprint parts that changed since this result was made
+    stale: tuple[str, ...]  # what changed since this result was made (report.core.freshness.judge)
 
     @property
     def date(self) -> str:
@@ -73,23 +73,30 @@ class Figure:
 
 
 class Results:
-    """Read access to one profile's results, with errors that tell the author what to run."""
+    """Read access to the results a build asks for, with errors that tell the author what to run.
 
-    def __init__(self, store: Store, profile: str) -> None:
+    ``request`` is the build's request (or just a profile name, for a notebook): the stale flag of every
+    run shown comes from the same freshness rule as ``build.py status``.
+    """
+
+    def __init__(self, store: Store, request: Request | str) -> None:
         self.store = store
-        self.profile = profile
+        self.request = Request(request) if isinstance(request, str) else request
+        self.profile = self.request.profile
         self._runs: dict[str, Run] = {}
         self._tables: dict[tuple[str, str], pd.DataFrame] = {}
 
     def run(self, experiment: str) -> Run:
         if experiment not in self._runs:
-            meta = self.store.meta(self.profile, experiment)
-            if meta is None:
+            verdict = judge(self.store, experiment, self.request)
+            meta = verdict.meta
+            if verdict.state == "missing":
                 raise MissingResultError(
                     f"the report needs {experiment} results for profile {self.profile}, and the store "
                     f"{self.store.root} has none; run: build.py run {experiment} --profile {self.profile}"
                 )
-            current = {"code": fp.code_hash(experiment), "versions": fp.versions_hash()}
+            if meta is None:  # present but unreadable: reading it says what is wrong and how to fix it
+                self.store.meta(self.profile, experiment)
             self._runs[experiment] = Run(
                 experiment=experiment,
                 run_id=meta["run_id"],
@@ -102,7 +109,7 @@ class Results:
                 dirty=bool(meta["git_dirty"]),
                 config=meta["config"],
                 versions=meta["versions"],
-                stale=tuple(fp.stale_parts(meta["fingerprint"], current)),
+                stale=verdict.changed,
             )
         return self._runs[experiment]
 
@@ -120,6 +127,12 @@ def require(condition: bool, check: str) -> None:
         raise EvidenceError(f"the evidence contradicts the report: {check}")
 
 
-def build(results: Results, names: tuple[str, ...] = QUESTIONS) -> dict[str, dict[str, Any]]:
-    """Every question's context, keyed ``q1``..``q4`` as the templates use them."""
+def questions() -> tuple[str, ...]:
+    """The report's questions in order: the manifest's experiments."""
+    return manifest.load().names
+
+
+def build(results: Results, names: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
+    """Every question's context, keyed by name (``q1``, ``q2``, ...) as the templates use them."""
+    names = questions() if names is None else names
     return {name: importlib.import_module(f"report.questions.{name}").context(results) for name in names}

@@ -2,7 +2,8 @@
 
 Every comparison is a difference of mean test accuracies judged against seed-to-seed variation: a gap
 counts as real only when it exceeds ``NOISE_SE`` standard errors of the difference. With one seed that
-variation is unmeasured, and the sentences here say so instead of calling a gap real.
+variation is unmeasured, and the verdicts say so instead of calling a gap real. The claims below return
+facts and case codes only; the sentences that state them are macros in templates/q4.words.j2.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from report.plots import q4 as plots
 from report.questions import Figure, Results, Table, require
 
 NOISE_SE = 2.0  # gaps within this many standard errors of the difference are "within seed noise"
@@ -57,39 +59,40 @@ def compare(a: pd.Series, b: pd.Series) -> dict[str, Any]:
 
 
 def best_claim(summary: pd.DataFrame) -> dict[str, Any]:
-    """Which model is best, and which others this run cannot separate from it."""
+    """Which model is best, and which others this run cannot separate from it.
+
+    ``case`` says which sentence ``words.best`` in templates/q4.words.j2 writes: "only" (one model, no
+    ranking), "unmeasured" (one seed: the runner-up's gap cannot be judged), "tied" (some models within
+    seed noise of the best, listed in ``tied``) or "clear" (every gap exceeds seed noise).
+    """
     best = summary.iloc[0]
     gaps = [compare(best, row) for _, row in summary.iloc[1:].iterrows()]
     tied = [g["b"] for g in gaps if g["verdict"] == WITHIN]
     if not gaps:
-        text = f"{best['title']} is the only model in this run, so there is no ranking to report."
+        case = "only"
     elif gaps[0]["verdict"] == UNMEASURED:
-        text = (
-            f"{best['title']} has the highest test accuracy in this single-seed run; how much of its "
-            f"lead over {gaps[0]['b']} is seed-to-seed variation is not measured."
-        )
+        case = "unmeasured"
     elif tied:
-        text = (
-            f"{best['title']} has the highest mean test accuracy, but {_join(tied)} "
-            f"{'is' if len(tied) == 1 else 'are'} within seed noise of it, so this run does not separate "
-            f"{'the two' if len(tied) == 1 else 'them'}."
-        )
+        case = "tied"
     else:
-        text = (
-            f"{best['title']} has the highest mean test accuracy, and its lead over every other model "
-            f"exceeds seed noise."
-        )
+        case = "clear"
     return {
         "title": best["title"],
         "model": best["model"],
-        "text": text,
+        "case": case,
         "tied": tied,
         "runner_up": gaps[0] if gaps else None,
     }
 
 
 def depth_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
-    """Whether more depth among the ResNets changed accuracy beyond seed noise (None with under two)."""
+    """Whether more depth among the ResNets changed accuracy beyond seed noise (None with under two).
+
+    ``case`` says which sentence ``words.depth`` writes: "unmeasured" (one seed; ``order`` lists the
+    ResNets by point estimate), "no_effect" (every gap within seed noise), "helped" or "hurt" (the
+    deepest against the shallowest beyond seed noise) or "mixed" (those two within seed noise of each
+    other, an intermediate step beyond it).
+    """
     rows = {r["model"]: r for _, r in summary.iterrows()}
     present = [rows[m] for m in RESNETS if m in rows]
     if len(present) < 2:
@@ -98,55 +101,52 @@ def depth_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
     if len(present) == 3:
         steps.append(compare(present[0], present[2]))
     verdicts = {s["verdict"] for s in steps}
-    shallow, deepest, overall = present[0]["title"], present[-1]["title"], steps[-1]["verdict"]
-    order = " > ".join(r["title"] for r in sorted(present, key=lambda r: -r["acc"]))
+    overall = steps[-1]["verdict"]
     if verdicts == {UNMEASURED}:
-        text = (
-            f"With one seed the noise of these gaps is unmeasured, so the ordering of the ResNets by "
-            f"point estimate ({order}) is not evidence that depth helped or hurt."
-        )
+        case = "unmeasured"
     elif verdicts == {WITHIN}:
-        text = "Every gap among the ResNets is within seed noise: this run shows no effect of depth."
+        case = "no_effect"
     elif overall == ABOVE:
-        text = f"More depth helped: {deepest} is more accurate than {shallow} by more than seed noise."
+        case = "helped"
     elif overall == BELOW:
-        text = (
-            f"More depth hurt under this budget: {deepest} is less accurate than {shallow} by more than "
-            f"seed noise."
-        )
+        case = "hurt"
     else:
-        text = (
-            f"{deepest} and {shallow} are within seed noise of each other, although an intermediate "
-            f"step differs by more than seed noise; depth had no consistent effect here."
-        )
-    return {"steps": steps, "text": text}
+        case = "mixed"
+    return {
+        "steps": steps,
+        "case": case,
+        "shallow": present[0]["title"],
+        "deepest": present[-1]["title"],
+        "order": [r["title"] for r in sorted(present, key=lambda r: -r["acc"])],
+    }
 
 
 def lenet_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
-    """Where LeNet-5 stands against each ResNet (None when either is missing from the run)."""
+    """Where LeNet-5 stands against each ResNet (None when either is missing from the run).
+
+    ``case`` says which sentence ``words.lenet`` writes, from LeNet-5's side: "below" or "above" (every
+    ResNet beyond seed noise, on the same side), "within" (every ResNet within seed noise),
+    "unmeasured" (one seed; ``higher`` lists the ResNets that scored above LeNet-5) or "mixed" (each
+    ResNet's ``side`` in ``gaps`` says whether it is "above", "below" or "within" seed noise of LeNet-5).
+    """
     rows = {r["model"]: r for _, r in summary.iterrows()}
     if "lenet5" not in rows or not any(m in rows for m in RESNETS):
         return None
+    side = {ABOVE: "above", BELOW: "below", WITHIN: "within", UNMEASURED: "unmeasured"}
     gaps = [compare(rows["lenet5"], rows[m]) for m in RESNETS if m in rows]  # positive: the ResNet is higher
+    gaps = [{**g, "side": side[g["verdict"]]} for g in gaps]
     verdicts = {g["verdict"] for g in gaps}
     if verdicts == {ABOVE}:
-        text = "LeNet-5 is less accurate than every ResNet, each gap beyond seed noise."
+        case = "below"
     elif verdicts == {BELOW}:
-        text = "LeNet-5 is more accurate than every ResNet, each gap beyond seed noise."
+        case = "above"
     elif verdicts == {WITHIN}:
-        text = "LeNet-5 is within seed noise of every ResNet."
+        case = "within"
     elif UNMEASURED in verdicts:
-        higher = [g["b"] for g in gaps if g["delta_pp"] > 0]
-        who = f"{_join(higher)} scored above LeNet-5" if higher else "no ResNet scored above LeNet-5"
-        text = f"In this single-seed run {who}; seed noise is unmeasured, so the ordering is not established."
+        case = "unmeasured"
     else:
-        where = {ABOVE: "above", BELOW: "below", WITHIN: "within seed noise of"}
-        text = (
-            "LeNet-5's standing against the ResNets is mixed: "
-            + "; ".join(f"{g['b']} is {where[g['verdict']]} it" for g in gaps)
-            + "."
-        )
-    return {"gaps": gaps, "text": text}
+        case = "mixed"
+    return {"gaps": gaps, "case": case, "higher": [g["b"] for g in gaps if g["delta_pp"] > 0]}
 
 
 def pareto(summary: pd.DataFrame) -> list[str]:
@@ -164,10 +164,6 @@ def class_accuracy(confusion: pd.DataFrame) -> pd.DataFrame:
     return out.assign(accuracy=out["correct"] / out["n"].where(out["n"] > 0))
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def check(results: pd.DataFrame, confusion: pd.DataFrame, test_used: int, seeds: int) -> None:
     """Stop if the stored tables disagree with each other: the ranking would rest on broken evidence."""
     counts = results.groupby("model")["seed"].nunique()
@@ -180,77 +176,6 @@ def check(results: pd.DataFrame, confusion: pd.DataFrame, test_used: int, seeds:
         bool(((merged["hit"] / merged["count"] - merged["test_acc"]).abs() < 1e-6).all()),
         "stored test accuracies equal the diagonals of the stored confusion matrices",
     )
-
-
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per model, in ranking order, in every figure
-
-
-def draw_tradeoff(data: pd.DataFrame):
-    """Test accuracy against parameters and against forward FLOPs, both on log axes.
-
-    One colour and marker per model, named in a legend: with close accuracies (the ResNets), text
-    labels beside the points would overlap.
-    """
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), sharey=True)
-    for ax, col, label in ((axes[0], "params", "parameters"), (axes[1], "flops", "forward FLOPs per image")):
-        for i, (_, r) in enumerate(data.iterrows()):
-            ax.errorbar(
-                r[col],
-                100 * r["acc"],
-                yerr=100 * (0 if pd.isna(r["acc_std"]) else r["acc_std"]),
-                fmt=MARKERS[i % len(MARKERS)],
-                color=f"C{i % 10}",
-                capsize=3,
-                label=r["title"],
-            )
-        ax.set_xscale("log")
-        ax.margins(x=0.15)
-        ax.set_xlabel(label)
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("test accuracy (%)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
-    return fig
-
-
-def draw_curves(data: pd.DataFrame):
-    """Mean training loss and validation accuracy per epoch, one line per model."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(6.4, 3.2))
-    for i, (title, d) in enumerate(data.groupby("title", sort=False)):
-        style = {"marker": MARKERS[i % len(MARKERS)], "markersize": 3, "color": f"C{i % 10}", "label": title}
-        left.plot(d["epoch"], d["train_loss"], **style)
-        right.plot(d["epoch"], 100 * d["val_acc"], **style)
-    left.set(xlabel="epoch", ylabel="training loss (smoothed labels)")
-    right.set(xlabel="epoch", ylabel="validation accuracy (%)")
-    for ax in (left, right):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
-    right.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def draw_confusion(data: pd.DataFrame):
-    """Row-normalised confusion matrix: each row is the distribution of predictions for one true class."""
-    import matplotlib.pyplot as plt
-
-    counts = data.pivot_table(index="true", columns="pred", values="count", aggfunc="sum")
-    names = data.drop_duplicates("true").sort_values("true")["true_name"].tolist()
-    rates = counts.div(counts.sum(axis=1).clip(lower=1), axis=0)
-    fig, ax = plt.subplots(figsize=(5.0, 4.2))
-    im = ax.imshow(rates.to_numpy(), cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set(xlabel="predicted class", ylabel="true class")
-    fig.colorbar(im, ax=ax, label="fraction of the true class")
-    fig.tight_layout()
-    return fig
 
 
 def _tables(
@@ -379,20 +304,20 @@ def context(r: Results) -> dict[str, Any]:
         "tables": _tables(summary, per_class, seeds, cuda, best["model"], run),
         "figures": {
             "tradeoff": Figure(
-                draw_tradeoff,
+                plots.draw_tradeoff,
                 summary[["title", "params", "flops", "acc", "acc_std"]],
                 f"Test accuracy of each model on {dataset} against its parameter count and "
                 f"its forward FLOPs per image, both on logarithmic axes.",
                 run,
             ),
             "curves": Figure(
-                draw_curves,
+                plots.draw_curves,
                 mean_curves,
                 "Training loss and validation accuracy after each epoch, one line per model.",
                 run,
             ),
             "confusion": Figure(
-                draw_confusion,
+                plots.draw_confusion,
                 confusion[confusion["model"] == best["model"]],
                 f"Row-normalised confusion matrix of {best['title']} on the {dataset} test images.",
                 run,

@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from report.errors import MissingResultError, StoreError
+from report.core.errors import MissingResultError, StoreError
+from report.core.fingerprint import file_digest
+from report.core.manifest import Manifest
+from report.core.manifest import load as load_manifest
 
 if TYPE_CHECKING:  # pandas is imported where a table is read or written: --help and a render's
     import pandas as pd  # PDF printer start ~0.4 s sooner
@@ -32,10 +35,21 @@ RUN_TABLE = "run"
 
 
 class Store:
-    """Parquet results store rooted at ``root``; safe against crashes and concurrent builds."""
+    """Parquet results store rooted at ``root``; safe against crashes and concurrent builds.
 
-    def __init__(self, root: Path | str) -> None:
+    Every table written is checked against ``manifest`` (the project's by default), and the run record
+    keeps the sha256 of each table file so a damaged result is found before it is shown.
+    """
+
+    def __init__(self, root: Path | str, manifest: Manifest | None = None) -> None:
         self.root = Path(root)
+        self._manifest = manifest
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = load_manifest()
+        return self._manifest
 
     # ---- locking and recovery -------------------------------------------------------------
     @contextmanager
@@ -85,6 +99,7 @@ class Store:
         self, profile: str, experiment: str, tables: dict[str, pd.DataFrame], meta: dict[str, Any]
     ) -> Path:
         """Atomically replace the stored result of ``experiment`` under ``profile``."""
+        self.manifest.check(experiment, tables)
         if RUN_TABLE in tables:
             raise ValueError(f"table name {RUN_TABLE!r} is reserved for run metadata")
         self._ensure_root()
@@ -93,9 +108,11 @@ class Store:
         tmp = profile_dir / f".tmp-{experiment}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
+            files = {}
             for name, df in tables.items():
                 _write_parquet(df, tmp / f"{name}.parquet")
-            _write_parquet(_meta_frame(meta), tmp / f"{RUN_TABLE}.parquet")
+                files[name] = file_digest(tmp / f"{name}.parquet")
+            _write_parquet(_meta_frame({**meta, "files": files}), tmp / f"{RUN_TABLE}.parquet")
             _fsync_dir(tmp)
             final = profile_dir / experiment
             old = profile_dir / f".old-{experiment}"
@@ -130,10 +147,25 @@ class Store:
         if not self.has(profile, experiment):
             return None
         row = self.read(profile, experiment, RUN_TABLE).iloc[0].to_dict()
+        if row.get("experiment") != experiment:
+            raise StoreError(
+                f"{self.path(profile, experiment)} is not a run record of {experiment}; rerun: "
+                f"build.py run {experiment} --profile {profile} --force"
+            )
         for key, value in row.items():  # dicts and lists were stored as JSON text (see _meta_frame)
             if isinstance(value, str) and value[:1] in ("{", "["):
                 row[key] = json.loads(value)
         return row
+
+    def damaged(self, profile: str, experiment: str) -> list[str]:
+        """Tables whose file is missing or differs from the checksum in the run record."""
+        meta = self.meta(profile, experiment) or {}
+        return [
+            name
+            for name, digest in (meta.get("files") or {}).items()
+            if not self.path(profile, experiment, name).is_file()
+            or file_digest(self.path(profile, experiment, name)) != digest
+        ]
 
     def read(self, profile: str, experiment: str, table: str) -> pd.DataFrame:
         """One stored table; a missing or corrupt file raises an error that says how to fix it."""

@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from report.errors import ConfigError
+from report.core.errors import ConfigError
 
 PROFILES: tuple[str, ...] = ("smoke", "quick", "full")
 
@@ -99,6 +99,13 @@ def apply_overrides(exp: str, config: Any, raw: dict[str, str]) -> Any:
     if check is not None:
         check()
     return new
+
+
+def check_settings(*rules: tuple[bool, str]) -> None:
+    """Stop at the first broken ``(holds, message)`` rule of a config's ``validate``, before any training."""
+    for holds, message in rules:
+        if not holds:
+            raise ConfigError(message)
 
 
 def config_dict(config: Any) -> dict[str, Any]:

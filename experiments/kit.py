@@ -1,0 +1,181 @@
+"""The experiment kit: what every experiment shares, in one place.
+
+The run context and its unit of work (``RunContext.step``: computed once, kept on disk, resumed after a
+crash), the output type, seeding and device choice, thread scoping, device sync, tensor-resident batching,
+prediction in chunks, confusion counts, and the Student-t interval over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import special
+
+from report.core.atomic import atomic_write
+from report.core.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Output:
+    """What an experiment returns: tidy tables for the store and one headline number for ``status``."""
+
+    tables: dict[str, pd.DataFrame]
+    headline: tuple[str, float]
+
+
+def _no_progress(items: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
+    yield from items
+
+
+@dataclass
+class RunContext:
+    """Everything an experiment needs from the outside world, passed explicitly."""
+
+    device: torch.device
+    seed: int
+    data_dir: Path
+    workdir: Path  # checkpoints of this run; kept until the result is stored
+    track: Callable[..., Iterator[Any]] = _no_progress
+    log: Callable[[str], None] = field(default=lambda msg: None)
+
+    def step(self, key: str, compute: Callable[[], T]) -> T:
+        """Run ``compute`` once per ``key`` per run, keeping its result on disk so a crashed or
+        interrupted build resumes here instead of recomputing (sweep points, models)."""
+        path = self.workdir / f"{key}.pt"
+        if path.exists():
+            try:
+                return torch.load(path, weights_only=False)
+            except Exception:
+                path.unlink()  # a checkpoint cut short by a crash: recompute it
+        value = compute()
+        save_atomic(value, path)
+        return value
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` through the one atomic write: a crash never leaves a half-written checkpoint."""
+    atomic_write(path, lambda fh: torch.save(obj, fh), fix="pass a --store on a disk with space")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an explicit choice that is unavailable is an error."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise ConfigError("--device cuda: no CUDA device is available; use --device auto or cpu")
+    if name == "mps" and not mps:
+        raise ConfigError("--device mps: no Apple MPS device is available; use --device auto or cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {name}: choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Use ``n`` intra-op CPU threads inside the block (0 leaves the setting alone), then restore it.
+
+    Small matrix products (a 128-unit layer at batch 32, float64 problems of tens of columns) gain little
+    from a second thread, and on a CPU shared with other jobs OpenMP's spin-waiting made them 10-30x
+    slower in our measurements (see benchmarks/q3_epoch_time.py).
+    """
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a wall-clock time covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def batches(
+    n: int, size: int, device: torch.device, gen: torch.Generator | None = None, drop_last: bool = False
+) -> list[torch.Tensor]:
+    """One epoch of batch indices: a fresh permutation of ``n`` examples on the device, cut into slices,
+    so the data stay resident and a batch is one index operation."""
+    order = torch.randperm(n, device=device, generator=gen)
+    return [order[i : i + size] for i in range(0, (n // size) * size if drop_last else n, size)]
+
+
+@torch.inference_mode()
+def predict(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    chunk: int,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    autocast: bool = False,
+) -> torch.Tensor:
+    """Logits for all of ``x`` in eval mode, ``chunk`` rows at a time (``prepare`` maps a raw chunk to
+    model input; ``autocast`` runs in bf16 on CUDA)."""
+    training = model.training
+    model.eval()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast and x.is_cuda):
+        out = torch.cat([model(prepare(xs) if prepare else xs) for xs in x.split(chunk)])
+    model.train(training)
+    return out
+
+
+def confusion_rows(true: torch.Tensor, pred: torch.Tensor, classes: int, **keys: Any) -> list[dict[str, Any]]:
+    """The confusion counts of one model as tidy rows ``{**keys, true, pred, count}``."""
+    counts = torch.bincount(true.cpu() * classes + pred.cpu(), minlength=classes * classes).view(classes, -1)
+    return [
+        {**keys, "true": t, "pred": p, "count": int(counts[t, p])}
+        for t in range(classes)
+        for p in range(classes)
+    ]
+
+
+def t_interval(values: Sequence[float], level: float) -> dict[str, Any]:
+    """Mean, sample standard deviation and the two-sided Student-t interval for the mean over seeds.
+
+    The t quantile (not the normal 1.96) because the spread is estimated from a handful of seeds.
+    It is computed here rather than in the report so that rendering never imports scipy (~0.2 s).
+    """
+    x = np.asarray(values, dtype=float)
+    mean, std = float(x.mean()), float(x.std(ddof=1))
+    quantile = 0.5 + level / 2
+    t = float(special.stdtrit(len(x) - 1, quantile))
+    half = t * std / math.sqrt(len(x))
+    return {
+        "n": len(x),
+        "level": level,
+        "quantile": quantile,
+        "t": t,
+        "mean": mean,
+        "std": std,
+        "lo": mean - half,
+        "hi": mean + half,
+    }

@@ -1,0 +1,110 @@
+"""The one freshness rule: is a stored result current for what this build asks for, and if not, why?
+
+``status``, ``all``/``run`` and the report's stale flags all call ``judge``, so they cannot disagree. A
+result is current when its files are intact and the fingerprint parts it was stored with equal the parts
+of this request: its code (and manifest entry), its config (profile, ``--set`` values, seed), the content
+of the data files it read, and the versions of torch, torchvision and numpy. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from report.core import fingerprint as fp
+from report.core import manifest as mf
+from report.core.errors import StoreError
+from report.core.store import Store
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a build asks for; every command builds one from the same options."""
+
+    profile: str
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    seed: int = 0
+    data_dir: Path = Path("data")
+
+    def config_part(self, experiment: str) -> str:
+        return fp.config_hash(self.profile, dict(self.overrides.get(experiment, {})), self.seed)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    experiment: str
+    state: Literal["current", "stale", "missing"]
+    changed: tuple[str, ...] = ()  # fingerprint parts that differ, or "files" for a damaged result
+    notes: tuple[str, ...] = ()  # what was not checked, and why
+    meta: dict[str, Any] | None = None
+
+    @property
+    def current(self) -> bool:
+        return self.state == "current"
+
+    @property
+    def label(self) -> str:
+        return f"stale: {', '.join(self.changed)} changed" if self.state == "stale" else self.state
+
+
+def fingerprint(
+    experiment: str, request: Request, data_files: list[Path], cache: Path | None, manifest: mf.Manifest
+) -> dict[str, str]:
+    """The parts a result made now for ``request`` is stored with (``data_files`` are those it reads)."""
+    return {
+        "code": code_part(experiment, manifest),
+        "config": request.config_part(experiment),
+        "data": fp.data_hash(data_files, cache) if data_files else "none",
+        "versions": fp.versions_hash(),
+    }
+
+
+def code_part(experiment: str, manifest: mf.Manifest) -> str:
+    entry = manifest.get(experiment)
+    return fp.code_hash(experiment, {"datasets": entry.datasets, "tables": entry.tables})
+
+
+def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest | None = None) -> Verdict:
+    """Current, stale (which parts changed) or missing: the verdict every command uses."""
+    manifest = manifest or store.manifest
+    try:
+        meta = store.meta(request.profile, experiment)
+        damaged = store.damaged(request.profile, experiment) if meta else []
+    except StoreError as e:
+        return Verdict(experiment, "stale", ("files",), (str(e),))
+    if meta is None:
+        return Verdict(experiment, "missing")
+    if damaged:
+        return Verdict(experiment, "stale", ("files",), (f"damaged: {', '.join(damaged)}",), meta)
+    stored = meta.get("fingerprint") or {}
+    current = {
+        "code": code_part(experiment, manifest),
+        "config": request.config_part(experiment),
+        "versions": fp.versions_hash(),
+    }
+    notes = []
+    data = _data_part(meta, request, store)
+    if data is None:
+        notes.append(f"data not found in {request.data_dir}, so not checked")
+    else:
+        current["data"] = data
+    if meta.get("profile") != request.profile:
+        return Verdict(experiment, "stale", ("profile",), (f"stored as profile {meta.get('profile')}",), meta)
+    changed = tuple(p for p in fp.PARTS if p in current and stored.get(p) != current[p])
+    return Verdict(experiment, "stale" if changed else "current", changed, tuple(notes), meta)
+
+
+def _data_part(meta: dict[str, Any], request: Request, store: Store) -> str | None:
+    """The data hash of the files the result read, found in the requested data folder or else where they
+    were read from; ``None`` when they are in neither."""
+    relative = [Path(f) for f in meta.get("data_files", [])]
+    if not relative:
+        return "none"
+    cache = store.root / ".datahash.json" if store.root.is_dir() else None
+    for folder in (request.data_dir, Path(meta.get("data_dir", request.data_dir))):
+        files = [folder / f for f in relative]
+        if all(f.is_file() for f in files):
+            return fp.data_hash(files, cache)
+    return None

@@ -1,0 +1,153 @@
+"""Question 3's drawings: each takes the data its context module prepared and returns a figure.
+
+matplotlib is imported inside each function, so a render whose figures are all cached never imports it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def draw_lr(data: pd.DataFrame, names: dict[str, str], chosen: tuple[str, float]) -> Any:
+    """Accuracy and loss against the learning rate (log axis), per optimizer; the chosen point circled."""
+    import matplotlib.pyplot as plt
+
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(6.4, 2.8))
+    for opt, df in data.groupby("optimizer", sort=False):
+        df = df.sort_values("lr")
+        acc.plot(df["lr"], 100 * df["val_acc"], "o-", ms=3, label=names[opt])
+        loss.plot(df["lr"], df["val_loss"], "o-", ms=3, label=names[opt])
+    pick = data[(data["optimizer"] == chosen[0]) & np.isclose(data["lr"], chosen[1])]
+    acc.plot(pick["lr"], 100 * pick["val_acc"], "o", ms=10, mfc="none", mec="k", label="chosen")
+    acc.set_ylim(max(0, 100 * data["val_acc"].max() - 20), 100)
+    loss.set_yscale("log")
+    for ax, label in ((acc, "validation accuracy (%)"), (loss, "validation loss")):
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel(label)
+    acc.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def draw_heatmap(data: pd.DataFrame, span: float) -> Any:
+    """Validation accuracy per (learning rate, batch size) cell, annotated; the best cell boxed."""
+    import matplotlib.pyplot as plt
+
+    grid = data.pivot(index="lr", columns="batch_size", values="val_acc").sort_index(ascending=False)
+    values = 100 * grid.to_numpy()
+    top = np.nanmax(values)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    image = ax.imshow(values, cmap="viridis", vmin=max(top - span, 0), vmax=top, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(
+                j,
+                i,
+                f"{values[i, j]:.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="k" if values[i, j] > top - span / 2 else "w",
+            )
+    i, j = np.unravel_index(np.nanargmax(values), values.shape)
+    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
+    ax.set_xticks(range(len(grid.columns)), [str(b) for b in grid.columns])
+    ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("learning rate")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="validation accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def draw_scaling(data: pd.DataFrame, base_lr: float) -> Any:
+    """Accuracy with a held and a linearly scaled learning rate, and seconds per epoch, against batch size."""
+    import matplotlib.pyplot as plt
+
+    fig, (acc, time) = plt.subplots(1, 2, figsize=(6.4, 2.8))
+    acc.plot(data["batch_size"], 100 * data["fixed_acc"], "o-", ms=3, label=f"rate held at {base_lr:g}")
+    acc.plot(data["batch_size"], 100 * data["scaled_acc"], "s-", ms=3, label="rate scaled with batch")
+    time.plot(data["batch_size"], data["epoch_s"], "o-", ms=3, color="C2")
+    acc.set_ylabel("validation accuracy (%)")
+    acc.legend(frameon=False)
+    time.set_ylabel("seconds per epoch")
+    time.set_ylim(0, None)
+    for ax in (acc, time):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(data["batch_size"], [str(b) for b in data["batch_size"]])
+        ax.minorticks_off()
+        ax.set_xlabel("batch size")
+    fig.tight_layout()
+    return fig
+
+
+def draw_curves(data: pd.DataFrame, best: int) -> Any:
+    """Loss and accuracy per epoch, training and validation, with the chosen epoch marked."""
+    import matplotlib.pyplot as plt
+
+    fig, (loss, acc) = plt.subplots(1, 2, figsize=(6.4, 2.8))
+    for split, style in (("train", "-"), ("val", "--")):
+        label = "training" if split == "train" else "validation"
+        loss.plot(data["epoch"], data[f"{split}_loss"], style, label=label)
+        acc.plot(data["epoch"], 100 * data[f"{split}_acc"], style, label=label)
+    for ax in (loss, acc):
+        ax.axvline(best, color="k", lw=0.8, ls=":")
+        ax.set_xlabel("epoch")
+    loss.set_yscale("log")
+    loss.set_ylabel("loss")
+    acc.set_ylabel("accuracy (%)")
+    acc.set_ylim(max(0, 100 * data["val_acc"].min() - 1), 100)
+    loss.legend(frameon=False, title=f"dotted: epoch {best}", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def draw_confusion(matrix: pd.DataFrame) -> Any:
+    """Counts per (true, predicted) digit; colour shows only the off-diagonal errors so they stay visible."""
+    import matplotlib.pyplot as plt
+
+    counts = matrix.to_numpy()
+    errors = np.where(np.eye(len(counts), dtype=bool), np.nan, counts)
+    fig, ax = plt.subplots(figsize=(4.6, 4.0))
+    image = ax.imshow(errors, cmap="Reds", vmin=0)
+    for i in range(len(counts)):
+        for j in range(len(counts)):
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                weight="bold" if i == j else "normal",
+            )
+    ax.set_xticks(range(10), [str(c) for c in matrix.columns])
+    ax.set_yticks(range(10), [str(c) for c in matrix.index])
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="misclassified test images", shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def draw_misclassified(data: pd.DataFrame) -> Any:
+    """Each image with "true → predicted (confidence)" above it."""
+    import matplotlib.pyplot as plt
+
+    cols = 8
+    rows = max(1, math.ceil(len(data) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(6.4, 1.0 * rows + 0.2), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (_, row) in zip(axes.flat, data.iterrows(), strict=False):
+        ax.imshow(np.asarray(row["pixels"], dtype=np.uint8).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
+        ax.set_title(f"{row['true']}→{row['pred']} ({100 * row['confidence']:.0f}%)", fontsize=7)
+    fig.tight_layout()
+    return fig
