@@ -59,60 +59,29 @@ class Paper(str, Enum):
 
 
 # ---- the shared options, declared once; each command names the ones it takes -------------------------
+def _option(kind: Any, default: Any, *names: str, **info: Any) -> tuple[Any, Any]:
+    return Annotated[kind, typer.Option(*names, **info)], default
+
+
+PROFILE_HELP = (
+    f"Experiment size: {', '.join(PROFILES)}. Default: full with CUDA, else quick ($REPORT_PROFILE)."
+)
+SET_HELP = "Override a config value, e.g. --set q3.sweep_epochs=5 (repeatable; validated and recorded)."
 SHARED: dict[str, tuple[Any, Any]] = {
-    "profile": (
-        Annotated[
-            str | None,
-            typer.Option(
-                "--profile",
-                "-p",
-                help=f"Experiment size: {', '.join(PROFILES)}. Default: full with a CUDA device, "
-                "else quick (or $REPORT_PROFILE).",
-                show_default=False,
-            ),
-        ],
-        None,
-    ),
-    "data_dir": (
-        Annotated[
-            Path,
-            typer.Option(
-                "--data-dir",
-                envvar="REPORT_DATA_DIR",
-                help="Where datasets live (downloaded there if missing).",
-            ),
-        ],
-        Path("data"),
-    ),
-    "store": (
-        Annotated[
-            Path, typer.Option("--store", envvar="REPORT_STORE", help="The results store (parquet files).")
-        ],
-        Path("results"),
-    ),
-    "out": (
-        Annotated[Path, typer.Option("--out", "-o", envvar="REPORT_OUT", help="Where report.html/.pdf go.")],
-        Path("build"),
-    ),
-    "device": (Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")], "auto"),
-    "seed": (Annotated[int, typer.Option("--seed", help="Base random seed, recorded with the results.")], 0),
-    "sets": (
-        Annotated[
-            list[str] | None,
-            typer.Option(
-                "--set",
-                "-s",
-                help="Override a config value, e.g. --set q3.sweep_epochs=5 or --set q4.dataset=fashion-mnist"
-                " (repeatable; validated and recorded).",
-                show_default=False,
-            ),
-        ],
-        None,
-    ),
-    "fmt": (Annotated[Format, typer.Option("--format", "-f", help="Which outputs to write.")], Format.all),
-    "paper": (Annotated[Paper, typer.Option("--paper", help="PDF page size.")], Paper.a4),
-    "debug": (Annotated[bool, typer.Option("--debug", help="Show tracebacks.")], False),
-}
+    "profile": _option(str | None, None, "--profile", "-p", help=PROFILE_HELP, show_default=False),
+    "data_dir": _option(Path, Path("data"), "--data-dir", envvar="REPORT_DATA_DIR",
+                        help="Where datasets live (downloaded there if missing)."),
+    "store": _option(Path, Path("results"), "--store", envvar="REPORT_STORE",
+                     help="The results store (parquet files)."),
+    "out": _option(Path, Path("build"), "--out", "-o", envvar="REPORT_OUT",
+                   help="Where report.html/.pdf go."),
+    "device": _option(str, "auto", "--device", help="auto, cpu, cuda or mps."),
+    "seed": _option(int, 0, "--seed", help="Base random seed, recorded with the results."),
+    "sets": _option(list[str] | None, None, "--set", "-s", help=SET_HELP, show_default=False),
+    "fmt": _option(Format, Format.all, "--format", "-f", help="Which outputs to write."),
+    "paper": _option(Paper, Paper.a4, "--paper", help="PDF page size."),
+    "debug": _option(bool, False, "--debug", help="Show tracebacks."),
+}  # fmt: skip
 BUILD = ("profile", "data_dir", "store", "seed", "sets")  # what decides which results are current
 
 

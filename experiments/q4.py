@@ -62,30 +62,16 @@ class Config:
             raise ConfigError("q4: subsets must be >= 0, warmup in [0, 1) and grad_clip > 0")
 
 
+# fmt: off
 PROFILES: dict[str, Config] = {
     # CPU-sized: ResNet-101 trains at a few images per second on two cores, so these are pipeline checks
-    "smoke": Config(
-        seeds=1,
-        epochs=1,
-        batch_size=8,
-        lr=0.02,
-        val_size=8,
-        train_subset=8,
-        test_subset=16,
-        eval_batch_size=16,
-    ),
-    "quick": Config(
-        seeds=1,
-        epochs=3,
-        batch_size=32,
-        lr=0.05,
-        val_size=100,
-        train_subset=400,
-        test_subset=400,
-        eval_batch_size=100,
-    ),
+    "smoke": Config(seeds=1, epochs=1, batch_size=8, lr=0.02, val_size=8, train_subset=8, test_subset=16,
+                    eval_batch_size=16),
+    "quick": Config(seeds=1, epochs=3, batch_size=32, lr=0.05, val_size=100, train_subset=400,
+                    test_subset=400, eval_batch_size=100),
     "full": Config(),
 }
+# fmt: on
 
 # Random translation for every dataset (pixels of zero padding each side); horizontal flips only where a
 # mirrored image is still an image of the same class (never for digits).

@@ -6,6 +6,7 @@ and an ``OSError`` becomes one line that names the path, the cause and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable
@@ -29,11 +30,16 @@ def atomic_write(path: Path, data: bytes | str | Writer, fix: str = "pass a writ
                 fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise os_error(e, path, fix) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def os_error(e: OSError, path: Path, fix: str) -> ReportError:
