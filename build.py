@@ -115,6 +115,8 @@ class Options:
 
     @functools.cached_property
     def results(self) -> Store:
+        if self.store.exists() and not self.store.is_dir():
+            raise ReportError(f"--store {self.store} is a file, not a folder; pass a folder for the results")
         return Store(self.store)
 
 
@@ -333,7 +335,11 @@ def clean(
         shutil.rmtree(opts.out)
         console.print(f"removed {opts.out}")
     if results and opts.results.root.exists():
-        if not yes and not typer.confirm(f"Delete every stored result in {opts.store}?", default=False):
+        try:
+            confirmed = yes or typer.confirm(f"Delete every stored result in {opts.store}?", default=False)
+        except typer.Abort:  # no terminal, or no answer: keep the results
+            confirmed = False
+        if not confirmed:
             raise _fail("kept the results store (pass --yes to delete without asking)", 1)
         with opts.results.lock():
             opts.results.delete()

@@ -27,7 +27,12 @@ from experiments import models, q4  # noqa: E402
 from experiments.kit import device_name, resolve_device  # noqa: E402
 
 H100_ANCHORS: dict[str, float] = {  # images/s, batch 512, bf16 autocast + channels_last
-    "lenet5": 280e3, "alexnet": 165e3, "vgg": 74e3, "resnet18": 54e3, "resnet50": 13e3, "resnet101": 8.4e3,
+    "lenet5": 280e3,
+    "alexnet": 165e3,
+    "vgg": 74e3,
+    "resnet18": 54e3,
+    "resnet50": 13e3,
+    "resnet101": 8.4e3,
 }
 
 
@@ -54,8 +59,9 @@ def throughput(name: str, device: torch.device, batch: int, steps: int, warmup: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--models", default=",".join(models.NAMES), help="comma-separated registry names")
     parser.add_argument("--batch", type=int, default=512)

@@ -114,7 +114,11 @@ def execute(
     seed_everything(request.seed)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    output = p.module.run(p.config, ctx)
+    try:
+        output = p.module.run(p.config, ctx)
+    finally:
+        if not any(workdir.iterdir()):  # nothing to resume from: leave no empty folder behind
+            workdir.rmdir()
     duration = time.perf_counter() - t0
     commit, dirty = git_state()
     meta = {

@@ -264,14 +264,30 @@ def render_html(
     def resolve(m: re.Match[str]) -> str:
         label = m.group(1)
         if label not in doc.labels:
+            where = _ref_location(templates, [f"{n}.md.j2" for n in names], label)
             raise TemplateError(
-                f"ref({label!r}) names no figure or table; labels: {', '.join(sorted(doc.labels))}"
+                f"{where}: ref({label!r}) names no figure or table; labels: {', '.join(sorted(doc.labels))}"
             )
         return f'<a class="xref" href="#{label}">{doc.labels[label]}</a>'
 
     page = _REF.sub(resolve, page)
     doc.math.save()
     return page
+
+
+def _ref_location(templates: Path, files: list[str], label: str) -> str:
+    """file:line of the first ``ref`` to ``label`` in the question templates (refs resolve after all
+    sections are rendered, when Jinja's own location is gone)."""
+    call = re.compile(r"ref\(\s*['\"]" + re.escape(label) + r"['\"]")
+    for name in files:
+        for folder in (templates, TEMPLATES):
+            path = folder / name
+            if path.is_file():
+                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                    if call.search(line):
+                        return f"templates/{name}:{number}"
+                break
+    return "templates"
 
 
 def document_meta(results: Results, questions: tuple[str, ...], profile: str) -> dict[str, Any]:

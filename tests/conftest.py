@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -36,6 +37,19 @@ def smoke_all(data_dir: Path, store: Path, out: Path, *extra: str) -> list[str]:
         str(out),
         *extra,
     )
+
+
+def render_args(store: Path, out: Path, *extra: str) -> list[str]:
+    """``render`` of the smoke profile from a given store into a given output folder."""
+    return ["render", "--profile", "smoke", "--store", str(store), "--out", str(out), *extra]
+
+
+def copy_project(tmp_path: Path) -> Path:
+    """A copy of the project's files (no git, data, results or outputs) to edit in a test."""
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns(".git", "results", "build", "data", "__pycache__", ".pytest_cache")
+    shutil.copytree(ROOT, project, ignore=ignore)
+    return project
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ import textwrap
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, SMOKE_SETS
+from report.core.store import Store
+from tests.conftest import SMOKE_SETS, copy_project
 
 pytestmark = pytest.mark.slow
 
@@ -79,9 +80,7 @@ counts = { digit = "int", images = "int" }
 
 def test_a_fifth_question_from_new_files_and_one_manifest_entry(smoke_build, data_dir, tmp_path):
     pypdf = pytest.importorskip("pypdf")
-    project = tmp_path / "project"
-    ignore = shutil.ignore_patterns(".git", "results", "build", "data", "__pycache__", ".pytest_cache")
-    shutil.copytree(ROOT, project, ignore=ignore)
+    project = copy_project(tmp_path)
     (project / "experiments" / "q5.py").write_text(textwrap.dedent(EXPERIMENT))
     (project / "report" / "questions" / "q5.py").write_text(textwrap.dedent(CONTEXT))
     (project / "templates" / "q5.md.j2").write_text(TEMPLATE)
@@ -101,6 +100,6 @@ def test_a_fifth_question_from_new_files_and_one_manifest_entry(smoke_build, dat
 
     text = "\n".join(page.extract_text() for page in pypdf.PdfReader(out / "report.pdf").pages)
     assert "Question 5" in text and "How balanced are the training classes?" in text
-    counts = pd.read_parquet(store / "smoke" / "q5" / "counts.parquet")
+    counts = pd.read_parquet(Store(store).path("smoke", "q5", "counts"))
     rarest = counts.loc[counts["images"].idxmin()]
     assert f"the rarest digit is {int(rarest['digit'])}, with" in " ".join(text.split())

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import build
 from report.core.store import Store
-from tests.conftest import build_cmd, smoke_all
+from tests.conftest import build_cmd, render_args, smoke_all
 from tests.helpers import store_with
 
 runner = CliRunner()
@@ -86,17 +86,7 @@ def test_corrupt_store_file_is_exit_2_and_other_results_stay(tmp_path):
 def test_unwritable_out_dir_is_exit_2(tmp_path, smoke_build):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = _invoke(
-        "render",
-        "--profile",
-        "smoke",
-        "--store",
-        str(smoke_build.store),
-        "--out",
-        str(blocker / "out"),
-        "--format",
-        "html",
-    )
+    result = _invoke(*render_args(smoke_build.store, blocker / "out", "--format", "html"))
     assert result.exit_code == 2 and "pass a writable --out" in result.output
 
 

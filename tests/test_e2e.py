@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 from report.core.store import Store
 from report.format import apply
 from report.questions import Results, Table, build, questions
-from tests.conftest import ROOT, SMOKE_SETS, build_cmd, smoke_all
+from tests.conftest import ROOT, SMOKE_SETS, build_cmd, copy_project, render_args, smoke_all
 
 pytestmark = pytest.mark.slow
 
@@ -73,13 +72,7 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir)
             "-X",
             "importtime",
             str(ROOT / "build.py"),
-            "render",
-            "--profile",
-            "smoke",
-            "--store",
-            str(smoke_build.store),
-            "--out",
-            str(smoke_build.out),
+            *render_args(smoke_build.store, smoke_build.out),
         ],
         capture_output=True,
         text=True,
@@ -88,26 +81,6 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir)
     assert render.returncode == 0, render.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in render.stderr.splitlines() if "|" in line}
     assert "torch" not in imported and "experiments" not in imported
-
-
-def _status_rows(stdout: str) -> dict[str, str]:
-    """``build.py status`` table rows by experiment name."""
-    return {line.split()[1]: line for line in stdout.splitlines() if line.strip().startswith("│ q")}
-
-
-def test_status_names_the_changed_input(smoke_build, data_dir):
-    common = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(smoke_build.store)]
-    proc = subprocess.run(
-        build_cmd("status", *common, *SMOKE_SETS, "--set", "q1.segments=300"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    rows = _status_rows(proc.stdout)
-    assert "stale: config changed" in rows["q1"]
-    for name in ("q2", "q3", "q4"):
-        assert "current" in rows[name], rows[name]
 
 
 def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -122,7 +95,7 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     store = tmp_path / "results"
     args = smoke_all(data_dir, store, tmp_path / "build", *SMOKE_SETS)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(store, "smoke/q2/run.parquet", proc)
+    _wait_for(store, "smoke/q2/current", proc)
     _wait_for(store, ".work/smoke/q3-*/*", proc)  # q3 is training and has checkpointed a sweep point
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -135,7 +108,7 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     assert {n: s.meta("smoke", n)["run_id"] for n in ("q1", "q2")} == done
     runs = s.runs()
     assert sorted(runs["experiment"]) == sorted(questions()) and runs["run_id"].is_unique
-    assert not [p for p in (store / "smoke").iterdir() if p.name.startswith(".")], "leftover partial result"
+    assert not list(store.glob("smoke/*/.tmp-*")), "leftover partial result"
 
 
 def test_two_concurrent_builds_share_one_store(tmp_path, data_dir):
@@ -155,14 +128,6 @@ def test_two_concurrent_builds_share_one_store(tmp_path, data_dir):
     assert sorted(runs["experiment"]) == ["q1", "q2"]
 
 
-def _copy_project(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    shutil.copytree(
-        ROOT, project, ignore=shutil.ignore_patterns(".git", "results", "build", "data", "__pycache__")
-    )
-    return project
-
-
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -172,24 +137,14 @@ def _copy_project(tmp_path: Path) -> Path:
 )
 def test_template_error_via_cli_names_file_and_line(smoke_build, tmp_path, line, message):
     """An author's syntax error or missing value: exit status 2, file:line, and the store untouched."""
-    project = _copy_project(tmp_path)
+    project = copy_project(tmp_path)
     template = project / "templates" / "q2.md.j2"
     lines = template.read_text().splitlines()
     lines[2] = line
     template.write_text("\n".join(lines) + "\n")
     before = sorted(p.stat().st_mtime_ns for p in smoke_build.store.rglob("*.parquet"))
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(project / "build.py"),
-            "render",
-            "--profile",
-            "smoke",
-            "--store",
-            str(smoke_build.store),
-            "--out",
-            str(tmp_path / "out"),
-        ],
+        [sys.executable, str(project / "build.py"), *render_args(smoke_build.store, tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -201,38 +156,8 @@ def test_template_error_via_cli_names_file_and_line(smoke_build, tmp_path, line,
     assert not (tmp_path / "out" / "report.html").exists()
 
 
-def test_code_change_makes_only_that_experiment_stale(smoke_build, data_dir, tmp_path):
-    project = _copy_project(tmp_path)
-    with open(project / "experiments" / "q3.py", "a") as fh:
-        fh.write("\n# an edit to the experiment's code\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(project / "build.py"),
-            "status",
-            "--profile",
-            "smoke",
-            "--data-dir",
-            str(data_dir),
-            "--store",
-            str(smoke_build.store),
-            *SMOKE_SETS,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    rows = _status_rows(proc.stdout)
-    assert "stale: code changed" in rows["q3"]
-    assert all("current" in rows[n] for n in ("q1", "q2", "q4")), rows
-
-
 def test_watch_rerenders_when_a_template_changes(smoke_build, tmp_path):
-    project = tmp_path / "project"
-    shutil.copytree(
-        ROOT, project, ignore=shutil.ignore_patterns(".git", "results", "build", "data", "__pycache__")
-    )
+    project = copy_project(tmp_path)
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import build
 from report.core import fingerprint as fp
+from report.core.store import Store
 from tests.conftest import SMOKE_SETS
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def test_status_all_and_report_agree(case, smoke_build, data_dir, tmp_path, monk
         made_with = fp.versions()
         monkeypatch.setattr(fp, "versions", lambda: {**made_with, "torch": "0.0.1"})
     elif case == "files":
-        table = store / "smoke" / "q1" / "segments.parquet"
+        table = Store(store).path("smoke", "q1", "segments")
         table.write_bytes(table.read_bytes()[:-100])
     elif case == "missing":
         shutil.rmtree(store / "smoke" / "q1")

@@ -101,7 +101,9 @@ def test_syntax_error_names_file_and_line(fake_question, tmp_path):
 
 def test_unknown_ref_and_duplicate_label_fail(fake_question, tmp_path):
     store, templates = fake_question
-    with pytest.raises(TemplateError, match="ref\\('fig:nope'\\) names no figure or table"):
+    with pytest.raises(
+        TemplateError, match="templates/qx.md.j2:3: ref\\('fig:nope'\\) names no figure or table"
+    ):
         _render(store, templates, "# Q\n\n{{ ref('fig:nope') }}\n", tmp_path)
     with pytest.raises(TemplateError, match="used twice"):
         _render(

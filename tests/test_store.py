@@ -25,11 +25,10 @@ def test_write_then_read_roundtrip(tmp_path):
     assert list(store.read("smoke", "q3", "misclassified")["pixels"][1]) == [7, 7]
     meta = store.meta("smoke", "q3")
     assert meta["experiment"] == "q3" and meta["config"] == {"epochs": 1}
-    # plain pandas reads every file: the store is notebook-friendly
-    assert pd.read_parquet(tmp_path / "results/smoke/q3/run.parquet")["profile"][0] == "smoke"
-    assert (
-        json.loads(pd.read_parquet(tmp_path / "results/smoke/q3/run.parquet")["headline"][0])["value"] == 0.5
-    )
+    # plain pandas reads every file of the run the pointer names: the store is notebook-friendly
+    run = (tmp_path / "results/smoke/q3/current").read_text()
+    record = pd.read_parquet(tmp_path / "results/smoke/q3" / run / "run.parquet")
+    assert record["profile"][0] == "smoke" and json.loads(record["headline"][0])["value"] == 0.5
     assert store.tables("smoke", "q3") == sorted(tables)
     assert list(store.runs()["experiment"]) == ["q3"]
 
@@ -65,15 +64,24 @@ def test_corrupt_parquet_is_one_clear_error_and_others_survive(tmp_path):
     assert store.read("smoke", "q1", "task")["samples"][0] == 1
 
 
-def test_recover_after_crash_mid_swap(tmp_path):
+def test_recover_drops_what_a_crashed_write_left(tmp_path):
     store = Store(tmp_path)
     store.write("smoke", "q3", synthetic("q3", value=1), fake_meta("q3"))
-    # a crash after moving the old result aside and before moving the new one in
-    (tmp_path / "smoke/q3").rename(tmp_path / "smoke/.old-q3")
-    (tmp_path / "smoke/.tmp-q3-deadbeef").mkdir()
+    home = tmp_path / "smoke" / "q3"
+    (home / ".tmp-20260101-000000-abcdef").mkdir()  # a run folder being written
+    (home / ".current.123.tmp").write_text("20260101-000000-abcdef")  # a pointer being replaced
     store.recover()
     assert store.read("smoke", "q3", "final")["seed"][0] == 1
-    assert sorted(p.name for p in (tmp_path / "smoke").iterdir()) == ["q3"]
+    assert not [p.name for p in home.iterdir() if p.name.startswith(".")]
+
+
+def test_previous_runs_are_kept_as_bounded_history(tmp_path):
+    store = Store(tmp_path, keep=2)
+    ids = [store.write("smoke", "q3", synthetic("q3", value=v), fake_meta("q3")).name for v in range(5)]
+    history = store.history("smoke", "q3")
+    assert [r.folder.name for r in history] == ids[-3:], "the current run and the 2 before it"
+    assert store.result("smoke", "q3").folder.name == ids[-1]
+    assert [r.read("final")["seed"][0] for r in history] == [2, 3, 4]
 
 
 def test_unwritable_store_is_a_store_error(tmp_path):
@@ -131,3 +139,120 @@ def test_write_refuses_tables_that_differ_from_the_manifest(tmp_path):
         with pytest.raises(StoreError, match=message):
             store.write("smoke", "q3", tables, fake_meta("q3"))
     assert not (tmp_path / "smoke" / "q3").exists(), "a refused write leaves nothing behind"
+
+
+CRASH = """
+import builtins, os, sys
+sys.path.insert(0, {root!r})
+import pandas as pd
+from report.core.store import Store
+from tests.helpers import fake_meta, synthetic, toy_manifest
+
+store_root, k = sys.argv[1], int(sys.argv[2])
+tables = {{"a": pd.DataFrame({{"x": [2] * 100}}), "b": pd.DataFrame({{"x": [2]}})}}
+store = Store(store_root, toy_manifest("qt", tables), keep=1)
+count = 0
+
+
+def boundary(fn):
+    def stop_at_k(*args, **kwargs):
+        global count
+        count += 1
+        if count == k:
+            os._exit(9)  # a crash: no cleanup runs
+        return fn(*args, **kwargs)
+
+    return stop_at_k
+
+
+# every file operation of a write: create, write, sync, rename, replace, remove
+pd.DataFrame.to_parquet = boundary(pd.DataFrame.to_parquet)
+builtins.open = boundary(builtins.open)
+for name in ("mkdir", "rename", "replace", "fsync", "unlink", "rmdir"):
+    setattr(os, name, boundary(getattr(os, name)))
+store.write("smoke", "qt", tables, fake_meta("qt", manifest=store.manifest))
+print(count)
+"""
+
+
+def _toy(value: int, rows: int = 100) -> dict[str, pd.DataFrame]:
+    return {"a": pd.DataFrame({"x": [value] * rows}), "b": pd.DataFrame({"x": [value]})}
+
+
+def test_a_crash_at_every_write_boundary_leaves_the_old_or_the_new_result(tmp_path):
+    """Like SQLite's crash tests: stop a write after its k-th file operation, for every k."""
+    from tests.helpers import toy_manifest
+
+    script = CRASH.format(root=str(ROOT))
+    manifest = toy_manifest("qt", _toy(1))
+
+    def fresh(name: str) -> tuple[Path, str]:
+        store = Store(tmp_path / name, manifest, keep=1)
+        for value in (0, 1):  # one run of history, so pruning is among the boundaries too
+            old = store.write("smoke", "qt", _toy(value), fake_meta("qt", manifest=manifest)).name
+        return tmp_path / name, old
+
+    root, _ = fresh("count")
+    done = subprocess.run([sys.executable, "-c", script, str(root), "0"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    boundaries = int(done.stdout)
+    assert boundaries >= 10
+    for k in range(1, boundaries + 1):
+        root, old = fresh(f"k{k}")
+        crashed = subprocess.run([sys.executable, "-c", script, str(root), str(k)], capture_output=True)
+        assert crashed.returncode == 9, (k, crashed.stderr)
+        store = Store(root, manifest)
+        result = store.result("smoke", "qt")
+        a, b = result.read("a"), result.read("b")
+        value = int(b["x"][0])
+        assert value in (1, 2) and (a["x"] == value).all(), f"boundary {k}: a mixed or partial result"
+        assert (result.folder.name == old) == (value == 1) and result.damaged() == []
+        store.recover()
+        assert not list(root.glob("smoke/qt/.*")), f"boundary {k}: leftovers after recovery"
+        store.write("smoke", "qt", _toy(3), fake_meta("qt", manifest=manifest))
+        assert store.read("smoke", "qt", "b")["x"][0] == 3
+    print(f"{boundaries} write boundaries checked")
+
+
+WRITER = """
+import sys, time
+sys.path.insert(0, {root!r})
+import pandas as pd
+from report.core.store import Store
+from tests.helpers import fake_meta, toy_manifest
+
+tables = lambda i: {{"a": pd.DataFrame({{"x": [i] * 500}}), "b": pd.DataFrame({{"x": [i]}})}}
+store = Store(sys.argv[1], toy_manifest("qt", tables(0)))
+end, i = time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    i += 1
+    store.write("smoke", "qt", tables(i), fake_meta("qt", manifest=store.manifest))
+print(i)
+"""
+
+
+def test_readers_never_see_a_write_half_done(tmp_path):
+    from tests.helpers import toy_manifest
+
+    manifest = toy_manifest("qt", _toy(0))
+    store = Store(tmp_path, manifest)
+    store.write("smoke", "qt", _toy(0), fake_meta("qt", manifest=manifest))
+    seconds = 3.0
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER.format(root=str(ROOT)), str(tmp_path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    reads, errors, mixed = 0, [], 0
+    while writer.poll() is None:
+        try:
+            result = store.result("smoke", "qt")
+            meta, a, b = result.meta, result.read("a"), result.read("b")
+            mixed += int(not (a["x"] == b["x"][0]).all() or meta["run_id"] != result.folder.name)
+            reads += 1
+        except Exception as e:  # any error is a failure of the promise
+            errors.append(repr(e))
+    writes = int(writer.communicate()[0])
+    assert writer.returncode == 0 and writes > 10
+    assert reads > 10 and errors == [] and mixed == 0, (reads, errors[:3], mixed)
+    print(f"{reads} reads during {writes} writes: no errors, no mixed reads")

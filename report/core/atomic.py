@@ -42,10 +42,10 @@ def _discard(tmp: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def os_error(e: OSError, path: Path, fix: str) -> ReportError:
+def os_error(e: OSError, path: Path, fix: str, kind: type[ReportError] = ReportError) -> ReportError:
     """An ``OSError`` as one line a user can act on; a full disk is named as such."""
     if e.errno == errno.ENOSPC:
-        return ReportError(f"no space left on the device holding {path}: free some space, or {fix}")
+        return kind(f"no space left on the device holding {path}: free some space, or {fix}")
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return ReportError(f"cannot write {path}: permission denied; {fix}")
-    return ReportError(f"cannot write {path}: {e.strerror or e}; {fix}")
+        return kind(f"cannot write {path}: permission denied; {fix}")
+    return kind(f"cannot write {path}: {e.strerror or e}; {fix}")

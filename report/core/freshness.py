@@ -16,7 +16,7 @@ from typing import Any, Literal
 from report.core import fingerprint as fp
 from report.core import manifest as mf
 from report.core.errors import StoreError
-from report.core.store import Store
+from report.core.store import Result, Store
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Verdict:
     changed: tuple[str, ...] = ()  # fingerprint parts that differ, or "files" for a damaged result
     notes: tuple[str, ...] = ()  # what was not checked, and why
     meta: dict[str, Any] | None = None
+    result: Result | None = None  # the stored run judged: read its tables through it
 
     @property
     def current(self) -> bool:
@@ -70,14 +71,17 @@ def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest
     """Current, stale (which parts changed) or missing: the verdict every command uses."""
     manifest = manifest or store.manifest
     try:
-        meta = store.meta(request.profile, experiment)
-        damaged = store.damaged(request.profile, experiment) if meta else []
+        result = store.result(request.profile, experiment)
+        if result is None:
+            return Verdict(experiment, "missing")
+        meta, damaged = result.meta, result.damaged()
     except StoreError as e:
         return Verdict(experiment, "stale", ("files",), (str(e),))
-    if meta is None:
-        return Verdict(experiment, "missing")
     if damaged:
-        return Verdict(experiment, "stale", ("files",), (f"damaged: {', '.join(damaged)}",), meta)
+        return Verdict(experiment, "stale", ("files",), (f"damaged: {', '.join(damaged)}",), meta, result)
+    if meta.get("profile") != request.profile:  # a result folder copied under another profile's name
+        note = f"stored as profile {meta.get('profile')}"
+        return Verdict(experiment, "stale", ("profile",), (note,), meta, result)
     stored = meta.get("fingerprint") or {}
     current = {
         "code": code_part(experiment, manifest),
@@ -90,10 +94,8 @@ def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest
         notes.append(f"data not found in {request.data_dir}, so not checked")
     else:
         current["data"] = data
-    if meta.get("profile") != request.profile:
-        return Verdict(experiment, "stale", ("profile",), (f"stored as profile {meta.get('profile')}",), meta)
     changed = tuple(p for p in fp.PARTS if p in current and stored.get(p) != current[p])
-    return Verdict(experiment, "stale" if changed else "current", changed, tuple(notes), meta)
+    return Verdict(experiment, "stale" if changed else "current", changed, tuple(notes), meta, result)
 
 
 def _data_part(meta: dict[str, Any], request: Request, store: Store) -> str | None:

@@ -1,28 +1,34 @@
-"""The results store: one folder of parquet files per (profile, experiment).
+"""The results store: immutable run folders, and one atomic pointer per (profile, experiment).
 
-Layout (every file readable with ``pd.read_parquet``)::
+Layout (every table readable with ``pd.read_parquet``)::
 
-    results/<profile>/<experiment>/run.parquet    one row: run id, config, timings, versions, fingerprint
-    results/<profile>/<experiment>/<table>.parquet the experiment's tidy tables
+    results/<profile>/<experiment>/current                   the run id of the current result
+    results/<profile>/<experiment>/<run id>/run.parquet       one row: run id, config, versions, fingerprint
+    results/<profile>/<experiment>/<run id>/<table>.parquet   the experiment's tidy tables
 
-A write builds the whole folder under a temporary name and swaps it in with renames, so a reader (or a
-crash at any moment) sees either the old complete result or the new complete result, never a mix.
+A write builds a new run folder under a temporary name, renames it into place, then replaces the pointer
+in one rename. A run folder never changes after that, so a reader that resolves the pointer once
+(``Store.result``) reads one complete run, whatever writers and crashes do meanwhile. The previous
+``keep`` runs stay as history; older ones are pruned.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
+from report.core.atomic import atomic_write, os_error
 from report.core.errors import MissingResultError, StoreError
 from report.core.fingerprint import file_digest
 from report.core.manifest import Manifest
@@ -32,18 +38,72 @@ if TYPE_CHECKING:  # pandas is imported where a table is read or written: --help
     import pandas as pd  # PDF printer start ~0.4 s sooner
 
 RUN_TABLE = "run"
+POINTER = "current"
+KEEP = 3  # previous runs kept per experiment besides the current one
+FIX = "pass a writable --store on a disk with space"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One stored run of one experiment: an immutable folder, read without further pointer lookups."""
+
+    folder: Path
+    profile: str
+    experiment: str
+
+    def path(self, table: str = RUN_TABLE) -> Path:
+        return self.folder / f"{table}.parquet"
+
+    @functools.cached_property
+    def meta(self) -> dict[str, Any]:
+        """The run record (read once); dicts and lists were stored as JSON text (see ``_meta_frame``)."""
+        row = self.read(RUN_TABLE).iloc[0].to_dict()
+        for key, value in row.items():
+            if isinstance(value, str) and value[:1] in ("{", "["):
+                row[key] = json.loads(value)
+        if row.get("experiment") != self.experiment:
+            raise StoreError(f"{self.path()} is not a run record of {self.experiment}; rerun: {self._rerun}")
+        return row
+
+    def tables(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*.parquet") if p.stem != RUN_TABLE)
+
+    def damaged(self) -> list[str]:
+        """Tables whose file is missing or differs from the checksum in the run record."""
+        files = self.meta.get("files") or {}
+        return [n for n, d in files.items() if not self.path(n).is_file() or file_digest(self.path(n)) != d]
+
+    def read(self, table: str) -> pd.DataFrame:
+        """One table; a missing or corrupt file raises an error that says how to fix it."""
+        path = self.path(table)
+        if not path.exists():
+            where = f"{self.experiment} (profile {self.profile})"
+            raise MissingResultError(f"{where} has no table {table!r}; rerun it: {self._rerun}")
+        import pandas as pd
+
+        try:
+            return pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises several types for damaged files
+            raise StoreError(
+                f"{path} is corrupt or truncated ({type(e).__name__}); rerun: {self._rerun}"
+            ) from None
+
+    @property
+    def _rerun(self) -> str:
+        return f"build.py run {self.experiment} --profile {self.profile} --force"
 
 
 class Store:
-    """Parquet results store rooted at ``root``; safe against crashes and concurrent builds.
+    """Parquet results store rooted at ``root``; safe against crashes, concurrent builds and readers.
 
     Every table written is checked against ``manifest`` (the project's by default), and the run record
     keeps the sha256 of each table file so a damaged result is found before it is shown.
     """
 
-    def __init__(self, root: Path | str, manifest: Manifest | None = None) -> None:
+    def __init__(self, root: Path | str, manifest: Manifest | None = None, keep: int = KEEP) -> None:
         self.root = Path(root)
         self._manifest = manifest
+        self.keep = keep
 
     @property
     def manifest(self) -> Manifest:
@@ -53,7 +113,7 @@ class Store:
 
     # ---- locking and recovery -------------------------------------------------------------
     @contextmanager
-    def lock(self, wait_message: str | None = None, on_wait: Any = None) -> Iterator[None]:
+    def lock(self, on_wait: Any = None) -> Iterator[None]:
         """Hold the store's write lock; a second writer waits (calling ``on_wait`` once) until it is free."""
         self._ensure_root()
         lock = FileLock(str(self.root / ".lock"))
@@ -70,62 +130,63 @@ class Store:
             lock.release()
 
     def recover(self) -> None:
-        """Finish or undo a swap interrupted by a crash, and drop half-written temporary folders."""
-        if not self.root.is_dir():
-            return
-        for profile_dir in (p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for entry in profile_dir.iterdir():
-                if entry.name.startswith(".tmp-"):
-                    shutil.rmtree(entry, ignore_errors=True)
-                elif entry.name.startswith(".old-"):
-                    final = profile_dir / entry.name[len(".old-") :]
-                    if final.exists():
-                        shutil.rmtree(entry, ignore_errors=True)
-                    else:
-                        entry.rename(final)
+        """Drop what a crashed write left half done: temporary run folders and pointers."""
+        for leftover in self.root.glob("*/*/.tmp-*"):
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        for leftover in self.root.glob(f"*/*/.{POINTER}.*.tmp"):
+            leftover.unlink()
 
     def _ensure_root(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise StoreError(
-                f"cannot create the results store {self.root}: {e.strerror}; pass a writable --store"
-            ) from None
+            raise StoreError(f"cannot create the results store {self.root}: {e.strerror}; {FIX}") from None
         if not os.access(self.root, os.W_OK):
-            raise StoreError(f"the results store {self.root} is not writable; pass a writable --store")
+            raise StoreError(f"the results store {self.root} is not writable; {FIX}")
 
     # ---- writing --------------------------------------------------------------------------
     def write(
         self, profile: str, experiment: str, tables: dict[str, pd.DataFrame], meta: dict[str, Any]
     ) -> Path:
-        """Atomically replace the stored result of ``experiment`` under ``profile``."""
+        """Store a new current result of ``experiment`` under ``profile``; returns its run folder."""
         self.manifest.check(experiment, tables)
         if RUN_TABLE in tables:
             raise ValueError(f"table name {RUN_TABLE!r} is reserved for run metadata")
         self._ensure_root()
-        profile_dir = self.root / profile
-        profile_dir.mkdir(exist_ok=True)
-        tmp = profile_dir / f".tmp-{experiment}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        home = self.root / profile / experiment
+        run_id = str(meta.get("run_id") or new_run_id())
+        if (home / run_id).exists():  # the same record written again (a test, a repair): a new run
+            run_id = new_run_id()
+        tmp, final = home / f".tmp-{run_id}", home / run_id
         try:
+            tmp.mkdir(parents=True)
             files = {}
             for name, df in tables.items():
                 _write_parquet(df, tmp / f"{name}.parquet")
                 files[name] = file_digest(tmp / f"{name}.parquet")
-            _write_parquet(_meta_frame({**meta, "files": files}), tmp / f"{RUN_TABLE}.parquet")
+            _write_parquet(
+                _meta_frame({**meta, "run_id": run_id, "files": files}), tmp / f"{RUN_TABLE}.parquet"
+            )
             _fsync_dir(tmp)
-            final = profile_dir / experiment
-            old = profile_dir / f".old-{experiment}"
-            if final.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                final.rename(old)
             tmp.rename(final)
-            _fsync_dir(profile_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            atomic_write(home / POINTER, run_id, fix=FIX)  # the one step that makes the new run current
+            _fsync_dir(home)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise os_error(e, home, FIX, StoreError) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self._prune(home, run_id)
         return final
+
+    def _prune(self, home: Path, current: str) -> None:
+        """Keep the current run and the ``keep`` newest before it (run ids sort by time)."""
+        runs = sorted(
+            p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != current
+        )
+        for old in runs[: max(0, len(runs) - self.keep)]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def delete(self, profile: str | None = None) -> None:
         """Remove stored results (one profile, or all of them)."""
@@ -136,79 +197,71 @@ class Store:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
     # ---- reading --------------------------------------------------------------------------
-    def path(self, profile: str, experiment: str, table: str = RUN_TABLE) -> Path:
-        return self.root / profile / experiment / f"{table}.parquet"
+    def result(self, profile: str, experiment: str) -> Result | None:
+        """The current run, resolved once (``None`` when there is none): read everything through it."""
+        home = self.root / profile / experiment
+        try:
+            run_id = (home / POINTER).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StoreError(f"cannot read {home / POINTER}: {e.strerror}") from None
+        return Result(home / run_id, profile, experiment)
+
+    def history(self, profile: str, experiment: str) -> list[Result]:
+        """Every stored run of an experiment, oldest first (the current one included)."""
+        home = self.root / profile / experiment
+        folders = (
+            sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if home.is_dir()
+            else []
+        )
+        return [Result(f, profile, experiment) for f in folders]
 
     def has(self, profile: str, experiment: str) -> bool:
-        return self.path(profile, experiment).exists()
+        return self.result(profile, experiment) is not None
 
     def meta(self, profile: str, experiment: str) -> dict[str, Any] | None:
-        """The run record of a stored result, or ``None`` if there is none."""
-        if not self.has(profile, experiment):
-            return None
-        row = self.read(profile, experiment, RUN_TABLE).iloc[0].to_dict()
-        if row.get("experiment") != experiment:
-            raise StoreError(
-                f"{self.path(profile, experiment)} is not a run record of {experiment}; rerun: "
-                f"build.py run {experiment} --profile {profile} --force"
-            )
-        for key, value in row.items():  # dicts and lists were stored as JSON text (see _meta_frame)
-            if isinstance(value, str) and value[:1] in ("{", "["):
-                row[key] = json.loads(value)
-        return row
-
-    def damaged(self, profile: str, experiment: str) -> list[str]:
-        """Tables whose file is missing or differs from the checksum in the run record."""
-        meta = self.meta(profile, experiment) or {}
-        return [
-            name
-            for name, digest in (meta.get("files") or {}).items()
-            if not self.path(profile, experiment, name).is_file()
-            or file_digest(self.path(profile, experiment, name)) != digest
-        ]
+        """The run record of the current result, or ``None`` if there is none."""
+        result = self.result(profile, experiment)
+        return None if result is None else result.meta
 
     def read(self, profile: str, experiment: str, table: str) -> pd.DataFrame:
-        """One stored table; a missing or corrupt file raises an error that says how to fix it."""
-        path = self.path(profile, experiment, table)
-        if not path.exists():
-            if self.has(profile, experiment):
-                raise MissingResultError(
-                    f"{experiment} (profile {profile}) has no table {table!r}; rerun it: "
-                    f"build.py run {experiment} --profile {profile} --force"
-                )
+        """One table of the current result; a missing result says what to run."""
+        return self._require(profile, experiment).read(table)
+
+    def path(self, profile: str, experiment: str, table: str = RUN_TABLE) -> Path:
+        return self._require(profile, experiment).path(table)
+
+    def tables(self, profile: str, experiment: str) -> list[str]:
+        return self._require(profile, experiment).tables()
+
+    def _require(self, profile: str, experiment: str) -> Result:
+        result = self.result(profile, experiment)
+        if result is None:
             raise MissingResultError(
                 f"no {experiment} results for profile {profile} in {self.root}; "
                 f"run: build.py run {experiment} --profile {profile}"
             )
-        import pandas as pd
-
-        try:
-            return pd.read_parquet(path)
-        except Exception as e:  # pyarrow raises several types for damaged files
-            raise StoreError(
-                f"{path} is corrupt or truncated ({type(e).__name__}); "
-                f"rerun: build.py run {experiment} --profile {profile} --force"
-            ) from None
-
-    def tables(self, profile: str, experiment: str) -> list[str]:
-        folder = self.root / profile / experiment
-        return sorted(p.stem for p in folder.glob("*.parquet") if p.stem != RUN_TABLE)
+        return result
 
     def runs(self) -> pd.DataFrame:
-        """Every stored run record, one row each, across profiles."""
+        """Every current run record, one row each, across profiles."""
         import pandas as pd
 
         frames = []
-        for path in sorted(self.root.glob(f"*/*/{RUN_TABLE}.parquet")):
+        for pointer in sorted(self.root.glob(f"*/*/{POINTER}")):
             try:
-                frames.append(pd.read_parquet(path))
+                frames.append(pd.read_parquet(pointer.parent / pointer.read_text().strip() / "run.parquet"))
             except Exception:
                 continue
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    """Sortable by creation time (microseconds), unique by a random tail: ``20261126-165949-123456-a1b2``."""
+    now = datetime.now()
+    return now.strftime("%Y%m%d-%H%M%S-%f") + "-" + uuid.uuid4().hex[:4]
 
 
 def _meta_frame(meta: dict[str, Any]) -> pd.DataFrame:

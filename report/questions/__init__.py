@@ -18,7 +18,7 @@ import pandas as pd
 from report.core import manifest
 from report.core.errors import EvidenceError, MissingResultError
 from report.core.freshness import Request, judge
-from report.core.store import Store
+from report.core.store import Result, Store
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class Results:
         self.request = Request(request) if isinstance(request, str) else request
         self.profile = self.request.profile
         self._runs: dict[str, Run] = {}
+        self._results: dict[str, Result] = {}  # the run each experiment's tables are read from
         self._tables: dict[tuple[str, str], pd.DataFrame] = {}
 
     def run(self, experiment: str) -> Run:
@@ -95,8 +96,9 @@ class Results:
                     f"the report needs {experiment} results for profile {self.profile}, and the store "
                     f"{self.store.root} has none; run: build.py run {experiment} --profile {self.profile}"
                 )
-            if meta is None:  # present but unreadable: reading it says what is wrong and how to fix it
+            if meta is None or verdict.result is None:  # unreadable: reading it says what is wrong
                 self.store.meta(self.profile, experiment)
+            self._results[experiment] = verdict.result
             self._runs[experiment] = Run(
                 experiment=experiment,
                 run_id=meta["run_id"],
@@ -117,7 +119,7 @@ class Results:
         key = (experiment, name)
         if key not in self._tables:
             self.run(experiment)  # a clear "run it" message when the whole experiment is missing
-            self._tables[key] = self.store.read(self.profile, experiment, name)
+            self._tables[key] = self._results[experiment].read(name)
         return self._tables[key]
 
 
