@@ -80,9 +80,18 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "sets": _option(list[str] | None, None, "--set", "-s", help=SET_HELP, show_default=False),
     "fmt": _option(Format, Format.all, "--format", "-f", help="Which outputs to write."),
     "paper": _option(Paper, Paper.a4, "--paper", help="PDF page size."),
+    "strict_versions": _option(bool, False, "--strict-versions", envvar="REPORT_STRICT_VERSIONS",
+                               help="Results made with other torch, torchvision or numpy are stale."),
     "debug": _option(bool, False, "--debug", help="Show tracebacks."),
 }  # fmt: skip
-BUILD = ("profile", "data_dir", "store", "seed", "sets")  # what decides which results are current
+BUILD = (
+    "profile",
+    "data_dir",
+    "store",
+    "seed",
+    "sets",
+    "strict_versions",
+)  # what decides which results are current
 
 
 @dataclass
@@ -98,6 +107,7 @@ class Options:
     sets: list[str] | None = None
     fmt: Format = Format.all
     paper: Paper = Paper.a4
+    strict_versions: bool = False
     debug: bool = False
 
     @functools.cached_property
@@ -111,7 +121,9 @@ class Options:
     def request(self) -> Request:
         if self.seed < 0:
             raise ReportError(f"--seed {self.seed}: give a seed of 0 or more")
-        return Request(self.chosen, parse_overrides(self.sets), self.seed, self.data_dir)
+        return Request(
+            self.chosen, parse_overrides(self.sets), self.seed, self.data_dir, self.strict_versions
+        )
 
     @functools.cached_property
     def results(self) -> Store:

@@ -66,7 +66,8 @@ class Document:
         dirty = " (uncommitted changes)" if run.dirty else ""
         text = (
             f"Source: {run.experiment}, run {run.run_id}, profile {run.profile}, {run.date}, "
-            f"{run.device_name}, {fmt.dur(run.duration_s)}, commit {run.commit}{dirty}."
+            f"{run.device_name}, {fmt.dur(run.duration_s)}, commit {run.commit}{dirty}"
+            + (f", made with {run.other_versions}." if run.other_versions else ".")
         )
         stale = ""
         if run.stale:

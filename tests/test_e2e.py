@@ -93,7 +93,7 @@ def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float
 
 def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, data_dir):
     store = tmp_path / "results"
-    args = smoke_all(data_dir, store, tmp_path / "build", *SMOKE_SETS)
+    args = smoke_all(data_dir, store, tmp_path / "build", *SMOKE_SETS, "--format", "html")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(store, "smoke/q2/current", proc)
     _wait_for(store, ".work/smoke/q3-*/*", proc)  # q3 is training and has checkpointed a sweep point

@@ -141,72 +141,84 @@ def test_write_refuses_tables_that_differ_from_the_manifest(tmp_path):
     assert not (tmp_path / "smoke" / "q3").exists(), "a refused write leaves nothing behind"
 
 
+def _toy(value: int, rows: int = 100) -> dict[str, pd.DataFrame]:
+    return {"a": pd.DataFrame({"x": [value] * rows}), "b": pd.DataFrame({"x": [value]})}
+
+
 CRASH = """
-import builtins, os, sys
+import builtins, json, os, sys
 sys.path.insert(0, {root!r})
 import pandas as pd
 from report.core.store import Store
-from tests.helpers import fake_meta, synthetic, toy_manifest
+from tests.helpers import fake_meta, toy_manifest
 
-store_root, k = sys.argv[1], int(sys.argv[2])
-tables = {{"a": pd.DataFrame({{"x": [2] * 100}}), "b": pd.DataFrame({{"x": [2]}})}}
-store = Store(store_root, toy_manifest("qt", tables), keep=1)
-count = 0
-
-
-def boundary(fn):
-    def stop_at_k(*args, **kwargs):
-        global count
-        count += 1
-        if count == k:
-            os._exit(9)  # a crash: no cleanup runs
-        return fn(*args, **kwargs)
-
-    return stop_at_k
+base = sys.argv[1]
+toy = lambda v, rows=100: {{"a": pd.DataFrame({{"x": [v] * rows}}), "b": pd.DataFrame({{"x": [v]}})}}
+manifest = toy_manifest("qt", toy(0))
 
 
-# every file operation of a write: create, write, sync, rename, replace, remove
-pd.DataFrame.to_parquet = boundary(pd.DataFrame.to_parquet)
-builtins.open = boundary(builtins.open)
-for name in ("mkdir", "rename", "replace", "fsync", "unlink", "rmdir"):
-    setattr(os, name, boundary(getattr(os, name)))
-store.write("smoke", "qt", tables, fake_meta("qt", manifest=store.manifest))
-print(count)
+def crash_at(k, folder):
+    # in a fresh child: a store holding two runs, then a write stopped at its k-th file operation
+    store = Store(folder, manifest, keep=1)
+    for value in (0, 1):
+        store.write("smoke", "qt", toy(value), fake_meta("qt", manifest=manifest))
+    count = 0
+
+    def boundary(fn):
+        def stop_at_k(*args, **kwargs):
+            nonlocal count
+            count += 1
+            if count == k:
+                os._exit(9)  # a crash: no cleanup runs
+            return fn(*args, **kwargs)
+
+        return stop_at_k
+
+    # every file operation of a write: create, write, sync, rename, replace, remove
+    pd.DataFrame.to_parquet = boundary(pd.DataFrame.to_parquet)
+    builtins.open = boundary(builtins.open)
+    for name in ("mkdir", "rename", "replace", "fsync", "unlink", "rmdir"):
+        setattr(os, name, boundary(getattr(os, name)))
+    store.write("smoke", "qt", toy(2), fake_meta("qt", manifest=manifest))
+    with open(os.path.join(folder, "boundaries"), "w") as fh:
+        fh.write(str(count))
+    os._exit(0)
+
+
+def run(k):
+    # each crash in its own forked child of this process, which has done no I/O with pyarrow yet
+    pid = os.fork()
+    if pid == 0:
+        crash_at(k, os.path.join(base, f"k{{k}}"))
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+assert run(0) == 0
+boundaries = int(open(os.path.join(base, "k0", "boundaries")).read())
+print(json.dumps({{"boundaries": boundaries, "exits": [run(k) for k in range(1, boundaries + 1)]}}))
 """
-
-
-def _toy(value: int, rows: int = 100) -> dict[str, pd.DataFrame]:
-    return {"a": pd.DataFrame({"x": [value] * rows}), "b": pd.DataFrame({"x": [value]})}
 
 
 def test_a_crash_at_every_write_boundary_leaves_the_old_or_the_new_result(tmp_path):
     """Like SQLite's crash tests: stop a write after its k-th file operation, for every k."""
     from tests.helpers import toy_manifest
 
-    script = CRASH.format(root=str(ROOT))
-    manifest = toy_manifest("qt", _toy(1))
-
-    def fresh(name: str) -> tuple[Path, str]:
-        store = Store(tmp_path / name, manifest, keep=1)
-        for value in (0, 1):  # one run of history, so pruning is among the boundaries too
-            old = store.write("smoke", "qt", _toy(value), fake_meta("qt", manifest=manifest)).name
-        return tmp_path / name, old
-
-    root, _ = fresh("count")
-    done = subprocess.run([sys.executable, "-c", script, str(root), "0"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH.format(root=str(ROOT)), str(tmp_path)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    boundaries = int(done.stdout)
-    assert boundaries >= 10
+    report = json.loads(done.stdout)
+    boundaries = report["boundaries"]
+    assert boundaries >= 10 and report["exits"] == [9] * boundaries, report
+    manifest = toy_manifest("qt", _toy(0))
     for k in range(1, boundaries + 1):
-        root, old = fresh(f"k{k}")
-        crashed = subprocess.run([sys.executable, "-c", script, str(root), str(k)], capture_output=True)
-        assert crashed.returncode == 9, (k, crashed.stderr)
+        root = tmp_path / f"k{k}"
         store = Store(root, manifest)
         result = store.result("smoke", "qt")
         a, b = result.read("a"), result.read("b")
         value = int(b["x"][0])
         assert value in (1, 2) and (a["x"] == value).all(), f"boundary {k}: a mixed or partial result"
-        assert (result.folder.name == old) == (value == 1) and result.damaged() == []
+        assert result.damaged() == [] and result.meta["run_id"] == result.folder.name, f"boundary {k}"
         store.recover()
         assert not list(root.glob("smoke/qt/.*")), f"boundary {k}: leftovers after recovery"
         store.write("smoke", "qt", _toy(3), fake_meta("qt", manifest=manifest))

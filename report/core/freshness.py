@@ -2,8 +2,10 @@
 
 ``status``, ``all``/``run`` and the report's stale flags all call ``judge``, so they cannot disagree. A
 result is current when its files are intact and the fingerprint parts it was stored with equal the parts
-of this request: its code (and manifest entry), its config (profile, ``--set`` values, seed), the content
-of the data files it read, and the versions of torch, torchvision and numpy. Nothing here imports torch.
+of this request: its code (and manifest entry), its config (profile, ``--set`` values, seed) and the
+content of the data files it read. The versions of torch, torchvision and numpy it was made with are
+provenance: a difference is noted, not stale, unless the request asks for ``strict_versions``, so a
+result made on a GPU machine stays current where the report is rendered. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Request:
     overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     seed: int = 0
     data_dir: Path = Path("data")
+    strict_versions: bool = False  # True: other library versions make a result stale
 
     def config_part(self, experiment: str) -> str:
         return fp.config_hash(self.profile, dict(self.overrides.get(experiment, {})), self.seed)
@@ -95,6 +98,9 @@ def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest
     else:
         current["data"] = data
     changed = tuple(p for p in fp.PARTS if p in current and stored.get(p) != current[p])
+    if "versions" in changed and not request.strict_versions:
+        changed = tuple(p for p in changed if p != "versions")
+        notes.append(f"made with {other_versions(meta)}")
     return Verdict(experiment, "stale" if changed else "current", changed, tuple(notes), meta, result)
 
 
@@ -110,3 +116,14 @@ def _data_part(meta: dict[str, Any], request: Request, store: Store) -> str | No
         if all(f.is_file() for f in files):
             return fp.data_hash(files, cache)
     return None
+
+
+def version_differences(meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Library -> (version the result was made with, version here), for those that differ."""
+    made, here = meta.get("versions") or {}, fp.versions()
+    return {k: (made.get(k, "absent"), v) for k, v in here.items() if made.get(k, "absent") != v}
+
+
+def other_versions(meta: dict[str, Any]) -> str:
+    """``torch 2.11.0 (here 2.14.1)``: the libraries a result was made with that differ from these."""
+    return ", ".join(f"{k} {made} (here {here})" for k, (made, here) in version_differences(meta).items())

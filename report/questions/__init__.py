@@ -17,7 +17,7 @@ import pandas as pd
 
 from report.core import manifest
 from report.core.errors import EvidenceError, MissingResultError
-from report.core.freshness import Request, judge
+from report.core.freshness import Request, judge, other_versions
 from report.core.store import Result, Store
 
 
@@ -37,6 +37,7 @@ class Run:
     config: dict[str, Any]
     versions: dict[str, str]
     stale: tuple[str, ...]  # what changed since this result was made (report.core.freshness.judge)
+    other_versions: str = ""  # the libraries it was made with that differ from the rendering machine's
 
     @property
     def date(self) -> str:
@@ -111,6 +112,7 @@ class Results:
                 dirty=bool(meta["git_dirty"]),
                 config=meta["config"],
                 versions=meta["versions"],
+                other_versions=other_versions(meta),
                 stale=verdict.changed,
             )
         return self._runs[experiment]
