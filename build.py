@@ -12,174 +12,22 @@ Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names t
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import os
 
 # torch's OpenMP threads spin while waiting; on a busy 2-core machine that makes small runs 10x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from report.cli import BUILD, Format, Options, app, command, console, fail
 from report.core import manifest
-from report.core.config import PROFILES, check_profile, default_profile, parse_overrides
-from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
-from report.core.freshness import Request, Verdict, judge
-from report.core.store import Store
-
-app = typer.Typer(
-    help=__doc__.split("\n\n")[0],
-    epilog="Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names the problem and "
-    "the fix), 130 interrupted. Run 'python build.py COMMAND --help' for a command's options.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class Format(str, Enum):
-    html = "html"
-    pdf = "pdf"
-    all = "all"
-
-
-class Paper(str, Enum):
-    a4 = "a4"
-    letter = "letter"
-
-
-# ---- the shared options, declared once; each command names the ones it takes -------------------------
-def _option(kind: Any, default: Any, *names: str, **info: Any) -> tuple[Any, Any]:
-    return Annotated[kind, typer.Option(*names, **info)], default
-
-
-PROFILE_HELP = (
-    f"Experiment size: {', '.join(PROFILES)}. Default: full with CUDA, else quick ($REPORT_PROFILE)."
-)
-SET_HELP = "Override a config value, e.g. --set q3.sweep_epochs=5 (repeatable; validated and recorded)."
-SHARED: dict[str, tuple[Any, Any]] = {
-    "profile": _option(str | None, None, "--profile", "-p", help=PROFILE_HELP, show_default=False),
-    "data_dir": _option(Path, Path("data"), "--data-dir", envvar="REPORT_DATA_DIR",
-                        help="Where datasets live (downloaded there if missing)."),
-    "store": _option(Path, Path("results"), "--store", envvar="REPORT_STORE",
-                     help="The results store (parquet files)."),
-    "out": _option(Path, Path("build"), "--out", "-o", envvar="REPORT_OUT",
-                   help="Where report.html/.pdf go."),
-    "device": _option(str, "auto", "--device", help="auto, cpu, cuda or mps."),
-    "seed": _option(int, 0, "--seed", help="Base random seed, recorded with the results."),
-    "sets": _option(list[str] | None, None, "--set", "-s", help=SET_HELP, show_default=False),
-    "fmt": _option(Format, Format.all, "--format", "-f", help="Which outputs to write."),
-    "paper": _option(Paper, Paper.a4, "--paper", help="PDF page size."),
-    "strict_versions": _option(bool, False, "--strict-versions", envvar="REPORT_STRICT_VERSIONS",
-                               help="Results made with other torch, torchvision or numpy are stale."),
-    "debug": _option(bool, False, "--debug", help="Show tracebacks."),
-}  # fmt: skip
-BUILD = (
-    "profile",
-    "data_dir",
-    "store",
-    "seed",
-    "sets",
-    "strict_versions",
-)  # what decides which results are current
-
-
-@dataclass
-class Options:
-    """The shared options of one command, as given (absent ones keep their defaults)."""
-
-    profile: str | None = None
-    data_dir: Path = Path("data")
-    store: Path = Path("results")
-    out: Path = Path("build")
-    device: str = "auto"
-    seed: int = 0
-    sets: list[str] | None = None
-    fmt: Format = Format.all
-    paper: Paper = Paper.a4
-    strict_versions: bool = False
-    debug: bool = False
-
-    @functools.cached_property
-    def chosen(self) -> str:
-        """The profile, printed once when a command starts."""
-        chosen = check_profile(self.profile) if self.profile else default_profile()
-        console.print(f"profile: [bold]{chosen}[/]" + ("" if self.profile else " (default)"))
-        return chosen
-
-    @functools.cached_property
-    def request(self) -> Request:
-        if self.seed < 0:
-            raise ReportError(f"--seed {self.seed}: give a seed of 0 or more")
-        return Request(
-            self.chosen, parse_overrides(self.sets), self.seed, self.data_dir, self.strict_versions
-        )
-
-    @functools.cached_property
-    def results(self) -> Store:
-        if self.store.exists() and not self.store.is_dir():
-            raise ReportError(f"--store {self.store} is a file, not a folder; pass a folder for the results")
-        return Store(self.store)
-
-
-def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register ``fn(opts, **own)`` as a command taking the named ``SHARED`` options besides its own.
-
-    User errors become one line and exit status 2 (``--debug`` shows the traceback), an unexpected error
-    exit status 1, an interrupt exit status 130.
-    """
-
-    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
-        own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
-        extra = [
-            inspect.Parameter(
-                n, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[n][0], default=SHARED[n][1]
-            )
-            for n in (*shared, "debug")
-        ]
-
-        @functools.wraps(fn)
-        def wrapper(**kwargs: Any) -> None:
-            opts = Options(**{n: kwargs.pop(n) for n in (*shared, "debug")})
-            try:
-                fn(opts, **kwargs)
-            except ReportError as e:
-                if opts.debug:
-                    console.print_exception()
-                raise _fail(str(e)) from None
-            except KeyboardInterrupt:
-                message = "interrupted; finished experiments are stored, the next run resumes"
-                raise _fail(message, EXIT_INTERRUPTED) from None
-            except typer.Exit:
-                raise
-            except Exception as e:
-                if opts.debug:
-                    console.print_exception()
-                message = f"{type(e).__name__}: {e} (rerun with --debug for the traceback)"
-                raise _fail(message, EXIT_FAILED) from None
-
-        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
-        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return app.command(name)(wrapper)
-
-    return decorate
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    for line in message.splitlines():
-        console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
-    return typer.Exit(code)
+from report.core.errors import EXIT_INTERRUPTED, ReportError
+from report.core.freshness import Verdict, judge
 
 
 # ---- what the commands share --------------------------------------------------------------------------
@@ -311,7 +159,9 @@ def status(opts: Options) -> None:
 
         runner.resolve(_names(None), opts.chosen, opts.request.overrides)
     table = Table(title=f"results in {opts.store} for profile {opts.chosen}")
-    for col in ("experiment", "state", "finished (UTC)", "duration", "device", "headline"):
+    from report.diff import since_previous
+
+    for col in ("experiment", "state", "finished (UTC)", "duration", "device", "headline", "vs previous run"):
         table.add_column(col)
     for v in _verdicts(opts, _names(None)):
         state = {"current": "[green]current[/]", "missing": "[red]missing[/]"}.get(
@@ -320,7 +170,7 @@ def status(opts: Options) -> None:
         state += "".join(f" [dim]({note})[/]" for note in v.notes)
         meta = v.meta
         if meta is None:
-            table.add_row(v.experiment, state, "", "", "", "")
+            table.add_row(v.experiment, state, "", "", "", "", "")
             continue
         head = meta["headline"]
         table.add_row(
@@ -330,8 +180,119 @@ def status(opts: Options) -> None:
             f"{meta['duration_s']:.1f} s",
             meta["device"],
             f"{head['label']} = {head['value']:.4g}",
+            since_previous(opts.results.history(opts.chosen, v.experiment)),
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
+
+
+Experiments = Annotated[
+    list[str] | None, typer.Argument(help="Experiments (default: all).", show_default=False)
+]
+
+
+@command("profile", "store", name="export")
+def export_(
+    opts: Options,
+    names: Experiments = None,
+    dest: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write (.tar.gz).")] = Path(
+        "results.tar.gz"
+    ),
+) -> None:
+    """Pack the current results into one bundle (tables and provenance, sha256 of every file)."""
+    from report.core import bundle
+
+    index = bundle.export(opts.results, opts.chosen, _names(names), dest)
+    console.print(f"[green]✓[/] wrote {dest}: {', '.join(index['experiments'])} ({opts.chosen})")
+
+
+@command("store", name="import")
+def import_(
+    opts: Options,
+    source: Annotated[str, typer.Argument(help="A bundle's path or URL (file://, https://).")],
+    replace_newer: Annotated[
+        bool, typer.Option("--replace-newer", help="Replace results that finished later than the bundle's.")
+    ] = False,
+) -> None:
+    """Verify a results bundle completely, then make its runs current (refused with one line if bad)."""
+    from report.core import bundle
+
+    verified = bundle.open_bundle(source, opts.results)
+    names = bundle.adopt(opts.results, verified, replace_newer)
+    devices = sorted({run["device_name"] for run in verified.runs().values()})
+    console.print(
+        f"[green]✓[/] imported {', '.join(names)} ({verified.profile}, made on {'; '.join(devices)})"
+    )
+
+
+@command("profile", "store")
+def diff(
+    opts: Options,
+    a: Annotated[
+        str | None, typer.Argument(help="A run id, a store folder or a bundle (default: previous run).")
+    ] = None,
+    b: Annotated[
+        str | None, typer.Argument(help="The same for the other side (default: current run).")
+    ] = None,
+    names: Annotated[
+        list[str] | None, typer.Option("--experiment", "-e", help="Only these experiments.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show what changed between two runs: config keys, fingerprint parts, headline and table columns."""
+    import json
+
+    from report.diff import compare
+
+    changes = []
+    for name in _names(names):
+        pair = _side(opts, a, name, previous=True), _side(opts, b, name, previous=False)
+        if None not in pair:
+            changes.append(compare(*pair))
+    if as_json:
+        print(json.dumps(changes, indent=1, default=str))
+        return
+    if not changes:
+        console.print("nothing to compare: no experiment has both runs (a result with a previous run, say)")
+    for change in changes:
+        _print_change(change)
+
+
+def _side(opts: Options, spec: str | None, name: str, previous: bool):  # noqa: ANN202 - a Result or None
+    """One side of ``diff``: the previous or current run, a run id, a store folder or a bundle."""
+    from report.core import bundle
+    from report.core.store import Store
+
+    store, profile = opts.results, opts.chosen
+    if spec is None:
+        history = store.history(profile, name)
+        return (history[-2] if len(history) > 1 else None) if previous else store.result(profile, name)
+    runs = {r.folder.name: r for r in store.history(profile, name)}
+    if spec in runs:
+        return runs[spec]
+    if any(r.folder.name == spec for n in _names(None) for r in store.history(profile, n)):
+        return None  # a run id of another experiment
+    if Path(spec).is_dir():
+        return Store(spec).result(profile, name)
+    return bundle.as_store(bundle.open_bundle(spec, store)).result(profile, name)
+
+
+def _print_change(change: dict) -> None:
+    from rich.table import Table
+
+    head = change["headline"]
+    title = f"{change['experiment']}: {change['a']['run_id']} → {change['b']['run_id']}"
+    table = Table(title=title, title_justify="left")
+    for col in ("what", "A", "B", "Δ"):
+        table.add_column(col)
+    table.add_row(head["label"], f"{head['a']:.6g}", f"{head['b']:.6g}", f"{head['delta']:+.3g}")
+    for key, (va, vb) in change["config"].items():
+        table.add_row(f"config {key}", str(va), str(vb), "")
+    if change["fingerprint"]:
+        table.add_row("fingerprint", "", "", ", ".join(change["fingerprint"]) + " changed")
+    for row in change["tables"]:
+        what = f"{row['table']}.{row['column']} (mean)"
+        table.add_row(what, f"{row['mean_a']:.6g}", f"{row['mean_b']:.6g}", f"{row['delta']:+.3g}")
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @command("store", "out")
@@ -352,7 +313,7 @@ def clean(
         except typer.Abort:  # no terminal, or no answer: keep the results
             confirmed = False
         if not confirmed:
-            raise _fail("kept the results store (pass --yes to delete without asking)", 1)
+            raise fail("kept the results store (pass --yes to delete without asking)", 1)
         with opts.results.lock():
             opts.results.delete()
         console.print(f"removed results in {opts.store}")

@@ -62,7 +62,7 @@ class Result:
             if isinstance(value, str) and value[:1] in ("{", "["):
                 row[key] = json.loads(value)
         if row.get("experiment") != self.experiment:
-            raise StoreError(f"{self.path()} is not a run record of {self.experiment}; rerun: {self._rerun}")
+            raise StoreError(f"{self.path()} is not a run record of {self.experiment}; rerun: {self.rerun}")
         return row
 
     def tables(self) -> list[str]:
@@ -78,18 +78,18 @@ class Result:
         path = self.path(table)
         if not path.exists():
             where = f"{self.experiment} (profile {self.profile})"
-            raise MissingResultError(f"{where} has no table {table!r}; rerun it: {self._rerun}")
+            raise MissingResultError(f"{where} has no table {table!r}; rerun it: {self.rerun}")
         import pandas as pd
 
         try:
             return pd.read_parquet(path)
         except Exception as e:  # pyarrow raises several types for damaged files
             raise StoreError(
-                f"{path} is corrupt or truncated ({type(e).__name__}); rerun: {self._rerun}"
+                f"{path} is corrupt or truncated ({type(e).__name__}); rerun: {self.rerun}"
             ) from None
 
     @property
-    def _rerun(self) -> str:
+    def rerun(self) -> str:
         return f"build.py run {self.experiment} --profile {self.profile} --force"
 
 
@@ -152,23 +152,44 @@ class Store:
         self.manifest.check(experiment, tables)
         if RUN_TABLE in tables:
             raise ValueError(f"table name {RUN_TABLE!r} is reserved for run metadata")
-        self._ensure_root()
-        home = self.root / profile / experiment
         run_id = str(meta.get("run_id") or new_run_id())
-        if (home / run_id).exists():  # the same record written again (a test, a repair): a new run
+        if (self.root / profile / experiment / run_id).exists():  # the same record again: a new run
             run_id = new_run_id()
-        tmp, final = home / f".tmp-{run_id}", home / run_id
-        try:
-            tmp.mkdir(parents=True)
+
+        def fill(folder: Path) -> None:
             files = {}
             for name, df in tables.items():
-                _write_parquet(df, tmp / f"{name}.parquet")
-                files[name] = file_digest(tmp / f"{name}.parquet")
-            _write_parquet(
-                _meta_frame({**meta, "run_id": run_id, "files": files}), tmp / f"{RUN_TABLE}.parquet"
-            )
-            _fsync_dir(tmp)
-            tmp.rename(final)
+                _write_parquet(df, folder / f"{name}.parquet")
+                files[name] = file_digest(folder / f"{name}.parquet")
+            record = _meta_frame({**meta, "run_id": run_id, "files": files})
+            _write_parquet(record, folder / f"{RUN_TABLE}.parquet")
+
+        return self._commit(profile, experiment, run_id, fill)
+
+    def adopt(self, profile: str, experiment: str, run_id: str, files: dict[str, bytes]) -> Path:
+        """Make a run made elsewhere (a verified bundle's files) current; the caller holds the lock."""
+
+        def fill(folder: Path) -> None:
+            for name, data in files.items():
+                with open(folder / name, "wb") as fh:
+                    fh.write(data)
+                    os.fsync(fh.fileno())
+
+        if (self.root / profile / experiment / run_id).is_dir():  # already here: only make it current
+            return self._commit(profile, experiment, run_id, None)
+        return self._commit(profile, experiment, run_id, fill)
+
+    def _commit(self, profile: str, experiment: str, run_id: str, fill: Any) -> Path:
+        """Fill a new run folder under a temporary name, rename it into place, then swap the pointer."""
+        self._ensure_root()
+        home = self.root / profile / experiment
+        tmp, final = home / f".tmp-{run_id}", home / run_id
+        try:
+            if fill is not None:
+                tmp.mkdir(parents=True)
+                fill(tmp)
+                _fsync_dir(tmp)
+                tmp.rename(final)
             atomic_write(home / POINTER, run_id, fix=FIX)  # the one step that makes the new run current
             _fsync_dir(home)
         except OSError as e:

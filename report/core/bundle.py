@@ -1,0 +1,225 @@
+"""Results bundles: carry stored runs from the machine that made them to wherever the report is rendered.
+
+A bundle is a ``.tar.gz`` holding ``bundle.json`` (what it contains: experiments, run ids, fingerprints,
+devices, and the sha256 of every file) and each run folder under ``results/<profile>/<experiment>/``.
+``verify`` checks everything (archive integrity, member paths, checksums, the manifest's table columns)
+before ``adopt`` touches a store, so a bad bundle is refused with one line and the store is left as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from report.core.atomic import atomic_write
+from report.core.errors import ReportError
+from report.core.store import RUN_TABLE, Store
+
+FORMAT = "assignment-report-bundle/1"
+PROJECT = "assignment-report"
+INDEX = "bundle.json"
+
+
+class BundleError(ReportError):
+    """A bundle that is truncated, altered, foreign or would replace newer results."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle, held in memory (tables only, so small)."""
+
+    source: str
+    index: dict[str, Any]
+    files: dict[str, bytes]  # member path -> content
+
+    @property
+    def profile(self) -> str:
+        return self.index["profile"]
+
+    def runs(self) -> dict[str, dict[str, Any]]:
+        return self.index["experiments"]
+
+    def run_files(self, experiment: str) -> dict[str, bytes]:
+        """File name -> content of one experiment's run folder."""
+        prefix = _folder(self.profile, experiment, self.runs()[experiment]["run_id"]) + "/"
+        return {k[len(prefix) :]: v for k, v in self.files.items() if k.startswith(prefix)}
+
+
+def _folder(profile: str, experiment: str, run_id: str) -> str:
+    return f"results/{profile}/{experiment}/{run_id}"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def export(store: Store, profile: str, experiments: list[str], dest: Path) -> dict[str, Any]:
+    """Write the current runs of ``experiments`` to the bundle ``dest``; returns its index."""
+    index: dict[str, Any] = {
+        "format": FORMAT,
+        "project": PROJECT,
+        "profile": profile,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "experiments": {},
+    }
+    members: dict[str, bytes] = {}
+    for name in experiments:
+        result = store.result(profile, name)
+        if result is None:
+            raise ReportError(f"no {name} results for profile {profile} in {store.root} to export; "
+                              f"run: build.py run {name} --profile {profile}")  # fmt: skip
+        if result.damaged():
+            raise ReportError(f"{name}: stored files fail their checksums; rerun: {result.rerun}")
+        meta, folder = result.meta, _folder(profile, name, result.folder.name)
+        files = {f"{folder}/{p.name}": p.read_bytes() for p in sorted(result.folder.glob("*.parquet"))}
+        members.update(files)
+        index["experiments"][name] = {
+            "run_id": result.folder.name,
+            "finished": meta["finished"],
+            "device_name": meta["device_name"],
+            "versions": meta["versions"],
+            "fingerprint": meta["fingerprint"],
+            "files": {path: _digest(data) for path, data in files.items()},
+        }
+
+    def write(fh: Any) -> None:
+        with tarfile.open(fileobj=fh, mode="w:gz") as tar:
+            for path, data in [(INDEX, json.dumps(index, indent=1).encode()), *members.items()]:
+                info = tarfile.TarInfo(path)
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tar.addfile(info, io.BytesIO(data))
+
+    atomic_write(dest, write, fix="pass a writable -o")
+    return index
+
+
+def fetch(source: str) -> bytes:
+    """A bundle's bytes from a path or a URL (``file://``, ``https://``; the standard library's client)."""
+    if "://" in source:
+        try:
+            with urllib.request.urlopen(source, timeout=60) as response:
+                return response.read()
+        except OSError as e:
+            raise BundleError(f"cannot download {source}: {getattr(e, 'reason', e)}; check the URL") from None
+    try:
+        return Path(source).read_bytes()
+    except OSError as e:
+        raise BundleError(f"cannot read {source}: {e.strerror}; pass the path of a results bundle") from None
+
+
+def verify(data: bytes, source: str, store: Store) -> Bundle:
+    """Every check a bundle must pass before it may touch a store; the first failure is one line."""
+    bad = f"{source} is not a usable results bundle"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            files = {}
+            for member in tar:
+                name = member.name
+                if (
+                    not member.isfile()
+                    or name.startswith("/")
+                    or ".." in name.split("/")
+                    or name != posixpath.normpath(name)
+                ):
+                    what = f"it holds {name!r}, which is not a plain file inside the bundle"
+                    raise BundleError(f"{bad}: {what}; it was not made by build.py export")
+                files[name] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        raise BundleError(
+            f"{bad}: the archive is truncated or damaged ({type(e).__name__}); export it again"
+        ) from None
+    try:
+        index = json.loads(files.pop(INDEX))
+    except (KeyError, ValueError):
+        raise BundleError(f"{bad}: it has no readable {INDEX}; it was not made by build.py export") from None
+    if index.get("format") != FORMAT or index.get("project") != PROJECT:
+        kind = f"{index.get('project', 'foreign')} bundle ({index.get('format', 'unknown format')})"
+        raise BundleError(f"{bad}: it is a {kind}, not one of {PROJECT} ({FORMAT})")
+    listed = {p: d for run in index.get("experiments", {}).values() for p, d in run.get("files", {}).items()}
+    if set(listed) != set(files):
+        extra = sorted(set(files) ^ set(listed))[0]
+        raise BundleError(f"{bad}: {extra} is {'missing from' if extra in listed else 'not listed in'} the "
+                          "bundle; export it again")  # fmt: skip
+    for path, digest in listed.items():
+        if _digest(files[path]) != digest:
+            raise BundleError(
+                f"{bad}: {path} fails its sha256 checksum (altered or damaged); export it again"
+            )
+    bundle = Bundle(source, index, files)
+    for name, run in bundle.runs().items():
+        if name not in store.manifest.names:
+            raise BundleError(
+                f"{bad}: it holds results of {name!r}, which this project's manifest does not list"
+            )
+        run_files = bundle.run_files(name)
+        if f"{RUN_TABLE}.parquet" not in run_files or set(run_files) != {
+            f"{p.rsplit('/', 1)[1]}" for p in run["files"]
+        }:
+            raise BundleError(f"{bad}: {name} has no run record; export it again")
+        _check_tables(bundle, name, store, bad)
+    return bundle
+
+
+def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> None:
+    """The bundle's tables must have the columns this project's manifest lists."""
+    import pandas as pd
+
+    tables = {
+        name.removesuffix(".parquet"): pd.read_parquet(io.BytesIO(data))
+        for name, data in bundle.run_files(experiment).items()
+        if name != f"{RUN_TABLE}.parquet"
+    }
+    try:
+        store.manifest.check(experiment, tables)
+    except ReportError as e:
+        raise BundleError(f"{bad}: it was made for another version of the manifest ({e})") from None
+
+
+def adopt(store: Store, bundle: Bundle, replace_newer: bool = False) -> list[str]:
+    """Make the bundle's runs current in ``store``, one atomic pointer swap per experiment; refuses (before
+    writing anything) to replace a result that finished later than the bundle's unless ``replace_newer``."""
+    profile = bundle.profile
+
+    def newer() -> list[str]:
+        out = []
+        for name, run in bundle.runs().items():
+            current = store.result(profile, name)
+            other = current is not None and current.folder.name != run["run_id"]
+            if other and current.meta["finished"] > run["finished"]:
+                out.append(f"{name} ({current.meta['finished']} > {run['finished']})")
+        return out
+
+    if not replace_newer and newer():
+        raise BundleError(f"{bundle.source} would replace newer results: {', '.join(newer())}; "
+                          "pass --replace-newer to import it anyway")  # fmt: skip
+    with store.lock():
+        if not replace_newer and newer():  # another build finished meanwhile
+            raise BundleError(f"{bundle.source} would replace newer results: {', '.join(newer())}")
+        for name, run in bundle.runs().items():
+            store.adopt(profile, name, run["run_id"], bundle.run_files(name))
+    return list(bundle.runs())
+
+
+def open_bundle(source: str, store: Store) -> Bundle:
+    return verify(fetch(source), source, store)
+
+
+def as_store(bundle: Bundle, folder: Path | None = None) -> Store:
+    """The bundle unpacked as a store of its own (for ``diff``), in ``folder`` or a temporary folder."""
+    root = Path(folder or tempfile.mkdtemp(prefix="bundle-"))
+    for path, data in bundle.files.items():
+        target = root / path.removeprefix("results/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    for name, run in bundle.runs().items():
+        (root / bundle.profile / name / "current").write_text(run["run_id"])
+    return Store(root)

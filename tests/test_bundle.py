@@ -1,0 +1,195 @@
+"""Portable results: export, verify-then-import, history and diff (issue 12)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import build
+from report.core.store import Store
+from tests.conftest import SMOKE_SETS, copy_project
+
+runner = CliRunner()
+
+# build.py in a process whose torch reports another version: a machine with other libraries
+OTHER_MACHINE = """
+import sys
+sys.path.insert(0, sys.argv.pop(1))
+from report.core import fingerprint as fp
+made_here = fp.versions()
+fp.versions = lambda: {**made_here, "torch": "9.9.9"}
+import build
+sys.argv[0] = "build.py"
+build.main()
+"""
+
+
+def _invoke(*args: str):
+    return runner.invoke(build.app, list(args))
+
+
+def _fingerprint_of_tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def bundle(smoke_build, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bundle") / "smoke.tar.gz"
+    result = _invoke("export", "--profile", "smoke", "--store", str(smoke_build.store), "-o", str(path))
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.mark.slow
+def test_results_made_elsewhere_import_current_and_render_with_their_provenance(
+    bundle, smoke_build, data_dir, tmp_path
+):
+    project, store, out = copy_project(tmp_path), tmp_path / "results", tmp_path / "out"
+
+    def other_machine(*args: str) -> subprocess.CompletedProcess:
+        common = ["--store", str(store)]
+        return subprocess.run(
+            [sys.executable, "-c", OTHER_MACHINE, str(project), *args, *common],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )  # fmt: skip
+
+    imported = other_machine("import", bundle.as_uri())
+    assert imported.returncode == 0 and "imported q1, q2, q3, q4" in imported.stderr, imported.stderr
+    smoke = ["--profile", "smoke", "--data-dir", str(data_dir), *SMOKE_SETS]
+    status = other_machine("status", *smoke)
+    rows = [line for line in status.stdout.splitlines() if line.strip().startswith("│ q")]
+    assert len(rows) == 4 and all("current" in r and "stale" not in r for r in rows), status.stdout
+    assert "made with torch" in status.stdout and "(here 9.9.9)" in status.stdout
+
+    page = other_machine("render", *smoke, "--out", str(out), "--format", "html")
+    assert page.returncode == 0, page.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    meta = Store(smoke_build.store).meta("smoke", "q3")
+    assert (
+        f"{meta['device_name']}, " in html
+        and f"made with torch {meta['versions']['torch']} (here 9.9.9)" in html
+    )
+    assert "Stale" not in html
+
+    again = other_machine("all", *smoke, "--out", str(out), "--format", "html")
+    assert again.returncode == 0 and "running" not in again.stderr, again.stderr
+    strict = other_machine("status", *smoke, "--strict-versions")
+    assert strict.stdout.count("stale: versions changed") == 4, strict.stdout
+
+
+def _members(bundle: Path) -> dict[str, bytes]:
+    with tarfile.open(bundle) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar}
+
+
+def _pack(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _edit_index(members: dict[str, bytes], change) -> dict[str, bytes]:
+    index = json.loads(members["bundle.json"])
+    change(index)
+    return {**members, "bundle.json": json.dumps(index).encode()}
+
+
+def _bad_bundles(bundle: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
+    data, members = bundle.read_bytes(), _members(bundle)
+    table = next(n for n in members if n.endswith("/final.parquet"))
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    altered = {**members, table: members[table][:-1] + bytes([members[table][-1] ^ 1])}
+    cases = {
+        "truncated": (data[: len(data) // 2], "truncated or damaged"),
+        "byte flipped": (bytes(flipped), "is not a usable results bundle"),  # whichever check sees it
+        "table altered": (altered, "fails its sha256 checksum"),
+        "file missing": ({k: v for k, v in members.items() if k != table}, "is missing from the bundle"),
+        "unlisted file": ({**members, "results/smoke/q3/extra.parquet": b"x"}, "is not listed in"),
+        "parent path": ({**members, "../x": b"x"}, "not a plain file inside the bundle"),
+        "absolute path": ({**members, "/tmp/x": b"x"}, "not a plain file inside the bundle"),
+        "no index": ({k: v for k, v in members.items() if k != "bundle.json"}, "no readable bundle.json"),
+        "another project": (
+            _edit_index(members, lambda i: i.update(project="someone-elses-report")),
+            "someone-elses-report bundle",
+        ),
+        "unknown experiment": (
+            _edit_index(members, lambda i: i["experiments"].update(q9=i["experiments"].pop("q4"))),
+            "manifest does not list",
+        ),
+    }
+    out = {}
+    for name, (content, message) in cases.items():
+        path = tmp / f"{name.replace(' ', '-')}.tar.gz"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            _pack(path, content)
+        out[name] = (path, message)
+    return out
+
+
+def test_bad_bundles_are_refused_with_one_line_and_the_store_untouched(bundle, smoke_build, tmp_path):
+    store = tmp_path / "results"
+    shutil.copytree(smoke_build.store, store)
+    before = _fingerprint_of_tree(store)
+    for name, (path, message) in _bad_bundles(bundle, tmp_path).items():
+        result = _invoke("import", str(path), "--store", str(store))
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert result.exit_code == 2 and len(errors) == 1, (name, result.output)
+        assert re.search(message, errors[0]), (name, errors[0])
+        assert _fingerprint_of_tree(store) == before, f"{name}: the store changed"
+
+
+def test_a_bundle_older_than_the_store_is_refused_unless_asked(bundle, smoke_build, tmp_path):
+    store = Store(tmp_path / "results")
+    shutil.copytree(smoke_build.store, store.root)
+    meta = store.meta("smoke", "q1")
+    store.write("smoke", "q1", {n: store.read("smoke", "q1", n) for n in store.tables("smoke", "q1")},
+                {**meta, "run_id": None, "finished": "2099-01-01T00:00:00+00:00"})  # fmt: skip
+    before = _fingerprint_of_tree(store.root)
+    refused = _invoke("import", str(bundle), "--store", str(store.root))
+    assert refused.exit_code == 2 and "would replace newer results: q1" in refused.output
+    assert _fingerprint_of_tree(store.root) == before
+    forced = _invoke("import", str(bundle), "--store", str(store.root), "--replace-newer")
+    assert forced.exit_code == 0, forced.output
+    assert store.meta("smoke", "q1")["run_id"] == meta["run_id"]
+
+
+@pytest.mark.slow
+def test_diff_after_a_changed_setting_names_the_key_and_the_metric_delta(smoke_build, data_dir, tmp_path):
+    store = tmp_path / "results"
+    shutil.copytree(smoke_build.store, store)
+    smoke = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store), *SMOKE_SETS]
+    rerun = _invoke("run", "q3", *smoke, "--set", "q3.sweep_epochs=1")
+    assert rerun.exit_code == 0, rerun.output
+    result = _invoke("diff", "--profile", "smoke", "--store", str(store), "--json")
+    assert result.exit_code == 0, result.output
+    changes = {c["experiment"]: c for c in json.loads(result.output[result.output.index("[") :])}
+    assert list(changes) == ["q3"], "only q3 has a previous run"
+    q3 = changes["q3"]
+    assert q3["config"]["sweep_epochs"] == [2, 1] and q3["fingerprint"] == ["config"]
+    store_ = Store(store)
+    old, new = (r.meta["headline"]["value"] for r in store_.history("smoke", "q3")[-2:])
+    assert q3["headline"]["delta"] == pytest.approx(new - old)
+    assert any(row["table"] == "sweep" for row in q3["tables"])
+    status = _invoke("status", *smoke, "--set", "q3.sweep_epochs=1")
+    row = next(line for line in status.output.splitlines() if line.strip().startswith("│ q3"))
+    assert "config sweep_epochs" in row
