@@ -105,6 +105,7 @@ def _render(opts: Options) -> None:
 
     t0 = time.perf_counter()
     _check_out(opts.out)
+    _fill_from_reference(opts)
     targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
     # WeasyPrint starts on the other core now, and prints as soon as the HTML below is ready
     with output.Printer() if "pdf" in targets else contextlib.nullcontext() as printer:
@@ -116,6 +117,19 @@ def _render(opts: Options) -> None:
         console.print(f"[dim]report in {opts.out} is up to date (same results, templates and paper)[/]")
         return
     console.print(f"[green]✓[/] wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
+
+
+def _fill_from_reference(opts: Options) -> None:
+    """Results this store lacks come from the project's reference bundle for the profile, if it has one."""
+    from report.core import bundle
+
+    missing = [n for n in _names(None) if not opts.results.has(opts.chosen, n)]
+    source = bundle.reference(opts.chosen)
+    if missing and source.is_file():
+        verified = bundle.open_bundle(str(source), opts.results)
+        names = bundle.adopt(opts.results, verified, only=missing)
+        where = source.relative_to(manifest.PROJECT)
+        console.print(f"{', '.join(names) or 'nothing'}: imported from the reference results {where}")
 
 
 # ---- the commands --------------------------------------------------------------------------------------

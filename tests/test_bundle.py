@@ -193,3 +193,22 @@ def test_diff_after_a_changed_setting_names_the_key_and_the_metric_delta(smoke_b
     status = _invoke("status", *smoke, "--set", "q3.sweep_epochs=1")
     row = next(line for line in status.output.splitlines() if line.strip().startswith("│ q3"))
     assert "config sweep_epochs" in row
+
+
+def test_render_fills_missing_results_from_the_projects_reference_bundle(bundle, tmp_path):
+    project = copy_project(tmp_path)
+    shutil.copy(bundle, project / "experiments" / "reference" / "smoke.tar.gz")
+    store, out = tmp_path / "results", tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(project / "build.py"), "render", "--profile", "smoke", "--store", str(store),
+         "--out", str(out), "--format", "html"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "q1, q2, q3, q4: imported from the reference results experiments/reference/smoke.tar.gz"
+        in done.stderr
+    )
+    runs = json.loads(_members(bundle)["bundle.json"])["experiments"]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert all(f"run {run['run_id']}" in html for run in runs.values())

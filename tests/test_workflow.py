@@ -17,6 +17,8 @@ def test_github_workflow_installs_tests_builds_and_uploads():
     assert any(u.startswith("actions/cache") for u in uses)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert "build/report.pdf" in upload["with"]["path"] and "build/report.html" in upload["with"]["path"]
+    full = next(s for s in steps if "--profile full" in s.get("run", ""))
+    assert "experiments/reference/full.tar.gz" in full["if"] and "build.py render" in full["run"]
 
 
 def test_readme_documents_the_workflow():

@@ -22,6 +22,7 @@ from typing import Any
 
 from report.core.atomic import atomic_write
 from report.core.errors import ReportError
+from report.core.manifest import PROJECT as PROJECT_DIR
 from report.core.store import RUN_TABLE, Store
 
 FORMAT = "assignment-report-bundle/1"
@@ -184,15 +185,19 @@ def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> No
         raise BundleError(f"{bad}: it was made for another version of the manifest ({e})") from None
 
 
-def adopt(store: Store, bundle: Bundle, replace_newer: bool = False) -> list[str]:
-    """Make the bundle's runs current in ``store``, one atomic pointer swap per experiment; refuses (before
-    writing anything) to replace a result that finished later than the bundle's unless ``replace_newer``."""
+def adopt(
+    store: Store, bundle: Bundle, replace_newer: bool = False, only: list[str] | None = None
+) -> list[str]:
+    """Make the bundle's runs (or ``only`` these) current in ``store``, one atomic pointer swap per
+    experiment; refuses, before writing anything, to replace a result that finished later than the
+    bundle's unless ``replace_newer``."""
     profile = bundle.profile
+    names = [n for n in bundle.runs() if only is None or n in only]
 
     def newer() -> list[str]:
         out = []
-        for name, run in bundle.runs().items():
-            current = store.result(profile, name)
+        for name in names:
+            run, current = bundle.runs()[name], store.result(profile, name)
             other = current is not None and current.folder.name != run["run_id"]
             if other and current.meta["finished"] > run["finished"]:
                 out.append(f"{name} ({current.meta['finished']} > {run['finished']})")
@@ -204,9 +209,14 @@ def adopt(store: Store, bundle: Bundle, replace_newer: bool = False) -> list[str
     with store.lock():
         if not replace_newer and newer():  # another build finished meanwhile
             raise BundleError(f"{bundle.source} would replace newer results: {', '.join(newer())}")
-        for name, run in bundle.runs().items():
-            store.adopt(profile, name, run["run_id"], bundle.run_files(name))
-    return list(bundle.runs())
+        for name in names:
+            store.adopt(profile, name, bundle.runs()[name]["run_id"], bundle.run_files(name))
+    return names
+
+
+def reference(profile: str) -> Path:
+    """Where the project keeps results made elsewhere (a GPU run of the full profile, say)."""
+    return PROJECT_DIR / "experiments" / "reference" / f"{profile}.tar.gz"
 
 
 def open_bundle(source: str, store: Store) -> Bundle:
