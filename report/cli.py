@@ -8,17 +8,21 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from report.core.config import PROFILES, check_profile, default_profile, parse_overrides
 from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
 from report.core.freshness import Request
+from report.core.settings import NAME as SETTINGS_NAME
+from report.core.settings import Settings
+from report.core.settings import load as load_settings
 from report.core.store import Store
 
 HELP = "Build the Assignment 1 report: run experiments into the results store, render HTML and PDF."
@@ -46,44 +50,54 @@ class Paper(str, Enum):
 
 
 # ---- the shared options, declared once; each command names the ones it takes -------------------------
-def _option(kind: Any, default: Any, *names: str, **info: Any) -> tuple[Any, Any]:
-    return Annotated[kind, typer.Option(*names, **info)], default
+@dataclass(frozen=True)
+class Shared:
+    """One shared option: its command-line form, its built-in default and its report.toml key."""
+
+    kind: Any
+    default: Any
+    names: tuple[str, ...]
+    help: str
+    envvar: str | None = None
+    key: str | None = None  # in report.toml; None: not settable there
+
+    @property
+    def annotation(self) -> Any:
+        value = getattr(self.default, "value", self.default)
+        where = [f"default {value}"] if self.default not in (None, False) else []
+        where += [f"{self.key} in report.toml"] if self.key else []
+        info = {"envvar": self.envvar} if self.envvar else {}
+        text = self.help + (f" ({'; '.join(where)})" if where else "")
+        return Annotated[self.kind | None, typer.Option(*self.names, help=text, show_default=False, **info)]
 
 
-PROFILE_HELP = (
-    f"Experiment size: {', '.join(PROFILES)}. Default: full with CUDA, else quick ($REPORT_PROFILE)."
-)
-SET_HELP = "Override a config value, e.g. --set q3.sweep_epochs=5 (repeatable; validated and recorded)."
-SHARED: dict[str, tuple[Any, Any]] = {
-    "profile": _option(str | None, None, "--profile", "-p", help=PROFILE_HELP, show_default=False),
-    "data_dir": _option(Path, Path("data"), "--data-dir", envvar="REPORT_DATA_DIR",
-                        help="Where datasets live (downloaded there if missing)."),
-    "store": _option(Path, Path("results"), "--store", envvar="REPORT_STORE",
-                     help="The results store (parquet files)."),
-    "out": _option(Path, Path("build"), "--out", "-o", envvar="REPORT_OUT",
-                   help="Where report.html/.pdf go."),
-    "device": _option(str, "auto", "--device", help="auto, cpu, cuda or mps."),
-    "seed": _option(int, 0, "--seed", help="Base random seed, recorded with the results."),
-    "sets": _option(list[str] | None, None, "--set", "-s", help=SET_HELP, show_default=False),
-    "fmt": _option(Format, Format.all, "--format", "-f", help="Which outputs to write."),
-    "paper": _option(Paper, Paper.a4, "--paper", help="PDF page size."),
-    "strict_versions": _option(bool, False, "--strict-versions", envvar="REPORT_STRICT_VERSIONS",
-                               help="Results made with other torch, torchvision or numpy are stale."),
-    "debug": _option(bool, False, "--debug", help="Show tracebacks."),
+SHARED: dict[str, Shared] = {
+    "profile": Shared(str, None, ("--profile", "-p"), f"Experiment size: {', '.join(PROFILES)}; without "
+                      "one, full where CUDA is present, else quick.", "REPORT_PROFILE", "profile"),
+    "data_dir": Shared(Path, Path("data"), ("--data-dir",), "Where datasets live (downloaded there if "
+                       "missing).", "REPORT_DATA_DIR", "data_dir"),
+    "store": Shared(Path, Path("results"), ("--store",), "The results store.", "REPORT_STORE", "store"),
+    "out": Shared(Path, Path("build"), ("--out", "-o"), "Where report.html/.pdf go.", "REPORT_OUT", "out"),
+    "device": Shared(str, "auto", ("--device",), "auto, cpu, cuda or mps.", "REPORT_DEVICE", "device"),
+    "seed": Shared(int, 0, ("--seed",), "Base random seed, recorded with the results.", "REPORT_SEED",
+                   "seed"),
+    "sets": Shared(list[str], None, ("--set", "-s"), "Override a config value, e.g. --set q3.sweep_epochs=5 "
+                   "(repeatable; beats the set tables of report.toml; validated and recorded)."),
+    "fmt": Shared(Format, Format.all, ("--format", "-f"), "Which outputs to write.", None, "format"),
+    "paper": Shared(Paper, Paper.a4, ("--paper",), "PDF page size.", None, "paper"),
+    "strict_versions": Shared(bool, False, ("--strict-versions",), "Results made with other torch, "
+                              "torchvision or numpy are stale.", "REPORT_STRICT_VERSIONS", "strict_versions"),
+    "show_settings": Shared(bool, False, ("--show-settings",), "Print each effective setting and where it "
+                            "came from (command line, environment, report.toml, default)."),
+    "debug": Shared(bool, False, ("--debug",), "Show tracebacks."),
 }  # fmt: skip
-BUILD = (
-    "profile",
-    "data_dir",
-    "store",
-    "seed",
-    "sets",
-    "strict_versions",
-)  # what decides which results are current
+BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions", "show_settings")
+ALWAYS = ("debug",)
 
 
 @dataclass
 class Options:
-    """The shared options of one command, as given (absent ones keep their defaults)."""
+    """The shared options of one command, resolved: command line, environment, report.toml, default."""
 
     profile: str | None = None
     data_dir: Path = Path("data")
@@ -95,7 +109,10 @@ class Options:
     fmt: Format = Format.all
     paper: Paper = Paper.a4
     strict_versions: bool = False
+    show_settings: bool = False
     debug: bool = False
+    sources: dict[str, str] = field(default_factory=dict)  # option -> where its value came from
+    settings: Settings = field(default_factory=Settings)
 
     @functools.cached_property
     def chosen(self) -> str:
@@ -109,14 +126,52 @@ class Options:
         if self.seed < 0:
             raise ReportError(f"--seed {self.seed}: give a seed of 0 or more")
         return Request(
-            self.chosen, parse_overrides(self.sets), self.seed, self.data_dir, self.strict_versions
+            self.chosen, parse_overrides(self.overrides()), self.seed, self.data_dir, self.strict_versions
         )
+
+    def overrides(self) -> list[str]:
+        """``--set`` values: report.toml's for this profile, then the command line's (which win)."""
+        from_file = [f"{k}={s.value}" for k, s in self.settings.overrides(self.chosen).items()]
+        return from_file + list(self.sets or [])
 
     @functools.cached_property
     def results(self) -> Store:
         if self.store.exists() and not self.store.is_dir():
             raise ReportError(f"--store {self.store} is a file, not a folder; pass a folder for the results")
         return Store(self.store)
+
+    def describe(self, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        """(setting, value, source) for each resolved option, and each --set value."""
+        rows = [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in names if SHARED[n].key]
+        file_sets = self.settings.overrides(self.chosen)
+        cli_sets = parse_overrides(self.sets)
+        for exp, values in parse_overrides(self.overrides()).items():
+            for key, value in values.items():
+                name = f"{exp}.{key}"
+                came = "command line" if key in cli_sets.get(exp, {}) else file_sets[name].source
+                rows.append((f"set {name}", value, came))
+        return rows
+
+
+def _resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -> Options:
+    """Fill every option the command line and environment left unset from report.toml, else the default."""
+    values, sources = {}, {}
+    for name, value in given.items():
+        option = SHARED[name]
+        if value is not None and value is not False:
+            values[name] = value
+            origin = context.get_parameter_source(name)
+            env = origin is not None and origin.name == "ENVIRONMENT"
+            sources[name] = f"environment ({option.envvar})" if env else "command line"
+        elif option.key and option.key in settings.values:
+            setting = settings.values[option.key]
+            values[name] = (
+                option.kind(setting.value) if option.kind in (Path, Format, Paper) else setting.value
+            )
+            sources[name] = setting.source
+        else:
+            values[name] = value if name == "sets" else option.default
+    return Options(**values, sources=sources, settings=settings)
 
 
 def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -128,17 +183,23 @@ def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., No
 
     def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]
+        taken = (*shared, *ALWAYS)
         extra = [
             inspect.Parameter(
-                n, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[n][0], default=SHARED[n][1]
+                n, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[n].annotation, default=None
             )
-            for n in (*shared, "debug")
+            for n in taken
         ]
 
         @functools.wraps(fn)
         def wrapper(**kwargs: Any) -> None:
-            opts = Options(**{n: kwargs.pop(n) for n in (*shared, "debug")})
+            context = kwargs.pop("ctx")
+            given = {n: kwargs.pop(n) for n in taken}
+            opts = Options(debug=bool(given["debug"]))
             try:
+                opts = _resolve(given, load_settings(), context)
+                if opts.show_settings:
+                    _print_settings(opts, taken)
                 fn(opts, **kwargs)
             except ReportError as e:
                 if opts.debug:
@@ -155,7 +216,8 @@ def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., No
                 message = f"{type(e).__name__}: {e} (rerun with --debug for the traceback)"
                 raise fail(message, EXIT_FAILED) from None
 
-        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
+        ctx = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        params = [ctx, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own), *extra]
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         return app.command(name)(wrapper)
@@ -163,14 +225,21 @@ def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., No
     return decorate
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    for line in message.splitlines():
-        console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
-    return typer.Exit(code)
+def _print_settings(opts: Options, names: tuple[str, ...]) -> None:
+    from rich.table import Table
+
+    where = opts.settings.path or f"no {SETTINGS_NAME}"
+    table = Table(title=f"effective settings ({where})", title_justify="left")
+    for col in ("setting", "value", "from"):
+        table.add_column(col)
+    for row in opts.describe(names):
+        table.add_row(*row)
+    wide = None if console.is_terminal else 200  # pipes and logs get whole rows
+    Console(stderr=True, width=wide, highlight=False).print(table)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print ``message`` as ``error:`` lines and return the exit to raise."""
+    """Print ``message`` as ``error:`` lines (brackets in it are text, not markup); the exit to raise."""
     for line in message.splitlines():
-        console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
     return typer.Exit(code)

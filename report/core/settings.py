@@ -1,0 +1,207 @@
+"""The project settings file, ``report.toml``: choices that must stick across commands.
+
+Why a file of its own rather than a table in ``pyproject.toml``: these are choices about where data and
+results live on one machine and which variant of the study to build, made by the person running it, and
+often differ between a laptop, a GPU box and CI; ``pyproject.toml`` describes the package and is the same
+everywhere. ``report.toml`` is found in the current folder, else beside ``build.py``
+(``REPORT_SETTINGS=FILE`` names another). One precedence rule, for every command: command line, then
+environment variables, then this file, then the built-in defaults::
+
+    profile = "quick"
+    data_dir = "../shared/data"
+
+    [set.q4]                 # --set q4.dataset=fashion-mnist, for every profile
+    dataset = "fashion-mnist"
+
+    [profiles.full.set.q3]   # only for --profile full
+    seeds = 5
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from report.core.config import PROFILES
+from report.core.errors import ConfigError
+from report.core.manifest import PROJECT
+from report.core.manifest import load as load_manifest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+NAME = "report.toml"
+CHOICES: dict[str, tuple[str, ...] | None] = {  # top-level keys; None: any text
+    "profile": PROFILES,
+    "data_dir": None,
+    "store": None,
+    "out": None,
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "format": ("html", "pdf", "all"),
+    "paper": ("a4", "letter"),
+}
+TYPED: dict[str, type] = {"seed": int, "strict_versions": bool}
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    source: str  # "report.toml:3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path | None = None
+    values: dict[str, Setting] = field(default_factory=dict)  # top-level key -> setting
+    sets: dict[str, dict[str, Setting]] = field(default_factory=dict)  # "" or a profile -> "q4.dataset" -> …
+
+    def overrides(self, profile: str) -> dict[str, Setting]:
+        """``--set`` values from the file for ``profile``: the general ones, then the profile's own."""
+        return {**self.sets.get("", {}), **self.sets.get(profile, {})}
+
+
+def find() -> Path | None:
+    named = os.environ.get("REPORT_SETTINGS")
+    if named:
+        if not Path(named).is_file():
+            raise ConfigError(
+                f"REPORT_SETTINGS={named}: no such file; point it at a settings file or unset it"
+            )
+        return Path(named)
+    for folder in (Path.cwd(), PROJECT):
+        if (folder / NAME).is_file():
+            return folder / NAME
+    return None
+
+
+def load(path: Path | None = None) -> Settings:
+    """The settings file's values with their file:line, validated; an empty ``Settings`` without a file."""
+    path = path or find()
+    if path is None:
+        return Settings()
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = re.search(r"line (\d+)", str(e))
+        raise ConfigError(f"{path}:{line.group(1) if line else 1}: {str(e).split(' (at')[0]}") from None
+    values: dict[str, Setting] = {}
+    sets: dict[str, dict[str, Setting]] = {}
+    for key, value in data.items():
+        where = f"{path}:{_line(text, '', key)}"
+        if key == "set":
+            sets[""] = _sets(value, path, text, "set")
+        elif key == "profiles":
+            for profile, table in _table(value, where, "profiles").items():
+                if profile not in PROFILES:
+                    raise ConfigError(
+                        f"{where}: [profiles.{profile}]: choose a profile of {', '.join(PROFILES)}"
+                    )
+                extra = set(_table(table, where, f"profiles.{profile}")) - {"set"}
+                if extra:
+                    raise ConfigError(
+                        f"{where}: [profiles.{profile}] takes only a set table, not {sorted(extra)[0]}"
+                    )
+                sets[profile] = _sets(table.get("set", {}), path, text, f"profiles.{profile}.set")
+        else:
+            values[key] = Setting(_check(key, value, where), where)
+    return Settings(path, values, sets)
+
+
+def _check(key: str, value: Any, where: str) -> Any:
+    if key in TYPED:
+        kind = TYPED[key]
+        if type(value) is not kind or (key == "seed" and value < 0):
+            wanted = "a whole number of 0 or more" if kind is int else "true or false"
+            raise ConfigError(f"{where}: {key} = {value!r}: give {wanted}")
+        return value
+    if key not in CHOICES:
+        valid = ", ".join([*CHOICES, *TYPED, "set", "profiles"])
+        raise ConfigError(f"{where}: unknown setting {key!r}; valid: {valid}")
+    choices = CHOICES[key]
+    if not isinstance(value, str) or (choices and value not in choices):
+        raise ConfigError(
+            f"{where}: {key} = {value!r}: choose " + (", ".join(choices) if choices else "a text")
+        )
+    return value
+
+
+def _table(value: Any, where: str, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {name} must be a table, like [{name}.q3]")
+    return value
+
+
+def _sets(value: Any, path: Path, text: str, section: str) -> dict[str, Setting]:
+    """``[set.q4] dataset = "…"`` as ``{"q4.dataset": Setting("…", "report.toml:7")}``, names checked."""
+    out = {}
+    manifest = load_manifest()
+    for experiment, table in _table(value, f"{path}:{_line(text, '', section)}", section).items():
+        where = f"{path}:{_line(text, f'{section}.{experiment}', None)}"
+        if experiment not in manifest.names:
+            known = ", ".join(manifest.names)
+            raise ConfigError(f"{where}: [{section}.{experiment}]: no such experiment; choose from {known}")
+        fields = config_fields(experiment)
+        for key, raw in _table(table, where, f"{section}.{experiment}").items():
+            where = f"{path}:{_line(text, f'{section}.{experiment}', key)}"
+            if fields and key not in fields:
+                raise ConfigError(
+                    f"{where}: {experiment} has no setting {key!r}; valid: {', '.join(sorted(fields))}"
+                )
+            out[f"{experiment}.{key}"] = Setting(_as_text(raw, where, f"{experiment}.{key}"), where)
+    return out
+
+
+def _as_text(raw: Any, where: str, name: str) -> str:
+    """A TOML value in the ``--set`` spelling, so it goes through the same conversion and checks."""
+    scalar = (str, int, float, bool)
+    if isinstance(raw, list) and raw and all(isinstance(v, scalar) for v in raw):
+        return ",".join(_as_text(v, where, name) for v in raw)
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, scalar):
+        return str(raw)
+    raise ConfigError(f"{where}: {name}: give a text, number, true/false or a list of them")
+
+
+@functools.lru_cache(maxsize=32)
+def config_fields(experiment: str) -> frozenset[str]:
+    """The field names of an experiment's ``Config``, read from its source (no import, so no torch)."""
+    path = PROJECT / "experiments" / f"{experiment}.py"
+    if not path.is_file():
+        return frozenset()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef) and node.name == "Config":
+            return frozenset(
+                s.target.id
+                for s in node.body
+                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+            )
+    return frozenset()
+
+
+def _line(text: str, section: str, key: str | None) -> int:
+    """The line of ``key`` in table ``section`` ("" for the top level), or of the table's header."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]", stripped)
+        if header:
+            current = header.group(1).replace(" ", "").replace('"', "")
+            if key is None and current == section:
+                return number
+            continue
+        name = re.match(r'"?([A-Za-z0-9_.-]+)"?\s*=', stripped)
+        if name and key is not None and current == section and name.group(1) == key:
+            return number
+        if name and key is not None and not section and name.group(1) == key.split(".")[0] and current == "":
+            return number
+    return 1

@@ -1,0 +1,109 @@
+"""report.toml: one precedence rule (command line > environment > file > defaults) for every command."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+import build
+from report.core.freshness import Request
+from report.core.store import Store
+
+runner = CliRunner()
+
+
+def _invoke(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(build.app, list(args), env=env)
+
+
+def _settings(folder, text: str) -> None:
+    (folder / "report.toml").write_text(textwrap.dedent(text))
+
+
+def _rows(output: str) -> dict[str, str]:
+    return {line.split("│")[1].strip(): line for line in output.splitlines() if line.startswith("│")}
+
+
+@pytest.fixture
+def project_folder(smoke_build, data_dir, tmp_path, monkeypatch):
+    """A folder with a copy of the smoke results and a report.toml that says how they were built."""
+    shutil.copytree(smoke_build.store, tmp_path / "results")
+    _settings(
+        tmp_path,
+        f"""
+        profile = "smoke"
+        data_dir = "{data_dir}"
+        out = "{tmp_path / "build"}"
+
+        [set.q4]
+        dataset = "fashion-mnist"
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_plain_commands_answer_for_the_build_the_file_describes(project_folder):
+    built = _invoke("all", "--format", "html")
+    assert built.exit_code == 0, built.output
+    assert all(f"q{n}: up to date" in built.output for n in range(1, 5)), built.output
+    status = _invoke("status")
+    rows = [line for line in status.output.splitlines() if line.strip().startswith("│ q")]
+    assert len(rows) == 4 and all("current" in r for r in rows), status.output
+    assert (project_folder / "build" / "report.html").is_file()
+
+
+def test_the_command_line_beats_the_environment_which_beats_the_file(project_folder, data_dir):
+    shown = _invoke("status", "--show-settings")
+    rows = _rows(shown.output)
+    assert "report.toml:3" in rows["data_dir"] and "report.toml:7" in rows["set q4.dataset"]
+    assert "default" in rows["seed"]
+    env = {"REPORT_DATA_DIR": str(data_dir / "elsewhere"), "REPORT_SEED": "4"}
+    shown = _invoke("status", "--show-settings", "--set", "q4.dataset=mnist", "--seed", "5", env=env)
+    rows = _rows(shown.output)
+    assert "elsewhere" in rows["data_dir"] and "environment (REPORT_DATA_DIR)" in rows["data_dir"]
+    assert " 5 " in rows["seed"] and "command line" in rows["seed"]
+    assert "mnist" in rows["set q4.dataset"] and "command line" in rows["set q4.dataset"]
+
+
+@pytest.mark.slow
+def test_the_stored_config_and_fingerprint_record_values_from_the_file(project_folder):
+    (project_folder / "report.toml").write_text(
+        (project_folder / "report.toml").read_text() + "\n[profiles.smoke.set.q1]\nsegments = 300\n"
+    )
+    ran = _invoke("run", "q1")
+    assert ran.exit_code == 0, ran.output
+    meta = Store(project_folder / "results").meta("smoke", "q1")
+    assert meta["config"]["segments"] == 300
+    request = Request("smoke", {"q1": {"segments": "300"}, "q4": {"dataset": "fashion-mnist"}})
+    assert meta["fingerprint"]["config"] == request.config_part("q1"), (
+        "the same hash as --set q1.segments=300"
+    )
+    quick = _invoke("status", "--profile", "quick", "--show-settings")
+    assert "set q1.segments" not in quick.output, "a profile's set table applies to that profile only"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('profile = "smoke"\nprofil = "quick"\n', "report.toml:2: unknown setting 'profil'; valid: profile"),
+        ('seed = "one"\n', "report.toml:1: seed = 'one': give a whole number of 0 or more"),
+        ('profile = "huge"\n', "report.toml:1: profile = 'huge': choose smoke, quick, full"),
+        ("\n[set.q3]\nsweep_epoch = 5\n", "report.toml:3: q3 has no setting 'sweep_epoch'; valid: "),
+        ("[set.q9]\nx = 1\n", "report.toml:1: [set.q9]: no such experiment; choose from q1, q2, q3, q4"),
+        ("[profiles.huge.set.q3]\nseeds = 2\n", "[profiles.huge]: choose a profile of smoke, quick, full"),
+        ("profile = \n", "report.toml:1: Invalid value"),
+    ],
+)
+def test_a_broken_settings_file_is_one_line_with_file_and_line(tmp_path, monkeypatch, text, message):
+    _settings(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    for command in ("status", "render", "all"):
+        result = _invoke(command)
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert result.exit_code == 2 and len(errors) == 1 and message in errors[0], (command, result.output)
+    assert not (tmp_path / "results").exists(), "nothing may run on a broken settings file"
