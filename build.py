@@ -140,6 +140,7 @@ Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored r
 def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
     _check_out(opts.out)  # before any training
+    _fill_from_reference(opts)  # results made elsewhere are not trained again here
     _run_experiments(opts, _names(None), force)
     _render(opts)
 
@@ -194,7 +195,7 @@ def status(opts: Options) -> None:
             f"{meta['duration_s']:.1f} s",
             meta["device"],
             f"{head['label']} = {head['value']:.4g}",
-            since_previous(opts.results.history(opts.chosen, v.experiment)),
+            since_previous(opts.results, opts.chosen, v.experiment),
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
 
@@ -278,8 +279,7 @@ def _side(opts: Options, spec: str | None, name: str, previous: bool):  # noqa: 
 
     store, profile = opts.results, opts.chosen
     if spec is None:
-        history = store.history(profile, name)
-        return (history[-2] if len(history) > 1 else None) if previous else store.result(profile, name)
+        return store.previous(profile, name) if previous else store.result(profile, name)
     runs = {r.folder.name: r for r in store.history(profile, name)}
     if spec in runs:
         return runs[spec]
@@ -346,7 +346,7 @@ def watch(
             *(root / "templates").glob("*"),
             *(root / "report").rglob("*.py"),
             manifest.PATH,
-            *opts.results.root.glob("*/*/run.parquet"),
+            *opts.results.root.glob(f"{opts.chosen}/*/current"),  # a new result swaps its pointer
         ]
         return {p: p.stat().st_mtime_ns for p in paths if p.is_file()}
 

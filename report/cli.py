@@ -85,8 +85,9 @@ SHARED: dict[str, Shared] = {
                    "(repeatable; beats the set tables of report.toml; validated and recorded)."),
     "fmt": Shared(Format, Format.all, ("--format", "-f"), "Which outputs to write.", None, "format"),
     "paper": Shared(Paper, Paper.a4, ("--paper",), "PDF page size.", None, "paper"),
-    "strict_versions": Shared(bool, False, ("--strict-versions",), "Results made with other torch, "
-                              "torchvision or numpy are stale.", "REPORT_STRICT_VERSIONS", "strict_versions"),
+    "strict_versions": Shared(bool, False, ("--strict-versions/--no-strict-versions",), "Results made with "
+                              "other torch, torchvision or numpy are stale.", "REPORT_STRICT_VERSIONS",
+                              "strict_versions"),
     "show_settings": Shared(bool, False, ("--show-settings",), "Print each effective setting and where it "
                             "came from (command line, environment, report.toml, default)."),
     "debug": Shared(bool, False, ("--debug",), "Show tracebacks."),
@@ -158,7 +159,7 @@ def _resolve(given: dict[str, Any], settings: Settings, context: typer.Context) 
     values, sources = {}, {}
     for name, value in given.items():
         option = SHARED[name]
-        if value is not None and value is not False:
+        if value is not None:  # given on the command line or in the environment
             values[name] = value
             origin = context.get_parameter_source(name)
             env = origin is not None and origin.name == "ENVIRONMENT"

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from report.core import fingerprint as fp
-from report.core.store import Result
+from report.core.store import Result, Store
 
 
 def compare(a: Result, b: Result) -> dict[str, Any]:
@@ -67,13 +67,14 @@ def _table(a: Result, b: Result, name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def since_previous(history: list[Result]) -> str:
+def since_previous(store: Store, profile: str, experiment: str) -> str:
     """One line for ``status``: how the current run differs from the one before it ("" when it does not)."""
-    if len(history) < 2:
-        return ""
     try:
-        change = compare(history[-2], history[-1])
-    except Exception:  # an unreadable older run does not make the current one worse
+        current, previous = store.result(profile, experiment), store.previous(profile, experiment)
+        if current is None or previous is None:
+            return ""
+        change = compare(previous, current)
+    except Exception:  # an unreadable run is status's verdict to report, not this column's
         return ""
     parts = []
     if change["config"]:

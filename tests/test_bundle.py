@@ -111,6 +111,10 @@ def _edit_index(members: dict[str, bytes], change) -> dict[str, bytes]:
     return {**members, "bundle.json": json.dumps(index).encode()}
 
 
+def _edit_run(members: dict[str, bytes], name: str, change) -> dict[str, bytes]:
+    return _edit_index(members, lambda index: change(index["experiments"][name]))
+
+
 def _bad_bundles(bundle: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     data, members = bundle.read_bytes(), _members(bundle)
     table = next(n for n in members if n.endswith("/final.parquet"))
@@ -129,6 +133,16 @@ def _bad_bundles(bundle: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
         "another project": (
             _edit_index(members, lambda i: i.update(project="someone-elses-report")),
             "someone-elses-report bundle",
+        ),
+        "run id with a slash": (_edit_run(members, "q2", lambda r: r.update(run_id="a/b")), "run id 'a/b'"),
+        "run id 'current'": (
+            _edit_run(members, "q2", lambda r: r.update(run_id="current")),
+            "run id 'current'",
+        ),
+        "hidden run id": (_edit_run(members, "q2", lambda r: r.update(run_id=".tmp-zz")), "run id '.tmp-zz'"),
+        "profile outside": (
+            _edit_index(members, lambda i: i.update(profile="evil/nested")),
+            "profile 'evil/nested'",
         ),
         "unknown experiment": (
             _edit_index(members, lambda i: i["experiments"].update(q9=i["experiments"].pop("q4"))),
@@ -195,13 +209,13 @@ def test_diff_after_a_changed_setting_names_the_key_and_the_metric_delta(smoke_b
     assert "config sweep_epochs" in row
 
 
-def test_render_fills_missing_results_from_the_projects_reference_bundle(bundle, tmp_path):
+def test_missing_results_come_from_the_projects_reference_bundle_not_training(bundle, data_dir, tmp_path):
     project = copy_project(tmp_path)
     shutil.copy(bundle, project / "experiments" / "reference" / "smoke.tar.gz")
     store, out = tmp_path / "results", tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, str(project / "build.py"), "render", "--profile", "smoke", "--store", str(store),
-         "--out", str(out), "--format", "html"],
+        [sys.executable, str(project / "build.py"), "all", "--profile", "smoke", "--store", str(store),
+         "--out", str(out), "--format", "html", "--data-dir", str(data_dir), *SMOKE_SETS],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

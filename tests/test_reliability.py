@@ -108,3 +108,27 @@ def test_a_full_disk_is_named_with_the_path_and_leaves_nothing_behind(tmp_path, 
     with pytest.raises(ReportError, match=r"no space left on the device holding .*report.html: free"):
         atomic_write(tmp_path / "out" / "report.html", "<html>")
     assert list((tmp_path / "out").iterdir()) == [], "no temporary file is left behind"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_is_one_line_and_exit_130(data_dir, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import build_cmd
+
+    args = build_cmd("run", "q3", *_smoke(data_dir, tmp_path / "r"), "--set", "q3.sweep_epochs=40")
+    for attempt in range(2):
+        proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        seen = ""
+        while "q3: running" not in seen:
+            line = proc.stderr.readline()
+            assert line, f"the build ended before training: {seen}"
+            seen += line
+        time.sleep(0.8 + 0.4 * attempt)  # a second or so into the sweep
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, rest
+        assert "error: interrupted; finished experiments are stored" in rest
+        assert "Traceback" not in rest and "Exception ignored" not in rest, rest

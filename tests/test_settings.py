@@ -107,3 +107,27 @@ def test_a_broken_settings_file_is_one_line_with_file_and_line(tmp_path, monkeyp
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert result.exit_code == 2 and len(errors) == 1 and message in errors[0], (command, result.output)
     assert not (tmp_path / "results").exists(), "nothing may run on a broken settings file"
+
+
+def test_paths_in_the_file_are_relative_to_it_and_flags_turn_off(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    _settings(folder, 'store = "../results"\nstrict_versions = true\n')
+    monkeypatch.chdir(tmp_path)  # another folder: the file is named, not found
+    env = {"REPORT_SETTINGS": str(folder / "report.toml")}
+    rows = _rows(_invoke("status", "--profile", "smoke", "--show-settings", env=env).output)
+    assert str(tmp_path / "results") in rows["store"]
+    assert "True" in rows["strict_versions"]
+    rows = _rows(
+        _invoke("status", "--profile", "smoke", "--show-settings", "--no-strict-versions", env=env).output
+    )
+    assert "False" in rows["strict_versions"] and "command line" in rows["strict_versions"]
+
+
+def test_one_value_in_two_spellings_is_one_config():
+    def part(**sets: str) -> str:
+        return Request("smoke", {"q3": sets}).config_part("q3")
+
+    assert part(lrs="1e-3,0.1") == part(lrs="0.001, 0.1")
+    assert part(ci_level="0.950") == part(ci_level="0.95")
+    assert part(seeds="3") == part(seeds="03") != part(seeds="4")

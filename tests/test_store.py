@@ -268,3 +268,31 @@ def test_readers_never_see_a_write_half_done(tmp_path):
     assert writer.returncode == 0 and writes > 10
     assert reads > 10 and errors == [] and mixed == 0, (reads, errors[:3], mixed)
     print(f"{reads} reads during {writes} writes: no errors, no mixed reads")
+
+
+def test_the_previous_run_is_the_newest_other_run_by_when_it_finished(tmp_path):
+    store = Store(tmp_path)
+    times = ["2026-11-26T12:00:00+00:00", "2026-11-26T09:00:00+00:00", "2026-11-26T10:00:00+00:00"]
+    ids = [store.write("smoke", "q3", synthetic("q3"), fake_meta("q3", finished=t)).name for t in times]
+    assert store.previous("smoke", "q3").folder.name == ids[0], "made elsewhere, earlier id, later finish"
+
+
+def test_a_dangling_or_empty_pointer_reads_as_damaged_not_missing(tmp_path):
+    from report.core.freshness import Request, judge
+
+    store = Store(tmp_path)
+    store.write("smoke", "q1", synthetic("q1"), fake_meta("q1"))
+    pointer = tmp_path / "smoke" / "q1" / "current"
+    for content in ("", "20990101-000000-000000-abcd", "../../elsewhere"):
+        pointer.write_text(content)
+        verdict = judge(store, "q1", Request("smoke"))
+        assert verdict.state == "stale" and verdict.changed == ("files",), content
+        assert "build.py run q1 --profile smoke --force" in verdict.notes[0]
+    store.write("smoke", "q1", synthetic("q1", value=2), fake_meta("q1"))  # what --force does
+    assert judge(store, "q1", Request("smoke")).current
+
+
+def test_run_records_keep_text_that_looks_like_json(tmp_path):
+    store = Store(tmp_path)
+    store.write("smoke", "q1", synthetic("q1"), fake_meta("q1", title="[Bonus] {convexity}"))
+    assert store.meta("smoke", "q1")["title"] == "[Bonus] {convexity}"

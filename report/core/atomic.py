@@ -28,6 +28,10 @@ def atomic_write(path: Path, data: bytes | str | Writer, fix: str = "pass a writ
                 data(fh)
             else:
                 fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(
+                fh.fileno()
+            )  # on disk before the rename makes it visible: no empty file after a power cut
         os.replace(tmp, path)
     except OSError as e:
         _discard(tmp)

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from report.core.atomic import atomic_write
+from report.core.config import PROFILES
 from report.core.errors import ReportError
 from report.core.manifest import PROJECT as PROJECT_DIR
-from report.core.store import RUN_TABLE, Store
+from report.core.store import RUN_ID, RUN_TABLE, Store
 
 FORMAT = "assignment-report-bundle/1"
+LIMIT = 1 << 30  # bytes a bundle may hold or download: tables, not checkpoints; a bomb is refused
 PROJECT = "assignment-report"
 INDEX = "bundle.json"
 
@@ -108,10 +110,19 @@ def fetch(source: str) -> bytes:
     if "://" in source:
         try:
             with urllib.request.urlopen(source, timeout=60) as response:
-                return response.read()
+                data = response.read(LIMIT + 1)
+            if len(data) > LIMIT:
+                raise BundleError(
+                    f"{source} is larger than {LIMIT >> 20} MiB; a results bundle holds tables only"
+                )
+            return data
         except OSError as e:
             raise BundleError(f"cannot download {source}: {getattr(e, 'reason', e)}; check the URL") from None
     try:
+        if Path(source).stat().st_size > LIMIT:
+            raise BundleError(
+                f"{source} is larger than {LIMIT >> 20} MiB; a results bundle holds tables only"
+            )
         return Path(source).read_bytes()
     except OSError as e:
         raise BundleError(f"cannot read {source}: {e.strerror}; pass the path of a results bundle") from None
@@ -122,7 +133,7 @@ def verify(data: bytes, source: str, store: Store) -> Bundle:
     bad = f"{source} is not a usable results bundle"
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            files = {}
+            files, total = {}, 0
             for member in tar:
                 name = member.name
                 if (
@@ -133,6 +144,11 @@ def verify(data: bytes, source: str, store: Store) -> Bundle:
                 ):
                     what = f"it holds {name!r}, which is not a plain file inside the bundle"
                     raise BundleError(f"{bad}: {what}; it was not made by build.py export")
+                total += member.size
+                if total > LIMIT:
+                    raise BundleError(
+                        f"{bad}: it unpacks to more than {LIMIT >> 20} MiB; a bundle holds tables only"
+                    )
                 files[name] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
         raise BundleError(
@@ -142,10 +158,13 @@ def verify(data: bytes, source: str, store: Store) -> Bundle:
         index = json.loads(files.pop(INDEX))
     except (KeyError, ValueError):
         raise BundleError(f"{bad}: it has no readable {INDEX}; it was not made by build.py export") from None
+    if not isinstance(index, dict):
+        raise BundleError(f"{bad}: its {INDEX} is not an index of results; export it again")
     if index.get("format") != FORMAT or index.get("project") != PROJECT:
         kind = f"{index.get('project', 'foreign')} bundle ({index.get('format', 'unknown format')})"
         raise BundleError(f"{bad}: it is a {kind}, not one of {PROJECT} ({FORMAT})")
-    listed = {p: d for run in index.get("experiments", {}).values() for p, d in run.get("files", {}).items()}
+    _check_index(index, bad)
+    listed = {p: d for run in index["experiments"].values() for p, d in run["files"].items()}
     if set(listed) != set(files):
         extra = sorted(set(files) ^ set(listed))[0]
         raise BundleError(f"{bad}: {extra} is {'missing from' if extra in listed else 'not listed in'} the "
@@ -170,15 +189,44 @@ def verify(data: bytes, source: str, store: Store) -> Bundle:
     return bundle
 
 
+def _check_index(index: dict[str, Any], bad: str) -> None:
+    """The index's shape, profile and run ids: names that become folders in the store must be plain."""
+    runs = index.get("experiments")
+    keys = {"run_id", "finished", "device_name", "versions", "fingerprint", "files"}
+    if not isinstance(runs, dict) or not all(isinstance(r, dict) and keys <= set(r) for r in runs.values()):
+        raise BundleError(
+            f"{bad}: its {INDEX} does not list runs as build.py export writes them; export it again"
+        )
+    if index.get("profile") not in PROFILES:
+        raise BundleError(f"{bad}: its profile {index.get('profile')!r} is not one of {', '.join(PROFILES)}")
+    for name, run in runs.items():
+        if not RUN_ID.fullmatch(str(run["run_id"])) or not isinstance(run["files"], dict):
+            raise BundleError(
+                f"{bad}: {name}'s run id {run['run_id']!r} is not one build.py makes; export it again"
+            )
+
+
 def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> None:
     """The bundle's tables must have the columns this project's manifest lists."""
     import pandas as pd
 
-    tables = {
-        name.removesuffix(".parquet"): pd.read_parquet(io.BytesIO(data))
-        for name, data in bundle.run_files(experiment).items()
-        if name != f"{RUN_TABLE}.parquet"
-    }
+    try:
+        tables = {
+            n.removesuffix(".parquet"): pd.read_parquet(io.BytesIO(d))
+            for n, d in bundle.run_files(experiment).items()
+        }
+    except Exception as e:  # pyarrow raises several types for what is not parquet
+        raise BundleError(
+            f"{bad}: a table of {experiment} is not readable ({type(e).__name__}); export it again"
+        ) from None
+    record = tables.pop(RUN_TABLE).iloc[0]
+    run = bundle.runs()[experiment]
+    if (record.get("run_id"), record.get("experiment"), record.get("profile")) != (
+        run["run_id"],
+        experiment,
+        bundle.profile,
+    ):
+        raise BundleError(f"{bad}: {experiment}'s run record does not match {INDEX}; export it again")
     try:
         store.manifest.check(experiment, tables)
     except ReportError as e:
@@ -209,8 +257,10 @@ def adopt(
     with store.lock():
         if not replace_newer and newer():  # another build finished meanwhile
             raise BundleError(f"{bundle.source} would replace newer results: {', '.join(newer())}")
+        for name in names:  # every run in place first, so a failure here switches nothing
+            store.stage(profile, name, bundle.runs()[name]["run_id"], bundle.run_files(name))
         for name in names:
-            store.adopt(profile, name, bundle.runs()[name]["run_id"], bundle.run_files(name))
+            store.point(profile, name, bundle.runs()[name]["run_id"])
     return names
 
 

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from report.core import fingerprint as fp
 from report.core import manifest as mf
-from report.core.errors import StoreError
+from report.core.errors import ReportError
+from report.core.settings import canonical
 from report.core.store import Result, Store
 
 
@@ -32,7 +33,9 @@ class Request:
     strict_versions: bool = False  # True: other library versions make a result stale
 
     def config_part(self, experiment: str) -> str:
-        return fp.config_hash(self.profile, dict(self.overrides.get(experiment, {})), self.seed)
+        given = self.overrides.get(experiment, {})
+        values = {k: canonical(experiment, k, v, f"--set {experiment}.{k}={v}") for k, v in given.items()}
+        return fp.config_hash(self.profile, values, self.seed)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest
         if result is None:
             return Verdict(experiment, "missing")
         meta, damaged = result.meta, result.damaged()
-    except StoreError as e:
+    except ReportError as e:  # unreadable, missing or dangling: rerunning repairs it
         return Verdict(experiment, "stale", ("files",), (str(e),))
     if damaged:
         return Verdict(experiment, "stale", ("files",), (f"damaged: {', '.join(damaged)}",), meta, result)

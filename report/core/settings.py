@@ -49,6 +49,7 @@ CHOICES: dict[str, tuple[str, ...] | None] = {  # top-level keys; None: any text
     "paper": ("a4", "letter"),
 }
 TYPED: dict[str, type] = {"seed": int, "strict_versions": bool}
+PATHS = ("data_dir", "store", "out")
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,10 @@ def load(path: Path | None = None) -> Settings:
                     )
                 sets[profile] = _sets(table.get("set", {}), path, text, f"profiles.{profile}.set")
         else:
-            values[key] = Setting(_check(key, value, where), where)
+            value = _check(key, value, where)
+            if key in PATHS:  # relative to the file, so the settings mean the same from any folder
+                value = str((path.parent / value).resolve())
+            values[key] = Setting(value, where)
     return Settings(path, values, sets)
 
 
@@ -156,7 +160,8 @@ def _sets(value: Any, path: Path, text: str, section: str) -> dict[str, Setting]
                 raise ConfigError(
                     f"{where}: {experiment} has no setting {key!r}; valid: {', '.join(sorted(fields))}"
                 )
-            out[f"{experiment}.{key}"] = Setting(_as_text(raw, where, f"{experiment}.{key}"), where)
+            value = canonical(experiment, key, _as_text(raw, where, f"{experiment}.{key}"), f"{where}: {key}")
+            out[f"{experiment}.{key}"] = Setting(value, where)
     return out
 
 
@@ -173,19 +178,52 @@ def _as_text(raw: Any, where: str, name: str) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def config_fields(experiment: str) -> frozenset[str]:
-    """The field names of an experiment's ``Config``, read from its source (no import, so no torch)."""
+def config_types(experiment: str) -> dict[str, str]:
+    """Field name -> annotation of an experiment's ``Config``, read from its source (no import, no torch)."""
     path = PROJECT / "experiments" / f"{experiment}.py"
     if not path.is_file():
-        return frozenset()
+        return {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.ClassDef) and node.name == "Config":
-            return frozenset(
-                s.target.id
+            return {
+                s.target.id: ast.unparse(s.annotation)
                 for s in node.body
                 if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
-            )
-    return frozenset()
+            }
+    return {}
+
+
+def config_fields(experiment: str) -> frozenset[str]:
+    return frozenset(config_types(experiment))
+
+
+def canonical(experiment: str, key: str, text: str, where: str) -> str:
+    """A ``--set`` value in one spelling per meaning (``1e-3`` and ``0.001``, ``True`` and ``true``), so
+    the config part of a fingerprint does not change with the spelling; a value of the wrong type is an
+    error naming ``where`` it came from. Annotations this cannot read are left to the experiment."""
+    kind = config_types(experiment).get(key, "")
+    item = re.fullmatch(r"tuple\[(\w+), \.\.\.\]", kind)
+    if item:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return ",".join(canonical_scalar(item.group(1), p, where) for p in parts)
+    return canonical_scalar(kind, text.strip(), where)
+
+
+def canonical_scalar(kind: str, text: str, where: str) -> str:
+    try:
+        if kind == "int":
+            return str(int(text))
+        if kind == "float":
+            return repr(float(text))
+    except ValueError:
+        raise ConfigError(f"{where}: expected {'an integer' if kind == 'int' else 'a number'}") from None
+    if kind == "bool":
+        words = {"1": "true", "true": "true", "yes": "true", "on": "true", "0": "false", "false": "false",
+                 "no": "false", "off": "false"}  # fmt: skip
+        if text.lower() not in words:
+            raise ConfigError(f"{where}: expected true or false")
+        return words[text.lower()]
+    return text
 
 
 def _line(text: str, section: str, key: str | None) -> int:

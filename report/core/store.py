@@ -14,22 +14,24 @@ in one rename. A run folder never changes after that, so a reader that resolves 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from report.core.atomic import atomic_write, os_error
-from report.core.errors import MissingResultError, StoreError
+from report.core.errors import MissingResultError, ReportError, StoreError
 from report.core.fingerprint import file_digest
 from report.core.manifest import Manifest
 from report.core.manifest import load as load_manifest
@@ -37,8 +39,10 @@ from report.core.manifest import load as load_manifest
 if TYPE_CHECKING:  # pandas is imported where a table is read or written: --help and a render's
     import pandas as pd  # PDF printer start ~0.4 s sooner
 
+RUN_ID = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{4}")  # new_run_id's form; anything else is not a run
 RUN_TABLE = "run"
 POINTER = "current"
+JSON_KEYS = "_json"  # the run record's column naming its JSON-encoded columns
 KEEP = 3  # previous runs kept per experiment besides the current one
 FIX = "pass a writable --store on a disk with space"
 
@@ -58,9 +62,8 @@ class Result:
     def meta(self) -> dict[str, Any]:
         """The run record (read once); dicts and lists were stored as JSON text (see ``_meta_frame``)."""
         row = self.read(RUN_TABLE).iloc[0].to_dict()
-        for key, value in row.items():
-            if isinstance(value, str) and value[:1] in ("{", "["):
-                row[key] = json.loads(value)
+        for key in json.loads(row.pop(JSON_KEYS, "[]")):  # only what _meta_frame encoded
+            row[key] = json.loads(row[key])
         if row.get("experiment") != self.experiment:
             raise StoreError(f"{self.path()} is not a run record of {self.experiment}; rerun: {self.rerun}")
         return row
@@ -90,7 +93,7 @@ class Result:
 
     @property
     def rerun(self) -> str:
-        return f"build.py run {self.experiment} --profile {self.profile} --force"
+        return _rerun(self.profile, self.experiment)
 
 
 class Store:
@@ -152,9 +155,9 @@ class Store:
         self.manifest.check(experiment, tables)
         if RUN_TABLE in tables:
             raise ValueError(f"table name {RUN_TABLE!r} is reserved for run metadata")
-        run_id = str(meta.get("run_id") or new_run_id())
-        if (self.root / profile / experiment / run_id).exists():  # the same record again: a new run
-            run_id = new_run_id()
+        run_id = str(meta.get("run_id"))
+        if not RUN_ID.fullmatch(run_id) or (self.root / profile / experiment / run_id).exists():
+            run_id = new_run_id()  # no id, a malformed one, or the same record written again: a new run
 
         def fill(folder: Path) -> None:
             files = {}
@@ -166,8 +169,18 @@ class Store:
 
         return self._commit(profile, experiment, run_id, fill)
 
-    def adopt(self, profile: str, experiment: str, run_id: str, files: dict[str, bytes]) -> Path:
-        """Make a run made elsewhere (a verified bundle's files) current; the caller holds the lock."""
+    def stage(self, profile: str, experiment: str, run_id: str, files: dict[str, bytes]) -> None:
+        """Place a run made elsewhere (a verified bundle's files) beside the others, not yet current; a
+        damaged copy of the same run is replaced. The caller holds the lock."""
+        home = self.root / profile / experiment
+        existing = Result(home / run_id, profile, experiment)
+        if existing.folder.is_dir():
+            try:
+                if not existing.damaged():
+                    return
+            except ReportError:
+                pass
+            shutil.rmtree(existing.folder)
 
         def fill(folder: Path) -> None:
             for name, data in files.items():
@@ -175,11 +188,13 @@ class Store:
                     fh.write(data)
                     os.fsync(fh.fileno())
 
-        if (self.root / profile / experiment / run_id).is_dir():  # already here: only make it current
-            return self._commit(profile, experiment, run_id, None)
-        return self._commit(profile, experiment, run_id, fill)
+        self._commit(profile, experiment, run_id, fill, point=False)
 
-    def _commit(self, profile: str, experiment: str, run_id: str, fill: Any) -> Path:
+    def point(self, profile: str, experiment: str, run_id: str) -> None:
+        """Make a stored run the current one (one rename)."""
+        self._commit(profile, experiment, run_id, None)
+
+    def _commit(self, profile: str, experiment: str, run_id: str, fill: Any, point: bool = True) -> Path:
         """Fill a new run folder under a temporary name, rename it into place, then swap the pointer."""
         self._ensure_root()
         home = self.root / profile / experiment
@@ -190,7 +205,8 @@ class Store:
                 fill(tmp)
                 _fsync_dir(tmp)
                 tmp.rename(final)
-            atomic_write(home / POINTER, run_id, fix=FIX)  # the one step that makes the new run current
+            if point:
+                atomic_write(home / POINTER, run_id, fix=FIX)  # the one step that makes the run current
             _fsync_dir(home)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -198,7 +214,8 @@ class Store:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self._prune(home, run_id)
+        if point:
+            self._prune(home, run_id)
         return final
 
     def _prune(self, home: Path, current: str) -> None:
@@ -226,8 +243,24 @@ class Store:
         except FileNotFoundError:
             return None
         except OSError as e:
-            raise StoreError(f"cannot read {home / POINTER}: {e.strerror}") from None
+            raise StoreError(
+                f"cannot read {home / POINTER}: {e.strerror}; rerun: {_rerun(profile, experiment)}"
+            ) from None
+        if not RUN_ID.fullmatch(run_id) or not (home / run_id).is_dir():
+            raise StoreError(
+                f"{home / POINTER} names no stored run ({run_id!r}); rerun: {_rerun(profile, experiment)}"
+            )
         return Result(home / run_id, profile, experiment)
+
+    def previous(self, profile: str, experiment: str) -> Result | None:
+        """The newest run before the current one, by when it finished (runs come from many machines)."""
+        current = self.result(profile, experiment)
+        older = []
+        for run in self.history(profile, experiment):
+            if current is None or run.folder != current.folder:
+                with contextlib.suppress(ReportError):
+                    older.append((run.meta["finished"], run))
+        return max(older, key=lambda pair: pair[0])[1] if older else None
 
     def history(self, profile: str, experiment: str) -> list[Result]:
         """Every stored run of an experiment, oldest first (the current one included)."""
@@ -279,19 +312,22 @@ class Store:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _rerun(profile: str, experiment: str) -> str:
+    return f"build.py run {experiment} --profile {profile} --force"
+
+
 def new_run_id() -> str:
     """Sortable by creation time (microseconds), unique by a random tail: ``20261126-165949-123456-a1b2``."""
-    now = datetime.now()
+    now = datetime.now(timezone.utc)  # one clock for runs made on any machine
     return now.strftime("%Y%m%d-%H%M%S-%f") + "-" + uuid.uuid4().hex[:4]
 
 
 def _meta_frame(meta: dict[str, Any]) -> pd.DataFrame:
     import pandas as pd
 
-    row = {
-        k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v for k, v in meta.items()
-    }
-    return pd.DataFrame([row])
+    encoded = sorted(k for k, v in meta.items() if isinstance(v, (dict, list, tuple)))
+    row = {k: json.dumps(v, sort_keys=True) if k in encoded else v for k, v in meta.items()}
+    return pd.DataFrame([{**row, JSON_KEYS: json.dumps(encoded)}])
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
