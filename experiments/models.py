@@ -67,33 +67,37 @@ def _resnet(builder: Callable[..., tvm.ResNet]) -> Callable[[int], nn.Module]:
 
 
 _RESNET_STEM = (
-    "torchvision {}: 7x7 stride-2 conv1 replaced by a 3x3 stride-1 conv and the stem max-pool "
-    "removed (CIFAR-style stem), so the last stage sees 4x4 maps; each block's last BN starts "
-    "at zero (zero_init_residual), so every block starts as the identity"
+    "torchvision resnet18: 7×7 stride-2 conv1 replaced by a 3×3 stride-1 conv and the stem max-pool "
+    "removed (CIFAR-style stem), so the last stage sees 4×4 maps; each block's last BN starts at zero "
+    "(zero_init_residual), so each residual branch starts at zero: a block with an identity shortcut "
+    "starts as the identity, one with a 1×1 projection shortcut (where a stage changes shape) as that "
+    "projection"
 )
+_RESNET_AS_18 = "torchvision {}, adapted as ResNet-18 (same stem, zero-initialised residual branches)"
 
 REGISTRY: dict[str, ModelSpec] = {
     "lenet5": ModelSpec(
         "LeNet-5",
         _lenet5,
-        "LeCun et al. (1998) layout on 3x32x32: conv5x5(6)-pool-conv5x5(16)-pool-FC120-FC84-FC10, "
+        "LeCun et al. (1998) layout on 3×32×32: conv5×5(6)-pool-conv5×5(16)-pool-FC120-FC84-FC10, "
         "with ReLU and max-pooling in place of tanh and trainable subsampling",
     ),
     "alexnet": ModelSpec(
         "AlexNet",
         _alexnet,
-        "torchvision alexnet: 11x11 stride-4 conv1 replaced by a 3x3 stride-1 conv (64 filters), the 6x6 "
-        "adaptive pool removed, so the unchanged classifier reads 256x3x3 (2304 -> 4096 -> 4096 -> 10)",
+        "torchvision alexnet: 11×11 stride-4 conv1 replaced by a 3×3 stride-1 conv (64 filters) and the 6×6 "
+        "adaptive pool removed; the classifier's first layer replaced to read 256×3×3 = 2304 inputs "
+        "(2304 → 4096 → 4096 → 10)",
     ),
     "vgg": ModelSpec(
         "VGG-16-BN",
         _vgg16_bn,
-        "torchvision vgg16_bn features unchanged (five pools take 32x32 to 1x1x512); the 7x7 adaptive pool "
-        "and 4096-wide head replaced by 512 -> 512 -> 10 with dropout 0.5",
+        "torchvision vgg16_bn features unchanged (five pools take 32×32 to 1×1×512); the 7×7 adaptive pool "
+        "and 4096-wide head replaced by 512 → 512 → 10 with dropout 0.5",
     ),
-    "resnet18": ModelSpec("ResNet-18", _resnet(tvm.resnet18), _RESNET_STEM.format("resnet18")),
-    "resnet50": ModelSpec("ResNet-50", _resnet(tvm.resnet50), _RESNET_STEM.format("resnet50")),
-    "resnet101": ModelSpec("ResNet-101", _resnet(tvm.resnet101), _RESNET_STEM.format("resnet101")),
+    "resnet18": ModelSpec("ResNet-18", _resnet(tvm.resnet18), _RESNET_STEM),
+    "resnet50": ModelSpec("ResNet-50", _resnet(tvm.resnet50), _RESNET_AS_18.format("resnet50")),
+    "resnet101": ModelSpec("ResNet-101", _resnet(tvm.resnet101), _RESNET_AS_18.format("resnet101")),
 }
 
 NAMES: tuple[str, ...] = tuple(REGISTRY)

@@ -184,6 +184,9 @@ def test_smoke_report_states_answers_from_evidence_and_renders(smoke_store: Stor
     assert len(c1["figures"]) + len(c2["figures"]) >= 3
     page = render.render_html(smoke_store, "smoke", cache_dir=tmp_path / "cache", names=("q1", "q2"))
     assert "Answer: (a) CE." in page and "Answer: (d) none." in page
+    assert "sufficient conditions, not necessary ones" in page  # the composition rules
+    assert "logit is an affine function of its input" in page and "computes an affine function" not in page
+    assert "not stationary" in page and "saddles whenever that vector is non-zero" not in page
     for label in (
         "fig:q1-curvature",
         "fig:q1-slices",

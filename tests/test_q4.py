@@ -446,17 +446,34 @@ def rendered(results: Results) -> tuple[str, str]:
     return page, " ".join(html.unescape(visible).split())
 
 
+def test_adaptations_say_what_each_block_starts_as_and_what_was_replaced() -> None:
+    resnet = models.spec("resnet18").adaptation
+    assert "projection shortcut" in resnet and "every block starts as the identity" not in resnet
+    assert "unchanged classifier" not in models.spec("alexnet").adaptation
+    assert "classifier's first layer replaced" in models.spec("alexnet").adaptation
+    assert len({models.spec(m).adaptation for m in ("resnet18", "resnet50", "resnet101")}) == 3
+    assert all(
+        " x " not in models.spec(m).adaptation and "3x3" not in models.spec(m).adaptation
+        for m in models.NAMES
+    )
+
+
 def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path) -> None:
     accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
     tables = synthetic_tables(accs)
     page, text = rendered(stored(tmp_path / "a", tables, seeds=2))
     assert "Question 4: Six CNN architectures on SVHN" in text and "<blockquote" not in page
+    assert "ResNet-101 classifies SVHN best. A comparison" in text
     assert "ResNet-101 has the highest mean test accuracy" in text
+    adaptations = text[text.index("How each architecture was adapted") :]
+    order = [adaptations.index(models.spec(m).title) for m in models.NAMES]
+    assert order == sorted(order), "the adaptations table follows the architectures, not the ranking"
     best = tables["results"].query("model == 'resnet101'")["test_acc"]
     assert fmt.pm((best.mean(), best.std())) in text  # the table shows what the store holds
     small = synthetic_tables({"lenet5": [0.5], "resnet18": [0.6]}, dataset="mnist", train_used=128)
     page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=q4.PROFILES["quick"]))
     assert page.count("<blockquote") == 2 and "not on SVHN" in text
+    assert "classifies SVHN best; this build compares them on MNIST instead" in text
     epochs = q4.PROFILES["quick"].epochs
     assert f"trained on a subset: 128 of 68,257 training images for {epochs} epochs" in text
     assert "single-seed run" in text and "60.00%" in text

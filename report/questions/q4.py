@@ -179,7 +179,13 @@ def check(results: pd.DataFrame, confusion: pd.DataFrame, test_used: int, seeds:
 
 
 def _tables(
-    summary: pd.DataFrame, per_class: pd.DataFrame, seeds: int, cuda: bool, best: str, run: Any
+    summary: pd.DataFrame,
+    per_class: pd.DataFrame,
+    seeds: int,
+    cuda: bool,
+    best: str,
+    run: Any,
+    order: list[str],
 ) -> dict[str, Table]:
     shown = summary.assign(
         params_m=summary["params"] / 1e6,
@@ -204,8 +210,10 @@ def _tables(
     titles = dict(zip(summary["model"], summary["title"], strict=True))
     return {
         "comparison": Table(shown, columns, run, highlight=lambda row: row["model"] == best),
-        "adaptations": Table(
-            summary, {"title": ("Model", "text"), "adaptation": ("Adaptation to 32×32 inputs", "text")}, run
+        "adaptations": Table(  # in the order the models were configured (by architecture), not by accuracy
+            summary.set_index("model").loc[order].reset_index(),
+            {"title": ("Model", "text"), "adaptation": ("Adaptation to 32×32 inputs", "text")},
+            run,
         ),
         "per_class": Table(
             wide,
@@ -301,7 +309,7 @@ def context(r: Results) -> dict[str, Any]:
             "pred": str(top_error["pred_name"]),
             "count": int(top_error["count"]),
         },
-        "tables": _tables(summary, per_class, seeds, cuda, best["model"], run),
+        "tables": _tables(summary, per_class, seeds, cuda, best["model"], run, models["model"].tolist()),
         "figures": {
             "tradeoff": Figure(
                 plots.draw_tradeoff,
