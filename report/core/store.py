@@ -62,7 +62,11 @@ class Result:
     def meta(self) -> dict[str, Any]:
         """The run record (read once); dicts and lists were stored as JSON text (see ``_meta_frame``)."""
         row = self.read(RUN_TABLE).iloc[0].to_dict()
-        for key in json.loads(row.pop(JSON_KEYS, "[]")):  # only what _meta_frame encoded
+        if JSON_KEYS in row:  # only what _meta_frame encoded
+            encoded = json.loads(row.pop(JSON_KEYS))
+        else:  # a record from before the column existed: its dicts and lists, by their first character
+            encoded = [k for k, v in row.items() if isinstance(v, str) and v[:1] in ("{", "[")]
+        for key in encoded:
             row[key] = json.loads(row[key])
         if row.get("experiment") != self.experiment:
             raise StoreError(f"{self.path()} is not a run record of {self.experiment}; rerun: {self.rerun}")

@@ -37,6 +37,8 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
         "the chosen optimizer and learning rate have the highest validation accuracy of the sweep",
     )
     per_opt = {}
+    grid = sorted(lr["lr"].unique())
+    step_decades = math.log10(_grid_step(lr["lr"]))
     for opt, df in lr.groupby("optimizer", sort=False):
         best = df.sort_values("val_acc", ascending=False, kind="stable").iloc[0]
         usable = df[df["val_acc"] >= best["val_acc"] - USABLE]["lr"]
@@ -47,6 +49,11 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
             "usable_min": float(usable.min()),
             "usable_max": float(usable.max()),
             "usable_decades": float(math.log10(usable.max() / usable.min())),
+            # one grid point in the window: its width is below the grid's resolution, not zero
+            "resolved": bool(usable.max() > usable.min()),
+            "step_decades": step_decades,
+            # an optimum on the edge of the grid: the best rate may lie beyond it
+            "edge": "low" if best["lr"] == grid[0] else "high" if best["lr"] == grid[-1] else None,
         }
     ranked = sorted(per_opt, key=lambda o: per_opt[o]["val_acc"], reverse=True)
     momentum = None
@@ -54,12 +61,18 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
         ratio = per_opt["sgd"]["lr"] / per_opt["momentum"]["lr"]
         step = _grid_step(lr["lr"])
         off = None if step >= 10 else round(abs(math.log(ratio / 10)) / math.log(step))
-        momentum = {"ratio": ratio, "step": step, "off": off}  # off: grid steps from 1/(1 - β) = 10
+        # an optimum on the grid's edge makes the ratio a bound: "at least" when the true SGD optimum may be
+        # higher or the momentum one lower, "at most" the other way round, nothing when both apply
+        up = per_opt["sgd"]["edge"] == "high" or per_opt["momentum"]["edge"] == "low"
+        down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
+        bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
+        momentum = {"ratio": ratio, "step": step, "off": off, "bound": bound}  # off: steps from 1/(1 - β)
     return {
         "by_optimizer": per_opt,
         "ranked": [per_opt[o] for o in ranked],
         "momentum": momentum,
         "optimizer": OPTIMIZER_NAMES[choice["optimizer"]],
+        "optimizer_key": str(choice["optimizer"]),
         "lr": float(choice["lr"]),
         "val_acc": float(choice["val_acc"]),
         "grid": sorted(lr["lr"].unique().tolist()),
@@ -96,8 +109,11 @@ def batch_facts(
     best_lr = grid.sort_values("val_acc", ascending=False, kind="stable").groupby("batch_size")["lr"].first()
     steps = np.diff(best_lr.sort_index().to_numpy())
     se = math.sqrt(choice["val_acc"] * (1 - choice["val_acc"]) / n_val)
+    se_diff = (
+        math.sqrt(2) * se
+    )  # of a difference of two accuracies, unpaired: an upper bound on one image set
     points = both.drop_duplicates(["lr", "batch_size"])
-    close = int((points["val_acc"] >= choice["val_acc"] - 2 * se).sum()) - 1
+    close = int((points["val_acc"] >= choice["val_acc"] - 2 * se_diff).sum()) - 1
 
     trend = (
         "grows"
@@ -120,6 +136,7 @@ def batch_facts(
         "batch": int(choice["batch_size"]),
         "val_acc": float(choice["val_acc"]),
         "se": se,
+        "se_diff": se_diff,
         "close": close,
         "points": len(points),
         "sizes": table["batch_size"].astype(int).tolist(),
