@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -550,3 +551,29 @@ def test_interrupted_training_resumes_from_the_last_epoch_with_the_same_result(t
     assert resumed["curves"] == expected["curves"]
     assert resumed["result"]["test_acc"] == expected["result"]["test_acc"]
     assert resumed["confusion"] == expected["confusion"]
+
+
+def test_a_model_that_did_not_train_is_flagged_and_left_out_of_every_comparison(tmp_path: Path) -> None:
+    accs = {"lenet5": [0.80, 0.81], "alexnet": [0.10, 0.10], "vgg": [0.90, 0.91], "resnet18": [0.92, 0.93]}
+    tables = synthetic_tables(accs)
+    stuck = tables["curves"]["model"] == "alexnet"
+    tables["curves"].loc[stuck, "train_loss"] = math.log(10) * 0.999  # never left the uniform prediction
+    conf = tables["confusion"]
+    alex = conf["model"] == "alexnet"
+    conf.loc[alex, "count"] = np.where(conf.loc[alex, "pred"] == 3, 100, 0)  # one class for every image
+    conf.loc[alex & (conf["true"] == 3) & (conf["pred"] == 3), "count"] = 100
+    tables["results"].loc[tables["results"]["model"] == "alexnet", "test_acc"] = 0.1
+    results = stored(tmp_path, tables, seeds=2)
+    c = ctx4.context(results)
+    assert [m["title"] for m in c["untrained"]] == ["AlexNet"] and "AlexNet" not in c["ranking"]
+    assert c["untrained"][0]["share"] == 1.0 and c["untrained"][0]["class"] == "3"
+    gaps = [g["b"] for g in (c["lenet"]["gaps"] if c["lenet"] else [])] + c["pareto"]
+    assert "AlexNet" not in gaps and c["best"]["title"] == "ResNet-18"
+    page, text = rendered(results)
+    assert (
+        "AlexNet did not train: in every epoch its training loss stayed within a few percent of ln K" in text
+    )
+    assert "without batch normalisation" in text and "AlexNet (did not train)" in text
+    assert "test accuracy among the models that trained: ResNet-18, VGG-16-BN, LeNet-5." in text
+    trained = stored(tmp_path / "b", synthetic_tables(accs | {"alexnet": [0.85, 0.86]}), seeds=2)
+    assert ctx4.context(trained)["untrained"] == []

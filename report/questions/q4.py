@@ -17,6 +17,10 @@ from report.plots import q4 as plots
 from report.questions import Figure, Results, Table, require
 
 NOISE_SE = 2.0  # gaps within this many standard errors of the difference are "within seed noise"
+STALLED = 0.05  # a training loss within 5% of ln K (a uniform prediction) in every epoch made no progress
+COLLAPSED = 0.9  # ...and one class predicted for at least 90% of the test images: the model did not train
+WITHOUT_BATCH_NORM = ("lenet5", "alexnet")  # experiments/models.py: the two with no normalisation layers
+WITHOUT_BATCH_NORM = ("lenet5", "alexnet")  # experiments/models.py: the two with no normalisation layers
 RESNETS = ("resnet18", "resnet50", "resnet101")
 WITHIN, ABOVE, BELOW, UNMEASURED = "within seed noise", "above seed noise", "below seed noise", "unmeasured"
 
@@ -149,6 +153,27 @@ def lenet_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
     return {"gaps": gaps, "case": case, "higher": [g["b"] for g in gaps if g["delta_pp"] > 0]}
 
 
+def untrained(curves: pd.DataFrame, confusion: pd.DataFrame, classes: int) -> dict[str, dict[str, Any]]:
+    """Models that did not train, from the stored evidence: in every epoch the (label-smoothed) training
+    loss stayed within ``STALLED`` of ln K, the loss of predicting every class with probability 1/K, and on
+    the test images they predicted one class for at least ``COLLAPSED`` of them."""
+    out = {}
+    uniform = math.log(classes)
+    for model, c in curves.groupby("model"):
+        predicted = confusion[confusion["model"] == model].groupby("pred_name")["count"].sum()
+        share = float(predicted.max() / predicted.sum()) if predicted.sum() else 0.0
+        if (c["train_loss"] >= (1 - STALLED) * uniform).all() and share >= COLLAPSED:
+            last = c.sort_values("epoch")["train_loss"].iloc[-1]
+            out[model] = {
+                "loss": float(last),
+                "uniform": uniform,
+                "share": share,
+                "class": predicted.idxmax(),
+                "batch_norm": model not in WITHOUT_BATCH_NORM,
+            }
+    return out
+
+
 def pareto(summary: pd.DataFrame) -> list[str]:
     """Models that no other model beats on accuracy at equal or lower FLOPs, cheapest first."""
     rows = [r for _, r in summary.iterrows()]
@@ -186,8 +211,14 @@ def _tables(
     best: str,
     run: Any,
     order: list[str],
+    failed: dict[str, Any],
 ) -> dict[str, Table]:
+    marked = [
+        f"{t} (did not train)" if m in failed else t
+        for m, t in zip(summary["model"], summary["title"], strict=True)
+    ]
     shown = summary.assign(
+        title=marked,
         params_m=summary["params"] / 1e6,
         mflops=summary["flops"] / 1e6,
         acc_pm=list(zip(summary["acc"], summary["acc_std"], strict=True)),
@@ -237,7 +268,11 @@ def context(r: Results) -> dict[str, Any]:
     n = r.table("q4", "splits").set_index("split")
     check(results, confusion, int(n.loc["test", "used"]), seeds)
 
-    summary = summarise(results, models)
+    everyone = summarise(results, models)
+    classes = confusion["true"].nunique() if len(confusion) else 10
+    failed = untrained(curves, confusion, max(classes, int(confusion["pred"].max()) + 1))
+    summary = everyone[~everyone["model"].isin(failed)].reset_index(drop=True)  # ranked and compared
+    require(len(summary) > 0, "at least one model trained (every training loss stayed at ln K)")
     best = best_claim(summary)
     top = summary.iloc[0]
     per_class = class_accuracy(confusion)
@@ -247,15 +282,15 @@ def context(r: Results) -> dict[str, Any]:
     errors = errors.groupby(["true_name", "pred_name"], as_index=False)["count"].sum()
     top_error = errors.loc[errors["count"].idxmax()] if errors["count"].sum() > 0 else None
 
-    order = {m: i for i, m in enumerate(summary["model"])}
+    order = {m: i for i, m in enumerate(everyone["model"])}
     mean_curves = (
         curves.groupby(["model", "epoch"], as_index=False)[["train_loss", "val_acc"]]
         .mean()
-        .merge(summary[["model", "title"]], on="model")
+        .merge(everyone[["model", "title"]], on="model")  # a model that did not train shows why
         .sort_values(["model", "epoch"], key=lambda c: c.map(order) if c.name == "model" else c)
     )
-    fastest = summary.loc[summary["throughput"].idxmax()]
-    slowest = summary.loc[summary["throughput"].idxmin()]
+    fastest = everyone.loc[everyone["throughput"].idxmax()]  # speed is measured whether or not it learned
+    slowest = everyone.loc[everyone["throughput"].idxmin()]
     dataset = str(setup["dataset_title"])
     sizes = {
         "train": int(n.loc["train", "used"]),
@@ -290,6 +325,10 @@ def context(r: Results) -> dict[str, Any]:
         },
         "augment": {"pad": int(setup["crop_pad"]), "flip": bool(setup["hflip"])},
         "ranking": summary["title"].tolist(),
+        "untrained": [
+            {"title": everyone.set_index("model").loc[m, "title"], **facts} for m, facts in failed.items()
+        ],
+        "steps": int(cfg["epochs"]) * (int(n.loc["train", "used"]) // int(cfg["batch_size"])),
         "best": {**best, "acc": float(top["acc"]), "acc_std": float(top["acc_std"]) if seeds > 1 else None},
         "depth": depth_claim(summary),
         "lenet": lenet_claim(summary),
@@ -309,7 +348,9 @@ def context(r: Results) -> dict[str, Any]:
             "pred": str(top_error["pred_name"]),
             "count": int(top_error["count"]),
         },
-        "tables": _tables(summary, per_class, seeds, cuda, best["model"], run, models["model"].tolist()),
+        "tables": _tables(
+            everyone, per_class, seeds, cuda, best["model"], run, models["model"].tolist(), failed
+        ),
         "figures": {
             "tradeoff": Figure(
                 plots.draw_tradeoff,
