@@ -577,3 +577,14 @@ def test_a_model_that_did_not_train_is_flagged_and_left_out_of_every_comparison(
     assert "test accuracy among the models that trained: ResNet-18, VGG-16-BN, LeNet-5." in text
     trained = stored(tmp_path / "b", synthetic_tables(accs | {"alexnet": [0.85, 0.86]}), seeds=2)
     assert ctx4.context(trained)["untrained"] == []
+
+
+def test_a_small_budget_that_reproduces_the_old_ordering_says_why(tmp_path: Path) -> None:
+    accs = {"lenet5": [0.60], "resnet18": [0.40], "resnet50": [0.35]}
+    small = synthetic_tables(accs, dataset="mnist", train_used=128)
+    _, text = rendered(stored(tmp_path / "a", small, seeds=1, cfg=q4.PROFILES["quick"]))
+    assert "In this run LeNet-5 does score above every ResNet, and this run is a reduced budget" in text
+    assert "every model gets the same training budget." not in text
+    full = synthetic_tables({"lenet5": [0.90], "resnet18": [0.95], "resnet50": [0.96]})
+    _, text = rendered(stored(tmp_path / "b", full, seeds=1))
+    assert "does score above every ResNet" not in text

@@ -150,7 +150,12 @@ def lenet_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
         case = "unmeasured"
     else:
         case = "mixed"
-    return {"gaps": gaps, "case": case, "higher": [g["b"] for g in gaps if g["delta_pp"] > 0]}
+    return {
+        "gaps": gaps,
+        "case": case,
+        "higher": [g["b"] for g in gaps if g["delta_pp"] > 0],
+        "above_all": all(g["delta_pp"] < 0 for g in gaps),  # LeNet-5's point estimate tops every ResNet
+    }
 
 
 def untrained(curves: pd.DataFrame, confusion: pd.DataFrame, classes: int) -> dict[str, dict[str, Any]]:
