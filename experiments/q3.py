@@ -138,9 +138,9 @@ class Split:
         return len(self.y)
 
 
-def load_splits(cfg: Config, ctx: RunContext) -> tuple[dict[str, Split], torch.Tensor]:
+def load_splits(cfg: Config, ctx: RunContext) -> tuple[dict[str, Split], torch.Tensor, dict[str, int]]:
     """Train / validation / test splits fixed by the run seed (``trainval`` is train + validation, for the
-    final refits), and the indices of the test images used in the original test set."""
+    final refits), the indices of the test images used in the original test set, and the dataset's sizes."""
     x, y = data.load(cfg.dataset, ctx.data_dir, train=True)
     xt, yt = data.load(cfg.dataset, ctx.data_dir, train=False)
     if cfg.n_train + cfg.n_val > len(y) or cfg.n_test > len(yt):
@@ -162,7 +162,7 @@ def load_splits(cfg: Config, ctx: RunContext) -> tuple[dict[str, Split], torch.T
         "test": split(xt, yt, test),
         "trainval": split(x, y, torch.cat([train, val])),
     }
-    return splits, test
+    return splits, test, {"train_available": len(y), "test_available": len(yt)}
 
 
 # ---- training ---------------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def run(cfg: Config, ctx: RunContext) -> Output:
 
 def study(cfg: Config, ctx: RunContext) -> Output:
     """The four stages of the study, each point memoised with ``ctx.step``."""
-    splits, test_index = load_splits(cfg, ctx)
+    splits, test_index, available = load_splits(cfg, ctx)
     sizes = " / ".join(f"{len(splits[k])} {k}" for k in ("train", "val", "test"))
     ctx.log(f"q3: {sizes} images on {ctx.device}")
 
@@ -387,8 +387,9 @@ def study(cfg: Config, ctx: RunContext) -> Output:
             "choice": pd.DataFrame(choice),
             "final": final,
             "interval": pd.DataFrame([kit.t_interval(final["test_acc"].tolist(), cfg.ci_level)]),
-            "splits": pd.DataFrame(
+            "splits": pd.DataFrame(  # the splits used, and the sizes of the dataset they were drawn from
                 [{"dataset": title, "split": k, "images": len(v)} for k, v in splits.items()]
+                + [{"dataset": title, "split": k, "images": v} for k, v in available.items()]
             ),
             "layers": layers_table(mlp()),
             "confusion": pd.concat([f["confusion"] for f in finals], ignore_index=True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,8 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
         "val": cfg.n_val,
         "test": cfg.n_test,
         "trainval": cfg.n_train + cfg.n_val,
+        "train_available": 4000,  # the MNIST stand-in's sizes (tests/conftest.py)
+        "test_available": 1000,
     }
 
 
@@ -314,8 +317,8 @@ def synthetic_tables(best_epoch: int = 7) -> dict[str, pd.DataFrame]:
     splits = pd.DataFrame(
         {
             "dataset": "MNIST",
-            "split": ["train", "val", "test", "trainval"],
-            "images": [5000, 1000, N_TEST, 6000],
+            "split": ["train", "val", "test", "trainval", "train_available", "test_available"],
+            "images": [5000, 1000, N_TEST, 6000, 60_000, 10_000],
         }
     )
     return {
@@ -343,6 +346,22 @@ def _context(tmp_path: Path, tables: dict[str, pd.DataFrame]) -> dict:
     store = Store(tmp_path / "results")
     store.write("smoke", "q3", tables, fake_meta("q3", config=dataclasses.asdict(cfg)))
     return ctx3.context(Results(store, "smoke"))
+
+
+def test_a_subset_of_the_data_is_said_in_a_banner_and_in_the_answer(tmp_path: Path) -> None:
+    def text_of(tables: dict[str, pd.DataFrame], folder: str) -> str:
+        _context(tmp_path / folder, tables)  # the same store, rendered as the report shows it
+        page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
+        return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+
+    subset = text_of(synthetic_tables(), "a")
+    assert "This build trains on 6,000 of the 60,000 training images" in subset and "reduced budget" in subset
+    assert "Trained that way on 6,000 of the 60,000 training images of MNIST (this build's subset)" in subset
+    whole = synthetic_tables()
+    whole["splits"].loc[whole["splits"]["split"] == "train_available", "images"] = 6000
+    whole["splits"].loc[whole["splits"]["split"] == "test_available", "images"] = N_TEST
+    full = text_of(whole, "b")
+    assert "reduced budget" not in full and "Trained that way on all 6,000 training images" in full
 
 
 def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) -> None:

@@ -257,6 +257,8 @@ def context(r: Results) -> dict[str, Any]:
         "run": run,
         "dataset": str(splits["dataset"].iloc[0]),
         "n": n,
+        # the training and test images used are a subset of the dataset's: said where the numbers are
+        "subset": n["trainval"] < n["train_available"] or n["test"] < n["test_available"],
         "params": params,
         "param_terms": param_terms,
         "optimizers": [OPTIMIZER_NAMES[o] for o in cfg["optimizers"]],
