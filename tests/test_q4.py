@@ -266,26 +266,27 @@ def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: P
     assert c["ranking"] == ["ResNet-101", "ResNet-50", "ResNet-18", "VGG-16-BN", "AlexNet", "LeNet-5"]
     assert c["best"]["tied"] == [] and c["best"]["case"] == "clear"
     assert say(words.best, c["best"]) == (
-        "ResNet-101 has the highest mean test accuracy, and its lead over every other model exceeds "
-        "seed noise."
+        "ResNet-101 has the highest mean test accuracy, and its lead over every other model is significant "
+        "(Welch's t-test, Holm-corrected)."
     )
     assert c["best"]["runner_up"]["abs_pp"] == pytest.approx(0.5)
     assert c["depth"]["case"] == "helped"
     assert (c["depth"]["shallow"], c["depth"]["deepest"]) == ("ResNet-18", "ResNet-101")
     assert say(words.depth, c["depth"]) == (
-        "More depth helped: ResNet-101 is more accurate than ResNet-18 by more than seed noise."
+        "More depth helped: ResNet-101 is significantly more accurate than ResNet-18 "
+        "(Welch's t-test, Holm-corrected)."
     )
     assert c["lenet"]["case"] == "below"
     assert all(g["verdict"] == ctx4.ABOVE for g in c["lenet"]["gaps"])
     assert (
         say(words.lenet, c["lenet"])
-        == "LeNet-5 is less accurate than every ResNet, each gap beyond seed noise."
+        == "LeNet-5 is significantly less accurate than every ResNet (Welch's t-test, Holm-corrected)."
     )
     assert c["pareto"] == ["LeNet-5", "AlexNet", "VGG-16-BN", "ResNet-18", "ResNet-50", "ResNet-101"]
     assert not c["substitute"] and not c["subset"] and c["dataset"] == "SVHN"
 
 
-def test_gaps_within_seed_noise_are_reported_as_ties(tmp_path: Path, words: Any) -> None:
+def test_gaps_the_test_does_not_separate_are_reported_as_ties(tmp_path: Path, words: Any) -> None:
     accs = {
         "lenet5": [0.955, 0.950, 0.945],
         "resnet18": [0.960, 0.950, 0.940],
@@ -297,16 +298,20 @@ def test_gaps_within_seed_noise_are_reported_as_ties(tmp_path: Path, words: Any)
     assert set(c["best"]["tied"]) == {"LeNet-5", "ResNet-18", "ResNet-50"}
     tied = join_and(c["best"]["tied"])
     assert say(words.best, c["best"]) == (
-        f"ResNet-101 has the highest mean test accuracy, but {tied} are within seed noise of it, "
-        "so this run does not separate them."
+        f"ResNet-101 has the highest mean test accuracy, but {tied} are not significantly below it "
+        "(Welch's t-test, Holm-corrected), so this run does not separate them."
     )
     assert all(s["verdict"] == ctx4.WITHIN for s in c["depth"]["steps"])
     assert c["depth"]["case"] == "no_effect"
     assert say(words.depth, c["depth"]) == (
-        "Every gap among the ResNets is within seed noise: this run shows no effect of depth."
+        "No gap among the ResNets is significant (Welch's t-test, Holm-corrected): this run shows no effect "
+        "of depth, which with so few seeds is not evidence that there is none."
     )
     assert c["lenet"]["case"] == "within"
-    assert say(words.lenet, c["lenet"]) == "LeNet-5 is within seed noise of every ResNet."
+    assert (
+        say(words.lenet, c["lenet"])
+        == "No gap between LeNet-5 and a ResNet is significant (Welch's t-test, Holm-corrected)."
+    )
 
 
 def test_single_seed_says_noise_is_unmeasured_and_flags_subset_and_substitute(
@@ -315,7 +320,7 @@ def test_single_seed_says_noise_is_unmeasured_and_flags_subset_and_substitute(
     accs = {"lenet5": [0.91], "resnet18": [0.90], "resnet101": [0.92]}
     tables = synthetic_tables(accs, n_test=200, dataset="fashion-mnist", train_used=256)
     c = ctx4.context(stored(tmp_path, tables, seeds=1))
-    assert c["single_seed"] and c["best"]["runner_up"]["band_pp"] is None
+    assert c["single_seed"] and c["best"]["runner_up"]["p_adj"] is None
     assert c["best"]["case"] == "unmeasured" and c["best"]["runner_up"]["b"] == "LeNet-5"
     assert say(words.best, c["best"]) == (
         "ResNet-101 has the highest test accuracy in this single-seed run; how much of its lead over "
@@ -356,8 +361,8 @@ def test_one_tied_model_is_named_with_the_best_as_the_two(words: Any) -> None:
     best = ctx4.best_claim(s)
     assert best["title"] == "ResNet-50" and best["case"] == "tied" and best["tied"] == ["ResNet-18"]
     assert say(words.best, best) == (
-        "ResNet-50 has the highest mean test accuracy, but ResNet-18 is within seed noise of it, so this "
-        "run does not separate the two."
+        "ResNet-50 has the highest mean test accuracy, but ResNet-18 is not significantly below it "
+        "(Welch's t-test, Holm-corrected), so this run does not separate the two."
     )
 
 
@@ -373,13 +378,14 @@ def test_depth_that_hurts_and_lenet_above_every_resnet(words: Any) -> None:
     depth = ctx4.depth_claim(s)
     assert [st["verdict"] for st in depth["steps"]] == [ctx4.BELOW] * 3 and depth["case"] == "hurt"
     assert say(words.depth, depth) == (
-        "More depth hurt under this budget: ResNet-101 is less accurate than ResNet-18 by more than "
-        "seed noise."
+        "More depth hurt under this budget: ResNet-101 is significantly less accurate than ResNet-18 "
+        "(Welch's t-test, Holm-corrected)."
     )
     lenet = ctx4.lenet_claim(s)
     assert all(g["verdict"] == ctx4.BELOW for g in lenet["gaps"]) and lenet["case"] == "above"
     assert (
-        say(words.lenet, lenet) == "LeNet-5 is more accurate than every ResNet, each gap beyond seed noise."
+        say(words.lenet, lenet)
+        == "LeNet-5 is significantly more accurate than every ResNet (Welch's t-test, Holm-corrected)."
     )
     best = ctx4.best_claim(s)
     assert best["case"] == "clear" and best["title"] == "LeNet-5"
@@ -391,22 +397,22 @@ def test_mixed_depth_steps_and_mixed_lenet_standing_are_spelled_out(words: Any) 
             "lenet5": [0.953, 0.954, 0.952],
             "resnet18": [0.950, 0.951, 0.949],
             "resnet50": [0.960, 0.961, 0.959],
-            "resnet101": [0.945, 0.950, 0.955],
+            "resnet101": [0.948, 0.950, 0.952],
         }
     )
     depth = ctx4.depth_claim(s)
     assert [st["verdict"] for st in depth["steps"]] == [ctx4.ABOVE, ctx4.BELOW, ctx4.WITHIN]
     assert depth["case"] == "mixed"
     assert say(words.depth, depth) == (
-        "ResNet-101 and ResNet-18 are within seed noise of each other, although an intermediate step "
-        "differs by more than seed noise; depth had no consistent effect here."
+        "The gap between ResNet-101 and ResNet-18 is not significant, although an intermediate step is "
+        "(Welch's t-test, Holm-corrected); depth had no consistent effect here."
     )
     lenet = ctx4.lenet_claim(s)
     assert [g["verdict"] for g in lenet["gaps"]] == [ctx4.BELOW, ctx4.ABOVE, ctx4.WITHIN]
     assert [g["side"] for g in lenet["gaps"]] == ["below", "above", "within"] and lenet["case"] == "mixed"
     assert say(words.lenet, lenet) == (
-        "LeNet-5's standing against the ResNets is mixed: ResNet-18 is below it; ResNet-50 is above it; "
-        "ResNet-101 is within seed noise of it."
+        "LeNet-5's standing against the ResNets is mixed: ResNet-18 is significantly below it; ResNet-50 is "
+        "significantly above it; ResNet-101 is not significantly different from it."
     )
 
 
@@ -588,3 +594,27 @@ def test_a_small_budget_that_reproduces_the_old_ordering_says_why(tmp_path: Path
     full = synthetic_tables({"lenet5": [0.90], "resnet18": [0.95], "resnet50": [0.96]})
     _, text = rendered(stored(tmp_path / "b", full, seeds=1))
     assert "does score above every ResNet" not in text
+
+
+def test_comparisons_are_welch_tests_holm_corrected_within_a_statement() -> None:
+    from scipy import stats
+
+    accs = {
+        "resnet101": [0.97, 0.975, 0.96],
+        "resnet50": [0.95, 0.96, 0.958],
+        "resnet18": [0.94, 0.93, 0.955],
+    }
+    s = summary(accs)
+    gaps = ctx4.best_claim(s)
+    assert gaps["title"] == "ResNet-101"
+    raw = {
+        m: stats.ttest_ind(accs[m], accs["resnet101"], equal_var=False).pvalue
+        for m in ("resnet50", "resnet18")
+    }
+    tested = ctx4.family([ctx4.compare(s.iloc[0], row) for _, row in s.iloc[1:].iterrows()])
+    by_title = {g["b"]: g for g in tested}
+    assert by_title["ResNet-50"]["p"] == pytest.approx(raw["resnet50"])
+    assert by_title["ResNet-18"]["p"] == pytest.approx(raw["resnet18"])
+    low, high = sorted(raw.values())
+    assert sorted(g["p_adj"] for g in tested) == pytest.approx([2 * low, max(2 * low, high)])
+    assert all((g["verdict"] == ctx4.WITHIN) == (g["p_adj"] >= ctx4.ALPHA) for g in tested)

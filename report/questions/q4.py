@@ -1,9 +1,10 @@
 """Question 4 context: rank the architectures from the stored results and say how far the ranking holds.
 
-Every comparison is a difference of mean test accuracies judged against seed-to-seed variation: a gap
-counts as real only when it exceeds ``NOISE_SE`` standard errors of the difference. With one seed that
-variation is unmeasured, and the verdicts say so instead of calling a gap real. The claims below return
-facts and case codes only; the sentences that state them are macros in templates/q4.words.j2.
+Every comparison is a difference of mean test accuracies over seeds, tested with Welch's t-test (unequal
+variances, its own degrees of freedom); the comparisons behind one statement (the best model against each
+other, the depth steps, LeNet-5 against each ResNet) are one family, Holm-corrected at level ``ALPHA``.
+With one seed the variation is unmeasured, and the verdicts say so instead of calling a gap real. The
+claims return facts and case codes only; the sentences that state them are in templates/q4.words.j2.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import pandas as pd
 from report.plots import q4 as plots
 from report.questions import Figure, Results, Table, require
 
-NOISE_SE = 2.0  # gaps within this many standard errors of the difference are "within seed noise"
+ALPHA = 0.05  # family-wise level of the Holm-corrected Welch tests
 STALLED = 0.05  # a training loss within 5% of ln K (a uniform prediction) in every epoch made no progress
 COLLAPSED = 0.9  # ...and one class predicted for at least 90% of the test images: the model did not train
 WITHOUT_BATCH_NORM = ("lenet5", "alexnet")  # experiments/models.py: the two with no normalisation layers
 WITHOUT_BATCH_NORM = ("lenet5", "alexnet")  # experiments/models.py: the two with no normalisation layers
 RESNETS = ("resnet18", "resnet50", "resnet101")
-WITHIN, ABOVE, BELOW, UNMEASURED = "within seed noise", "above seed noise", "below seed noise", "unmeasured"
+WITHIN, ABOVE, BELOW = "not significant", "significantly higher", "significantly lower"  # Holm-corrected
+UNMEASURED = "unmeasured"  # one seed: no spread to test against
 
 
 def summarise(results: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
@@ -39,27 +41,50 @@ def summarise(results: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["acc", "flops"], ascending=[False, True], ignore_index=True)
 
 
-def compare(a: pd.Series, b: pd.Series) -> dict[str, Any]:
-    """How ``b`` differs from ``a`` in mean test accuracy, in percentage points, against seed noise."""
+def welch(a: pd.Series, b: pd.Series) -> tuple[float, float, float] | None:
+    """Welch's t, its degrees of freedom and the two-sided p-value for equal mean accuracy of ``a`` and
+    ``b`` over their seeds (``None`` with fewer than two seeds, where the spread is unmeasured)."""
+    if a["seeds"] < 2 or b["seeds"] < 2:
+        return None
+    from scipy.special import stdtr  # imported only where a report compares models over seeds
+
+    va, vb = a["acc_std"] ** 2 / a["seeds"], b["acc_std"] ** 2 / b["seeds"]
     delta = float(b["acc"] - a["acc"])
-    band = None
-    if a["seeds"] >= 2 and b["seeds"] >= 2:
-        band = NOISE_SE * math.sqrt(a["acc_std"] ** 2 / a["seeds"] + b["acc_std"] ** 2 / b["seeds"])
-    if band is None:
-        verdict = UNMEASURED
-    elif abs(delta) <= band:
-        verdict = WITHIN
-    else:
-        verdict = ABOVE if delta > 0 else BELOW
+    if va + vb == 0:  # every seed gave the same accuracy
+        return (math.inf if delta else 0.0), math.inf, (0.0 if delta else 1.0)
+    t = delta / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (a["seeds"] - 1) + vb**2 / (b["seeds"] - 1))
+    return t, df, float(2 * stdtr(df, -abs(t)))
+
+
+def compare(a: pd.Series, b: pd.Series) -> dict[str, Any]:
+    """How ``b`` differs from ``a`` in mean test accuracy, in percentage points, with Welch's test (the
+    verdict is set by ``family``, which corrects the p-values of one statement's comparisons together)."""
+    delta = float(b["acc"] - a["acc"])
+    test = welch(a, b)
     return {
         "a": a["title"],
         "b": b["title"],
         "delta_pp": 100 * delta,
         "abs_pp": 100 * abs(delta),
         "direction": "higher" if delta > 0 else "lower" if delta < 0 else "equal",
-        "band_pp": None if band is None else 100 * band,
-        "verdict": verdict,
+        "t": None if test is None else test[0],
+        "df": None if test is None else test[1],
+        "p": None if test is None else test[2],
+        "p_adj": None,
+        "verdict": UNMEASURED,
     }
+
+
+def family(gaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Holm's step-down correction over the comparisons of one statement, and each verdict at ``ALPHA``."""
+    tested = sorted((g for g in gaps if g["p"] is not None), key=lambda g: g["p"])
+    running = 0.0
+    for rank, g in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * g["p"]))
+        g["p_adj"] = running
+        g["verdict"] = WITHIN if running >= ALPHA else ABOVE if g["delta_pp"] > 0 else BELOW
+    return gaps
 
 
 def best_claim(summary: pd.DataFrame) -> dict[str, Any]:
@@ -70,7 +95,7 @@ def best_claim(summary: pd.DataFrame) -> dict[str, Any]:
     seed noise of the best, listed in ``tied``) or "clear" (every gap exceeds seed noise).
     """
     best = summary.iloc[0]
-    gaps = [compare(best, row) for _, row in summary.iloc[1:].iterrows()]
+    gaps = family([compare(best, row) for _, row in summary.iloc[1:].iterrows()])
     tied = [g["b"] for g in gaps if g["verdict"] == WITHIN]
     if not gaps:
         case = "only"
@@ -104,6 +129,7 @@ def depth_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
     steps = [compare(present[i], present[i + 1]) for i in range(len(present) - 1)]
     if len(present) == 3:
         steps.append(compare(present[0], present[2]))
+    steps = family(steps)
     verdicts = {s["verdict"] for s in steps}
     overall = steps[-1]["verdict"]
     if verdicts == {UNMEASURED}:
@@ -129,15 +155,15 @@ def lenet_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
     """Where LeNet-5 stands against each ResNet (None when either is missing from the run).
 
     ``case`` says which sentence ``words.lenet`` writes, from LeNet-5's side: "below" or "above" (every
-    ResNet beyond seed noise, on the same side), "within" (every ResNet within seed noise),
+    ResNet significantly on the same side), "within" (no gap significant),
     "unmeasured" (one seed; ``higher`` lists the ResNets that scored above LeNet-5) or "mixed" (each
-    ResNet's ``side`` in ``gaps`` says whether it is "above", "below" or "within" seed noise of LeNet-5).
+    ResNet's ``side`` in ``gaps`` says whether it is significantly "above" or "below" LeNet-5, or "within").
     """
     rows = {r["model"]: r for _, r in summary.iterrows()}
     if "lenet5" not in rows or not any(m in rows for m in RESNETS):
         return None
     side = {ABOVE: "above", BELOW: "below", WITHIN: "within", UNMEASURED: "unmeasured"}
-    gaps = [compare(rows["lenet5"], rows[m]) for m in RESNETS if m in rows]  # positive: the ResNet is higher
+    gaps = family([compare(rows["lenet5"], rows[m]) for m in RESNETS if m in rows])  # positive: ResNet higher
     gaps = [{**g, "side": side[g["verdict"]]} for g in gaps]
     verdicts = {g["verdict"] for g in gaps}
     if verdicts == {ABOVE}:
@@ -313,7 +339,7 @@ def context(r: Results) -> dict[str, Any]:
         "cuda": cuda,
         "seeds": seeds,
         "single_seed": seeds == 1,
-        "noise_se": NOISE_SE,
+        "alpha": ALPHA,
         "n": sizes,
         "recipe": {
             k: cfg[k]
