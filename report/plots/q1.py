@@ -28,7 +28,7 @@ def draw_slices(data: pd.DataFrame) -> Any:
             )
         at_one = df.iloc[(df["t"] - 1).abs().argmin()]
         ax.plot([at_one["t"]], [at_one["value"]], "o", color="k", ms=4, label="trained point (t = 1)")
-        ax.set_title(f"{q1.LOSS_NAMES[loss]} along t·θ̂")
+        ax.set_title(f"{q1.LOSS_NAMES[loss]} along " + r"$t\,\hat\theta$")  # mathtext: a real hat
         ax.set_xlabel("t")
         ax.legend(loc="upper right", frameon=False)
     axes[0].set_ylabel("mean loss")

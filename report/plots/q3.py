@@ -23,14 +23,15 @@ def draw_lr(data: pd.DataFrame, names: dict[str, str], chosen: tuple[str, float]
         loss.plot(df["lr"], df["val_loss"], "o-", ms=3, label=names[opt])
     pick = data[(data["optimizer"] == chosen[0]) & np.isclose(data["lr"], chosen[1])]
     acc.plot(pick["lr"], 100 * pick["val_acc"], "o", ms=10, mfc="none", mec="k", label="chosen")
-    acc.set_ylim(max(0, 100 * data["val_acc"].max() - 20), 100)
+    acc.set_ylim(0, 100)  # every point on the chart, the collapsed rates included
     loss.set_yscale("log")
     for ax, label in ((acc, "validation accuracy (%)"), (loss, "validation loss")):
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel(label)
-    acc.legend(frameon=False)
-    fig.tight_layout()
+    handles, labels = acc.get_legend_handles_labels()  # above the panels, where it covers no curve
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 
@@ -137,6 +138,13 @@ def draw_confusion(matrix: pd.DataFrame) -> Any:
     return fig
 
 
+def confidence(p: float) -> str:
+    """A softmax probability with the digits that tell close values apart: 0.9996 → 99.96%, not 100%."""
+    if p < 0.995:
+        return f"{100 * p:.0f}%"
+    return f"{100 * p:.{min(6, max(2, -math.floor(math.log10(max(1 - p, 1e-12))) - 1))}f}%"
+
+
 def draw_misclassified(data: pd.DataFrame) -> Any:
     """Each image with "true → predicted (confidence)" above it."""
     import matplotlib.pyplot as plt
@@ -148,6 +156,6 @@ def draw_misclassified(data: pd.DataFrame) -> Any:
         ax.axis("off")
     for ax, (_, row) in zip(axes.flat, data.iterrows(), strict=False):
         ax.imshow(np.asarray(row["pixels"], dtype=np.uint8).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
-        ax.set_title(f"{row['true']}→{row['pred']} ({100 * row['confidence']:.0f}%)", fontsize=7)
+        ax.set_title(f"{row['true']}→{row['pred']} ({confidence(row['confidence'])})", fontsize=7)
     fig.tight_layout()
     return fig
