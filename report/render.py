@@ -316,5 +316,5 @@ def document_meta(results: Results, questions: tuple[str, ...], profile: str) ->
         "runs": all_runs,
         "stale": stale,
         "devices": sorted({r.device_name for r in all_runs}),
-        "versions": all_runs[0].versions,
+        "versions": all_runs[0].versions if all(r.versions == all_runs[0].versions for r in all_runs) else {},
     }

@@ -205,6 +205,12 @@ def untrained(curves: pd.DataFrame, confusion: pd.DataFrame, classes: int) -> di
     return out
 
 
+def binomial_se(accuracy: pd.Series | float, n_test: int) -> Any:
+    """The standard error of an accuracy from the sampling of ``n_test`` test images alone, sqrt(p(1-p)/n):
+    the part of the uncertainty that the seed-to-seed tests do not cover."""
+    return (accuracy * (1 - accuracy) / n_test) ** 0.5
+
+
 def pareto(summary: pd.DataFrame) -> list[str]:
     """Models that no other model beats on accuracy at equal or lower FLOPs, cheapest first."""
     rows = [r for _, r in summary.iterrows()]
@@ -243,6 +249,7 @@ def _tables(
     run: Any,
     order: list[str],
     failed: dict[str, Any],
+    n_test: int,
 ) -> dict[str, Table]:
     marked = [
         f"{t} (did not train)" if m in failed else t
@@ -254,6 +261,7 @@ def _tables(
         mflops=summary["flops"] / 1e6,
         acc_pm=list(zip(summary["acc"], summary["acc_std"], strict=True)),
         peak_mib=summary["peak_mem_bytes"] / 2**20,
+        test_se=binomial_se(summary["acc"], n_test),
     )
     acc_col = ("acc_pm", "pm") if seeds > 1 else ("acc", "pct")
     columns = {
@@ -261,6 +269,7 @@ def _tables(
         "params_m": ("Parameters (M)", "num"),
         "mflops": ("MFLOPs / image", "num"),
         acc_col[0]: ("Test accuracy", acc_col[1]),
+        "test_se": ("Test-set SE", "pct"),
         "train_time_s": ("Training time", "dur"),
         "throughput": ("Training images/s", "num"),
     }
@@ -379,8 +388,17 @@ def context(r: Results) -> dict[str, Any]:
             "pred": str(top_error["pred_name"]),
             "count": int(top_error["count"]),
         },
+        "test_se": float(binomial_se(top["acc"], sizes["test"])),
         "tables": _tables(
-            everyone, per_class, seeds, cuda, best["model"], run, models["model"].tolist(), failed
+            everyone,
+            per_class,
+            seeds,
+            cuda,
+            best["model"],
+            run,
+            models["model"].tolist(),
+            failed,
+            sizes["test"],
         ),
         "figures": {
             "tradeoff": Figure(
