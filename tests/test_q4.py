@@ -478,7 +478,7 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     best = tables["results"].query("model == 'resnet101'")["test_acc"]
     assert fmt.pm((best.mean(), best.std())) in text  # the table shows what the store holds
     se = math.sqrt(best.mean() * (1 - best.mean()) / 1000)  # the 1,000 test images of the synthetic run
-    assert f"{fmt.pct(se)} for the best model (the table's \"Test-set SE\" column)" in text
+    assert f'{fmt.pct(se)} for the best model (the table\'s "Test-set SE" column)' in text
     small = synthetic_tables({"lenet5": [0.5], "resnet18": [0.6]}, dataset="mnist", train_used=128)
     page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=q4.PROFILES["quick"]))
     assert page.count("<blockquote") == 2 and "not on SVHN" in text
