@@ -92,7 +92,7 @@ def best_claim(summary: pd.DataFrame) -> dict[str, Any]:
 
     ``case`` says which sentence ``words.best`` in templates/q4.words.j2 writes: "only" (one model, no
     ranking), "unmeasured" (one seed: the runner-up's gap cannot be judged), "tied" (some models within
-    seed noise of the best, listed in ``tied``) or "clear" (every gap exceeds seed noise).
+    significantly below the best, listed in ``tied``) or "clear" (every gap significant).
     """
     best = summary.iloc[0]
     gaps = family([compare(best, row) for _, row in summary.iloc[1:].iterrows()])
@@ -115,12 +115,12 @@ def best_claim(summary: pd.DataFrame) -> dict[str, Any]:
 
 
 def depth_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
-    """Whether more depth among the ResNets changed accuracy beyond seed noise (None with under two).
+    """Whether more depth among the ResNets changed accuracy significantly (None with under two).
 
     ``case`` says which sentence ``words.depth`` writes: "unmeasured" (one seed; ``order`` lists the
-    ResNets by point estimate), "no_effect" (every gap within seed noise), "helped" or "hurt" (the
-    deepest against the shallowest beyond seed noise) or "mixed" (those two within seed noise of each
-    other, an intermediate step beyond it).
+    ResNets by point estimate), "no_effect" (no gap significant), "helped" or "hurt" (the
+    deepest against the shallowest significant) or "mixed" (those two not significantly apart, an
+    intermediate step significant).
     """
     rows = {r["model"]: r for _, r in summary.iterrows()}
     present = [rows[m] for m in RESNETS if m in rows]
