@@ -185,6 +185,7 @@ def test_smoke_report_states_answers_from_evidence_and_renders(smoke_store: Stor
     page = render.render_html(smoke_store, "smoke", cache_dir=tmp_path / "cache", names=("q1", "q2"))
     assert "Answer: (a) CE." in page and "Answer: (d) none." in page
     assert "sufficient conditions, not necessary ones" in page  # the composition rules
+    assert "How this report reads it:" in page  # the interpretation of Q1 is said, not slipped in
     assert "logit is an affine function of its input" in page and "computes an affine function" not in page
     assert "not stationary" in page and "saddles whenever that vector is non-zero" not in page
     for label in (
