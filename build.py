@@ -28,6 +28,7 @@ from report.cli import BUILD, Format, Options, app, command, console, fail
 from report.core import manifest
 from report.core.errors import EXIT_INTERRUPTED, ReportError
 from report.core.freshness import Verdict, judge
+from report.core.store import Result, Store
 
 
 # ---- what the commands share --------------------------------------------------------------------------
@@ -255,58 +256,50 @@ def diff(
 ) -> None:
     """Show what changed between two runs: config keys, fingerprint parts, headline and table columns."""
     import json
+    import tempfile
 
-    from report.diff import compare
+    from report.diff import change_table, compare
 
     changes = []
-    for name in _names(names):
-        pair = _side(opts, a, name, previous=True), _side(opts, b, name, previous=False)
-        if None not in pair:
-            changes.append(compare(*pair))
+    with tempfile.TemporaryDirectory(prefix="diff-") as tmp:  # bundles unpack here, once each
+        sources = {side: _source(opts, spec, Path(tmp) / side) for side, spec in (("a", a), ("b", b))}
+        for name in _names(names):
+            pair = (_side(opts, a, sources["a"], name, previous=True),
+                    _side(opts, b, sources["b"], name, previous=False))  # fmt: skip
+            if None not in pair:
+                changes.append(compare(*pair))
     if as_json:
         print(json.dumps(changes, indent=1, default=str))
         return
     if not changes:
         console.print("nothing to compare: no experiment has both runs (a result with a previous run, say)")
     for change in changes:
-        _print_change(change)
+        Console(width=None if sys.stdout.isatty() else 200).print(change_table(change))
 
 
-def _side(opts: Options, spec: str | None, name: str, previous: bool):  # noqa: ANN202 - a Result or None
-    """One side of ``diff``: the previous or current run, a run id, a store folder or a bundle."""
+def _source(opts: Options, spec: str | None, folder: Path) -> Store | None:
+    """Where one side of ``diff`` reads from: another store, a bundle unpacked into ``folder``, or ``None``
+    for this store (no spec, or a run id)."""
     from report.core import bundle
-    from report.core.store import Store
 
-    store, profile = opts.results, opts.chosen
+    profile = opts.chosen
+    if spec is None or any(
+        r.folder.name == spec for n in _names(None) for r in opts.results.history(profile, n)
+    ):
+        return None
+    if Path(spec).is_dir():
+        return Store(spec)
+    return bundle.as_store(bundle.open_bundle(spec, opts.results), folder)
+
+
+def _side(opts: Options, spec: str | None, source: Store | None, name: str, previous: bool) -> Result | None:
+    """One side of ``diff`` for one experiment: the previous or current run, or the run ``spec`` names."""
+    store, profile = source or opts.results, opts.chosen
+    if source is not None:
+        return store.result(profile, name)
     if spec is None:
         return store.previous(profile, name) if previous else store.result(profile, name)
-    runs = {r.folder.name: r for r in store.history(profile, name)}
-    if spec in runs:
-        return runs[spec]
-    if any(r.folder.name == spec for n in _names(None) for r in store.history(profile, n)):
-        return None  # a run id of another experiment
-    if Path(spec).is_dir():
-        return Store(spec).result(profile, name)
-    return bundle.as_store(bundle.open_bundle(spec, store)).result(profile, name)
-
-
-def _print_change(change: dict) -> None:
-    from rich.table import Table
-
-    head = change["headline"]
-    title = f"{change['experiment']}: {change['a']['run_id']} → {change['b']['run_id']}"
-    table = Table(title=title, title_justify="left")
-    for col in ("what", "A", "B", "Δ"):
-        table.add_column(col)
-    table.add_row(head["label"], f"{head['a']:.6g}", f"{head['b']:.6g}", f"{head['delta']:+.3g}")
-    for key, (va, vb) in change["config"].items():
-        table.add_row(f"config {key}", str(va), str(vb), "")
-    if change["fingerprint"]:
-        table.add_row("fingerprint", "", "", ", ".join(change["fingerprint"]) + " changed")
-    for row in change["tables"]:
-        what = f"{row['table']}.{row['column']} (mean)"
-        table.add_row(what, f"{row['mean_a']:.6g}", f"{row['mean_b']:.6g}", f"{row['delta']:+.3g}")
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    return next((r for r in store.history(profile, name) if r.folder.name == spec), None)
 
 
 @command("store", "out")

@@ -82,3 +82,23 @@ def since_previous(store: Store, profile: str, experiment: str) -> str:
     if change["headline"]["delta"]:
         parts.append(f"headline {change['headline']['delta']:+.3g}")
     return "; ".join(parts)
+
+
+def change_table(change: dict[str, Any]) -> Any:
+    """A ``compare`` result as a rich table: headline, config keys, fingerprint parts, changed columns."""
+    from rich.table import Table
+
+    head = change["headline"]
+    title = f"{change['experiment']}: {change['a']['run_id']} → {change['b']['run_id']}"
+    table = Table(title=title, title_justify="left")
+    for col in ("what", "A", "B", "Δ"):
+        table.add_column(col)
+    table.add_row(head["label"], f"{head['a']:.6g}", f"{head['b']:.6g}", f"{head['delta']:+.3g}")
+    for key, (va, vb) in change["config"].items():
+        table.add_row(f"config {key}", str(va), str(vb), "")
+    if change["fingerprint"]:
+        table.add_row("fingerprint", "", "", ", ".join(change["fingerprint"]) + " changed")
+    for row in change["tables"]:
+        what = f"{row['table']}.{row['column']} (mean)"
+        table.add_row(what, f"{row['mean_a']:.6g}", f"{row['mean_b']:.6g}", f"{row['delta']:+.3g}")
+    return table

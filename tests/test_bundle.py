@@ -188,7 +188,9 @@ def test_a_bundle_older_than_the_store_is_refused_unless_asked(bundle, smoke_bui
 
 
 @pytest.mark.slow
-def test_diff_after_a_changed_setting_names_the_key_and_the_metric_delta(smoke_build, data_dir, tmp_path):
+def test_diff_after_a_changed_setting_names_the_key_and_the_metric_delta(
+    bundle, smoke_build, data_dir, tmp_path
+):
     store = tmp_path / "results"
     shutil.copytree(smoke_build.store, store)
     smoke = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store), *SMOKE_SETS]
@@ -204,6 +206,12 @@ def test_diff_after_a_changed_setting_names_the_key_and_the_metric_delta(smoke_b
     old, new = (r.meta["headline"]["value"] for r in store_.history("smoke", "q3")[-2:])
     assert q3["headline"]["delta"] == pytest.approx(new - old)
     assert any(row["table"] == "sweep" for row in q3["tables"])
+    against_bundle = _invoke(
+        "diff", str(bundle), "--profile", "smoke", "--store", str(store), "-e", "q3", "--json"
+    )
+    assert json.loads(against_bundle.output[against_bundle.output.index("[") :])[0]["config"][
+        "sweep_epochs"
+    ] == [2, 1]
     status = _invoke("status", *smoke, "--set", "q3.sweep_epochs=1")
     row = next(line for line in status.output.splitlines() if line.strip().startswith("│ q3"))
     assert "config sweep_epochs" in row
