@@ -43,6 +43,10 @@ def _verdicts(opts: Options, names: list[str]) -> list[Verdict]:
     return [judge(opts.results, n, opts.request) for n in names]
 
 
+def _waiting() -> None:
+    console.print("another build is using this store; waiting for it…")
+
+
 def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
     """Plan, preflight, then train each stale experiment; returns how many ran."""
     if not force and all(v.current for v in _verdicts(opts, names)):  # decided without importing torch
@@ -56,7 +60,7 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
 
     dev = resolve_device(opts.device)
     store = opts.results
-    with store.lock(on_wait=lambda: console.print("another build is using this store; waiting for it…")):
+    with store.lock(on_wait=_waiting):
         planned = runner.plan(names, opts.request, store, force)
         todo = [p for p in planned if p.stale]
         for p in planned:
@@ -128,7 +132,7 @@ def _fill_from_reference(opts: Options) -> None:
     source = bundle.reference(opts.chosen)
     if missing and source.is_file():
         verified = bundle.open_bundle(str(source), opts.results)
-        names = bundle.adopt(opts.results, verified, only=missing)
+        names = bundle.adopt(opts.results, verified, only=missing, on_wait=_waiting)
         where = source.relative_to(manifest.PROJECT)
         console.print(f"{', '.join(names) or 'nothing'}: imported from the reference results {where}")
 
@@ -233,7 +237,7 @@ def import_(
     from report.core import bundle
 
     verified = bundle.open_bundle(source, opts.results)
-    names = bundle.adopt(opts.results, verified, replace_newer)
+    names = bundle.adopt(opts.results, verified, replace_newer, on_wait=_waiting)
     devices = sorted({run["device_name"] for run in verified.runs().values()})
     console.print(
         f"[green]✓[/] imported {', '.join(names)} ({verified.profile}, made on {'; '.join(devices)})"

@@ -15,6 +15,7 @@ import posixpath
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -234,7 +235,11 @@ def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> No
 
 
 def adopt(
-    store: Store, bundle: Bundle, replace_newer: bool = False, only: list[str] | None = None
+    store: Store,
+    bundle: Bundle,
+    replace_newer: bool = False,
+    only: list[str] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> list[str]:
     """Make the bundle's runs (or ``only`` these) current in ``store``, one atomic pointer swap per
     experiment; refuses, before writing anything, to replace a result that finished later than the
@@ -254,7 +259,7 @@ def adopt(
     if not replace_newer and newer():
         raise BundleError(f"{bundle.source} would replace newer results: {', '.join(newer())}; "
                           "pass --replace-newer to import it anyway")  # fmt: skip
-    with store.lock():
+    with store.lock(on_wait=on_wait):
         if not replace_newer and newer():  # another build finished meanwhile
             raise BundleError(f"{bundle.source} would replace newer results: {', '.join(newer())}")
         for name in names:  # every run in place first, so a failure here switches nothing
