@@ -178,7 +178,7 @@ def status(opts: Options) -> None:
         from experiments import runner
 
         runner.resolve(_names(None), opts.chosen, opts.request.overrides)
-    table = Table(title=f"results in {opts.store} for profile {opts.chosen}")
+    table = Table(title=f"store {opts.store}, profile {opts.chosen}")
     from report.diff import since_previous
 
     for col in ("experiment", "state", "finished (UTC)", "duration", "device", "headline", "vs previous run"):
@@ -276,7 +276,8 @@ def diff(
         print(json.dumps(changes, indent=1, default=str))
         return
     if not changes:
-        console.print("nothing to compare: no experiment has both runs (a result with a previous run, say)")
+        hint = "name the other side, e.g. build.py diff OTHER_STORE or build.py diff BUNDLE.tar.gz"
+        console.print(f"nothing to compare: no experiment has a previous run in this store; {hint}")
     for change in changes:
         Console(width=None if sys.stdout.isatty() else 200).print(change_table(change))
 

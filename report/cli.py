@@ -144,6 +144,9 @@ class Options:
     def describe(self, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
         """(setting, value, source) for each resolved option, and each --set value."""
         rows = [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in names if SHARED[n].key]
+        if "profile" in names:  # the resolved profile, also when none was given anywhere
+            came = self.sources.get("profile", "default (full with CUDA, else quick)")
+            rows = [("profile", self.chosen, came) if r[0] == "profile" else r for r in rows]
         file_sets = self.settings.overrides(self.chosen)
         cli_sets = parse_overrides(self.sets)
         for exp, values in parse_overrides(self.overrides()).items():

@@ -101,4 +101,7 @@ def change_table(change: dict[str, Any]) -> Any:
     for row in change["tables"]:
         what = f"{row['table']}.{row['column']} (mean)"
         table.add_row(what, f"{row['mean_a']:.6g}", f"{row['mean_b']:.6g}", f"{row['delta']:+.3g}")
+    if not (change["config"] or change["fingerprint"] or change["tables"] or head["delta"]):
+        same = change["a"]["run_id"] == change["b"]["run_id"]
+        table.caption = "the same run" if same else "no difference: same config, fingerprint and tables"
     return table

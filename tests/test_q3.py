@@ -355,7 +355,8 @@ def test_a_subset_of_the_data_is_said_in_a_banner_and_in_the_answer(tmp_path: Pa
         return " ".join(re.sub(r"<[^>]+>", " ", page).split())
 
     subset = text_of(synthetic_tables(), "a")
-    assert "This build trains on 6,000 of the 60,000 training images" in subset and "reduced budget" in subset
+    assert "This build uses 6,000 of the 60,000 training images (the sweeps train on 5,000" in subset
+    assert "reduced budget" in subset
     assert "Trained that way on 6,000 of the 60,000 training images of MNIST (this build's subset)" in subset
     whole = synthetic_tables()
     whole["splits"].loc[whole["splits"]["split"] == "train_available", "images"] = 6000
