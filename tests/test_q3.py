@@ -472,3 +472,12 @@ def test_an_optimum_on_the_edge_of_the_grid_is_reported_as_such_and_bounds_the_r
     facts = ctx3.lr_facts(pd.DataFrame(rows), choice)
     assert facts["momentum"]["bound"] == "at least"
     assert _say(words.momentum(facts["momentum"])).startswith("The best plain-SGD rate is at least 10 times")
+
+
+def test_a_result_stored_before_the_dataset_sizes_asks_for_a_rerun(tmp_path: Path) -> None:
+    from report.core.errors import MissingResultError
+
+    tables = synthetic_tables()
+    tables["splits"] = tables["splits"][~tables["splits"]["split"].str.endswith("_available")]
+    with pytest.raises(MissingResultError, match="rerun it: build.py run q3 --profile smoke"):
+        _context(tmp_path, tables)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from report import format as fmt
+from report.core.errors import MissingResultError
 from report.plots import q3 as plots
 from report.questions import Figure, Results, Table, require
 
@@ -227,6 +228,11 @@ def context(r: Results) -> dict[str, Any]:
     splits = r.table("q3", "splits").set_index("split")
     layers = r.table("q3", "layers")
     n = {k: int(v) for k, v in splits["images"].items()}
+    if "train_available" not in n:  # stored before Q3 recorded the dataset's size: rerun, do not guess
+        raise MissingResultError(
+            f"the stored q3 result predates the dataset sizes the report states; rerun it: "
+            f"build.py run q3 --profile {run.profile}"
+        )
     last = last_epochs(sweep)
 
     lr = lr_facts(last, choice.loc["lr"])
