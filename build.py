@@ -24,10 +24,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from report.cli import BUILD, Format, Options, app, command, console, fail
+from report.cli import BUILD, Format, Options, app, command, console, fail, keep_interrupts
 from report.core import manifest
-from report.core.errors import EXIT_INTERRUPTED, ReportError
+from report.core.errors import EXIT_INTERRUPTED, DataError, ReportError
 from report.core.freshness import Verdict, judge
+from report.core.settings import config_fields, config_literal
 from report.core.store import Result, Store
 
 
@@ -49,10 +50,12 @@ def _waiting() -> None:
 
 def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
     """Plan, preflight, then train each stale experiment; returns how many ran."""
-    if not force and all(v.current for v in _verdicts(opts, names)):  # decided without importing torch
+    verdicts = _verdicts(opts, names)
+    if not force and all(v.current for v in verdicts):  # decided without importing torch
         for name in names:
             console.print(f"[dim]{name}: up to date[/]")
         return 0
+    _check_data(opts, [v.experiment for v in verdicts if force or not v.current])
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from experiments import runner
@@ -91,6 +94,25 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
                 f"[green]✓[/] {p.name}: {head['label']} = {head['value']:.4g} in {meta['duration_s']:.1f} s"
             )
     return len(todo)
+
+
+def _check_data(opts: Options, names: list[str]) -> None:
+    """Datasets that are absent and cannot be downloaded stop the build within a second, before torch is
+    imported; a dataset named by a config field the source does not state literally is left to the
+    runner's check (which also downloads)."""
+    from experiments import datasets
+
+    wanted = []
+    for name in names:
+        entry = manifest.load().get(name)
+        given = opts.request.overrides.get(name, {})
+        fields = [d[1:-1] for d in entry.datasets if d.startswith("{")]
+        config = {f: given.get(f) or config_literal(name, opts.request.profile, f) for f in fields}
+        if None not in config.values() and set(given) <= config_fields(name):  # else the runner says
+            wanted += entry.dataset_names(config)
+    problems, _ = datasets.unobtainable(wanted, opts.data_dir)
+    if problems:
+        raise DataError("\n".join(problems))
 
 
 def _check_out(out: Path) -> None:
@@ -378,6 +400,7 @@ def _forget_rendering_modules() -> None:
 
 
 def main() -> None:
+    keep_interrupts()
     try:
         app()
     except KeyboardInterrupt:

@@ -7,15 +7,13 @@ from them; torchvision does the finding, downloading and checksum-verifying of t
 from __future__ import annotations
 
 import os
-import socket
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 import torchvision.datasets as tvd
 
+from experiments import datasets
 from report.core.errors import DataError
 
 
@@ -30,93 +28,23 @@ class _SVHN(tvd.SVHN):
         return os.path.isfile(os.path.join(self.root, self.filename))
 
 
-@dataclass(frozen=True)
-class Spec:
-    title: str  # the name the report prints
-    folder: str  # sub-folder of the data dir that torchvision reads
-    files: tuple[str, ...]  # what must exist there, relative to the data dir
-    urls: tuple[str, ...]  # where torchvision downloads from (for the reachability check)
-
-
-def _mnist_files(folder: str) -> tuple[str, ...]:
-    return tuple(
-        f"{folder}/raw/{s}-{k}-idx{n}-ubyte"
-        for s in ("train", "t10k")
-        for k, n in (("images", 3), ("labels", 1))
-    )
-
-
-SPECS: dict[str, Spec] = {
-    "mnist": Spec("MNIST", "MNIST", _mnist_files("MNIST"), tuple(tvd.MNIST.mirrors)),
-    "fashion-mnist": Spec(
-        "Fashion-MNIST", "FashionMNIST", _mnist_files("FashionMNIST"), tuple(tvd.FashionMNIST.mirrors)
-    ),
-    "svhn": Spec(
-        "SVHN",
-        "SVHN",
-        ("SVHN/train_32x32.mat", "SVHN/test_32x32.mat"),
-        tuple(tvd.SVHN.split_list[s][0] for s in ("train", "test")),
-    ),
-    "cifar10": Spec("CIFAR-10", "cifar10", ("cifar10/cifar-10-batches-py/batches.meta",), (tvd.CIFAR10.url,)),
-}
-
-
-def spec(name: str) -> Spec:
-    if name not in SPECS:
-        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(SPECS)}")
-    return SPECS[name]
-
-
-def files(name: str, data_dir: Path) -> list[Path]:
-    """The files a dataset is read from (for the data fingerprint)."""
-    s = spec(name)
-    if name == "cifar10":
-        folder = data_dir / "cifar10" / "cifar-10-batches-py"
-        return sorted(folder.glob("*_batch*")) + [folder / "batches.meta"]
-    return [data_dir / f for f in s.files]
-
-
-def missing(name: str, data_dir: Path) -> list[Path]:
-    return [data_dir / f for f in spec(name).files if not (data_dir / f).is_file()]
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def preflight(names: list[str], data_dir: Path, download: bool = True) -> list[str]:
+def preflight(names: list[str], data_dir: Path) -> list[str]:
     """Make every named dataset present, downloading where possible; return one line per problem."""
-    problems = []
-    for name in dict.fromkeys(names):
-        s = spec(name)
-        absent = missing(name, data_dir)
-        if not absent:
-            continue
-        where = data_dir / s.folder
-        if not download or not any(_reachable(u) for u in s.urls):
-            host = urlparse(s.urls[0]).hostname
-            problems.append(
-                f"{s.title} not found in {where} (missing {absent[0].name}) and {host} is unreachable: "
-                f"download it there, or pass --data-dir DIR holding {s.folder}/"
-                + (", or --set q4.dataset=fashion-mnist" if name in ("svhn", "cifar10") else "")
-            )
-            continue
+    problems, downloads = datasets.unobtainable(names, data_dir)
+    for name in downloads:
         try:
             for train in (True, False):
                 _dataset(name, data_dir, train, download=True)
         except Exception as e:  # network errors, checksum mismatches, full disks
-            problems.append(f"{s.title}: download into {where} failed ({e}); retry, or fetch it by hand")
+            s = datasets.layout(name)
+            problems.append(
+                f"{s.title}: download into {data_dir / s.folder} failed ({e}); retry, or fetch it by hand"
+            )
     return problems
 
 
 def _dataset(name: str, data_dir: Path, train: bool, download: bool = False):
-    root = data_dir / spec(name).folder
+    root = data_dir / datasets.layout(name).folder
     if name == "mnist":
         return tvd.MNIST(str(data_dir), train=train, download=download)
     if name == "fashion-mnist":
@@ -134,7 +62,9 @@ def load(name: str, data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Te
         ds = _dataset(name, data_dir, train)
     except Exception as e:
         split = "train" if train else "test"
-        raise DataError(f"{spec(name).title} ({split}) in {data_dir} could not be read: {e}") from None
+        raise DataError(
+            f"{datasets.layout(name).title} ({split}) in {data_dir} could not be read: {e}"
+        ) from None
     if name in ("mnist", "fashion-mnist"):
         x = ds.data.unsqueeze(1)
         y = ds.targets

@@ -7,6 +7,7 @@ prediction in chunks, confusion counts, and the Student-t interval over seeds.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import random
@@ -66,7 +67,11 @@ class RunContext:
 
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` through the one atomic write: a crash never leaves a half-written checkpoint."""
-    atomic_write(path, lambda fh: torch.save(obj, fh), fix="pass a --store on a disk with space")
+    buffer = (
+        io.BytesIO()
+    )  # torch's zip writer reports a full disk as "unexpected pos"; a plain write names it
+    torch.save(obj, buffer)
+    atomic_write(path, buffer.getbuffer(), fix="pass a writable --store on a disk with space")
 
 
 def seed_everything(seed: int) -> None:

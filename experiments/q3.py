@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments import data, kit
+from experiments import data, datasets, kit
 from experiments.kit import Output, RunContext
 from report.core.config import check_settings
 from report.core.errors import ConfigError
@@ -380,7 +380,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
          "val_loss": float(row["val_loss"])}
         for stage, row in (("lr", first), ("batch", second), ("epochs", best))
     ]  # fmt: skip
-    title = data.SPECS[cfg.dataset].title
+    title = datasets.layout(cfg.dataset).title
     return Output(
         tables={
             "sweep": pd.concat([lr_sweep, grid, scaling, curve], ignore_index=True),

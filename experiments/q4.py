@@ -20,7 +20,7 @@ import torchvision.datasets as tvd
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from experiments import data, kit, models
+from experiments import data, datasets, kit, models
 from experiments.kit import Output, RunContext, save_atomic, seed_everything
 from report.core.errors import ConfigError
 
@@ -302,7 +302,7 @@ def run(cfg: Config, ctx: RunContext) -> Output:
     s = prepare(cfg, ctx)
     pad, flip = AUGMENT[cfg.dataset]
     ctx.log(
-        f"q4: {data.SPECS[cfg.dataset].title}, {len(s.train[0])} train / {len(s.val[0])} val / "
+        f"q4: {datasets.layout(cfg.dataset).title}, {len(s.train[0])} train / {len(s.val[0])} val / "
         f"{len(s.test[0])} test images on {ctx.device}"
     )
     outs = [
@@ -326,7 +326,7 @@ def run(cfg: Config, ctx: RunContext) -> Output:
         [
             {
                 "dataset": cfg.dataset,
-                "dataset_title": data.SPECS[cfg.dataset].title,
+                "dataset_title": datasets.layout(cfg.dataset).title,
                 "crop_pad": pad,
                 "hflip": flip,
                 "mixed_precision": "bf16" if ctx.device.type == "cuda" else "none",

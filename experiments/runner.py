@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 import experiments
-from experiments import data
+from experiments import data, datasets
 from experiments.kit import RunContext, device_name, seed_everything
 from report.core import fingerprint as fp
 from report.core import freshness, manifest
@@ -98,7 +98,7 @@ def execute(
 ) -> dict[str, Any]:
     """Run one experiment and store its result atomically; return the run record."""
     data_dir = request.data_dir
-    paths = [f for ds in p.datasets for f in data.files(ds, data_dir)]
+    paths = [f for ds in p.datasets for f in datasets.files(ds, data_dir)]
     cache = store.root / ".datahash.json"
     fingerprint = freshness.fingerprint(p.name, request, paths, cache, store.manifest)
     workdir = (
@@ -117,8 +117,7 @@ def execute(
     try:
         output = p.module.run(p.config, ctx)
     finally:
-        if not any(workdir.iterdir()):  # nothing to resume from: leave no empty folder behind
-            workdir.rmdir()
+        _prune(workdir, store.root)  # nothing to resume from: leave no empty folder behind
     duration = time.perf_counter() - t0
     commit, dirty = git_state()
     meta = {
@@ -145,7 +144,15 @@ def execute(
     }
     store.write(request.profile, p.name, output.tables, meta)  # the caller holds store.lock()
     shutil.rmtree(workdir, ignore_errors=True)
+    _prune(workdir.parent, store.root)
     return meta
+
+
+def _prune(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents below ``root`` while they are empty (``.work/<profile>/…``)."""
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def git_state() -> tuple[str, bool]:

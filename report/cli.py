@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import _thread
 import functools
 import inspect
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -240,6 +243,26 @@ def _print_settings(opts: Options, names: tuple[str, ...]) -> None:
         table.add_row(*row)
     wide = None if console.is_terminal else 200  # pipes and logs get whole rows
     Console(stderr=True, width=wide, highlight=False).print(table)
+
+
+def keep_interrupts() -> None:
+    """Make a Ctrl-C that lands inside a finaliser interrupt the build, not vanish.
+
+    Python cannot raise from a finaliser: a ``KeyboardInterrupt`` raised while a generator is being
+    closed (a progress bar's ``track``, say) is printed as "Exception ignored in …" with a traceback, and
+    the build runs on. This hook interrupts the main thread again a few milliseconds later, once the
+    finaliser is over (from inside it, the new interrupt would be swallowed too), and ``command`` turns
+    it into the one-line message and exit status 130.
+    """
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            threading.Timer(0.005, _thread.interrupt_main).start()
+        else:
+            default(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:

@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 import torch
 
-from experiments import data, models, q4
+from experiments import data, datasets, models, q4
 from experiments.kit import RunContext
 from report import format as fmt
 from report import render
@@ -185,7 +185,7 @@ def synthetic_tables(
             [
                 {
                     "dataset": dataset,
-                    "dataset_title": data.SPECS[dataset].title,
+                    "dataset_title": datasets.layout(dataset).title,
                     "crop_pad": 4,
                     "hflip": False,
                     "mixed_precision": "none",

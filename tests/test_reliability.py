@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 
 import pytest
@@ -132,3 +133,184 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(data_dir, tmp_path):
         assert proc.wait(timeout=60) == 130, rest
         assert "error: interrupted; finished experiments are stored" in rest
         assert "Traceback" not in rest and "Exception ignored" not in rest, rest
+
+
+_SWALLOWED_CTRL_C = """
+import sys, time
+sys.path.insert(0, {root!r})
+import build
+from report.cli import command
+
+@command()
+def demo(opts) -> None:
+    '''A command whose generator is closed while Ctrl-C lands, as a progress bar's can be.'''
+    def tracked():
+        try:
+            yield 1
+        finally:
+            raise KeyboardInterrupt
+    bar = tracked()
+    next(bar)
+    del bar  # the finaliser runs here: Python cannot raise from it
+    time.sleep(5)
+    print("trained on after the interrupt")
+
+sys.argv = ["build.py", "demo"]
+build.main()
+"""
+
+
+def test_a_ctrl_c_swallowed_by_a_finaliser_still_interrupts_the_build(tmp_path):
+    """The "Exception ignored in: <generator … track>" report: Python prints an interrupt raised inside a
+    finaliser and carries on; the build must stop with the one line and exit status 130 instead."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = tmp_path / "swallowed.py"
+    script.write_text(_SWALLOWED_CTRL_C.format(root=str(ROOT)))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "trained on" not in proc.stdout
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().endswith(
+        "error: interrupted; finished experiments are stored, the next run resumes"
+    )
+
+
+_WITHOUT_TORCH = """
+import sys
+sys.path.insert(0, {root!r})
+import build
+sys.argv = ["build.py", *{args!r}]
+try:
+    build.main()
+finally:
+    print("torch imported" if "torch" in sys.modules else "torch not imported")
+"""
+
+
+def test_a_missing_dataset_is_reported_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    args = ["run", "q4", "--profile", "smoke", "--data-dir", str(empty), "--store", str(tmp_path / "r")]
+    script = tmp_path / "check.py"
+    script.write_text(_WITHOUT_TORCH.format(root=str(ROOT), args=args))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert f"SVHN not found in {empty / 'SVHN'} (missing train_32x32.mat)" in proc.stderr
+    assert "--set q4.dataset=fashion-mnist" in proc.stderr
+    assert proc.stdout.strip() == "torch not imported"
+
+
+def test_the_early_data_check_reads_the_dataset_each_profile_and_override_chooses(tmp_path):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    plain = _invoke(
+        "run", "q3", "--profile", "full", "--data-dir", str(empty), "--store", str(tmp_path / "r")
+    )
+    assert plain.exit_code == 2 and "MNIST not found" in plain.output
+    chosen = _invoke(
+        "run", "q3", "--profile", "smoke", "--data-dir", str(empty), "--store", str(tmp_path / "r"),
+        "--set", "q3.dataset=fashion-mnist",
+    )  # fmt: skip
+    assert chosen.exit_code == 2 and "Fashion-MNIST not found" in chosen.output
+
+
+def test_the_download_hosts_are_torchvision_s():
+    """``experiments/datasets.py`` lists them without importing torch; they must not drift."""
+    import torchvision.datasets as tvd
+
+    from experiments.datasets import LAYOUTS
+
+    assert LAYOUTS["mnist"].urls == tuple(tvd.MNIST.mirrors)
+    assert LAYOUTS["fashion-mnist"].urls == tuple(tvd.FashionMNIST.mirrors)
+    assert LAYOUTS["svhn"].urls == tuple(tvd.SVHN.split_list[s][0] for s in ("train", "test"))
+    assert LAYOUTS["cifar10"].urls == (tvd.CIFAR10.url,)
+
+
+def test_a_failed_run_leaves_no_empty_work_folder(data_dir, tmp_path, monkeypatch):
+    import experiments.q1
+
+    def broken(cfg, ctx):
+        raise RuntimeError("the experiment broke")
+
+    monkeypatch.setattr(experiments.q1, "run", broken)
+    result = _invoke("run", "q1", *_smoke(data_dir, tmp_path / "r"))
+    assert result.exit_code == 1 and "RuntimeError: the experiment broke" in result.output
+    assert not (tmp_path / "r" / ".work").exists()
+
+
+def _without_root_powers(cmd: list[str]) -> list[str]:
+    """``cmd`` run as root without the capabilities that bypass file permissions (as any other user)."""
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *cmd]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping root's file-permission override needs root")
+def test_permission_errors_are_one_line_naming_the_path(data_dir, tmp_path):
+    import subprocess
+
+    from tests.conftest import build_cmd
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    args = build_cmd("run", "q1", *_smoke(data_dir, locked))
+    proc = subprocess.run(_without_root_powers(args), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: the results store {locked} is not writable; pass a writable --store" in proc.stderr
+
+    store = tmp_path / "r"
+    assert (
+        subprocess.run(build_cmd("run", "q1", *_smoke(data_dir, store)), capture_output=True).returncode == 0
+    )
+    for folder in (store / "smoke", store / "smoke" / "q1"):
+        folder.chmod(0o555)
+    rerun = build_cmd("run", "q1", "--force", *_smoke(data_dir, store))
+    proc = subprocess.run(_without_root_powers(rerun), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: cannot write {store / 'smoke' / 'q1'}: permission denied" in proc.stderr
+
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    render = build_cmd(
+        "render", "--profile", "smoke", "--store", str(store), "--out", str(out), "--format", "html"
+    )
+    proc = subprocess.run(_without_root_powers(render), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"the output folder {out} is not writable; pass a writable --out" in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small filesystem needs root")
+def test_a_real_full_disk_is_one_line_leaves_no_temporary_files_and_the_rerun_recovers(data_dir, tmp_path):
+    """A 1 MiB tmpfs filled to a few kilobytes short of what one run writes."""
+    import subprocess
+
+    from tests.conftest import build_cmd
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    try:
+        store, filler = disk / "r", disk / "filler"
+        filler.write_bytes(b"\0" * (1024 - 64) * 1024)  # leaves 64 KiB, less than a q1 result
+        args = build_cmd("run", "q1", *_smoke(data_dir, store))
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"error: no space left on the device holding {store}" in proc.stderr
+        assert "free some space, or pass a writable --store on a disk with space" in proc.stderr, proc.stderr
+        names = [p.name for p in disk.rglob("*")]
+        assert not [n for n in names if n.endswith(".tmp") or n.startswith((".tmp", ".old-"))], names
+        filler.unlink()  # the fix the message advises
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert Store(store).has("smoke", "q1")
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -193,6 +193,33 @@ def config_types(experiment: str) -> dict[str, str]:
     return {}
 
 
+def config_literal(experiment: str, profile: str, name: str) -> Any:
+    """A config field's value in ``profile`` when the source states it as a literal (the profile's
+    ``Config(name=…)`` keyword, else the field's default), read without importing; ``None`` otherwise."""
+    path = PROJECT / "experiments" / f"{experiment}.py"
+    if not path.is_file():
+        return None
+    default, given = None, None
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef) and node.name == "Config":
+            for s in node.body:
+                if isinstance(s, ast.AnnAssign) and getattr(s.target, "id", "") == name and s.value:
+                    default = _literal(s.value)
+        target = node.target if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [None])[0]
+        if getattr(target, "id", "") == "PROFILES" and isinstance(node.value, ast.Dict):
+            for key, value in zip(node.value.keys, node.value.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == profile and isinstance(value, ast.Call):
+                    given = next((_literal(k.value) for k in value.keywords if k.arg == name), None)
+    return default if given is None else given
+
+
+def _literal(node: ast.expr) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return None
+
+
 def config_fields(experiment: str) -> frozenset[str]:
     return frozenset(config_types(experiment))
 
