@@ -293,6 +293,7 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
         },
         "curves": curves,
         "confusion": kit.confusion_rows(true, pred, k, model=name, seed=seed),
+        "correct": (pred == true).numpy(),  # per test image: for McNemar's test between models
     }
 
 
@@ -353,6 +354,18 @@ def run(cfg: Config, ctx: RunContext) -> Output:
             "results": results.drop(columns=["params", "flops"]),
             "curves": pd.DataFrame([row for o in outs for row in o["curves"]]),
             "confusion": confusion,
+            "answers": pd.DataFrame(
+                [
+                    {
+                        "model": o["result"]["model"],
+                        "seed": o["result"]["seed"],
+                        "image": i,
+                        "correct": bool(c),
+                    }
+                    for o in outs
+                    for i, c in enumerate(o["correct"])
+                ]
+            ),
             "setup": setup,
             "splits": splits,
         },

@@ -46,6 +46,15 @@ def to_svg(fig: Figure, cache_dir: Path | None) -> str:
     path = cache_dir / f"{cache_key(fig)}.svg" if cache_dir else None
     if path is not None and path.exists():
         return path.read_text(encoding="utf-8")
+    svg = optimise(draw_svg(fig))
+    if path is not None:
+        atomic_write(path, svg)
+    return svg
+
+
+def draw_svg(fig: Figure) -> str:
+    """matplotlib's own SVG of the figure, before ``optimise``: every artist in a group with an id
+    (``axes_1``, ``xtick_2``, ``line2d_3``; colour bars as ``colorbar_N``), for the tests that read it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,13 +62,13 @@ def to_svg(fig: Figure, cache_dir: Path | None) -> str:
 
     with matplotlib.rc_context(STYLE):
         mpl_fig = fig.draw(fig.data, **fig.extra)
+        bars = [ax for ax in mpl_fig.axes if ax.get_label() == "<colorbar>"]
+        for i, ax in enumerate(bars, 1):
+            ax.set_gid(f"colorbar_{i}")
         buf = io.StringIO()
         mpl_fig.savefig(buf, format="svg", bbox_inches="tight", facecolor="white", metadata={"Date": None})
         plt.close(mpl_fig)
-    svg = optimise(buf.getvalue())
-    if path is not None:
-        atomic_write(path, svg)
-    return svg
+    return buf.getvalue()
 
 
 def optimise(svg: str) -> str:

@@ -1,5 +1,11 @@
 """The one number format of the report: every value in prose and tables goes through these filters,
-so a test can recompute exactly what the PDF shows from what the store holds."""
+so a test can recompute exactly what the PDF shows from what the store holds.
+
+How many digits a number gets is decided here, from what is known of its uncertainty, never in a
+template: a value with a standard error is shown to the precision of that error (``num``, ``pct`` and
+``pm`` take it); measured reals get three significant digits; clock measurements two (``timed``);
+round-off one (``roundoff``); exact settings and shares of counts no trailing zeros (``share``); counts
+that span magnitudes an SI prefix (``si``); p-values two digits down to "< 0.001" (``pval``)."""
 
 from __future__ import annotations
 
@@ -19,8 +25,29 @@ def _finite(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def num(value: Any, digits: int = 4) -> str:
-    """General numbers: integers with thousands separators, others to ``digits`` significant digits."""
+def _decimals(err: float) -> int:
+    """Decimal places that show an uncertainty ``err`` to one significant digit, or two when that digit is
+    1 or 2 (where rounding to one would change it by up to a half); the value beside it gets the same."""
+    exp = math.floor(math.log10(abs(err)))
+    return max(0, -exp + (1 if abs(err) / 10**exp < 3 else 0))
+
+
+def _significant(x: float, digits: int) -> str:
+    """``x`` to ``digits`` significant digits, with thousands separators and without an exponent."""
+    if x == 0:
+        return "0"
+    exp = math.floor(math.log10(abs(x)))
+    places = digits - 1 - exp
+    rounded = round(x, places)
+    if rounded != 0 and math.floor(math.log10(abs(rounded))) > exp:  # 9.96 -> 10.0 gains a digit
+        places -= 1
+        rounded = round(x, places)
+    return f"{rounded:,.{max(0, places)}f}".replace("-", MINUS)
+
+
+def num(value: Any, err: Any = None) -> str:
+    """Integers exactly (with thousands separators); other values to three significant digits, or to the
+    precision of their uncertainty ``err`` when there is one; below 10⁻³ or from 10⁶ as powers of ten."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     x = _finite(value)
@@ -28,9 +55,43 @@ def num(value: Any, digits: int = 4) -> str:
         return "—"
     if float(x).is_integer() and abs(x) < 1e15 and not isinstance(value, float):
         return f"{int(x):,}".replace("-", MINUS)
+    e = _finite(err)
+    if e:
+        return f"{round(x, _decimals(e)):.{_decimals(e)}f}".replace("-", MINUS)
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
-        return sci(x, digits - 1)
-    return f"{x:.{digits}g}".replace("-", MINUS)
+        return sci(x)
+    return _trim(_significant(x, 3).replace(",", "") if abs(x) < 1e4 else _significant(x, 3))
+
+
+def _trim(text: str) -> str:
+    """No trailing zeros after a decimal point: "0.900" → "0.9", "3.00" → "3"."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def roundoff(value: Any) -> str:
+    """A value that is zero up to floating-point round-off: one significant digit, since that is all of
+    it that means anything (−8.288×10⁻¹⁸ → "−8×10⁻¹⁸")."""
+    return sci(value, 0)
+
+
+def timed(value: Any) -> str:
+    """Quantities measured with a clock (throughputs, speed ratios): two significant digits, because the
+    same run repeated on a shared machine differs by several percent (2.663 → "2.7", 544.3 → "540")."""
+    x = _finite(value)
+    return "—" if x is None else _significant(x, 2)
+
+
+def si(value: Any) -> str:
+    """Counts that span magnitudes in one column (parameters, FLOPs) to three significant digits with an SI
+    prefix: 62006 → "62.0 k", 11173962 → "11.2 M", so small and large rows read alike."""
+    x = _finite(value)
+    if x is None:
+        return "—"
+    x = float(f"{x:.3g}")  # 999,960 is "1.00 M", not "1,000 k"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= factor:
+            return f"{_significant(x / factor, 3)} {prefix}"
+    return _significant(x, 3)
 
 
 def integer(value: Any) -> str:
@@ -38,10 +99,32 @@ def integer(value: Any) -> str:
     return "—" if x is None else f"{round(x):,}".replace("-", MINUS)
 
 
-def pct(value: Any, decimals: int = 2) -> str:
-    """A fraction as a percentage: 0.98123 → "98.12%"."""
+def pct(value: Any, err: Any = None) -> str:
+    """A measured fraction as a percentage: to two decimals (0.98123 → "98.12%"), or to the precision of its
+    uncertainty ``err`` (a fraction too) when there is one."""
     x = _finite(value)
-    return "—" if x is None else f"{100 * x:.{decimals}f}%".replace("-", MINUS)
+    if x is None:
+        return "—"
+    e = _finite(err)
+    decimals = _decimals(100 * e) if e else 2
+    return f"{100 * x:.{decimals}f}%".replace("-", MINUS)
+
+
+def share(value: Any) -> str:
+    """An exact fraction (a setting, a share of a count) as a percentage to three significant digits and
+    no trailing zeros: 0.2 → "20%", 0.99951 → "99.95%" is "100%"; never "20.00%"."""
+    x = _finite(value)
+    if x is None:
+        return "—"
+    return _trim(_significant(100 * x, 3)) + "%"
+
+
+def pval(value: Any) -> str:
+    """A p-value to two significant digits; below 0.001 as "< 0.001" (smaller values add nothing)."""
+    x = _finite(value)
+    if x is None:
+        return "—"
+    return "< 0.001" if x < 0.001 else _trim(_significant(x, 2))
 
 
 def sci(value: Any, decimals: int = 1) -> str:
@@ -55,19 +138,21 @@ def sci(value: Any, decimals: int = 1) -> str:
     mant = x / 10**exp
     if round(abs(mant), decimals) >= 10:
         mant, exp = mant / 10, exp + 1
-    m = f"{mant:.{decimals}f}".rstrip("0").rstrip(".")
+    m = f"{mant:.{decimals}f}".rstrip("0").rstrip(".") if decimals else f"{mant:.0f}"
     return f"{m}×10{str(exp).translate(_SUPERSCRIPT)}".replace("-", MINUS)
 
 
-def pm(pair: Sequence[Any], decimals: int = 2) -> str:
-    """A (mean, std) pair of fractions: (0.9812, 0.0005) → "98.12 ± 0.05%"."""
+def pm(pair: Sequence[Any]) -> str:
+    """A (mean, std) pair of fractions, both to the precision of the std: (0.9812, 0.0005) → "98.12 ± 0.05%",
+    (0.9812, 0.012) → "98.1 ± 1.2%"."""
     mean, std = pair
     m, s = _finite(mean), _finite(std)
     if m is None:
         return "—"
-    if s is None:
-        return pct(m, decimals)
-    return f"{100 * m:.{decimals}f} ± {100 * s:.{decimals}f}%".replace("-", MINUS)
+    if not s:
+        return pct(m)
+    d = _decimals(100 * s)
+    return f"{100 * m:.{d}f} ± {100 * s:.{d}f}%".replace("-", MINUS)
 
 
 def dur(seconds: Any) -> str:
@@ -102,7 +187,21 @@ def join_and(items: Sequence[Any]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-FILTERS = {"num": num, "int": integer, "pct": pct, "sci": sci, "pm": pm, "pp": pp, "dur": dur, "text": text}
+FILTERS = {
+    "num": num,
+    "int": integer,
+    "pct": pct,
+    "share": share,
+    "sci": sci,
+    "pm": pm,
+    "pp": pp,
+    "pval": pval,
+    "si": si,
+    "timed": timed,
+    "roundoff": roundoff,
+    "dur": dur,
+    "text": text,
+}
 WORDS = {"join_and": join_and}  # filters for sentences, not table cells
 
 

@@ -6,13 +6,15 @@ from report import format as fmt
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (0.123456, "0.1235"),
+        (0.123456, "0.123"),
         (12345, "12,345"),
         (3.0, "3"),
         (-0.5, "−0.5"),
         (1e-5, "1×10⁻⁵"),
-        (98.1234, "98.12"),
-        (1234567.0, "1.235×10⁶"),
+        (98.1234, "98.1"),
+        (1234567.0, "1.2×10⁶"),
+        (0.9, "0.9"),
+        (14.99, "15"),
         (float("nan"), "—"),
         (None, "—"),
         (True, "yes"),
@@ -24,12 +26,13 @@ def test_num(value, expected):
 
 def test_pct_sci_pm_dur_int():
     assert fmt.pct(0.98123) == "98.12%"
-    assert fmt.pct(0.5, 1) == "50.0%"
+    assert fmt.pct(0.5, err=0.013) == "50.0%"
     assert fmt.sci(0.001) == "1×10⁻³"
     assert fmt.sci(0.0025) == "2.5×10⁻³"
     assert fmt.sci(9.99e-4) == "1×10⁻³"
     assert fmt.sci(-3e5) == "−3×10⁵"
     assert fmt.pm((0.9812, 0.0005)) == "98.12 ± 0.05%"
+    assert fmt.pm((0.9812, 0.012)) == "98.1 ± 1.2%"
     assert fmt.dur(0.2) == "200 ms"
     assert fmt.dur(3.24) == "3.2 s"
     assert fmt.dur(245) == "4 min 05 s"
@@ -48,3 +51,34 @@ def test_join_and_lists_one_two_or_more_items():
     assert join_and(["A"]) == "A"
     assert join_and(["A", "B"]) == "A and B"
     assert join_and(["A", "B", "C"]) == "A, B and C"
+
+
+@pytest.mark.parametrize(
+    ("filter_", "value", "shown"),
+    [  # the referee's examples of false precision, and what the one rule makes of them
+        ("roundoff", -8.288e-18, "−8×10⁻¹⁸"),
+        ("share", 0.2, "20%"),
+        ("share", 0.99951, "100%"),
+        ("share", 0.123, "12.3%"),
+        ("timed", 544.3, "540"),
+        ("timed", 2.663, "2.7"),
+        ("timed", 8.059, "8.1"),
+        ("timed", 1234.5, "1,200"),
+        ("si", 62006, "62.0 k"),
+        ("si", 14_990_000, "15.0 M"),
+        ("si", 999_960, "1.00 M"),
+        ("pval", 0.0004, "< 0.001"),
+        ("pval", 0.01234, "0.012"),
+        ("pval", 1.0, "1"),
+    ],
+)
+def test_digits_follow_what_is_known_of_the_uncertainty(filter_, value, shown):
+    assert fmt.apply(filter_, value) == shown
+
+
+def test_a_value_with_an_error_is_shown_to_the_error_s_precision():
+    assert fmt.num(0.123456, err=0.013) == "0.123"  # an error with leading digit 1 keeps two digits
+    assert fmt.num(0.123456, err=0.05) == "0.12"
+    assert fmt.num(123.456, err=4) == "123"
+    assert fmt.pct(0.95312, err=0.0013) == "95.31%"
+    assert fmt.pct(0.95312, err=0.004) == "95.3%"

@@ -411,8 +411,8 @@ def _say(text: str) -> str:
     ("sgd_best", "expected"),
     [
         (1e-1, ", exactly the factor 1/(1 − β) = 10 on this grid."),
-        (3e-2, ", 1 grid step (factors of 3.162) from the factor 1/(1 − β) = 10."),
-        (1e-2, ", 2 grid steps (factors of 3.162) from the factor 1/(1 − β) = 10."),
+        (3e-2, ", 1 grid step (factors of 3.16) from the factor 1/(1 − β) = 10."),
+        (1e-2, ", 2 grid steps (factors of 3.16) from the factor 1/(1 − β) = 10."),
     ],
 )
 def test_momentum_sentence_counts_grid_steps_from_the_factor_ten(sgd_best: float, expected: str) -> None:
@@ -457,7 +457,7 @@ def test_a_one_point_window_is_below_the_grid_resolution_not_zero_wide() -> None
     facts = _window_facts({1e-3: 0.90, 1e-2: 0.98, 1e-1: 0.90})
     words = render.words("q3")
     text = _say(words.recommend_lr({"lr": facts, "sweep_epochs": 5, "base_batch": 128}))
-    assert "less than one grid step (1.0 decades) for Adam" in text and "0.0 decades" not in text
+    assert "less than one grid step (1 decade) for Adam" in text and "0.0 decades" not in text
 
 
 def test_an_optimum_on_the_edge_of_the_grid_is_reported_as_such_and_bounds_the_ratio() -> None:

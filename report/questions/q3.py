@@ -16,7 +16,7 @@ import pandas as pd
 from report import format as fmt
 from report.core.errors import MissingResultError
 from report.plots import q3 as plots
-from report.questions import Figure, Results, Table, require
+from report.questions import Figure, Results, Table, anchors, require
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum 0.9", "adam": "Adam"}
 POINT = ["study", "optimizer", "lr", "batch_size", "lr_scaled"]
@@ -278,6 +278,7 @@ def context(r: Results) -> dict[str, Any]:
         "batch": batch,
         "epochs": epochs,
         "final": final,
+        "anchors": anchors.beside("q3", cfg["dataset"], {"mlp": ("This network", final["mean"])}),
         "confusion": cm,
         "misclassified": len(wrong),
         "tables": {

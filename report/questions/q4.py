@@ -1,10 +1,5 @@
-"""Question 4 context: rank the architectures from the stored results and say how far the ranking holds.
-
-Every comparison is a difference of mean test accuracies over seeds, tested with Welch's t-test (unequal
-variances, its own degrees of freedom); the comparisons behind one statement (the best model against each
-other, the depth steps, LeNet-5 against each ResNet) are one family, Holm-corrected at level ``ALPHA``.
-With one seed the variation is unmeasured, and the verdicts say so instead of calling a gap real. The
-claims return facts and case codes only; the sentences that state them are in templates/q4.words.j2.
+"""Question 4 context: the stored results checked against each other, the models that did not train set
+apart, the verdicts of ``q4_claims`` on the rest, and the tables and figures that show them.
 """
 
 from __future__ import annotations
@@ -15,16 +10,12 @@ from typing import Any
 import pandas as pd
 
 from report.plots import q4 as plots
-from report.questions import Figure, Results, Table, require
+from report.questions import Figure, Results, Table, anchors, require, stats
+from report.questions.q4_claims import ALPHA, answers_by_run, best_claim, depth_claim, lenet_claim
 
-ALPHA = 0.05  # family-wise level of the Holm-corrected Welch tests
 STALLED = 0.05  # a training loss within 5% of ln K (a uniform prediction) in every epoch made no progress
 COLLAPSED = 0.9  # ...and one class predicted for at least 90% of the test images: the model did not train
 WITHOUT_BATCH_NORM = ("lenet5", "alexnet")  # experiments/models.py: the two with no normalisation layers
-WITHOUT_BATCH_NORM = ("lenet5", "alexnet")  # experiments/models.py: the two with no normalisation layers
-RESNETS = ("resnet18", "resnet50", "resnet101")
-WITHIN, ABOVE, BELOW = "not significant", "significantly higher", "significantly lower"  # Holm-corrected
-UNMEASURED = "unmeasured"  # one seed: no spread to test against
 
 
 def summarise(results: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
@@ -39,149 +30,6 @@ def summarise(results: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
     )
     out = models.set_index("model").join(per_model, how="inner").reset_index()
     return out.sort_values(["acc", "flops"], ascending=[False, True], ignore_index=True)
-
-
-def welch(a: pd.Series, b: pd.Series) -> tuple[float, float, float] | None:
-    """Welch's t, its degrees of freedom and the two-sided p-value for equal mean accuracy of ``a`` and
-    ``b`` over their seeds (``None`` with fewer than two seeds, where the spread is unmeasured)."""
-    if a["seeds"] < 2 or b["seeds"] < 2:
-        return None
-    from scipy.special import stdtr  # imported only where a report compares models over seeds
-
-    va, vb = a["acc_std"] ** 2 / a["seeds"], b["acc_std"] ** 2 / b["seeds"]
-    delta = float(b["acc"] - a["acc"])
-    if va + vb == 0:  # every seed gave the same accuracy
-        return (math.inf if delta else 0.0), math.inf, (0.0 if delta else 1.0)
-    t = delta / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (a["seeds"] - 1) + vb**2 / (b["seeds"] - 1))
-    return t, df, float(2 * stdtr(df, -abs(t)))
-
-
-def compare(a: pd.Series, b: pd.Series) -> dict[str, Any]:
-    """How ``b`` differs from ``a`` in mean test accuracy, in percentage points, with Welch's test (the
-    verdict is set by ``family``, which corrects the p-values of one statement's comparisons together)."""
-    delta = float(b["acc"] - a["acc"])
-    test = welch(a, b)
-    return {
-        "a": a["title"],
-        "b": b["title"],
-        "delta_pp": 100 * delta,
-        "abs_pp": 100 * abs(delta),
-        "direction": "higher" if delta > 0 else "lower" if delta < 0 else "equal",
-        "t": None if test is None else test[0],
-        "df": None if test is None else test[1],
-        "p": None if test is None else test[2],
-        "p_adj": None,
-        "verdict": UNMEASURED,
-    }
-
-
-def family(gaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Holm's step-down correction over the comparisons of one statement, and each verdict at ``ALPHA``."""
-    tested = sorted((g for g in gaps if g["p"] is not None), key=lambda g: g["p"])
-    running = 0.0
-    for rank, g in enumerate(tested):
-        running = max(running, min(1.0, (len(tested) - rank) * g["p"]))
-        g["p_adj"] = running
-        g["verdict"] = WITHIN if running >= ALPHA else ABOVE if g["delta_pp"] > 0 else BELOW
-    return gaps
-
-
-def best_claim(summary: pd.DataFrame) -> dict[str, Any]:
-    """Which model is best, and which others this run cannot separate from it.
-
-    ``case`` says which sentence ``words.best`` in templates/q4.words.j2 writes: "only" (one model, no
-    ranking), "unmeasured" (one seed: the runner-up's gap cannot be judged), "tied" (some models within
-    significantly below the best, listed in ``tied``) or "clear" (every gap significant).
-    """
-    best = summary.iloc[0]
-    gaps = family([compare(best, row) for _, row in summary.iloc[1:].iterrows()])
-    tied = [g["b"] for g in gaps if g["verdict"] == WITHIN]
-    if not gaps:
-        case = "only"
-    elif gaps[0]["verdict"] == UNMEASURED:
-        case = "unmeasured"
-    elif tied:
-        case = "tied"
-    else:
-        case = "clear"
-    return {
-        "title": best["title"],
-        "model": best["model"],
-        "case": case,
-        "tied": tied,
-        "runner_up": gaps[0] if gaps else None,
-    }
-
-
-def depth_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
-    """Whether more depth among the ResNets changed accuracy significantly (None with under two).
-
-    ``case`` says which sentence ``words.depth`` writes: "unmeasured" (one seed; ``order`` lists the
-    ResNets by point estimate), "no_effect" (no gap significant), "helped" or "hurt" (the
-    deepest against the shallowest significant) or "mixed" (those two not significantly apart, an
-    intermediate step significant).
-    """
-    rows = {r["model"]: r for _, r in summary.iterrows()}
-    present = [rows[m] for m in RESNETS if m in rows]
-    if len(present) < 2:
-        return None
-    steps = [compare(present[i], present[i + 1]) for i in range(len(present) - 1)]
-    if len(present) == 3:
-        steps.append(compare(present[0], present[2]))
-    steps = family(steps)
-    verdicts = {s["verdict"] for s in steps}
-    overall = steps[-1]["verdict"]
-    if verdicts == {UNMEASURED}:
-        case = "unmeasured"
-    elif verdicts == {WITHIN}:
-        case = "no_effect"
-    elif overall == ABOVE:
-        case = "helped"
-    elif overall == BELOW:
-        case = "hurt"
-    else:
-        case = "mixed"
-    return {
-        "steps": steps,
-        "case": case,
-        "shallow": present[0]["title"],
-        "deepest": present[-1]["title"],
-        "order": [r["title"] for r in sorted(present, key=lambda r: -r["acc"])],
-    }
-
-
-def lenet_claim(summary: pd.DataFrame) -> dict[str, Any] | None:
-    """Where LeNet-5 stands against each ResNet (None when either is missing from the run).
-
-    ``case`` says which sentence ``words.lenet`` writes, from LeNet-5's side: "below" or "above" (every
-    ResNet significantly on the same side), "within" (no gap significant),
-    "unmeasured" (one seed; ``higher`` lists the ResNets that scored above LeNet-5) or "mixed" (each
-    ResNet's ``side`` in ``gaps`` says whether it is significantly "above" or "below" LeNet-5, or "within").
-    """
-    rows = {r["model"]: r for _, r in summary.iterrows()}
-    if "lenet5" not in rows or not any(m in rows for m in RESNETS):
-        return None
-    side = {ABOVE: "above", BELOW: "below", WITHIN: "within", UNMEASURED: "unmeasured"}
-    gaps = family([compare(rows["lenet5"], rows[m]) for m in RESNETS if m in rows])  # positive: ResNet higher
-    gaps = [{**g, "side": side[g["verdict"]]} for g in gaps]
-    verdicts = {g["verdict"] for g in gaps}
-    if verdicts == {ABOVE}:
-        case = "below"
-    elif verdicts == {BELOW}:
-        case = "above"
-    elif verdicts == {WITHIN}:
-        case = "within"
-    elif UNMEASURED in verdicts:
-        case = "unmeasured"
-    else:
-        case = "mixed"
-    return {
-        "gaps": gaps,
-        "case": case,
-        "higher": [g["b"] for g in gaps if g["delta_pp"] > 0],
-        "above_all": all(g["delta_pp"] < 0 for g in gaps),  # LeNet-5's point estimate tops every ResNet
-    }
 
 
 def untrained(curves: pd.DataFrame, confusion: pd.DataFrame, classes: int) -> dict[str, dict[str, Any]]:
@@ -205,12 +53,6 @@ def untrained(curves: pd.DataFrame, confusion: pd.DataFrame, classes: int) -> di
     return out
 
 
-def binomial_se(accuracy: pd.Series | float, n_test: int) -> Any:
-    """The standard error of an accuracy from the sampling of ``n_test`` test images alone, sqrt(p(1-p)/n):
-    the part of the uncertainty that the seed-to-seed tests do not cover."""
-    return (accuracy * (1 - accuracy) / n_test) ** 0.5
-
-
 def pareto(summary: pd.DataFrame) -> list[str]:
     """Models that no other model beats on accuracy at equal or lower FLOPs, cheapest first."""
     rows = [r for _, r in summary.iterrows()]
@@ -226,7 +68,9 @@ def class_accuracy(confusion: pd.DataFrame) -> pd.DataFrame:
     return out.assign(accuracy=out["correct"] / out["n"].where(out["n"] > 0))
 
 
-def check(results: pd.DataFrame, confusion: pd.DataFrame, test_used: int, seeds: int) -> None:
+def check(
+    results: pd.DataFrame, confusion: pd.DataFrame, answers: pd.DataFrame, test_used: int, seeds: int
+) -> None:
     """Stop if the stored tables disagree with each other: the ranking would rest on broken evidence."""
     counts = results.groupby("model")["seed"].nunique()
     require(bool((counts == seeds).all()), f"every model has one result per configured seed ({seeds})")
@@ -238,6 +82,15 @@ def check(results: pd.DataFrame, confusion: pd.DataFrame, test_used: int, seeds:
         bool(((merged["hit"] / merged["count"] - merged["test_acc"]).abs() < 1e-6).all()),
         "stored test accuracies equal the diagonals of the stored confusion matrices",
     )
+    right = answers.groupby(["model", "seed"])["correct"].agg(["count", "mean"])
+    merged = results.set_index(["model", "seed"]).join(right)
+    require(
+        bool(
+            (merged["count"] == test_used).all()
+            and ((merged["mean"] - merged["test_acc"]).abs() < 1e-6).all()
+        ),
+        "the stored per-image answers cover every test image and agree with the stored test accuracies",
+    )
 
 
 def _tables(
@@ -245,7 +98,7 @@ def _tables(
     per_class: pd.DataFrame,
     seeds: int,
     cuda: bool,
-    best: str,
+    best: dict[str, Any],
     run: Any,
     order: list[str],
     failed: dict[str, Any],
@@ -255,23 +108,31 @@ def _tables(
         f"{t} (did not train)" if m in failed else t
         for m, t in zip(summary["model"], summary["title"], strict=True)
     ]
+    gaps = {g["model"]: g for g in best["gaps"]}
+    vs_best = {
+        k: [gaps.get(m, {}).get(k) for m in summary["model"]] for k in ("delta_pp", "p_adj", "images_p_adj")
+    }
     shown = summary.assign(
+        gap_pp=[None if d is None else d / 100 for d in vs_best["delta_pp"]],
+        p_seeds=vs_best["p_adj"],
+        p_images=vs_best["images_p_adj"],
         title=marked,
-        params_m=summary["params"] / 1e6,
-        mflops=summary["flops"] / 1e6,
         acc_pm=list(zip(summary["acc"], summary["acc_std"], strict=True)),
         peak_mib=summary["peak_mem_bytes"] / 2**20,
-        test_se=binomial_se(summary["acc"], n_test),
+        test_se=stats.binomial_se(summary["acc"], n_test),
     )
     acc_col = ("acc_pm", "pm") if seeds > 1 else ("acc", "pct")
     columns = {
         "title": ("Model", "text"),
-        "params_m": ("Parameters (M)", "num"),
-        "mflops": ("MFLOPs / image", "num"),
+        "params": ("Parameters", "si"),
+        "flops": ("FLOPs / image", "si"),
         acc_col[0]: ("Test accuracy", acc_col[1]),
         "test_se": ("Test-set SE", "pct"),
+        "gap_pp": ("Gap to the best (points)", "pp"),
+        **({"p_seeds": ("p over seeds (Welch, Holm)", "pval")} if seeds > 1 else {}),
+        "p_images": ("p on the test images (McNemar, Holm)", "pval"),
         "train_time_s": ("Training time", "dur"),
-        "throughput": ("Training images/s", "num"),
+        "throughput": ("Training images/s", "timed"),
     }
     if cuda:
         columns["peak_mib"] = ("Peak GPU memory above the data (MiB)", "num")
@@ -280,7 +141,7 @@ def _tables(
     wide = wide.join(counts)[lambda d: d["n"] > 0].reset_index()
     titles = dict(zip(summary["model"], summary["title"], strict=True))
     return {
-        "comparison": Table(shown, columns, run, highlight=lambda row: row["model"] == best),
+        "comparison": Table(shown, columns, run, highlight=lambda row: row["model"] == best["model"]),
         "adaptations": Table(  # in the order the models were configured (by architecture), not by accuracy
             summary.set_index("model").loc[order].reset_index(),
             {"title": ("Model", "text"), "adaptation": ("Adaptation to 32×32 inputs", "text")},
@@ -306,14 +167,16 @@ def context(r: Results) -> dict[str, Any]:
     confusion, curves = r.table("q4", "confusion"), r.table("q4", "curves")
     setup = r.table("q4", "setup").iloc[0]
     n = r.table("q4", "splits").set_index("split")
-    check(results, confusion, int(n.loc["test", "used"]), seeds)
+    answers = r.table("q4", "answers")
+    check(results, confusion, answers, int(n.loc["test", "used"]), seeds)
+    by_run = answers_by_run(answers)
 
     everyone = summarise(results, models)
     classes = confusion["true"].nunique() if len(confusion) else 10
     failed = untrained(curves, confusion, max(classes, int(confusion["pred"].max()) + 1))
     summary = everyone[~everyone["model"].isin(failed)].reset_index(drop=True)  # ranked and compared
     require(len(summary) > 0, "at least one model trained (every training loss stayed at ln K)")
-    best = best_claim(summary)
+    best = best_claim(summary, by_run)
     top = summary.iloc[0]
     per_class = class_accuracy(confusion)
     best_classes = per_class[(per_class["model"] == best["model"]) & (per_class["n"] > 0)]
@@ -329,6 +192,7 @@ def context(r: Results) -> dict[str, Any]:
         .merge(everyone[["model", "title"]], on="model")  # a model that did not train shows why
         .sort_values(["model", "epoch"], key=lambda c: c.map(order) if c.name == "model" else c)
     )
+    ours = {m: (t, a) for m, t, a in summary[["model", "title", "acc"]].itertuples(index=False)}
     fastest = everyone.loc[everyone["throughput"].idxmax()]  # speed is measured whether or not it learned
     slowest = everyone.loc[everyone["throughput"].idxmin()]
     dataset = str(setup["dataset_title"])
@@ -370,9 +234,10 @@ def context(r: Results) -> dict[str, Any]:
         ],
         "steps": int(cfg["epochs"]) * (int(n.loc["train", "used"]) // int(cfg["batch_size"])),
         "best": {**best, "acc": float(top["acc"]), "acc_std": float(top["acc_std"]) if seeds > 1 else None},
-        "depth": depth_claim(summary),
-        "lenet": lenet_claim(summary),
+        "depth": depth_claim(summary, by_run),
+        "lenet": lenet_claim(summary, by_run),
         "pareto": pareto(summary),
+        "anchors": anchors.beside("q4", str(setup["dataset"]), ours),
         "speed": {
             "fastest": fastest["title"],
             "fastest_ips": float(fastest["throughput"]),
@@ -388,13 +253,13 @@ def context(r: Results) -> dict[str, Any]:
             "pred": str(top_error["pred_name"]),
             "count": int(top_error["count"]),
         },
-        "test_se": float(binomial_se(top["acc"], sizes["test"])),
+        "test_se": float(stats.binomial_se(top["acc"], sizes["test"])),
         "tables": _tables(
             everyone,
             per_class,
             seeds,
             cuda,
-            best["model"],
+            best,
             run,
             models["model"].tolist(),
             failed,

@@ -1,0 +1,44 @@
+"""Published accuracies beside the report's own (``anchors.toml``), and how far ours falls below them.
+
+A gap of more than ``FAR`` is called far below: the report then says so next to the number, with the
+reduced budget as the likely reason when the run had one.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PATH = Path(__file__).with_name("anchors.toml")
+FAR = 0.05  # five percentage points below the published figure is "far below"
+
+
+@functools.lru_cache(maxsize=1)
+def _all() -> tuple[dict[str, Any], ...]:
+    return tuple(tomllib.loads(PATH.read_text(encoding="utf-8"))["anchor"])
+
+
+def beside(question: str, dataset: str, ours: Mapping[str, tuple[str, float]]) -> list[dict[str, Any]]:
+    """Each published figure for ``question`` on ``dataset`` against our models it covers.
+
+    ``ours`` maps a model name to (its title, our accuracy); the result lists, per anchor and model we
+    ran, both accuracies, the gap in points and whether ours is far below.
+    """
+    out = []
+    for a in _all():
+        if a["question"] != question or a["dataset"] != dataset:
+            continue
+        for model in a["models"]:
+            if model in ours:
+                title, acc = ours[model]
+                gap = a["accuracy"] - acc
+                out.append({**a, "model": model, "title": title, "ours": acc, "gap": gap, "far": gap > FAR})
+    return out

@@ -1,0 +1,175 @@
+"""Question 4's verdicts: which model is best, whether depth helped among the ResNets, where LeNet-5
+stands; each from tests on the stored results, as facts and case codes.
+
+Every comparison is a difference of mean test accuracies, tested two ways: with Welch's t-test over seeds
+(unequal variances, its own degrees of freedom) and with McNemar's exact test on the same test images (the
+largest p over the seeds). The comparisons behind one statement (the best model against each other, the
+depth steps, LeNet-5 against each ResNet) are one family, Holm-corrected at level ``ALPHA`` for each test.
+With one seed the seed-to-seed variation is unmeasured and the verdicts say so instead of calling a gap
+real. The sentences that state the verdicts are in templates/q4.words.j2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from report.questions import stats
+
+Answers = dict[tuple[str, int], np.ndarray]  # (model, seed) -> per test image: classified correctly
+
+ALPHA = 0.05  # family-wise level of the Holm-corrected tests
+RESNETS = ("resnet18", "resnet50", "resnet101")
+WITHIN, ABOVE, BELOW = "not significant", "significantly higher", "significantly lower"  # Holm-corrected
+UNMEASURED = "unmeasured"  # the test could not be run (one seed, or no per-image answers)
+
+
+def compare(a: pd.Series, b: pd.Series, answers: Answers | None = None) -> dict[str, Any]:
+    """How ``b`` differs from ``a`` in mean test accuracy, in percentage points, with Welch's test over
+    seeds and McNemar's exact test on the same test images (the verdicts are set by ``family``, which
+    corrects the p-values of one statement's comparisons together)."""
+    delta = float(b["acc"] - a["acc"])
+    test = stats.welch(a["acc"], a["acc_std"] ** 2, a["seeds"], b["acc"], b["acc_std"] ** 2, b["seeds"])
+    return {
+        "a": a["title"],
+        "b": b["title"],
+        "model": b["model"],
+        "delta_pp": 100 * delta,
+        "abs_pp": 100 * abs(delta),
+        "direction": "higher" if delta > 0 else "lower" if delta < 0 else "equal",
+        **(test or {"t": None, "df": None, "p": None}),
+        "images_p": images_p(answers or {}, a["model"], b["model"]),
+    }
+
+
+def images_p(answers: Answers, a: str, b: str) -> float | None:
+    """McNemar's exact p-value for ``a`` against ``b`` on the same test images, the largest over the seeds
+    both ran (a gap counts as beyond test-set sampling only if it is so for every seed)."""
+    seeds = sorted({s for m, s in answers if m == a} & {s for m, s in answers if m == b})
+    if not seeds:
+        return None
+    return max(stats.mcnemar(*stats.discordant(answers[a, s], answers[b, s])) for s in seeds)
+
+
+def family(gaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Holm's correction over the comparisons of one statement, for each test, and the verdicts at ``ALPHA``:
+    ``verdict`` from Welch's test over seeds, ``images_verdict`` from McNemar's on the test images."""
+    for key, verdict in (("p", "verdict"), ("images_p", "images_verdict")):
+        adjusted = stats.holm([g[key] for g in gaps])
+        for g, q in zip(gaps, adjusted, strict=True):
+            g[f"{key}_adj"] = q
+            g[verdict] = (
+                UNMEASURED if q is None else WITHIN if q >= ALPHA else ABOVE if g["delta_pp"] > 0 else BELOW
+            )
+    return gaps
+
+
+def answers_by_run(answers: pd.DataFrame) -> Answers:
+    """Per (model, seed), which test images it classified correctly, in image order."""
+    ordered = answers.sort_values(["model", "seed", "image"])
+    return {
+        (str(m), int(s)): g["correct"].to_numpy(dtype=bool)
+        for (m, s), g in ordered.groupby(["model", "seed"])
+    }
+
+
+def best_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, Any]:
+    """Which model is best, and which others this run cannot separate from it.
+
+    ``case`` says which sentence ``words.best`` in templates/q4.words.j2 writes: "only" (one model, no
+    ranking), "unmeasured" (one seed: the runner-up's gap cannot be judged), "tied" (some models within
+    significantly below the best, listed in ``tied``) or "clear" (every gap significant).
+    """
+    best = summary.iloc[0]
+    gaps = family([compare(best, row, answers) for _, row in summary.iloc[1:].iterrows()])
+    tied = [g["b"] for g in gaps if g["verdict"] == WITHIN]
+    if not gaps:
+        case = "only"
+    elif gaps[0]["verdict"] == UNMEASURED:
+        case = "unmeasured"
+    elif tied:
+        case = "tied"
+    else:
+        case = "clear"
+    return {
+        "title": best["title"],
+        "model": best["model"],
+        "case": case,
+        "tied": tied,
+        "runner_up": gaps[0] if gaps else None,
+        "gaps": gaps,
+    }
+
+
+def depth_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, Any] | None:
+    """Whether more depth among the ResNets changed accuracy significantly (None with under two).
+
+    ``case`` says which sentence ``words.depth`` writes: "unmeasured" (one seed; ``order`` lists the
+    ResNets by point estimate), "no_effect" (no gap significant), "helped" or "hurt" (the
+    deepest against the shallowest significant) or "mixed" (those two not significantly apart, an
+    intermediate step significant).
+    """
+    rows = {r["model"]: r for _, r in summary.iterrows()}
+    present = [rows[m] for m in RESNETS if m in rows]
+    if len(present) < 2:
+        return None
+    steps = [compare(present[i], present[i + 1], answers) for i in range(len(present) - 1)]
+    if len(present) == 3:
+        steps.append(compare(present[0], present[2], answers))
+    steps = family(steps)
+    verdicts = {s["verdict"] for s in steps}
+    overall = steps[-1]["verdict"]
+    if verdicts == {UNMEASURED}:
+        case = "unmeasured"
+    elif verdicts == {WITHIN}:
+        case = "no_effect"
+    elif overall == ABOVE:
+        case = "helped"
+    elif overall == BELOW:
+        case = "hurt"
+    else:
+        case = "mixed"
+    return {
+        "steps": steps,
+        "case": case,
+        "shallow": present[0]["title"],
+        "deepest": present[-1]["title"],
+        "order": [r["title"] for r in sorted(present, key=lambda r: -r["acc"])],
+    }
+
+
+def lenet_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, Any] | None:
+    """Where LeNet-5 stands against each ResNet (None when either is missing from the run).
+
+    ``case`` says which sentence ``words.lenet`` writes, from LeNet-5's side: "below" or "above" (every
+    ResNet significantly on the same side), "within" (no gap significant),
+    "unmeasured" (one seed; ``higher`` lists the ResNets that scored above LeNet-5) or "mixed" (each
+    ResNet's ``side`` in ``gaps`` says whether it is significantly "above" or "below" LeNet-5, or "within").
+    """
+    rows = {r["model"]: r for _, r in summary.iterrows()}
+    if "lenet5" not in rows or not any(m in rows for m in RESNETS):
+        return None
+    side = {ABOVE: "above", BELOW: "below", WITHIN: "within", UNMEASURED: "unmeasured"}
+    gaps = family(
+        [compare(rows["lenet5"], rows[m], answers) for m in RESNETS if m in rows]
+    )  # positive: ResNet higher
+    gaps = [{**g, "side": side[g["verdict"]]} for g in gaps]
+    verdicts = {g["verdict"] for g in gaps}
+    if verdicts == {ABOVE}:
+        case = "below"
+    elif verdicts == {BELOW}:
+        case = "above"
+    elif verdicts == {WITHIN}:
+        case = "within"
+    elif UNMEASURED in verdicts:
+        case = "unmeasured"
+    else:
+        case = "mixed"
+    return {
+        "gaps": gaps,
+        "case": case,
+        "higher": [g["b"] for g in gaps if g["delta_pp"] > 0],
+        "above_all": all(g["delta_pp"] < 0 for g in gaps),  # LeNet-5's point estimate tops every ResNet
+    }
