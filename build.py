@@ -23,6 +23,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from report.cli import BUILD, Format, Options, app, command, console, fail, keep_interrupts
 from report.core import manifest
@@ -127,7 +128,8 @@ def _check_out(out: Path) -> None:
         raise ReportError(f"the output folder {out} is not writable; pass a writable --out")
 
 
-def _render(opts: Options) -> None:
+def _render(opts: Options) -> str:
+    """Render the report's HTML page and write the outputs ``--format`` asks for; returns the page."""
     from report import output
 
     t0 = time.perf_counter()
@@ -142,8 +144,9 @@ def _render(opts: Options) -> None:
         written = output.write_outputs(page, opts.out, targets, printer)
     if not written:
         console.print(f"[dim]report in {opts.out} is up to date (same results, templates and paper)[/]")
-        return
-    console.print(f"[green]✓[/] wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
+    else:
+        console.print(f"[green]✓[/] wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
+    return page
 
 
 def _fill_from_reference(opts: Options) -> None:
@@ -353,38 +356,91 @@ def clean(
         console.print(f"removed results in {opts.store}")
 
 
-@command(*BUILD, "out", "fmt", "paper")
-def watch(
+@command(*BUILD, "out", "paper")
+def preview(
     opts: Options,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between checks.")] = 0.5,
+    port: Annotated[int, typer.Option("--port", help="Port to serve on (0: any free one).")] = 8000,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Interface to serve on. The default keeps the page to this machine; give another "
+            "(0.0.0.0: every interface) only on a network you trust.",
+        ),
+    ] = "127.0.0.1",
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="Open the page in a browser.")
+    ] = True,
 ) -> None:
-    """Re-render whenever a template, a context module, the manifest or the store changes (Ctrl-C stops)."""
-    root = manifest.PROJECT
+    """Serve the report on http://127.0.0.1:PORT and reload the open page on every save (Ctrl-C stops).
 
-    def snapshot() -> dict[Path, int]:
-        paths = [
-            *(root / "templates").glob("*"),
-            *(root / "report").rglob("*.py"),
-            manifest.PATH,
-            *opts.results.root.glob(f"{opts.chosen}/*/current"),  # a new result swaps its pointer
-        ]
-        return {p: p.stat().st_mtime_ns for p in paths if p.is_file()}
+    The HTML is re-rendered when a template, a context module, the stylesheet, the manifest or the store
+    changes; an error is shown over the page with its file and line; the PDF follows in the background.
+    """
+    import dataclasses
+    import threading
+    import webbrowser
 
-    seen: dict[Path, int] = {}
+    from report import output
+    from report import preview as live
+
+    html_only = dataclasses.replace(opts, fmt=Format.html)
+    pages: list[str] = []
+
+    def print_pdf() -> None:
+        with output.Printer() as printer:
+            output.write_outputs(pages[-1], opts.out, ["pdf"], printer)
+
+    session = live.Session(lambda: pages.append(_rerender(html_only)), _watched(opts), print_pdf=print_pdf)
+    session.log = lambda msg: console.print(f"[bold red]{escape(msg)}[/]" if msg.startswith("error") else msg)
+    try:
+        httpd = live.server(opts.out, session.live, host, port)
+    except OSError as e:
+        raise ReportError(f"cannot serve on {host}:{port}: {e.strerror}; pass another --port") from None
+    url = f"http://{host}:{httpd.server_address[1]}/"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    console.print(f"serving {url} (Ctrl-C stops); the page reloads on every save")
+    if browser:
+        webbrowser.open(url)
+    try:
+        session.run()
+    except KeyboardInterrupt:
+        session.stop.set()
+        console.print("stopped the preview")
+    finally:
+        httpd.shutdown()
+
+
+@command(*BUILD, "out", "fmt", "paper")
+def watch(opts: Options) -> None:
+    """Re-render whenever a template, a context module, the manifest or the store changes (Ctrl-C stops);
+    ``preview`` does the same and shows the page in a browser."""
+    from report import preview as live
+
+    session = live.Session(lambda: _rerender(opts), _watched(opts))
+    session.log = lambda msg: console.print(f"[bold red]{escape(msg)}[/]" if msg.startswith("error") else msg)
     console.print(f"watching templates/, report/ and {opts.store}/{opts.chosen}; Ctrl-C to stop")
     try:
-        while True:
-            now = snapshot()
-            if now != seen:
-                seen = now
-                _forget_rendering_modules()  # edited context modules and drawings are imported afresh
-                try:
-                    _render(opts)
-                except ReportError as e:  # a bad edit is reported and the watch goes on
-                    console.print(f"[bold red]error:[/] {e}")
-            time.sleep(interval)
+        session.run()
     except KeyboardInterrupt:
+        session.stop.set()
         console.print("stopped watching")
+
+
+def _watched(opts: Options) -> list[Path]:
+    """What a preview or watch re-renders on: templates, the context layer, the manifest, the results."""
+    _check_out(opts.out)
+    _fill_from_reference(opts)
+    results = opts.results.root / opts.chosen
+    results.mkdir(parents=True, exist_ok=True)
+    root = manifest.PROJECT
+    return [root / "templates", root / "report", manifest.PATH, results]
+
+
+def _rerender(opts: Options) -> str:
+    """Render with the context modules and drawings imported afresh (they may have been edited)."""
+    _forget_rendering_modules()
+    return _render(opts)
 
 
 def _forget_rendering_modules() -> None:

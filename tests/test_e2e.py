@@ -170,8 +170,6 @@ def test_watch_rerenders_when_a_template_changes(smoke_build, tmp_path):
             str(smoke_build.store),
             "--out",
             str(out),
-            "--interval",
-            "0.2",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

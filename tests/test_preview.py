@@ -1,0 +1,103 @@
+"""``build.py preview`` in a real browser (Chromium through Playwright): an edit appears without a manual
+reload, a template error shows over the page with its file and line and goes away with the fix, the scroll
+position survives a reload; and the server listens on 127.0.0.1 only unless told otherwise."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_project
+from tests.test_publish import CHROMIUM
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def preview(project: Path, store: Path, out: Path, *extra: str) -> Iterator[int]:
+    """A running ``build.py preview`` of the smoke profile; yields its port."""
+    proc = subprocess.Popen(
+        [sys.executable, str(project / "build.py"), "preview", "--no-browser", "--port", "0",
+         "--profile", "smoke", "--store", str(store), "--out", str(out), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        seen = ""
+        while not (match := re.search(r"serving http://[\d.]+:(\d+)/", seen)):
+            line = proc.stdout.readline()
+            assert line, f"the preview stopped before serving:\n{seen}"
+            seen += line
+        yield int(match.group(1))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _outside_address() -> str | None:
+    """This machine's address on its first non-loopback interface (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+        except OSError:
+            return None
+        address = s.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_the_page_follows_each_save_shows_errors_and_recovers(smoke_build, tmp_path):
+    from playwright import sync_api
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed; .ci/run installs it")
+    project = copy_project(tmp_path)
+    template = project / "templates" / "q1.md.j2"
+    original = template.read_text(encoding="utf-8")
+    with preview(project, smoke_build.store, tmp_path / "out") as port, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_role("heading", name=re.compile("Question 1")).wait_for()
+        page.evaluate("window.scrollTo(0, 1500)")
+
+        template.write_text(original + "\n\nA sentence the author just added.\n", encoding="utf-8")
+        page.get_by_text("A sentence the author just added.").wait_for(timeout=30_000)
+        assert page.evaluate("window.scrollY") == pytest.approx(1500, abs=5), "the reload kept the place"
+
+        template.write_text(original + "\n\n{% if %}\n", encoding="utf-8")
+        overlay = page.locator("#preview-error")
+        overlay.wait_for(timeout=30_000)
+        assert re.search(r"templates/q1\.md\.j2:\d+", overlay.inner_text()), overlay.inner_text()
+
+        template.write_text(original + "\n\nThe fixed sentence.\n", encoding="utf-8")
+        page.get_by_text("The fixed sentence.").wait_for(timeout=30_000)
+        assert page.locator("#preview-error").count() == 0
+
+        page.locator("#preview-pdf").wait_for(timeout=120_000)  # printed in the background, then linked
+        pdf = page.request.get(
+            f"http://127.0.0.1:{port}" + page.locator("#preview-pdf").get_attribute("href")
+        )
+        assert pdf.ok and pdf.body().startswith(b"%PDF")
+        browser.close()
+
+
+def test_the_server_listens_on_loopback_only_unless_told(smoke_build, tmp_path):
+    outside = _outside_address()
+    if outside is None:
+        pytest.skip("this machine has no interface but loopback to try from")
+    with preview(copy_project(tmp_path), smoke_build.store, tmp_path / "out") as port:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((outside, port), timeout=5)
+    with preview(
+        copy_project(tmp_path / "b"), smoke_build.store, tmp_path / "out-b", "--host", "0.0.0.0"
+    ) as port:
+        socket.create_connection(
+            (outside, port), timeout=5
+        ).close()  # asked for: reachable, so the check can fail
