@@ -2,3 +2,15 @@
 
 Nothing in this package imports torch; training lives in ``experiments/``.
 """
+
+__all__ = ["open_store"]
+
+
+def __getattr__(name: str) -> object:
+    """``from report import open_store`` (report/api.py), imported only when asked for: the PDF printer
+    and the CLI import this package and must start fast."""
+    if name == "open_store":
+        from report.api import open_store
+
+        return open_store
+    raise AttributeError(f"module 'report' has no attribute {name!r}")
