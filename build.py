@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from report.cli import BUILD, Format, Options, app, command, console, fail, keep_interrupts
+from report.cli import BUILD, TRACK, Format, Options, Track, app, command, console, fail, keep_interrupts
 from report.core import manifest
 from report.core.errors import EXIT_INTERRUPTED, DataError, ReportError
 from report.core.freshness import Verdict, judge
@@ -149,6 +149,26 @@ def _render(opts: Options) -> str:
     return page
 
 
+def _check_tracker(opts: Options) -> None:
+    """A tracker that cannot be used stops the build before any training, not after it."""
+    if opts.track is not Track.none:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            raise ReportError('--track mlflow needs MLflow: pip install -e ".[mlflow]"')
+
+
+def _track(opts: Options, artifacts: list[Path]) -> None:
+    """Log the profile's current results (and the report files) to the tracker, each result once."""
+    if opts.track is Track.none:
+        return
+    from report import track
+
+    logged = track.to_mlflow(opts.results, opts.chosen, opts.tracking_uri, artifacts)
+    where = opts.tracking_uri or track.DEFAULT_URI
+    console.print(f"{', '.join(logged) or 'no new result'}: logged to MLflow at {where}")
+
+
 def _fill_from_reference(opts: Options) -> None:
     """Results this store lacks come from the project's reference bundle for the profile, if it has one."""
     from report.core import bundle
@@ -166,16 +186,18 @@ def _fill_from_reference(opts: Options) -> None:
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
 
 
-@command(*BUILD, "out", "device", "fmt", "paper", name="all")
+@command(*BUILD, "out", "device", "fmt", "paper", *TRACK, name="all")
 def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
     _check_out(opts.out)  # before any training
+    _check_tracker(opts)
     _fill_from_reference(opts)  # results made elsewhere are not trained again here
     _run_experiments(opts, _names(None), force)
     _render(opts)
+    _track(opts, [opts.out / "report.html", opts.out / "report.pdf"])
 
 
-@command(*BUILD, "device")
+@command(*BUILD, "device", *TRACK)
 def run(
     opts: Options,
     names: Annotated[
@@ -184,14 +206,17 @@ def run(
     force: Force = False,
 ) -> None:
     """Run experiments into the store (only those missing or stale, unless --force)."""
+    _check_tracker(opts)
     if _run_experiments(opts, _names(names), force) == 0:
         console.print("nothing to run: every selected result is current (use --force to rerun)")
+    _track(opts, [])
 
 
-@command(*BUILD, "out", "fmt", "paper")
+@command(*BUILD, "out", "fmt", "paper", *TRACK)
 def render(opts: Options) -> None:
     """Render HTML and/or PDF from the store only: never trains and never imports torch."""
     _render(opts)
+    _track(opts, [opts.out / "report.html", opts.out / "report.pdf"])
 
 
 @command(*BUILD)

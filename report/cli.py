@@ -52,6 +52,11 @@ class Paper(str, Enum):
     letter = "letter"
 
 
+class Track(str, Enum):
+    none = "none"
+    mlflow = "mlflow"
+
+
 # ---- the shared options, declared once; each command names the ones it takes -------------------------
 @dataclass(frozen=True)
 class Shared:
@@ -88,6 +93,11 @@ SHARED: dict[str, Shared] = {
                    "(repeatable; beats the set tables of report.toml; validated and recorded)."),
     "fmt": Shared(Format, Format.all, ("--format", "-f"), "Which outputs to write.", None, "format"),
     "paper": Shared(Paper, Paper.a4, ("--paper",), "PDF page size.", None, "paper"),
+    "track": Shared(Track, Track.none, ("--track",), "Also log each run (config, fingerprint, headline, "
+                    "per-epoch curves) and the report to an experiment tracker: none or mlflow.",
+                    "REPORT_TRACK", "track"),
+    "tracking_uri": Shared(str, None, ("--tracking-uri",), "Where the tracker keeps its runs (default "
+                           "sqlite:///mlruns/mlflow.db here).", "MLFLOW_TRACKING_URI", "tracking_uri"),
     "strict_versions": Shared(bool, False, ("--strict-versions/--no-strict-versions",), "Results made with "
                               "other torch, torchvision or numpy are stale.", "REPORT_STRICT_VERSIONS",
                               "strict_versions"),
@@ -96,6 +106,7 @@ SHARED: dict[str, Shared] = {
     "debug": Shared(bool, False, ("--debug",), "Show tracebacks."),
 }  # fmt: skip
 BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions", "show_settings")
+TRACK = ("track", "tracking_uri")
 ALWAYS = ("debug",)
 
 
@@ -112,6 +123,8 @@ class Options:
     sets: list[str] | None = None
     fmt: Format = Format.all
     paper: Paper = Paper.a4
+    track: Track = Track.none
+    tracking_uri: str | None = None
     strict_versions: bool = False
     show_settings: bool = False
     debug: bool = False
@@ -173,7 +186,7 @@ def _resolve(given: dict[str, Any], settings: Settings, context: typer.Context) 
         elif option.key and option.key in settings.values:
             setting = settings.values[option.key]
             values[name] = (
-                option.kind(setting.value) if option.kind in (Path, Format, Paper) else setting.value
+                option.kind(setting.value) if option.kind in (Path, Format, Paper, Track) else setting.value
             )
             sources[name] = setting.source
         else:

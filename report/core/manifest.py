@@ -37,6 +37,7 @@ class Experiment:
     title: str
     datasets: tuple[str, ...]  # names, or "{field}" to read the name from that config field
     tables: Mapping[str, Mapping[str, str]]  # table -> column -> kind
+    curves: Mapping[str, Any] | None = None  # {table, where, keys}: per-epoch curves for trackers
 
     def dataset_names(self, config: Mapping[str, Any]) -> list[str]:
         """The datasets this experiment reads under a resolved ``config``."""
@@ -111,7 +112,15 @@ def parse(data: Mapping[str, Any], source: str) -> Manifest:
                 raise ConfigError(
                     f"{where} table {table}: column {column} has kind {kind!r}; use one of {KINDS}"
                 )
-        entries[name] = Experiment(name, entry["title"], tuple(entry.get("datasets", ())), tables)
+        curves = entry.get("curves")
+        if curves is not None:
+            columns = tables.get(curves.get("table"), {})
+            wanted = [*curves.get("keys", []), *curves.get("where", {}), "epoch"]
+            if not columns or any(c not in columns for c in wanted):
+                raise ConfigError(
+                    f"{where}: curves names a table with columns {', '.join(wanted)}; it has none such"
+                )
+        entries[name] = Experiment(name, entry["title"], tuple(entry.get("datasets", ())), tables, curves)
     return Manifest(entries, source)
 
 

@@ -47,6 +47,8 @@ CHOICES: dict[str, tuple[str, ...] | None] = {  # top-level keys; None: any text
     "device": ("auto", "cpu", "cuda", "mps"),
     "format": ("html", "pdf", "all"),
     "paper": ("a4", "letter"),
+    "track": ("none", "mlflow"),
+    "tracking_uri": None,
 }
 TYPED: dict[str, type] = {"seed": int, "strict_versions": bool}
 PATHS = ("data_dir", "store", "out")

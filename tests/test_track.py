@@ -1,0 +1,69 @@
+"""``--track mlflow`` against a real local MLflow store (SQLite), read back with MLflow's own client: the
+params, metrics and curves of each logged run equal the store's, each result is logged once, and the
+report is attached."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from report import track
+from report.core.store import Store
+from tests.conftest import SMOKE_SETS, build_cmd
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_smoke_build_leaves_runs_equal_to_the_store(smoke_build, data_dir, tmp_path):
+    mlflow = pytest.importorskip("mlflow", reason='the mlflow extra: pip install -e ".[mlflow]"')
+    store = tmp_path / "results"
+    shutil.copytree(smoke_build.store, store)
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    (tmp_path / "mlruns").mkdir()
+    args = build_cmd("all", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
+                     "--out", str(tmp_path / "out"), "--format", "html", "--track", "mlflow",
+                     "--tracking-uri", uri, *SMOKE_SETS)  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert "q1, q2, q3, q4: logged to MLflow" in first.stdout + first.stderr
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert "no new result: logged to MLflow" in again.stdout + again.stderr
+
+    client = mlflow.tracking.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("assignment-report/smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 4, "each result logged once, however many builds"
+    results = Store(store)
+    for run in runs:
+        name = run.data.tags["report.experiment"]
+        meta = results.meta("smoke", name)
+        assert run.data.tags[track.RUN_TAG] == meta["run_id"]
+        assert run.data.params == {
+            k: track.param(v) for k, v in {**meta["config"], "seed": meta["seed"]}.items()
+        }
+        assert run.data.metrics["headline"] == pytest.approx(meta["headline"]["value"])
+        assert run.data.tags["report.fingerprint.code"] == meta["fingerprint"]["code"]
+        assert "report.html" in [a.path for a in client.list_artifacts(run.info.run_id)]
+        expected = track.curves(name, lambda table, n=name: results.read("smoke", n, table))
+        if name == "q4":
+            assert expected, "q4's per-epoch curves are in the manifest"
+        for key, step, value in expected:
+            history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
+            assert history[step] == pytest.approx(value)
+
+
+def test_track_without_mlflow_installed_stops_before_training(data_dir, tmp_path):
+    import sys
+
+    script = (
+        "import sys, importlib.util; real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'mlflow' else real(n, *a)\n"
+        f"sys.path.insert(0, {str(build_cmd()[1].rsplit('/', 1)[0])!r}); import build\n"
+        f"sys.argv = ['build.py', 'run', 'q1', '--profile', 'smoke', '--data-dir', {str(data_dir)!r},"
+        f" '--store', {str(tmp_path / 'r')!r}, '--track', 'mlflow']\nbuild.main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and '--track mlflow needs MLflow: pip install -e ".[mlflow]"' in proc.stderr
+    assert not (tmp_path / "r" / "smoke").exists()
