@@ -275,20 +275,21 @@ def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: P
     assert c["best"]["tied"] == [] and c["best"]["case"] == "clear"
     assert say(words.best, c["best"]) == (
         "ResNet-101 has the highest mean test accuracy, and its lead over every other model is significant "
-        "(Welch's t-test, Holm-corrected)."
+        "(Welch's t-test, Holm-corrected at the 5% level)."
     )
     assert c["best"]["runner_up"]["abs_pp"] == pytest.approx(0.5)
     assert c["depth"]["case"] == "helped"
     assert (c["depth"]["shallow"], c["depth"]["deepest"]) == ("ResNet-18", "ResNet-101")
     assert say(words.depth, c["depth"]) == (
         "More depth helped: ResNet-101 is significantly more accurate than ResNet-18 "
-        "(Welch's t-test, Holm-corrected)."
+        "(Welch's t-test, Holm-corrected at the 5% level)."
     )
     assert c["lenet"]["case"] == "below"
     assert all(g["verdict"] == claims.ABOVE for g in c["lenet"]["gaps"])
     assert (
         say(words.lenet, c["lenet"])
-        == "LeNet-5 is significantly less accurate than every ResNet (Welch's t-test, Holm-corrected)."
+        == "LeNet-5 is significantly less accurate than every ResNet (Welch's t-test, Holm-corrected at the "
+        "5% level)."
     )
     assert c["pareto"] == ["LeNet-5", "AlexNet", "VGG-16-BN", "ResNet-18", "ResNet-50", "ResNet-101"]
     assert not c["substitute"] and not c["subset"] and c["dataset"] == "SVHN"
@@ -307,18 +308,19 @@ def test_gaps_the_test_does_not_separate_are_reported_as_ties(tmp_path: Path, wo
     tied = join_and(c["best"]["tied"])
     assert say(words.best, c["best"]) == (
         f"ResNet-101 has the highest mean test accuracy, but {tied} are not significantly below it "
-        "(Welch's t-test, Holm-corrected), so this run does not separate them."
+        "(Welch's t-test, Holm-corrected at the 5% level), so this run does not separate them."
     )
     assert all(s["verdict"] == claims.WITHIN for s in c["depth"]["steps"])
     assert c["depth"]["case"] == "no_effect"
     assert say(words.depth, c["depth"]) == (
-        "No gap among the ResNets is significant (Welch's t-test, Holm-corrected): this run shows no effect "
-        "of depth, which with so few seeds is not evidence that there is none."
+        "No gap among the ResNets is significant (Welch's t-test, Holm-corrected at the 5% level): this run "
+        "shows no effect of depth, which with so few seeds is not evidence that there is none."
     )
     assert c["lenet"]["case"] == "within"
     assert (
         say(words.lenet, c["lenet"])
-        == "No gap between LeNet-5 and a ResNet is significant (Welch's t-test, Holm-corrected)."
+        == "No gap between LeNet-5 and a ResNet is significant (Welch's t-test, Holm-corrected at the 5% "
+        "level)."
     )
 
 
@@ -333,7 +335,7 @@ def test_single_seed_says_noise_is_unmeasured_and_flags_subset_and_substitute(
     assert say(words.best, c["best"]) == (
         "ResNet-101 has the highest test accuracy in this single-seed run; how much of its lead over "
         "LeNet-5 is seed-to-seed variation is not measured. Even on the same test images the lead is within "
-        "what test-set sampling produces (McNemar's exact test, Holm-corrected)."
+        "what test-set sampling produces (McNemar's exact test, Holm-corrected at the 5% level)."
     )
     assert c["depth"]["case"] == "unmeasured" and c["depth"]["order"] == ["ResNet-101", "ResNet-18"]
     assert say(words.depth, c["depth"]) == (
@@ -371,7 +373,7 @@ def test_one_tied_model_is_named_with_the_best_as_the_two(words: Any) -> None:
     assert best["title"] == "ResNet-50" and best["case"] == "tied" and best["tied"] == ["ResNet-18"]
     assert say(words.best, best) == (
         "ResNet-50 has the highest mean test accuracy, but ResNet-18 is not significantly below it "
-        "(Welch's t-test, Holm-corrected), so this run does not separate the two."
+        "(Welch's t-test, Holm-corrected at the 5% level), so this run does not separate the two."
     )
 
 
@@ -388,13 +390,14 @@ def test_depth_that_hurts_and_lenet_above_every_resnet(words: Any) -> None:
     assert [st["verdict"] for st in depth["steps"]] == [claims.BELOW] * 3 and depth["case"] == "hurt"
     assert say(words.depth, depth) == (
         "More depth hurt under this budget: ResNet-101 is significantly less accurate than ResNet-18 "
-        "(Welch's t-test, Holm-corrected)."
+        "(Welch's t-test, Holm-corrected at the 5% level)."
     )
     lenet = claims.lenet_claim(s)
     assert all(g["verdict"] == claims.BELOW for g in lenet["gaps"]) and lenet["case"] == "above"
     assert (
         say(words.lenet, lenet)
-        == "LeNet-5 is significantly more accurate than every ResNet (Welch's t-test, Holm-corrected)."
+        == "LeNet-5 is significantly more accurate than every ResNet (Welch's t-test, Holm-corrected at the "
+        "5% level)."
     )
     best = claims.best_claim(s)
     assert best["case"] == "clear" and best["title"] == "LeNet-5"
@@ -414,7 +417,7 @@ def test_mixed_depth_steps_and_mixed_lenet_standing_are_spelled_out(words: Any) 
     assert depth["case"] == "mixed"
     assert say(words.depth, depth) == (
         "The gap between ResNet-101 and ResNet-18 is not significant, although an intermediate step is "
-        "(Welch's t-test, Holm-corrected); depth had no consistent effect here."
+        "(Welch's t-test, Holm-corrected at the 5% level); depth had no consistent effect here."
     )
     lenet = claims.lenet_claim(s)
     assert [g["verdict"] for g in lenet["gaps"]] == [claims.BELOW, claims.ABOVE, claims.WITHIN]
@@ -651,7 +654,7 @@ def test_mcnemar_on_the_same_test_images_matches_scipy_and_words_a_single_seed_l
     assert gap["images_verdict"] == claims.BELOW
     assert say(words.best, c["best"]).endswith(
         "On the same test images the lead is larger than test-set sampling explains (McNemar's exact test, "
-        "Holm-corrected), which says nothing about another seed."
+        "Holm-corrected at the 5% level), which says nothing about another seed."
     )
     shown = c["tables"]["comparison"]
     assert shown.columns["p_images"][1] == "pval" and "p_seeds" not in shown.columns

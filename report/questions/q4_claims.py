@@ -100,6 +100,7 @@ def best_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[st
         "tied": tied,
         "runner_up": gaps[0] if gaps else None,
         "gaps": gaps,
+        "alpha": ALPHA,
     }
 
 
@@ -137,6 +138,7 @@ def depth_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[s
         "shallow": present[0]["title"],
         "deepest": present[-1]["title"],
         "order": [r["title"] for r in sorted(present, key=lambda r: -r["acc"])],
+        "alpha": ALPHA,
     }
 
 
@@ -172,4 +174,5 @@ def lenet_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[s
         "case": case,
         "higher": [g["b"] for g in gaps if g["delta_pp"] > 0],
         "above_all": all(g["delta_pp"] < 0 for g in gaps),  # LeNet-5's point estimate tops every ResNet
+        "alpha": ALPHA,
     }
