@@ -25,7 +25,19 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from report.cli import BUILD, TRACK, Format, Options, Track, app, command, console, fail, keep_interrupts
+from report.cli import (
+    BUILD,
+    EXECUTE,
+    TRACK,
+    Format,
+    Options,
+    Track,
+    app,
+    command,
+    console,
+    fail,
+    keep_interrupts,
+)
 from report.core import manifest
 from report.core.errors import EXIT_INTERRUPTED, DataError, ReportError
 from report.core.freshness import Verdict, judge
@@ -59,12 +71,13 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
     _check_data(opts, [v.experiment for v in verdicts if force or not v.current])
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from experiments import runner
+    from experiments import executors, runner
     from experiments.kit import resolve_device
 
     dev = resolve_device(opts.device)
     store = opts.results
-    with store.lock(on_wait=_waiting):
+    executor = executors.make(opts.executor.value, opts.ray_address, dev.type == "cuda")
+    with store.lock(on_wait=_waiting), contextlib.closing(executor):
         planned = runner.plan(names, opts.request, store, force)
         todo = [p for p in planned if p.stale]
         for p in planned:
@@ -89,6 +102,7 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
                     store,
                     bars.track,
                     log=lambda msg, b=bars: b.console.print(f"  {msg}"),
+                    executor=executor,
                 )
             head = meta["headline"]
             console.print(
@@ -186,7 +200,7 @@ def _fill_from_reference(opts: Options) -> None:
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
 
 
-@command(*BUILD, "out", "device", "fmt", "paper", *TRACK, name="all")
+@command(*BUILD, "out", "device", "fmt", "paper", *EXECUTE, *TRACK, name="all")
 def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
     _check_out(opts.out)  # before any training
@@ -197,7 +211,7 @@ def all_(opts: Options, force: Force = False) -> None:
     _track(opts, [opts.out / "report.html", opts.out / "report.pdf"])
 
 
-@command(*BUILD, "device", *TRACK)
+@command(*BUILD, "device", *EXECUTE, *TRACK)
 def run(
     opts: Options,
     names: Annotated[

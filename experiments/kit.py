@@ -13,6 +13,7 @@ import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ import pandas as pd
 import torch
 from scipy import special
 
+from report.core import store
 from report.core.atomic import atomic_write
 from report.core.errors import ConfigError
 
@@ -51,27 +53,101 @@ class RunContext:
     track: Callable[..., Iterator[Any]] = _no_progress
     log: Callable[[str], None] = field(default=lambda msg: None)
 
+    executor: Any = None  # experiments.executors: runs independent units (None: in this process, in order)
+
     def step(self, key: str, compute: Callable[[], T]) -> T:
         """Run ``compute`` once per ``key`` per run, keeping its result on disk so a crashed or
-        interrupted build resumes here instead of recomputing (sweep points, models)."""
-        path = self.workdir / f"{key}.pt"
-        if path.exists():
-            try:
-                return torch.load(path, weights_only=False)
-            except Exception:
-                path.unlink()  # a checkpoint cut short by a crash: recompute it
-        value = compute()
-        save_atomic(value, path)
+        interrupted build resumes here instead of recomputing (a stage that depends on earlier ones)."""
+        done, value = _restored(self.workdir / f"{key}.pt")
+        if not done:
+            value = compute()
+            save_atomic(value, self.workdir / f"{key}.pt")
         return value
+
+    def map(self, units: Sequence[Unit], description: str = "") -> list[Any]:
+        """Run independent units through the executor and return their results in order.
+
+        Each finished unit is kept on disk as it arrives (as ``step`` does), so a build killed at any
+        point resumes with every finished unit, whichever executor ran it. A unit that fails is named
+        with its error in one line after the others have finished and been kept.
+        """
+        from experiments.executors import Failed, Local
+
+        results, todo = {}, []
+        for unit in units:
+            done, value = _restored(self.workdir / f"{unit.key}.pt")
+            if done:
+                results[unit.key] = value
+            else:
+                todo.append(unit)
+        if len(todo) < len(units):
+            self.log(
+                f"{description}: {len(units) - len(todo)} of {len(units)} units already done (kept on disk)"
+            )
+        failed = []
+        outcomes = (self.executor or Local()).run(todo, self.log)
+        for unit, outcome in self.track(outcomes, total=len(todo), description=description):
+            if isinstance(outcome, Failed):
+                failed.append(f"{unit.key}: {outcome.error}")
+                continue
+            save_atomic(outcome, self.workdir / f"{unit.key}.pt")
+            results[unit.key] = outcome
+        if failed:
+            raise UnitError(
+                f"{len(failed)} of {len(todo)} units failed (the rest are kept):\n" + "\n".join(failed)
+            )
+        return [results[u.key] for u in units]
+
+
+class UnitError(RuntimeError):
+    """Units of work that raised; their keys and errors, one per line."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of work, ``fn(*args)``, that any process can run: ``fn`` is a module-level
+    function and ``args`` plain data (configs, paths, numbers), so a worker loads its own data."""
+
+    key: str  # unique within the run: the checkpoint's name and the prefix of its log lines
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    threads: int = 1  # CPU threads it trains with (the executor reserves as many cores)
+    gpus: float = 0.0  # GPUs it needs on a CUDA machine
+
+
+_say: ContextVar[Callable[[str], None]] = ContextVar("say", default=lambda msg: None)
+
+
+def say(message: str) -> None:
+    """A log line from inside a unit: the executor prefixes it with the unit's key and shows it."""
+    _say.get()(message)
+
+
+def call(unit: Unit, log: Callable[[str], None]) -> Any:
+    """Run one unit here with its thread count, its log lines going to ``log``: what every worker runs."""
+    token = _say.set(log)
+    try:
+        with threads(unit.threads):
+            return unit.fn(*unit.args)
+    finally:
+        _say.reset(token)
 
 
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` through the one atomic write: a crash never leaves a half-written checkpoint."""
-    buffer = (
-        io.BytesIO()
-    )  # torch's zip writer reports a full disk as "unexpected pos"; a plain write names it
+    buffer = io.BytesIO()  # torch's zip writer reports a full disk as "unexpected pos"; plain writes name it
     torch.save(obj, buffer)
-    atomic_write(path, buffer.getbuffer(), fix="pass a writable --store on a disk with space")
+    atomic_write(path, buffer.getbuffer(), fix=store.FIX)
+
+
+def _restored(path: Path) -> tuple[bool, Any]:
+    """(True, value) for a finished unit's checkpoint; (False, None) when absent or cut short by a crash."""
+    if path.exists():
+        try:
+            return True, torch.load(path, weights_only=False)
+        except Exception:
+            path.unlink()  # a checkpoint cut short by a crash: recompute it
+    return False, None
 
 
 def seed_everything(seed: int) -> None:
@@ -184,3 +260,29 @@ def t_interval(values: Sequence[float], level: float) -> dict[str, Any]:
         "lo": mean - half,
         "hi": mean + half,
     }
+
+
+# ---- schedules and early stopping ----------------------------------------------------------------
+def linear_decay(lr: float, epochs: int) -> list[float]:
+    """Per-epoch learning rates falling linearly from ``lr`` to ``lr / epochs``.
+
+    Every run ends at a small rate, so a sweep compares settled models rather than snapshots of a noisy
+    constant-rate trajectory, and the final models are trained the same way as the points that chose them.
+    """
+    return [lr * (epochs - e) / epochs for e in range(epochs)]
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def badness(history: list[dict], monitor: str) -> list[float]:
+    """The monitored validation metric per epoch as "lower is better" (a NaN loss is the worst)."""
+    values = [h["val_loss"] if monitor == "val_loss" else -h["val_acc"] for h in history]
+    return [v if math.isfinite(v) else math.inf for v in values]
+
+
+def epochs_since_best(values: list[float]) -> int:
+    """How many epochs have passed since the first occurrence of the lowest value so far."""
+    return len(values) - 1 - values.index(min(values))

@@ -21,11 +21,13 @@ permutation, so an epoch is a few hundred matrix products and no Python per imag
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
@@ -138,23 +140,26 @@ class Split:
         return len(self.y)
 
 
-def load_splits(cfg: Config, ctx: RunContext) -> tuple[dict[str, Split], torch.Tensor, dict[str, int]]:
+@functools.lru_cache(maxsize=1)  # a worker process loads the data once for all the units it runs
+def load_splits(
+    cfg: Config, data_dir: Path, seed: int, device: str
+) -> tuple[dict[str, Split], torch.Tensor, dict[str, int]]:
     """Train / validation / test splits fixed by the run seed (``trainval`` is train + validation, for the
     final refits), the indices of the test images used in the original test set, and the dataset's sizes."""
-    x, y = data.load(cfg.dataset, ctx.data_dir, train=True)
-    xt, yt = data.load(cfg.dataset, ctx.data_dir, train=False)
+    x, y = data.load(cfg.dataset, data_dir, train=True)
+    xt, yt = data.load(cfg.dataset, data_dir, train=False)
     if cfg.n_train + cfg.n_val > len(y) or cfg.n_test > len(yt):
         raise ConfigError(
             f"q3.n_train + q3.n_val = {cfg.n_train + cfg.n_val} and q3.n_test = {cfg.n_test} "
             f"must fit the {len(y)} training and {len(yt)} test images"
         )
-    gen = torch.Generator().manual_seed(ctx.seed)
+    gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(y), generator=gen)
     val, train = order[: cfg.n_val], order[cfg.n_val : cfg.n_val + cfg.n_train]
     test = torch.randperm(len(yt), generator=gen)[: cfg.n_test].sort().values
 
     def split(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> Split:
-        return Split(images[idx].to(ctx.device).float().div_(255), labels[idx].to(ctx.device))
+        return Split(images[idx].to(device).float().div_(255), labels[idx].to(device))
 
     splits = {
         "train": split(x, y, train),
@@ -212,31 +217,6 @@ def epoch_row(model: nn.Module, splits: dict[str, Split], epoch: int, lr: float,
     }
 
 
-def linear_decay(lr: float, epochs: int) -> list[float]:
-    """Per-epoch learning rates falling linearly from ``lr`` to ``lr / epochs``.
-
-    Every run ends at a small rate, so a sweep compares settled models rather than snapshots of a noisy
-    constant-rate trajectory, and the final models are trained the same way as the points that chose them.
-    """
-    return [lr * (epochs - e) / epochs for e in range(epochs)]
-
-
-def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for group in opt.param_groups:
-        group["lr"] = lr
-
-
-def badness(history: list[dict], monitor: str) -> list[float]:
-    """The monitored validation metric per epoch as "lower is better" (a NaN loss is the worst)."""
-    values = [h["val_loss"] if monitor == "val_loss" else -h["val_acc"] for h in history]
-    return [v if math.isfinite(v) else math.inf for v in values]
-
-
-def epochs_since_best(values: list[float]) -> int:
-    """How many epochs have passed since the first occurrence of the lowest value so far."""
-    return len(values) - 1 - values.index(min(values))
-
-
 def fit(
     splits: dict[str, Split],
     optimizer: str,
@@ -255,11 +235,11 @@ def fit(
     history: list[dict] = []
     seconds = 0.0
     for epoch, lr in enumerate(schedule, start=1):
-        set_lr(opt, lr)
+        kit.set_lr(opt, lr)
         seconds += next(epochs)
         if curve or epoch == len(schedule):
             history.append(epoch_row(model, splits, epoch, lr, seconds / epoch))
-        if curve and patience and epochs_since_best(badness(history, monitor)) >= patience:
+        if curve and patience and kit.epochs_since_best(kit.badness(history, monitor)) >= patience:
             break
     return history
 
@@ -278,7 +258,7 @@ def final_model(
     epochs = train_epochs(model, opt, splits["trainval"], batch_size, gen)
     seconds = 0.0
     for lr in schedule:
-        set_lr(opt, lr)
+        kit.set_lr(opt, lr)
         seconds += next(epochs)
     test = splits["test"]
     logits = kit.predict(model, test.x, 10_000)
@@ -309,6 +289,21 @@ def final_model(
     }
 
 
+def sweep_point(
+    cfg: Config, data_dir: Path, seed: int, device: str, optimizer: str, lr: float, batch: int
+) -> list:
+    """One sweep point, as a unit any worker can run: it loads the splits itself."""
+    splits = load_splits(cfg, data_dir, seed, device)[0]
+    return fit(splits, optimizer, kit.linear_decay(lr, cfg.sweep_epochs), batch, seed)
+
+
+def final_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimizer: str, schedule: list,
+               batch: int, seed: int) -> dict:  # fmt: skip
+    """One final model, as a unit any worker can run."""
+    splits, test_index, _ = load_splits(cfg, data_dir, run_seed, device)
+    return final_model(cfg, splits, optimizer, schedule, batch, seed, test_index)
+
+
 # ---- selection --------------------------------------------------------------------------------------
 def select_best(sweep: pd.DataFrame) -> pd.Series:
     """The trained point with the highest validation accuracy at its last epoch.
@@ -330,16 +325,19 @@ def run(cfg: Config, ctx: RunContext) -> Output:
 
 def study(cfg: Config, ctx: RunContext) -> Output:
     """The four stages of the study, each point memoised with ``ctx.step``."""
-    splits, test_index, available = load_splits(cfg, ctx)
+    where = (cfg, ctx.data_dir, ctx.seed, ctx.device.type)  # every unit loads the same splits from these
+    splits, test_index, available = load_splits(*where)
     sizes = " / ".join(f"{len(splits[k])} {k}" for k in ("train", "val", "test"))
     ctx.log(f"q3: {sizes} images on {ctx.device}")
+    threads = cfg.cpu_threads if ctx.device.type == "cpu" else 1
 
     def sweep(study: str, points: list[tuple[str, float, int, bool]], description: str) -> pd.DataFrame:
+        units = [
+            kit.Unit(f"point-{o}-lr{lr:.6g}-b{b}", sweep_point, (*where, o, lr, b), threads, gpus=1)
+            for o, lr, b, _ in points
+        ]
         rows = []
-        for optimizer, lr, batch, scaled in ctx.track(points, total=len(points), description=description):
-            schedule = linear_decay(lr, cfg.sweep_epochs)
-            fit_point = partial(fit, splits, optimizer, schedule, batch, ctx.seed)
-            history = ctx.step(f"point-{optimizer}-lr{lr:.6g}-b{batch}", fit_point)
+        for (optimizer, lr, batch, scaled), history in zip(points, ctx.map(units, description), strict=True):
             point = dict(study=study, optimizer=optimizer, lr=lr, batch_size=batch, lr_scaled=scaled)
             rows += [{**point, **h} for h in history]
         return pd.DataFrame(rows)
@@ -360,19 +358,22 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     second = select_best(pd.concat([grid, scaling], ignore_index=True))
     lr, batch = float(second["lr"]), int(second["batch_size"])
     # 3. epochs: one long schedule with early stopping
-    schedule = linear_decay(lr, cfg.max_epochs)
+    schedule = kit.linear_decay(lr, cfg.max_epochs)
     stopping = partial(fit, splits, opt, schedule, batch, ctx.seed, True, cfg.patience, cfg.monitor)
     history = ctx.step("early-stopping", stopping)
     point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=bool(second["lr_scaled"]))
     curve = pd.DataFrame([{**point, **h} for h in history])
-    best = curve.iloc[len(curve) - 1 - epochs_since_best(badness(history, cfg.monitor))]
+    best = curve.iloc[len(curve) - 1 - kit.epochs_since_best(kit.badness(history, cfg.monitor))]
     schedule = curve["epoch_lr"].iloc[: int(best["epoch"])].tolist()  # the refit replays these epochs
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
-    finals = [
-        ctx.step(f"final-seed{s}", partial(final_model, cfg, splits, opt, schedule, batch, s, test_index))
-        for s in ctx.track(seeds, total=len(seeds), description="q3 final models")
-    ]
+    finals = ctx.map(
+        [
+            kit.Unit(f"final-seed{s}", final_unit, (*where, opt, schedule, batch, s), threads, 1)
+            for s in seeds
+        ],
+        "q3 final models",
+    )
     final = pd.DataFrame([f["result"] for f in finals])
     choice = [
         {"stage": stage, "optimizer": opt, "lr": float(row["lr"]), "batch_size": int(row["batch_size"]),

@@ -8,9 +8,11 @@ On CUDA the step runs in bf16 autocast with channels_last and cuDNN autotuning.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -101,14 +103,15 @@ class Splits:
     available: dict[str, int]  # split sizes before any subsetting
 
 
-def prepare(cfg: Config, ctx: RunContext) -> Splits:
+@functools.lru_cache(maxsize=1)  # a worker process loads the data once for all the models it trains
+def prepare(cfg: Config, data_dir: Path, run_seed: int, device: str) -> Splits:
     """Hold a validation set out of the training split (the same one for every model and seed)."""
-    x, y = data.load(cfg.dataset, ctx.data_dir, train=True)
-    xt, yt = data.load(cfg.dataset, ctx.data_dir, train=False)
+    x, y = data.load(cfg.dataset, data_dir, train=True)
+    xt, yt = data.load(cfg.dataset, data_dir, train=False)
     x, xt = data.to_rgb32(x), data.to_rgb32(xt)
     if cfg.val_size >= len(x):
         raise ConfigError(f"q4.val_size={cfg.val_size} leaves no training images ({len(x)} in the split)")
-    g = torch.Generator().manual_seed(ctx.seed)
+    g = torch.Generator().manual_seed(run_seed)
     perm = torch.randperm(len(x), generator=g)
     val, train = perm[: cfg.val_size], perm[cfg.val_size :]
     train = train[: cfg.train_subset or None]
@@ -118,7 +121,7 @@ def prepare(cfg: Config, ctx: RunContext) -> Splits:
     pixels = x[train].float().div_(255)
     mean = pixels.mean(dim=(0, 2, 3), keepdim=True)
     std = pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
-    dev = ctx.device
+    dev = torch.device(device)
     return Splits(
         train=(x[train].to(dev), y[train].to(dev)),
         val=(x[val].to(dev), y[val].to(dev)),
@@ -211,10 +214,21 @@ def train_step(
     return loss.detach()
 
 
-def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> dict[str, Any]:
+def train_unit(
+    cfg: Config, data_dir: Path, run_seed: int, device: str, workdir: Path, name: str, seed: int
+) -> dict:
+    """One model and seed, as a unit any worker can run: it loads the splits itself."""
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return train_one(name, seed, cfg, prepare(cfg, data_dir, run_seed, device), torch.device(device), workdir)
+
+
+def train_one(
+    name: str, seed: int, cfg: Config, s: Splits, dev: torch.device, workdir: Path
+) -> dict[str, Any]:
     """Train one model with one seed; return its metrics as plain rows for the tables."""
     seed_everything(seed)
-    dev, cuda = ctx.device, ctx.device.type == "cuda"
+    cuda = dev.type == "cuda"
     if cuda:
         resident = torch.cuda.memory_allocated(dev)  # the dataset; not this model's cost
         torch.cuda.reset_peak_memory_stats(dev)
@@ -229,7 +243,7 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
     pad, flip = AUGMENT[cfg.dataset]
     curves, train_time, start = [], 0.0, 1
     title = models.spec(name).title
-    checkpoint = ctx.workdir / f"{name}-seed{seed}-epoch.pt"
+    checkpoint = workdir / f"{name}-seed{seed}-epoch.pt"
     if checkpoint.exists():  # an interrupted run: continue after the last finished epoch
         state = torch.load(checkpoint, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])
@@ -239,8 +253,7 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
         torch.set_rng_state(state["rng"])
         if cuda:
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
-    epochs = range(start, cfg.epochs + 1)
-    for epoch in ctx.track(epochs, total=len(epochs), description=f"{title} seed {seed}"):
+    for epoch in range(start, cfg.epochs + 1):
         model.train()
         loss_sum = torch.zeros((), device=dev)
         kit.sync(dev)
@@ -261,7 +274,7 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
                 "val_acc": val_acc,
             }
         )
-        if epoch < cfg.epochs:  # the finished model is kept by ctx.step instead
+        if epoch < cfg.epochs:  # the finished model is kept by ctx.map instead
             save_atomic(
                 {
                     "model": model.state_dict(),
@@ -275,7 +288,7 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
                 },
                 checkpoint,
             )
-        ctx.log(f"{title} seed {seed} epoch {epoch}: loss {curves[-1]['train_loss']:.4f} val {val_acc:.4f}")
+        kit.say(f"{title} seed {seed} epoch {epoch}: loss {curves[-1]['train_loss']:.4f} val {val_acc:.4f}")
     pred = predict(model, s.test[0], s, cfg.eval_batch_size).cpu()
     true = s.test[1].cpu()
     k = len(CLASSES[cfg.dataset])
@@ -298,19 +311,19 @@ def train_one(name: str, seed: int, cfg: Config, s: Splits, ctx: RunContext) -> 
 
 
 def run(cfg: Config, ctx: RunContext) -> Output:
-    if ctx.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    s = prepare(cfg, ctx)
+    where = (cfg, ctx.data_dir, ctx.seed, ctx.device.type)  # every unit loads the same splits from these
+    s = prepare(*where)
     pad, flip = AUGMENT[cfg.dataset]
     ctx.log(
         f"q4: {datasets.layout(cfg.dataset).title}, {len(s.train[0])} train / {len(s.val[0])} val / "
         f"{len(s.test[0])} test images on {ctx.device}"
     )
-    outs = [
-        ctx.step(f"{name}-seed{seed}", lambda name=name, seed=seed: train_one(name, seed, cfg, s, ctx))
+    units = [
+        kit.Unit(f"{name}-seed{seed}", train_unit, (*where, ctx.workdir, name, seed), threads=0, gpus=1)
         for name in cfg.models
         for seed in range(ctx.seed, ctx.seed + cfg.seeds)
     ]
+    outs = ctx.map(units, "q4 models")
     results = pd.DataFrame([o["result"] for o in outs])
     first = results.drop_duplicates("model")
     model_table = pd.DataFrame(

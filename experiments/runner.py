@@ -95,8 +95,10 @@ def execute(
     store: Store,
     track: Callable[..., Iterator[Any]],
     log: Callable[[str], None],
+    executor: Any = None,
 ) -> dict[str, Any]:
-    """Run one experiment and store its result atomically; return the run record."""
+    """Run one experiment and store its result atomically; return the run record. Its independent units
+    run on ``executor`` (experiments.executors; ``None``: here, in order)."""
     data_dir = request.data_dir
     paths = [f for ds in p.datasets for f in datasets.files(ds, data_dir)]
     cache = store.root / ".datahash.json"
@@ -108,9 +110,7 @@ def execute(
         / f"{p.name}-{fp.digest(repr(sorted(fingerprint.items())).encode())}"
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(
-        device=device, seed=request.seed, data_dir=data_dir, workdir=workdir, track=track, log=log
-    )
+    ctx = RunContext(device, request.seed, data_dir, workdir, track, log, executor)
     seed_everything(request.seed)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()

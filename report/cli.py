@@ -52,6 +52,11 @@ class Paper(str, Enum):
     letter = "letter"
 
 
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Track(str, Enum):
     none = "none"
     mlflow = "mlflow"
@@ -93,6 +98,12 @@ SHARED: dict[str, Shared] = {
                    "(repeatable; beats the set tables of report.toml; validated and recorded)."),
     "fmt": Shared(Format, Format.all, ("--format", "-f"), "Which outputs to write.", None, "format"),
     "paper": Shared(Paper, Paper.a4, ("--paper",), "PDF page size.", None, "paper"),
+    "executor": Shared(Executor, Executor.local, ("--executor",), "Where the independent units of work run: "
+                       "local (here, in order) or ray (a Ray cluster; see --ray-address).", "REPORT_EXECUTOR",
+                       "executor"),
+    "ray_address": Shared(str, None, ("--ray-address",), "Join this Ray cluster (e.g. ray://host:10001); "
+                          "without it --executor ray starts one here for the build.", "RAY_ADDRESS",
+                          "ray_address"),
     "track": Shared(Track, Track.none, ("--track",), "Also log each run (config, fingerprint, headline, "
                     "per-epoch curves) and the report to an experiment tracker: none or mlflow.",
                     "REPORT_TRACK", "track"),
@@ -107,6 +118,7 @@ SHARED: dict[str, Shared] = {
 }  # fmt: skip
 BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions", "show_settings")
 TRACK = ("track", "tracking_uri")
+EXECUTE = ("executor", "ray_address")
 ALWAYS = ("debug",)
 
 
@@ -123,6 +135,8 @@ class Options:
     sets: list[str] | None = None
     fmt: Format = Format.all
     paper: Paper = Paper.a4
+    executor: Executor = Executor.local
+    ray_address: str | None = None
     track: Track = Track.none
     tracking_uri: str | None = None
     strict_versions: bool = False
@@ -186,7 +200,9 @@ def _resolve(given: dict[str, Any], settings: Settings, context: typer.Context) 
         elif option.key and option.key in settings.values:
             setting = settings.values[option.key]
             values[name] = (
-                option.kind(setting.value) if option.kind in (Path, Format, Paper, Track) else setting.value
+                option.kind(setting.value)
+                if option.kind in (Path, Format, Paper, Track, Executor)
+                else setting.value
             )
             sources[name] = setting.source
         else:

@@ -96,12 +96,12 @@ def test_stopping_rule_counts_epochs_since_the_best_monitored_value() -> None:
         {"val_acc": a, "val_loss": loss}
         for a, loss in [(0.90, 0.30), (0.95, 0.20), (0.97, 0.25), (0.96, math.nan), (0.97, 0.40)]
     ]
-    assert q3.epochs_since_best(q3.badness(history, "val_acc")) == 2  # ties do not count as improvement
-    assert q3.epochs_since_best(q3.badness(history, "val_loss")) == 3  # NaN is never an improvement
+    assert kit.epochs_since_best(kit.badness(history, "val_acc")) == 2  # ties do not count as improvement
+    assert kit.epochs_since_best(kit.badness(history, "val_loss")) == 3  # NaN is never an improvement
 
 
 def test_linear_decay_starts_at_the_peak_and_ends_at_peak_over_epochs() -> None:
-    assert q3.linear_decay(0.1, 4) == pytest.approx([0.1, 0.075, 0.05, 0.025])
+    assert kit.linear_decay(0.1, 4) == pytest.approx([0.1, 0.075, 0.05, 0.025])
 
 
 def test_training_loop_slices_every_example_once_per_epoch() -> None:

@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 import torch
 
-from experiments import data, datasets, models, q4
+from experiments import data, datasets, kit, models, q4
 from experiments.kit import RunContext
 from report import format as fmt
 from report import render
@@ -551,22 +551,23 @@ class _Interrupt(Exception):
 def test_interrupted_training_resumes_from_the_last_epoch_with_the_same_result(tmp_path: Path) -> None:
     write_svhn(tmp_path, 60, 20)
     cfg = dataclasses.replace(q4.PROFILES["smoke"], models=("lenet5",), epochs=3, train_subset=32)
-    straight = make_ctx(tmp_path / "a", tmp_path)
-    expected = q4.train_one("lenet5", 0, cfg, q4.prepare(cfg, straight), straight)
+    cpu = torch.device("cpu")
+    splits = q4.prepare(cfg, tmp_path, 0, "cpu")
+    (tmp_path / "a").mkdir()
+    expected = q4.train_one("lenet5", 0, cfg, splits, cpu, tmp_path / "a")
 
     def crash_after_epoch_2(message: str) -> None:
         if "epoch 2:" in message:
             raise _Interrupt  # as if the process died right after epoch 2 was checkpointed
 
-    ctx = make_ctx(tmp_path / "b", tmp_path)
-    ctx.log = crash_after_epoch_2
+    workdir = tmp_path / "b"
+    workdir.mkdir()
     with pytest.raises(_Interrupt):
-        q4.train_one("lenet5", 0, cfg, q4.prepare(cfg, ctx), ctx)
-    assert (ctx.workdir / "lenet5-seed0-epoch.pt").exists()
-    ctx.log = lambda message: None
+        kit.call(kit.Unit("u", q4.train_one, ("lenet5", 0, cfg, splits, cpu, workdir)), crash_after_epoch_2)
+    assert (workdir / "lenet5-seed0-epoch.pt").exists()
     epochs_run = []
-    ctx.track = lambda items, **_: (epochs_run.append(e) or e for e in items)
-    resumed = q4.train_one("lenet5", 0, cfg, q4.prepare(cfg, ctx), ctx)
+    unit = kit.Unit("u", q4.train_one, ("lenet5", 0, cfg, splits, cpu, workdir))
+    resumed = kit.call(unit, lambda message: epochs_run.append(int(message.split("epoch ")[1].split(":")[0])))
     assert epochs_run == [3], "only the unfinished epoch is trained again"
     assert resumed["curves"] == expected["curves"]
     assert resumed["result"]["test_acc"] == expected["result"]["test_acc"]

@@ -48,6 +48,8 @@ CHOICES: dict[str, tuple[str, ...] | None] = {  # top-level keys; None: any text
     "format": ("html", "pdf", "all"),
     "paper": ("a4", "letter"),
     "track": ("none", "mlflow"),
+    "executor": ("local", "ray"),
+    "ray_address": None,
     "tracking_uri": None,
 }
 TYPED: dict[str, type] = {"seed": int, "strict_versions": bool}

@@ -1,0 +1,91 @@
+"""Units of work on a real local Ray cluster: the same stored numbers as in-process, a worker killed mid-unit
+retried, and a driver killed mid-build resumed by another executor without recomputing finished units."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from report.core.store import Store
+from tests.conftest import SMOKE_SETS, build_cmd
+
+pytestmark = pytest.mark.slow
+TIMING = {"epoch_s", "train_s", "train_time_s", "throughput", "peak_mem_bytes"}  # clocks, not results
+
+
+def _run(data_dir: Path, store: Path, *extra: str) -> list[str]:
+    return build_cmd("run", "q3", "q4", "--profile", "smoke", "--data-dir", str(data_dir), "--store",
+                     str(store), *SMOKE_SETS, *extra)  # fmt: skip
+
+
+def _tables(store: Path, experiment: str) -> dict[str, pd.DataFrame]:
+    s = Store(store)
+    return {
+        t: s.read("smoke", experiment, t).drop(columns=TIMING, errors="ignore")
+        for t in s.tables("smoke", experiment)
+    }
+
+
+def test_ray_stores_the_same_numbers_as_local(data_dir, tmp_path):
+    pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
+    for executor in ("local", "ray"):
+        args = _run(data_dir, tmp_path / executor, "--executor", executor)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+    for experiment in ("q3", "q4"):
+        local, ray = _tables(tmp_path / "local", experiment), _tables(tmp_path / "ray", experiment)
+        assert local.keys() == ray.keys()
+        for name in local:
+            pd.testing.assert_frame_equal(
+                local[name], ray[name], check_exact=True, obj=f"{experiment}.{name}"
+            )
+
+
+def _busy_ray_workers() -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-f", r"^ray::(lenet5|alexnet|vgg|resnet)"], capture_output=True, text=True
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_a_worker_killed_mid_unit_is_retried_and_each_unit_stored_once(data_dir, tmp_path):
+    pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
+    store = tmp_path / "r"
+    args = _run(data_dir, store, "--executor", "ray", "--set", "q4.epochs=3")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not (busy := _busy_ray_workers()):
+        assert proc.poll() is None and time.monotonic() < deadline, "no Ray worker started a model"
+        time.sleep(0.1)
+    os.kill(busy[0], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    results = Store(store).read("smoke", "q4", "results")
+    assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 6
+
+
+def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputing(data_dir, tmp_path):
+    pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
+    store = tmp_path / "r"
+    proc = subprocess.Popen(_run(data_dir, store, "--executor", "ray"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    work = store / ".work" / "smoke"
+    deadline = time.monotonic() + 600
+    while len(done := list(work.glob("q4-*/*-seed0.pt"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "q4 did not finish two models"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the cluster it started
+    proc.wait(timeout=60)
+    finished = len(list(work.glob("q4-*/*-seed0.pt")))
+    rerun = subprocess.run(_run(data_dir, store, "--executor", "local"), capture_output=True, text=True,
+                           timeout=900)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    said = rerun.stdout + rerun.stderr
+    kept = int(said.split("q4 models: ")[1].split(" of 6 units already done")[0])
+    assert kept >= finished >= len(done), said
