@@ -76,7 +76,14 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
 
     dev = resolve_device(opts.device)
     store = opts.results
-    executor = executors.make(opts.executor.value, opts.ray_address, dev.type == "cuda")
+    slurm = {
+        "folder": store.root / ".slurm",
+        "partition": opts.slurm_partition,
+        "gpus": opts.slurm_gpus,
+        "minutes": opts.slurm_time,
+        "parallelism": opts.slurm_parallelism,
+    }
+    executor = executors.make(opts.executor.value, opts.ray_address, dev.type == "cuda", slurm)
     with store.lock(on_wait=_waiting), contextlib.closing(executor):
         planned = runner.plan(names, opts.request, store, force)
         todo = [p for p in planned if p.stale]

@@ -9,6 +9,8 @@ it. Stages that depend on earlier choices stay in the driver; only their indepen
 - ``RayExecutor``: Ray tasks, one CPU per training thread (one GPU per unit on CUDA); joins a cluster
   at ``address``, else starts one on this machine for the build, listening on 127.0.0.1 with no
   dashboard. A unit whose worker dies (killed, out of memory, preempted) is retried once.
+- ``SlurmExecutor``: a Slurm job array per stage through submitit, from a snapshot of the code; a job
+  that ends without a result is submitted once more.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from experiments.kit import Unit, call
 from report.core.errors import ConfigError
+from report.core.manifest import PROJECT
 
 Log = Callable[[str], None]
 
@@ -124,10 +128,114 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
 
 
-def make(name: str, address: str | None = None, cuda: bool = False) -> Any:
+class SlurmExecutor:
+    """Slurm job arrays through submitit, one array task per unit, from a snapshot of the code.
+
+    The code is snapshotted (submitit's ``RsyncSnapshot``: the git-tracked files as they are now) when a
+    stage is submitted, so a queued job cannot run code edited after planning. Job logs go to
+    ``folder``. A job that ends without a result (cancelled, killed, preempted, timed out) is submitted
+    once more.
+    """
+
+    def __init__(
+        self, folder: Path, partition: str | None, gpus: int, minutes: int, parallelism: int
+    ) -> None:
+        self.folder, self.partition, self.gpus = folder, partition, gpus
+        self.minutes, self.parallelism = minutes, parallelism
+
+    def close(self) -> None:
+        return
+
+    def _executor(self, units: Sequence[Unit]) -> Any:
+        try:
+            import submitit
+        except ImportError:
+            raise ConfigError('--executor slurm needs submitit: pip install -e ".[slurm]"') from None
+        ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
+        ex.update_parameters(
+            name="assignment-report",
+            timeout_min=self.minutes,
+            **({"cpus_per_task": max(u.threads for u in units)} if max(u.threads for u in units) else {}),
+            slurm_array_parallelism=self.parallelism,
+            **({"slurm_partition": self.partition} if self.partition else {}),
+            **({"slurm_gpus_per_task": self.gpus} if self.gpus else {}),
+        )
+        return ex
+
+    def _submit(self, units: Sequence[Unit]) -> dict[Any, Unit]:
+        import subprocess
+
+        import submitit.helpers
+
+        snapshot = self.folder / f"code-{time.strftime('%Y%m%d-%H%M%S')}-{len(units)}-{units[0].key}"
+        try:
+            code = submitit.helpers.RsyncSnapshot(snapshot, root_dir=PROJECT)
+            code.__enter__()
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            raise ConfigError(f"--executor slurm: cannot snapshot the code ({e}); run from a git checkout, "
+                              "on a machine with rsync") from None  # fmt: skip
+        try:
+            jobs = self._executor(units).map_array(remote_call, list(units))
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            message = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise ConfigError(
+                f"--executor slurm: sbatch refused the jobs ({message}); check --slurm-*"
+            ) from None
+        finally:
+            code.__exit__(None, None, None)
+        return dict(zip(jobs, units, strict=True))
+
+    def run(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
+        if not units:
+            return
+        pending, again = self._submit(units), set()
+        try:
+            while pending:
+                finished = [job for job in pending if job.done()]
+                time.sleep(0 if finished else 0.5)
+                for job in finished:
+                    unit = pending.pop(job)
+                    outcome = self._outcome(job)
+                    if outcome is None and unit.key not in again:  # no result: submitted once more
+                        again.add(unit.key)
+                        log(f"{unit.key}: job {job.job_id} ended {job.state}, no result; submitted again")
+                        pending.update(self._submit([unit]))
+                        continue
+                    if outcome is None:
+                        outcome = Failed(f"job {job.job_id} ended {job.state} without a result, twice")
+                    elif not isinstance(outcome, Failed):
+                        result, lines, _seconds = outcome
+                        for line in lines:
+                            log(f"{unit.key}: {line}")
+                        outcome = result
+                    yield unit, outcome
+        finally:
+            for job in pending:  # interrupted: do not leave queued work running for nobody
+                job.cancel(check=False)
+
+    @staticmethod
+    def _outcome(job: Any) -> Any:
+        """The job's (result, lines, seconds); a ``Failed`` if the unit raised; ``None`` without a result
+        (cancelled, killed, preempted, timed out)."""
+        from submitit.core.utils import FailedJobError, UncompletedJobError
+
+        try:
+            return job.result()
+        except FailedJobError as e:  # the unit raised: the last line of its traceback
+            last = [line.strip() for line in str(e).splitlines() if line.strip()]
+            return Failed(last[-1] if last else f"job {job.job_id} failed")
+        except UncompletedJobError:
+            return None
+
+
+def make(
+    name: str, address: str | None = None, cuda: bool = False, slurm: dict[str, Any] | None = None
+) -> Any:
     """The executor ``--executor`` names."""
     if name == "local":
         return Local()
     if name == "ray":
         return RayExecutor(address, cuda=cuda)
-    raise ConfigError(f"--executor {name}: choose local or ray")
+    if name == "slurm":
+        return SlurmExecutor(**(slurm or {}))
+    raise ConfigError(f"--executor {name}: choose local, ray or slurm")

@@ -318,8 +318,9 @@ def run(cfg: Config, ctx: RunContext) -> Output:
         f"q4: {datasets.layout(cfg.dataset).title}, {len(s.train[0])} train / {len(s.val[0])} val / "
         f"{len(s.test[0])} test images on {ctx.device}"
     )
+    threads = torch.get_num_threads() if ctx.device.type == "cpu" else 1  # as many as a local run uses
     units = [
-        kit.Unit(f"{name}-seed{seed}", train_unit, (*where, ctx.workdir, name, seed), threads=0, gpus=1)
+        kit.Unit(f"{name}-seed{seed}", train_unit, (*where, ctx.workdir, name, seed), threads, gpus=1)
         for name in cfg.models
         for seed in range(ctx.seed, ctx.seed + cfg.seeds)
     ]

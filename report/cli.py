@@ -55,6 +55,7 @@ class Paper(str, Enum):
 class Executor(str, Enum):
     local = "local"
     ray = "ray"
+    slurm = "slurm"
 
 
 class Track(str, Enum):
@@ -99,11 +100,20 @@ SHARED: dict[str, Shared] = {
     "fmt": Shared(Format, Format.all, ("--format", "-f"), "Which outputs to write.", None, "format"),
     "paper": Shared(Paper, Paper.a4, ("--paper",), "PDF page size.", None, "paper"),
     "executor": Shared(Executor, Executor.local, ("--executor",), "Where the independent units of work run: "
-                       "local (here, in order) or ray (a Ray cluster; see --ray-address).", "REPORT_EXECUTOR",
+                       "local (here, in order), ray (a Ray cluster; see --ray-address) or slurm (job arrays "
+                       "through submitit; see --slurm-*).", "REPORT_EXECUTOR",
                        "executor"),
     "ray_address": Shared(str, None, ("--ray-address",), "Join this Ray cluster (e.g. ray://host:10001); "
                           "without it --executor ray starts one here for the build.", "RAY_ADDRESS",
                           "ray_address"),
+    "slurm_partition": Shared(str, None, ("--slurm-partition",), "Slurm partition for the units (default: "
+                              "the cluster's).", "REPORT_SLURM_PARTITION", "slurm_partition"),
+    "slurm_gpus": Shared(int, 0, ("--slurm-gpus",), "GPUs per Slurm task.", "REPORT_SLURM_GPUS",
+                         "slurm_gpus"),
+    "slurm_time": Shared(int, 120, ("--slurm-time",), "Time limit of each Slurm task, minutes.",
+                         "REPORT_SLURM_TIME", "slurm_time"),
+    "slurm_parallelism": Shared(int, 16, ("--slurm-parallelism",), "Most Slurm array tasks running at once.",
+                                "REPORT_SLURM_PARALLELISM", "slurm_parallelism"),
     "track": Shared(Track, Track.none, ("--track",), "Also log each run (config, fingerprint, headline, "
                     "per-epoch curves) and the report to an experiment tracker: none or mlflow.",
                     "REPORT_TRACK", "track"),
@@ -118,7 +128,7 @@ SHARED: dict[str, Shared] = {
 }  # fmt: skip
 BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions", "show_settings")
 TRACK = ("track", "tracking_uri")
-EXECUTE = ("executor", "ray_address")
+EXECUTE = ("executor", "ray_address", "slurm_partition", "slurm_gpus", "slurm_time", "slurm_parallelism")
 ALWAYS = ("debug",)
 
 
@@ -137,6 +147,10 @@ class Options:
     paper: Paper = Paper.a4
     executor: Executor = Executor.local
     ray_address: str | None = None
+    slurm_partition: str | None = None
+    slurm_gpus: int = 0
+    slurm_time: int = 120
+    slurm_parallelism: int = 16
     track: Track = Track.none
     tracking_uri: str | None = None
     strict_versions: bool = False

@@ -89,3 +89,47 @@ def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputi
     said = rerun.stdout + rerun.stderr
     kept = int(said.split("q4 models: ")[1].split(" of 6 units already done")[0])
     assert kept >= finished >= len(done), said
+
+
+def _slurm() -> None:
+    """A real Slurm cluster must be up (.ci/run starts one with .ci/slurm-up); in CI its absence fails."""
+    pytest.importorskip("submitit", reason='the slurm extra: pip install -e ".[slurm]"')
+    try:
+        state = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        state = ""
+    if not {"idle", "mix", "alloc"} & set(state.split()):
+        if os.environ.get("REPORT_SKIP_SLURM"):  # a CI that documents why it has no cluster
+            pytest.skip(os.environ["REPORT_SKIP_SLURM"])
+        message = "no Slurm cluster is up: run .ci/slurm-up (as root)"
+        pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
+
+
+def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):
+    _slurm()
+    for executor in ("local", "slurm"):
+        args = [a for a in _run(data_dir, tmp_path / executor, "--executor", executor) if a != "q4"]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+    local, slurm = _tables(tmp_path / "local", "q3"), _tables(tmp_path / "slurm", "q3")
+    for name in local:
+        pd.testing.assert_frame_equal(local[name], slurm[name], check_exact=True, obj=f"q3.{name}")
+    assert list((tmp_path / "slurm" / ".slurm").glob("code-*/experiments/q3.py")), "jobs ran a snapshot"
+
+
+def test_a_cancelled_slurm_job_is_submitted_again_and_each_unit_stored_once(data_dir, tmp_path):
+    _slurm()
+    store = tmp_path / "r"
+    args = [a for a in _run(data_dir, store, "--executor", "slurm", "--set", "q4.epochs=3") if a != "q3"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not (running := subprocess.run(["squeue", "-h", "-t", "R", "-n", "assignment-report", "-o", "%i"],
+                                         capture_output=True, text=True).stdout.split()):  # fmt: skip
+        assert proc.poll() is None and time.monotonic() < deadline, "no Slurm job started"
+        time.sleep(0.2)
+    subprocess.run(["scancel", running[0]], check=True)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    assert "no result; submitted again" in out
+    results = Store(store).read("smoke", "q4", "results")
+    assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 6

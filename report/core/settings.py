@@ -48,11 +48,18 @@ CHOICES: dict[str, tuple[str, ...] | None] = {  # top-level keys; None: any text
     "format": ("html", "pdf", "all"),
     "paper": ("a4", "letter"),
     "track": ("none", "mlflow"),
-    "executor": ("local", "ray"),
+    "executor": ("local", "ray", "slurm"),
     "ray_address": None,
+    "slurm_partition": None,
     "tracking_uri": None,
 }
-TYPED: dict[str, type] = {"seed": int, "strict_versions": bool}
+TYPED: dict[str, type] = {
+    "seed": int,
+    "strict_versions": bool,
+    "slurm_gpus": int,
+    "slurm_time": int,
+    "slurm_parallelism": int,
+}
 PATHS = ("data_dir", "store", "out")
 
 
