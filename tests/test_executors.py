@@ -133,3 +133,34 @@ def test_a_cancelled_slurm_job_is_submitted_again_and_each_unit_stored_once(data
     assert "no result; submitted again" in out
     results = Store(store).read("smoke", "q4", "results")
     assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 6
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_failing_unit_is_named_in_one_line_and_the_others_are_kept(data_dir, tmp_path, executor):
+    import dataclasses
+
+    import torch
+
+    from experiments import executors, kit, q3
+
+    if executor == "ray":
+        pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
+    cfg = dataclasses.replace(q3.PROFILES["smoke"], sweep_epochs=1)
+    good = [
+        kit.Unit(f"good-{i}", q3.sweep_point, (cfg, data_dir, 0, "cpu", "adam", lr, 32))
+        for i, lr in enumerate((1e-3, 1e-2))
+    ]
+    bad = kit.Unit("bad", q3.sweep_point, (cfg, tmp_path / "nowhere", 0, "cpu", "adam", 1e-3, 32))
+    ctx = kit.RunContext(
+        torch.device("cpu"), 0, data_dir, tmp_path / "work", executor=executors.make(executor)
+    )
+    (tmp_path / "work").mkdir()
+    try:
+        with pytest.raises(kit.UnitError) as failed:
+            ctx.map([good[0], bad, good[1]], "test units")
+    finally:
+        ctx.executor.close()
+    lines = str(failed.value).splitlines()
+    assert lines[0].startswith("1 of 3 units failed") and len(lines) == 2
+    assert lines[1].startswith("bad: DataError: MNIST (train) in ") and "nowhere" in lines[1]
+    assert sorted(p.name for p in (tmp_path / "work").glob("*.pt")) == ["good-0.pt", "good-1.pt"]
