@@ -58,6 +58,8 @@ def squared_error(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES: dict[str, Loss] = {"ce": cross_entropy, "mse": squared_error}
+CHECKED = 2  # points per loss where a closed-form Hessian is also computed by autograd and compared
+EXACT_TOL = 1e-10  # largest relative difference between the two accepted as round-off
 
 
 def closed_d1(loss: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -212,6 +214,7 @@ class Study:
     y: torch.Tensor  # (N,) 0/1 labels
     logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (params (..., P), x) -> (..., N)
     sample: Sampler
+    exact: Callable[[str, torch.Tensor], torch.Tensor] | None = None  # a closed-form Hessian, if derived
 
     def mean_loss(self, loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda theta: LOSSES[loss](self.logits(theta, self.x), self.y).mean(-1)
@@ -227,13 +230,29 @@ class Study:
             rows = []
             label = f"{self.name} Hessians ({loss})"
             for i in self.ctx.track(range(self.cfg.points), total=self.cfg.points, description=label):
-                h = hessian(self.mean_loss(loss), thetas[i])
+                h = (
+                    hessian(self.mean_loss(loss), thetas[i])
+                    if self.exact is None
+                    else self.exact(loss, thetas[i])
+                )
                 more = extra(loss, thetas[i], h) if extra else {}
+                if self.exact is not None:
+                    more["autograd_err"] = self._checked(loss, thetas[i], h) if i < CHECKED else math.nan
                 rows.append({"loss": loss, "point": i, "scale": float(scales[i]), **spectrum_row(h), **more})
             return pd.DataFrame(rows)
 
         frames = [self.ctx.step(f"hessian-{k}", lambda k=k: points(k)) for k in LOSSES]
         return pd.concat(frames).reset_index(drop=True)
+
+    def _checked(self, loss: str, theta: torch.Tensor, h: torch.Tensor) -> float:
+        """The closed form against autograd's Hessian at ``theta``: their largest difference relative to
+        the largest entry; past ``EXACT_TOL`` the run stops, since every other point trusts the formula."""
+        err = float((hessian(self.mean_loss(loss), theta) - h).abs().max() / h.abs().max())
+        if not err <= EXACT_TOL:
+            raise RuntimeError(
+                f"{self.name}: the closed-form Hessian differs from autograd's by {err:.2g} ({loss})"
+            )
+        return err
 
     def segments(self) -> pd.DataFrame:
         """The midpoint test on ``cfg.segments`` random segments per loss."""
@@ -263,6 +282,7 @@ def run_study(
     logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     sampler: Callable[[torch.Tensor, torch.device], Sampler],
     tables: Callable[[Study], Output],
+    exact: Callable[[str, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> Output:
     """Load the task on a float64 device, on one CPU thread, and hand the study to ``tables``.
 
@@ -272,4 +292,5 @@ def run_study(
     device = float64_device(ctx.device)
     with threads(1 if device.type == "cpu" else 0):
         x, y = binary_task(ctx.data_dir, cfg.digits, cfg.samples, cfg.pool, ctx.seed, device)
-        return tables(Study(name, cfg, ctx, x, y, logits, sampler(x, device)))
+        closed = None if exact is None else lambda loss, theta: exact(loss, theta, x, y)
+        return tables(Study(name, cfg, ctx, x, y, logits, sampler(x, device), closed))

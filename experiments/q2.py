@@ -89,6 +89,37 @@ def origin_hessian(loss: str, x: torch.Tensor, y: torch.Tensor, hidden: int) -> 
     return h
 
 
+def exact_hessian(
+    loss: str, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, hidden: int
+) -> torch.Tensor:
+    """The Hessian of the mean loss at ``theta`` in closed form, ``Jᵀ diag(ℓ'') J / N + mean ℓ'·∇²z``.
+
+    With z = w2ᵀ W1 x̃ + b2 the Jacobian has Kronecker structure (∂z/∂W1_j = w2_j x̃), so the W1 blocks are
+    w2_j w2_k G with G = X̃ᵀ diag(ℓ''/N) X̃ (one D × D product for all of them), and ∇²z only couples W1_j
+    with w2_j, through g = mean ℓ'·x̃. Exact up to round-off; the run checks it against autograd.
+    """
+    n, d = x.shape
+    w1 = theta[: hidden * d].view(hidden, d)
+    w2 = theta[hidden * d : hidden * d + hidden]
+    a = x @ w1.T  # (N, hidden): each hidden unit's output
+    z = a @ w2 + theta[-1]
+    d1, d2 = cx.closed_d1(loss, z, y) / n, cx.closed_d2(loss, z, y) / n
+    g, m, v = x.T @ (d2[:, None] * x), x.T @ (d2[:, None] * a), x.T @ d2  # G, X̃ᵀD A, X̃ᵀ d2
+    size = hidden * d + hidden + 1
+    h = torch.empty(size, size, dtype=x.dtype, device=x.device)
+    h[: hidden * d, : hidden * d] = torch.kron(torch.outer(w2, w2), g)
+    cross = (w2[:, None, None] * m[None]).reshape(hidden * d, hidden)  # W1_j with w2_k: w2_j M[:, k]
+    cross += torch.block_diag(*[(x.T @ d1)[:, None]] * hidden)  # ∇²z: W1_j with w2_j, through g
+    h[: hidden * d, hidden * d : -1] = cross
+    h[: hidden * d, -1] = (w2[:, None] * v[None]).reshape(-1)
+    h[hidden * d : -1, hidden * d : -1] = a.T @ (d2[:, None] * a)
+    h[hidden * d : -1, -1] = a.T @ d2
+    h[-1, -1] = d2.sum()
+    lower = torch.tril_indices(size, size, -1, device=x.device)
+    h[lower[0], lower[1]] = h[lower[1], lower[0]]  # the lower triangle mirrors the blocks set above
+    return h
+
+
 def origin_spectrum(g_norm: float, c: float, hidden: int, d: int) -> list[float]:
     """Eigenvalues of ``origin_hessian``: each unit's block [[0, gᵀ], [g, 0]] gives ±‖g‖ and d−1 zeros."""
     return sorted([-g_norm] * hidden + [0.0] * (hidden * (d - 1)) + [g_norm] * hidden + [c])
@@ -114,7 +145,10 @@ def run(cfg: Config, ctx: RunContext) -> Output:
     def model(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return logits(theta, x, cfg.hidden)
 
-    return cx.run_study("q2", cfg, ctx, model, lambda x, device: sampler(cfg, x, device), tables)
+    def exact(loss: str, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return exact_hessian(loss, theta, x, y, cfg.hidden)
+
+    return cx.run_study("q2", cfg, ctx, model, lambda x, device: sampler(cfg, x, device), tables, exact)
 
 
 def tables(study: cx.Study) -> Output:

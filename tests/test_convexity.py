@@ -227,3 +227,26 @@ def test_contradicting_evidence_stops_the_build_naming_the_check(smoke_store: St
     bad = _copy_with(smoke_store, tmp_path / "b", "q2", "symmetry", no_bump)
     with pytest.raises(EvidenceError, match="midpoint of θ and θ′ exceeds"):
         ctx_q2.context(Results(bad, "smoke"))
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+@pytest.mark.parametrize("scale", [0.0, 0.3, 3.0])
+def test_q2_closed_form_hessian_equals_autograd(loss, scale):
+    """The closed form the Q2 run uses at every point (autograd checks it at a few points in the run)."""
+    import torch
+
+    from experiments import convexity as cx
+    from experiments import q2
+
+    gen = torch.Generator().manual_seed(1)
+    n, d, hidden = 200, 11, 3
+    x = torch.cat(
+        [torch.rand(n, d - 1, generator=gen, dtype=torch.float64), torch.ones(n, 1, dtype=torch.float64)], 1
+    )
+    y = (torch.rand(n, generator=gen) > 0.5).double()
+    theta = scale * torch.randn(hidden * d + hidden + 1, generator=gen, dtype=torch.float64)
+    autograd = cx.hessian(lambda t: cx.LOSSES[loss](q2.logits(t, x, hidden), y).mean(-1), theta)
+    closed = q2.exact_hessian(loss, theta, x, y, hidden)
+    assert (closed - autograd).abs().max() <= 1e-13 * autograd.abs().max()
+    if scale == 0.0:  # at the origin it is the report's origin_hessian
+        assert torch.allclose(closed, q2.origin_hessian(loss, x, y, hidden), rtol=0, atol=1e-16)
