@@ -83,10 +83,12 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
         "minutes": opts.slurm_time,
         "parallelism": opts.slurm_parallelism,
     }
-    executor = executors.make(opts.executor.value, opts.ray_address, dev.type == "cuda", slurm)
+    executor = executors.make(opts.executor.value, opts.device, opts.ray_address, slurm)
     with store.lock(on_wait=_waiting), contextlib.closing(executor):
         planned = runner.plan(names, opts.request, store, force)
         todo = [p for p in planned if p.stale]
+        if todo and hasattr(executor, "snapshot"):
+            executor.snapshot()  # the code the cluster's jobs will run: as it is at planning
         for p in planned:
             if not p.stale:
                 console.print(f"[dim]{p.name}: up to date[/]")
@@ -431,13 +433,15 @@ def preview(
     from report import preview as live
 
     html_only = dataclasses.replace(opts, fmt=Format.html)
-    pages: list[str] = []
+    page: dict[str, str] = {}  # the last good render, which the PDF is printed from
 
     def print_pdf() -> None:
         with output.Printer() as printer:
-            output.write_outputs(pages[-1], opts.out, ["pdf"], printer)
+            output.write_outputs(page["html"], opts.out, ["pdf"], printer)
 
-    session = live.Session(lambda: pages.append(_rerender(html_only)), _watched(opts), print_pdf=print_pdf)
+    session = live.Session(
+        lambda: page.update(html=_rerender(html_only)), _watched(opts), print_pdf=print_pdf
+    )
     session.log = lambda msg: console.print(f"[bold red]{escape(msg)}[/]" if msg.startswith("error") else msg)
     try:
         httpd = live.server(opts.out, session.live, host, port)

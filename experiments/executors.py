@@ -43,6 +43,8 @@ def _prefixed(log: Log, key: str) -> Log:
 class Local:
     """In this process, one unit after another."""
 
+    device = None  # units use the driver's resolved device
+
     def close(self) -> None:
         return
 
@@ -65,8 +67,9 @@ def remote_call(unit: Unit) -> tuple[Any, list[str], float]:
 class RayExecutor:
     """Ray tasks on a local or existing cluster, joined on first use and left by ``close``."""
 
-    def __init__(self, address: str | None = None, cpus: int | None = None, cuda: bool = False) -> None:
-        self.address, self.cpus, self.cuda = address, cpus, cuda
+    def __init__(self, address: str | None = None, cpus: int | None = None, device: str = "auto") -> None:
+        self.address, self.cpus = address, cpus
+        self.device = device  # as asked (auto, cpu, cuda): each worker resolves it on its own machine
         self._started = False
 
     def _ray(self) -> Any:
@@ -99,10 +102,13 @@ class RayExecutor:
             return
         ray = self._ray()
         task = ray.remote(remote_call)
+        cluster = ray.cluster_resources()
+        gpus = cluster.get("GPU", 0) > 0 and self.device != "cpu"  # GPUs on the cluster, not the driver
+        cpus = max(1, int(cluster.get("CPU", 1)))  # a request above the cluster's size would wait forever
         pending = {
             task.options(
-                num_cpus=max(1, unit.threads),
-                num_gpus=unit.gpus if self.cuda else 0,
+                num_cpus=min(max(1, unit.threads), cpus),
+                num_gpus=unit.gpus if gpus else 0,
                 max_retries=1,  # a dead worker (killed, out of memory, preempted): once more elsewhere
                 name=unit.key,
             ).remote(unit): unit
@@ -131,17 +137,25 @@ class RayExecutor:
 class SlurmExecutor:
     """Slurm job arrays through submitit, one array task per unit, from a snapshot of the code.
 
-    The code is snapshotted (submitit's ``RsyncSnapshot``: the git-tracked files as they are now) when a
-    stage is submitted, so a queued job cannot run code edited after planning. Job logs go to
+    The code is snapshotted once per build (submitit's ``RsyncSnapshot``: the git-tracked files as they
+    are at planning), so a job queued later cannot run code edited after planning. Job logs go to
     ``folder``. A job that ends without a result (cancelled, killed, preempted, timed out) is submitted
     once more.
     """
 
     def __init__(
-        self, folder: Path, partition: str | None, gpus: int, minutes: int, parallelism: int
+        self,
+        folder: Path,
+        partition: str | None,
+        gpus: int,
+        minutes: int,
+        parallelism: int,
+        device: str = "auto",
     ) -> None:
-        self.folder, self.partition, self.gpus = folder, partition, gpus
+        self.folder, self.partition, self.gpus = folder.resolve(), partition, gpus
         self.minutes, self.parallelism = minutes, parallelism
+        self.device = device  # as asked: each job resolves it on its node
+        self._snapshot: Path | None = None  # the code every job of this build runs
 
     def close(self) -> None:
         return
@@ -162,27 +176,37 @@ class SlurmExecutor:
         )
         return ex
 
-    def _submit(self, units: Sequence[Unit]) -> dict[Any, Unit]:
+    def snapshot(self) -> None:
+        """Copy the code now (the git-tracked files as they are in the working tree); every job of this
+        build runs that copy, so a job queued later cannot run code edited after planning."""
         import subprocess
 
         import submitit.helpers
 
-        snapshot = self.folder / f"code-{time.strftime('%Y%m%d-%H%M%S')}-{len(units)}-{units[0].key}"
+        if self._snapshot is not None:
+            return
+        self._snapshot = self.folder / f"code-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
-            code = submitit.helpers.RsyncSnapshot(snapshot, root_dir=PROJECT)
-            code.__enter__()
+            with submitit.helpers.RsyncSnapshot(self._snapshot, root_dir=PROJECT):
+                pass
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            self._snapshot = None
             raise ConfigError(f"--executor slurm: cannot snapshot the code ({e}); run from a git checkout, "
                               "on a machine with rsync") from None  # fmt: skip
+
+    def _submit(self, units: Sequence[Unit]) -> dict[Any, Unit]:
+        import contextlib
+        import subprocess
+
+        self.snapshot()
         try:
-            jobs = self._executor(units).map_array(remote_call, list(units))
+            with contextlib.chdir(self._snapshot):  # jobs start in the snapshot and import its code
+                jobs = self._executor(units).map_array(remote_call, list(units))
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             message = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise ConfigError(
                 f"--executor slurm: sbatch refused the jobs ({message}); check --slurm-*"
             ) from None
-        finally:
-            code.__exit__(None, None, None)
         return dict(zip(jobs, units, strict=True))
 
     def run(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
@@ -221,21 +245,22 @@ class SlurmExecutor:
 
         try:
             return job.result()
-        except FailedJobError as e:  # the unit raised: the last line of its traceback
-            last = [line.strip() for line in str(e).splitlines() if line.strip()]
-            return Failed(last[-1] if last else f"job {job.job_id} failed")
+        except FailedJobError as e:  # the unit raised: the last line of its traceback, before the log paths
+            text = str(e).split("You can check full logs")[0]
+            last = [line.strip() for line in text.splitlines() if line.strip().strip("-")]
+            return Failed(last[-1] if last else f"job {job.job_id} failed; see its log under .slurm/")
         except UncompletedJobError:
             return None
 
 
 def make(
-    name: str, address: str | None = None, cuda: bool = False, slurm: dict[str, Any] | None = None
+    name: str, device: str = "auto", address: str | None = None, slurm: dict[str, Any] | None = None
 ) -> Any:
-    """The executor ``--executor`` names."""
+    """The executor ``--executor`` names; ``device`` is the device as asked, which remote workers resolve."""
     if name == "local":
         return Local()
     if name == "ray":
-        return RayExecutor(address, cuda=cuda)
+        return RayExecutor(address, device=device)
     if name == "slurm":
-        return SlurmExecutor(**(slurm or {}))
+        return SlurmExecutor(**(slurm or {}), device=device)
     raise ConfigError(f"--executor {name}: choose local, ray or slurm")

@@ -7,6 +7,7 @@ prediction in chunks, confusion counts, and the Student-t interval over seeds.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -54,6 +55,11 @@ class RunContext:
     log: Callable[[str], None] = field(default=lambda msg: None)
 
     executor: Any = None  # experiments.executors: runs independent units (None: in this process, in order)
+    unit_device: str = ""  # the device units are given: as asked for remote workers (empty: this device's)
+
+    @property
+    def units_on(self) -> str:
+        return self.unit_device or self.device.type
 
     def step(self, key: str, compute: Callable[[], T]) -> T:
         """Run ``compute`` once per ``key`` per run, keeping its result on disk so a crashed or
@@ -86,12 +92,13 @@ class RunContext:
             )
         failed = []
         outcomes = (self.executor or Local()).run(todo, self.log)
-        for unit, outcome in self.track(outcomes, total=len(todo), description=description):
-            if isinstance(outcome, Failed):
-                failed.append(f"{unit.key}: {outcome.error}")
-                continue
-            save_atomic(outcome, self.workdir / f"{unit.key}.pt")
-            results[unit.key] = outcome
+        with contextlib.closing(outcomes):  # an error here still cancels the work the executor has out
+            for unit, outcome in self.track(outcomes, total=len(todo), description=description):
+                if isinstance(outcome, Failed):
+                    failed.append(f"{unit.key}: {outcome.error}")
+                    continue
+                save_atomic(outcome, self.workdir / f"{unit.key}.pt")
+                results[unit.key] = outcome
         if failed:
             raise UnitError(
                 f"{len(failed)} of {len(todo)} units failed (the rest are kept):\n" + "\n".join(failed)

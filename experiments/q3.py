@@ -153,6 +153,7 @@ def load_splits(
             f"q3.n_train + q3.n_val = {cfg.n_train + cfg.n_val} and q3.n_test = {cfg.n_test} "
             f"must fit the {len(y)} training and {len(yt)} test images"
         )
+    device = kit.resolve_device(device)  # "auto" from a remote executor: this machine's choice
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(y), generator=gen)
     val, train = order[: cfg.n_val], order[cfg.n_val : cfg.n_val + cfg.n_train]
@@ -324,8 +325,8 @@ def run(cfg: Config, ctx: RunContext) -> Output:
 
 
 def study(cfg: Config, ctx: RunContext) -> Output:
-    """The four stages of the study, each point memoised with ``ctx.step``."""
-    where = (cfg, ctx.data_dir, ctx.seed, ctx.device.type)  # every unit loads the same splits from these
+    """The four stages of the study: independent points run as units (``ctx.map``), choices in the driver."""
+    where = (cfg, ctx.data_dir, ctx.seed, ctx.units_on)  # every unit loads the same splits from these
     splits, test_index, available = load_splits(*where)
     sizes = " / ".join(f"{len(splits[k])} {k}" for k in ("train", "val", "test"))
     ctx.log(f"q3: {sizes} images on {ctx.device}")
@@ -336,11 +337,10 @@ def study(cfg: Config, ctx: RunContext) -> Output:
             kit.Unit(f"point-{o}-lr{lr:.6g}-b{b}", sweep_point, (*where, o, lr, b), threads, gpus=1)
             for o, lr, b, _ in points
         ]
-        rows = []
-        for (optimizer, lr, batch, scaled), history in zip(points, ctx.map(units, description), strict=True):
-            point = dict(study=study, optimizer=optimizer, lr=lr, batch_size=batch, lr_scaled=scaled)
-            rows += [{**point, **h} for h in history]
-        return pd.DataFrame(rows)
+        keys = [dict(study=study, optimizer=o, lr=lr, batch_size=b, lr_scaled=sc) for o, lr, b, sc in points]
+        return pd.DataFrame(
+            [{**k, **h} for k, hs in zip(keys, ctx.map(units, description), strict=True) for h in hs]
+        )
 
     # 1. optimizer and learning rate at the reference batch size
     points = [(o, lr, cfg.base_batch, False) for o in cfg.optimizers for lr in cfg.lrs]

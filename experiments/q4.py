@@ -121,7 +121,7 @@ def prepare(cfg: Config, data_dir: Path, run_seed: int, device: str) -> Splits:
     pixels = x[train].float().div_(255)
     mean = pixels.mean(dim=(0, 2, 3), keepdim=True)
     std = pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
-    dev = torch.device(device)
+    dev = kit.resolve_device(device)  # "auto" from a remote executor: this machine's choice
     return Splits(
         train=(x[train].to(dev), y[train].to(dev)),
         val=(x[val].to(dev), y[val].to(dev)),
@@ -218,9 +218,10 @@ def train_unit(
     cfg: Config, data_dir: Path, run_seed: int, device: str, workdir: Path, name: str, seed: int
 ) -> dict:
     """One model and seed, as a unit any worker can run: it loads the splits itself."""
-    if device == "cuda":
+    dev = kit.resolve_device(device)
+    if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    return train_one(name, seed, cfg, prepare(cfg, data_dir, run_seed, device), torch.device(device), workdir)
+    return train_one(name, seed, cfg, prepare(cfg, data_dir, run_seed, device), dev, workdir)
 
 
 def train_one(
@@ -311,7 +312,7 @@ def train_one(
 
 
 def run(cfg: Config, ctx: RunContext) -> Output:
-    where = (cfg, ctx.data_dir, ctx.seed, ctx.device.type)  # every unit loads the same splits from these
+    where = (cfg, ctx.data_dir, ctx.seed, ctx.units_on)  # every unit loads the same splits from these
     s = prepare(*where)
     pad, flip = AUGMENT[cfg.dataset]
     ctx.log(

@@ -99,18 +99,19 @@ def execute(
 ) -> dict[str, Any]:
     """Run one experiment and store its result atomically; return the run record. Its independent units
     run on ``executor`` (experiments.executors; ``None``: here, in order)."""
-    data_dir = request.data_dir
+    data_dir = request.data_dir.resolve()  # units may run in another folder (a Slurm job's code snapshot)
     paths = [f for ds in p.datasets for f in datasets.files(ds, data_dir)]
     cache = store.root / ".datahash.json"
     fingerprint = freshness.fingerprint(p.name, request, paths, cache, store.manifest)
     workdir = (
-        store.root
+        store.root.resolve()
         / ".work"
         / request.profile
         / f"{p.name}-{fp.digest(repr(sorted(fingerprint.items())).encode())}"
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(device, request.seed, data_dir, workdir, track, log, executor)
+    unit_device = getattr(executor, "device", None) or device.type  # remote workers resolve their own
+    ctx = RunContext(device, request.seed, data_dir, workdir, track, log, executor, unit_device)
     seed_everything(request.seed)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -138,7 +139,7 @@ def execute(
         "git_commit": commit,
         "git_dirty": dirty,
         "fingerprint": fingerprint,
-        "data_dir": str(data_dir.resolve()),
+        "data_dir": str(data_dir),
         "data_files": [str(f.relative_to(data_dir)) for f in paths],
         "headline": {"label": output.headline[0], "value": float(output.headline[1])},
     }

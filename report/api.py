@@ -78,7 +78,8 @@ class OpenStore:
                     "state": _state(verdict) if is_current else "superseded",
                 }
             )
-        return pd.DataFrame(rows).sort_values("finished", ascending=False, ignore_index=True)
+        columns = ["run_id", "finished", "device", "duration_s", "headline", "value", "current", "state"]
+        return pd.DataFrame(rows, columns=columns).sort_values("finished", ascending=False, ignore_index=True)
 
     def meta(self, experiment: str, run: str | None = None) -> dict[str, Any]:
         """The run record: config, seed, fingerprint, versions, device, commit, timings."""

@@ -29,7 +29,7 @@ def _decimals(err: float) -> int:
     """Decimal places that show an uncertainty ``err`` to one significant digit, or two when that digit is
     1 or 2 (where rounding to one would change it by up to a half); the value beside it gets the same."""
     exp = math.floor(math.log10(abs(err)))
-    return max(0, -exp + (1 if abs(err) / 10**exp < 3 else 0))
+    return -exp + (1 if abs(err) / 10**exp < 3 else 0)  # negative: round to tens, hundreds, …
 
 
 def _significant(x: float, digits: int) -> str:
@@ -57,7 +57,8 @@ def num(value: Any, err: Any = None) -> str:
         return f"{int(x):,}".replace("-", MINUS)
     e = _finite(err)
     if e:
-        return f"{round(x, _decimals(e)):.{_decimals(e)}f}".replace("-", MINUS)
+        d = _decimals(e)
+        return f"{round(x, d) + 0.0:,.{max(0, d)}f}".replace("-", MINUS)  # + 0.0: never "−0"
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
         return sci(x)
     return _trim(_significant(x, 3).replace(",", "") if abs(x) < 1e4 else _significant(x, 3))
@@ -106,8 +107,8 @@ def pct(value: Any, err: Any = None) -> str:
     if x is None:
         return "—"
     e = _finite(err)
-    decimals = _decimals(100 * e) if e else 2
-    return f"{100 * x:.{decimals}f}%".replace("-", MINUS)
+    decimals = max(0, _decimals(100 * e)) if e else 2
+    return f"{round(100 * x, decimals) + 0.0:.{decimals}f}%".replace("-", MINUS)
 
 
 def share(value: Any) -> str:
@@ -151,8 +152,8 @@ def pm(pair: Sequence[Any]) -> str:
         return "—"
     if not s:
         return pct(m)
-    d = _decimals(100 * s)
-    return f"{100 * m:.{d}f} ± {100 * s:.{d}f}%".replace("-", MINUS)
+    d = max(0, _decimals(100 * s))
+    return f"{round(100 * m, d) + 0.0:.{d}f} ± {100 * s:.{d}f}%".replace("-", MINUS)
 
 
 def dur(seconds: Any) -> str:
@@ -174,7 +175,7 @@ def dur(seconds: Any) -> str:
 def pp(value: Any, decimals: int = 2) -> str:
     """A difference of two fractions in percentage points: 0.0123 → "1.23" (the words follow in the text)."""
     x = _finite(value)
-    return "—" if x is None else f"{100 * x:.{decimals}f}".replace("-", MINUS)
+    return "—" if x is None else f"{round(100 * x, decimals) + 0.0:.{decimals}f}".replace("-", MINUS)
 
 
 def text(value: Any) -> str:

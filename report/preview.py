@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import http.server
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ CLIENT = """<script>
   const key = "preview-scroll:" + location.pathname;
   const y = sessionStorage.getItem(key);
   if (y !== null) { window.scrollTo(0, Number(y)); sessionStorage.removeItem(key); }
-  const events = new EventSource("%(events)s");
+  const events = new EventSource("%(events)s?since=%(version)d&pdf=%(pdf)d");
   events.addEventListener("reload", () => {
     sessionStorage.setItem(key, String(window.scrollY));
     location.reload();
@@ -88,7 +89,7 @@ class Live:
 def page(html_file: Path, live: Live) -> str:
     """The last good page with the live-reload client, the PDF link and, after a failed render, the error."""
     body = html_file.read_text(encoding="utf-8") if html_file.is_file() else "<html><body></body></html>"
-    extra = CLIENT % {"events": EVENTS}
+    extra = CLIENT % {"events": EVENTS, "version": live.version, "pdf": live.pdf_version}
     extra += BAR % {
         "hidden": "" if live.pdf_version else "hidden",
         "pdf": live.pdf_version,
@@ -128,7 +129,9 @@ def server(out: Path, live: Live, host: str, port: int) -> http.server.Threading
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            seen = (live.version, live.pdf_version)
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            # from the versions the page was served with: a render finished before this connection counts
+            seen = (int(query.get("since", [live.version])[0]), int(query.get("pdf", [live.pdf_version])[0]))
             try:
                 while True:
                     now = live.wait(seen, timeout=15)
@@ -167,9 +170,10 @@ class Session:
         """Render now; a failure is shown, not raised. True when the render succeeded."""
         try:
             self.render()
-        except ReportError as e:
-            self.log(f"error: {e}")
-            self.live.rendered(str(e))
+        except Exception as e:  # a bad template or an edited context module: shown, and the preview goes on
+            message = str(e) if isinstance(e, ReportError) else _located(e)
+            self.log(f"error: {message}")
+            self.live.rendered(message)
             return False
         self.live.rendered(None)
         self._want_pdf.set()
@@ -189,8 +193,8 @@ class Session:
                 continue
             try:
                 self.print_pdf()
-            except ReportError as e:
-                self.log(f"error: the PDF: {e}")
+            except Exception as e:  # the printer thread reports and waits for the next good render
+                self.log(f"error: the PDF: {e if isinstance(e, ReportError) else _located(e)}")
                 continue
             if version == self.live.version:  # else a newer render asks for its own print
                 self.live.printed()
@@ -210,6 +214,17 @@ class Session:
             if first or relevant(path for _, path in changes):
                 first = False
                 self.once()
+
+
+def _located(e: BaseException) -> str:
+    """An unexpected error as "file:line: Type: message", at the innermost frame of the project's code."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "site-packages" not in f.filename]
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}: " if frames else ""
+    if isinstance(e, SyntaxError) and e.filename:
+        where = f"{Path(e.filename).name}:{e.lineno}: "
+    return f"{where}{type(e).__name__}: {e}"
 
 
 def relevant(paths: Iterable[str]) -> bool:

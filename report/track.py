@@ -76,7 +76,6 @@ def _log(client: Any, experiment: str, name: str, read: Any, meta: dict[str, Any
     started = _ms(meta["started"])
     finished = _ms(meta["finished"])
     tags = {
-        RUN_TAG: meta["run_id"],
         "report.experiment": name,
         "report.profile": meta["profile"],
         "report.device": meta["device_name"],
@@ -94,6 +93,7 @@ def _log(client: Any, experiment: str, name: str, read: Any, meta: dict[str, Any
         client.log_batch(run_id, metrics=metrics[i : i + 100], params=params[i : i + 100], tags=[])
     client.log_batch(run_id, tags=[RunTag("mlflow.note.content", meta["headline"]["label"])])
     client.set_terminated(run_id, end_time=finished)
+    client.set_tag(run_id, RUN_TAG, meta["run_id"])  # last: a run cut short is not taken as logged
     return run_id
 
 

@@ -90,3 +90,8 @@ def api_reference() -> str:
 def test_the_readme_s_api_reference_is_the_docstrings():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert api_reference() in readme, "regenerate the README's list from tests/test_api.py:api_reference()"
+
+
+def test_runs_of_an_experiment_never_run_is_an_empty_table(tmp_path):
+    runs = open_store(tmp_path / "empty", profile="smoke", data_dir=tmp_path).runs("q2")
+    assert runs.empty and "run_id" in runs.columns

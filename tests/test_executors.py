@@ -106,10 +106,12 @@ def _slurm() -> None:
 
 
 def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):
+    """With relative --data-dir and --store, as users type them: the jobs start in the code snapshot."""
     _slurm()
+    (tmp_path / "data").symlink_to(data_dir)
     for executor in ("local", "slurm"):
-        args = [a for a in _run(data_dir, tmp_path / executor, "--executor", executor) if a != "q4"]
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+        args = [a for a in _run(Path("data"), Path(executor), "--executor", executor) if a != "q4"]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
     local, slurm = _tables(tmp_path / "local", "q3"), _tables(tmp_path / "slurm", "q3")
     for name in local:
@@ -164,3 +166,22 @@ def test_a_failing_unit_is_named_in_one_line_and_the_others_are_kept(data_dir, t
     assert lines[0].startswith("1 of 3 units failed") and len(lines) == 2
     assert lines[1].startswith("bad: DataError: MNIST (train) in ") and "nowhere" in lines[1]
     assert sorted(p.name for p in (tmp_path / "work").glob("*.pt")) == ["good-0.pt", "good-1.pt"]
+
+
+def test_a_failed_slurm_job_is_named_by_its_error_not_its_log_paths():
+    from submitit.core.utils import FailedJobError
+
+    from experiments.executors import Failed, SlurmExecutor
+
+    class Job:
+        job_id = "7_1"
+
+        def result(self):
+            raise FailedJobError(
+                "Job (task=1) failed during processing with trace:\n----------------------\nTraceback (most "
+                "recent call last):\n  File x\nValueError: the unit broke\n\n----------------------\nYou can "
+                "check full logs with 'job.stderr(1)' and 'job.stdout(1)'or at paths:\n  - /s/7_1_log.err\n"
+                "  - /s/7_1_log.out"
+            )
+
+    assert SlurmExecutor._outcome(Job()) == Failed("ValueError: the unit broke")

@@ -82,3 +82,12 @@ def test_a_value_with_an_error_is_shown_to_the_error_s_precision():
     assert fmt.num(123.456, err=4) == "123"
     assert fmt.pct(0.95312, err=0.0013) == "95.31%"
     assert fmt.pct(0.95312, err=0.004) == "95.3%"
+
+
+def test_no_negative_zero_and_errors_of_ten_or_more_round_to_tens():
+    assert fmt.num(-0.0001, err=0.05) == "0.00"
+    assert fmt.pct(-0.00001) == "0.00%"
+    assert fmt.pm((-0.00001, 0.0005)) == "0.00 ± 0.05%"
+    assert fmt.pp(-0.00001) == "0.00"
+    assert fmt.num(12345.678, err=970) == "12,300"
+    assert fmt.num(-0.5, err=0.05) == "−0.50"

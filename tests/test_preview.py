@@ -101,3 +101,23 @@ def test_the_server_listens_on_loopback_only_unless_told(smoke_build, tmp_path):
         socket.create_connection(
             (outside, port), timeout=5
         ).close()  # asked for: reachable, so the check can fail
+
+
+def test_a_python_error_in_an_edited_module_is_shown_and_the_preview_goes_on(tmp_path):
+    from report import preview as live
+
+    def broken() -> None:
+        raise NameError("name 'undefined_fact' is not defined")
+
+    session = live.Session(broken, [tmp_path], log=lambda message: None)
+    assert session.once() is False
+    assert (
+        session.live.error.startswith("test_preview.py:")
+        and "NameError: name 'undefined_fact'" in session.live.error
+    )
+    (tmp_path / "report.html").write_text("<html><body>last good</body></html>")
+    shown = live.page(tmp_path / "report.html", session.live)
+    assert "last good" in shown and 'id="preview-error"' in shown
+    assert (
+        f"since={session.live.version}&pdf={session.live.pdf_version}" in shown
+    )  # no reload lost in between

@@ -692,3 +692,12 @@ def test_published_accuracies_stand_beside_ours_with_their_source_and_a_far_gap_
     svhn = synthetic_tables({"lenet5": [0.9], "resnet18": [0.95]})
     _, text = rendered(stored(tmp_path / "c", svhn, seeds=1))
     assert "WRN-16-8, a wide ResNet, with dropout reached 98.46%" in text
+
+
+def test_a_seed_whose_images_favour_the_other_model_makes_the_gap_not_significant() -> None:
+    right, wrong = np.ones(200, dtype=bool), np.zeros(200, dtype=bool)
+    mixed = np.arange(200) < 100
+    answers = {("a", 0): right, ("b", 0): mixed, ("a", 1): mixed, ("b", 1): right}  # each seed disagrees
+    assert claims.images_p(answers, "a", "b") == 1.0
+    same_way = {("a", 0): right, ("b", 0): mixed, ("a", 1): right, ("b", 1): wrong}
+    assert claims.images_p(same_way, "a", "b") < 1e-6

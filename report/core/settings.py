@@ -210,7 +210,7 @@ def config_literal(experiment: str, profile: str, name: str) -> Any:
     path = PROJECT / "experiments" / f"{experiment}.py"
     if not path.is_file():
         return None
-    default, given = None, None
+    default = None
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.ClassDef) and node.name == "Config":
             for s in node.body:
@@ -220,8 +220,10 @@ def config_literal(experiment: str, profile: str, name: str) -> Any:
         if getattr(target, "id", "") == "PROFILES" and isinstance(node.value, ast.Dict):
             for key, value in zip(node.value.keys, node.value.values, strict=True):
                 if isinstance(key, ast.Constant) and key.value == profile and isinstance(value, ast.Call):
-                    given = next((_literal(k.value) for k in value.keywords if k.arg == name), None)
-    return default if given is None else given
+                    named = [k.value for k in value.keywords if k.arg == name]
+                    if named:  # the profile sets it: its literal value, or None when it is an expression
+                        return _literal(named[0])
+    return default
 
 
 def _literal(node: ast.expr) -> Any:

@@ -46,11 +46,16 @@ def compare(a: pd.Series, b: pd.Series, answers: Answers | None = None) -> dict[
 
 def images_p(answers: Answers, a: str, b: str) -> float | None:
     """McNemar's exact p-value for ``a`` against ``b`` on the same test images, the largest over the seeds
-    both ran (a gap counts as beyond test-set sampling only if it is so for every seed)."""
+    both ran (a gap counts as beyond test-set sampling only if it is so for every seed); a seed whose
+    images favour the other model than the mean gap does counts as p = 1."""
     seeds = sorted({s for m, s in answers if m == a} & {s for m, s in answers if m == b})
     if not seeds:
         return None
-    return max(stats.mcnemar(*stats.discordant(answers[a, s], answers[b, s])) for s in seeds)
+    counts = [stats.discordant(answers[a, s], answers[b, s]) for s in seeds]
+    ahead = sum(only_b - only_a for only_a, only_b in counts)  # > 0: b ahead over all seeds
+    return max(
+        stats.mcnemar(only_a, only_b) if (only_b - only_a) * ahead > 0 else 1.0 for only_a, only_b in counts
+    )
 
 
 def family(gaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
