@@ -39,10 +39,8 @@ from report.cli import (
     keep_interrupts,
 )
 from report.core import manifest
-from report.core.errors import EXIT_INTERRUPTED, DataError, ReportError
+from report.core.errors import EXIT_INTERRUPTED, ReportError
 from report.core.freshness import Verdict, judge
-from report.core.settings import config_fields, config_literal
-from report.core.store import Result, Store
 
 
 # ---- what the commands share --------------------------------------------------------------------------
@@ -68,75 +66,17 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
         for name in names:
             console.print(f"[dim]{name}: up to date[/]")
         return 0
-    _check_data(opts, [v.experiment for v in verdicts if force or not v.current])
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
 
+    datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
     from experiments import executors, runner
-    from experiments.kit import resolve_device
 
-    dev = resolve_device(opts.device)
-    store = opts.results
-    slurm = {
-        "folder": store.root / ".slurm",
-        "partition": opts.slurm_partition,
-        "gpus": opts.slurm_gpus,
-        "minutes": opts.slurm_time,
-        "parallelism": opts.slurm_parallelism,
-    }
+    slurm = dict(folder=opts.results.root / ".slurm", partition=opts.slurm_partition, gpus=opts.slurm_gpus,
+                 minutes=opts.slurm_time, parallelism=opts.slurm_parallelism)  # fmt: skip
     executor = executors.make(opts.executor.value, opts.device, opts.ray_address, slurm)
-    with store.lock(on_wait=_waiting), contextlib.closing(executor):
-        planned = runner.plan(names, opts.request, store, force)
-        todo = [p for p in planned if p.stale]
-        if todo and hasattr(executor, "snapshot"):
-            executor.snapshot()  # the code the cluster's jobs will run: as it is at planning
-        for p in planned:
-            if not p.stale:
-                console.print(f"[dim]{p.name}: up to date[/]")
-        if not todo:
-            return 0
-        runner.preflight(todo, opts.data_dir)
-        for p in todo:
-            console.print(f"{p.name}: running ({', '.join(p.stale)}) on {dev.type} — {p.entry.title}")
-            columns = (
-                TextColumn("  {task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=console, transient=True) as bars:
-                meta = runner.execute(
-                    p,
-                    opts.request,
-                    dev,
-                    store,
-                    bars.track,
-                    log=lambda msg, b=bars: b.console.print(f"  {msg}"),
-                    executor=executor,
-                )
-            head = meta["headline"]
-            console.print(
-                f"[green]✓[/] {p.name}: {head['label']} = {head['value']:.4g} in {meta['duration_s']:.1f} s"
-            )
-    return len(todo)
-
-
-def _check_data(opts: Options, names: list[str]) -> None:
-    """Datasets that are absent and cannot be downloaded stop the build within a second, before torch is
-    imported; a dataset named by a config field the source does not state literally is left to the
-    runner's check (which also downloads)."""
-    from experiments import datasets
-
-    wanted = []
-    for name in names:
-        entry = manifest.load().get(name)
-        given = opts.request.overrides.get(name, {})
-        fields = [d[1:-1] for d in entry.datasets if d.startswith("{")]
-        config = {f: given.get(f) or config_literal(name, opts.request.profile, f) for f in fields}
-        if None not in config.values() and set(given) <= config_fields(name):  # else the runner says
-            wanted += entry.dataset_names(config)
-    problems, _ = datasets.unobtainable(wanted, opts.data_dir)
-    if problems:
-        raise DataError("\n".join(problems))
+    return runner.run_stale(
+        names, opts.request, opts.results, force, opts.device, executor, console, _waiting
+    )
 
 
 def _check_out(out: Path) -> None:
@@ -172,24 +112,12 @@ def _render(opts: Options) -> str:
     return page
 
 
-def _check_tracker(opts: Options) -> None:
-    """A tracker that cannot be used stops the build before any training, not after it."""
-    if opts.track is not Track.none:
-        import importlib.util
-
-        if importlib.util.find_spec("mlflow") is None:
-            raise ReportError('--track mlflow needs MLflow: pip install -e ".[mlflow]"')
-
-
 def _track(opts: Options, artifacts: list[Path]) -> None:
     """Log the profile's current results (and the report files) to the tracker, each result once."""
-    if opts.track is Track.none:
-        return
-    from report import track
+    if opts.track is not Track.none:
+        from report import track
 
-    logged = track.to_mlflow(opts.results, opts.chosen, opts.tracking_uri, artifacts)
-    where = opts.tracking_uri or track.DEFAULT_URI
-    console.print(f"{', '.join(logged) or 'no new result'}: logged to MLflow at {where}")
+        console.print(track.log_build(opts.results, opts.chosen, opts.tracking_uri, artifacts))
 
 
 def _fill_from_reference(opts: Options) -> None:
@@ -213,7 +141,10 @@ Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored r
 def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
     _check_out(opts.out)  # before any training
-    _check_tracker(opts)
+    if opts.track is not Track.none:  # before any training
+        from report import track
+
+        track.check_available()
     _fill_from_reference(opts)  # results made elsewhere are not trained again here
     _run_experiments(opts, _names(None), force)
     _render(opts)
@@ -229,7 +160,10 @@ def run(
     force: Force = False,
 ) -> None:
     """Run experiments into the store (only those missing or stale, unless --force)."""
-    _check_tracker(opts)
+    if opts.track is not Track.none:  # before any training
+        from report import track
+
+        track.check_available()
     if _run_experiments(opts, _names(names), force) == 0:
         console.print("nothing to run: every selected result is current (use --force to rerun)")
     _track(opts, [])
@@ -333,18 +267,10 @@ def diff(
 ) -> None:
     """Show what changed between two runs: config keys, fingerprint parts, headline and table columns."""
     import json
-    import tempfile
 
-    from report.diff import change_table, compare
+    from report.diff import change_table, changes_between
 
-    changes = []
-    with tempfile.TemporaryDirectory(prefix="diff-") as tmp:  # bundles unpack here, once each
-        sources = {side: _source(opts, spec, Path(tmp) / side) for side, spec in (("a", a), ("b", b))}
-        for name in _names(names):
-            pair = (_side(opts, a, sources["a"], name, previous=True),
-                    _side(opts, b, sources["b"], name, previous=False))  # fmt: skip
-            if None not in pair:
-                changes.append(compare(*pair))
+    changes = changes_between(opts.results, opts.chosen, _names(names), a, b)
     if as_json:
         print(json.dumps(changes, indent=1, default=str))
         return
@@ -353,31 +279,6 @@ def diff(
         console.print(f"nothing to compare: no experiment has a previous run in this store; {hint}")
     for change in changes:
         Console(width=None if sys.stdout.isatty() else 200).print(change_table(change))
-
-
-def _source(opts: Options, spec: str | None, folder: Path) -> Store | None:
-    """Where one side of ``diff`` reads from: another store, a bundle unpacked into ``folder``, or ``None``
-    for this store (no spec, or a run id)."""
-    from report.core import bundle
-
-    profile = opts.chosen
-    if spec is None or any(
-        r.folder.name == spec for n in _names(None) for r in opts.results.history(profile, n)
-    ):
-        return None
-    if Path(spec).is_dir():
-        return Store(spec)
-    return bundle.as_store(bundle.open_bundle(spec, opts.results), folder)
-
-
-def _side(opts: Options, spec: str | None, source: Store | None, name: str, previous: bool) -> Result | None:
-    """One side of ``diff`` for one experiment: the previous or current run, or the run ``spec`` names."""
-    store, profile = source or opts.results, opts.chosen
-    if source is not None:
-        return store.result(profile, name)
-    if spec is None:
-        return store.previous(profile, name) if previous else store.result(profile, name)
-    return next((r for r in store.history(profile, name) if r.folder.name == spec), None)
 
 
 @command("store", "out")
@@ -426,8 +327,6 @@ def preview(
     changes; an error is shown over the page with its file and line; the PDF follows in the background.
     """
     import dataclasses
-    import threading
-    import webbrowser
 
     from report import output
     from report import preview as live
@@ -442,23 +341,8 @@ def preview(
     session = live.Session(
         lambda: page.update(html=_rerender(html_only)), _watched(opts), print_pdf=print_pdf
     )
-    session.log = lambda msg: console.print(f"[bold red]{escape(msg)}[/]" if msg.startswith("error") else msg)
-    try:
-        httpd = live.server(opts.out, session.live, host, port)
-    except OSError as e:
-        raise ReportError(f"cannot serve on {host}:{port}: {e.strerror}; pass another --port") from None
-    url = f"http://{host}:{httpd.server_address[1]}/"
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    console.print(f"serving {url} (Ctrl-C stops); the page reloads on every save")
-    if browser:
-        webbrowser.open(url)
-    try:
-        session.run()
-    except KeyboardInterrupt:
-        session.stop.set()
-        console.print("stopped the preview")
-    finally:
-        httpd.shutdown()
+    session.log = _say
+    live.serve(session, opts.out, host, port, browser, console.print)
 
 
 @command(*BUILD, "out", "fmt", "paper")
@@ -467,14 +351,17 @@ def watch(opts: Options) -> None:
     ``preview`` does the same and shows the page in a browser."""
     from report import preview as live
 
-    session = live.Session(lambda: _rerender(opts), _watched(opts))
-    session.log = lambda msg: console.print(f"[bold red]{escape(msg)}[/]" if msg.startswith("error") else msg)
+    session = live.Session(lambda: _rerender(opts), _watched(opts), log=_say)
     console.print(f"watching templates/, report/ and {opts.store}/{opts.chosen}; Ctrl-C to stop")
     try:
         session.run()
     except KeyboardInterrupt:
         session.stop.set()
         console.print("stopped watching")
+
+
+def _say(message: str) -> None:
+    console.print(f"[bold red]{escape(message)}[/]" if message.startswith("error") else message)
 
 
 def _watched(opts: Options) -> list[Path]:
@@ -489,20 +376,10 @@ def _watched(opts: Options) -> list[Path]:
 
 def _rerender(opts: Options) -> str:
     """Render with the context modules and drawings imported afresh (they may have been edited)."""
-    _forget_rendering_modules()
+    from report import preview as live
+
+    live.forget_rendering_modules()
     return _render(opts)
-
-
-def _forget_rendering_modules() -> None:
-    """Drop the context layer and renderer from ``sys.modules`` (not the base layer or the printer)."""
-    import report
-
-    for name in [m for m in sys.modules if m.startswith("report.")]:
-        if not name.startswith(("report.core", "report.output")):
-            del sys.modules[name]
-            parent, _, child = name.rpartition(".")
-            if parent == "report":
-                vars(report).pop(child, None)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ import torch
 
 import experiments
 from experiments import data, datasets
-from experiments.kit import RunContext, device_name, seed_everything
+from experiments.kit import RunContext, device_name, resolve_device, seed_everything
 from report.core import fingerprint as fp
 from report.core import freshness, manifest
 from report.core.config import apply_overrides, config_dict
@@ -154,6 +155,45 @@ def _prune(folder: Path, root: Path) -> None:
     while folder != root and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent
+
+
+def run_stale(
+    names: list[str],
+    request: Request,
+    store: Store,
+    force: bool,
+    device: str,
+    executor: Any,
+    console: Any,
+    on_wait: Callable[[], None],
+) -> int:
+    """Plan under the store's lock, check the data, then run each stale experiment with a progress bar of
+    its units; returns how many ran. ``console`` is the CLI's rich console."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    dev = resolve_device(device)
+    with store.lock(on_wait=on_wait), contextlib.closing(executor):
+        planned = plan(names, request, store, force)
+        todo = [p for p in planned if p.stale]
+        if todo and hasattr(executor, "snapshot"):
+            executor.snapshot()  # the code the cluster's jobs will run: as it is at planning
+        for p in planned:
+            if not p.stale:
+                console.print(f"[dim]{p.name}: up to date[/]")
+        if not todo:
+            return 0
+        preflight(todo, request.data_dir)
+        columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        for p in todo:
+            console.print(f"{p.name}: running ({', '.join(p.stale)}) on {dev.type} — {p.entry.title}")
+            with Progress(*columns, console=console, transient=True) as bars:
+                log = lambda msg, b=bars: b.console.print(f"  {msg}")  # noqa: E731 - bound per experiment
+                meta = execute(p, request, dev, store, bars.track, log, executor)
+            head = meta["headline"]
+            console.print(
+                f"[green]✓[/] {p.name}: {head['label']} = {head['value']:.4g} in {meta['duration_s']:.1f} s"
+            )
+    return len(todo)
 
 
 def git_state() -> tuple[str, bool]:

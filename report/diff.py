@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,3 +106,45 @@ def change_table(change: dict[str, Any]) -> Any:
         same = change["a"]["run_id"] == change["b"]["run_id"]
         table.caption = "the same run" if same else "no difference: same config, fingerprint and tables"
     return table
+
+
+def changes_between(store: Store, profile: str, names: list[str], a: str | None, b: str | None) -> list[dict]:
+    """``build.py diff A B``: each experiment's changes between side ``a`` (default: the previous run) and
+    side ``b`` (default: the current run); a side is a run id, another store folder or a bundle."""
+    import tempfile
+
+    changes = []
+    with tempfile.TemporaryDirectory(prefix="diff-") as tmp:  # bundles unpack here, once each
+        sources = {
+            side: _source(store, profile, names, spec, Path(tmp) / side)
+            for side, spec in (("a", a), ("b", b))
+        }
+        for name in names:
+            pair = (_side(store, profile, a, sources["a"], name, previous=True),
+                    _side(store, profile, b, sources["b"], name, previous=False))  # fmt: skip
+            if None not in pair:
+                changes.append(compare(*pair))
+    return changes
+
+
+def _source(store: Store, profile: str, names: list[str], spec: str | None, folder: Path) -> Store | None:
+    """Where one side reads from: another store, a bundle unpacked into ``folder``, or ``None`` for this
+    store (no spec, or a run id)."""
+    from report.core import bundle
+
+    if spec is None or any(r.folder.name == spec for n in names for r in store.history(profile, n)):
+        return None
+    if Path(spec).is_dir():
+        return Store(spec)
+    return bundle.as_store(bundle.open_bundle(spec, store), folder)
+
+
+def _side(
+    store: Store, profile: str, spec: str | None, source: Store | None, name: str, previous: bool
+) -> Any:
+    """One side for one experiment: the previous or current run, or the run ``spec`` names."""
+    if source is not None:
+        return source.result(profile, name)
+    if spec is None:
+        return store.previous(profile, name) if previous else store.result(profile, name)
+    return next((r for r in store.history(profile, name) if r.folder.name == spec), None)

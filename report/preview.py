@@ -216,6 +216,45 @@ class Session:
                 self.once()
 
 
+def forget_rendering_modules() -> None:
+    """Drop the context layer and renderer from ``sys.modules`` (not the base layer, the printer or this
+    module), so a render after an edit imports the edited context modules and drawings afresh."""
+    import sys
+
+    import report
+
+    for name in [m for m in sys.modules if m.startswith("report.")]:
+        if not name.startswith(("report.core", "report.output", "report.preview")):
+            del sys.modules[name]
+            parent, _, child = name.rpartition(".")
+            if parent == "report":
+                vars(report).pop(child, None)
+
+
+def serve(
+    session: Session, out: Path, host: str, port: int, browser: bool, say: Callable[[str], None]
+) -> None:
+    """Serve ``out`` with live reload on ``host:port`` and run ``session`` until Ctrl-C."""
+    import webbrowser
+
+    try:
+        httpd = server(out, session.live, host, port)
+    except OSError as e:
+        raise ReportError(f"cannot serve on {host}:{port}: {e.strerror}; pass another --port") from None
+    url = f"http://{host}:{httpd.server_address[1]}/"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    say(f"serving {url} (Ctrl-C stops); the page reloads on every save")
+    if browser:
+        webbrowser.open(url)
+    try:
+        session.run()
+    except KeyboardInterrupt:
+        session.stop.set()
+        say("stopped the preview")
+    finally:
+        httpd.shutdown()
+
+
 def _located(e: BaseException) -> str:
     """An unexpected error as "file:line: Type: message", at the innermost frame of the project's code."""
     import traceback

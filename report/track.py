@@ -27,6 +27,20 @@ DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 RUN_TAG = "report.run_id"
 
 
+def check_available() -> None:
+    """MLflow that is not installed stops the build before any training, not after it."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        raise ReportError('--track mlflow needs MLflow: pip install -e ".[mlflow]"')
+
+
+def log_build(store: Store, profile: str, uri: str | None, artifacts: Iterable[Path]) -> str:
+    """``to_mlflow`` for a build, and the line that says what it logged and where."""
+    logged = to_mlflow(store, profile, uri, artifacts)
+    return f"{', '.join(logged) or 'no new result'}: logged to MLflow at {uri or DEFAULT_URI}"
+
+
 def to_mlflow(store: Store, profile: str, uri: str | None, artifacts: Iterable[Path] = ()) -> list[str]:
     """Log every current result of ``profile`` not logged yet (and attach ``artifacts`` to each result
     logged or found); returns the experiments newly logged."""
