@@ -22,7 +22,18 @@ def _invoke(*args: str):
 def test_help_lists_every_command():
     result = _invoke("--help")
     assert result.exit_code == 0
-    for command in ("all", "run", "render", "status", "clean", "watch"):
+    for command in (
+        "all",
+        "run",
+        "render",
+        "status",
+        "clean",
+        "preview",
+        "watch",
+        "export",
+        "import",
+        "diff",
+    ):
         assert command in result.output
 
 
