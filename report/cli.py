@@ -23,6 +23,7 @@ from rich.markup import escape
 from report.core.config import PROFILES, check_profile, default_profile, parse_overrides
 from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
 from report.core.freshness import Request
+from report.core.settings import CHOICES as SETTING_CHOICES
 from report.core.settings import NAME as SETTINGS_NAME
 from report.core.settings import Settings
 from report.core.settings import load as load_settings
@@ -41,26 +42,15 @@ app = typer.Typer(
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class Format(str, Enum):
-    html = "html"
-    pdf = "pdf"
-    all = "all"
+def _choices(name: str, key: str) -> Any:
+    """An option's choices as the Enum Typer shows, from report.toml's list of them: one list for both."""
+    return Enum(name, {choice: choice for choice in SETTING_CHOICES[key]}, type=str)
 
 
-class Paper(str, Enum):
-    a4 = "a4"
-    letter = "letter"
-
-
-class Executor(str, Enum):
-    local = "local"
-    ray = "ray"
-    slurm = "slurm"
-
-
-class Track(str, Enum):
-    none = "none"
-    mlflow = "mlflow"
+Format = _choices("Format", "format")
+Paper = _choices("Paper", "paper")
+Executor = _choices("Executor", "executor")
+Track = _choices("Track", "track")
 
 
 # ---- the shared options, declared once; each command names the ones it takes -------------------------
