@@ -28,7 +28,7 @@ class Config:
     pool: int = 4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias)
     hidden: int = 4  # linear hidden units: 4 x 50 + 4 + 1 = 205 parameters at pool 4
     points: int = 20  # random parameter points with an exact Hessian, per loss (the origin is separate)
-    segments: int = 2000  # random segments in the midpoint test, per loss
+    segments: int = 2000  # random segments in the midpoint test (the same for both losses)
     scale_min: float = 0.1  # typical |logit| at a random point, drawn log-uniformly between these two
     scale_max: float = 30.0
     rtol: float = 1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
@@ -57,11 +57,16 @@ PROFILES: dict[str, Config] = {
 
 
 def logits(theta: torch.Tensor, x: torch.Tensor, hidden: int) -> torch.Tensor:
-    """Logits for ``theta`` = [W1 (row-major, hidden x D), w2 (hidden), b2], batched over leading dims."""
+    """Logits for ``theta`` = [W1 (row-major, hidden x D), w2 (hidden), b2], batched over leading dims.
+
+    Computed as x̃ᵀ(W1ᵀw2) + b2, the same function as w2ᵀ(W1 x̃) + b2 with one product per sample instead of
+    ``hidden``: the midpoint test evaluates it at tens of thousands of points.
+    """
     d = x.shape[1]
     w1 = theta[..., : hidden * d].unflatten(-1, (hidden, d))
     w2 = theta[..., hidden * d : hidden * d + hidden]
-    return ((x @ w1.mT) @ w2.unsqueeze(-1)).squeeze(-1) + theta[..., -1:]
+    v = (w2.unsqueeze(-1) * w1).sum(-2)  # (..., D): the linear function of x̃ the network computes
+    return v @ x.T + theta[..., -1:]
 
 
 def flip(theta: torch.Tensor) -> torch.Tensor:
@@ -115,9 +120,7 @@ def exact_hessian(
     h[hidden * d : -1, hidden * d : -1] = a.T @ (d2[:, None] * a)
     h[hidden * d : -1, -1] = a.T @ d2
     h[-1, -1] = d2.sum()
-    lower = torch.tril_indices(size, size, -1, device=x.device)
-    h[lower[0], lower[1]] = h[lower[1], lower[0]]  # the lower triangle mirrors the blocks set above
-    return h
+    return h.triu() + h.triu(1).mT  # the lower triangle mirrors the blocks set above
 
 
 def origin_spectrum(g_norm: float, c: float, hidden: int, d: int) -> list[float]:

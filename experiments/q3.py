@@ -15,6 +15,11 @@ accuracy on images held out from the training set:
 4. ``final``: retrain on training + validation images with the first ``best epoch`` rates of that
    schedule, once per seed; only these models see the test set, once each.
 
+Stages 1 and 2 are tuned by successive halving (``rung_epochs``): every point trains briefly, the best
+``1/halving`` of them train again for longer, and so on up to ``sweep_epochs``; each rung trains its
+points from scratch on its own schedule. Points that share a batch size and initial weights train as one
+stacked network (``experiments/stacked.py``), as do the final models.
+
 Data sits on the device as float tensors for the whole run; a batch is an index slice of a per-epoch
 permutation, so an epoch is a few hundred matrix products and no Python per image.
 """
@@ -23,8 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,13 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments import data, datasets, kit
+from experiments import data, datasets, halving, kit, stacked
 from experiments.kit import Output, RunContext
 from report.core.config import check_settings
 from report.core.errors import ConfigError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
-RUN_KEYS = ["optimizer", "lr", "batch_size", "lr_scaled"]  # what identifies one trained point
+POINT_KEYS = ["study", "optimizer", "lr", "batch_size", "lr_scaled"]  # what identifies a sweep point
+Point = tuple[str, str, float, int, bool]  # those keys' values
 
 
 @dataclass(frozen=True)
@@ -54,24 +59,37 @@ class Config:
     lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
     base_batch: int = 128  # batch size of the learning-rate sweep and the reference for linear scaling
     batch_sizes: tuple[int, ...] = (32, 128, 512, 2048)
-    sweep_epochs: int = 10  # epochs per sweep point
+    sweep_epochs: int = 10  # epochs of the sweep points that reach the last rung
+    halving: int = 3  # each rung keeps the best 1/halving of its points (1: every point trains sweep_epochs)
+    rungs: int = 3  # successive-halving rungs: each trains halving times longer than the one before
     max_epochs: int = 30  # length of the early-stopping run's schedule
     patience: int = 5  # epochs without a new best validation score before training stops
     monitor: Literal["val_acc", "val_loss"] = "val_acc"  # what "validation improves" means
     seeds: int = 3  # final models, for the mean ± interval of test accuracy
     ci_level: float = 0.95  # confidence level of the Student-t interval for the mean over seeds
     n_misclassified: int = 24  # misclassified test digits kept per final model (most confident first)
-    cpu_threads: int = 1  # intra-op threads on CPU (0: torch's default); too little work to split
+    max_stack: int = 64  # points trained together as one stacked network (one unit for an executor)
+    cpu_threads: int = 0  # intra-op threads per unit on CPU (0: torch's default, every core)
 
     def validate(self) -> None:
-        positive = (*self.lrs, *self.batch_sizes, self.n_train, self.n_val, self.n_test, self.sweep_epochs)
+        positive = (
+            *self.lrs,
+            *self.batch_sizes,
+            self.n_train,
+            self.n_val,
+            self.n_test,
+            self.sweep_epochs,
+            self.halving,
+            self.rungs,
+            self.max_stack,
+        )
         unknown = ", ".join(sorted(set(self.optimizers) - set(OPTIMIZERS)))
         check_settings(
             (not unknown, f"q3.optimizers: unknown {unknown}; choose from {', '.join(OPTIMIZERS)}"),
             (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
              "reference for linear scaling)"),
-            (all(math.isfinite(v) and v > 0 for v in positive), "q3.lrs, batch_sizes, n_train, n_val, n_test "
-             "and sweep_epochs must be positive finite numbers"),
+            (all(math.isfinite(v) and v > 0 for v in positive), "q3.lrs, batch_sizes, n_train, n_val, "
+             "n_test, sweep_epochs, halving, rungs and max_stack must be positive finite numbers"),
             (1 <= self.patience < self.max_epochs, "q3.patience must be at least 1 and below q3.max_epochs"),
             (self.cpu_threads >= 0, "q3.cpu_threads must be 0 (torch's default) or a positive thread count"),
             (self.seeds >= 2, "q3.seeds must be at least 2 to estimate a spread"),
@@ -172,97 +190,84 @@ def load_splits(
 
 
 # ---- training ---------------------------------------------------------------------------------------
-def setup(
-    optimizer: str, lr: float, seed: int, device: torch.device
-) -> tuple[nn.Module, torch.optim.Optimizer, torch.Generator]:
-    """A fresh model, optimizer and batch-order generator: every run starts from the same seed policy."""
-    torch.manual_seed(seed)
-    model = mlp().to(device)
-    gen = torch.Generator(device).manual_seed(seed)
-    return model, make_optimizer(optimizer, model.parameters(), lr, device), gen
-
-
-def train_epochs(
-    model: nn.Module, opt: torch.optim.Optimizer, split: Split, batch_size: int, gen: torch.Generator
-) -> Iterator[float]:
-    """Train one epoch per ``next()``, yielding its seconds; the caller evaluates, adjusts and stops."""
-    while True:
-        t0 = time.perf_counter()
-        for idx in kit.batches(len(split), batch_size, split.y.device, gen):
-            loss = F.cross_entropy(model(split.x[idx]), split.y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        kit.sync(split.y.device)
-        yield time.perf_counter() - t0
-
-
-def evaluate(model: nn.Module, split: Split) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a whole split."""
-    logits = kit.predict(model, split.x, 10_000)
-    return F.cross_entropy(logits, split.y).item(), (logits.argmax(1) == split.y).float().mean().item()
-
-
-def epoch_row(model: nn.Module, splits: dict[str, Split], epoch: int, lr: float, seconds: float) -> dict:
-    """Metrics after ``epoch``; ``epoch_s`` is the mean training time per epoch so far (no evaluation)."""
-    train_loss, train_acc = evaluate(model, splits["train"])
-    val_loss, val_acc = evaluate(model, splits["val"])
-    return {
-        "epoch": epoch,
-        "epoch_lr": lr,
-        "epoch_s": seconds,
-        "train_loss": train_loss,
-        "train_acc": train_acc,
-        "val_loss": val_loss,
-        "val_acc": val_acc,
-    }
-
-
 def fit(
     splits: dict[str, Split],
-    optimizer: str,
-    schedule: list[float],
+    points: list[tuple[str, float]],
+    epochs: int,
     batch_size: int,
     seed: int,
     curve: bool = False,
     patience: int = 0,
     monitor: str = "val_acc",
-) -> list[dict]:
-    """Train on the training split, one epoch per scheduled rate; evaluate after the last epoch, or after
-    every epoch with ``curve``. With ``patience`` (and ``curve``), stop once the monitored validation
-    score has not improved for that many epochs."""
-    model, opt, gen = setup(optimizer, schedule[0], seed, splits["train"].y.device)
-    epochs = train_epochs(model, opt, splits["train"], batch_size, gen)
-    history: list[dict] = []
+) -> list[list[dict]]:
+    """Train one (optimizer, peak rate) per point on the training split, all from the same initial
+    weights and data order, as one stacked network; evaluate after the last epoch, or after every epoch
+    with ``curve``. With ``patience`` (and ``curve``), stop once no point's monitored validation score
+    has improved for that many epochs. Returns each point's history."""
+    device = splits["train"].y.device
+    torch.manual_seed(seed)  # every point starts from these weights
+    stack = stacked.Stack([mlp().to(device)] * len(points))
+    opts = stacked.Optimizers(stack, [o for o, _ in points], [lr for _, lr in points])
+    rates = list(zip(*[kit.linear_decay(lr, epochs) for _, lr in points], strict=True))
+    gen = torch.Generator(device).manual_seed(seed)
+    loop = stacked.train_epochs(stack, opts, splits["train"].x, splits["train"].y, batch_size, [gen], rates)
+    histories: list[list[dict]] = [[] for _ in points]
     seconds = 0.0
-    for epoch, lr in enumerate(schedule, start=1):
-        kit.set_lr(opt, lr)
-        seconds += next(epochs)
-        if curve or epoch == len(schedule):
-            history.append(epoch_row(model, splits, epoch, lr, seconds / epoch))
-        if curve and patience and kit.epochs_since_best(kit.badness(history, monitor)) >= patience:
+    for epoch, lrs in enumerate(rates, start=1):
+        seconds += next(loop)
+        if curve or epoch == epochs:
+            train_loss, train_acc = stacked.evaluate(stack, splits["train"].x, splits["train"].y)
+            val_loss, val_acc = stacked.evaluate(stack, splits["val"].x, splits["val"].y)
+            share = seconds / epoch / len(points)  # training seconds per epoch, per point of the stack
+            for k, history in enumerate(histories):
+                history.append({"epoch": epoch, "epoch_lr": lrs[k], "epoch_s": share, "stacked": len(points),
+                                "train_loss": train_loss[k], "train_acc": train_acc[k],
+                                "val_loss": val_loss[k], "val_acc": val_acc[k]})  # fmt: skip
+        if (
+            curve
+            and patience
+            and all(kit.epochs_since_best(kit.badness(h, monitor)) >= patience for h in histories)
+        ):
             break
-    return history
+    return histories
 
 
-def final_model(
+def final_models(
     cfg: Config,
     splits: dict[str, Split],
     optimizer: str,
     schedule: list[float],
     batch_size: int,
-    seed: int,
+    seeds: list[int],
     test_index: torch.Tensor,
+) -> list[dict]:
+    """Refit on training + validation images with a fixed per-epoch rate schedule, one model per seed
+    (its own initial weights and data order), all as one stacked network; test each once."""
+    trainval, test = splits["trainval"], splits["test"]
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(mlp().to(test.y.device))
+    stack = stacked.Stack(models)
+    opts = stacked.Optimizers(stack, [optimizer] * len(seeds), [schedule[0]] * len(seeds))
+    gens = [torch.Generator(test.y.device).manual_seed(seed) for seed in seeds]
+    rates = [[lr] * len(seeds) for lr in schedule]
+    seconds = sum(stacked.train_epochs(stack, opts, trainval.x, trainval.y, batch_size, gens, rates))
+    logits = stacked.logits(stack, test.x)
+    return [tested(cfg, logits[k], test, test_index, seed, len(schedule), seconds / len(seeds))
+            for k, seed in enumerate(seeds)]  # fmt: skip
+
+
+def tested(
+    cfg: Config,
+    logits: torch.Tensor,
+    test: Split,
+    test_index: torch.Tensor,
+    seed: int,
+    epochs: int,
+    secs: float,
 ) -> dict:
-    """Refit on training + validation images with a fixed per-epoch learning-rate schedule; test once."""
-    model, opt, gen = setup(optimizer, schedule[0], seed, splits["trainval"].y.device)
-    epochs = train_epochs(model, opt, splits["trainval"], batch_size, gen)
-    seconds = 0.0
-    for lr in schedule:
-        kit.set_lr(opt, lr)
-        seconds += next(epochs)
-    test = splits["test"]
-    logits = kit.predict(model, test.x, 10_000)
+    """One final model's test results: accuracy, confusion counts and its most confident mistakes."""
     probs, pred = logits.softmax(1), logits.argmax(1)
     wrong = (pred != test.y).nonzero().squeeze(1)
     wrong = wrong[probs[wrong, pred[wrong]].argsort(descending=True, stable=True)][: cfg.n_misclassified]
@@ -270,8 +275,8 @@ def final_model(
     return {
         "result": {
             "seed": seed,
-            "epochs": len(schedule),
-            "train_s": seconds,
+            "epochs": epochs,
+            "train_s": secs,
             "test_loss": F.cross_entropy(logits, test.y).item(),
             "test_acc": (pred == test.y).float().mean().item(),
         },
@@ -290,31 +295,27 @@ def final_model(
     }
 
 
-def sweep_point(
-    cfg: Config, data_dir: Path, seed: int, device: str, optimizer: str, lr: float, batch: int
-) -> list:
-    """One sweep point, as a unit any worker can run: it loads the splits itself."""
+def sweep_unit(cfg: Config, data_dir: Path, seed: int, device: str, points: list, epochs: int) -> list:
+    """Sweep points of one batch size trained together, as a unit any worker can run: it loads the
+    splits itself. Returns each point's keys (``POINT_KEYS``) with its metrics after its last epoch."""
     splits = load_splits(cfg, data_dir, seed, device)[0]
-    return fit(splits, optimizer, kit.linear_decay(lr, cfg.sweep_epochs), batch, seed)
+    histories = fit(splits, [p[1:3] for p in points], epochs, points[0][3], seed)
+    return [
+        {**dict(zip(POINT_KEYS, p, strict=True)), **h[-1]} for p, h in zip(points, histories, strict=True)
+    ]
 
 
-def final_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimizer: str, schedule: list,
-               batch: int, seed: int) -> dict:  # fmt: skip
-    """One final model, as a unit any worker can run."""
+def finals_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimizer: str, schedule: list,
+                batch: int, seeds: list) -> list:  # fmt: skip
+    """The final models, as a unit any worker can run."""
     splits, test_index, _ = load_splits(cfg, data_dir, run_seed, device)
-    return final_model(cfg, splits, optimizer, schedule, batch, seed, test_index)
+    return final_models(cfg, splits, optimizer, schedule, batch, seeds, test_index)
 
 
 # ---- selection --------------------------------------------------------------------------------------
 def select_best(sweep: pd.DataFrame) -> pd.Series:
-    """The trained point with the highest validation accuracy at its last epoch.
-
-    Ties go to the lower validation loss, then to the earlier row, so the choice is deterministic.
-    """
-    last = sweep.sort_values("epoch", kind="stable").groupby(RUN_KEYS, sort=False).tail(1)
-    loss = last["val_loss"].where(last["val_loss"].notna(), math.inf)
-    order = last.assign(_loss=loss).sort_values(["val_acc", "_loss"], ascending=[False, True], kind="stable")
-    return order.iloc[0].drop("_loss")
+    """The best point of the last rung trained (the longest runs); see ``halving.ranked``."""
+    return halving.ranked(sweep[sweep["rung"] == sweep["rung"].max()], POINT_KEYS).iloc[0]
 
 
 # ---- the study --------------------------------------------------------------------------------------
@@ -330,50 +331,48 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     splits, test_index, available = load_splits(*where)
     sizes = " / ".join(f"{len(splits[k])} {k}" for k in ("train", "val", "test"))
     ctx.log(f"q3: {sizes} images on {ctx.device}")
-    threads = cfg.cpu_threads if ctx.device.type == "cpu" else 1
+    threads = (cfg.cpu_threads or torch.get_num_threads()) if ctx.device.type == "cpu" else 1
 
-    def sweep(study: str, points: list[tuple[str, float, int, bool]], description: str) -> pd.DataFrame:
+    def rung(name: str, r: int, points: list[Point], epochs: int) -> pd.DataFrame:
+        """Train ``points`` for ``epochs``: one unit per batch size (at most ``max_stack`` points each)."""
+        groups: dict[int, list[Point]] = {}
+        for point in points:
+            groups.setdefault(point[3], []).append(point)
+        chunks = [g[i : i + cfg.max_stack] for g in groups.values() for i in range(0, len(g), cfg.max_stack)]
         units = [
-            kit.Unit(f"point-{o}-lr{lr:.6g}-b{b}", sweep_point, (*where, o, lr, b), threads, gpus=1)
-            for o, lr, b, _ in points
+            kit.Unit(f"{name}-rung{r}-{i}", sweep_unit, (*where, chunk, epochs), threads, gpus=1)
+            for i, chunk in enumerate(chunks)
         ]
-        keys = [dict(study=study, optimizer=o, lr=lr, batch_size=b, lr_scaled=sc) for o, lr, b, sc in points]
-        return pd.DataFrame(
-            [{**k, **h} for k, hs in zip(keys, ctx.map(units, description), strict=True) for h in hs]
-        )
+        results = ctx.map(units, f"q3 {name} sweep, rung {r + 1}: {len(points)} points × {epochs} epochs")
+        return pd.DataFrame([row for rows in results for row in rows])
+
+    def tune(name: str, points: list[Point]) -> pd.DataFrame:
+        lengths = halving.rung_lengths(cfg.sweep_epochs, cfg.halving, cfg.rungs)
+        return halving.search(points, POINT_KEYS, lengths, cfg.halving, partial(rung, name))
 
     # 1. optimizer and learning rate at the reference batch size
-    points = [(o, lr, cfg.base_batch, False) for o in cfg.optimizers for lr in cfg.lrs]
-    lr_sweep = sweep("lr", points, "q3 learning-rate sweep")
+    lr_sweep = tune("lr", [("lr", o, lr, cfg.base_batch, False) for o in cfg.optimizers for lr in cfg.lrs])
     first = select_best(lr_sweep)
     opt, base_lr = str(first["optimizer"]), float(first["lr"])
     # 2. batch size: the rate grid at every batch size, and the linearly scaled rate
-    grid = sweep(
-        "grid",
-        [(opt, lr, b, False) for b in cfg.batch_sizes for lr in cfg.lrs],
-        "q3 learning rate × batch size",
-    )
-    points = [(opt, base_lr * b / cfg.base_batch, b, True) for b in cfg.batch_sizes]
-    scaling = sweep("scaling", points, "q3 linear scaling")
-    second = select_best(pd.concat([grid, scaling], ignore_index=True))
+    grid = [("grid", opt, lr, b, False) for b in cfg.batch_sizes for lr in cfg.lrs]
+    scaled = [("scaling", opt, base_lr * b / cfg.base_batch, b, True) for b in cfg.batch_sizes]
+    batch_sweep = tune("batch", grid + scaled)
+    second = select_best(batch_sweep)
     lr, batch = float(second["lr"]), int(second["batch_size"])
     # 3. epochs: one long schedule with early stopping
-    schedule = kit.linear_decay(lr, cfg.max_epochs)
-    stopping = partial(fit, splits, opt, schedule, batch, ctx.seed, True, cfg.patience, cfg.monitor)
-    history = ctx.step("early-stopping", stopping)
+    stopping = partial(
+        fit, splits, [(opt, lr)], cfg.max_epochs, batch, ctx.seed, True, cfg.patience, cfg.monitor
+    )
+    history = ctx.step("early-stopping", stopping)[0]
     point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=bool(second["lr_scaled"]))
-    curve = pd.DataFrame([{**point, **h} for h in history])
+    curve = pd.DataFrame([{**point, **h, "rung": 0} for h in history])
     best = curve.iloc[len(curve) - 1 - kit.epochs_since_best(kit.badness(history, cfg.monitor))]
     schedule = curve["epoch_lr"].iloc[: int(best["epoch"])].tolist()  # the refit replays these epochs
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
-    finals = ctx.map(
-        [
-            kit.Unit(f"final-seed{s}", final_unit, (*where, opt, schedule, batch, s), threads, 1)
-            for s in seeds
-        ],
-        "q3 final models",
-    )
+    unit = kit.Unit("final", finals_unit, (*where, opt, schedule, batch, seeds), threads, 1)
+    finals = ctx.map([unit], f"q3 final models: {len(seeds)} seeds × {len(schedule)} epochs")[0]
     final = pd.DataFrame([f["result"] for f in finals])
     choice = [
         {"stage": stage, "optimizer": opt, "lr": float(row["lr"]), "batch_size": int(row["batch_size"]),
@@ -384,7 +383,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     title = datasets.layout(cfg.dataset).title
     return Output(
         tables={
-            "sweep": pd.concat([lr_sweep, grid, scaling, curve], ignore_index=True),
+            "sweep": pd.concat([lr_sweep, batch_sweep, curve], ignore_index=True),
             "choice": pd.DataFrame(choice),
             "final": final,
             "interval": pd.DataFrame([kit.t_interval(final["test_acc"].tolist(), cfg.ci_level)]),

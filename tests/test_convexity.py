@@ -45,14 +45,6 @@ def test_ce_hessian_by_autograd_equals_closed_form(scale: float) -> None:
     assert float(cx.eigenvalues(h)[0]) >= -1e-12 * float(closed.abs().max())
 
 
-def test_mse_hessian_by_autograd_equals_weighted_closed_form() -> None:
-    x, y = _task()
-    theta = 4.0 * torch.randn(x.shape[1], generator=torch.Generator().manual_seed(2), dtype=F64)
-    h = cx.hessian(lambda t: cx.squared_error(x @ t, y).mean(), theta)
-    closed = (x.T * cx.closed_d2("mse", x @ theta, y)) @ x / len(x)
-    torch.testing.assert_close(h, closed, rtol=1e-12, atol=1e-15 * float(closed.abs().max()))
-
-
 def test_second_derivatives_in_z_and_the_negative_region_of_mse() -> None:
     z = torch.linspace(-10, 10, 2001, dtype=F64)
     for loss, fn in cx.LOSSES.items():
@@ -77,26 +69,30 @@ def _segments(count: int = 200, dim: int = 5) -> tuple[torch.Tensor, torch.Tenso
     return torch.randn(count, dim, generator=g, dtype=F64), torch.randn(count, dim, generator=g, dtype=F64)
 
 
+def _midpoint(f, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+    return cx.midpoint_test(f(a), f(b), f((a + b) / 2), rtol=1e-9)
+
+
 def test_midpoint_counter_flags_every_segment_of_a_concave_function() -> None:
     a, b = _segments()
-    result = cx.midpoint_test(lambda t: -(t**2).sum(-1) + 3.0, a, b, rtol=1e-9)
+    result = _midpoint(lambda t: -(t**2).sum(-1) + 3.0, a, b)
     assert int(result["violated"].sum()) == len(a)
     torch.testing.assert_close(result["gap"], ((a - b) ** 2).sum(-1) / 4)  # the exact Jensen gap
 
 
 def test_midpoint_counter_finds_no_violation_for_convex_or_affine_functions() -> None:
     a, b = _segments()
-    convex = cx.midpoint_test(lambda t: torch.logsumexp(3 * t, dim=-1) + (t**2).sum(-1), a, b, rtol=1e-9)
+    convex = _midpoint(lambda t: torch.logsumexp(3 * t, dim=-1) + (t**2).sum(-1), a, b)
     assert int(convex["violated"].sum()) == 0 and bool((convex["gap"] < 0).all())
     c = torch.randn(a.shape[1], generator=torch.Generator().manual_seed(4), dtype=F64)
-    affine = cx.midpoint_test(lambda t: t @ c + 1e3, a, b, rtol=1e-9)  # gap is pure round-off
+    affine = _midpoint(lambda t: t @ c + 1e3, a, b)  # gap is pure round-off
     assert int(affine["violated"].sum()) == 0
     assert float(affine["gap"].abs().max()) < 1e-9 * 1e3
 
 
 def test_midpoint_counter_finds_some_violations_of_a_sometimes_concave_function() -> None:
     a, b = _segments()
-    result = cx.midpoint_test(lambda t: torch.sin(t).sum(-1), a, b, rtol=1e-9)
+    result = _midpoint(lambda t: torch.sin(t).sum(-1), a, b)
     assert 0 < int(result["violated"].sum()) < len(a)
 
 
@@ -231,22 +227,40 @@ def test_contradicting_evidence_stops_the_build_naming_the_check(smoke_store: St
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 @pytest.mark.parametrize("scale", [0.0, 0.3, 3.0])
-def test_q2_closed_form_hessian_equals_autograd(loss, scale):
-    """The closed form the Q2 run uses at every point (autograd checks it at a few points in the run)."""
-    import torch
-
-    from experiments import convexity as cx
-    from experiments import q2
-
+def test_closed_form_hessians_equal_autograd(loss, scale):
+    """The closed forms Q1 and Q2 use at every point equal autograd's whole Hessian, entry by entry
+    (the runs check them by Hessian-vector products, ``test_the_hvp_check_catches_a_wrong_hessian``)."""
+    x, y = _task()
     gen = torch.Generator().manual_seed(1)
-    n, d, hidden = 200, 11, 3
-    x = torch.cat(
-        [torch.rand(n, d - 1, generator=gen, dtype=torch.float64), torch.ones(n, 1, dtype=torch.float64)], 1
-    )
-    y = (torch.rand(n, generator=gen) > 0.5).double()
-    theta = scale * torch.randn(hidden * d + hidden + 1, generator=gen, dtype=torch.float64)
-    autograd = cx.hessian(lambda t: cx.LOSSES[loss](q2.logits(t, x, hidden), y).mean(-1), theta)
-    closed = q2.exact_hessian(loss, theta, x, y, hidden)
-    assert (closed - autograd).abs().max() <= 1e-13 * autograd.abs().max()
-    if scale == 0.0:  # at the origin it is the report's origin_hessian
-        assert torch.allclose(closed, q2.origin_hessian(loss, x, y, hidden), rtol=0, atol=1e-16)
+    hidden = 3
+    models = {
+        "q1": (lambda t: x @ t, lambda t: exp_q1.exact_hessian(loss, t, x, y), x.shape[1]),
+        "q2": (
+            lambda t: exp_q2.logits(t, x, hidden),
+            lambda t: exp_q2.exact_hessian(loss, t, x, y, hidden),
+            hidden * x.shape[1] + hidden + 1,
+        ),
+    }
+    for logits, exact, size in models.values():
+        theta = scale * torch.randn(size, generator=gen, dtype=torch.float64)
+        autograd = cx.hessian(lambda t, logits=logits: cx.LOSSES[loss](logits(t), y).mean(-1), theta)
+        closed = exact(theta)
+        assert (closed - autograd).abs().max() <= 1e-13 * autograd.abs().max()
+    if scale == 0.0:  # at the origin Q2's is the report's origin_hessian
+        assert torch.allclose(closed, exp_q2.origin_hessian(loss, x, y, hidden), rtol=0, atol=1e-16)
+
+
+def test_the_hvp_check_catches_a_wrong_hessian():
+    """The run's check of every closed-form Hessian: round-off for the right matrix, and far above the
+    tolerance for one whose single off-diagonal pair is off by 1% of the largest entry."""
+    x, y = _task()
+    gen = torch.Generator().manual_seed(1)
+    hidden = 3
+    theta = torch.randn(hidden * x.shape[1] + hidden + 1, generator=gen, dtype=torch.float64)
+    f = lambda t: cx.squared_error(exp_q2.logits(t, x, hidden), y).mean(-1)  # noqa: E731
+    h = exp_q2.exact_hessian("mse", theta, x, y, hidden)
+    assert cx.hvp_err(f, theta, h, torch.Generator().manual_seed(0)) <= 1e-13
+    wrong = h.clone()
+    wrong[3, 20] += 0.01 * h.abs().max()
+    wrong[20, 3] = wrong[3, 20]
+    assert cx.hvp_err(f, theta, wrong, torch.Generator().manual_seed(0)) > 1e3 * cx.EXACT_TOL
