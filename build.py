@@ -73,7 +73,8 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
 
     slurm = dict(folder=opts.results.root / ".slurm", partition=opts.slurm_partition, gpus=opts.slurm_gpus,
                  minutes=opts.slurm_time, parallelism=opts.slurm_parallelism)  # fmt: skip
-    executor = executors.make(opts.executor.value, opts.device, opts.ray_address, slurm)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    executor = executors.make(opts.executor.value, opts.device, opts.ray_address, slurm, opts.jobs or cores)
     return runner.run_stale(
         names, opts.request, opts.results, force, opts.device, executor, console, _waiting
     )

@@ -60,7 +60,9 @@ def measure(data_dir: Path, points: int, epochs: int) -> tuple[float, float]:
     cfg = dataclasses.replace(q3.PROFILES["quick"], cpu_threads=1, sweep_epochs=epochs)
     lrs = [10 ** (-3 + 2 * i / max(1, points - 1)) for i in range(points)]
     units = [
-        kit.Unit(f"p{i}", q3.sweep_point, (cfg, data_dir, 0, "cpu", "adam", lr, 128), 1)
+        kit.Unit(
+            f"p{i}", q3.sweep_unit, (cfg, data_dir, 0, "cpu", [("lr", "adam", lr, 128, False)], epochs), 1
+        )
         for i, lr in enumerate(lrs)
     ]
     q3.load_splits(cfg, data_dir, 0, "cpu")  # the data in this process, as the driver has it
@@ -75,7 +77,8 @@ def measure(data_dir: Path, points: int, epochs: int) -> tuple[float, float]:
     t_ray = time.perf_counter() - t0
     ray.close()
     frames = [
-        pd.DataFrame([h for r in rs for h in r]).drop(columns="epoch_s") for rs in (local, remote.values())
+        pd.DataFrame([row for r in rs for row in r]).drop(columns="epoch_s")
+        for rs in (local, remote.values())
     ]
     assert frames[0].equals(frames[1]), "the executors must return the same results (timings aside)"
     return t_local, t_ray

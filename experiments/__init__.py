@@ -3,7 +3,8 @@
 The names, their order and what each stores come from ``experiments/manifest.toml``. Every experiment
 module defines the same small interface, so adding one is adding a file and a manifest entry:
 
-- ``Config``: a frozen dataclass of plain data; ``PROFILES``: ``{"smoke" | "quick" | "full": Config}``;
+- ``Config``: a frozen dataclass of plain data; ``PROFILES``: ``{"smoke" | "quick" | "full": Config}``
+  (the ``cpu`` build profile runs each experiment's ``cpu_profile`` from the manifest);
 - ``run(cfg, ctx) -> Output``: the tidy tables the manifest lists, plus a headline metric.
 """
 

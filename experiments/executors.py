@@ -5,7 +5,9 @@ order), with a ``Failed`` in place of the result of a unit that raised. The driv
 it arrives, so what a unit returns never depends on who ran it, and a killed build resumes whatever ran
 it. Stages that depend on earlier choices stay in the driver; only their independent units fan out.
 
-- ``Local``: in this process, in order: the default, and the numbers every other executor must equal.
+- ``Local``: on this machine: in this process, in order (``jobs`` 1: the numbers every other executor
+  must equal), or in ``jobs`` worker processes, as many units at once as their threads fit on ``jobs``
+  cores (the default: a 2-core laptop trains two of Q3's single-thread units at a time).
 - ``RayExecutor``: Ray tasks, one CPU per training thread (one GPU per unit on CUDA); joins a cluster
   at ``address``, else starts one on this machine for the build, listening on 127.0.0.1 with no
   dashboard. A unit whose worker dies (killed, out of memory, preempted) is retried once.
@@ -16,9 +18,13 @@ it. Stages that depend on earlier choices stay in the driver; only their indepen
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +47,67 @@ def _prefixed(log: Log, key: str) -> Log:
 
 
 class Local:
-    """In this process, one unit after another."""
+    """On this machine: in this process, one unit after another, or in ``jobs`` worker processes."""
 
     device = None  # units use the driver's resolved device
 
+    def __init__(self, jobs: int = 1) -> None:
+        self.jobs = max(1, jobs)
+        self._pool: ProcessPoolExecutor | None = None  # started on first use, kept for the build
+
+    def slots(self, threads: int) -> int:
+        """How many units of ``threads`` threads run at once."""
+        return max(1, self.jobs // max(1, threads))
+
     def close(self) -> None:
-        return
+        """Stop the worker processes, the running units with them (an interrupted build leaves none)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:  # idle ones exit anyway; a running unit is stopped, not awaited
+                process.terminate()
+                process.join()
 
     def run(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
+        at_once = min(len(units), self.slots(max((u.threads for u in units), default=1)))
+        if at_once <= 1:
+            yield from self._here(units, log)
+            return
+        if self._pool is None:  # spawned, not forked: a forked copy of a process running torch can hang
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_worker)
+        queue, running = list(units), {}
+        while queue or running:
+            while queue and len(running) < at_once:  # in the order given: the longest units first
+                unit = queue.pop(0)
+                running[self._pool.submit(remote_call, unit)] = unit
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                unit = running.pop(future)
+                try:
+                    result, lines, _seconds = future.result()
+                except BrokenProcessPool:  # a worker died (killed, out of memory): no result to keep
+                    self.close()
+                    yield unit, Failed("the worker process running it died (killed or out of memory)")
+                    continue
+                except Exception as e:  # the unit's own error, raised in the worker
+                    yield unit, Failed(f"{type(e).__name__}: {e}")
+                    continue
+                for line in lines:
+                    log(f"{unit.key}: {line}")
+                yield unit, result
+
+    def _here(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
         for unit in units:
             try:
                 yield unit, call(unit, _prefixed(log, unit.key))
             except Exception as e:  # the unit's own error: kept, the next unit runs
                 yield unit, Failed(f"{type(e).__name__}: {e}")
+
+
+def _worker() -> None:
+    """A worker process leaves Ctrl-C to the driver, which stops the pool (``Local.close``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def remote_call(unit: Unit) -> tuple[Any, list[str], float]:
@@ -88,6 +142,10 @@ class RayExecutor:
             )
             self._started = True
         return ray
+
+    def slots(self, threads: int) -> int:
+        """How many units of ``threads`` threads the cluster runs at once."""
+        return max(1, int(self._ray().cluster_resources().get("CPU", 1)) // max(1, threads))
 
     def close(self) -> None:
         """Leave the cluster; one started for this build is shut down."""
@@ -156,6 +214,10 @@ class SlurmExecutor:
         self.minutes, self.parallelism = minutes, parallelism
         self.device = device  # as asked: each job resolves it on its node
         self._snapshot: Path | None = None  # the code every job of this build runs
+
+    def slots(self, threads: int) -> int:
+        """How many array tasks run at once."""
+        return self.parallelism
 
     def close(self) -> None:
         return
@@ -254,11 +316,16 @@ class SlurmExecutor:
 
 
 def make(
-    name: str, device: str = "auto", address: str | None = None, slurm: dict[str, Any] | None = None
+    name: str,
+    device: str = "auto",
+    address: str | None = None,
+    slurm: dict[str, Any] | None = None,
+    jobs: int = 1,
 ) -> Any:
-    """The executor ``--executor`` names; ``device`` is the device as asked, which remote workers resolve."""
+    """The executor ``--executor`` names; ``device`` is the device as asked, which remote workers resolve;
+    ``jobs`` is how many cores a local build uses for units at once."""
     if name == "local":
-        return Local()
+        return Local(jobs)
     if name == "ray":
         return RayExecutor(address, device=device)
     if name == "slurm":

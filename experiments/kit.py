@@ -61,6 +61,11 @@ class RunContext:
     def units_on(self) -> str:
         return self.unit_device or self.device.type
 
+    def slots(self, threads: int) -> int:
+        """How many units of ``threads`` threads the executor runs at once: a study splits its work into at
+        least that many units so no core idles."""
+        return self.executor.slots(threads) if hasattr(self.executor, "slots") else 1
+
     def step(self, key: str, compute: Callable[[], T]) -> T:
         """Run ``compute`` once per ``key`` per run, keeping its result on disk so a crashed or
         interrupted build resumes here instead of recomputing (a stage that depends on earlier ones)."""
@@ -123,6 +128,22 @@ class Unit:
 
 
 _say: ContextVar[Callable[[str], None]] = ContextVar("say", default=lambda msg: None)
+
+
+def split(groups: dict[Any, list[T]], cost: Callable[[Any], float], slots: int, most: int) -> list[list[T]]:
+    """Cut groups of items that train together (one stacked network per chunk) into units for an executor
+    that runs ``slots`` at once: each group into about its share of the slots by ``cost(key)`` per item,
+    at most ``most`` items per chunk, the costliest chunks first (they start first). A stacked point
+    trains the same whatever its chunk, so the cut changes timings, never results."""
+    total = sum(cost(k) * len(g) for k, g in groups.items()) or 1.0
+    chunks = []
+    for key, group in groups.items():
+        n = max(-(-len(group) // most), min(len(group), round(cost(key) * len(group) / total * slots)), 1)
+        size = -(-len(group) // n)
+        chunks += [
+            (cost(key) * len(group[i : i + size]), group[i : i + size]) for i in range(0, len(group), size)
+        ]
+    return [chunk for _, chunk in sorted(chunks, key=lambda c: -c[0])]
 
 
 def say(message: str) -> None:
@@ -192,7 +213,7 @@ def threads(n: int) -> Iterator[None]:
 
     Small matrix products (a 128-unit layer at batch 32, float64 problems of tens of columns) gain little
     from a second thread, and on a CPU shared with other jobs OpenMP's spin-waiting made them 10-30x
-    slower in our measurements (see benchmarks/q3_epoch_time.py).
+    slower in our measurements.
     """
     previous = torch.get_num_threads()
     if n:

@@ -15,20 +15,16 @@ accuracy on images held out from the training set:
 4. ``final``: retrain on training + validation images with the first ``best epoch`` rates of that
    schedule, once per seed; only these models see the test set, once each.
 
-Stages 1 and 2 are tuned by successive halving (``rung_epochs``): every point trains briefly, the best
-``1/halving`` of them train again for longer, and so on up to ``sweep_epochs``; each rung trains its
-points from scratch on its own schedule. Points that share a batch size and initial weights train as one
-stacked network (``experiments/stacked.py``), as do the final models.
-
-Data sits on the device as float tensors for the whole run; a batch is an index slice of a per-epoch
-permutation, so an epoch is a few hundred matrix products and no Python per image.
+Stages 1 and 2 search by successive halving (``experiments/halving.py``) up to ``sweep_epochs``. Points
+of one batch size train as one stacked network (``experiments/stacked.py``), as do the final models. Data
+sits on the device as float tensors; a batch is an index slice of a per-epoch permutation.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -46,6 +42,7 @@ from report.core.errors import ConfigError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
 POINT_KEYS = ["study", "optimizer", "lr", "batch_size", "lr_scaled"]  # what identifies a sweep point
+STEP_COST = lambda batch: 0.25 + 30 / batch  # noqa: E731  # ~seconds per point-epoch on one core: for balance
 Point = tuple[str, str, float, int, bool]  # those keys' values
 
 
@@ -69,7 +66,7 @@ class Config:
     ci_level: float = 0.95  # confidence level of the Student-t interval for the mean over seeds
     n_misclassified: int = 24  # misclassified test digits kept per final model (most confident first)
     max_stack: int = 64  # points trained together as one stacked network (one unit for an executor)
-    cpu_threads: int = 0  # intra-op threads per unit on CPU (0: torch's default, every core)
+    cpu_threads: int = 1  # threads per unit on CPU (0: every core); more cores run more units at once
 
     def validate(self) -> None:
         positive = (
@@ -139,15 +136,6 @@ def layers_table(model: nn.Sequential) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_optimizer(
-    name: str, params: Iterable[nn.Parameter], lr: float, device: torch.device
-) -> torch.optim.Optimizer:
-    fused = device.type in ("cpu", "cuda")  # one kernel updates every parameter, no Python loop over them
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, fused=fused)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9 if name == "momentum" else 0.0, fused=fused)
-
-
 # ---- data -------------------------------------------------------------------------------------------
 @dataclass
 class Split:
@@ -156,6 +144,9 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter((self.x, self.y))
 
 
 @functools.lru_cache(maxsize=1)  # a worker process loads the data once for all the units it runs
@@ -216,8 +207,9 @@ def fit(
     for epoch, lrs in enumerate(rates, start=1):
         seconds += next(loop)
         if curve or epoch == epochs:
-            train_loss, train_acc = stacked.evaluate(stack, splits["train"].x, splits["train"].y)
-            val_loss, val_acc = stacked.evaluate(stack, splits["val"].x, splits["val"].y)
+            nan = [math.nan] * len(points)  # training metrics where the report reads them: the curve
+            train_loss, train_acc = stacked.evaluate(stack, *splits["train"]) if curve else (nan, nan)
+            val_loss, val_acc = stacked.evaluate(stack, *splits["val"])
             share = seconds / epoch / len(points)  # training seconds per epoch, per point of the stack
             for k, history in enumerate(histories):
                 history.append({"epoch": epoch, "epoch_lr": lrs[k], "epoch_s": share, "stacked": len(points),
@@ -334,11 +326,11 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     threads = (cfg.cpu_threads or torch.get_num_threads()) if ctx.device.type == "cpu" else 1
 
     def rung(name: str, r: int, points: list[Point], epochs: int) -> pd.DataFrame:
-        """Train ``points`` for ``epochs``: one unit per batch size (at most ``max_stack`` points each)."""
+        """Train ``points`` for ``epochs``: stacks of one batch size, cut into units for the cores."""
         groups: dict[int, list[Point]] = {}
         for point in points:
             groups.setdefault(point[3], []).append(point)
-        chunks = [g[i : i + cfg.max_stack] for g in groups.values() for i in range(0, len(g), cfg.max_stack)]
+        chunks = kit.split(groups, STEP_COST, ctx.slots(threads), cfg.max_stack)
         units = [
             kit.Unit(f"{name}-rung{r}-{i}", sweep_unit, (*where, chunk, epochs), threads, gpus=1)
             for i, chunk in enumerate(chunks)
@@ -371,8 +363,13 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     schedule = curve["epoch_lr"].iloc[: int(best["epoch"])].tolist()  # the refit replays these epochs
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
-    unit = kit.Unit("final", finals_unit, (*where, opt, schedule, batch, seeds), threads, 1)
-    finals = ctx.map([unit], f"q3 final models: {len(seeds)} seeds × {len(schedule)} epochs")[0]
+    chunks = kit.split({batch: seeds}, STEP_COST, ctx.slots(threads), cfg.max_stack)
+    units = [
+        kit.Unit(f"final-{i}", finals_unit, (*where, opt, schedule, batch, c), threads, 1)
+        for i, c in enumerate(chunks)
+    ]
+    done = ctx.map(units, f"q3 final models: {len(seeds)} seeds × {len(schedule)} epochs")
+    finals = sorted((f for chunk in done for f in chunk), key=lambda f: f["result"]["seed"])
     final = pd.DataFrame([f["result"] for f in finals])
     choice = [
         {"stage": stage, "optimizer": opt, "lr": float(row["lr"]), "batch_size": int(row["batch_size"]),

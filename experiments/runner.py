@@ -70,7 +70,8 @@ def resolve(
     out = []
     for name in names:
         module = experiments.get(name)
-        config = apply_overrides(name, module.PROFILES[profile], overrides.get(name, {}))
+        own = known.get(name).profile(profile)  # what the build profile runs for this experiment
+        config = apply_overrides(name, module.PROFILES[own], overrides.get(name, {}))
         out.append((name, module, config))
     return out
 

@@ -76,6 +76,7 @@ class Stack:
         layers: list[nn.Module] = [nn.Flatten()]
         for w, b in zip(self.params[::2], self.params[1::2], strict=True):
             linear = nn.Linear(*w.shape[1:], device=w.device)
+            linear = linear.to(w.dtype)
             with torch.no_grad():
                 linear.weight.copy_(w[k].T)
                 linear.bias.copy_(b[k])

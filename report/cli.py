@@ -77,7 +77,8 @@ class Shared:
 
 SHARED: dict[str, Shared] = {
     "profile": Shared(str, None, ("--profile", "-p"), f"Experiment size: {', '.join(PROFILES)}; without "
-                      "one, full where CUDA is present, else quick.", "REPORT_PROFILE", "profile"),
+                      "one, full where CUDA is present, else cpu (Q1-Q3 full, Q4 quick).", "REPORT_PROFILE",
+                      "profile"),
     "data_dir": Shared(Path, Path("data"), ("--data-dir",), "Where datasets live (downloaded there if "
                        "missing).", "REPORT_DATA_DIR", "data_dir"),
     "store": Shared(Path, Path("results"), ("--store",), "The results store.", "REPORT_STORE", "store"),
@@ -93,6 +94,9 @@ SHARED: dict[str, Shared] = {
                        "local (here, in order), ray (a Ray cluster; see --ray-address) or slurm (job arrays "
                        "through submitit; see --slurm-*).", "REPORT_EXECUTOR",
                        "executor"),
+    "jobs": Shared(int, 0, ("--jobs", "-j"), "With --executor local: how many cores run units at once, in "
+                   "worker processes (default 0: every core; 1: in this process, in order).", "REPORT_JOBS",
+                   "jobs"),
     "ray_address": Shared(str, None, ("--ray-address",), "Join this Ray cluster (e.g. ray://host:10001); "
                           "without it --executor ray starts one here for the build.", "RAY_ADDRESS",
                           "ray_address"),
@@ -118,7 +122,15 @@ SHARED: dict[str, Shared] = {
 }  # fmt: skip
 BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions", "show_settings")
 TRACK = ("track", "tracking_uri")
-EXECUTE = ("executor", "ray_address", "slurm_partition", "slurm_gpus", "slurm_time", "slurm_parallelism")
+EXECUTE = (
+    "executor",
+    "jobs",
+    "ray_address",
+    "slurm_partition",
+    "slurm_gpus",
+    "slurm_time",
+    "slurm_parallelism",
+)
 ALWAYS = ("debug",)
 
 
@@ -136,6 +148,7 @@ class Options:
     fmt: Format = Format.all
     paper: Paper = Paper.a4
     executor: Executor = Executor.local
+    jobs: int = 0
     ray_address: str | None = None
     slurm_partition: str | None = None
     slurm_gpus: int = 0
@@ -179,7 +192,7 @@ class Options:
         """(setting, value, source) for each resolved option, and each --set value."""
         rows = [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in names if SHARED[n].key]
         if "profile" in names:  # the resolved profile, also when none was given anywhere
-            came = self.sources.get("profile", "default (full with CUDA, else quick)")
+            came = self.sources.get("profile", "default (full with CUDA, else cpu)")
             rows = [("profile", self.chosen, came) if r[0] == "profile" else r for r in rows]
         file_sets = self.settings.overrides(self.chosen)
         cli_sets = parse_overrides(self.sets)

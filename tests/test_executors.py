@@ -149,10 +149,11 @@ def test_a_failing_unit_is_named_in_one_line_and_the_others_are_kept(data_dir, t
         pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
     cfg = dataclasses.replace(q3.PROFILES["smoke"], sweep_epochs=1)
     good = [
-        kit.Unit(f"good-{i}", q3.sweep_point, (cfg, data_dir, 0, "cpu", "adam", lr, 32))
+        kit.Unit(f"good-{i}", q3.sweep_unit, (cfg, data_dir, 0, "cpu", [("lr", "adam", lr, 32, False)], 1))
         for i, lr in enumerate((1e-3, 1e-2))
     ]
-    bad = kit.Unit("bad", q3.sweep_point, (cfg, tmp_path / "nowhere", 0, "cpu", "adam", 1e-3, 32))
+    point = [("lr", "adam", 1e-3, 32, False)]
+    bad = kit.Unit("bad", q3.sweep_unit, (cfg, tmp_path / "nowhere", 0, "cpu", point, 1))
     ctx = kit.RunContext(
         torch.device("cpu"), 0, data_dir, tmp_path / "work", executor=executors.make(executor)
     )

@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
-from experiments import kit, q3
+from experiments import halving, kit, q3
 from experiments.kit import Output, RunContext
 from report import render
 from report.core.config import apply_overrides
@@ -70,6 +70,7 @@ def _point(opt: str, lr: float, accs: list[float], losses: list[float], batch: i
             "epoch": e,
             "val_acc": a,
             "val_loss": loss,
+            "rung": 0,
         }
         for e, (a, loss) in enumerate(zip(accs, losses, strict=True), 1)
     ]
@@ -104,18 +105,11 @@ def test_linear_decay_starts_at_the_peak_and_ends_at_peak_over_epochs() -> None:
     assert kit.linear_decay(0.1, 4) == pytest.approx([0.1, 0.075, 0.05, 0.025])
 
 
-def test_training_loop_slices_every_example_once_per_epoch() -> None:
-    """An epoch is a permutation cut into batches: every example once, the last batch the remainder."""
-    split = q3.Split(torch.rand(37, 1, 28, 28), torch.randint(0, 10, (37,)))
-    seen: list[torch.Tensor] = []
-    model = q3.mlp()
-    model.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    next(q3.train_epochs(model, opt, split, 8, torch.Generator().manual_seed(0)))
-    batches = torch.cat(seen)
-    assert [len(b) for b in seen] == [8, 8, 8, 8, 5]
-    order = [int(torch.nonzero((split.x == b).flatten(1).all(1))[0]) for b in batches]
-    assert sorted(order) == list(range(37))
+def test_select_best_chooses_among_the_last_rung_only() -> None:
+    """A point that shone in a short rung but was not retrained does not beat the last rung's best."""
+    short = _point("sgd", 0.1, [0.99], [0.05])
+    long = [{**r, "rung": 1} for r in _point("adam", 1e-3, [0.90, 0.97], [0.3, 0.1])]
+    assert q3.select_best(pd.DataFrame(short + long))["optimizer"] == "adam"
 
 
 # ---- the interval ------------------------------------------------------------------------------------
@@ -154,8 +148,14 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
     assert set(out.tables) == TABLES
     sweep = out.tables["sweep"]
     assert set(sweep["study"]) == {"lr", "grid", "scaling", "epochs"}
-    assert len(sweep[sweep["study"] == "lr"]) == len(cfg.optimizers) * len(cfg.lrs)
-    assert len(sweep[sweep["study"] == "grid"]) == len(cfg.lrs) * len(cfg.batch_sizes)
+    first = sweep[sweep["rung"] == 0]
+    assert len(first[first["study"] == "lr"]) == len(cfg.optimizers) * len(cfg.lrs)
+    assert len(first[first["study"] == "grid"]) == len(cfg.lrs) * len(cfg.batch_sizes)
+    lengths = halving.rung_lengths(cfg.sweep_epochs, cfg.halving, cfg.rungs)
+    lr_rungs = sweep[sweep["study"] == "lr"].groupby("rung")
+    assert lr_rungs["epoch"].max().tolist() == lengths  # each rung trains its points for its epochs
+    sizes = lr_rungs.size().tolist()
+    assert all(b == math.ceil(a / cfg.halving) for a, b in zip(sizes, sizes[1:], strict=False))
     final = out.tables["final"]
     assert final["seed"].tolist() == [0, 1, 2]
     assert (final["epochs"] == out.tables["choice"].set_index("stage").loc["epochs", "epochs"]).all()
@@ -190,7 +190,7 @@ def test_smoke_run_is_deterministic(smoke_runs) -> None:
 
 def test_rerun_in_the_same_workdir_resumes_from_checkpoints(smoke_runs, data_dir: Path) -> None:
     a, _, workdir = smoke_runs
-    assert len(list(workdir.glob("point-*.pt"))) > 0 and len(list(workdir.glob("final-seed*.pt"))) == 3
+    assert len(list(workdir.glob("lr-rung*.pt"))) > 0 and len(list(workdir.glob("final.pt"))) == 1
     again = _run(data_dir, workdir)
     for name in TABLES:  # timings too: every result is read back, nothing retrained
         pd.testing.assert_frame_equal(a.tables[name], again.tables[name], check_exact=True)
@@ -226,10 +226,12 @@ def _row(
         "epoch": epoch,
         "epoch_lr": lr,
         "epoch_s": 0.5 * 128 / batch,
+        "stacked": 3,
         "train_loss": 1 - train,
         "train_acc": train,
         "val_loss": loss,
         "val_acc": acc,
+        "rung": 0,
     }
 
 
@@ -333,36 +335,45 @@ def synthetic_tables(best_epoch: int = 7) -> dict[str, pd.DataFrame]:
     }
 
 
-def _context(tmp_path: Path, tables: dict[str, pd.DataFrame]) -> dict:
+def _context(tmp_path: Path, tables: dict[str, pd.DataFrame], **overrides: object) -> dict:
     cfg = dataclasses.replace(
         q3.PROFILES["smoke"],
         lrs=LRS,
         base_batch=128,
         batch_sizes=(32, 128, 512),
         sweep_epochs=5,
+        halving=1,
         max_epochs=10,
         patience=3,
     )
+    cfg = dataclasses.replace(cfg, **overrides)
     store = Store(tmp_path / "results")
     store.write("smoke", "q3", tables, fake_meta("q3", config=dataclasses.asdict(cfg)))
     return ctx3.context(Results(store, "smoke"))
 
 
-def test_a_subset_of_the_data_is_said_in_a_banner_and_in_the_answer(tmp_path: Path) -> None:
-    def text_of(tables: dict[str, pd.DataFrame], folder: str) -> str:
-        _context(tmp_path / folder, tables)  # the same store, rendered as the report shows it
+def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp_path: Path) -> None:
+    def text_of(tables: dict[str, pd.DataFrame], folder: str, **cfg: object) -> str:
+        _context(tmp_path / folder, tables, **cfg)  # the same store, rendered as the report shows it
         page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
         return " ".join(re.sub(r"<[^>]+>", " ", page).split())
 
     subset = text_of(synthetic_tables(), "a")
-    assert "This build uses 6,000 of the 60,000 training images (the sweeps train on 5,000" in subset
-    assert "reduced budget" in subset
+    assert (
+        "This build runs Q3 at a reduced budget: 6,000 of the 60,000 training images and 1,000 of the "
+        "10,000 test images, sweep runs of at most 5 epochs instead of 10, an early-stopping schedule of "
+        "10 epochs instead of 30, 3 learning rates instead of 9 and 3 batch sizes instead of 4." in subset
+    )
     assert "Trained that way on 6,000 of the 60,000 training images of MNIST (this build's subset)" in subset
+    assert "at this build's reduced budget (see the note above)" in subset  # the answer
+    assert "and at this build's reduced budget (6,000 of the 60,000 training images" in subset  # the scope
     whole = synthetic_tables()
     whole["splits"].loc[whole["splits"]["split"] == "train_available", "images"] = 6000
     whole["splits"].loc[whole["splits"]["split"] == "test_available", "images"] = N_TEST
-    full = text_of(whole, "b")
-    assert "reduced budget" not in full and "Trained that way on all 6,000 training images" in full
+    full = q3.PROFILES["full"]
+    budget = {k: getattr(full, k) for k in ("sweep_epochs", "max_epochs", "lrs", "batch_sizes", "seeds")}
+    unreduced = text_of(whole, "b", **budget)
+    assert "reduced budget" not in unreduced and "Trained that way on all 6,000 training images" in unreduced
 
 
 def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) -> None:
@@ -456,7 +467,9 @@ def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:
 def test_a_one_point_window_is_below_the_grid_resolution_not_zero_wide() -> None:
     facts = _window_facts({1e-3: 0.90, 1e-2: 0.98, 1e-1: 0.90})
     words = render.words("q3")
-    text = _say(words.recommend_lr({"lr": facts, "sweep_epochs": 5, "base_batch": 128}))
+    text = _say(
+        words.recommend_lr({"lr": facts, "sweep_epochs": 5, "base_batch": 128, "halving": {"pruned": False}})
+    )
     assert "less than one grid step (1 decade) for Adam" in text and "0.0 decades" not in text
 
 

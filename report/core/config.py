@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from report.core.errors import ConfigError
 
-PROFILES: tuple[str, ...] = ("smoke", "quick", "full")
+PROFILES: tuple[str, ...] = ("smoke", "quick", "cpu", "full")  # cpu: see manifest.Experiment.profile
 
 
 def cuda_present() -> bool:
@@ -25,11 +25,11 @@ def cuda_present() -> bool:
 
 
 def default_profile() -> str:
-    """``full`` where a CUDA device is present, ``quick`` otherwise (``REPORT_PROFILE`` overrides)."""
+    """``full`` where a CUDA device is present, ``cpu`` otherwise (``REPORT_PROFILE`` overrides)."""
     env = os.environ.get("REPORT_PROFILE")
     if env:
         return check_profile(env)
-    return "full" if cuda_present() else "quick"
+    return "full" if cuda_present() else "cpu"
 
 
 def check_profile(name: str) -> str:

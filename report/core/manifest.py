@@ -38,6 +38,12 @@ class Experiment:
     datasets: tuple[str, ...]  # names, or "{field}" to read the name from that config field
     tables: Mapping[str, Mapping[str, str]]  # table -> column -> kind
     curves: Mapping[str, Any] | None = None  # {table, where, keys}: per-epoch curves for trackers
+    cpu_profile: str = "full"  # the experiment profile the ``cpu`` build profile runs
+
+    def profile(self, build: str) -> str:
+        """The experiment's own profile under build profile ``build``: ``cpu`` runs each experiment's
+        ``cpu_profile`` (the full study where a CPU finishes it in minutes), any other is itself."""
+        return self.cpu_profile if build == "cpu" else build
 
     def dataset_names(self, config: Mapping[str, Any]) -> list[str]:
         """The datasets this experiment reads under a resolved ``config``."""
@@ -120,7 +126,11 @@ def parse(data: Mapping[str, Any], source: str) -> Manifest:
                 raise ConfigError(
                     f"{where}: curves names a table with columns {', '.join(wanted)}; it has none such"
                 )
-        entries[name] = Experiment(name, entry["title"], tuple(entry.get("datasets", ())), tables, curves)
+        cpu = entry.get("cpu_profile", "full")
+        if cpu not in ("smoke", "quick", "full"):
+            raise ConfigError(f"{where}: cpu_profile = {cpu!r}; use smoke, quick or full")
+        datasets = tuple(entry.get("datasets", ()))
+        entries[name] = Experiment(name, entry["title"], datasets, tables, curves, cpu)
     return Manifest(entries, source)
 
 

@@ -55,6 +55,7 @@ CHOICES: dict[str, tuple[str, ...] | None] = {  # top-level keys; None: any text
 }
 TYPED: dict[str, type] = {
     "seed": int,
+    "jobs": int,
     "strict_versions": bool,
     "slurm_gpus": int,
     "slurm_time": int,

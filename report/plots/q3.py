@@ -13,16 +13,24 @@ import pandas as pd
 
 
 def draw_lr(data: pd.DataFrame, names: dict[str, str], chosen: tuple[str, float]) -> Any:
-    """Accuracy and loss against the learning rate (log axis), per optimizer; the chosen point circled."""
+    """Accuracy and loss against the learning rate (log axis), per optimizer: a line through the first
+    rung (every point), larger markers for the longer rungs that kept a point; the chosen point circled."""
     import matplotlib.pyplot as plt
 
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(6.4, 2.8))
-    for opt, df in data.groupby("optimizer", sort=False):
-        df = df.sort_values("lr")
-        acc.plot(df["lr"], 100 * df["val_acc"], "o-", ms=3, label=names[opt])
-        loss.plot(df["lr"], df["val_loss"], "o-", ms=3, label=names[opt])
-    pick = data[(data["optimizer"] == chosen[0]) & np.isclose(data["lr"], chosen[1])]
-    acc.plot(pick["lr"], 100 * pick["val_acc"], "o", ms=10, mfc="none", mec="k", label="chosen")
+    last = data["rung"].max()
+    for i, (opt, df) in enumerate(data.groupby("optimizer", sort=False)):
+        first = df[df["rung"] == 0].sort_values("lr")
+        epochs = int(first["epoch"].max())
+        label = f"{names[opt]} ({epochs} epoch{'s' if epochs != 1 else ''})" if last else names[opt]
+        acc.plot(first["lr"], 100 * first["val_acc"], "o-", ms=3, color=f"C{i}", label=label)
+        loss.plot(first["lr"], first["val_loss"], "o-", ms=3, color=f"C{i}")
+        for r, rung in df[df["rung"] > 0].groupby("rung"):
+            acc.plot(rung["lr"], 100 * rung["val_acc"], "o", ms=3 + 2 * r, color=f"C{i}", alpha=0.6)
+            loss.plot(rung["lr"], rung["val_loss"], "o", ms=3 + 2 * r, color=f"C{i}", alpha=0.6)
+    final = data[data["rung"] == last]
+    pick = final[(final["optimizer"] == chosen[0]) & np.isclose(final["lr"], chosen[1])]
+    acc.plot(pick["lr"], 100 * pick["val_acc"], "o", ms=12, mfc="none", mec="k", label="chosen")
     acc.set_ylim(0, 100)  # every point on the chart, the collapsed rates included
     loss.set_yscale("log")
     for ax, label in ((acc, "validation accuracy (%)"), (loss, "validation loss")):

@@ -1,0 +1,258 @@
+"""Q3's facts: what each stage of the stored study found, checked against the choices it made.
+
+Every choice the experiment made is re-checked here against the stored sweep (the chosen point must be
+the best validation point of its stage's last rung); ``report/questions/q3.py`` assembles these facts,
+tables and figures for the template.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from report.questions import require
+
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum 0.9", "adam": "Adam"}
+POINT = ["study", "optimizer", "lr", "batch_size", "lr_scaled", "rung"]
+STAGES = {"lr": ("lr",), "batch": ("grid", "scaling")}  # each tuning stage and the studies it trains
+USABLE = 0.01  # a learning rate is "usable" within one percentage point of its optimizer's best
+MONITORS = {"val_acc": "validation accuracy", "val_loss": "validation loss"}
+
+
+def last_epochs(sweep: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained point and rung: its metrics after its last epoch."""
+    return sweep.sort_values("epoch", kind="stable").groupby(POINT, sort=False).tail(1).reset_index(drop=True)
+
+
+def final_rung(rows: pd.DataFrame) -> pd.DataFrame:
+    """The points of the last successive-halving rung among ``rows``: the longest runs, whence choices."""
+    return rows[rows["rung"] == rows["rung"].max()]
+
+
+def halving_facts(last: pd.DataFrame) -> dict[str, Any]:
+    """Per tuning stage, each rung: its epochs, how many points it trained and kept, the best score and the
+    lowest score that was kept (every point below it was pruned); and the training spent, in epochs of one
+    point, against a plain grid that trains every point for the last rung's epochs."""
+    stages, rows = {}, []
+    for stage, studies in STAGES.items():
+        df = last[last["study"].isin(studies)]
+        rungs = sorted(df["rung"].unique())
+        for r in rungs:
+            here = df[df["rung"] == r]
+            nxt = df[df["rung"] == r + 1]
+            kept = here.merge(nxt[POINT[:-1]], on=POINT[:-1]) if len(nxt) else here.iloc[0:0]
+            rows.append({"stage": stage, "rung": int(r) + 1, "epochs": int(here["epoch"].max()),
+                         "points": len(here), "kept": len(kept), "best": float(here["val_acc"].max()),
+                         "cutoff": float(kept["val_acc"].min()) if len(kept) else math.nan})  # fmt: skip
+        spent = int(df["epoch"].sum())
+        grid = len(df[df["rung"] == 0]) * int(df["epoch"].max())
+        stages[stage] = {"rungs": len(rungs), "spent": spent, "grid": grid, "share": spent / grid}
+    table = pd.DataFrame(rows)
+    first = table.groupby("stage").first()
+    return {
+        "table": table,
+        "stages": stages,
+        "lengths": table[table["stage"] == "lr"]["epochs"].astype(int).tolist(),
+        "first": {k: first.loc[k].to_dict() for k in STAGES},
+        "pruned": len(table) > len(STAGES),  # more than one rung in some stage
+    }
+
+
+def lr_facts(last: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
+    """The learning-rate stage: best rate and usable window per optimizer on the first rung (every point at
+    the same budget), and the optimizer and rate the last rung chose."""
+    require(
+        math.isclose(choice["val_acc"], final_rung(last[last["study"] == "lr"])["val_acc"].max()),
+        "the chosen optimizer and learning rate have the highest validation accuracy of the last rung",
+    )
+    lr = last[(last["study"] == "lr") & (last["rung"] == 0)]
+    per_opt = {}
+    grid = sorted(lr["lr"].unique())
+    step_decades = math.log10(_grid_step(lr["lr"]))
+    for opt, df in lr.groupby("optimizer", sort=False):
+        best = df.sort_values("val_acc", ascending=False, kind="stable").iloc[0]
+        usable = df[df["val_acc"] >= best["val_acc"] - USABLE]["lr"]
+        per_opt[opt] = {
+            "name": OPTIMIZER_NAMES[opt],
+            "lr": float(best["lr"]),
+            "val_acc": float(best["val_acc"]),
+            "usable_min": float(usable.min()),
+            "usable_max": float(usable.max()),
+            "usable_decades": float(math.log10(usable.max() / usable.min())),
+            # one grid point in the window: its width is below the grid's resolution, not zero
+            "resolved": bool(usable.max() > usable.min()),
+            "step_decades": step_decades,
+            # an optimum on the edge of the grid: the best rate may lie beyond it
+            "edge": "low" if best["lr"] == grid[0] else "high" if best["lr"] == grid[-1] else None,
+        }
+    ranked = sorted(per_opt, key=lambda o: per_opt[o]["val_acc"], reverse=True)
+    momentum = None
+    if "sgd" in per_opt and "momentum" in per_opt:
+        ratio = per_opt["sgd"]["lr"] / per_opt["momentum"]["lr"]
+        step = _grid_step(lr["lr"])
+        off = None if step >= 10 else round(abs(math.log(ratio / 10)) / math.log(step))
+        # an optimum on the grid's edge makes the ratio a bound: "at least" when the true SGD optimum may be
+        # higher or the momentum one lower, "at most" the other way round, nothing when both apply
+        up = per_opt["sgd"]["edge"] == "high" or per_opt["momentum"]["edge"] == "low"
+        down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
+        bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
+        momentum = {"ratio": ratio, "step": step, "off": off, "bound": bound}  # off: steps from 1/(1 - β)
+    return {
+        "by_optimizer": per_opt,
+        "ranked": [per_opt[o] for o in ranked],
+        "momentum": momentum,
+        "optimizer": OPTIMIZER_NAMES[choice["optimizer"]],
+        "optimizer_key": str(choice["optimizer"]),
+        "lr": float(choice["lr"]),
+        "val_acc": float(choice["val_acc"]),
+        "grid": sorted(lr["lr"].unique().tolist()),
+        "points": len(lr),
+        "finalists": len(final_rung(last[last["study"] == "lr"])),
+    }
+
+
+def _grid_step(lrs: pd.Series) -> float:
+    """The typical factor between neighbouring learning rates of the grid."""
+    values = np.log10(np.sort(lrs.unique()))
+    return float(10 ** np.median(np.diff(values))) if len(values) > 1 else 10.0
+
+
+def batch_facts(
+    last: pd.DataFrame, choice: pd.Series, base_lr: float, n_val: int, n_train: int
+) -> dict[str, Any]:
+    """The batch-size stage: the grid, linear scaling, epoch time, and the chosen (lr, batch) point."""
+    require(
+        math.isclose(
+            choice["val_acc"], final_rung(last[last["study"].isin(STAGES["batch"])])["val_acc"].max()
+        ),
+        "the chosen batch size and learning rate have the highest validation accuracy of the last rung",
+    )
+    first = last[last["rung"] == 0]
+    grid = first[first["study"] == "grid"]
+    scaling = first[first["study"] == "scaling"].sort_values("batch_size")
+    both = final_rung(last[last["study"].isin(STAGES["batch"])])
+    fixed = grid[np.isclose(grid["lr"], base_lr)].set_index("batch_size")["val_acc"]
+    table = scaling[["batch_size", "lr", "val_acc"]].rename(
+        columns={"lr": "scaled_lr", "val_acc": "scaled_acc"}
+    )
+    table["fixed_acc"] = table["batch_size"].map(fixed)
+    table["steps"] = np.ceil(n_train / table["batch_size"]).astype(int)
+    timing = pd.concat([grid, scaling]).groupby("batch_size")["epoch_s"].median()
+    table["epoch_s"] = table["batch_size"].map(timing)
+    small, large = table.iloc[0], table.iloc[-1]
+    best_lr = grid.sort_values("val_acc", ascending=False, kind="stable").groupby("batch_size")["lr"].first()
+    steps = np.diff(best_lr.sort_index().to_numpy())
+    se = math.sqrt(choice["val_acc"] * (1 - choice["val_acc"]) / n_val)
+    se_diff = (
+        math.sqrt(2) * se
+    )  # of a difference of two accuracies, unpaired: an upper bound on one image set
+    points = both.drop_duplicates(["lr", "batch_size"])
+    close = int((points["val_acc"] >= choice["val_acc"] - 2 * se_diff).sum()) - 1
+    candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
+
+    trend = (
+        "grows"
+        if np.all(steps > 0)
+        else "same"
+        if np.all(steps == 0)
+        else "never decreases"
+        if np.all(steps >= 0)
+        else "not monotonic"
+    )
+    return {
+        "table": table,
+        "small": small.to_dict(),
+        "large": large.to_dict(),
+        "base_lr": base_lr,
+        "trend": trend,
+        "best_lr": [(int(b), float(v)) for b, v in best_lr.sort_index().items()],
+        "speed_ratio": float(small["epoch_s"] / large["epoch_s"]),
+        "lr": float(choice["lr"]),
+        "batch": int(choice["batch_size"]),
+        "val_acc": float(choice["val_acc"]),
+        "se": se,
+        "se_diff": se_diff,
+        "close": close,
+        "points": len(candidates),
+        "finalists": len(points),
+        "sizes": table["batch_size"].astype(int).tolist(),
+    }
+
+
+def epoch_facts(curve: pd.DataFrame, choice: pd.Series, monitor: str) -> dict[str, Any]:
+    """The early-stopping run: where the monitored validation score peaked and when training stopped."""
+    curve = curve.sort_values("epoch").reset_index(drop=True)
+    loss = curve["val_loss"].where(np.isfinite(curve["val_loss"]), np.inf)
+    by_acc, by_loss = curve.iloc[int(curve["val_acc"].idxmax())], curve.iloc[int(loss.idxmin())]
+    best = by_acc if monitor == "val_acc" else by_loss
+    require(
+        int(best["epoch"]) == int(choice["epochs"]),
+        f"the chosen epoch count is the epoch of the best {MONITORS[monitor]} in the early-stopping run",
+    )
+    return {
+        "best": int(best["epoch"]),
+        "by_acc": by_acc.to_dict(),
+        "by_loss": by_loss.to_dict(),
+        "stop": int(curve["epoch"].iloc[-1]),
+        "last": curve.iloc[-1].to_dict(),
+    }
+
+
+def final_facts(
+    final: pd.DataFrame, interval: pd.DataFrame, confusion: pd.DataFrame, best_epoch: int, n_test: int
+) -> dict[str, Any]:
+    """Test accuracy over seeds with its interval, after checking each model against its confusion matrix
+    and the stored interval against the seeds it summarises."""
+    final = final.sort_values("seed").reset_index(drop=True)
+    require(bool((final["epochs"] == best_epoch).all()), "every final model trained for the chosen epochs")
+    for seed, df in confusion.groupby("seed"):
+        acc = float(final.loc[final["seed"] == seed, "test_acc"].iloc[0])
+        diag = df.loc[df["true"] == df["pred"], "count"].sum()
+        require(
+            int(df["count"].sum()) == n_test and math.isclose(diag / n_test, acc, abs_tol=0.5 / n_test),
+            f"the confusion matrix of seed {seed} matches its stored test accuracy",
+        )
+    ci = interval.iloc[0]
+    acc = final["test_acc"]
+    require(
+        int(ci["n"]) == len(final)
+        and math.isclose(ci["mean"], acc.mean())
+        and math.isclose(ci["std"], acc.std(ddof=1))
+        and ci["lo"] <= ci["mean"] <= ci["hi"],
+        "the stored interval summarises the stored final models",
+    )
+    return {
+        "mean": float(ci["mean"]),
+        "std": float(ci["std"]),
+        "lo": float(ci["lo"]),
+        "hi": float(ci["hi"]),
+        "n": len(final),
+        "level": float(ci["level"]),
+        "quantile": float(ci["quantile"]),
+        "t": float(ci["t"]),
+        "seeds": final["seed"].astype(int).tolist(),
+        "test_se": math.sqrt(ci["mean"] * (1 - ci["mean"]) / n_test),
+        "min": float(acc.min()),
+        "max": float(acc.max()),
+    }
+
+
+def confusion_facts(confusion: pd.DataFrame, seed: int) -> dict[str, Any]:
+    """The matrix of one model and its most frequent confusions."""
+    cm = confusion[confusion["seed"] == seed].pivot(index="true", columns="pred", values="count")
+    off = confusion[(confusion["seed"] == seed) & (confusion["true"] != confusion["pred"])]
+    top = off.sort_values(["count", "true", "pred"], ascending=[False, True, True]).head(3)
+    errors = int(off["count"].sum())
+    per_class = 1 - np.diag(cm.to_numpy()) / cm.sum(axis=1).to_numpy()
+    worst = int(cm.index[int(np.argmax(per_class))])
+    return {
+        "matrix": cm,
+        "seed": seed,
+        "errors": errors,
+        "pairs": [tuple(int(v) for v in row) for row in top[["true", "pred", "count"]].to_numpy()],
+        "worst": worst,
+        "worst_rate": float(per_class.max()),
+    }
