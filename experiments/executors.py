@@ -21,7 +21,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -74,21 +74,27 @@ class Local:
         if at_once <= 1:
             yield from self._here(units, log)
             return
-        if self._pool is None:  # spawned, not forked: a forked copy of a process running torch can hang
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_worker)
-        queue, running = list(units), {}
+        queue, running, tries = list(units), {}, {u.key: 0 for u in units}
         while queue or running:
+            if self._pool is None:  # spawned, not forked: a forked copy of a process running torch can hang
+                self._pool = ProcessPoolExecutor(
+                    self.jobs, mp_context=get_context("spawn"), initializer=_worker
+                )
             while queue and len(running) < at_once:  # in the order given: the longest units first
                 unit = queue.pop(0)
+                tries[unit.key] += 1
                 running[self._pool.submit(remote_call, unit)] = unit
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 unit = running.pop(future)
                 try:
                     result, lines, _seconds = future.result()
-                except BrokenProcessPool:  # a worker died (killed, out of memory): no result to keep
+                except (BrokenProcessPool, CancelledError):  # a worker died: every unit it had out is lost
                     self.close()
-                    yield unit, Failed("the worker process running it died (killed or out of memory)")
+                    if tries[unit.key] < 2:  # once more, as Ray retries a unit whose worker died
+                        queue.insert(0, unit)
+                    else:
+                        yield unit, Failed("its worker process died twice (killed, or out of memory)")
                     continue
                 except Exception as e:  # the unit's own error, raised in the worker
                     yield unit, Failed(f"{type(e).__name__}: {e}")

@@ -92,3 +92,19 @@ def store_with(
         fake_meta(experiment, profile, store.manifest),
     )
     return store
+
+
+def square(x: int) -> int:
+    """A unit of work for executor tests (module-level, so a worker process can import it)."""
+    return x * x
+
+
+def die(marker: Path) -> int:
+    """A unit whose worker process is killed mid-unit, the first time only (``marker`` remembers)."""
+    import os
+    import signal
+
+    if not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 7

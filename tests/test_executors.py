@@ -32,19 +32,37 @@ def _tables(store: Path, experiment: str) -> dict[str, pd.DataFrame]:
     }
 
 
-def test_ray_stores_the_same_numbers_as_local(data_dir, tmp_path):
+def test_worker_processes_and_ray_store_the_same_numbers_as_one_process(data_dir, tmp_path):
+    """The in-process build (--jobs 1) is the reference; the default local build (a worker process per
+    core, the units cut for two cores) and a Ray build store the same tables, timings aside."""
     pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
-    for executor in ("local", "ray"):
-        args = _run(data_dir, tmp_path / executor, "--executor", executor)
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    ways = {"here": ("--jobs", "1"), "processes": ("--jobs", "2"), "ray": ("--executor", "ray")}
+    for way, extra in ways.items():
+        proc = subprocess.run(
+            _run(data_dir, tmp_path / way, *extra), capture_output=True, text=True, timeout=900
+        )
         assert proc.returncode == 0, proc.stderr
     for experiment in ("q3", "q4"):
-        local, ray = _tables(tmp_path / "local", experiment), _tables(tmp_path / "ray", experiment)
-        assert local.keys() == ray.keys()
-        for name in local:
-            pd.testing.assert_frame_equal(
-                local[name], ray[name], check_exact=True, obj=f"{experiment}.{name}"
-            )
+        here = _tables(tmp_path / "here", experiment)
+        for way in ("processes", "ray"):
+            other = _tables(tmp_path / way, experiment)
+            assert here.keys() == other.keys()
+            for name in here:
+                pd.testing.assert_frame_equal(here[name], other[name], check_exact=True, obj=f"{way}: {name}")
+
+
+def test_a_local_worker_killed_mid_unit_is_retried_once_and_the_others_are_kept(tmp_path):
+    from experiments import executors, kit
+    from tests import helpers
+
+    units = [kit.Unit(f"sq{i}", helpers.square, (i,)) for i in range(4)]
+    units.insert(1, kit.Unit("dies", helpers.die, (tmp_path / "died-once",)))
+    local = executors.Local(2)
+    try:
+        got = {u.key: r for u, r in local.run(units, print)}
+    finally:
+        local.close()
+    assert got == {"sq0": 0, "dies": 7, "sq1": 1, "sq2": 4, "sq3": 9}  # the killed unit ran again
 
 
 def _busy_ray_workers() -> list[int]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from report.core import settings
 from report.core.errors import MissingResultError
 from report.plots import q1 as plots
 from report.questions import Figure, Results, Table, require
@@ -20,6 +21,23 @@ from report.questions import Figure, Results, Table, require
 LOSS_NAMES = {"ce": "CE", "mse": "MSE"}
 OPTIONS = {"ce": {"letter": "a", "text": "CE"}, "mse": {"letter": "b", "text": "MSE"}}  # letter, option
 CLOSED_FORM_RTOL = 1e-8  # autograd vs closed-form Hessian, relative to the largest entry compared
+
+
+CHECKS = ("samples", "points", "segments")  # what sizes a convexity study; pool: coarser is smaller
+
+
+def reduced(experiment: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """How this run's checks fall short of the full study (the ``full`` profile's literal values, read from
+    the experiment's source without importing it): one item per shortfall, none for a full run."""
+    out = []
+    for name in CHECKS:
+        full = settings.config_literal(experiment, "full", name)
+        if full is not None and cfg[name] < full:
+            out.append({"what": name, "have": cfg[name], "full": full})
+    full = settings.config_literal(experiment, "full", "pool")
+    if full is not None and cfg["pool"] > full:
+        out.append({"what": "pool", "have": 28 // cfg["pool"], "full": 28 // full})
+    return out
 
 
 def autograd_check(run: Any, hessian: pd.DataFrame) -> dict[str, Any]:
@@ -145,6 +163,7 @@ def context(r: Results) -> dict[str, Any]:
         "mse": by_loss["mse"],
         "digits": (int(task["negative_digit"]), int(task["positive_digit"])),
         "samples": int(task["samples"]),
+        "reduced": reduced("q1", cfg),
         "positives": int(task["positives"]),
         "pool": int(task["pool"]),
         "side": 28 // int(task["pool"]),

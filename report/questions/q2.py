@@ -13,7 +13,7 @@ import pandas as pd
 
 from report.plots import q2 as plots
 from report.questions import Figure, Results, Table, require
-from report.questions.q1 import LOSS_NAMES, autograd_check, checks_table, summarise
+from report.questions.q1 import LOSS_NAMES, autograd_check, checks_table, reduced, summarise
 
 OPTIONS = {  # the losses the evidence leaves possibly convex -> the multiple-choice option
     (): {"letter": "d", "text": "none"},
@@ -95,6 +95,7 @@ def context(r: Results) -> dict[str, Any]:
         "mse": facts("mse"),
         "digits": (int(task["negative_digit"]), int(task["positive_digit"])),
         "samples": int(task["samples"]),
+        "reduced": reduced("q2", cfg),
         "pool": int(task["pool"]),
         "side": 28 // int(task["pool"]),
         "features": int(task["features"]),
