@@ -69,12 +69,15 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
     from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
 
     datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
-    from experiments import executors, runner
+    from experiments import executors, kit, runner
 
     slurm = dict(folder=opts.results.root / ".slurm", partition=opts.slurm_partition, gpus=opts.slurm_gpus,
                  minutes=opts.slurm_time, parallelism=opts.slurm_parallelism)  # fmt: skip
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    executor = executors.make(opts.executor.value, opts.device, opts.ray_address, slurm, opts.jobs or cores)
+    on_cpu = kit.resolve_device(opts.device).type == "cpu"  # a GPU runs one unit at a time
+    executor = executors.make(
+        opts.executor.value, opts.device, opts.ray_address, slurm, opts.jobs or (cores if on_cpu else 1)
+    )
     return runner.run_stale(
         names, opts.request, opts.results, force, opts.device, executor, console, _waiting
     )

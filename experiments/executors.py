@@ -21,7 +21,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -74,34 +74,45 @@ class Local:
         if at_once <= 1:
             yield from self._here(units, log)
             return
-        queue, running, tries = list(units), {}, {u.key: 0 for u in units}
-        while queue or running:
-            if self._pool is None:  # spawned, not forked: a forked copy of a process running torch can hang
-                self._pool = ProcessPoolExecutor(
-                    self.jobs, mp_context=get_context("spawn"), initializer=_worker
-                )
-            while queue and len(running) < at_once:  # in the order given: the longest units first
-                unit = queue.pop(0)
-                tries[unit.key] += 1
-                running[self._pool.submit(remote_call, unit)] = unit
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                unit = running.pop(future)
-                try:
-                    result, lines, _seconds = future.result()
-                except (BrokenProcessPool, CancelledError):  # a worker died: every unit it had out is lost
-                    self.close()
-                    if tries[unit.key] < 2:  # once more, as Ray retries a unit whose worker died
+        queue, running, deaths = list(units), {}, {u.key: 0 for u in units}
+        try:
+            while queue or running:
+                while queue and len(running) < at_once:  # in the order given: the longest units first
+                    unit = queue.pop(0)
+                    try:
+                        running[self._submit(unit)] = unit
+                    except BrokenProcessPool:  # the pool broke since the last wait: start afresh
+                        self.close()
                         queue.insert(0, unit)
-                    else:
-                        yield unit, Failed("its worker process died twice (killed, or out of memory)")
-                    continue
-                except Exception as e:  # the unit's own error, raised in the worker
-                    yield unit, Failed(f"{type(e).__name__}: {e}")
-                    continue
-                for line in lines:
-                    log(f"{unit.key}: {line}")
-                yield unit, result
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    unit = running.pop(future)
+                    try:
+                        result, lines, _seconds = future.result()
+                    except (BrokenProcessPool, CancelledError):  # a worker died: all units out are lost
+                        self.close()
+                        if at_once == 1:  # it ran alone: the death was its own
+                            deaths[unit.key] += 1
+                        at_once = 1  # after a death, one at a time, so the next one is charged rightly
+                        if deaths[unit.key] < 2:  # once more, as Ray retries a unit whose worker died
+                            queue.insert(0, unit)
+                        else:
+                            yield unit, Failed("its worker process died twice (killed, or out of memory)")
+                        continue
+                    except Exception as e:  # the unit's own error, raised in the worker
+                        yield unit, Failed(f"{type(e).__name__}: {e}")
+                        continue
+                    for line in lines:
+                        log(f"{unit.key}: {line}")
+                    yield unit, result
+        finally:
+            if running:  # the caller stopped early (an error, Ctrl-C): stop the units still out
+                self.close()
+
+    def _submit(self, unit: Unit) -> Future:
+        if self._pool is None:  # spawned, not forked: a forked copy of a process running torch can hang
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_worker)
+        return self._pool.submit(remote_call, unit)
 
     def _here(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
         for unit in units:

@@ -47,5 +47,8 @@ def search(
     for r, epochs in enumerate(lengths):
         frames.append(train(r, candidates, epochs).assign(rung=r))
         best = ranked(frames[-1], keys).head(math.ceil(len(candidates) / halving))
-        candidates = [tuple(row) for row in best[list(keys)].itertuples(index=False)]
+        candidates = [
+            tuple(getattr(v, "item", lambda v=v: v)() for v in row)
+            for row in best[list(keys)].itertuples(index=False)
+        ]
     return pd.concat(frames, ignore_index=True)

@@ -8,6 +8,7 @@ prediction in chunks, confusion counts, and the Student-t interval over seeds.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import math
 import os
@@ -144,6 +145,11 @@ def split(groups: dict[Any, list[T]], cost: Callable[[Any], float], slots: int, 
             (cost(key) * len(group[i : i + size]), group[i : i + size]) for i in range(0, len(group), size)
         ]
     return [chunk for _, chunk in sorted(chunks, key=lambda c: -c[0])]
+
+
+def digest(value: Any) -> str:
+    """A short name for plain data (a unit's points or seeds): the same data, the same name."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:10]
 
 
 def say(message: str) -> None:

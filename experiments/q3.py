@@ -331,12 +331,11 @@ def study(cfg: Config, ctx: RunContext) -> Output:
         for point in points:
             groups.setdefault(point[3], []).append(point)
         chunks = kit.split(groups, STEP_COST, ctx.slots(threads), cfg.max_stack)
-        units = [
-            kit.Unit(f"{name}-rung{r}-{i}", sweep_unit, (*where, chunk, epochs), threads, gpus=1)
-            for i, chunk in enumerate(chunks)
-        ]
+        key = lambda c: f"{name}-rung{r}-b{c[0][3]}-{kit.digest(c)}"  # noqa: E731  # by content: resumable
+        units = [kit.Unit(key(c), sweep_unit, (*where, c, epochs), threads, gpus=1) for c in chunks]
         results = ctx.map(units, f"q3 {name} sweep, rung {r + 1}: {len(points)} points × {epochs} epochs")
-        return pd.DataFrame([row for rows in results for row in rows])
+        rows = {tuple(row[k] for k in POINT_KEYS): row for rows in results for row in rows}
+        return pd.DataFrame([rows[p] for p in points])  # in the candidates' order, whatever the cut
 
     def tune(name: str, points: list[Point]) -> pd.DataFrame:
         lengths = halving.rung_lengths(cfg.sweep_epochs, cfg.halving, cfg.rungs)
@@ -348,7 +347,8 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     opt, base_lr = str(first["optimizer"]), float(first["lr"])
     # 2. batch size: the rate grid at every batch size, and the linearly scaled rate
     grid = [("grid", opt, lr, b, False) for b in cfg.batch_sizes for lr in cfg.lrs]
-    scaled = [("scaling", opt, base_lr * b / cfg.base_batch, b, True) for b in cfg.batch_sizes]
+    others = [b for b in cfg.batch_sizes if b != cfg.base_batch]  # at the base batch it is a grid point
+    scaled = [("scaling", opt, base_lr * b / cfg.base_batch, b, True) for b in others]
     batch_sweep = tune("batch", grid + scaled)
     second = select_best(batch_sweep)
     lr, batch = float(second["lr"]), int(second["batch_size"])
@@ -365,8 +365,8 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
     chunks = kit.split({batch: seeds}, STEP_COST, ctx.slots(threads), cfg.max_stack)
     units = [
-        kit.Unit(f"final-{i}", finals_unit, (*where, opt, schedule, batch, c), threads, 1)
-        for i, c in enumerate(chunks)
+        kit.Unit(f"final-{kit.digest(c)}", finals_unit, (*where, opt, schedule, batch, c), threads, 1)
+        for c in chunks
     ]
     done = ctx.map(units, f"q3 final models: {len(seeds)} seeds × {len(schedule)} epochs")
     finals = sorted((f for chunk in done for f in chunk), key=lambda f: f["result"]["seed"])

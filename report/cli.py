@@ -91,8 +91,8 @@ SHARED: dict[str, Shared] = {
     "fmt": Shared(Format, Format.all, ("--format", "-f"), "Which outputs to write.", None, "format"),
     "paper": Shared(Paper, Paper.a4, ("--paper",), "PDF page size.", None, "paper"),
     "executor": Shared(Executor, Executor.local, ("--executor",), "Where the independent units of work run: "
-                       "local (here, in order), ray (a Ray cluster; see --ray-address) or slurm (job arrays "
-                       "through submitit; see --slurm-*).", "REPORT_EXECUTOR",
+                       "local (this machine; see --jobs), ray (a Ray cluster; see --ray-address) or slurm "
+                       "(job arrays through submitit; see --slurm-*).", "REPORT_EXECUTOR",
                        "executor"),
     "jobs": Shared(int, 0, ("--jobs", "-j"), "With --executor local: how many cores run units at once, in "
                    "worker processes (default 0: every core; 1: in this process, in order).", "REPORT_JOBS",

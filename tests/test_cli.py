@@ -40,7 +40,7 @@ def test_help_lists_every_command():
 def test_unknown_profile_is_exit_2_with_one_line(tmp_path):
     result = _invoke("run", "--profile", "huge", "--store", str(tmp_path))
     assert result.exit_code == 2
-    assert "unknown profile 'huge': choose one of smoke, quick, full" in result.output
+    assert "unknown profile 'huge': choose one of smoke, quick, cpu, full" in result.output
     assert "Traceback" not in result.output
 
 

@@ -112,6 +112,33 @@ def test_a_diverging_point_does_not_disturb_the_others() -> None:
     assert math.isfinite(loss[0]) and math.isfinite(loss[3]) and math.isnan(loss[1])
 
 
+def test_a_point_trains_bit_for_bit_the_same_in_any_stack() -> None:
+    """How a rung is cut into units depends on the cores at hand; what a point learns must not."""
+    x, y = _data(torch.float32)
+    big = _stack(["adam"] * 4, [1e-3, 1e-2, 3e-3, 1e-4], [1] * 4, x, y, shared=True)
+    for small in (_stack(["adam"] * 2, [1e-3, 1e-2], [1] * 2, x, y, shared=True),
+                  _stack(["adam"], [1e-3], [1], x, y, shared=True)):  # fmt: skip
+        for k in range(len(small)):
+            assert all(
+                torch.equal(p, q)
+                for p, q in zip(big.model(k).parameters(), small.model(k).parameters(), strict=True)
+            )
+
+
+def test_work_is_cut_by_cost_for_the_cores_largest_first() -> None:
+    groups = {32: list("abcdefgh"), 128: list("ijkl"), 2048: list("mn")}
+    chunks = kit.split(groups, q3.STEP_COST, slots=2, most=64)
+    assert sorted(x for c in chunks for x in c) == list("abcdefghijklmn")  # every point once
+    assert chunks[0] == list("abcdefgh") or set(chunks[0]) < set("abcdefgh")  # the costliest first
+    assert all(len({groups_of(x, groups) for x in c}) == 1 for c in chunks)  # one batch size per stack
+    assert [len(c) for c in kit.split({32: list(range(27))}, q3.STEP_COST, 2, 64)] == [14, 13]
+    assert max(len(c) for c in kit.split({32: list(range(27))}, q3.STEP_COST, 1, 10)) <= 10
+
+
+def groups_of(x: str, groups: dict[int, list[str]]) -> int:
+    return next(b for b, g in groups.items() if x in g)
+
+
 def test_stacked_evaluation_equals_each_model_evaluated_alone() -> None:
     x, y = _data()
     stack = _stack(["adam"] * 2, [1e-3, 1e-2], [3, 3], x, y, shared=True)

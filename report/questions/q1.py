@@ -23,7 +23,7 @@ OPTIONS = {"ce": {"letter": "a", "text": "CE"}, "mse": {"letter": "b", "text": "
 CLOSED_FORM_RTOL = 1e-8  # autograd vs closed-form Hessian, relative to the largest entry compared
 
 
-CHECKS = ("samples", "points", "segments")  # what sizes a convexity study; pool: coarser is smaller
+CHECKS = ("samples", "points", "segments", "train_steps", "hidden", "surface_points")  # what sizes a study
 
 
 def reduced(experiment: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -32,7 +32,7 @@ def reduced(experiment: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name in CHECKS:
         full = settings.config_literal(experiment, "full", name)
-        if full is not None and cfg[name] < full:
+        if name in cfg and full is not None and cfg[name] < full:
             out.append({"what": name, "have": cfg[name], "full": full})
     full = settings.config_literal(experiment, "full", "pool")
     if full is not None and cfg["pool"] > full:

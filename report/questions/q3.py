@@ -46,6 +46,9 @@ def reduced(cfg: dict[str, Any], n: dict[str, int]) -> list[dict[str, Any]]:
         size = (lambda v: len(v)) if isinstance(full, list | tuple) else (lambda v: v)
         if full is not None and size(cfg[name]) < size(full):
             out.append({"what": name, "have": size(cfg[name]), "full": size(full)})
+    full = settings.config_literal("q3", "full", "halving")  # keeping fewer at each rung searches less
+    if full is not None and cfg["halving"] > full:
+        out.append({"what": "halving", "have": cfg["halving"], "full": full})
     return out
 
 
@@ -69,7 +72,7 @@ def context(r: Results) -> dict[str, Any]:
     halving = halving_facts(last)
 
     lr = lr_facts(last, choice.loc["lr"])
-    batch = batch_facts(last, choice.loc["batch"], lr["lr"], n["val"], n["train"])
+    batch = batch_facts(last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"])
     epochs = epoch_facts(sweep[sweep["study"] == "epochs"], choice.loc["epochs"], cfg["monitor"])
     confusion = r.table("q3", "confusion")
     final = final_facts(
@@ -153,7 +156,7 @@ def context(r: Results) -> dict[str, Any]:
                     "fixed_acc": (f"Val. accuracy, rate {fmt.sci(lr['lr'])}", "pct"),
                     "scaled_lr": ("Linearly scaled rate", "sci"),
                     "scaled_acc": ("Val. accuracy, scaled", "pct"),
-                    "epoch_s": ("Time per epoch", "dur"),
+                    "epoch_s": ("Time per epoch, per point", "dur"),
                 },
                 run,
                 highlight=lambda row: int(row["batch_size"]) == batch["batch"],
@@ -176,7 +179,7 @@ def context(r: Results) -> dict[str, Any]:
                 {
                     "seed": ("Seed", "int"),
                     "epochs": ("Epochs", "int"),
-                    "train_s": ("Training time", "dur"),
+                    "train_s": ("Training time (share)", "dur"),
                     "test_loss": ("Test loss", "num"),
                     "test_acc": ("Test accuracy", "pct"),
                 },

@@ -43,20 +43,18 @@ def halving_facts(last: pd.DataFrame) -> dict[str, Any]:
         for r in rungs:
             here = df[df["rung"] == r]
             nxt = df[df["rung"] == r + 1]
-            kept = here.merge(nxt[POINT[:-1]], on=POINT[:-1]) if len(nxt) else here.iloc[0:0]
+            kept = here.merge(nxt[POINT[:-1]], on=POINT[:-1]) if len(nxt) else here.nlargest(1, "val_acc")
             rows.append({"stage": stage, "rung": int(r) + 1, "epochs": int(here["epoch"].max()),
                          "points": len(here), "kept": len(kept), "best": float(here["val_acc"].max()),
-                         "cutoff": float(kept["val_acc"].min()) if len(kept) else math.nan})  # fmt: skip
+                         "cutoff": float(kept["val_acc"].min())})  # fmt: skip
         spent = int(df["epoch"].sum())
         grid = len(df[df["rung"] == 0]) * int(df["epoch"].max())
-        stages[stage] = {"rungs": len(rungs), "spent": spent, "grid": grid, "share": spent / grid}
+        stages[stage] = {"spent": spent, "share": spent / grid}
     table = pd.DataFrame(rows)
-    first = table.groupby("stage").first()
     return {
         "table": table,
         "stages": stages,
         "lengths": table[table["stage"] == "lr"]["epochs"].astype(int).tolist(),
-        "first": {k: first.loc[k].to_dict() for k in STAGES},
         "pruned": len(table) > len(STAGES),  # more than one rung in some stage
     }
 
@@ -121,9 +119,10 @@ def _grid_step(lrs: pd.Series) -> float:
 
 
 def batch_facts(
-    last: pd.DataFrame, choice: pd.Series, base_lr: float, n_val: int, n_train: int
+    last: pd.DataFrame, choice: pd.Series, base_lr: float, base_batch: int, n_val: int, n_train: int
 ) -> dict[str, Any]:
-    """The batch-size stage: the grid, linear scaling, epoch time, and the chosen (lr, batch) point."""
+    """The batch-size stage: the grid, linear scaling, epoch time, and the chosen (lr, batch) point. At the
+    base batch the scaled rate is the base rate, a grid point, which stands for the scaled point there."""
     require(
         math.isclose(
             choice["val_acc"], final_rung(last[last["study"].isin(STAGES["batch"])])["val_acc"].max()
@@ -132,7 +131,11 @@ def batch_facts(
     )
     first = last[last["rung"] == 0]
     grid = first[first["study"] == "grid"]
-    scaling = first[first["study"] == "scaling"].sort_values("batch_size")
+    scaling = first[first["study"] == "scaling"]
+    base = grid[(grid["batch_size"] == base_batch) & np.isclose(grid["lr"], base_lr)]
+    scaling = pd.concat([scaling, base[~base["batch_size"].isin(scaling["batch_size"])]]).sort_values(
+        "batch_size"
+    )
     both = final_rung(last[last["study"].isin(STAGES["batch"])])
     fixed = grid[np.isclose(grid["lr"], base_lr)].set_index("batch_size")["val_acc"]
     table = scaling[["batch_size", "lr", "val_acc"]].rename(
@@ -140,8 +143,9 @@ def batch_facts(
     )
     table["fixed_acc"] = table["batch_size"].map(fixed)
     table["steps"] = np.ceil(n_train / table["batch_size"]).astype(int)
-    timing = pd.concat([grid, scaling]).groupby("batch_size")["epoch_s"].median()
-    table["epoch_s"] = table["batch_size"].map(timing)
+    timing = grid.groupby("batch_size")[["epoch_s", "stacked"]].median()  # a point's share of its stack
+    table["epoch_s"] = table["batch_size"].map(timing["epoch_s"])
+    table["stacked"] = table["batch_size"].map(timing["stacked"]).round().astype(int)
     small, large = table.iloc[0], table.iloc[-1]
     best_lr = grid.sort_values("val_acc", ascending=False, kind="stable").groupby("batch_size")["lr"].first()
     steps = np.diff(best_lr.sort_index().to_numpy())
