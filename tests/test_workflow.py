@@ -13,7 +13,7 @@ def test_github_workflow_installs_tests_builds_and_uploads():
     runs = " ".join(s.get("run", "") for s in steps)
     uses = [s.get("uses", "") for s in steps]
     assert 'pip install -e ".[test]"' in runs and "python -m pytest" in runs
-    assert "build.py all --profile quick" in runs
+    assert "build.py all --profile cpu" in runs
     assert any(u.startswith("actions/cache") for u in uses)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert "build/report.pdf" in upload["with"]["path"] and "build/report.html" in upload["with"]["path"]
