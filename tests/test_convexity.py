@@ -4,6 +4,7 @@ shape, config validation, and real-MNIST smoke runs through the runner, the cont
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -196,6 +197,14 @@ def test_smoke_report_states_answers_from_evidence_and_renders(smoke_store: Stor
     ):
         assert f'id="{label}"' in page
     assert "©" not in page  # "(c)" must not be typographically replaced
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert (  # the smoke profile's reduced checks, against the full profile's, where the counts are
+        "This build checks Q1 at a reduced budget: 256 training images instead of 12,000, 8 random points "
+        "per loss instead of 200, 400 random segments instead of 20,000, 100 training steps for the trained "
+        "point instead of 2,000 and 7×7 pooled pixels instead of 14×14." in text
+    )
+    assert "This build checks Q2 at a reduced budget: 256 training images instead of 12,000" in text
+    assert "2 hidden units instead of 4" in text
 
 
 def _copy_with(store: Store, root: Path, experiment: str, table: str, change) -> Store:
