@@ -2,12 +2,13 @@
 
 1. Peak: the machine's float32 and float64 matrix-product rate (a 2048 x 2048 product, all threads),
    measured in this run: the yardstick for everything below.
-2. Q3's training step: P sweep points of one batch size trained one at a time (one ``nn.Sequential`` and
-   one stock fused optimizer each, as before stacking) against the same points as one stacked network
-   (``experiments/stacked.py``): seconds per point-epoch on 50,000 resident MNIST images and the
-   achieved GFLOP/s (forward, weight gradients, input gradients of all but the first layer).
-3. Q1 and Q2's Hessians per second on the full task (12,000 images, pool 2): autograd reverse-over-reverse
-   (before) against the closed form plus its eigenvalues (after), one point at a time.
+2. Q3's training step on one core, as the study trains (one thread per unit, one unit per core): P sweep
+   points of one batch size one at a time (one ``nn.Sequential`` and one stock fused optimizer each, as
+   before stacking) against the same points as one stacked network (``experiments/stacked.py``):
+   seconds per point-epoch on 50,000 resident MNIST images and the achieved GFLOP/s (forward, weight
+   gradients, input gradients of all but the first layer) against the one-core peak.
+3. Q1 and Q2's Hessians per second on the full task (12,000 images, pool 2), with their eigenvalues: the
+   previous code (autograd reverse-over-reverse) against the closed form, one point at a time.
 4. With ``--study``: Q1, Q2 and Q3 ``full`` run into a scratch store, with their wall times and Q3's
    achieved GFLOP/s over the whole study (its stored epochs, images and stack sizes).
 
@@ -74,25 +75,31 @@ def together(x: torch.Tensor, y: torch.Tensor, lrs: list[float], batch: int) -> 
 
 
 def hessians_per_second(data_dir: Path, exp: str, points: int) -> tuple[float, float]:
-    """(before, after): autograd reverse-over-reverse and the closed form, each with its eigenvalues."""
+    """(before, after), each with its eigenvalues: before, the previous code (reverse-over-reverse autograd
+    on a row-major design matrix, Q2's logits through the hidden layer, torch's eigvalsh); after, the
+    closed form on the column-major matrix with NumPy's eigvalsh, as the runs compute it now."""
     mod = {"q1": q1, "q2": q2}[exp]
     cfg = mod.PROFILES["full"]
     x, y = convexity.binary_task(data_dir, cfg.digits, cfg.samples, cfg.pool, 0, torch.device("cpu"))
     thetas, _ = mod.sampler(cfg, x, torch.device("cpu"))(points, torch.Generator().manual_seed(0))
+    rows = x.contiguous()  # the layout before
     if exp == "q1":
-        logits, exact = q1.logits, q1.exact_hessian
+        old = lambda t: t @ rows.T  # noqa: E731
+        exact = lambda t: q1.exact_hessian("ce", t, x, y)  # noqa: E731
     else:
-        logits = lambda t, x: q2.logits(t, x, cfg.hidden)  # noqa: E731
-        exact = lambda loss, t, x, y: q2.exact_hessian(loss, t, x, y, cfg.hidden)  # noqa: E731
-    f = lambda t: convexity.cross_entropy(logits(t, x), y).mean(-1)  # noqa: E731
+        h, d = cfg.hidden, x.shape[1]
+        old = lambda t: (rows @ t[: h * d].view(h, d).T) @ t[h * d : h * d + h] + t[-1]  # noqa: E731
+        exact = lambda t: q2.exact_hessian("ce", t, x, y, cfg.hidden)  # noqa: E731
+    f = lambda t: convexity.cross_entropy(old(t), y).mean(-1)  # noqa: E731
+    ways = (
+        lambda t: torch.linalg.eigvalsh(torch.func.jacrev(torch.func.jacrev(f))(t)),
+        lambda t: convexity.eigenvalues(exact(t)),
+    )
     rates = []
-    for compute in (
-        lambda t: torch.func.jacrev(torch.func.jacrev(f))(t),
-        lambda t: exact("ce", t, x, y),
-    ):
+    for way in ways:
         t0 = time.perf_counter()
         for theta in thetas:
-            convexity.eigenvalues(compute(theta))
+            way(theta)
         rates.append(points / (time.perf_counter() - t0))
     return rates[0], rates[1]
 
@@ -135,7 +142,14 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {kit.device_name(torch.device('cpu'))}")
     p32, p64 = peak(torch.float32), peak(torch.float64)
-    print(f"peak matrix product: {p32:.0f} GFLOP/s float32, {p64:.0f} GFLOP/s float64")
+    print(f"peak matrix product, every core: {p32:.0f} GFLOP/s float32, {p64:.0f} GFLOP/s float64")
+    for exp in ("q1", "q2"):  # as the runs compute them: every core
+        before, after = hessians_per_second(args.data_dir, exp, 3)
+        print(f"{exp} Hessians with eigenvalues: {before:.2f}/s before, {after:.1f}/s closed form "
+              f"({after / before:.0f}x)")  # fmt: skip
+    torch.set_num_threads(1)  # as Q3 trains: one thread per unit, one unit per core
+    core = peak(torch.float32)
+    print(f"peak matrix product, one core: {core:.0f} GFLOP/s float32; Q3 below on one core")
 
     x, y = data.load("mnist", args.data_dir, train=True)
     x, y = x[:50_000].float().div_(255), y[:50_000]
@@ -145,14 +159,10 @@ def main() -> None:
         rate = lambda s: args.points * len(y) * FLOPS_PER_IMAGE / s / 1e9  # noqa: E731
         print(
             f"Q3 batch {batch:4d}, {args.points} points: one at a time {alone / args.points:.2f} s per "
-            f"point-epoch ({rate(alone):.0f} GFLOP/s, {rate(alone) / p32:.0%} of peak), stacked "
-            f"{stack / args.points:.2f} s ({rate(stack):.0f} GFLOP/s, {rate(stack) / p32:.0%}): "
+            f"point-epoch ({rate(alone):.0f} GFLOP/s, {rate(alone) / core:.0%} of peak), stacked "
+            f"{stack / args.points:.2f} s ({rate(stack):.0f} GFLOP/s, {rate(stack) / core:.0%}): "
             f"{alone / stack:.1f}x"
         )
-    for exp in ("q1", "q2"):
-        before, after = hessians_per_second(args.data_dir, exp, 3)
-        print(f"{exp} Hessians with eigenvalues: {before:.2f}/s by autograd, {after:.1f}/s closed form "
-              f"({after / before:.0f}x)")  # fmt: skip
     if args.study:
         study(args.data_dir)
 
