@@ -112,7 +112,8 @@ def study(data_dir: Path) -> None:
         store, walls = Path(tmp) / "results", {}
         for name in ("q1", "q2", "q3"):
             t0 = time.perf_counter()
-            code = os.system(f"{sys.executable} build.py run {name} --profile full --store {store} "
+            build = Path(__file__).resolve().parents[1] / "build.py"
+            code = os.system(f"{sys.executable} {build} run {name} --profile full --store {store} "
                              f"--data-dir {data_dir} > {tmp}/{name}.log 2>&1")  # fmt: skip
             walls[name] = time.perf_counter() - t0
             if code:

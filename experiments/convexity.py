@@ -50,12 +50,19 @@ def cross_entropy(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """CE of a sigmoid output on logit ``z``: softplus(z) − y·z, written so it is exact for every z.
 
     ``F.softplus`` switches to ``z`` above a threshold, a jump of ~1e-9 that the midpoint test would see.
+    Under ``torch.inference_mode`` (the midpoint test's millions of values) it works in place: the same
+    numbers in half the time.
     """
+    if torch.is_inference_mode_enabled():
+        zero = torch.zeros((), dtype=z.dtype, device=z.device)
+        return torch.logaddexp(z, zero).addcmul_(y.expand_as(z), z, value=-1)
     return torch.logaddexp(z, torch.zeros_like(z)) - y * z
 
 
 def squared_error(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Squared error of a sigmoid output against the 0/1 label."""
+    """Squared error of a sigmoid output against the 0/1 label (in place under inference mode)."""
+    if torch.is_inference_mode_enabled():
+        return torch.sigmoid(z).sub_(y).square_()
     return (torch.sigmoid(z) - y) ** 2
 
 
@@ -204,13 +211,13 @@ def segment_table(
     for start in track(range(0, count, CHUNK), total=-(-count // CHUNK), description=description):
         n = min(CHUNK, count - start)
         (a, sa), (b, sb) = sample(n, gen), sample(n, gen)
-        z = [logits(theta) for theta in (a, b, (a + b) / 2)]
         columns = {"segment": range(start, start + n), "scale_a": sa.numpy(), "scale_b": sb.numpy()}
-        for loss, fn in LOSSES.items():
-            result = midpoint_test(*(fn(zi, y).mean(-1) for zi in z), rtol)
-            frames.append(
-                pd.DataFrame(columns | {k: v.cpu().numpy() for k, v in result.items()}).assign(loss=loss)
-            )
+        with torch.inference_mode():  # values only: the losses work in place
+            z = [logits(theta) for theta in (a, b, (a + b) / 2)]
+            for loss, fn in LOSSES.items():
+                result = midpoint_test(*(fn(zi, y).mean(-1) for zi in z), rtol)
+                result = {k: v.cpu().numpy() for k, v in result.items()}
+                frames.append(pd.DataFrame(columns | result).assign(loss=loss))
     return pd.concat(frames).sort_values(["loss", "segment"], kind="stable").reset_index(drop=True)
 
 
