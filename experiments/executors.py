@@ -18,7 +18,9 @@ it. Stages that depend on earlier choices stay in the driver; only their indepen
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
@@ -123,8 +125,17 @@ class Local:
 
 
 def _worker() -> None:
-    """A worker process leaves Ctrl-C to the driver, which stops the pool (``Local.close``)."""
+    """A worker process leaves Ctrl-C to the driver, which stops the pool (``Local.close``), and exits
+    when the driver is gone (killed outright, it cannot stop the pool: the worker would idle forever)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    driver = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def remote_call(unit: Unit) -> tuple[Any, list[str], float]:

@@ -108,3 +108,11 @@ def die(marker: Path) -> int:
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
     return 7
+
+
+def nap(seconds: float) -> float:
+    """A unit that takes ``seconds`` (an executor test's long-running unit)."""
+    import time
+
+    time.sleep(seconds)
+    return seconds

@@ -110,6 +110,42 @@ def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputi
     assert kept >= finished >= len(done), said
 
 
+def test_local_workers_exit_when_their_driver_is_killed(tmp_path):
+    """A driver killed outright cannot stop its worker processes; they notice and exit on their own."""
+    import sys
+
+    script = (
+        "from experiments import executors, kit\nfrom tests import helpers\n"
+        "units = [kit.Unit(f'nap{i}', helpers.nap, (120,)) for i in range(2)]\n"
+        "for _ in executors.Local(2).run(units, print):\n    pass\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    driver = subprocess.Popen([sys.executable, "-c", script], cwd=root)
+    deadline = time.monotonic() + 120
+    while True:  # the pool's processes: two workers (and Python's resource tracker)
+        kids = subprocess.run(["pgrep", "-P", str(driver.pid)], capture_output=True, text=True).stdout.split()
+        if len(kids) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(kids) >= 3, "the workers did not start"
+    time.sleep(3)  # both naps are running
+    driver.kill()
+    driver.wait(timeout=30)
+    deadline = time.monotonic() + 20
+
+    def worker(pid: str) -> bool:
+        try:
+            return "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")
+        except OSError:  # gone
+            return False
+
+    alive = [k for k in kids if worker(k)]
+    while alive and time.monotonic() < deadline:
+        alive = [k for k in alive if worker(k)]
+        time.sleep(0.2)
+    assert not alive, f"worker processes outlived their driver: {alive}"
+
+
 def _slurm() -> None:
     """A real Slurm cluster must be up (.ci/run starts one with .ci/slurm-up); in CI its absence fails."""
     pytest.importorskip("submitit", reason='the slurm extra: pip install -e ".[slurm]"')
