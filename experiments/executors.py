@@ -113,7 +113,9 @@ class Local:
 
     def _submit(self, unit: Unit) -> Future:
         if self._pool is None:  # spawned, not forked: a forked copy of a process running torch can hang
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_worker)
+            self._pool = ProcessPoolExecutor(
+                self.jobs, mp_context=get_context("spawn"), initializer=_worker, initargs=(os.getpid(),)
+            )
         return self._pool.submit(remote_call, unit)
 
     def _here(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
@@ -124,11 +126,11 @@ class Local:
                 yield unit, Failed(f"{type(e).__name__}: {e}")
 
 
-def _worker() -> None:
+def _worker(driver: int) -> None:
     """A worker process leaves Ctrl-C to the driver, which stops the pool (``Local.close``), and exits
-    when the driver is gone (killed outright, it cannot stop the pool: the worker would idle forever)."""
+    when the driver (pid ``driver``) is gone: killed outright, it cannot stop the pool, and the worker
+    would idle forever. The pid is passed, not read here: the driver may die while the worker starts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    driver = os.getppid()
 
     def watch() -> None:
         while os.getppid() == driver:

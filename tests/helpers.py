@@ -110,9 +110,10 @@ def die(marker: Path) -> int:
     return 7
 
 
-def nap(seconds: float) -> float:
-    """A unit that takes ``seconds`` (an executor test's long-running unit)."""
+def nap(seconds: float, started: Path) -> float:
+    """A unit that takes ``seconds`` (an executor test's long-running unit), saying when it started."""
     import time
 
+    started.touch()
     time.sleep(seconds)
     return seconds

@@ -110,28 +110,20 @@ def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputi
     assert kept >= finished >= len(done), said
 
 
-def test_local_workers_exit_when_their_driver_is_killed(tmp_path):
-    """A driver killed outright cannot stop its worker processes; they notice and exit on their own."""
+@pytest.mark.parametrize("when", ["running", "starting"])
+def test_local_workers_exit_when_their_driver_is_killed(tmp_path, when):
+    """A driver killed outright cannot stop its worker processes; they notice and exit on their own, also
+    when it dies while they are still starting."""
     import sys
 
     script = (
-        "from experiments import executors, kit\nfrom tests import helpers\n"
-        "units = [kit.Unit(f'nap{i}', helpers.nap, (120,)) for i in range(2)]\n"
+        "import sys\nfrom pathlib import Path\nfrom experiments import executors, kit\n"
+        "from tests import helpers\n"
+        "units = [kit.Unit(f'nap{i}', helpers.nap, (120, Path(sys.argv[1]) / f'{i}')) for i in range(2)]\n"
         "for _ in executors.Local(2).run(units, print):\n    pass\n"
     )
     root = Path(__file__).resolve().parents[1]
-    driver = subprocess.Popen([sys.executable, "-c", script], cwd=root)
-    deadline = time.monotonic() + 120
-    while True:  # the pool's processes: two workers (and Python's resource tracker)
-        kids = subprocess.run(["pgrep", "-P", str(driver.pid)], capture_output=True, text=True).stdout.split()
-        if len(kids) >= 3 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert len(kids) >= 3, "the workers did not start"
-    time.sleep(3)  # both naps are running
-    driver.kill()
-    driver.wait(timeout=30)
-    deadline = time.monotonic() + 20
+    driver = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=root)
 
     def worker(pid: str) -> bool:
         try:
@@ -139,7 +131,18 @@ def test_local_workers_exit_when_their_driver_is_killed(tmp_path):
         except OSError:  # gone
             return False
 
-    alive = [k for k in kids if worker(k)]
+    def workers() -> list[str]:
+        kids = subprocess.run(["pgrep", "-P", str(driver.pid)], capture_output=True, text=True).stdout
+        return [k for k in kids.split() if worker(k)]
+
+    deadline = time.monotonic() + 180
+    while len(workers()) < 2 or (when == "running" and len(list(tmp_path.iterdir())) < 2):
+        assert driver.poll() is None and time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.05)
+    alive = workers()
+    driver.kill()
+    driver.wait(timeout=30)
+    deadline = time.monotonic() + 90
     while alive and time.monotonic() < deadline:
         alive = [k for k in alive if worker(k)]
         time.sleep(0.2)
