@@ -42,7 +42,6 @@ from report.core.errors import ConfigError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
 POINT_KEYS = ["study", "optimizer", "lr", "batch_size", "lr_scaled"]  # what identifies a sweep point
-STEP_COST = lambda batch: 0.25 + 30 / batch  # noqa: E731  # ~seconds per point-epoch on one core: for balance
 Point = tuple[str, str, float, int, bool]  # those keys' values
 
 
@@ -287,6 +286,11 @@ def tested(
     }
 
 
+def step_cost(batch: int) -> float:
+    """About the seconds per point-epoch on one core (more steps at a smaller batch): to balance units."""
+    return 0.25 + 30 / batch
+
+
 def sweep_unit(cfg: Config, data_dir: Path, seed: int, device: str, points: list, epochs: int) -> list:
     """Sweep points of one batch size trained together, as a unit any worker can run: it loads the
     splits itself. Returns each point's keys (``POINT_KEYS``) with its metrics after its last epoch."""
@@ -330,7 +334,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
         groups: dict[int, list[Point]] = {}
         for point in points:
             groups.setdefault(point[3], []).append(point)
-        chunks = kit.split(groups, STEP_COST, ctx.slots(threads), cfg.max_stack)
+        chunks = kit.split(groups, step_cost, ctx.slots(threads), cfg.max_stack)
         key = lambda c: f"{name}-rung{r}-b{c[0][3]}-{kit.digest(c)}"  # noqa: E731  # by content: resumable
         units = [kit.Unit(key(c), sweep_unit, (*where, c, epochs), threads, gpus=1) for c in chunks]
         results = ctx.map(units, f"q3 {name} sweep, rung {r + 1}: {len(points)} points × {epochs} epochs")
@@ -363,7 +367,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     schedule = curve["epoch_lr"].iloc[: int(best["epoch"])].tolist()  # the refit replays these epochs
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
-    chunks = kit.split({batch: seeds}, STEP_COST, ctx.slots(threads), cfg.max_stack)
+    chunks = kit.split({batch: seeds}, step_cost, ctx.slots(threads), cfg.max_stack)
     units = [
         kit.Unit(f"final-{kit.digest(c)}", finals_unit, (*where, opt, schedule, batch, c), threads, 1)
         for c in chunks

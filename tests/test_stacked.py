@@ -127,12 +127,12 @@ def test_a_point_trains_bit_for_bit_the_same_in_any_stack() -> None:
 
 def test_work_is_cut_by_cost_for_the_cores_largest_first() -> None:
     groups = {32: list("abcdefgh"), 128: list("ijkl"), 2048: list("mn")}
-    chunks = kit.split(groups, q3.STEP_COST, slots=2, most=64)
+    chunks = kit.split(groups, q3.step_cost, slots=2, most=64)
     assert sorted(x for c in chunks for x in c) == list("abcdefghijklmn")  # every point once
     assert chunks[0] == list("abcdefgh") or set(chunks[0]) < set("abcdefgh")  # the costliest first
     assert all(len({groups_of(x, groups) for x in c}) == 1 for c in chunks)  # one batch size per stack
-    assert [len(c) for c in kit.split({32: list(range(27))}, q3.STEP_COST, 2, 64)] == [14, 13]
-    assert max(len(c) for c in kit.split({32: list(range(27))}, q3.STEP_COST, 1, 10)) <= 10
+    assert [len(c) for c in kit.split({32: list(range(27))}, q3.step_cost, 2, 64)] == [14, 13]
+    assert max(len(c) for c in kit.split({32: list(range(27))}, q3.step_cost, 1, 10)) <= 10
 
 
 def groups_of(x: str, groups: dict[int, list[str]]) -> int:
