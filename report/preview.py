@@ -27,11 +27,23 @@ QUIET = 1.0  # seconds without a save before the PDF is printed
 CLIENT = """<script>
 (() => {
   const key = "preview-scroll:" + location.pathname;
-  const y = sessionStorage.getItem(key);
-  if (y !== null) { window.scrollTo(0, Number(y)); sessionStorage.removeItem(key); }
+  // The place to return to after a reload: kept until the page has loaded, so a reload that comes
+  // before then (two saves in a row) carries the place on instead of wherever the page was clamped.
+  let place = sessionStorage.getItem(key);
+  if (place !== null) {
+    // Now, so the page does not flash at the top, and again once the figures are decoded: until then
+    // the page is too short and the browser clamps the scroll.
+    history.scrollRestoration = "manual";
+    window.scrollTo(0, Number(place));
+    window.addEventListener("load", () => {
+      window.scrollTo(0, Number(place));
+      place = null;
+      sessionStorage.removeItem(key);
+    }, { once: true });
+  }
   const events = new EventSource("%(events)s?since=%(version)d&pdf=%(pdf)d");
   events.addEventListener("reload", () => {
-    sessionStorage.setItem(key, String(window.scrollY));
+    sessionStorage.setItem(key, place ?? String(window.scrollY));
     location.reload();
   });
   events.addEventListener("pdf", (e) => {
