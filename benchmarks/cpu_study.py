@@ -9,8 +9,8 @@
    gradients, input gradients of all but the first layer) against the one-core peak.
 3. Q1 and Q2's Hessians per second on the full task (12,000 images, pool 2), with their eigenvalues: the
    previous code (autograd reverse-over-reverse) against the closed form, one point at a time.
-4. With ``--study``: Q1, Q2 and Q3 ``full`` run into a scratch store, with their wall times and Q3's
-   achieved GFLOP/s over the whole study (its stored epochs, images and stack sizes).
+4. With ``--study``: Q1, Q2 and Q3 ``full`` run into a scratch store, with their wall times, peak memory
+   and Q3's achieved GFLOP/s over the whole study (its stored epochs, images and stack sizes).
 
     python benchmarks/cpu_study.py --data-dir ../shared/data [--points 9] [--study]
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,14 +111,20 @@ def study(data_dir: Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store, walls = Path(tmp) / "results", {}
+        build = Path(__file__).resolve().parents[1] / "build.py"
         for name in ("q1", "q2", "q3"):
             t0 = time.perf_counter()
-            build = Path(__file__).resolve().parents[1] / "build.py"
-            code = os.system(f"{sys.executable} {build} run {name} --profile full --store {store} "
-                             f"--data-dir {data_dir} > {tmp}/{name}.log 2>&1")  # fmt: skip
+            with open(f"{tmp}/{name}.log", "w") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, build, "run", name, "--profile", "full", "--store", store,
+                     "--data-dir", data_dir], stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+                _, status, usage = os.wait4(proc.pid, 0)  # the run's own rusage, its workers included
             walls[name] = time.perf_counter() - t0
-            if code:
+            if os.waitstatus_to_exitcode(status):
                 sys.exit(f"{name} failed: see {tmp}/{name}.log")
+            print(f"{name} full: {walls[name]:.0f} s, peak memory {usage.ru_maxrss / 2**20:.2f} GiB "
+                  "(the largest process: the driver or one worker)")  # fmt: skip
         sweep = Store(store).read("full", "q3", "sweep")
         final = Store(store).read("full", "q3", "final")
         images = (

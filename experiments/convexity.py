@@ -206,18 +206,30 @@ def segment_table(
     description: str,
 ) -> pd.DataFrame:
     """The midpoint test of every loss on the same ``count`` segments, whose endpoints ``sample`` draws
-    independently: the logits at the three points of a segment are computed once for all losses."""
-    frames = []
+    independently: the logits at the three points of a segment are computed once for all losses.
+
+    Each chunk's values go into buffers allocated before the loop. Results kept per chunk would be small
+    blocks that glibc carves out of the chunk's freed (CHUNK, samples) temporaries, so the next chunk could
+    not reuse them: Q1 full's process grew to 9.3 GB that way (Q2's to 3.4), against 0.9 GB now.
+    """
+    scales = torch.empty(2, count, dtype=torch.float64)  # endpoints a, b
+    values = torch.empty(len(LOSSES), 3, count, dtype=torch.float64)  # loss x (a, b, mid) x segment
     for start in track(range(0, count, CHUNK), total=-(-count // CHUNK), description=description):
-        n = min(CHUNK, count - start)
-        (a, sa), (b, sb) = sample(n, gen), sample(n, gen)
-        columns = {"segment": range(start, start + n), "scale_a": sa.numpy(), "scale_b": sb.numpy()}
+        end = min(start + CHUNK, count)
+        a, scales[0, start:end] = sample(end - start, gen)
+        b, scales[1, start:end] = sample(end - start, gen)
         with torch.inference_mode():  # values only: the losses work in place
             z = [logits(theta) for theta in (a, b, (a + b) / 2)]
-            for loss, fn in LOSSES.items():
-                result = midpoint_test(*(fn(zi, y).mean(-1) for zi in z), rtol)
-                result = {k: v.cpu().numpy() for k, v in result.items()}
-                frames.append(pd.DataFrame(columns | result).assign(loss=loss))
+            for i, fn in enumerate(LOSSES.values()):
+                for j, zj in enumerate(z):
+                    values[i, j, start:end] = fn(zj, y).mean(-1)
+    frames = [
+        pd.DataFrame(
+            {"segment": range(count), "scale_a": scales[0].numpy(), "scale_b": scales[1].numpy()}
+            | {k: v.numpy() for k, v in midpoint_test(*values[i], rtol).items()}
+        ).assign(loss=loss)
+        for i, loss in enumerate(LOSSES)
+    ]
     return pd.concat(frames).sort_values(["loss", "segment"], kind="stable").reset_index(drop=True)
 
 
