@@ -9,8 +9,8 @@
    gradients, input gradients of all but the first layer) against the one-core peak.
 3. Q1 and Q2's Hessians per second on the full task (12,000 images, pool 2), with their eigenvalues: the
    previous code (autograd reverse-over-reverse) against the closed form, one point at a time.
-4. With ``--study``: Q1, Q2 and Q3 ``full`` run into a scratch store, with their wall times, peak memory
-   and Q3's achieved GFLOP/s over the whole study (its stored epochs, images and stack sizes).
+4. With ``--study``, first: Q1, Q2 and Q3 ``full`` run into a scratch store, with their wall times, peak
+   memory and Q3's achieved GFLOP/s over the whole study (its stored epochs, images and stack sizes).
 
     python benchmarks/cpu_study.py --data-dir ../shared/data [--points 9] [--study]
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -106,7 +107,11 @@ def hessians_per_second(data_dir: Path, exp: str, points: int) -> tuple[float, f
 
 
 def study(data_dir: Path) -> None:
-    """Q1, Q2 and Q3 full into a scratch store, as ``build.py run --profile full`` runs them."""
+    """Q1, Q2 and Q3 full into a scratch store, as ``build.py run --profile full`` runs them.
+
+    It runs before the other measurements: Linux carries a process's peak memory across ``exec``, so a
+    run started from this process could not report less than this process's own size at the start.
+    """
     from report.core.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +154,10 @@ def main() -> None:
     parser.add_argument("--study", action="store_true", help="also run Q1-Q3 full (about 7 minutes)")
     args = parser.parse_args()
     print(f"machine: {kit.device_name(torch.device('cpu'))}")
+    if args.study:
+        floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"(the peak memory below cannot read under this benchmark's own {floor:.2f} GiB)")
+        study(args.data_dir)
     p32, p64 = peak(torch.float32), peak(torch.float64)
     print(f"peak matrix product, every core: {p32:.0f} GFLOP/s float32, {p64:.0f} GFLOP/s float64")
     for exp in ("q1", "q2"):  # as the runs compute them: every core
@@ -171,8 +180,6 @@ def main() -> None:
             f"{stack / args.points:.2f} s ({rate(stack):.0f} GFLOP/s, {rate(stack) / core:.0%}): "
             f"{alone / stack:.1f}x"
         )
-    if args.study:
-        study(args.data_dir)
 
 
 if __name__ == "__main__":
