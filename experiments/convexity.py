@@ -210,7 +210,7 @@ def segment_table(
 
     Each chunk's values go into buffers allocated before the loop. Results kept per chunk would be small
     blocks that glibc carves out of the chunk's freed (CHUNK, samples) temporaries, so the next chunk could
-    not reuse them: Q1 full's process grew to 9.3 GB that way (Q2's to 3.4), against 0.9 GB now.
+    not reuse them: Q1 full's process grew to 9.3 GB that way and Q2's to 3.4, against 1.1 and 1.5 now.
     """
     scales = torch.empty(2, count, dtype=torch.float64)  # endpoints a, b
     values = torch.empty(len(LOSSES), 3, count, dtype=torch.float64)  # loss x (a, b, mid) x segment
