@@ -37,6 +37,7 @@ from report.cli import (
     console,
     fail,
     keep_interrupts,
+    status_table,
 )
 from report.core import manifest
 from report.core.errors import EXIT_INTERRUPTED, ReportError
@@ -183,36 +184,11 @@ def render(opts: Options) -> None:
 @command(*BUILD)
 def status(opts: Options) -> None:
     """Show each experiment: whether it is current (or which input changed), when it ran, its headline."""
-    from rich.table import Table
-
     if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
         from experiments import runner
 
         runner.resolve(_names(None), opts.chosen, opts.request.overrides)
-    table = Table(title=f"store {opts.store}, profile {opts.chosen}")
-    from report.diff import since_previous
-
-    for col in ("experiment", "state", "finished (UTC)", "duration", "device", "headline", "vs previous run"):
-        table.add_column(col)
-    for v in _verdicts(opts, _names(None)):
-        state = {"current": "[green]current[/]", "missing": "[red]missing[/]"}.get(
-            v.state, f"[yellow]{v.label}[/]"
-        )
-        state += "".join(f" [dim]({note})[/]" for note in v.notes)
-        meta = v.meta
-        if meta is None:
-            table.add_row(v.experiment, state, "", "", "", "", "")
-            continue
-        head = meta["headline"]
-        table.add_row(
-            v.experiment,
-            state,
-            meta["finished"].replace("T", " ")[:19],
-            f"{meta['duration_s']:.1f} s",
-            meta["device"],
-            f"{head['label']} = {head['value']:.4g}",
-            since_previous(opts.results, opts.chosen, v.experiment),
-        )
+    table = status_table(opts.results, opts.chosen, _verdicts(opts, _names(None)), f"store {opts.store}")
     Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
 
 
@@ -253,6 +229,24 @@ def import_(
     console.print(
         f"[green]✓[/] imported {', '.join(names)} ({verified.profile}, made on {'; '.join(devices)})"
     )
+
+
+@command(*BUILD)
+def accept(
+    opts: Options,
+    names: Annotated[list[str], typer.Argument(help="Experiments whose results to carry over.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the code change leaves the results as they are (recorded).")
+    ],
+) -> None:
+    """Mark results as current for the code as it is now, without rerunning them; only a code change
+    can be accepted, and the report and status say when and why it was."""
+    from report.core import freshness
+
+    accepted = freshness.accept(opts.results, opts.request, _names(names), reason, on_wait=_waiting)
+    for name in _names(names):
+        done = name in accepted
+        console.print(f"[green]✓[/] {name}: accepted as current" if done else f"{name}: already current")
 
 
 @command("profile", "store")

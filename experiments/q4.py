@@ -246,7 +246,8 @@ def train_one(
     title = models.spec(name).title
     checkpoint = workdir / f"{name}-seed{seed}-epoch.pt"
     if checkpoint.exists():  # an interrupted run: continue after the last finished epoch
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
+        # on the CPU: the RNG states must stay there; the model and optimiser copy theirs to the device
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])

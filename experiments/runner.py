@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import shutil
 import subprocess
@@ -115,13 +116,23 @@ def execute(
     unit_device = getattr(executor, "device", None) or device.type  # remote workers resolve their own
     ctx = RunContext(device, request.seed, data_dir, workdir, track, log, executor, unit_device)
     seed_everything(request.seed)
-    started = datetime.now(timezone.utc)
+    # an interrupted run's earlier sessions: when it started and the time they spent, so the record counts
+    # the whole run and not only the session that finished it
+    ledger = workdir / "sessions.json"
+    earlier = json.loads(ledger.read_text()) if ledger.is_file() else {}
+    started = earlier.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sessions, spent = earlier.get("sessions", 0) + 1, earlier.get("duration_s", 0.0)
     t0 = time.perf_counter()
     try:
         output = p.module.run(p.config, ctx)
+    except BaseException:
+        if any(f != ledger for f in workdir.iterdir()):  # the next session resumes from what is kept
+            duration = spent + time.perf_counter() - t0
+            ledger.write_text(json.dumps({"started": started, "sessions": sessions, "duration_s": duration}))
+        raise
     finally:
         _prune(workdir, store.root)  # nothing to resume from: leave no empty folder behind
-    duration = time.perf_counter() - t0
+    duration = spent + time.perf_counter() - t0
     commit, dirty = git_state()
     meta = {
         "run_id": new_run_id(),
@@ -130,9 +141,10 @@ def execute(
         "profile": request.profile,
         "config": config_dict(p.config),
         "seed": request.seed,
-        "started": started.isoformat(timespec="seconds"),
+        "started": started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "duration_s": round(duration, 3),
+        "duration_s": round(duration, 3),  # every session's, without the gaps between them
+        "sessions": sessions,
         "device": device.type,
         "device_name": device_name(device),
         "python": platform.python_version(),

@@ -316,3 +316,35 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     for line in message.splitlines():
         console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def status_table(results: Any, profile: str, verdicts: list[Any], where: str) -> Any:
+    """``build.py status``: each experiment's verdict (with its notes), when and where it ran, its headline
+    and how that moved since the previous run."""
+    from rich.table import Table
+
+    from report.diff import since_previous
+
+    table = Table(title=f"{where}, profile {profile}")
+    for col in ("experiment", "state", "finished (UTC)", "duration", "device", "headline", "vs previous run"):
+        table.add_column(col)
+    for v in verdicts:
+        state = {"current": "[green]current[/]", "missing": "[red]missing[/]"}.get(
+            v.state, f"[yellow]{v.label}[/]"
+        )
+        state += "".join(f" [dim]({escape(note)})[/]" for note in v.notes)
+        meta = v.meta
+        if meta is None:
+            table.add_row(v.experiment, state, "", "", "", "", "")
+            continue
+        head, sessions = meta["headline"], int(meta.get("sessions") or 1)
+        table.add_row(
+            v.experiment,
+            state,
+            meta["finished"].replace("T", " ")[:19],
+            f"{meta['duration_s']:.1f} s" + (f" ({sessions} sessions)" if sessions > 1 else ""),
+            meta["device"],
+            f"{head['label']} = {head['value']:.4g}",
+            since_previous(results, profile, v.experiment),
+        )
+    return table

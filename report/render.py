@@ -64,10 +64,12 @@ class Document:
 
     def provenance(self, run: Run) -> str:
         dirty = " (uncommitted changes)" if run.dirty else ""
+        sessions = f" over {run.sessions} sessions" if run.sessions > 1 else ""
         text = (
             f"Source: {run.experiment}, run {run.run_id}, profile {run.profile}, {run.date}, "
-            f"{run.device_name}, {fmt.dur(run.duration_s)}, commit {run.commit}{dirty}"
+            f"{run.device_name}, {fmt.dur(run.duration_s)}{sessions}, commit {run.commit}{dirty}"
             + (f", made with {run.other_versions}." if run.other_versions else ".")
+            + (f" The {run.accepted}." if run.accepted else "")
         )
         stale = ""
         if run.stale:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -109,6 +110,26 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     runs = s.runs()
     assert sorted(runs["experiment"]) == sorted(questions()) and runs["run_id"].is_unique
     assert not list(store.glob("smoke/*/.tmp-*")), "leftover partial result"
+
+
+def test_a_run_resumed_after_ctrl_c_records_the_time_of_both_sessions(tmp_path, data_dir):
+    """The run record's start and duration cover the whole run, not only the session that finished it."""
+    store = tmp_path / "results"
+    args = build_cmd("run", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store))
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(store, ".work/smoke/q3-*/*.pt", proc)  # a sweep point is kept: there is work to resume
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    [ledger] = store.glob(".work/smoke/q3-*/sessions.json")
+    first = json.loads(ledger.read_text())
+    assert first["sessions"] == 1 and first["duration_s"] > 1
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    meta = Store(store).meta("smoke", "q3")
+    assert meta["sessions"] == 2 and meta["started"] == first["started"]
+    assert meta["duration_s"] > first["duration_s"]
+    assert not list(store.glob(".work/smoke/q3-*")), "the finished run leaves no work folder"
 
 
 def test_two_concurrent_builds_share_one_store(tmp_path, data_dir):

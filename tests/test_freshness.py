@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -92,3 +93,59 @@ def test_status_all_and_report_agree(case, smoke_build, data_dir, tmp_path, monk
         assert "q1: running" in built.output
     again = _invoke("status", *common)
     assert "│ q1" in again.output and "stale" not in again.output and "missing" not in again.output
+
+
+def test_accept_carries_results_over_a_code_change_and_says_so(smoke_build, data_dir, tmp_path, monkeypatch):
+    """``accept`` (dvc commit's idea): only a code change, only with a reason, and the report tells."""
+    store = tmp_path / "results"
+    shutil.copytree(smoke_build.store, store)
+    roots = tmp_path / "experiments"
+    shutil.copytree(fp.CODE_ROOTS["experiments"], roots)
+    monkeypatch.setitem(fp.CODE_ROOTS, "experiments", roots)
+    (roots / "q1.py").write_text((roots / "q1.py").read_text() + "\n# an edit\n")
+    common = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store), *SMOKE_SETS]
+
+    def tree() -> dict[str, int]:
+        return {str(p): p.stat().st_mtime_ns for p in store.rglob("*") if p.name != ".lock"}
+
+    shutil.rmtree(store / "smoke" / "q2")
+    before = tree()
+    for refused, words in [
+        (["q1", "--reason", " "], "accept needs a --reason"),
+        (["q1", "--reason", "x", "--set", "q1.segments=300"], "its code, config changed"),
+        (["q1", "--reason", "x", "--seed", "7"], "its code, config changed"),
+        (["q1", "q2", "--reason", "x"], "run it: build.py run q2 --profile smoke"),
+    ]:
+        result = _invoke("accept", *common, *refused)
+        assert result.exit_code == 2 and words in result.output, result.output
+    assert tree() == before, "a refused accept wrote nothing"
+    shutil.copytree(smoke_build.store / "smoke" / "q2", store / "smoke" / "q2")
+    old = Store(store).meta("smoke", "q1")
+
+    accepted = _invoke("accept", *common, "q1", "q2", "--reason", "a comment [only]")
+    assert accepted.exit_code == 0, accepted.output
+    assert "q1: accepted as current" in accepted.output and "q2: already current" in accepted.output
+    new = Store(store).meta("smoke", "q1")
+    assert new["run_id"] != old["run_id"] and new["finished"] == old["finished"]
+    assert new["accepted"][-1]["reason"] == "a comment [only]"
+    assert new["accepted"][-1]["run_id"] == old["run_id"]
+    s, made = Store(store), Store(smoke_build.store)
+    for table in s.tables("smoke", "q1"):  # the same results, in a new run of their own
+        pd.testing.assert_frame_equal(s.read("smoke", "q1", table), made.read("smoke", "q1", table))
+
+    status = _invoke("status", *common)
+    row = " ".join(line for line in status.output.splitlines() if "│ q1" in line or "accepted" in line)
+    assert "current" in row and "stale" not in row and "code changed after this run; accepted on" in row, row
+    out = tmp_path / "out"
+    page = _invoke("render", *common, "--out", str(out), "--format", "html")
+    assert page.exit_code == 0, page.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "The code changed after this run; accepted on" in html and "a comment [only]" in html
+    assert "current (code change accepted)" in html
+    built = _invoke("all", *common, "--out", str(out), "--format", "html")
+    assert built.exit_code == 0 and "q1: up to date" in built.output, built.output
+
+    (roots / "q1.py").write_text((roots / "q1.py").read_text() + "\n# another edit\n")
+    again = _invoke("status", *common)
+    row = next(line for line in again.output.splitlines() if line.strip().startswith("│ q1"))
+    assert "stale: code changed" in row and "accepted" not in row, row

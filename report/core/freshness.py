@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,7 +105,59 @@ def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest
     if "versions" in changed and not request.strict_versions:
         changed = tuple(p for p in changed if p != "versions")
         notes.append(f"made with {other_versions(meta)}")
+    if "code" not in changed and acceptance(meta):
+        notes.append(acceptance(meta))
     return Verdict(experiment, "stale" if changed else "current", changed, tuple(notes), meta, result)
+
+
+def acceptance(meta: dict[str, Any]) -> str:
+    """``code changed after this run; accepted on DATE: REASON`` for a result ``accept`` carried over."""
+    accepted = meta.get("accepted") or []
+    if not accepted:
+        return ""
+    last = accepted[-1]
+    return f"code changed after this run; accepted on {last['on'][:10]}: {last['reason']}"
+
+
+def accept(store: Store, request: Request, names: list[str], reason: str, on_wait: Any = None) -> list[str]:
+    """Carry results over to the current code without rerunning them (``dvc commit``'s idea): for a change
+    the author knows leaves the results as they are, such as a fix in a resume path the run never took.
+
+    Only results stale through their code alone are accepted; each becomes a new run with the same tables
+    and provenance, the current code's fingerprint and a record of the acceptance (when and why), which
+    ``status`` and the report show beside it. Returns the names accepted (those already current are
+    skipped); refuses, before writing anything, when one is missing or stale for another reason.
+    """
+    if not reason.strip():
+        raise ReportError("accept needs a --reason: why the code change leaves the results as they are")
+    verdicts = [judge(store, n, request) for n in names]
+    for v in verdicts:
+        fix = f"run it: build.py run {v.experiment} --profile {request.profile}"
+        if v.state == "missing":
+            raise ReportError(f"no {v.experiment} result for profile {request.profile} to accept; {fix}")
+        if v.state == "stale" and v.changed != ("code",):
+            raise ReportError(
+                f"{v.experiment} is stale because its {', '.join(v.changed)} changed; accept carries "
+                f"results over code changes only; re{fix}"
+            )
+    todo = [v for v in verdicts if v.state == "stale"]
+    on = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with store.lock(on_wait=on_wait):
+        for v in todo:
+            assert v.meta is not None and v.result is not None
+            code = code_part(v.experiment, store.manifest)
+            meta = {
+                **v.meta,
+                "fingerprint": {**v.meta["fingerprint"], "code": code},
+                "accepted": [
+                    *(v.meta.get("accepted") or []),
+                    {"on": on, "reason": reason.strip(), "code_was": v.meta["fingerprint"]["code"],
+                     "code_now": code, "run_id": v.meta["run_id"]},
+                ],
+            }  # fmt: skip
+            tables = {t: v.result.read(t) for t in v.result.tables()}
+            store.write(request.profile, v.experiment, tables, meta)
+    return [v.experiment for v in todo]
 
 
 def _data_part(meta: dict[str, Any], request: Request, store: Store) -> str | None:

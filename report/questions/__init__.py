@@ -17,7 +17,7 @@ import pandas as pd
 
 from report.core import manifest
 from report.core.errors import EvidenceError, MissingResultError
-from report.core.freshness import Request, judge, other_versions
+from report.core.freshness import Request, acceptance, judge, other_versions
 from report.core.store import Result, Store
 
 
@@ -38,6 +38,8 @@ class Run:
     versions: dict[str, str]
     stale: tuple[str, ...]  # what changed since this result was made (report.core.freshness.judge)
     other_versions: str = ""  # the libraries it was made with that differ from the rendering machine's
+    sessions: int = 1  # an interrupted run resumed in later sessions: its duration counts them all
+    accepted: str = ""  # build.py accept carried it over a code change: when and why
 
     @property
     def date(self) -> str:
@@ -114,6 +116,8 @@ class Results:
                 versions=meta["versions"],
                 other_versions=other_versions(meta),
                 stale=verdict.changed,
+                sessions=int(meta.get("sessions") or 1),
+                accepted="" if "code" in verdict.changed else acceptance(meta),
             )
         return self._runs[experiment]
 
