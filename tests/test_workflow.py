@@ -24,3 +24,37 @@ def test_github_workflow_installs_tests_builds_and_uploads():
 def test_readme_documents_the_workflow():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert ".github/workflows/report.yml" in readme and "artifact" in readme
+
+
+def test_the_workflow_renders_the_committed_reference_results_current(tmp_path):
+    """The full report CI uploads comes from experiments/reference/full.tar.gz, run as the workflow runs it:
+    every result must be current for this code, or the uploaded PDF would be flagged stale throughout."""
+    import shlex
+    import subprocess
+    import sys
+
+    import yaml
+
+    from report.core.store import Store
+    from tests.conftest import ROOT
+
+    workflow = yaml.safe_load((ROOT / ".github/workflows/report.yml").read_text())
+    full = next(s for s in workflow["jobs"]["build"]["steps"] if "--profile full" in s.get("run", ""))
+    args = shlex.split(full["run"])
+    assert args[:2] == ["python", "build.py"], full["run"]
+    store, out = tmp_path / "results-full", tmp_path / "full"
+    for option, value in (("--store", store), ("--out", out)):
+        args[args.index(option) + 1] = str(value)
+    args = [sys.executable, str(ROOT / "build.py"), *args[2:], "--format", "html", "--data-dir", str(out)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "imported from the reference results experiments/reference/full.tar.gz" in proc.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    stale = html.count('class="stale"')
+    assert stale == 0, (
+        f"{stale} stale flags: the reference results are stale for this code. Rerun the full profile on a "
+        "GPU (benchmarks/gpu_full.sh), or, if the change leaves the results as they are, `build.py accept` "
+        "them with a reason and export the bundle again (experiments/reference/README.md)"
+    )
+    for name in ("q1", "q2", "q3", "q4"):
+        assert Store(store).meta("full", name)["device_name"] in html
