@@ -10,6 +10,7 @@ import json
 import platform
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from experiments import data, datasets
 from experiments.kit import RunContext, device_name, resolve_device, seed_everything
 from report.core import fingerprint as fp
 from report.core import freshness, manifest
+from report.core.atomic import atomic_write
 from report.core.config import apply_overrides, config_dict
-from report.core.errors import ConfigError, DataError
+from report.core.errors import ConfigError, DataError, ReportError
 from report.core.freshness import Request, Verdict, judge
 from report.core.manifest import Experiment
 from report.core.store import Store, new_run_id
@@ -116,23 +118,11 @@ def execute(
     unit_device = getattr(executor, "device", None) or device.type  # remote workers resolve their own
     ctx = RunContext(device, request.seed, data_dir, workdir, track, log, executor, unit_device)
     seed_everything(request.seed)
-    # an interrupted run's earlier sessions: when it started and the time they spent, so the record counts
-    # the whole run and not only the session that finished it
-    ledger = workdir / "sessions.json"
-    earlier = json.loads(ledger.read_text()) if ledger.is_file() else {}
-    started = earlier.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds")
-    sessions, spent = earlier.get("sessions", 0) + 1, earlier.get("duration_s", 0.0)
-    t0 = time.perf_counter()
     try:
-        output = p.module.run(p.config, ctx)
-    except BaseException:
-        if any(f != ledger for f in workdir.iterdir()):  # the next session resumes from what is kept
-            duration = spent + time.perf_counter() - t0
-            ledger.write_text(json.dumps({"started": started, "sessions": sessions, "duration_s": duration}))
-        raise
+        with Sessions(workdir) as sessions:
+            output = p.module.run(p.config, ctx)
     finally:
         _prune(workdir, store.root)  # nothing to resume from: leave no empty folder behind
-    duration = spent + time.perf_counter() - t0
     commit, dirty = git_state()
     meta = {
         "run_id": new_run_id(),
@@ -141,10 +131,10 @@ def execute(
         "profile": request.profile,
         "config": config_dict(p.config),
         "seed": request.seed,
-        "started": started,
+        "started": sessions.started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "duration_s": round(duration, 3),  # every session's, without the gaps between them
-        "sessions": sessions,
+        "duration_s": round(sessions.duration, 3),  # every session's, without the gaps between them
+        "sessions": sessions.count,
         "device": device.type,
         "device_name": device_name(device),
         "python": platform.python_version(),
@@ -161,6 +151,53 @@ def execute(
     shutil.rmtree(workdir, ignore_errors=True)
     _prune(workdir.parent, store.root)
     return meta
+
+
+class Sessions:
+    """The sessions a run took. A run resumed after Ctrl-C, a kill or a lost machine is recorded with the
+    start of its first session and the time of all of them (not the gaps between), from a ledger in its
+    work folder that each session updates every few seconds."""
+
+    EVERY_S = 10.0
+
+    def __init__(self, workdir: Path) -> None:
+        self.ledger = workdir / "sessions.json"
+        try:
+            earlier = json.loads(self.ledger.read_text())
+        except (OSError, ValueError):  # none yet, or damaged by a crash: count from this session
+            earlier = {}
+        self.started = earlier.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.count = int(earlier.get("sessions", 0)) + 1
+        self._spent, self._t0, self._t1 = float(earlier.get("duration_s", 0.0)), time.perf_counter(), None
+        self._stop = threading.Event()
+        self._keeper = threading.Thread(target=self._keep, name="sessions-ledger", daemon=True)
+
+    @property
+    def duration(self) -> float:
+        return self._spent + (self._t1 or time.perf_counter()) - self._t0
+
+    def _write(self) -> None:
+        record = {"started": self.started, "sessions": self.count, "duration_s": self.duration}
+        atomic_write(self.ledger, json.dumps(record), fix="pass a writable --store")
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.EVERY_S):
+            with contextlib.suppress(ReportError):  # a missed update costs seconds, not the run
+                self._write()
+
+    def __enter__(self) -> Sessions:
+        self._write()
+        self._keeper.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        self._t1 = time.perf_counter()
+        self._stop.set()
+        self._keeper.join()
+        if kind is not None and any(f != self.ledger for f in self.ledger.parent.iterdir()):
+            self._write()  # the next session resumes from what is kept, and counts this one
+        elif kind is not None:
+            self.ledger.unlink(missing_ok=True)  # nothing kept: nothing to resume, nothing to count
 
 
 def _prune(folder: Path, root: Path) -> None:

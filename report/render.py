@@ -64,7 +64,7 @@ class Document:
 
     def provenance(self, run: Run) -> str:
         dirty = " (uncommitted changes)" if run.dirty else ""
-        sessions = f" over {run.sessions} sessions" if run.sessions > 1 else ""
+        sessions = f" over {run.sessions} sessions" if (run.sessions or 1) > 1 else ""
         text = (
             f"Source: {run.experiment}, run {run.run_id}, profile {run.profile}, {run.date}, "
             f"{run.device_name}, {fmt.dur(run.duration_s)}{sessions}, commit {run.commit}{dirty}"

@@ -107,6 +107,7 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     assert again.returncode == 0, again.stderr[-3000:]
     assert "q1: up to date" in again.stderr and "q2: up to date" in again.stderr
     assert {n: s.meta("smoke", n)["run_id"] for n in ("q1", "q2")} == done
+    assert s.meta("smoke", "q3")["sessions"] == 2, "the killed session counts in the run's record"
     runs = s.runs()
     assert sorted(runs["experiment"]) == sorted(questions()) and runs["run_id"].is_unique
     assert not list(store.glob("smoke/*/.tmp-*")), "leftover partial result"

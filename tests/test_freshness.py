@@ -148,4 +148,10 @@ def test_accept_carries_results_over_a_code_change_and_says_so(smoke_build, data
     (roots / "q1.py").write_text((roots / "q1.py").read_text() + "\n# another edit\n")
     again = _invoke("status", *common)
     row = next(line for line in again.output.splitlines() if line.strip().startswith("│ q1"))
-    assert "stale: code changed" in row and "accepted" not in row, row
+    assert "stale: code changed" in row and "accepted" not in again.output, again.output
+
+    second = _invoke("accept", *common, "q1", "--reason", "another comment.")
+    assert second.exit_code == 0, second.output
+    page = _invoke("render", *common, "--out", str(out), "--format", "html")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert ": a comment [only]; on " in html and ": another comment." in html  # both, in order

@@ -113,10 +113,8 @@ def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest
 def acceptance(meta: dict[str, Any]) -> str:
     """``code changed after this run; accepted on DATE: REASON`` for a result ``accept`` carried over."""
     accepted = meta.get("accepted") or []
-    if not accepted:
-        return ""
-    last = accepted[-1]
-    return f"code changed after this run; accepted on {last['on'][:10]}: {last['reason']}"
+    each = "; ".join(f"on {a['on'][:10]}: {a['reason'].rstrip('. ')}" for a in accepted)
+    return f"code changed after this run; accepted {each}" if accepted else ""
 
 
 def accept(store: Store, request: Request, names: list[str], reason: str, on_wait: Any = None) -> list[str]:
@@ -130,19 +128,19 @@ def accept(store: Store, request: Request, names: list[str], reason: str, on_wai
     """
     if not reason.strip():
         raise ReportError("accept needs a --reason: why the code change leaves the results as they are")
-    verdicts = [judge(store, n, request) for n in names]
-    for v in verdicts:
-        fix = f"run it: build.py run {v.experiment} --profile {request.profile}"
-        if v.state == "missing":
-            raise ReportError(f"no {v.experiment} result for profile {request.profile} to accept; {fix}")
-        if v.state == "stale" and v.changed != ("code",):
-            raise ReportError(
-                f"{v.experiment} is stale because its {', '.join(v.changed)} changed; accept carries "
-                f"results over code changes only; re{fix}"
-            )
-    todo = [v for v in verdicts if v.state == "stale"]
     on = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with store.lock(on_wait=on_wait):
+    with store.lock(on_wait=on_wait):  # judged under the lock: no build can store a newer run meanwhile
+        verdicts = [judge(store, n, request) for n in names]
+        for v in verdicts:
+            fix = f"run it: build.py run {v.experiment} --profile {request.profile}"
+            if v.state == "missing":
+                raise ReportError(f"no {v.experiment} result for profile {request.profile} to accept; {fix}")
+            if v.state == "stale" and v.changed != ("code",):
+                raise ReportError(
+                    f"{v.experiment} is stale because its {', '.join(v.changed)} changed; accept carries "
+                    f"results over code changes only; re{fix}"
+                )
+        todo = [v for v in verdicts if v.state == "stale"]
         for v in todo:
             assert v.meta is not None and v.result is not None
             code = code_part(v.experiment, store.manifest)

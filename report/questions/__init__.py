@@ -38,7 +38,7 @@ class Run:
     versions: dict[str, str]
     stale: tuple[str, ...]  # what changed since this result was made (report.core.freshness.judge)
     other_versions: str = ""  # the libraries it was made with that differ from the rendering machine's
-    sessions: int = 1  # an interrupted run resumed in later sessions: its duration counts them all
+    sessions: int | None = None  # >1: resumed, its duration counting each session; None: not recorded
     accepted: str = ""  # build.py accept carried it over a code change: when and why
 
     @property
@@ -116,7 +116,7 @@ class Results:
                 versions=meta["versions"],
                 other_versions=other_versions(meta),
                 stale=verdict.changed,
-                sessions=int(meta.get("sessions") or 1),
+                sessions=int(meta["sessions"]) if meta.get("sessions") else None,
                 accepted="" if "code" in verdict.changed else acceptance(meta),
             )
         return self._runs[experiment]

@@ -244,6 +244,8 @@ def context(r: Results) -> dict[str, Any]:
             "slowest": slowest["title"],
             "slowest_ips": float(slowest["throughput"]),
             "ratio": float(fastest["throughput"] / slowest["throughput"]),
+            "trainings": len(results),
+            "train_s": float(results["train_time_s"].sum()),  # more than the run's wall time: see template
         },
         "weakest_class": {"name": str(weakest["class"]), "acc": float(weakest["accuracy"])},
         "top_error": None
