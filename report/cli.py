@@ -8,6 +8,7 @@ from __future__ import annotations
 import _thread
 import functools
 import inspect
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -292,7 +293,9 @@ def _print_settings(opts: Options, names: tuple[str, ...]) -> None:
 
 
 def keep_interrupts() -> None:
-    """Make a Ctrl-C that lands inside a finaliser interrupt the build, not vanish.
+    """Make a Ctrl-C that lands inside a finaliser interrupt the build, not vanish, and let SIGTERM (from
+    ``timeout``, a scheduler's time limit, a container's stop) end a build as Ctrl-C does: one line, exit
+    status 130, finished work kept and the run's sessions counted.
 
     Python cannot raise from a finaliser: a ``KeyboardInterrupt`` raised while a generator is being
     closed (a progress bar's ``track``, say) is printed as "Exception ignored in …" with a traceback, and
@@ -300,6 +303,7 @@ def keep_interrupts() -> None:
     finaliser is over (from inside it, the new interrupt would be swallowed too), and ``command`` turns
     it into the one-line message and exit status 130.
     """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     default = sys.unraisablehook
 
     def hook(unraisable: Any) -> None:

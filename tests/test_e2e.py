@@ -113,15 +113,19 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     assert not list(store.glob("smoke/*/.tmp-*")), "leftover partial result"
 
 
-def test_a_run_resumed_after_ctrl_c_records_the_time_of_both_sessions(tmp_path, data_dir):
-    """The run record's start and duration cover the whole run, not only the session that finished it."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_run_resumed_after_an_interrupt_records_the_time_of_both_sessions(tmp_path, data_dir, stop):
+    """The run record's start and duration cover the whole run, not only the session that finished it;
+    SIGTERM (timeout, a scheduler's time limit) ends a build as Ctrl-C does."""
     store = tmp_path / "results"
     args = build_cmd("run", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store))
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for(store, ".work/smoke/q3-*/*.pt", proc)  # a sweep point is kept: there is work to resume
     time.sleep(1)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    proc.send_signal(stop)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().endswith("error: interrupted; finished experiments are stored, the next run resumes")
     [ledger] = store.glob(".work/smoke/q3-*/sessions.json")
     first = json.loads(ledger.read_text())
     assert first["sessions"] == 1 and first["duration_s"] > 1
