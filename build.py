@@ -108,7 +108,9 @@ def _render(opts: Options) -> str:
     with output.Printer() if "pdf" in targets else contextlib.nullcontext() as printer:
         from report import render
 
-        page = render.render_html(opts.results, opts.request, opts.paper.value, cache_dir=opts.out / ".cache")
+        page = render.render_html(
+            opts.results, opts.request, opts.paper.value, cache_dir=output.cache_dir(opts.out)
+        )
         written = output.write_outputs(page, opts.out, targets, printer)
     if not written:
         console.print(f"[dim]report in {opts.out} is up to date (same results, templates and paper)[/]")
@@ -285,13 +287,14 @@ def clean(
     results: Annotated[bool, typer.Option("--results", help="Also delete stored results.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting results.")] = False,
 ) -> None:
-    """Remove generated outputs (HTML, PDF, caches); with --results also the results store."""
-    import shutil
+    """Remove what the build wrote to --out (HTML, PDF, caches) and nothing else; with --results also the
+    results store. A folder the build did not write is refused, with nothing deleted."""
+    from report import output
 
-    if opts.out.exists():
-        shutil.rmtree(opts.out)
-        console.print(f"removed {opts.out}")
+    for path in output.clean(opts.out):
+        console.print(f"removed {path}")
     if results and opts.results.root.exists():
+        opts.results.check_deletable()
         try:
             confirmed = yes or typer.confirm(f"Delete every stored result in {opts.store}?", default=False)
         except typer.Abort:  # no terminal, or no answer: keep the results

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_render(profile: str, store: Path, out: Path) -> float:
-    for stamp in (out / ".cache").glob("report.*.sha256"):
+    for stamp in (out / ".report-cache").glob("report.*.sha256"):
         stamp.unlink()
     cmd = [
         sys.executable,
@@ -51,7 +51,7 @@ def phases(profile: str, store: Path, out: Path) -> dict[str, float]:
     from report.core.store import Store
 
     t1 = time.perf_counter()
-    page = render.render_html(Store(store), profile, cache_dir=out / ".cache")
+    page = render.render_html(Store(store), profile, cache_dir=output.cache_dir(out))
     t2 = time.perf_counter()
     weasyprint = output._weasyprint()
     t3 = time.perf_counter()

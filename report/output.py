@@ -8,9 +8,11 @@ it is that second process. This module imports neither pandas nor the templates,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -21,6 +23,46 @@ from report.core.atomic import atomic_write
 from report.core.errors import ReportError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+OUTPUTS = ("report.html", "report.pdf")
+CACHE = ".report-cache"  # the build's own folder in --out: figures, typeset math, templates, stamps
+TAG = "CACHEDIR.TAG"  # the Cache Directory Tagging Specification's file: marks the folder as the build's
+SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
+
+
+def cache_dir(out: Path) -> Path:
+    """The build's cache folder in ``out``, tagged (as backup tools expect) so ``clean`` knows it is ours."""
+    folder = out / CACHE
+    if not (folder / TAG).is_file():
+        atomic_write(folder / TAG, SIGNATURE + b"\n# the report builder's cache; build.py clean removes it\n")
+    return folder
+
+
+def clean(out: Path) -> list[Path]:
+    """Delete what the build wrote in ``out`` and nothing else; returns what was removed.
+
+    The build's files are its tagged cache folder and the report files it stamped there. A folder
+    without that tag was not written by the build (or is the wrong folder): refused, nothing deleted.
+    The folder itself goes only when nothing else is left in it.
+    """
+    if not out.exists():
+        return []
+    folder = out / CACHE
+    try:
+        ours = (folder / TAG).read_bytes().startswith(SIGNATURE)
+    except OSError:
+        ours = False
+    if not ours:
+        raise ReportError(
+            f"{out} holds no report written by this build (no {CACHE}/{TAG} in it), so nothing was "
+            f"deleted; pass the folder the report was written to as --out"
+        )
+    removed = [out / n for n in OUTPUTS if (out / n).is_file() and (folder / f"{n}.sha256").is_file()]
+    for path in removed:
+        path.unlink()
+    shutil.rmtree(folder)
+    with contextlib.suppress(OSError):
+        out.rmdir()  # only when empty: a folder that holds anything else stays
+    return [*removed, folder]
 
 
 def write_outputs(page: str, out: Path, formats: list[str], printer: Printer | None = None) -> list[Path]:
@@ -34,7 +76,7 @@ def write_outputs(page: str, out: Path, formats: list[str], printer: Printer | N
     written = []
     for kind in formats:
         target = out / f"report.{kind}"
-        stamp = out / ".cache" / f"report.{kind}.sha256"
+        stamp = cache_dir(out) / f"{target.name}.sha256"
         if target.exists() and stamp.exists() and stamp.read_text() == digest:
             continue
         if kind == "html":

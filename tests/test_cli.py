@@ -8,6 +8,7 @@ import time
 from typer.testing import CliRunner
 
 import build
+from report import output
 from report.core.store import Store
 from tests.conftest import build_cmd, render_args, smoke_all
 from tests.helpers import store_with
@@ -103,7 +104,7 @@ def test_unwritable_out_dir_is_exit_2(tmp_path, smoke_build):
 
 def test_clean_keeps_results_unless_confirmed(tmp_path):
     store_with(tmp_path / "r", "q1")
-    (tmp_path / "b").mkdir()
+    output.cache_dir(tmp_path / "b")  # an output folder as a render leaves it
     result = runner.invoke(
         build.app,
         ["clean", "--results", "--store", str(tmp_path / "r"), "--out", str(tmp_path / "b")],

@@ -230,13 +230,24 @@ class Store:
         for old in runs[: max(0, len(runs) - self.keep)]:
             shutil.rmtree(old, ignore_errors=True)
 
+    def check_deletable(self) -> None:
+        """Refuse, before anything is deleted, a folder holding anything the store did not write: a
+        mistyped ``--store`` must never cost a user's files."""
+        for entry in self.root.iterdir() if self.root.is_dir() else []:
+            if not _own(entry):
+                raise StoreError(
+                    f"{self.root} is not only a results store (it holds {entry.name}), so nothing was "
+                    "deleted; pass the results store as --store"
+                )
+
     def delete(self, profile: str | None = None) -> None:
-        """Remove stored results (one profile, or all of them)."""
+        """Remove stored results (one profile, or all of them): only entries the store wrote."""
+        self.check_deletable()
         target = self.root / profile if profile else self.root
         for entry in target.iterdir() if target.is_dir() else []:
             if entry.name == ".lock":
                 continue
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
     # ---- reading --------------------------------------------------------------------------
     def result(self, profile: str, experiment: str) -> Result | None:
@@ -318,6 +329,36 @@ class Store:
 
 def _rerun(profile: str, experiment: str) -> str:
     return f"build.py run {experiment} --profile {profile} --force"
+
+
+OWN_FILES = {".lock", ".datahash.json"}  # beside the profiles: the write lock, the data-hash cache
+OWN_FOLDERS = {".work", ".slurm"}  # unfinished units' checkpoints, Slurm job logs
+
+
+def _own(entry: Path) -> bool:
+    """Whether a top-level entry of a store's folder is the store's: its lock and caches, its work
+    folders, or a profile folder whose every entry is an experiment's (a pointer and run folders)."""
+    if entry.is_symlink():
+        return False
+    if entry.name in OWN_FILES or entry.name in OWN_FOLDERS:
+        return True
+    if not entry.is_dir():
+        return False
+    return all(
+        home.is_dir() and not home.is_symlink() and all(_run_entry(p) for p in home.iterdir())
+        for home in entry.iterdir()
+    )
+
+
+def _run_entry(path: Path) -> bool:
+    """A pointer, a run folder, or what a crashed write left (``.tmp-…``, ``.current.….tmp``)."""
+    name = path.name
+    return (
+        name == POINTER
+        or (RUN_ID.fullmatch(name) is not None and path.is_dir())
+        or name.startswith(".tmp-")
+        or (name.startswith(f".{POINTER}.") and name.endswith(".tmp"))
+    )
 
 
 def new_run_id() -> str:

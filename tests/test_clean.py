@@ -1,0 +1,99 @@
+"""``clean`` deletes what the build wrote and nothing else: a folder of the user's files named by
+``--out``, by ``out`` in a settings file or as ``--store`` is refused in one line, with nothing touched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import build
+from report import output
+from report.core.store import Store
+from tests.conftest import render_args
+from tests.helpers import store_with
+
+runner = CliRunner()
+
+
+def _users_files(folder: Path) -> dict[Path, bytes]:
+    """A folder of someone's work, returned as path -> bytes to compare afterwards."""
+    files = {
+        folder / "thesis.tex": b"precious\n",
+        folder / "figures" / "plot.pdf": b"%PDF-1.7 mine\n",
+        folder / ".git" / "HEAD": b"ref: refs/heads/main\n",
+        folder / "report.html": b"<p>my own report, not the build's</p>\n",
+    }
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_clean_refuses_a_folder_of_the_users_files(tmp_path):
+    victim = tmp_path / "victim"
+    _users_files(victim)
+    before = _snapshot(victim)
+    result = runner.invoke(build.app, ["clean", "--out", str(victim)])
+    assert result.exit_code == 2, result.output
+    assert "nothing was deleted" in result.output and len(result.output.strip().splitlines()) == 1
+    assert _snapshot(victim) == before
+
+
+def test_out_dot_in_a_settings_file_never_deletes_the_project(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    _users_files(project)
+    (project / "report.toml").write_text('out = "."\n')
+    before = _snapshot(project)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("REPORT_SETTINGS", str(project / "report.toml"))
+    for args in (["clean"], ["clean", "--results", "--yes", "--store", "."]):
+        result = runner.invoke(build.app, args)
+        assert result.exit_code == 2 and "nothing was deleted" in result.output, result.output
+        assert _snapshot(project) == before
+
+
+def test_clean_removes_only_what_a_render_wrote_beside_the_users_files(tmp_path, smoke_build, monkeypatch):
+    """A report rendered into a folder of the user's: clean takes the report and its cache, keeps the rest."""
+    shared = tmp_path / "shared"
+    _users_files(shared)
+    (shared / "report.html").unlink()  # the render writes its own here
+    before = _snapshot(shared)
+    rendered = runner.invoke(build.app, render_args(smoke_build.store, shared, "--format", "html"))
+    assert rendered.exit_code == 0, rendered.output
+    assert (shared / "report.html").is_file() and (shared / output.CACHE / output.TAG).is_file()
+    result = runner.invoke(build.app, ["clean", "--out", str(shared)])
+    assert result.exit_code == 0, result.output
+    assert _snapshot(shared) == before  # the user's files, byte for byte, and nothing of the build's
+    assert not (shared / output.CACHE).exists()
+
+
+def test_clean_removes_a_build_folder_it_wrote(tmp_path, smoke_build):
+    out = tmp_path / "build"
+    shutil.copytree(smoke_build.out, out)
+    result = runner.invoke(build.app, ["clean", "--out", str(out)])
+    assert result.exit_code == 0 and not out.exists(), result.output
+
+
+def test_clean_results_refuses_a_store_that_holds_other_files(tmp_path):
+    store = tmp_path / "r"
+    store_with(store, "q1")
+    (store / "notes.txt").write_text("mine")
+    out = tmp_path / "b"
+    output.cache_dir(out)
+    result = runner.invoke(
+        build.app, ["clean", "--results", "--yes", "--store", str(store), "--out", str(out)]
+    )
+    assert result.exit_code == 2 and "nothing was deleted" in result.output, result.output
+    assert (store / "notes.txt").read_text() == "mine" and Store(store).has("smoke", "q1")
+    os.remove(store / "notes.txt")
+    result = runner.invoke(
+        build.app, ["clean", "--results", "--yes", "--store", str(store), "--out", str(out)]
+    )
+    assert result.exit_code == 0 and not Store(store).has("smoke", "q1"), result.output
