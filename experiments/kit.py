@@ -62,11 +62,6 @@ class RunContext:
     def units_on(self) -> str:
         return self.unit_device or self.device.type
 
-    def slots(self, threads: int) -> int:
-        """How many units of ``threads`` threads the executor runs at once: a study splits its work into at
-        least that many units so no core idles."""
-        return self.executor.slots(threads) if hasattr(self.executor, "slots") else 1
-
     def step(self, key: str, compute: Callable[[], T]) -> T:
         """Run ``compute`` once per ``key`` per run, keeping its result on disk so a crashed or
         interrupted build resumes here instead of recomputing (a stage that depends on earlier ones)."""
@@ -131,15 +126,19 @@ class Unit:
 _say: ContextVar[Callable[[str], None]] = ContextVar("say", default=lambda msg: None)
 
 
-def split(groups: dict[Any, list[T]], cost: Callable[[Any], float], slots: int, most: int) -> list[list[T]]:
-    """Cut groups of items that train together (one stacked network per chunk) into units for an executor
-    that runs ``slots`` at once: each group into about its share of the slots by ``cost(key)`` per item,
-    at most ``most`` items per chunk, the costliest chunks first (they start first). A stacked point
-    trains the same whatever its chunk, so the cut changes timings, never results."""
+def split(groups: dict[Any, list[T]], cost: Callable[[Any], float], units: int, most: int) -> list[list[T]]:
+    """Cut groups of items that train together (one stacked network per chunk) into about ``units``
+    units: each group into about its share by ``cost(key)`` per item, at most ``most`` items per chunk,
+    the costliest chunks first (they start first).
+
+    ``units`` comes from the config, never from the cores at hand: a stack's width changes the order of
+    float32 sums in its batched products (round-off, ``tests/test_stacked.py``), so a cut that followed
+    the machine would let the executor change results.
+    """
     total = sum(cost(k) * len(g) for k, g in groups.items()) or 1.0
     chunks = []
     for key, group in groups.items():
-        n = max(-(-len(group) // most), min(len(group), round(cost(key) * len(group) / total * slots)), 1)
+        n = max(-(-len(group) // most), min(len(group), round(cost(key) * len(group) / total * units)), 1)
         size = -(-len(group) // n)
         chunks += [
             (cost(key) * len(group[i : i + size]), group[i : i + size]) for i in range(0, len(group), size)

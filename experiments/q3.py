@@ -65,6 +65,7 @@ class Config:
     ci_level: float = 0.95  # confidence level of the Student-t interval for the mean over seeds
     n_misclassified: int = 24  # misclassified test digits kept per final model (most confident first)
     max_stack: int = 64  # points trained together as one stacked network (one unit for an executor)
+    units: int = 4  # each stage is cut into about this many units, whatever the machine (see kit.split)
     cpu_threads: int = 1  # threads per unit on CPU (0: every core); more cores run more units at once
 
     def validate(self) -> None:
@@ -78,6 +79,7 @@ class Config:
             self.halving,
             self.rungs,
             self.max_stack,
+            self.units,
         )
         unknown = ", ".join(sorted(set(self.optimizers) - set(OPTIMIZERS)))
         check_settings(
@@ -85,7 +87,7 @@ class Config:
             (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
              "reference for linear scaling)"),
             (all(math.isfinite(v) and v > 0 for v in positive), "q3.lrs, batch_sizes, n_train, n_val, "
-             "n_test, sweep_epochs, halving, rungs and max_stack must be positive finite numbers"),
+             "n_test, sweep_epochs, halving, rungs, max_stack and units must be positive finite numbers"),
             (1 <= self.patience < self.max_epochs, "q3.patience must be at least 1 and below q3.max_epochs"),
             (self.cpu_threads >= 0, "q3.cpu_threads must be 0 (torch's default) or a positive thread count"),
             (self.seeds >= 2, "q3.seeds must be at least 2 to estimate a spread"),
@@ -334,7 +336,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
         groups: dict[int, list[Point]] = {}
         for point in points:
             groups.setdefault(point[3], []).append(point)
-        chunks = kit.split(groups, step_cost, ctx.slots(threads), cfg.max_stack)
+        chunks = kit.split(groups, step_cost, cfg.units, cfg.max_stack)
         key = lambda c: f"{name}-rung{r}-b{c[0][3]}-{kit.digest(c)}"  # noqa: E731  # by content: resumable
         units = [kit.Unit(key(c), sweep_unit, (*where, c, epochs), threads, gpus=1) for c in chunks]
         results = ctx.map(units, f"q3 {name} sweep, rung {r + 1}: {len(points)} points × {epochs} epochs")
@@ -367,7 +369,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     schedule = curve["epoch_lr"].iloc[: int(best["epoch"])].tolist()  # the refit replays these epochs
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
-    chunks = kit.split({batch: seeds}, step_cost, ctx.slots(threads), cfg.max_stack)
+    chunks = kit.split({batch: seeds}, step_cost, cfg.units, cfg.max_stack)
     units = [
         kit.Unit(f"final-{kit.digest(c)}", finals_unit, (*where, opt, schedule, batch, c), threads, 1)
         for c in chunks

@@ -112,22 +112,51 @@ def test_a_diverging_point_does_not_disturb_the_others() -> None:
     assert math.isfinite(loss[0]) and math.isfinite(loss[3]) and math.isnan(loss[1])
 
 
-def test_a_point_trains_bit_for_bit_the_same_in_any_stack() -> None:
-    """How a rung is cut into units depends on the cores at hand; what a point learns must not."""
-    x, y = _data(torch.float32)
-    big = _stack(["adam"] * 4, [1e-3, 1e-2, 3e-3, 1e-4], [1] * 4, x, y, shared=True)
-    for small in (_stack(["adam"] * 2, [1e-3, 1e-2], [1] * 2, x, y, shared=True),
-                  _stack(["adam"], [1e-3], [1], x, y, shared=True)):  # fmt: skip
-        for k in range(len(small)):
-            assert all(
-                torch.equal(p, q)
-                for p, q in zip(big.model(k).parameters(), small.model(k).parameters(), strict=True)
-            )
+@pytest.mark.parametrize(
+    ("name", "dtype", "tol"),
+    [("adam", torch.float64, 1e-10), ("momentum", torch.float32, 1e-5)],
+)
+def test_a_point_trains_the_same_in_a_stack_of_any_width_to_round_off(name, dtype, tol) -> None:
+    """A stack's width changes only the order of the sums inside its batched products (the kernels choose
+    their blocking by shape, differently on different CPUs), so a point in a stack of 4, 2 or 1 agrees
+    to round-off, not bit for bit. (Adam in float32 is left out: it turns round-off in near-zero
+    gradients into rate-sized steps.) Hence the cut into stacks comes from the config alone."""
+    x, y = _data(dtype)
+    lrs = [1e-3, 1e-2, 3e-3, 1e-4] if name == "adam" else [1e-2, 0.1, 0.03, 0.3]
+    big = _stack([name] * 4, lrs, [1] * 4, x, y, shared=True)
+    for width in (2, 1):
+        small = _stack([name] * width, lrs[:width], [1] * width, x, y, shared=True)
+        for k in range(width):
+            assert _diff(small.model(k), big.model(k)) <= tol
+
+
+class _Planned(Exception):
+    """Raised by the recording ``map`` below: the first stage's units are known, stop there."""
+
+
+def test_the_cut_into_units_is_the_same_whatever_the_executor(data_dir, tmp_path, monkeypatch) -> None:
+    """Q3's first units, planned under an executor of 1 core and one of 16: the same stacks, point for
+    point, so no executor can change what a point learns."""
+    from experiments import executors
+
+    planned: list[list[tuple]] = []
+
+    def record(self, units, description=""):
+        planned.append([(u.key, u.args[4]) for u in units])
+        raise _Planned
+
+    monkeypatch.setattr(kit.RunContext, "map", record)
+    cfg = q3.PROFILES["smoke"]
+    for jobs in (1, 16):
+        ctx = kit.RunContext(torch.device("cpu"), 0, data_dir, tmp_path, executor=executors.Local(jobs))
+        with pytest.raises(_Planned):
+            q3.study(cfg, ctx)
+    assert planned[0] == planned[1] and len(planned[0]) > 1
 
 
 def test_work_is_cut_by_cost_for_the_cores_largest_first() -> None:
     groups = {32: list("abcdefgh"), 128: list("ijkl"), 2048: list("mn")}
-    chunks = kit.split(groups, q3.step_cost, slots=2, most=64)
+    chunks = kit.split(groups, q3.step_cost, units=2, most=64)
     assert sorted(x for c in chunks for x in c) == list("abcdefghijklmn")  # every point once
     assert chunks[0] == list("abcdefgh") or set(chunks[0]) < set("abcdefgh")  # the costliest first
     assert all(len({groups_of(x, groups) for x in c}) == 1 for c in chunks)  # one batch size per stack
