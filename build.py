@@ -339,9 +339,8 @@ def preview(
         with output.Printer() as printer:
             output.write_outputs(page["html"], opts.out, ["pdf"], printer)
 
-    session = live.Session(
-        lambda: page.update(html=_rerender(html_only)), _watched(opts), print_pdf=print_pdf
-    )
+    watched, data = _watched(opts)
+    session = live.Session(lambda: page.update(html=_rerender(html_only)), watched, data, print_pdf=print_pdf)
     session.log = _say
     live.serve(session, opts.out, host, port, browser, console.print)
 
@@ -352,8 +351,11 @@ def watch(opts: Options) -> None:
     ``preview`` does the same and shows the page in a browser."""
     from report import preview as live
 
-    session = live.Session(lambda: _rerender(opts), _watched(opts), log=_say)
-    console.print(f"watching templates/, report/ and {opts.store}/{opts.chosen}; Ctrl-C to stop")
+    watched, data = _watched(opts)
+    session = live.Session(lambda: _rerender(opts), watched, data, log=_say)
+    console.print(
+        f"watching templates/, report/, experiments/, {opts.store}/{opts.chosen} and the data; Ctrl-C to stop"
+    )
     try:
         session.run()
     except KeyboardInterrupt:
@@ -365,14 +367,17 @@ def _say(message: str) -> None:
     console.print(f"[bold red]{escape(message)}[/]" if message.startswith("error") else message)
 
 
-def _watched(opts: Options) -> list[Path]:
-    """What a preview or watch re-renders on: templates, the context layer, the manifest, the results."""
+def _watched(opts: Options) -> tuple[list[Path], tuple[Path, ...]]:
+    """What a preview or watch re-renders on, and the data folders among it: everything ``status``
+    judges (the experiments' code, the manifest, the data) and what the page is made of (templates, the
+    context layer, the results)."""
     _check_out(opts.out)
     _fill_from_reference(opts)
     results = opts.results.root / opts.chosen
     results.mkdir(parents=True, exist_ok=True)
     root = manifest.PROJECT
-    return [root / "templates", root / "report", manifest.PATH, results]
+    data = (opts.data_dir.resolve(),) if opts.data_dir.is_dir() else ()
+    return [root / "templates", root / "report", root / "experiments", results, *data], data
 
 
 def _rerender(opts: Options) -> str:

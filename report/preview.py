@@ -172,6 +172,7 @@ class Session:
 
     render: Callable[[], None]  # writes report.html (raises ReportError on a bad template or result)
     watched: list[Path]  # folders and files whose changes trigger a render
+    data: tuple[Path, ...] = ()  # data folders among them: any file edited there counts (freshness)
     live: Live = field(default_factory=Live)
     print_pdf: Callable[[], None] | None = None  # writes report.pdf from the last render
     log: Callable[[str], None] = print
@@ -223,7 +224,7 @@ class Session:
         events = watch(*self.watched, debounce=400, step=30, stop_event=self.stop, yield_on_timeout=True,
                        rust_timeout=100)  # fmt: skip
         for changes in events:
-            if first or relevant(path for _, path in changes):
+            if first or relevant((path for _, path in changes), self.data):
                 first = False
                 self.once()
 
@@ -278,11 +279,14 @@ def _located(e: BaseException) -> str:
     return f"{where}{type(e).__name__}: {e}"
 
 
-def relevant(paths: Iterable[str]) -> bool:
-    """Edits to sources and new results count; editor swap files, caches and temporaries do not."""
+def relevant(paths: Iterable[str], data: tuple[Path, ...] = ()) -> bool:
+    """Edits to sources, data files and new results count; editor swap files, caches and temporaries
+    do not."""
     for p in map(Path, paths):
         if p.name.startswith(".") or p.suffix in (".tmp", ".swp", ".pyc") or "__pycache__" in p.parts:
             continue
         if p.name == "current" or p.suffix in (".j2", ".css", ".py", ".toml"):
+            return True
+        if any(p.is_relative_to(folder) for folder in data):
             return True
     return False

@@ -21,6 +21,7 @@ runner = CliRunner()
 CASES = {
     "current": "current",
     "code": "stale: code changed",
+    "runner": "stale: code changed",
     "config": "stale: config changed",
     "data": "stale: data changed",
     "versions": "current (made with torch",
@@ -44,6 +45,16 @@ def test_status_all_and_report_agree(case, smoke_build, data_dir, tmp_path, monk
         roots = tmp_path / "experiments"
         shutil.copytree(fp.CODE_ROOTS["experiments"], roots)
         (roots / "q1.py").write_text((roots / "q1.py").read_text() + "\n# an edit\n")
+        monkeypatch.setitem(fp.CODE_ROOTS, "experiments", roots)
+    elif case == "runner":  # the code that runs every experiment: a seed off by one changes every result
+        roots = tmp_path / "experiments"
+        shutil.copytree(fp.CODE_ROOTS["experiments"], roots)
+        runner_py = roots / "runner.py"
+        edited = runner_py.read_text().replace(
+            "RunContext(device, request.seed,", "RunContext(device, request.seed + 1,"
+        )
+        assert edited != runner_py.read_text()
+        runner_py.write_text(edited)
         monkeypatch.setitem(fp.CODE_ROOTS, "experiments", roots)
     elif case == "config":
         extra = ["--set", "q1.segments=300"]
@@ -69,7 +80,8 @@ def test_status_all_and_report_agree(case, smoke_build, data_dir, tmp_path, monk
     row = next(line for line in status.output.splitlines() if line.strip().startswith("│ q1"))
     assert expected in row, row
     others = [line for line in status.output.splitlines() if line.strip().startswith(("│ q2", "│ q4"))]
-    assert all("current" in line for line in others) == (case not in ("data", "strict versions")), others
+    everything = ("data", "strict versions", "runner")  # changes that reach every experiment
+    assert all("current" in line for line in others) == (case not in everything), others
 
     out = tmp_path / "out"
     shutil.copytree(smoke_build.out / output.CACHE, out / output.CACHE)  # figures and math of the smoke build

@@ -83,6 +83,11 @@ def test_the_page_follows_each_save_shows_errors_and_recovers(smoke_build, tmp_p
         page.get_by_text("The fixed sentence.").wait_for(timeout=30_000)
         assert page.locator("#preview-error").count() == 0
 
+        q3 = project / "experiments" / "q3.py"  # what status judges, the page flags: an experiment's code
+        assert page.get_by_text("q3 (code changed)").count() == 0
+        q3.write_text(q3.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
+        page.get_by_text("q3 (code changed)").first.wait_for(timeout=30_000)
+
         page.locator("#preview-pdf").wait_for(timeout=120_000)  # printed in the background, then linked
         pdf = page.request.get(
             f"http://127.0.0.1:{port}" + page.locator("#preview-pdf").get_attribute("href")

@@ -36,6 +36,23 @@ def test_the_fix_advised_for_a_corrupt_run_record_works(smoke_build, data_dir, t
     assert Store(store).meta("smoke", "q2")["experiment"] == "q2"
 
 
+@pytest.mark.slow
+def test_a_pointer_of_garbage_bytes_reads_as_damaged_and_the_advised_fix_works(
+    smoke_build, data_dir, tmp_path
+):
+    store = tmp_path / "results"
+    shutil.copytree(smoke_build.store, store)
+    (store / "smoke" / "q2" / "current").write_bytes(b"\xff\xfe\x00\x9c garbage")
+    for args in (["status"], ["render", "--out", str(tmp_path / "out")]):
+        result = _invoke(*args, *_smoke(data_dir, store))
+        assert "UnicodeDecodeError" not in result.output and "--debug" not in result.output, result.output
+    status = _invoke("status", *_smoke(data_dir, store))
+    assert status.exit_code == 0 and "stale: files changed" in status.output, status.output
+    rerun = _invoke("run", "q2", "--force", *_smoke(data_dir, store))
+    assert rerun.exit_code == 0, rerun.output
+    assert Store(store).meta("smoke", "q2")["experiment"] == "q2"
+
+
 def test_all_checks_the_output_folder_before_training(data_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

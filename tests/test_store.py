@@ -283,8 +283,8 @@ def test_a_dangling_or_empty_pointer_reads_as_damaged_not_missing(tmp_path):
     store = Store(tmp_path)
     store.write("smoke", "q1", synthetic("q1"), fake_meta("q1"))
     pointer = tmp_path / "smoke" / "q1" / "current"
-    for content in ("", "20990101-000000-000000-abcd", "../../elsewhere"):
-        pointer.write_text(content)
+    for content in ("", "20990101-000000-000000-abcd", "../../elsewhere", b"\xff\xfe\x00garbage"):
+        pointer.write_bytes(content if isinstance(content, bytes) else content.encode())
         verdict = judge(store, "q1", Request("smoke"))
         assert verdict.state == "stale" and verdict.changed == ("files",), content
         assert "build.py run q1 --profile smoke --force" in verdict.notes[0]

@@ -71,7 +71,9 @@ def fingerprint(
 
 def code_part(experiment: str, manifest: mf.Manifest) -> str:
     entry = manifest.get(experiment)
-    return fp.code_hash(experiment, {"datasets": entry.datasets, "tables": entry.tables})
+    return fp.code_hash(
+        experiment, {"datasets": entry.datasets, "tables": entry.tables, "cpu_profile": entry.cpu_profile}
+    )
 
 
 def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest | None = None) -> Verdict:

@@ -254,7 +254,8 @@ class Store:
         """The current run, resolved once (``None`` when there is none): read everything through it."""
         home = self.root / profile / experiment
         try:
-            run_id = (home / POINTER).read_text(encoding="utf-8").strip()
+            # undecodable bytes read as a run id that names no run: damaged, and a rerun repairs it
+            run_id = (home / POINTER).read_bytes().decode("utf-8", errors="replace").strip()
         except FileNotFoundError:
             return None
         except OSError as e:

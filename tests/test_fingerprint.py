@@ -1,0 +1,64 @@
+"""What a result's code and data parts cover: everything that can change what a run computes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+
+import pytest
+
+from report.core import fingerprint as fp
+from report.core import manifest as mf
+from report.core.freshness import code_part
+
+
+@pytest.mark.parametrize("experiment", ["q1", "q2", "q3", "q4"])
+def test_every_experiment_covers_the_code_that_runs_it(experiment):
+    names = {str(p.relative_to(fp.PROJECT)) for p in fp.code_files(experiment)}
+    assert {
+        f"experiments/{experiment}.py",
+        "experiments/runner.py",
+        "experiments/kit.py",
+        "experiments/executors.py",  # imported inside a function: nested imports count
+        "report/core/store.py",
+        "report/core/config.py",
+        "report/core/__init__.py",
+    } <= names
+    assert not any(n.startswith(("report/questions", "report/render", "templates")) for n in names), names
+
+
+def test_an_edit_to_the_base_layer_changes_every_code_part(tmp_path, monkeypatch):
+    manifest = mf.load()
+    before = {e: code_part(e, manifest) for e in manifest.names}
+    roots = {name: tmp_path / name for name in fp.CODE_ROOTS}
+    for name, root in fp.CODE_ROOTS.items():
+        shutil.copytree(root, roots[name], ignore=shutil.ignore_patterns("__pycache__"))
+        monkeypatch.setitem(fp.CODE_ROOTS, name, roots[name])
+    assert {e: code_part(e, manifest) for e in manifest.names} == before  # the same code, wherever it is
+    config = roots["report"] / "core" / "config.py"
+    config.write_text(config.read_text() + "\n# an edit\n")
+    after = {e: code_part(e, manifest) for e in manifest.names}
+    assert all(after[e] != before[e] for e in manifest.names)
+
+
+def test_the_manifest_entry_is_part_of_the_code():
+    manifest = mf.load()
+    entry = manifest.get("q4")
+    other = "full" if entry.cpu_profile != "full" else "quick"
+    changed = dataclasses.replace(manifest, experiments={**manifest.experiments,
+                                  "q4": dataclasses.replace(entry, cpu_profile=other)})  # fmt: skip
+    assert code_part("q4", changed) != code_part("q4", manifest)
+
+
+def test_a_data_edit_that_keeps_size_and_mtime_is_seen(tmp_path):
+    data, cache = tmp_path / "labels.bin", tmp_path / ".datahash.json"
+    data.write_bytes(bytes(range(256)))
+    first = fp.data_hash([data], cache)
+    st = data.stat()
+    raw = bytearray(data.read_bytes())
+    raw[7] ^= 1
+    data.write_bytes(bytes(raw))
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same size and modification time
+    assert data.stat().st_size == st.st_size and data.stat().st_mtime_ns == st.st_mtime_ns
+    assert fp.data_hash([data], cache) != first
