@@ -482,7 +482,8 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     tables = synthetic_tables(accs)
     page, text = rendered(stored(tmp_path / "a", tables, seeds=2))
     assert "Question 4: Six CNN architectures on SVHN" in text and "<blockquote" not in page
-    assert "ResNet-101 classifies SVHN best. A comparison" in text
+    assert "ResNet-101 classifies SVHN best. Two protocols are standard" in text
+    assert "Answer. On SVHN, with one shared recipe of" in text
     assert "ResNet-101 has the highest mean test accuracy" in text
     adaptations = text[text.index("How each architecture was adapted") :]
     order = [adaptations.index(models.spec(m).title) for m in models.NAMES]

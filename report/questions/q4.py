@@ -11,7 +11,7 @@ import pandas as pd
 
 from report.plots import q4 as plots
 from report.questions import Figure, Results, Table, anchors, require, stats
-from report.questions.q4_claims import ALPHA, answers_by_run, best_claim, depth_claim, lenet_claim
+from report.questions.q4_claims import ALPHA, answers_by_run, best_claim, depth_claim, lenet_claim, tiers
 
 STALLED = 0.05  # a training loss within 5% of ln K (a uniform prediction) in every epoch made no progress
 COLLAPSED = 0.9  # ...and one class predicted for at least 90% of the test images: the model did not train
@@ -228,7 +228,8 @@ def context(r: Results) -> dict[str, Any]:
             )
         },
         "augment": {"pad": int(setup["crop_pad"]), "flip": bool(setup["hflip"])},
-        "ranking": summary["title"].tolist(),
+        "ranking": summary["title"].tolist(),  # by point estimate: the order, not a ranking
+        "tiers": tiers(summary, by_run),
         "untrained": [
             {"title": everyone.set_index("model").loc[m, "title"], **facts} for m, facts in failed.items()
         ],

@@ -181,3 +181,42 @@ def lenet_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[s
         "above_all": all(g["delta_pp"] < 0 for g in gaps),  # LeNet-5's point estimate tops every ResNet
         "alpha": ALPHA,
     }
+
+
+def tiers(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, Any]:
+    """The models in tiers, best first: a tier ends only where every model above the cut is
+    significantly more accurate than every model below it, by every test that could be run (Welch's over
+    seeds, McNemar's on the same test images), Holm-corrected over all pairs as one family. So a model is
+    placed below another only where the tests say so; models within one tier are not ordered.
+
+    ``tiers`` lists each tier's models with ``indistinguishable`` (no pair within it significant) and, where
+    some pair within it is, those ``separated`` pairs; ``case`` is "only" (one model), "unmeasured" (no
+    test could be run), "one" (a single tier) or "tiers".
+    """
+    rows = [row for _, row in summary.iterrows()]
+    pairs = family(
+        [compare(rows[i], rows[j], answers) for i in range(len(rows)) for j in range(i + 1, len(rows))]
+    )
+    apart = {(g["a"], g["b"]): _separated(g) for g in pairs}
+    titles = [str(r["title"]) for r in rows]
+    if len(rows) < 2:
+        return {"case": "only", "tiers": [{"models": titles, "indistinguishable": True, "separated": []}]}
+    if all(g["verdict"] == UNMEASURED and g["images_verdict"] == UNMEASURED for g in pairs):
+        return {
+            "case": "unmeasured",
+            "tiers": [{"models": titles, "indistinguishable": True, "separated": []}],
+        }
+    cuts = [k for k in range(1, len(titles)) if all(apart[a, b] for a in titles[:k] for b in titles[k:])]
+    bounds = [0, *cuts, len(titles)]
+    groups = [titles[lo:hi] for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    out = []
+    for models in groups:
+        inside = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :] if apart[a, b]]
+        out.append({"models": models, "indistinguishable": not inside, "separated": inside})
+    return {"case": "one" if len(out) == 1 else "tiers", "tiers": out, "pairs": len(pairs), "alpha": ALPHA}
+
+
+def _separated(g: dict[str, Any]) -> bool:
+    """Significant by every test that could be run, and by at least one."""
+    verdicts = [v for v in (g["verdict"], g["images_verdict"]) if v != UNMEASURED]
+    return bool(verdicts) and all(v != WITHIN for v in verdicts)

@@ -1,0 +1,62 @@
+"""Q4's ranking in tiers: a model is placed below another only where the tests say so; ties are ties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from report import render
+from report.questions import q4_claims as claims
+from tests.test_q4 import say, summary
+
+
+@pytest.fixture(scope="module")
+def words() -> Any:
+    return render.words("q4")
+
+
+def test_tied_neighbours_share_a_tier_and_a_clear_gap_starts_the_next(words: Any) -> None:
+    accs = {
+        "vgg": [0.9500, 0.9510, 0.9490],
+        "resnet18": [0.9505, 0.9495, 0.9500],  # level with VGG-16-BN
+        "lenet5": [0.9000, 0.9010, 0.8990],
+    }
+    t = claims.tiers(summary(accs))
+    assert t["case"] == "tiers" and t["pairs"] == 3
+    assert [tier["models"] for tier in t["tiers"]] == [["VGG-16-BN", "ResNet-18"], ["LeNet-5"]]
+    assert t["tiers"][0]["indistinguishable"]
+    assert say(words.tiers, t).endswith(
+        "VGG-16-BN and ResNet-18 (statistically indistinguishable); then LeNet-5."
+    )
+
+
+def test_a_chain_of_ties_is_one_tier_that_names_the_pairs_the_tests_do_separate(words: Any) -> None:
+    """A is significantly above C, but B ties both: no cut holds, so one tier, with A above C said."""
+    accs = {
+        "vgg": [0.9600, 0.9602, 0.9598],
+        "resnet18": [0.9550, 0.9400, 0.9700],  # wide: level with both neighbours
+        "alexnet": [0.9500, 0.9502, 0.9498],
+    }
+    t = claims.tiers(summary(accs))
+    assert t["case"] == "one" and len(t["tiers"]) == 1
+    assert t["tiers"][0]["separated"] == [("VGG-16-BN", "AlexNet")]
+    assert "(within which only VGG-16-BN above AlexNet is significant)" in say(words.tiers, t)
+
+
+def test_every_gap_significant_gives_a_tier_per_model() -> None:
+    accs = {
+        "resnet18": [0.9700, 0.9701, 0.9699],
+        "vgg": [0.9600, 0.9601, 0.9599],
+        "lenet5": [0.9000, 0.9001, 0.8999],
+    }
+    t = claims.tiers(summary(accs))
+    assert [tier["models"] for tier in t["tiers"]] == [["ResNet-18"], ["VGG-16-BN"], ["LeNet-5"]]
+
+
+def test_one_seed_without_per_image_answers_ranks_nothing(words: Any) -> None:
+    t = claims.tiers(summary({"vgg": [0.95], "lenet5": [0.90]}))
+    assert t["case"] == "unmeasured"
+    assert (
+        say(words.tiers, t) == "No test could be run on these results, so the order above is not a ranking."
+    )
