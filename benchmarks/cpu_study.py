@@ -73,7 +73,7 @@ def together(x: torch.Tensor, y: torch.Tensor, lrs: list[float], batch: int) -> 
     torch.manual_seed(0)
     stack = stacked.Stack([q3.mlp()] * len(lrs))
     opts = stacked.Optimizers(stack, ["adam"] * len(lrs), lrs)
-    return next(stacked.train_epochs(stack, opts, x, y, batch, [torch.Generator().manual_seed(0)], [lrs]))
+    return next(stacked.train_epochs(stack, opts, x, y, batch, [torch.Generator().manual_seed(0)], lrs, 1))
 
 
 def hessians_per_second(data_dir: Path, exp: str, points: int) -> tuple[float, float]:

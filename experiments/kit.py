@@ -296,18 +296,14 @@ def t_interval(values: Sequence[float], level: float) -> dict[str, Any]:
 
 
 # ---- schedules and early stopping ----------------------------------------------------------------
-def linear_decay(lr: float, epochs: int) -> list[float]:
-    """Per-epoch learning rates falling linearly from ``lr`` to ``lr / epochs``.
+def linear_decay(peak: float, done: float, length: float) -> float:
+    """The learning rate after ``done`` of a schedule's ``length`` epochs: linear from ``peak`` to zero.
 
-    Every run ends at a small rate, so a sweep compares settled models rather than snapshots of a noisy
-    constant-rate trajectory, and the final models are trained the same way as the points that chose them.
+    Applied per step (``done`` counts fractions of an epoch), so every run, a one-epoch rung included,
+    ends at about zero: a sweep compares settled models rather than snapshots of a noisy constant-rate
+    trajectory.
     """
-    return [lr * (epochs - e) / epochs for e in range(epochs)]
-
-
-def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for group in opt.param_groups:
-        group["lr"] = lr
+    return peak * max(0.0, 1.0 - done / length)
 
 
 def badness(history: list[dict], monitor: str) -> list[float]:

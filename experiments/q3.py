@@ -2,18 +2,19 @@
 
 The network is the one the question specifies (Flatten → 128 → 64 → 32 → 10, ReLU between, inputs in
 [0, 1]); it outputs logits and trains with cross-entropy, which is softmax + categorical cross-entropy on
-one-hot labels in one numerically stable step. Every run decays its learning rate linearly over its
-epochs (``linear_decay``). The study runs in four stages, each choice made by code from validation
-accuracy on images held out from the training set:
+one-hot labels in one numerically stable step. Every run decays its learning rate linearly, step by step,
+to about zero at the end of its schedule (``kit.linear_decay``). The study runs in four stages, each choice
+made by code from validation accuracy on images held out from the training set:
 
 1. ``lr``: every optimizer (SGD, SGD with momentum 0.9, Adam) over a log grid of learning rates at the
    reference batch size; picks the optimizer and learning rate.
 2. ``grid`` and ``scaling``: that optimizer over learning rate × batch size, plus each batch size with the
    learning rate scaled linearly from the reference batch; picks the batch size (and learning rate).
 3. ``epochs``: that configuration on a ``max_epochs`` schedule, stopped once the validation score has not
-   improved for ``patience`` epochs; picks the epoch count (the best epoch).
-4. ``final``: retrain on training + validation images with the first ``best epoch`` rates of that
-   schedule, once per seed; only these models see the test set, once each.
+   improved for ``patience`` epochs; picks the epoch count (``chosen_epoch``: the smallest within one
+   standard error of the best).
+4. ``final``: retrain on training + validation images for the first that many epochs of that schedule,
+   once per seed; only these models see the test set, once each.
 
 Stages 1 and 2 search by successive halving (``experiments/halving.py``) up to ``sweep_epochs``. Points
 of one batch size train as one stacked network (``experiments/stacked.py``), as do the final models. Data
@@ -200,13 +201,16 @@ def fit(
     torch.manual_seed(seed)  # every point starts from these weights
     stack = stacked.Stack([mlp().to(device)] * len(points))
     opts = stacked.Optimizers(stack, [o for o, _ in points], [lr for _, lr in points])
-    rates = list(zip(*[kit.linear_decay(lr, epochs) for _, lr in points], strict=True))
+    peaks = [lr for _, lr in points]
     gen = torch.Generator(device).manual_seed(seed)
-    loop = stacked.train_epochs(stack, opts, splits["train"].x, splits["train"].y, batch_size, [gen], rates)
+    loop = stacked.train_epochs(
+        stack, opts, splits["train"].x, splits["train"].y, batch_size, [gen], peaks, epochs
+    )
     histories: list[list[dict]] = [[] for _ in points]
     seconds = 0.0
-    for epoch, lrs in enumerate(rates, start=1):
+    for epoch in range(1, epochs + 1):
         seconds += next(loop)
+        lrs = [kit.linear_decay(p, epoch, epochs) for p in peaks]  # where the rates ended this epoch
         if curve or epoch == epochs:
             nan = [math.nan] * len(points)  # training metrics where the report reads them: the curve
             train_loss, train_acc = stacked.evaluate(stack, *splits["train"]) if curve else (nan, nan)
@@ -229,25 +233,28 @@ def final_models(
     cfg: Config,
     splits: dict[str, Split],
     optimizer: str,
-    schedule: list[float],
+    lr: float,
+    epochs: int,
     batch_size: int,
     seeds: list[int],
     test_index: torch.Tensor,
 ) -> list[dict]:
-    """Refit on training + validation images with a fixed per-epoch rate schedule, one model per seed
-    (its own initial weights and data order), all as one stacked network; test each once."""
+    """Refit on training + validation images for the first ``epochs`` epochs of the early-stopping run's
+    ``max_epochs`` schedule (peak ``lr``), one model per seed (its own initial weights and data order), all
+    as one stacked network; test each once."""
     trainval, test = splits["trainval"], splits["test"]
     models = []
     for seed in seeds:
         torch.manual_seed(seed)
         models.append(mlp().to(test.y.device))
     stack = stacked.Stack(models)
-    opts = stacked.Optimizers(stack, [optimizer] * len(seeds), [schedule[0]] * len(seeds))
+    opts = stacked.Optimizers(stack, [optimizer] * len(seeds), [lr] * len(seeds))
     gens = [torch.Generator(test.y.device).manual_seed(seed) for seed in seeds]
-    rates = [[lr] * len(seeds) for lr in schedule]
-    seconds = sum(stacked.train_epochs(stack, opts, trainval.x, trainval.y, batch_size, gens, rates))
+    loop = stacked.train_epochs(stack, opts, trainval.x, trainval.y, batch_size, gens, [lr] * len(seeds),
+                                cfg.max_epochs)  # fmt: skip
+    seconds = sum(next(loop) for _ in range(epochs))
     logits = stacked.logits(stack, test.x)
-    return [tested(cfg, logits[k], test, test_index, seed, len(schedule), seconds / len(seeds))
+    return [tested(cfg, logits[k], test, test_index, seed, epochs, seconds / len(seeds))
             for k, seed in enumerate(seeds)]  # fmt: skip
 
 
@@ -303,14 +310,26 @@ def sweep_unit(cfg: Config, data_dir: Path, seed: int, device: str, points: list
     ]
 
 
-def finals_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimizer: str, schedule: list,
-                batch: int, seeds: list) -> list:  # fmt: skip
+def finals_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimizer: str, lr: float,
+                epochs: int, batch: int, seeds: list) -> list:  # fmt: skip
     """The final models, as a unit any worker can run."""
     splits, test_index, _ = load_splits(cfg, data_dir, run_seed, device)
-    return final_models(cfg, splits, optimizer, schedule, batch, seeds, test_index)
+    return final_models(cfg, splits, optimizer, lr, epochs, batch, seeds, test_index)
 
 
 # ---- selection --------------------------------------------------------------------------------------
+def chosen_epoch(history: list[dict], monitor: str, n_val: int) -> int:
+    """The epoch count the final models train for: with ``val_acc``, the smallest whose validation accuracy
+    is within one binomial standard error of the best (later epochs are not told apart from it by this
+    validation set); with ``val_loss``, the epoch of the lowest loss."""
+    if monitor != "val_acc":
+        return len(history) - kit.epochs_since_best(kit.badness(history, monitor))
+    accs = [h["val_acc"] if math.isfinite(h["val_acc"]) else -math.inf for h in history]
+    top = max(accs)
+    se = math.sqrt(max(top * (1 - top), 0.0) / n_val)
+    return next(i for i, a in enumerate(accs, start=1) if a >= top - se)
+
+
 def select_best(sweep: pd.DataFrame) -> pd.Series:
     """The best point of the last rung trained (the longest runs); see ``halving.ranked``."""
     return halving.ranked(sweep[sweep["rung"] == sweep["rung"].max()], POINT_KEYS).iloc[0]
@@ -365,16 +384,16 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     history = ctx.step("early-stopping", stopping)[0]
     point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=bool(second["lr_scaled"]))
     curve = pd.DataFrame([{**point, **h, "rung": 0} for h in history])
-    best = curve.iloc[len(curve) - 1 - kit.epochs_since_best(kit.badness(history, cfg.monitor))]
-    schedule = curve["epoch_lr"].iloc[: int(best["epoch"])].tolist()  # the refit replays these epochs
+    best = curve.iloc[chosen_epoch(history, cfg.monitor, cfg.n_val) - 1]
+    epochs = int(best["epoch"])  # the refit replays the first ``epochs`` epochs of this schedule
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
     chunks = kit.split({batch: seeds}, step_cost, cfg.units, cfg.max_stack)
     units = [
-        kit.Unit(f"final-{kit.digest(c)}", finals_unit, (*where, opt, schedule, batch, c), threads, 1)
+        kit.Unit(f"final-{kit.digest(c)}", finals_unit, (*where, opt, lr, epochs, batch, c), threads, 1)
         for c in chunks
     ]
-    done = ctx.map(units, f"q3 final models: {len(seeds)} seeds × {len(schedule)} epochs")
+    done = ctx.map(units, f"q3 final models: {len(seeds)} seeds × {epochs} epochs")
     finals = sorted((f for chunk in done for f in chunk), key=lambda f: f["result"]["seed"])
     final = pd.DataFrame([f["result"] for f in finals])
     choice = [

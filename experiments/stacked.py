@@ -17,6 +17,7 @@ optimizer), and a copy that diverges to NaN leaves the others untouched.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 
@@ -120,18 +121,21 @@ def train_epochs(
     y: torch.Tensor,
     batch_size: int,
     gens: Sequence[torch.Generator],
-    lrs: Sequence[Sequence[float]],
+    peaks: Sequence[float],
+    length: float,
 ) -> Iterator[float]:
-    """Train one epoch per ``next()`` (epoch e at the copies' rates ``lrs[e]``), yielding its seconds.
+    """Train one epoch per ``next()``, yielding its seconds; each copy's rate falls per step from its peak
+    to zero over a schedule of ``length`` epochs (``kit.linear_decay``), so a run stopped early has
+    trained the first epochs of that schedule.
 
     One generator: every copy sees the same batches. One per copy: each draws its own data order.
     """
-    points = len(stack)
-    for rates in lrs:
-        opts.set_lrs(rates)
+    points, steps = len(stack), -(-len(y) // batch_size)
+    for epoch in itertools.count():
         t0 = time.perf_counter()
         orders = [kit.batches(len(y), batch_size, y.device, gen) for gen in gens]
-        for idx in zip(*orders, strict=True):
+        for j, idx in enumerate(zip(*orders, strict=True)):
+            opts.set_lrs([kit.linear_decay(p, epoch + j / steps, length) for p in peaks])
             index = idx[0] if len(idx) == 1 else torch.stack(idx)
             target = y[index].expand(points, -1) if len(idx) == 1 else y[index]
             # the sum of the copies' mean losses: each copy's gradient is its own loss's

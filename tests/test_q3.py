@@ -101,8 +101,12 @@ def test_stopping_rule_counts_epochs_since_the_best_monitored_value() -> None:
     assert kit.epochs_since_best(kit.badness(history, "val_loss")) == 3  # NaN is never an improvement
 
 
-def test_linear_decay_starts_at_the_peak_and_ends_at_peak_over_epochs() -> None:
-    assert kit.linear_decay(0.1, 4) == pytest.approx([0.1, 0.075, 0.05, 0.025])
+def test_the_epoch_count_is_the_smallest_within_one_standard_error_of_the_best() -> None:
+    accs = [0.95, 0.975, 0.978, 0.9805, 0.981, 0.979]  # one SE at 98.1% of 10,000 images: 0.137 points
+    history = [{"val_acc": a, "val_loss": 1 - a} for a in accs]
+    assert q3.chosen_epoch(history, "val_acc", 10_000) == 4  # 98.05% is within 0.137 of 98.1%; 97.8% not
+    assert q3.chosen_epoch(history, "val_acc", 100) == 2  # a small validation set separates less
+    assert q3.chosen_epoch(history, "val_loss", 10_000) == 5  # the loss: its lowest epoch
 
 
 def test_select_best_chooses_among_the_last_rung_only() -> None:

@@ -49,7 +49,7 @@ def _stack(names: list[str], lrs: list[float], seeds: list[int], x, y, shared: b
     stack = stacked.Stack(models)
     opts = stacked.Optimizers(stack, names, lrs)
     gens = [torch.Generator().manual_seed(s) for s in (seeds[:1] if shared else seeds)]
-    next(stacked.train_epochs(stack, opts, x, y, BATCH, gens, [lrs]))
+    next(stacked.train_epochs(stack, opts, x, y, BATCH, gens, lrs, math.inf))  # a constant rate, as alone
     return stack
 
 
@@ -105,7 +105,7 @@ def test_a_diverging_point_does_not_disturb_the_others() -> None:
         stack.params[0][1].fill_(math.nan)
     lrs = [0.1, 0.1, 1e12, 0.3]
     opts = stacked.Optimizers(stack, ["sgd"] * 4, lrs)
-    next(stacked.train_epochs(stack, opts, x, y, BATCH, [torch.Generator().manual_seed(1)], [lrs]))
+    next(stacked.train_epochs(stack, opts, x, y, BATCH, [torch.Generator().manual_seed(1)], lrs, math.inf))
     for k, lr in ((0, 0.1), (3, 0.3)):
         assert _diff(stack.model(k), _alone("sgd", lr, 1, x, y, fused=True)) <= 1e-10
     loss, _ = stacked.evaluate(stack, x, y)
@@ -152,6 +152,21 @@ def test_the_cut_into_units_is_the_same_whatever_the_executor(data_dir, tmp_path
         with pytest.raises(_Planned):
             q3.study(cfg, ctx)
     assert planned[0] == planned[1] and len(planned[0]) > 1
+
+
+def test_every_run_decays_per_step_to_about_zero_even_in_one_epoch() -> None:
+    """A one-epoch rung ends at the peak over the number of steps, not at the peak (the old per-epoch
+    schedule ran a one-epoch rung at a constant rate); a longer schedule stopped early ends where the
+    schedule was."""
+    x, y = _data()
+    torch.manual_seed(0)
+    stack = stacked.Stack([q3.mlp().to(x.dtype)] * 2)
+    opts = stacked.Optimizers(stack, ["sgd", "adam"], [0.1, 1e-3])
+    loop = stacked.train_epochs(stack, opts, x, y, BATCH, [torch.Generator().manual_seed(0)], [0.1, 1e-3], 1)
+    next(loop)
+    steps = N // BATCH
+    assert [g["lr"] for g in opts.group] == pytest.approx([0.1 / steps, 1e-3 / steps])
+    assert kit.linear_decay(0.3, 3, 30) == pytest.approx(0.27) and kit.linear_decay(0.3, 30, 30) == 0.0
 
 
 def test_work_is_cut_by_cost_for_the_cores_largest_first() -> None:
