@@ -108,6 +108,8 @@ def pct(value: Any, err: Any = None) -> str:
         return "—"
     e = _finite(err)
     decimals = max(0, _decimals(100 * e)) if e else 2
+    while x != 1 and round(100 * x, decimals) == 100 and decimals < 6:
+        decimals += 1  # 0.99998 is "99.998%", never a "100.00%" the store does not hold
     return f"{round(100 * x, decimals) + 0.0:.{decimals}f}%".replace("-", MINUS)
 
 

@@ -71,9 +71,15 @@ def context(r: Results) -> dict[str, Any]:
     last = last_epochs(sweep)
     halving = halving_facts(last)
 
-    lr = lr_facts(last, choice.loc["lr"])
+    lr = lr_facts(last, choice.loc["lr"], n["val"])
     batch = batch_facts(last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"])
-    epochs = epoch_facts(sweep[sweep["study"] == "epochs"], choice.loc["epochs"], cfg["monitor"])
+    epochs = epoch_facts(
+        sweep[sweep["study"] == "epochs"],
+        choice.loc["epochs"],
+        cfg["monitor"],
+        n["val"],
+        int(cfg["max_epochs"]),
+    )
     confusion = r.table("q3", "confusion")
     final = final_facts(
         r.table("q3", "final"), r.table("q3", "interval"), confusion, epochs["best"], n["test"]

@@ -59,7 +59,29 @@ def halving_facts(last: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def lr_facts(last: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
+def tied(points: pd.DataFrame, choice: pd.Series, n_val: int) -> tuple[float, list[dict[str, Any]]]:
+    """Two standard errors of a difference of two validation accuracies near the chosen one (unpaired:
+    generous for points scored on the same images), and the other points within that of the choice, best
+    first: this validation set does not separate them from it, so they are ties, not losers."""
+    se_diff = math.sqrt(2 * choice["val_acc"] * (1 - choice["val_acc"]) / n_val)
+    same = np.isclose(points["lr"], choice["lr"]) & (points["batch_size"] == choice["batch_size"])
+    if "optimizer" in points and "optimizer" in choice:
+        same &= points["optimizer"] == choice["optimizer"]
+    near = points[~same & (points["val_acc"] >= choice["val_acc"] - 2 * se_diff)]
+    near = near.sort_values(["val_acc", "lr"], ascending=[False, True], kind="stable")
+    return 2 * se_diff, [
+        {
+            "name": OPTIMIZER_NAMES[str(r["optimizer"])],
+            "lr": float(r["lr"]),
+            "batch_size": int(r["batch_size"]),
+            "val_acc": float(r["val_acc"]),
+            "equal": bool(math.isclose(r["val_acc"], choice["val_acc"])),  # broken by validation loss
+        }
+        for _, r in near.iterrows()
+    ]
+
+
+def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any]:
     """The learning-rate stage: best rate and usable window per optimizer on the first rung (every point at
     the same budget), and the optimizer and rate the last rung chose."""
     require(
@@ -98,7 +120,10 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
         down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
         bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
         momentum = {"ratio": ratio, "step": step, "off": off, "bound": bound}  # off: steps from 1/(1 - β)
+    band, ties = tied(final_rung(last[last["study"] == "lr"]), choice, n_val)
     return {
+        "band": band,
+        "tied": ties,
         "by_optimizer": per_opt,
         "ranked": [per_opt[o] for o in ranked],
         "momentum": momentum,
@@ -154,7 +179,8 @@ def batch_facts(
         math.sqrt(2) * se
     )  # of a difference of two accuracies, unpaired: an upper bound on one image set
     points = both.drop_duplicates(["lr", "batch_size"])
-    close = int((points["val_acc"] >= choice["val_acc"] - 2 * se_diff).sum()) - 1
+    band, ties = tied(points, choice, n_val)
+    batches = [int(choice["batch_size"]), *(t["batch_size"] for t in ties)]
     candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
 
     trend = (
@@ -179,25 +205,37 @@ def batch_facts(
         "val_acc": float(choice["val_acc"]),
         "se": se,
         "se_diff": se_diff,
-        "close": close,
+        "band": band,
+        "tied": ties,
+        "batch_range": (min(batches), max(batches)),  # the batch sizes this validation set cannot separate
         "points": len(candidates),
         "finalists": len(points),
         "sizes": table["batch_size"].astype(int).tolist(),
     }
 
 
-def epoch_facts(curve: pd.DataFrame, choice: pd.Series, monitor: str) -> dict[str, Any]:
-    """The early-stopping run: where the monitored validation score peaked and when training stopped."""
+def epoch_facts(
+    curve: pd.DataFrame, choice: pd.Series, monitor: str, n_val: int, max_epochs: int
+) -> dict[str, Any]:
+    """The early-stopping run: where the monitored validation score peaked, the epoch count chosen from it
+    (with accuracy, the smallest within one binomial standard error of the best) and when training
+    stopped."""
     curve = curve.sort_values("epoch").reset_index(drop=True)
     loss = curve["val_loss"].where(np.isfinite(curve["val_loss"]), np.inf)
     by_acc, by_loss = curve.iloc[int(curve["val_acc"].idxmax())], curve.iloc[int(loss.idxmin())]
-    best = by_acc if monitor == "val_acc" else by_loss
-    require(
-        int(best["epoch"]) == int(choice["epochs"]),
-        f"the chosen epoch count is the epoch of the best {MONITORS[monitor]} in the early-stopping run",
-    )
+    chosen = int(choice["epochs"])
+    se = math.sqrt(by_acc["val_acc"] * (1 - by_acc["val_acc"]) / n_val)
+    if monitor == "val_acc":
+        within = curve[curve["val_acc"] >= by_acc["val_acc"] - se]["epoch"]
+        rule = chosen == int(within.min())
+        what = "the smallest epoch whose validation accuracy is within one standard error of the best"
+    else:
+        rule, what = chosen == int(by_loss["epoch"]), "the epoch of the lowest validation loss"
+    require(rule, f"the chosen epoch count is {what} in the early-stopping run")
     return {
-        "best": int(best["epoch"]),
+        "best": chosen,
+        "se": se,
+        "end_share": 1 - chosen / max_epochs,  # the rate the replayed schedule ends at, as a share of η
         "by_acc": by_acc.to_dict(),
         "by_loss": by_loss.to_dict(),
         "stop": int(curve["epoch"].iloc[-1]),
