@@ -13,8 +13,8 @@ made by code from validation accuracy on images held out from the training set:
 3. ``epochs``: that configuration on a ``max_epochs`` schedule, stopped once the validation score has not
    improved for ``patience`` epochs; picks the epoch count (``chosen_epoch``: the smallest within one
    standard error of the best).
-4. ``final``: retrain on training + validation images for the first that many epochs of that schedule,
-   once per seed; only these models see the test set, once each.
+4. ``final``: retrain on training + validation images for that many epochs, on a schedule of that length
+   that decays to zero, once per seed; only these models see the test set, once each.
 
 Stages 1 and 2 search by successive halving (``experiments/halving.py``) up to ``sweep_epochs``. Points
 of one batch size train as one stacked network (``experiments/stacked.py``), as do the final models. Data
@@ -239,9 +239,9 @@ def final_models(
     seeds: list[int],
     test_index: torch.Tensor,
 ) -> list[dict]:
-    """Refit on training + validation images for the first ``epochs`` epochs of the early-stopping run's
-    ``max_epochs`` schedule (peak ``lr``), one model per seed (its own initial weights and data order), all
-    as one stacked network; test each once."""
+    """Refit on training + validation images for ``epochs`` epochs on a schedule of that length from the
+    peak ``lr`` to zero, as every sweep run trains, one model per seed (its own initial weights and data
+    order), all as one stacked network; test each once."""
     trainval, test = splits["trainval"], splits["test"]
     models = []
     for seed in seeds:
@@ -250,8 +250,9 @@ def final_models(
     stack = stacked.Stack(models)
     opts = stacked.Optimizers(stack, [optimizer] * len(seeds), [lr] * len(seeds))
     gens = [torch.Generator(test.y.device).manual_seed(seed) for seed in seeds]
-    loop = stacked.train_epochs(stack, opts, trainval.x, trainval.y, batch_size, gens, [lr] * len(seeds),
-                                cfg.max_epochs)  # fmt: skip
+    loop = stacked.train_epochs(
+        stack, opts, trainval.x, trainval.y, batch_size, gens, [lr] * len(seeds), epochs
+    )
     seconds = sum(next(loop) for _ in range(epochs))
     logits = stacked.logits(stack, test.x)
     return [tested(cfg, logits[k], test, test_index, seed, epochs, seconds / len(seeds))
@@ -385,7 +386,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=bool(second["lr_scaled"]))
     curve = pd.DataFrame([{**point, **h, "rung": 0} for h in history])
     best = curve.iloc[chosen_epoch(history, cfg.monitor, cfg.n_val) - 1]
-    epochs = int(best["epoch"])  # the refit replays the first ``epochs`` epochs of this schedule
+    epochs = int(best["epoch"])  # the refit trains a schedule of this length of its own
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
     chunks = kit.split({batch: seeds}, step_cost, cfg.units, cfg.max_stack)

@@ -400,7 +400,7 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert rec["epochs"].startswith(
         "Epochs: 5, the smallest epoch count whose validation accuracy is within one binomial standard error"
     )
-    assert "end at 50% of the peak rate, not annealed to zero" in rec["epochs"]
+    assert "was still at 50% of the peak rate after that epoch" in rec["epochs"]
     windows = _say(w.lr_windows(c["lr"]))
     assert windows.startswith("Adam peaks at 1×10⁻³ (97.80%, the lowest rate of the grid, so its best rate")
     assert "SGD with momentum 0.9 peaks at 1×10⁻² (97.50%)" in windows

@@ -234,8 +234,10 @@ def epoch_facts(
     require(rule, f"the chosen epoch count is {what} in the early-stopping run")
     return {
         "best": chosen,
+        "peak": int((by_acc if monitor == "val_acc" else by_loss)["epoch"]),  # the monitored score's best
         "se": se,
-        "end_share": 1 - chosen / max_epochs,  # the rate the replayed schedule ends at, as a share of η
+        "share_at": 1
+        - chosen / max_epochs,  # the early-stopping run's rate after that epoch, as a share of η
         "by_acc": by_acc.to_dict(),
         "by_loss": by_loss.to_dict(),
         "stop": int(curve["epoch"].iloc[-1]),
