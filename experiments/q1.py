@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import pandas as pd
 import torch
 
 from experiments import convexity as cx
 from experiments.kit import Output, RunContext
+from report.core.config import Range
 
 COUNTEREXAMPLE = (-4.0, 0.0)  # two logits of one sample with y = 1 whose MSE midpoint breaks convexity
 RAY = (1.0, 2.0, 4.0, 8.0, 16.0)  # multiples of the trained parameters: CE along a ray
@@ -23,17 +25,32 @@ RAY = (1.0, 2.0, 4.0, 8.0, 16.0)  # multiples of the trained parameters: CE alon
 
 @dataclass(frozen=True)
 class Config:
-    digits: tuple[int, ...] = (0, 1)  # the binary task; digits[1] is the positive class
-    samples: int = 1024  # training images (a random subset of the two digits)
-    pool: int = 4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias) keeps Hessians small
-    points: int = 50  # random parameter points with an exact Hessian, per loss
-    segments: int = 2000  # random segments in the midpoint test (the same for both losses)
-    scale_min: float = 0.1  # typical |logit| at a random point, drawn log-uniformly between these two
-    scale_max: float = 30.0
-    rtol: float = 1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
-    eig_tol: float = 1e-6  # relative min eigenvalue below -eig_tol counts as negative curvature
-    train_steps: int = 500  # full-batch Adam steps (CE) for the point the loss slices pass through
-    lr: float = 0.05  # Adam learning rate for that point
+    digits: Annotated[tuple[int, ...], Range(0, 9)] = (
+        0,
+        1,
+    )  # the binary task; digits[1] is the positive class
+    samples: Annotated[int, Range(1, 1_000_000)] = 1024  # training images (a random subset of the two digits)
+    pool: Annotated[int, Range(1, 28)] = (
+        4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias) keeps Hessians small
+    )
+    points: Annotated[int, Range(1, 10_000)] = 50  # random parameter points with an exact Hessian, per loss
+    segments: Annotated[int, Range(1, 10_000_000)] = (
+        2000  # random segments in the midpoint test (the same for both losses)
+    )
+    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = (
+        0.1  # typical |logit| at a random point, drawn log-uniformly between these two
+    )
+    scale_max: Annotated[float, Range(0, 1e6, lo_open=True)] = 30.0
+    rtol: Annotated[float, Range(0, 1, lo_open=True)] = (
+        1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
+    )
+    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = (
+        1e-6  # relative min eigenvalue below -eig_tol counts as negative curvature
+    )
+    train_steps: Annotated[int, Range(1, 1_000_000)] = (
+        500  # full-batch Adam steps (CE) for the point the loss slices pass through
+    )
+    lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.05  # Adam learning rate for that point
 
     def validate(self) -> None:
         cx.validate("q1", self)

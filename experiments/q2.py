@@ -12,40 +12,60 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import pandas as pd
 import torch
 
 from experiments import convexity as cx
 from experiments.kit import Output, RunContext
+from report.core.config import Range
 from report.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Config:
-    digits: tuple[int, ...] = (0, 1)  # the binary task; digits[1] is the positive class
-    samples: int = 1024  # training images (a random subset of the two digits)
-    pool: int = 4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias)
-    hidden: int = 4  # linear hidden units: 4 x 50 + 4 + 1 = 205 parameters at pool 4
-    points: int = 20  # random parameter points with an exact Hessian, per loss (the origin is separate)
-    segments: int = 2000  # random segments in the midpoint test (the same for both losses)
-    scale_min: float = 0.1  # typical |logit| at a random point, drawn log-uniformly between these two
-    scale_max: float = 30.0
-    rtol: float = 1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
-    eig_tol: float = 1e-6  # relative min eigenvalue below -eig_tol counts as negative curvature
-    train_steps: int = 500  # full-batch Adam steps for the trained point of the sign-flip counterexample
-    lr: float = 0.02  # Adam learning rate for those points
-    surface_range: float = 3.0  # the contour plot spans [-range, range]^2 in (w1, w2)
-    surface_points: int = 61  # grid points per axis (odd, so the origin is on the grid)
+    digits: Annotated[tuple[int, ...], Range(0, 9)] = (
+        0,
+        1,
+    )  # the binary task; digits[1] is the positive class
+    samples: Annotated[int, Range(1, 1_000_000)] = 1024  # training images (a random subset of the two digits)
+    pool: Annotated[int, Range(1, 28)] = 4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias)
+    hidden: Annotated[int, Range(1, 1000)] = (
+        4  # linear hidden units: 4 x 50 + 4 + 1 = 205 parameters at pool 4
+    )
+    points: Annotated[int, Range(1, 10_000)] = (
+        20  # random parameter points with an exact Hessian, per loss (the origin is separate)
+    )
+    segments: Annotated[int, Range(1, 10_000_000)] = (
+        2000  # random segments in the midpoint test (the same for both losses)
+    )
+    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = (
+        0.1  # typical |logit| at a random point, drawn log-uniformly between these two
+    )
+    scale_max: Annotated[float, Range(0, 1e6, lo_open=True)] = 30.0
+    rtol: Annotated[float, Range(0, 1, lo_open=True)] = (
+        1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
+    )
+    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = (
+        1e-6  # relative min eigenvalue below -eig_tol counts as negative curvature
+    )
+    train_steps: Annotated[int, Range(1, 1_000_000)] = (
+        500  # full-batch Adam steps for the trained point of the sign-flip counterexample
+    )
+    lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.02  # Adam learning rate for those points
+    surface_range: Annotated[float, Range(0, 1e3, lo_open=True)] = (
+        3.0  # the contour plot spans [-range, range]^2 in (w1, w2)
+    )
+    surface_points: Annotated[int, Range(3, 1001)] = (
+        61  # grid points per axis (odd, so the origin is on the grid)
+    )
 
     def validate(self) -> None:
         cx.validate("q2", self)
-        if self.hidden < 1:
-            raise ConfigError(f"q2.hidden={self.hidden}: the network needs at least one hidden unit")
-        if self.surface_points < 3 or self.surface_points % 2 == 0 or self.surface_range <= 0:
+        if self.surface_points % 2 == 0:
             raise ConfigError(
-                "q2.surface_points must be odd and >= 3 (the grid must contain the origin) "
-                "and q2.surface_range positive"
+                f"q2.surface_points={self.surface_points}: give an odd number (the grid must hold the origin)"
             )
 
 

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pandas as pd
 import torch
@@ -38,7 +38,7 @@ from torch import nn
 
 from experiments import data, datasets, halving, kit, stacked
 from experiments.kit import Output, RunContext
-from report.core.config import check_settings
+from report.core.config import Range, check_settings
 from report.core.errors import ConfigError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
@@ -49,50 +49,68 @@ Point = tuple[str, str, float, int, bool]  # those keys' values
 @dataclass(frozen=True)
 class Config:
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
-    n_train: int = 50_000  # training images (taken after the validation images)
-    n_val: int = 10_000  # held out from the training set for every choice the study makes
-    n_test: int = 10_000  # test images, a seeded random subset when below the full 10k
+    n_train: Annotated[int, Range(1, 10_000_000)] = (
+        50_000  # training images (taken after the validation images)
+    )
+    n_val: Annotated[int, Range(1, 10_000_000)] = (
+        10_000  # held out from the training set for every choice the study makes
+    )
+    n_test: Annotated[int, Range(1, 10_000_000)] = (
+        10_000  # test images, a seeded random subset when below the full 10k
+    )
     optimizers: tuple[str, ...] = OPTIMIZERS
-    lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
-    base_batch: int = 128  # batch size of the learning-rate sweep and the reference for linear scaling
-    batch_sizes: tuple[int, ...] = (32, 128, 512, 2048)
-    sweep_epochs: int = 10  # epochs of the sweep points that reach the last rung
-    halving: int = 3  # each rung keeps the best 1/halving of its points (1: every point trains sweep_epochs)
-    rungs: int = 3  # successive-halving rungs: each trains halving times longer than the one before
-    max_epochs: int = 30  # length of the early-stopping run's schedule
-    patience: int = 5  # epochs without a new best validation score before training stops
+    lrs: Annotated[tuple[float, ...], Range(0, 10, lo_open=True)] = (
+        1e-4,
+        3e-4,
+        1e-3,
+        3e-3,
+        1e-2,
+        3e-2,
+        1e-1,
+        3e-1,
+        1.0,
+    )
+    base_batch: Annotated[int, Range(1, 65536)] = (
+        128  # batch size of the learning-rate sweep and the reference for linear scaling
+    )
+    batch_sizes: Annotated[tuple[int, ...], Range(1, 65536)] = (32, 128, 512, 2048)
+    sweep_epochs: Annotated[int, Range(1, 1000)] = 10  # epochs of the sweep points that reach the last rung
+    halving: Annotated[int, Range(1, 100)] = (
+        3  # each rung keeps the best 1/halving of its points (1: every point trains sweep_epochs)
+    )
+    rungs: Annotated[int, Range(1, 10)] = (
+        3  # successive-halving rungs: each trains halving times longer than the one before
+    )
+    max_epochs: Annotated[int, Range(2, 1000)] = 30  # length of the early-stopping run's schedule
+    patience: Annotated[int, Range(1, 1000)] = (
+        5  # epochs without a new best validation score before training stops
+    )
     monitor: Literal["val_acc", "val_loss"] = "val_acc"  # what "validation improves" means
-    seeds: int = 3  # final models, for the mean ± interval of test accuracy
-    ci_level: float = 0.95  # confidence level of the Student-t interval for the mean over seeds
-    n_misclassified: int = 24  # misclassified test digits kept per final model (most confident first)
-    max_stack: int = 64  # points trained together as one stacked network (one unit for an executor)
-    units: int = 4  # each stage is cut into about this many units, whatever the machine (see kit.split)
-    cpu_threads: int = 1  # threads per unit on CPU (0: every core); more cores run more units at once
+    seeds: Annotated[int, Range(2, 100)] = 3  # final models, for the mean ± interval of test accuracy
+    ci_level: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = (
+        0.95  # confidence level of the Student-t interval for the mean over seeds
+    )
+    n_misclassified: Annotated[int, Range(0, 1000)] = (
+        24  # misclassified test digits kept per final model (most confident first)
+    )
+    max_stack: Annotated[int, Range(1, 1024)] = (
+        64  # points trained together as one stacked network (one unit for an executor)
+    )
+    units: Annotated[int, Range(1, 1024)] = (
+        4  # each stage is cut into about this many units, whatever the machine (see kit.split)
+    )
+    cpu_threads: Annotated[int, Range(0, 1024)] = (
+        1  # threads per unit on CPU (0: every core); more cores run more units at once
+    )
 
     def validate(self) -> None:
-        positive = (
-            *self.lrs,
-            *self.batch_sizes,
-            self.n_train,
-            self.n_val,
-            self.n_test,
-            self.sweep_epochs,
-            self.halving,
-            self.rungs,
-            self.max_stack,
-            self.units,
-        )
+        """The rules between fields; each field's own range is declared with it (``Range``)."""
         unknown = ", ".join(sorted(set(self.optimizers) - set(OPTIMIZERS)))
         check_settings(
             (not unknown, f"q3.optimizers: unknown {unknown}; choose from {', '.join(OPTIMIZERS)}"),
             (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
              "reference for linear scaling)"),
-            (all(math.isfinite(v) and v > 0 for v in positive), "q3.lrs, batch_sizes, n_train, n_val, "
-             "n_test, sweep_epochs, halving, rungs, max_stack and units must be positive finite numbers"),
-            (1 <= self.patience < self.max_epochs, "q3.patience must be at least 1 and below q3.max_epochs"),
-            (self.cpu_threads >= 0, "q3.cpu_threads must be 0 (torch's default) or a positive thread count"),
-            (self.seeds >= 2, "q3.seeds must be at least 2 to estimate a spread"),
-            (0 < self.ci_level < 1, "q3.ci_level must be between 0 and 1 (e.g. 0.95)"),
+            (self.patience < self.max_epochs, "q3.patience must be below q3.max_epochs"),
         )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import torch
@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from experiments import data, datasets, kit, models
 from experiments.kit import Output, RunContext, save_atomic, seed_everything
+from report.core.config import Range
 from report.core.errors import ConfigError
 
 Dataset = Literal["svhn", "fashion-mnist", "mnist", "cifar10"]
@@ -33,19 +34,29 @@ Dataset = Literal["svhn", "fashion-mnist", "mnist", "cifar10"]
 class Config:
     dataset: Dataset = "svhn"
     models: tuple[str, ...] = models.NAMES
-    seeds: int = 3  # independent trainings per model; seed i uses ctx.seed + i
-    epochs: int = 12
-    batch_size: int = 512
-    lr: float = 0.1  # peak of the triangular one-cycle schedule (linear warm-up, then linear decay to 0)
-    warmup: float = 0.2  # fraction of steps spent warming up
-    momentum: float = 0.9  # SGD with Nesterov momentum
-    weight_decay: float = 5e-4  # on weights only, not on biases or batch-norm parameters
-    label_smoothing: float = 0.1
-    grad_clip: float = 2.0  # max global gradient norm: keeps the models without batch norm from diverging
-    val_size: int = 5000  # held out from the training split, used for the per-epoch curves
-    train_subset: int = 0  # training images used (0 = all that remain after the validation hold-out)
-    test_subset: int = 0  # test images used (0 = the whole test split)
-    eval_batch_size: int = 500
+    seeds: Annotated[int, Range(1, 100)] = 3  # independent trainings per model; seed i uses ctx.seed + i
+    epochs: Annotated[int, Range(1, 1000)] = 12
+    batch_size: Annotated[int, Range(1, 65536)] = 512
+    lr: Annotated[float, Range(0, 10, lo_open=True)] = (
+        0.1  # peak of the triangular one-cycle schedule (linear warm-up, then linear decay to 0)
+    )
+    warmup: Annotated[float, Range(0, 1, hi_open=True)] = 0.2  # fraction of steps spent warming up
+    momentum: Annotated[float, Range(0, 1, hi_open=True)] = 0.9  # SGD with Nesterov momentum
+    weight_decay: Annotated[float, Range(0, 1)] = (
+        5e-4  # on weights only, not on biases or batch-norm parameters
+    )
+    label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.1
+    grad_clip: Annotated[float, Range(0, 1e6, lo_open=True)] = (
+        2.0  # max global gradient norm: keeps the models without batch norm from diverging
+    )
+    val_size: Annotated[int, Range(1, 10_000_000)] = (
+        5000  # held out from the training split, used for the per-epoch curves
+    )
+    train_subset: Annotated[int, Range(0, 10_000_000)] = (
+        0  # training images used (0 = all that remain after the validation hold-out)
+    )
+    test_subset: Annotated[int, Range(0, 10_000_000)] = 0  # test images used (0 = the whole test split)
+    eval_batch_size: Annotated[int, Range(1, 65536)] = 500
 
     def validate(self) -> None:
         unknown = [m for m in self.models if m not in models.NAMES]
@@ -53,15 +64,11 @@ class Config:
             raise ConfigError(
                 f"q4.models: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(models.NAMES)}"
             )
-        if min(self.seeds, self.epochs, self.batch_size, self.val_size, self.eval_batch_size) < 1:
-            raise ConfigError("q4: seeds, epochs, batch_size, val_size and eval_batch_size must be >= 1")
         if self.train_subset and self.train_subset < self.batch_size:
             raise ConfigError(
                 f"q4.train_subset={self.train_subset} is smaller than one batch "
                 f"(batch_size={self.batch_size})"
             )
-        if min(self.train_subset, self.test_subset) < 0 or not 0 <= self.warmup < 1 or self.grad_clip <= 0:
-            raise ConfigError("q4: subsets must be >= 0, warmup in [0, 1) and grad_clip > 0")
 
 
 # fmt: off

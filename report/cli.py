@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from report.core.config import PROFILES, check_profile, default_profile, parse_overrides
+from report.core.config import PROFILES, Range, check_profile, check_value, default_profile, parse_overrides
 from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
 from report.core.freshness import Request
 from report.core.settings import CHOICES as SETTING_CHOICES
@@ -121,6 +121,14 @@ SHARED: dict[str, Shared] = {
                             "came from (command line, environment, report.toml, default)."),
     "debug": Shared(bool, False, ("--debug",), "Show tracebacks."),
 }  # fmt: skip
+# the valid values of the integer options, checked by the one range rule wherever a value came from
+BOUNDS: dict[str, Range] = {
+    "seed": Range(0, 2**32 - 1),  # what every random generator accepts
+    "jobs": Range(0, 4096),
+    "slurm_gpus": Range(0, 64),
+    "slurm_time": Range(1, 525_600),  # minutes: a year
+    "slurm_parallelism": Range(1, 100_000),
+}
 BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions", "show_settings")
 TRACK = ("track", "tracking_uri")
 EXECUTE = (
@@ -172,8 +180,6 @@ class Options:
 
     @functools.cached_property
     def request(self) -> Request:
-        if self.seed < 0:
-            raise ReportError(f"--seed {self.seed}: give a seed of 0 or more")
         return Request(
             self.chosen, parse_overrides(self.overrides()), self.seed, self.data_dir, self.strict_versions
         )
@@ -225,6 +231,14 @@ def _resolve(given: dict[str, Any], settings: Settings, context: typer.Context) 
             sources[name] = setting.source
         else:
             values[name] = value if name == "sets" else option.default
+        if name in BOUNDS and name in sources:
+            came = sources[name]
+            label = (
+                option.names[0] if came == "command line"
+                else option.envvar if "environment" in came
+                else f"{came}: {option.key}"
+            )  # fmt: skip
+            check_value(label, values[name], Annotated[int, BOUNDS[name]])
     return Options(**values, sources=sources, settings=settings)
 
 

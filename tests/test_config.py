@@ -1,3 +1,4 @@
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,3 +77,38 @@ def test_the_cpu_profile_runs_the_full_study_of_q1_to_q3_and_the_q4_pipeline_che
         assert resolved[name] == module.PROFILES["full"]
     assert resolved["q4"] == q4.PROFILES["quick"]
     assert runner.resolve(["q4"], "full", {})[0][2] == q4.PROFILES["full"]
+
+
+def test_every_numeric_setting_declares_its_range_and_the_settings_layer_reads_the_same():
+    """The one range rule needs a range on every int and float field of every experiment; the torch-free
+    settings layer reads them from the source, so the two must agree field by field."""
+    import dataclasses
+    import typing
+
+    import experiments
+    from report.core import manifest, settings
+    from report.core.config import Range
+
+    for name in manifest.load().names:
+        config = experiments.get(name).Config
+        hints = typing.get_type_hints(config, include_extras=True)
+        read = settings.config_annotations(name)
+        for f in dataclasses.fields(config):
+            hint = hints[f.name]
+            base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+            item = (typing.get_args(base) or (base,))[0] if typing.get_origin(base) is tuple else base
+            declared = next((a for a in typing.get_args(hint) if isinstance(a, Range)), None)
+            if item in (int, float):
+                assert declared is not None and math.isfinite(declared.hi), f"{name}.{f.name} has no bound"
+                assert read[f.name][1] == declared, f"{name}.{f.name}"
+
+
+def test_a_range_in_the_settings_file_names_the_file_and_line(tmp_path, monkeypatch):
+    from report.core import settings
+
+    path = tmp_path / "report.toml"
+    path.write_text('profile = "smoke"\n\n[set.q4]\nlabel_smoothing = 5\n')
+    with pytest.raises(
+        ConfigError, match=r"report.toml:4: label_smoothing=5.0: give a finite number in \[0, 1\)"
+    ):
+        settings.load(path)

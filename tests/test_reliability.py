@@ -64,9 +64,20 @@ def test_all_checks_the_output_folder_before_training(data_dir, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "q3.lrs=inf"], "q3.lrs, batch_sizes"),
-        (["--set", "q3.lrs=0.1,nan"], "q3.lrs, batch_sizes"),
-        (["--seed", "-1"], "--seed -1: give a seed of 0 or more"),
+        (["--set", "q3.lrs=inf"], "--set q3.lrs=inf: give a finite number in (0, 10]"),
+        (["--set", "q3.lrs=0.1,nan"], "--set q3.lrs=nan: give a finite number in (0, 10]"),
+        (["--seed", "-1"], "--seed=-1: give an integer from 0 to 4,294,967,295"),
+        (["--seed", "4294967296"], "--seed=4294967296: give an integer from 0 to 4,294,967,295"),
+        (["--jobs", "-3"], "--jobs=-3: give an integer from 0 to 4,096"),
+        (["--set", "q1.rtol=nan"], "--set q1.rtol=nan: give a finite number in (0, 1]"),
+        (["--set", "q1.lr=nan"], "--set q1.lr=nan: give a finite number in (0, 10]"),
+        (["--set", "q1.scale_max=inf"], "--set q1.scale_max=inf: give a finite number in (0, 1,000,000]"),
+        (["--set", "q3.seeds=100000000000000000000000"], "give an integer from 2 to 100"),
+        (["--set", "q4.lr=nan"], "--set q4.lr=nan: give a finite number in (0, 10]"),
+        (["--set", "q4.lr=-1"], "--set q4.lr=-1.0: give a finite number in (0, 10]"),
+        (["--set", "q4.grad_clip=nan"], "--set q4.grad_clip=nan: give a finite number"),
+        (["--set", "q4.label_smoothing=5"], "--set q4.label_smoothing=5.0: give a finite number in [0, 1)"),
+        (["--set", "q9.epochs=1"], "unknown experiment 'q9'"),
     ],
 )
 def test_bad_values_stop_before_training(data_dir, tmp_path, args, message):

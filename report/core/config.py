@@ -7,12 +7,14 @@ importing torch so that the same rules apply to every command.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from report.core.errors import ConfigError
 
@@ -83,6 +85,64 @@ def _convert(exp: str, name: str, hint: Any, raw: str) -> Any:
     return raw
 
 
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric config field, declared with it: ``Annotated[float, Range(0, 1)]``
+    (each element of a tuple field). Every value must also be finite, so NaN, which makes every
+    comparison false, can never pass a check vacuously; ``hi`` bounds what memory depends on."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False  # lo itself excluded
+    hi_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        return (
+            math.isfinite(value)
+            and (value > self.lo if self.lo_open else value >= self.lo)
+            and (value < self.hi if self.hi_open else value <= self.hi)
+        )
+
+    def describe(self, integer: bool) -> str:
+        """``an integer from 1 to 100``, ``a finite number > 0``, ``a number in [0, 1)``."""
+        what = "an integer" if integer else "a finite number"
+        lo, hi = (f"{int(v):,}" if math.isfinite(v) and v == int(v) else f"{v:g}" for v in (self.lo, self.hi))
+        if math.isinf(self.lo) and math.isinf(self.hi):
+            return what
+        if math.isinf(self.hi):
+            return f"{what} {'>' if self.lo_open else '>='} {lo}"
+        if math.isinf(self.lo):
+            return f"{what} {'<' if self.hi_open else '<='} {hi}"
+        if integer and not (self.lo_open or self.hi_open):
+            return f"{what} from {lo} to {hi}"
+        return f"{what} in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+
+
+FINITE = Range()  # a numeric field that declares no range of its own
+
+
+def check_value(label: str, value: Any, hint: Any) -> None:
+    """The one rule for a numeric setting: finite, and inside the range its field declares. A tuple's
+    elements are checked one by one. One line names the setting (``label``: where it was given), the
+    value and the valid range."""
+    rng = next((a for a in get_args(hint) if isinstance(a, Range)), FINITE)
+    kind = get_args(hint)[0] if get_origin(hint) is Annotated else hint
+    if get_origin(kind) in (tuple, list):
+        kind = (get_args(kind) or (str,))[0]
+    if kind not in (int, float):
+        return
+    for v in value if isinstance(value, (tuple, list)) else (value,):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not rng.holds(v):
+            raise ConfigError(f"{label}={v}: give {rng.describe(kind is int)}")
+
+
+def check_ranges(exp: str, config: Any) -> None:
+    """Every numeric field of a resolved config against its declared range (profile values included)."""
+    hints = typing.get_type_hints(type(config), include_extras=True)
+    for f in dataclasses.fields(config):
+        check_value(f"{exp}.{f.name}", getattr(config, f.name), hints[f.name])
+
+
 def apply_overrides(exp: str, config: Any, raw: dict[str, str]) -> Any:
     """Return ``config`` with ``raw`` applied, each value converted to the field's declared type."""
     fields = {f.name: f for f in dataclasses.fields(config)}
@@ -95,6 +155,7 @@ def apply_overrides(exp: str, config: Any, raw: dict[str, str]) -> Any:
             )
         changes[name] = _convert(exp, name, hints[name], value)
     new = dataclasses.replace(config, **changes)
+    check_ranges(exp, new)
     check = getattr(new, "validate", None)
     if check is not None:
         check()

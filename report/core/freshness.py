@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from report.core import fingerprint as fp
 from report.core import manifest as mf
-from report.core.errors import ReportError
+from report.core.errors import ConfigError, ReportError
 from report.core.settings import canonical
 from report.core.store import Result, Store
 
@@ -32,6 +32,15 @@ class Request:
     seed: int = 0
     data_dir: Path = Path("data")
     strict_versions: bool = False  # True: other library versions make a result stale
+
+    def __post_init__(self) -> None:
+        known = mf.load().names
+        for experiment in self.overrides:  # every value checked now, before anything is judged or run
+            if experiment not in known:
+                raise ConfigError(
+                    f"--set {experiment}.…: unknown experiment {experiment!r}; choose from {', '.join(known)}"
+                )
+            self.config_part(experiment)
 
     def config_part(self, experiment: str) -> str:
         given = self.overrides.get(experiment, {})

@@ -26,9 +26,9 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from report.core.config import PROFILES
+from report.core.config import FINITE, PROFILES, Range, check_value
 from report.core.errors import ConfigError
 from report.core.manifest import PROJECT
 from report.core.manifest import load as load_manifest
@@ -100,7 +100,13 @@ def load(path: Path | None = None) -> Settings:
     path = path or find()
     if path is None:
         return Settings()
-    text = path.read_text(encoding="utf-8")
+    fix = "fix it, move it aside, or name another with REPORT_SETTINGS"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the settings file is not UTF-8 text (a binary file?); {fix}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the settings file ({e.strerror}); {fix}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -190,19 +196,38 @@ def _as_text(raw: Any, where: str, name: str) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def config_types(experiment: str) -> dict[str, str]:
-    """Field name -> annotation of an experiment's ``Config``, read from its source (no import, no torch)."""
+def config_annotations(experiment: str) -> dict[str, tuple[str, Range]]:
+    """Field name -> (type, declared range) of an experiment's ``Config``, read from its source (no import,
+    no torch): ``Annotated[float, Range(0, lo_open=True)]`` gives ``("float", Range(0, lo_open=True))``."""
     path = PROJECT / "experiments" / f"{experiment}.py"
     if not path.is_file():
         return {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.ClassDef) and node.name == "Config":
             return {
-                s.target.id: ast.unparse(s.annotation)
+                s.target.id: _annotation(s.annotation)
                 for s in node.body
                 if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
             }
     return {}
+
+
+def _annotation(node: ast.expr) -> tuple[str, Range]:
+    if isinstance(node, ast.Subscript) and getattr(node.value, "id", "") == "Annotated":
+        kind, *extra = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        for call in extra:
+            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Range":
+                args = [ast.literal_eval(a) for a in call.args]
+                return ast.unparse(kind), Range(
+                    *args, **{k.arg: ast.literal_eval(k.value) for k in call.keywords}
+                )
+        return ast.unparse(kind), FINITE
+    return ast.unparse(node), FINITE
+
+
+def config_types(experiment: str) -> dict[str, str]:
+    """Field name -> type of an experiment's ``Config`` (``int``, ``tuple[float, ...]``)."""
+    return {name: kind for name, (kind, _) in config_annotations(experiment).items()}
 
 
 def config_literal(experiment: str, profile: str, name: str) -> Any:
@@ -242,12 +267,16 @@ def canonical(experiment: str, key: str, text: str, where: str) -> str:
     """A ``--set`` value in one spelling per meaning (``1e-3`` and ``0.001``, ``True`` and ``true``), so
     the config part of a fingerprint does not change with the spelling; a value of the wrong type is an
     error naming ``where`` it came from. Annotations this cannot read are left to the experiment."""
-    kind = config_types(experiment).get(key, "")
+    kind, rng = config_annotations(experiment).get(key, ("", FINITE))
     item = re.fullmatch(r"tuple\[(\w+), \.\.\.\]", kind)
-    if item:
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        return ",".join(canonical_scalar(item.group(1), p, where) for p in parts)
-    return canonical_scalar(kind, text.strip(), where)
+    parts = [p.strip() for p in text.split(",") if p.strip()] if item else [text.strip()]
+    scalar = item.group(1) if item else kind
+    values = [canonical_scalar(scalar, p, where) for p in parts]
+    if scalar in ("int", "float"):  # the one range rule, before anything runs
+        number = int if scalar == "int" else float
+        label = f"--set {experiment}.{key}" if where.startswith("--set") else where
+        check_value(label, tuple(number(v) for v in values), Annotated[number, rng])
+    return ",".join(values)
 
 
 def canonical_scalar(kind: str, text: str, where: str) -> str:
