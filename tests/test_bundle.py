@@ -12,6 +12,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -115,6 +116,21 @@ def _edit_run(members: dict[str, bytes], name: str, change) -> dict[str, bytes]:
     return _edit_index(members, lambda index: change(index["experiments"][name]))
 
 
+def _edit_record(members: dict[str, bytes], name: str, change) -> dict[str, bytes]:
+    """A bundle whose run record of ``name`` was changed and re-listed with its new checksum: only the
+    record's own check can catch it."""
+    from report.core.store import _meta_frame, decode_record
+
+    path = next(k for k in members if k.startswith(f"results/smoke/{name}/") and k.endswith("/run.parquet"))
+    meta = decode_record(pd.read_parquet(io.BytesIO(members[path])))
+    change(meta)
+    buffer = io.BytesIO()
+    _meta_frame(meta).to_parquet(buffer, index=False)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    return _edit_run({**members, path: data}, name, lambda r: r["files"].update({path: digest}))
+
+
 def _bad_bundles(bundle: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     data, members = bundle.read_bytes(), _members(bundle)
     table = next(n for n in members if n.endswith("/final.parquet"))
@@ -134,12 +150,29 @@ def _bad_bundles(bundle: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
             _edit_index(members, lambda i: i.update(project="someone-elses-report")),
             "someone-elses-report bundle",
         ),
-        "run id with a slash": (_edit_run(members, "q2", lambda r: r.update(run_id="a/b")), "run id 'a/b'"),
+        "run id with a slash": (_edit_run(members, "q2", lambda r: r.update(run_id="a/b")), "run_id: 'a/b'"),
         "run id 'current'": (
             _edit_run(members, "q2", lambda r: r.update(run_id="current")),
-            "run id 'current'",
+            "run_id: 'current'",
         ),
-        "hidden run id": (_edit_run(members, "q2", lambda r: r.update(run_id=".tmp-zz")), "run id '.tmp-zz'"),
+        "hidden run id": (
+            _edit_run(members, "q2", lambda r: r.update(run_id=".tmp-zz")),
+            "run_id: '.tmp-zz'",
+        ),
+        "device name null": (
+            _edit_run(members, "q2", lambda r: r.update(device_name=None)),
+            r"q2 in its bundle.json has a bad field \(device_name: None\)",
+        ),
+        "finished a number": (_edit_run(members, "q2", lambda r: r.update(finished=5)), r"finished: 5\)"),
+        "no experiments": (_edit_index(members, lambda i: i.update(experiments={})), "holds no results"),
+        "record finished a number": (
+            _edit_record(members, "q2", lambda m: m.update(finished=5)),
+            r"q2's run record has a bad field \(finished: 5\)",
+        ),
+        "record without a device": (
+            _edit_record(members, "q2", lambda m: m.pop("device")),
+            r"q2's run record has a bad field \(device: missing\)",
+        ),
         "profile outside": (
             _edit_index(members, lambda i: i.update(profile="evil/nested")),
             "profile 'evil/nested'",
@@ -170,6 +203,9 @@ def test_bad_bundles_are_refused_with_one_line_and_the_store_untouched(bundle, s
         assert result.exit_code == 2 and len(errors) == 1, (name, result.output)
         assert re.search(message, errors[0]), (name, errors[0])
         assert _fingerprint_of_tree(store) == before, f"{name}: the store changed"
+        empty = tmp_path / f"empty-{name.replace(' ', '-')}"  # nor does an empty store take a bad record
+        result = _invoke("import", str(path), "--store", str(empty))
+        assert result.exit_code == 2 and not any(empty.rglob("*.parquet")), (name, result.output)
 
 
 def test_a_bundle_older_than_the_store_is_refused_unless_asked(bundle, smoke_build, tmp_path):

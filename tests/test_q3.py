@@ -462,7 +462,9 @@ def test_context_stops_when_the_stored_choice_is_not_the_best(tmp_path: Path) ->
     tables["choice"].loc[tables["choice"]["stage"] == "lr", ["optimizer", "val_acc"]] = ["sgd", 0.97]
     with pytest.raises(EvidenceError, match="highest validation accuracy"):
         _context(tmp_path / "a", tables)
-    with pytest.raises(EvidenceError, match="chosen epoch count"):
+    with pytest.raises(
+        EvidenceError, match="fail a check the report rests on: it is not so that the chosen epoch count"
+    ):
         _context(tmp_path / "b", synthetic_tables(best_epoch=9))
 
 

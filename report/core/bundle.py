@@ -25,12 +25,20 @@ from report.core.atomic import atomic_write
 from report.core.config import PROFILES
 from report.core.errors import ReportError
 from report.core.manifest import PROJECT as PROJECT_DIR
-from report.core.store import RUN_ID, RUN_TABLE, Store
+from report.core.store import RUN_TABLE, Store, decode_record, record_problem
 
 FORMAT = "assignment-report-bundle/1"
 LIMIT = 1 << 30  # bytes a bundle may hold or download: tables, not checkpoints; a bomb is refused
 PROJECT = "assignment-report"
 INDEX = "bundle.json"
+INDEX_FIELDS = (
+    "run_id",
+    "finished",
+    "device_name",
+    "versions",
+    "fingerprint",
+    "files",
+)  # per run, from its record
 
 
 class BundleError(ReportError):
@@ -193,18 +201,18 @@ def verify(data: bytes, source: str, store: Store) -> Bundle:
 def _check_index(index: dict[str, Any], bad: str) -> None:
     """The index's shape, profile and run ids: names that become folders in the store must be plain."""
     runs = index.get("experiments")
-    keys = {"run_id", "finished", "device_name", "versions", "fingerprint", "files"}
-    if not isinstance(runs, dict) or not all(isinstance(r, dict) and keys <= set(r) for r in runs.values()):
+    if not isinstance(runs, dict) or not all(isinstance(r, dict) for r in runs.values()):
         raise BundleError(
             f"{bad}: its {INDEX} does not list runs as build.py export writes them; export it again"
         )
+    if not runs:
+        raise BundleError(f"{bad}: it holds no results; export the experiments you want to carry over")
+    for name, run in runs.items():  # every field as export writes it, before anything is placed
+        problem = record_problem(run, INDEX_FIELDS)
+        if problem:
+            raise BundleError(f"{bad}: {name} in its {INDEX} has a bad field ({problem}); export it again")
     if index.get("profile") not in PROFILES:
         raise BundleError(f"{bad}: its profile {index.get('profile')!r} is not one of {', '.join(PROFILES)}")
-    for name, run in runs.items():
-        if not RUN_ID.fullmatch(str(run["run_id"])) or not isinstance(run["files"], dict):
-            raise BundleError(
-                f"{bad}: {name}'s run id {run['run_id']!r} is not one build.py makes; export it again"
-            )
 
 
 def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> None:
@@ -220,7 +228,13 @@ def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> No
         raise BundleError(
             f"{bad}: a table of {experiment} is not readable ({type(e).__name__}); export it again"
         ) from None
-    record = tables.pop(RUN_TABLE).iloc[0]
+    try:
+        record = decode_record(tables.pop(RUN_TABLE))
+    except (IndexError, ValueError):
+        raise BundleError(f"{bad}: {experiment}'s run record is not readable; export it again") from None
+    problem = record_problem(record)
+    if problem:
+        raise BundleError(f"{bad}: {experiment}'s run record has a bad field ({problem}); export it again")
     run = bundle.runs()[experiment]
     if (record.get("run_id"), record.get("experiment"), record.get("profile")) != (
         run["run_id"],

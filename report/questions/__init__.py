@@ -132,7 +132,10 @@ class Results:
 def require(condition: bool, check: str) -> None:
     """Stop the build when stored evidence contradicts a conclusion the report is about to state."""
     if not condition:
-        raise EvidenceError(f"the evidence contradicts the report: {check}")
+        raise EvidenceError(
+            f"the stored results fail a check the report rests on: it is not so that {check}; "
+            "rerun the experiment with --force, or fix the code that stored them"
+        )
 
 
 def questions() -> tuple[str, ...]:
