@@ -8,6 +8,7 @@ from __future__ import annotations
 import _thread
 import functools
 import inspect
+import shlex
 import signal
 import sys
 import threading
@@ -192,8 +193,29 @@ class Options:
     @functools.cached_property
     def results(self) -> Store:
         if self.store.exists() and not self.store.is_dir():
-            raise ReportError(f"--store {self.store} is a file, not a folder; pass a folder for the results")
-        return Store(self.store)
+            raise ReportError(
+                f"{self.origin('store')} is a file, not a folder; pass a folder for the results"
+            )
+        return Store(self.store, advice=self.advice())
+
+    def origin(self, name: str) -> str:
+        """Where an option's value was given, in its own spelling: ``--store X``, ``REPORT_STORE=X`` or
+        ``report.toml:3: store = X``, so an error names what the user wrote."""
+        option, value, came = SHARED[name], getattr(self, name), self.sources.get(name, "default")
+        if came == "command line" or came == "default":
+            return f"{option.names[0]} {value}"
+        if "environment" in came:
+            return f"{option.envvar}={value}"
+        return f"{came}: {option.key} = {value}"
+
+    def advice(self) -> str:
+        """The options given on the command line that select the store, the data and the config: what a
+        printed ``build.py run …`` needs besides the profile to make the same result again (values from
+        the environment or report.toml apply again by themselves)."""
+        given = [n for n in ("store", "data_dir", "seed") if self.sources.get(n) == "command line"]
+        words = [f"{SHARED[n].names[0]} {shlex.quote(str(getattr(self, n)))}" for n in given]
+        words += [f"--set {shlex.quote(s)}" for s in self.sets or []]
+        return " ".join(words)
 
     def describe(self, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
         """(setting, value, source) for each resolved option, and each --set value."""

@@ -342,3 +342,55 @@ def test_a_real_full_disk_is_one_line_leaves_no_temporary_files_and_the_rerun_re
         assert Store(store).has("smoke", "q1")
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.slow
+def test_the_printed_rerun_advice_works_as_printed(smoke_build, data_dir, tmp_path):
+    """A damaged result's advice carries the command line's --store, --data-dir and --set, so running it
+    exactly as printed repairs the result that this command reads (and not a default store's)."""
+    import shlex
+    import subprocess
+
+    from tests.conftest import build_cmd
+
+    store = tmp_path / "my results"
+    shutil.copytree(smoke_build.store, store)
+    table = Store(store).path("smoke", "q1", "segments")
+    table.write_bytes(b"not parquet")
+    args = ["render", *_smoke(data_dir, store), "--out", str(tmp_path / "out"), "--format", "html"]
+    broken = _invoke(*args)
+    assert broken.exit_code == 2, broken.output
+    advice = broken.output.split("rerun: ", 1)[1].strip()
+    assert advice.startswith("build.py run q1 --profile smoke --force") and "--store" in advice, advice
+    fixed = subprocess.run(build_cmd(*shlex.split(advice)[1:]), cwd=tmp_path, capture_output=True, text=True)
+    assert fixed.returncode == 0, fixed.stderr
+    assert _invoke(*args).exit_code == 0
+
+
+def test_a_result_that_predates_a_table_column_says_how_to_rerun_it(tmp_path):
+    """Q1's context names the rerun command of a result stored before the Hessian check existed (it
+    raised AttributeError: the report's Run had no rerun)."""
+    from report.core.errors import MissingResultError
+    from report.questions import Results
+    from report.questions import q1 as ctx1
+    from tests.helpers import store_with
+
+    store_with(tmp_path / "r", "q1")
+    meta = Store(tmp_path / "r").meta("smoke", "q1")
+    tables = {
+        t: Store(tmp_path / "r").read("smoke", "q1", t) for t in Store(tmp_path / "r").tables("smoke", "q1")
+    }
+    tables["hessian"] = tables["hessian"].drop(columns="probes")
+    from report.core.manifest import load, parse
+
+    spec = {
+        n: {"title": e.title, "datasets": list(e.datasets), "tables": dict(e.tables)}
+        for n, e in load().experiments.items()
+    }
+    spec["q1"]["tables"]["hessian"] = {
+        k: v for k, v in spec["q1"]["tables"]["hessian"].items() if k != "probes"
+    }
+    old = Store(tmp_path / "old", manifest=parse(spec, "old manifest"))
+    old.write("smoke", "q1", tables, meta)
+    with pytest.raises(MissingResultError, match="rerun it: build.py run q1 --profile smoke --force"):
+        ctx1.autograd_check(Results(old, "smoke").run("q1"), tables["hessian"])

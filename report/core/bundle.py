@@ -88,7 +88,7 @@ def export(store: Store, profile: str, experiments: list[str], dest: Path) -> di
         result = store.result(profile, name)
         if result is None:
             raise ReportError(f"no {name} results for profile {profile} in {store.root} to export; "
-                              f"run: build.py run {name} --profile {profile}")  # fmt: skip
+                              f"run: {store.command(name, profile)}")  # fmt: skip
         if result.damaged():
             raise ReportError(f"{name}: stored files fail their checksums; rerun: {result.rerun}")
         meta, folder = result.meta, _folder(profile, name, result.folder.name)

@@ -143,7 +143,7 @@ def accept(store: Store, request: Request, names: list[str], reason: str, on_wai
     with store.lock(on_wait=on_wait):  # judged under the lock: no build can store a newer run meanwhile
         verdicts = [judge(store, n, request) for n in names]
         for v in verdicts:
-            fix = f"run it: build.py run {v.experiment} --profile {request.profile}"
+            fix = f"run it: {store.command(v.experiment, request.profile)}"
             if v.state == "missing":
                 raise ReportError(f"no {v.experiment} result for profile {request.profile} to accept; {fix}")
             if v.state == "stale" and v.changed != ("code",):

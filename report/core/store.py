@@ -54,6 +54,7 @@ class Result:
     folder: Path
     profile: str
     experiment: str
+    advice: str = ""  # the command line's options that select this store and config (Store.advice)
 
     def path(self, table: str = RUN_TABLE) -> Path:
         return self.folder / f"{table}.parquet"
@@ -91,7 +92,7 @@ class Result:
 
     @property
     def rerun(self) -> str:
-        return _rerun(self.profile, self.experiment)
+        return _rerun(self.profile, self.experiment, self.advice)
 
 
 class Store:
@@ -101,10 +102,19 @@ class Store:
     keeps the sha256 of each table file so a damaged result is found before it is shown.
     """
 
-    def __init__(self, root: Path | str, manifest: Manifest | None = None, keep: int = KEEP) -> None:
+    def __init__(
+        self, root: Path | str, manifest: Manifest | None = None, keep: int = KEEP, advice: str = ""
+    ) -> None:
         self.root = Path(root)
         self._manifest = manifest
         self.keep = keep
+        # what a command that reads this store was given on its command line (--store, --set, --seed, …):
+        # every "rerun: build.py run …" it prints carries them, so the advice works as printed
+        self.advice = advice
+
+    def command(self, experiment: str, profile: str, force: bool = False) -> str:
+        """``build.py run EXPERIMENT --profile P [--force] …``: a command that (re)makes the result."""
+        return _rerun(profile, experiment, self.advice, force)
 
     @property
     def manifest(self) -> Manifest:
@@ -246,21 +256,17 @@ class Store:
     # ---- reading --------------------------------------------------------------------------
     def result(self, profile: str, experiment: str) -> Result | None:
         """The current run, resolved once (``None`` when there is none): read everything through it."""
-        home = self.root / profile / experiment
+        home, rerun = self.root / profile / experiment, self.command(experiment, profile, force=True)
         try:
             # undecodable bytes read as a run id that names no run: damaged, and a rerun repairs it
             run_id = (home / POINTER).read_bytes().decode("utf-8", errors="replace").strip()
         except FileNotFoundError:
             return None
         except OSError as e:
-            raise StoreError(
-                f"cannot read {home / POINTER}: {e.strerror}; rerun: {_rerun(profile, experiment)}"
-            ) from None
+            raise StoreError(f"cannot read {home / POINTER}: {e.strerror}; rerun: {rerun}") from None
         if not RUN_ID.fullmatch(run_id) or not (home / run_id).is_dir():
-            raise StoreError(
-                f"{home / POINTER} names no stored run ({run_id!r}); rerun: {_rerun(profile, experiment)}"
-            )
-        return Result(home / run_id, profile, experiment)
+            raise StoreError(f"{home / POINTER} names no stored run ({run_id!r}); rerun: {rerun}")
+        return Result(home / run_id, profile, experiment, self.advice)
 
     def previous(self, profile: str, experiment: str) -> Result | None:
         """The newest run before the current one, by when it finished (runs come from many machines)."""
@@ -305,7 +311,7 @@ class Store:
         if result is None:
             raise MissingResultError(
                 f"no {experiment} results for profile {profile} in {self.root}; "
-                f"run: build.py run {experiment} --profile {profile}"
+                f"run: {self.command(experiment, profile)}"
             )
         return result
 
@@ -322,8 +328,10 @@ class Store:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _rerun(profile: str, experiment: str) -> str:
-    return f"build.py run {experiment} --profile {profile} --force"
+def _rerun(profile: str, experiment: str, advice: str = "", force: bool = True) -> str:
+    return " ".join(
+        filter(None, ["build.py run", experiment, "--profile", profile, "--force" * force, advice])
+    )
 
 
 def _is_time(value: Any) -> bool:

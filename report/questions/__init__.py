@@ -40,6 +40,7 @@ class Run:
     other_versions: str = ""  # the libraries it was made with that differ from the rendering machine's
     sessions: int | None = None  # >1: resumed, its duration counting each session; None: not recorded
     accepted: str = ""  # build.py accept carried it over a code change: when and why
+    rerun: str = ""  # the command that makes it again, as this build would run it
 
     @property
     def date(self) -> str:
@@ -97,7 +98,7 @@ class Results:
             if verdict.state == "missing":
                 raise MissingResultError(
                     f"the report needs {experiment} results for profile {self.profile}, and the store "
-                    f"{self.store.root} has none; run: build.py run {experiment} --profile {self.profile}"
+                    f"{self.store.root} has none; run: {self.store.command(experiment, self.profile)}"
                 )
             if meta is None or verdict.result is None:  # unreadable: reading it says what is wrong
                 self.store.meta(self.profile, experiment)
@@ -118,6 +119,7 @@ class Results:
                 stale=verdict.changed,
                 sessions=int(meta["sessions"]) if meta.get("sessions") else None,
                 accepted="" if "code" in verdict.changed else acceptance(meta),
+                rerun=self.store.command(experiment, self.profile, force=True),
             )
         return self._runs[experiment]
 

@@ -62,8 +62,7 @@ def context(r: Results) -> dict[str, Any]:
     n = {k: int(v) for k, v in splits["images"].items()}
     if "train_available" not in n:  # stored before Q3 recorded the dataset's size: rerun, do not guess
         raise MissingResultError(
-            f"the stored q3 result predates the dataset sizes the report states; rerun it: "
-            f"build.py run q3 --profile {run.profile}"
+            f"the stored q3 result predates the dataset sizes the report states; rerun it: {run.rerun}"
         )
     if "rung" not in sweep:  # stored before Q3 tuned by successive halving: rerun, do not guess
         raise MissingResultError(f"the stored q3 result predates the tuning procedure the report describes; "
