@@ -108,12 +108,7 @@ def execute(
     paths = [f for ds in p.datasets for f in datasets.files(ds, data_dir)]
     cache = store.root / ".datahash.json"
     fingerprint = freshness.fingerprint(p.name, request, paths, cache, store.manifest)
-    workdir = (
-        store.root.resolve()
-        / ".work"
-        / request.profile
-        / f"{p.name}-{fp.digest(repr(sorted(fingerprint.items())).encode())}"
-    )
+    workdir = work_folder(store, request.profile, p.name, fingerprint)
     workdir.mkdir(parents=True, exist_ok=True)
     unit_device = getattr(executor, "device", None) or device.type  # remote workers resolve their own
     ctx = RunContext(device, request.seed, data_dir, workdir, track, log, executor, unit_device)
@@ -200,6 +195,25 @@ class Sessions:
             self.ledger.unlink(missing_ok=True)  # nothing kept: nothing to resume, nothing to count
 
 
+def work_folder(store: Store, profile: str, experiment: str, fingerprint: dict[str, str]) -> Path:
+    """Where a run keeps its finished units until its result is stored: one folder per fingerprint, so a
+    resumed run finds its own work and nobody else's."""
+    key = fp.digest(repr(sorted(fingerprint.items())).encode())
+    return store.root.resolve() / ".work" / profile / f"{experiment}-{key}"
+
+
+def _sweep_stored_work(planned: list[Planned], store: Store, profile: str) -> None:
+    """Drop the work folder of a result that is stored and current: a build killed after the pointer
+    swap, before it cleaned up, leaves one that nothing would ever resume from."""
+    for p in planned:
+        meta = p.verdict.meta
+        if p.verdict.current and not p.force and meta and meta.get("fingerprint"):
+            folder = work_folder(store, profile, p.name, meta["fingerprint"])
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+                _prune(folder.parent, store.root)
+
+
 def _prune(folder: Path, root: Path) -> None:
     """Remove ``folder`` and its parents below ``root`` while they are empty (``.work/<profile>/…``)."""
     while folder != root and folder.is_dir() and not any(folder.iterdir()):
@@ -224,6 +238,7 @@ def run_stale(
     dev = resolve_device(device)
     with store.lock(on_wait=on_wait), contextlib.closing(executor):
         planned = plan(names, request, store, force)
+        _sweep_stored_work(planned, store, request.profile)
         todo = [p for p in planned if p.stale]
         if todo and hasattr(executor, "snapshot"):
             executor.snapshot()  # the code the cluster's jobs will run: as it is at planning

@@ -137,13 +137,20 @@ def server(out: Path, live: Live, host: str, port: int) -> http.server.Threading
             self.wfile.write(body)
 
         def _events(self) -> None:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            # from the versions the page was served with: a render finished before this connection counts
+            try:
+                seen = (
+                    int(query.get("since", [live.version])[0]),
+                    int(query.get("pdf", [live.pdf_version])[0]),
+                )
+            except ValueError:  # not a page of ours: say so, no traceback on the author's console
+                self._send(400, "text/plain; charset=utf-8", b"since and pdf must be integers\n")
+                return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-            # from the versions the page was served with: a render finished before this connection counts
-            seen = (int(query.get("since", [live.version])[0]), int(query.get("pdf", [live.pdf_version])[0]))
             try:
                 while True:
                     now = live.wait(seen, timeout=15)

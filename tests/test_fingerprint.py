@@ -62,3 +62,14 @@ def test_a_data_edit_that_keeps_size_and_mtime_is_seen(tmp_path):
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same size and modification time
     assert data.stat().st_size == st.st_size and data.stat().st_mtime_ns == st.st_mtime_ns
     assert fp.data_hash([data], cache) != first
+
+
+def test_a_set_that_repeats_the_profiles_own_value_is_no_config_change():
+    from report.core.freshness import Request
+
+    plain = Request("smoke").config_part("q1")
+    own = q1_smoke_segments = 400  # q1's smoke profile: Config(segments=400)
+    assert Request("smoke", {"q1": {"segments": str(own)}}).config_part("q1") == plain
+    assert Request("smoke", {"q1": {"segments": "300"}}).config_part("q1") != plain
+    assert Request("full", {"q4": {"dataset": "svhn"}}).config_part("q4") == Request("full").config_part("q4")
+    assert q1_smoke_segments == __import__("experiments.q1").q1.PROFILES["smoke"].segments

@@ -130,3 +130,23 @@ def test_a_python_error_in_an_edited_module_is_shown_and_the_preview_goes_on(tmp
     assert (
         f"since={session.live.version}&pdf={session.live.pdf_version}" in shown
     )  # no reload lost in between
+
+
+def test_a_malformed_events_request_is_a_400_not_a_traceback(tmp_path, capfd):
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from report import preview as live
+
+    httpd = live.server(tmp_path, live.Live(), "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/__preview/events?since=abc"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 400
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert "Traceback" not in capfd.readouterr().err

@@ -394,3 +394,21 @@ def test_a_result_that_predates_a_table_column_says_how_to_rerun_it(tmp_path):
     old.write("smoke", "q1", tables, meta)
     with pytest.raises(MissingResultError, match="rerun it: build.py run q1 --profile smoke --force"):
         ctx1.autograd_check(Results(old, "smoke").run("q1"), tables["hessian"])
+
+
+@pytest.mark.slow
+def test_work_left_by_a_kill_after_the_pointer_swap_is_removed_by_the_next_build(
+    smoke_build, data_dir, tmp_path
+):
+    from experiments import runner
+
+    store = tmp_path / "results"
+    shutil.copytree(smoke_build.store, store)
+    meta = Store(store).meta("smoke", "q1")
+    left = runner.work_folder(Store(store), "smoke", "q1", meta["fingerprint"])  # as a kill leaves it
+    left.mkdir(parents=True)
+    (left / "unit.pt").write_bytes(b"finished unit")
+    shutil.rmtree(store / "smoke" / "q2")  # something to run, so the build plans
+    result = _invoke("run", "q1", "q2", *_smoke(data_dir, store))
+    assert result.exit_code == 0, result.output
+    assert not left.exists() and not (store / ".work").exists()

@@ -270,10 +270,12 @@ def test_readers_never_see_a_write_half_done(tmp_path):
     print(f"{reads} reads during {writes} writes: no errors, no mixed reads")
 
 
-def test_the_previous_run_is_the_newest_other_run_by_when_it_finished(tmp_path):
+def test_the_previous_run_is_the_one_current_before_whatever_its_id_or_finish(tmp_path):
     store = Store(tmp_path)
     times = ["2026-11-26T12:00:00+00:00", "2026-11-26T09:00:00+00:00", "2026-11-26T10:00:00+00:00"]
     ids = [store.write("smoke", "q3", synthetic("q3"), fake_meta("q3", finished=t)).name for t in times]
+    assert store.previous("smoke", "q3").folder.name == ids[1]
+    (tmp_path / "smoke" / "q3" / "previous").unlink()  # a store from before the pointer was kept
     assert store.previous("smoke", "q3").folder.name == ids[0], "made elsewhere, earlier id, later finish"
 
 
@@ -296,3 +298,18 @@ def test_run_records_keep_text_that_looks_like_json(tmp_path):
     store = Store(tmp_path)
     store.write("smoke", "q1", synthetic("q1"), fake_meta("q1", title="[Bonus] {convexity}"))
     assert store.meta("smoke", "q1")["title"] == "[Bonus] {convexity}"
+
+
+def test_a_run_placed_but_never_made_current_is_not_the_previous_run(tmp_path):
+    """A kill between a run folder's rename and the pointer swap leaves a run that was never current; the
+    report's "vs previous run" and ``diff`` must still compare with the run that was."""
+    store = Store(tmp_path)
+    first = store.write("smoke", "q3", synthetic("q3"), fake_meta("q3", finished="2026-11-26T09:00:00+00:00"))
+    store.write("smoke", "q3", synthetic("q3", 2), fake_meta("q3", finished="2026-11-26T10:00:00+00:00"))
+    other = Store(tmp_path / "elsewhere")  # a complete run, later than both, placed but not made current
+    made = other.write(
+        "smoke", "q3", synthetic("q3", 3), fake_meta("q3", finished="2026-11-26T11:00:00+00:00")
+    )
+    store.stage("smoke", "q3", made.name, {p.name: p.read_bytes() for p in made.iterdir()})
+    assert store.history("smoke", "q3")[-1].folder == tmp_path / "smoke" / "q3" / made.name
+    assert store.previous("smoke", "q3").folder.name == first.name

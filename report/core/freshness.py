@@ -19,7 +19,7 @@ from typing import Any, Literal
 from report.core import fingerprint as fp
 from report.core import manifest as mf
 from report.core.errors import ConfigError, ReportError
-from report.core.settings import canonical
+from report.core.settings import canonical, config_literal
 from report.core.store import Result, Store
 
 
@@ -43,9 +43,23 @@ class Request:
             self.config_part(experiment)
 
     def config_part(self, experiment: str) -> str:
-        given = self.overrides.get(experiment, {})
-        values = {k: canonical(experiment, k, v, f"--set {experiment}.{k}={v}") for k, v in given.items()}
+        """The config part of the fingerprint: the profile, the seed and the ``--set`` values that change
+        something (one that repeats the profile's own value is no change, so it leaves results current)."""
+        own = mf.load().get(experiment).profile(self.profile)
+        values = {}
+        for key, text in self.overrides.get(experiment, {}).items():
+            value = canonical(experiment, key, text, f"--set {experiment}.{key}={text}")
+            same = config_literal(experiment, own, key)
+            if same is None or value != canonical(experiment, key, _spelled(same), "the profile's value"):
+                values[key] = value
         return fp.config_hash(self.profile, values, self.seed)
+
+
+def _spelled(value: Any) -> str:
+    """A config literal in the ``--set`` spelling (``0.1,0.3``, ``true``)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_spelled, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pandas is imported where a table is read or written: --help
 RUN_ID = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{4}")  # new_run_id's form; anything else is not a run
 RUN_TABLE = "run"
 POINTER = "current"
+PREVIOUS = "previous"  # the run that was current before the current one (written just before the swap)
 JSON_KEYS = "_json"  # the run record's column naming its JSON-encoded columns
 KEEP = 3  # previous runs kept per experiment besides the current one
 FIX = "pass a writable --store on a disk with space"
@@ -144,8 +145,9 @@ class Store:
         """Drop what a crashed write left half done: temporary run folders and pointers."""
         for leftover in self.root.glob("*/*/.tmp-*"):
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-        for leftover in self.root.glob(f"*/*/.{POINTER}.*.tmp"):
-            leftover.unlink()
+        for pointer in (POINTER, PREVIOUS):
+            for leftover in self.root.glob(f"*/*/.{pointer}.*.tmp"):
+                leftover.unlink()
 
     def _ensure_root(self) -> None:
         try:
@@ -214,6 +216,9 @@ class Store:
                 _fsync_dir(tmp)
                 tmp.rename(final)
             if point:
+                old = self._pointed(home)
+                if old and old != run_id:  # a run placed but never made current is never "previous"
+                    atomic_write(home / PREVIOUS, old, fix=FIX)
                 atomic_write(home / POINTER, run_id, fix=FIX)  # the one step that makes the run current
             _fsync_dir(home)
         except OSError as e:
@@ -227,12 +232,15 @@ class Store:
         return final
 
     def _prune(self, home: Path, current: str) -> None:
-        """Keep the current run and the ``keep`` newest before it (run ids sort by time)."""
+        """Keep the current run and the ``keep`` newest before it (run ids sort by time), and the previous
+        one whatever its id (made elsewhere, say)."""
         runs = sorted(
             p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != current
         )
+        before = self._pointed(home, PREVIOUS)
         for old in runs[: max(0, len(runs) - self.keep)]:
-            shutil.rmtree(old, ignore_errors=True)
+            if old.name != before:
+                shutil.rmtree(old, ignore_errors=True)
 
     def check_deletable(self) -> None:
         """Refuse, before anything is deleted, a folder holding anything the store did not write: a
@@ -268,9 +276,24 @@ class Store:
             raise StoreError(f"{home / POINTER} names no stored run ({run_id!r}); rerun: {rerun}")
         return Result(home / run_id, profile, experiment, self.advice)
 
+    @staticmethod
+    def _pointed(home: Path, name: str = POINTER) -> str | None:
+        """The run id a pointer file names, if it names a stored run."""
+        try:
+            run_id = (home / name).read_bytes().decode("utf-8", errors="replace").strip()
+        except OSError:
+            return None
+        return run_id if RUN_ID.fullmatch(run_id) and (home / run_id).is_dir() else None
+
     def previous(self, profile: str, experiment: str) -> Result | None:
-        """The newest run before the current one, by when it finished (runs come from many machines)."""
+        """The run that was current before the current one; for a store from before that was recorded,
+        the newest other run by when it finished (runs come from many machines)."""
         current = self.result(profile, experiment)
+        home = self.root / profile / experiment
+        if (home / PREVIOUS).exists():
+            before = self._pointed(home, PREVIOUS)
+            same = current is not None and before == current.folder.name  # a swap cut short: unknown
+            return None if before is None or same else Result(home / before, profile, experiment, self.advice)
         older = []
         for run in self.history(profile, experiment):
             if current is None or run.folder != current.folder:
@@ -417,10 +440,10 @@ def _run_entry(path: Path) -> bool:
     """A pointer, a run folder, or what a crashed write left (``.tmp-…``, ``.current.….tmp``)."""
     name = path.name
     return (
-        name == POINTER
+        name in (POINTER, PREVIOUS)
         or (RUN_ID.fullmatch(name) is not None and path.is_dir())
         or name.startswith(".tmp-")
-        or (name.startswith(f".{POINTER}.") and name.endswith(".tmp"))
+        or (name.startswith((f".{POINTER}.", f".{PREVIOUS}.")) and name.endswith(".tmp"))
     )
 
 
