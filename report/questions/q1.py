@@ -19,7 +19,12 @@ from report.plots import q1 as plots
 from report.questions import Figure, Results, Table, require
 
 LOSS_NAMES = {"ce": "CE", "mse": "MSE"}
-OPTIONS = {"ce": {"letter": "a", "text": "CE"}, "mse": {"letter": "b", "text": "MSE"}}  # letter, option
+OPTIONS = {  # the losses the evidence leaves possibly convex -> the multiple-choice option (Q1 and Q2)
+    (): {"letter": "d", "text": "none"},
+    ("ce",): {"letter": "a", "text": "CE"},
+    ("mse",): {"letter": "b", "text": "MSE"},
+    ("ce", "mse"): {"letter": "c", "text": "both"},
+}
 CLOSED_FORM_RTOL = 1e-8  # autograd vs closed-form Hessian, relative to the largest entry compared
 
 
@@ -116,13 +121,13 @@ def context(r: Results) -> dict[str, Any]:
     by_loss = {row["loss"]: row for row in summary.to_dict("records")}
 
     # The answer: the losses whose checks found no sign of non-convexity; the derivation says exactly CE.
-    consistent = [loss for loss in LOSS_NAMES if not by_loss[loss]["nonconvex"]]
+    consistent = tuple(loss for loss in LOSS_NAMES if not by_loss[loss]["nonconvex"])
     require(
-        consistent == ["ce"],
+        consistent == ("ce",),
         f"Q1 derivation: CE convex, MSE not; losses without negative curvature "
         f"or midpoint violations in the stored checks: {consistent or 'none'}",
     )
-    answer = OPTIONS[consistent[0]]
+    answer = OPTIONS[consistent]
 
     exact = autograd_check(run, hessian)
 

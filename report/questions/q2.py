@@ -13,14 +13,8 @@ import pandas as pd
 
 from report.plots import q2 as plots
 from report.questions import Figure, Results, Table, require
-from report.questions.q1 import LOSS_NAMES, autograd_check, checks_table, reduced, summarise
+from report.questions.q1 import LOSS_NAMES, OPTIONS, autograd_check, checks_table, reduced, summarise
 
-OPTIONS = {  # the losses the evidence leaves possibly convex -> the multiple-choice option
-    (): {"letter": "d", "text": "none"},
-    ("ce",): {"letter": "a", "text": "CE"},
-    ("mse",): {"letter": "b", "text": "MSE"},
-    ("ce", "mse"): {"letter": "c", "text": "both"},
-}
 ORIGIN_RTOL = 1e-8  # autograd vs closed-form Hessian at the origin, relative to its largest entry
 FLIP_RTOL = 1e-9  # θ and its sign flip θ′ compute the same function: equal losses up to round-off
 

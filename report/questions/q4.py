@@ -135,7 +135,7 @@ def _tables(
         "throughput": ("Training images/s", "timed"),
     }
     if cuda:
-        columns["peak_mib"] = ("Peak GPU memory above the data (MiB)", "num")
+        columns["peak_mib"] = ("Peak GPU memory above the data, largest over seeds (MiB)", "num")
     wide = per_class.pivot_table(index=["label", "class"], columns="model", values="accuracy")
     counts = per_class.groupby(["label", "class"])["n"].first() // seeds  # test images of one run
     wide = wide.join(counts)[lambda d: d["n"] > 0].reset_index()
@@ -157,6 +157,23 @@ def _tables(
             run,
         ),
     }
+
+
+SHORT = 0.05  # a final training loss this far above the smoothed labels' floor has not fitted the data
+
+
+def fit(curves: pd.DataFrame, summary: pd.DataFrame, smoothing: float, classes: int) -> dict[str, Any]:
+    """How close each model's last training loss (mean over seeds) came to the lowest loss smoothed labels
+    allow, their entropy: a model far above it has not fitted its training images under this budget."""
+    on, off = 1 - smoothing + smoothing / classes, smoothing / classes
+    floor = -on * math.log(on) - ((classes - 1) * off * math.log(off) if off > 0 else 0.0)
+    last = curves[curves["epoch"] == curves["epoch"].max()].groupby("model")["train_loss"].mean()
+    final = [
+        {"title": t, "loss": float(last[m])} for m, t in summary[["model", "title"]].itertuples(index=False)
+    ]
+    final.sort(key=lambda f: f["loss"])
+    gap = final[0]["loss"] - floor
+    return {"floor": floor, "final": final, "closest": final[0]["title"], "gap": gap, "short": gap > SHORT}
 
 
 def context(r: Results) -> dict[str, Any]:
@@ -238,6 +255,7 @@ def context(r: Results) -> dict[str, Any]:
         "depth": depth_claim(summary, by_run),
         "lenet": lenet_claim(summary, by_run),
         "pareto": pareto(summary),
+        "fit": fit(curves, summary, float(cfg["label_smoothing"]), int(classes)),
         "anchors": anchors.beside("q4", str(setup["dataset"]), ours),
         "speed": {
             "fastest": fastest["title"],
