@@ -61,7 +61,7 @@ def num(value: Any, err: Any = None) -> str:
         return f"{round(x, d) + 0.0:,.{max(0, d)}f}".replace("-", MINUS)  # + 0.0: never "−0"
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
         return sci(x)
-    return _trim(_significant(x, 3).replace(",", "") if abs(x) < 1e4 else _significant(x, 3))
+    return _trim(_significant(x, 3))  # thousands separators from 1,000 on, as for integers: one rule
 
 
 def _trim(text: str) -> str:

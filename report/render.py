@@ -63,13 +63,10 @@ class Document:
         return self.markdown.renderInline(text)
 
     def provenance(self, run: Run) -> str:
-        dirty = " (uncommitted changes)" if run.dirty else ""
-        sessions = f" over {run.sessions} sessions" if (run.sessions or 1) > 1 else ""
+        """One line under a table or figure: which run, where and when; the rest (duration, commit,
+        library versions, an acceptance) is in the appendix, once per run."""
         text = (
-            f"Source: {run.experiment}, run {run.run_id}, profile {run.profile}, {run.date}, "
-            f"{run.device_name}, {fmt.dur(run.duration_s)}{sessions}, commit {run.commit}{dirty}"
-            + (f", made with {run.other_versions}." if run.other_versions else ".")
-            + (f" The {run.accepted}." if run.accepted else "")
+            f"Source: {run.experiment}, run {run.run_id}, {run.device_name}, {run.date}; more in appendix A."
         )
         stale = ""
         if run.stale:

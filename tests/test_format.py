@@ -27,6 +27,7 @@ def test_num(value, expected):
 def test_pct_sci_pm_dur_int():
     assert fmt.pct(0.98123) == "98.12%"
     assert fmt.pct(0.5, err=0.013) == "50.0%"
+    assert fmt.num(1310.2) == "1,310" and fmt.num(10203.1) == "10,200"  # one separator rule
     assert fmt.pct(0.99998) == "99.998%" and fmt.pct(1.0) == "100.00%"  # never rounded up to a perfect score
     assert fmt.sci(0.001) == "1×10⁻³"
     assert fmt.sci(0.0025) == "2.5×10⁻³"

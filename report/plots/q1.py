@@ -28,11 +28,12 @@ def draw_slices(data: pd.DataFrame) -> Any:
             )
         at_one = df.iloc[(df["t"] - 1).abs().argmin()]
         ax.plot([at_one["t"]], [at_one["value"]], "o", color="k", ms=4, label="trained point (t = 1)")
-        ax.set_title(f"{q1.LOSS_NAMES[loss]} along " + r"$t\,\hat\theta$")  # mathtext: a real hat
-        ax.set_xlabel("t")
-        ax.legend(loc="upper right", frameon=False)
+        ax.set_title(q1.LOSS_NAMES[loss])  # the line itself is named in the caption (an accent in SVG text
+        ax.set_xlabel("t")  # needs a font with combining marks, which the PDF's may lack)
     axes[0].set_ylabel("mean loss")
-    fig.tight_layout()
+    handles, labels = axes[1].get_legend_handles_labels()  # below the panels, where it covers no curve
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 

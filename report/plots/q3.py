@@ -135,6 +135,9 @@ def draw_confusion(matrix: pd.DataFrame) -> Any:
                 va="center",
                 fontsize=6.5,
                 weight="bold" if i == j else "normal",
+                color="w"
+                if i != j and counts[i, j] > 0.6 * np.nanmax(errors)
+                else "k",  # legible on dark red
             )
     ax.set_xticks(range(10), [str(c) for c in matrix.columns])
     ax.set_yticks(range(10), [str(c) for c in matrix.index])
@@ -147,10 +150,13 @@ def draw_confusion(matrix: pd.DataFrame) -> Any:
 
 
 def confidence(p: float) -> str:
-    """A softmax probability with the digits that tell close values apart: 0.9996 → 99.96%, not 100%."""
+    """A softmax probability with the digits that tell close values apart: 0.9996 → 99.96%, not 100%; a
+    probability within float32 round-off of one is "> 99.99%", never a "100.000000%" no model means."""
     if p < 0.995:
         return f"{100 * p:.0f}%"
-    return f"{100 * p:.{min(6, max(2, -math.floor(math.log10(max(1 - p, 1e-12))) - 1))}f}%"
+    if 1 - p < 5e-5:
+        return "> 99.99%"
+    return f"{100 * p:.{max(2, -math.floor(math.log10(1 - p)) - 1)}f}%"
 
 
 def draw_misclassified(data: pd.DataFrame) -> Any:
@@ -159,11 +165,13 @@ def draw_misclassified(data: pd.DataFrame) -> Any:
 
     cols = 8
     rows = max(1, math.ceil(len(data) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(6.4, 1.0 * rows + 0.2), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.4, 1.15 * rows + 0.2), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (_, row) in zip(axes.flat, data.iterrows(), strict=False):
         ax.imshow(np.asarray(row["pixels"], dtype=np.uint8).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
-        ax.set_title(f"{row['true']}→{row['pred']} ({confidence(row['confidence'])})", fontsize=7)
+        ax.set_title(
+            f"{row['true']}→{row['pred']}\n{confidence(row['confidence'])}", fontsize=7, linespacing=1.1
+        )
     fig.tight_layout()
     return fig

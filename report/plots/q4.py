@@ -67,12 +67,15 @@ def draw_confusion(data: pd.DataFrame):
 
     counts = data.pivot_table(index="true", columns="pred", values="count", aggfunc="sum")
     names = data.drop_duplicates("true").sort_values("true")["true_name"].tolist()
+    from matplotlib.colors import LogNorm
+
     rates = counts.div(counts.sum(axis=1).clip(lower=1), axis=0)
     fig, ax = plt.subplots(figsize=(5.0, 4.2))
-    im = ax.imshow(rates.to_numpy(), cmap="Blues", vmin=0, vmax=1)
+    floor = 1e-3  # a log scale shows the errors, which a linear one washes out beside the diagonal
+    im = ax.imshow(rates.clip(lower=floor).to_numpy(), cmap="Blues", norm=LogNorm(vmin=floor, vmax=1))
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set(xlabel="predicted class", ylabel="true class")
-    fig.colorbar(im, ax=ax, label="fraction of the true class")
+    fig.colorbar(im, ax=ax, label="fraction of the true class (log scale; ≤ 0.1% at the lightest)")
     fig.tight_layout()
     return fig

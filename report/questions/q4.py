@@ -122,26 +122,29 @@ def _tables(
         test_se=stats.binomial_se(summary["acc"], n_test),
     )
     acc_col = ("acc_pm", "pm") if seeds > 1 else ("acc", "pct")
-    columns = {
+    columns = {  # accuracy and the tests against the best; the cost in a table of its own, so neither wraps
         "title": ("Model", "text"),
-        "params": ("Parameters", "si"),
-        "flops": ("FLOPs / image", "si"),
         acc_col[0]: ("Test accuracy", acc_col[1]),
         "test_se": ("Test-set SE", "pct"),
         "gap_pp": ("Gap to the best (points)", "pp"),
         **({"p_seeds": ("p over seeds (Welch, Holm)", "pval")} if seeds > 1 else {}),
         "p_images": ("p on the test images (McNemar, Holm)", "pval"),
+    }
+    cost = {
+        "title": ("Model", "text"),
+        "params": ("Parameters", "si"),
+        "flops": ("FLOPs / image", "si"),
         "train_time_s": ("Training time", "dur"),
         "throughput": ("Training images/s", "timed"),
+        **({"peak_mib": ("Peak GPU memory (MiB)", "num")} if cuda else {}),
     }
-    if cuda:
-        columns["peak_mib"] = ("Peak GPU memory above the data, largest over seeds (MiB)", "num")
     wide = per_class.pivot_table(index=["label", "class"], columns="model", values="accuracy")
     counts = per_class.groupby(["label", "class"])["n"].first() // seeds  # test images of one run
     wide = wide.join(counts)[lambda d: d["n"] > 0].reset_index()
     titles = dict(zip(summary["model"], summary["title"], strict=True))
     return {
         "comparison": Table(shown, columns, run, highlight=lambda row: row["model"] == best["model"]),
+        "cost": Table(shown, cost, run, highlight=lambda row: row["model"] == best["model"]),
         "adaptations": Table(  # in the order the models were configured (by architecture), not by accuracy
             summary.set_index("model").loc[order].reset_index(),
             {"title": ("Model", "text"), "adaptation": ("Adaptation to 32×32 inputs", "text")},
