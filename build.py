@@ -178,7 +178,9 @@ def run(
 
 @command(*BUILD, "out", "fmt", "paper", *TRACK)
 def render(opts: Options) -> None:
-    """Render HTML and/or PDF from the store only: never trains and never imports torch."""
+    """Render HTML and/or PDF from the store: never trains and never imports torch. Results the store
+    lacks are first imported into it from the project's reference bundle (experiments/reference/), if it
+    has one for the profile, and the command says so."""
     _render(opts)
     _track(opts, [opts.out / "report.html", opts.out / "report.pdf"])
 
@@ -348,7 +350,7 @@ def preview(
 @command(*BUILD, "out", "fmt", "paper")
 def watch(opts: Options) -> None:
     """Re-render whenever a template, a context module, the manifest or the store changes (Ctrl-C stops);
-    ``preview`` does the same and shows the page in a browser."""
+    preview does the same and shows the page in a browser."""
     from report import preview as live
 
     watched, data = _watched(opts)

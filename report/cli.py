@@ -174,9 +174,17 @@ class Options:
 
     @functools.cached_property
     def chosen(self) -> str:
-        """The profile, printed once when a command starts."""
+        """The profile, printed once when a command starts, with where the settings came from when a
+        settings file or the environment set any (so a report.toml in place is never a surprise)."""
         chosen = check_profile(self.profile) if self.profile else default_profile()
         console.print(f"profile: [bold]{chosen}[/]" + ("" if self.profile else " (default)"))
+        from_file = sorted({n for n, s in self.sources.items() if s not in ("command line", "default")
+                            and "environment" not in s} | set(self.settings.overrides(chosen)))  # fmt: skip
+        from_env = sorted(SHARED[n].envvar for n, s in self.sources.items() if "environment" in s)
+        where = [f"{self.settings.path} ({', '.join(from_file)})"] if from_file else []
+        where += [f"the environment ({', '.join(from_env)})"] if from_env else []
+        if where:
+            console.print(f"[dim]settings from {' and '.join(where)}[/]")
         return chosen
 
     @functools.cached_property

@@ -15,6 +15,22 @@ from tests.datasets import write_dataset
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see build.py: set before torch is imported
 
+
+def _isolate_from_the_users_settings() -> None:
+    """The tests describe the project, not this machine: a user's report.toml (beside build.py or in the
+    current folder) and REPORT_* variables would change what a command does, so every test, and every
+    build.py it starts, reads an empty settings file and no REPORT_* value."""
+    import tempfile
+
+    for name in [n for n in os.environ if n.startswith("REPORT_")]:
+        del os.environ[name]
+    empty = Path(tempfile.mkdtemp(prefix="report-settings-")) / "report.toml"
+    empty.write_text("# the tests' settings: none (tests/conftest.py)\n")
+    os.environ["REPORT_SETTINGS"] = str(empty)
+
+
+_isolate_from_the_users_settings()
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_SETS = ["--set", "q4.dataset=fashion-mnist"]
 

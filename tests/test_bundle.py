@@ -270,3 +270,22 @@ def test_missing_results_come_from_the_projects_reference_bundle_not_training(bu
     runs = json.loads(_members(bundle)["bundle.json"])["experiments"]
     html = (out / "report.html").read_text(encoding="utf-8")
     assert all(f"run {run['run_id']}" in html for run in runs.values())
+
+
+def test_render_says_that_it_imports_reference_results_into_the_store(bundle, tmp_path):
+    """render never trains, but it does write: what the store lacks comes from the reference bundle, and
+    both the command's output and its --help say so."""
+    project = copy_project(tmp_path)
+    shutil.copy(bundle, project / "experiments" / "reference" / "smoke.tar.gz")
+    store, out = tmp_path / "results", tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(project / "build.py"), "render", "--profile", "smoke", "--store", str(store),
+         "--out", str(out), "--format", "html", *SMOKE_SETS],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "imported from the reference results experiments/reference/smoke.tar.gz" in done.stderr
+    assert Store(store).has("smoke", "q1"), "render wrote the reference results into the store"
+    helped = subprocess.run([sys.executable, str(project / "build.py"), "render", "--help"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "imported into it from the project's reference bundle" in " ".join(helped.stdout.split())

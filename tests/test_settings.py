@@ -43,6 +43,7 @@ def project_folder(smoke_build, data_dir, tmp_path, monkeypatch):
         """,
     )
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORT_SETTINGS")  # found in the current folder, as a user's is
     return tmp_path
 
 
@@ -105,6 +106,7 @@ def test_the_stored_config_and_fingerprint_record_values_from_the_file(project_f
 def test_a_broken_settings_file_is_one_line_with_file_and_line(tmp_path, monkeypatch, text, message):
     _settings(tmp_path, text)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORT_SETTINGS")  # found in the current folder, as a user's is
     for command in ("status", "render", "all"):
         result = _invoke(command)
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
@@ -134,3 +136,48 @@ def test_one_value_in_two_spellings_is_one_config():
     assert part(lrs="1e-3,0.1") == part(lrs="0.001, 0.1")
     assert part(ci_level="0.950") == part(ci_level="0.95")
     assert part(seeds="3") == part(seeds="03") != part(seeds="4")
+
+
+@pytest.mark.slow
+def test_a_users_settings_change_no_test_outcome(tmp_path):
+    """The README's offline report.toml beside build.py and REPORT_* values in the environment, as a user
+    has them: the two tests they broke still pass (tests/conftest.py isolates every test from both)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import copy_project
+
+    project = copy_project(tmp_path)
+    (project / "report.toml").write_text(
+        'data_dir = "../shared/data"\nprofile = "quick"\n\n[set.q4]\ndataset = "fashion-mnist"\n'
+    )
+    env = {
+        **os.environ,
+        "REPORT_PROFILE": "full",
+        "REPORT_SEED": "7",
+        "REPORT_STORE": str(tmp_path / "theirs"),
+    }
+    env.pop("REPORT_SETTINGS", None)
+    tests = [
+        "tests/test_cli.py::test_missing_svhn_fails_fast_before_training",
+        "tests/test_reliability.py::test_a_missing_dataset_is_reported_before_torch_is_imported",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "2 passed" in done.stdout
+
+
+def test_a_command_says_where_its_settings_came_from(tmp_path, monkeypatch):
+    _settings(tmp_path, 'seed = 3\n\n[set.q4]\ndataset = "fashion-mnist"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORT_SETTINGS")
+    monkeypatch.setenv("REPORT_STORE", str(tmp_path / "r"))
+    out = _invoke("status", "--profile", "smoke").output
+    assert (
+        f"settings from {tmp_path / 'report.toml'} (q4.dataset, seed) and the environment (REPORT_STORE)"
+        in out
+    )

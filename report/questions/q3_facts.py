@@ -201,6 +201,7 @@ def batch_facts(
         "best_lr": [(int(b), float(v)) for b, v in best_lr.sort_index().items()],
         "speed_ratio": float(small["epoch_s"] / large["epoch_s"]),
         "lr": float(choice["lr"]),
+        "scaled": bool(choice["lr_scaled"]),  # the rate chosen at the base batch, scaled to this batch
         "batch": int(choice["batch_size"]),
         "val_acc": float(choice["val_acc"]),
         "se": se,
