@@ -386,6 +386,12 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     rec = {k: _say(getattr(w, f"recommend_{k}")(c)) for k in ("lr", "batch", "epochs")}
     assert rec["lr"].startswith("Learning rate: Adam at 1×10⁻³ had the highest validation accuracy of the 9 ")
     assert "(97.80% after 5 epochs at batch 128)" in rec["lr"]
+    # momentum at 1e-2 (97.50%) and SGD at 1e-1 (97.00%) are within 1.31 points of Adam's 97.80%: ties
+    assert (
+        "SGD with momentum 0.9 at 1×10⁻² (97.50%) and SGD at 1×10⁻¹ (97.00%) are within two standard"
+        in rec["lr"]
+    )
+    assert "they are tied, and the choice among them is the tie-break rule's" in rec["lr"]
     assert rec["batch"].startswith(
         "Batch size: 512 with learning rate 1×10⁻² had the highest validation "
         "accuracy of the 11 batch-size and learning-rate points (98.10%)."
@@ -415,6 +421,9 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     )
     assert "gives 97.90% there, 2.90 percentage points more than the held rate." in batch
     assert "The best learning rate of the grid never decreases as the batch size grows" in batch
+    assert "a ratio of 16 at an equal stack width of 3 points" in batch  # every synthetic stack held 3
+    wider = {**c["batch"], "large": {**c["batch"]["large"], "stacked": 9}}
+    assert "mixes the batch size's effect on speed with the stack width's" in _say(w.batch(wider))
     epochs = _say(w.epochs(c["epochs"], c["monitor"], c["patience"], c["max_epochs"]))
     assert "training stopped after epoch 10 of 10" not in epochs
     assert "Training ran the whole 10-epoch schedule." in epochs

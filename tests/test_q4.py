@@ -484,6 +484,8 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     assert "Question 4: Six CNN architectures on SVHN" in text and "<blockquote" not in page
     assert "ResNet-101 classifies SVHN best. Two protocols are standard" in text
     assert "Answer. On SVHN, with one shared recipe of" in text
+    assert "this run's recipe uses no horizontal flips on SVHN" in text and "CIFAR-10" not in text
+    assert "the run record gives a wall-clock time of" in text and "parallel" not in text
     assert "ResNet-101 has the highest mean test accuracy" in text
     adaptations = text[text.index("How each architecture was adapted") :]
     order = [adaptations.index(models.spec(m).title) for m in models.NAMES]
