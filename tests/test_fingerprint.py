@@ -73,3 +73,15 @@ def test_a_set_that_repeats_the_profiles_own_value_is_no_config_change():
     assert Request("smoke", {"q1": {"segments": str(own)}}).config_part("q1") == plain
     assert Request("smoke", {"q1": {"segments": str(own + 1)}}).config_part("q1") != plain
     assert Request("full", {"q4": {"dataset": "svhn"}}).config_part("q4") == Request("full").config_part("q4")
+
+
+def test_the_code_part_is_the_same_wherever_the_code_lies(tmp_path, monkeypatch):
+    """The roots copied where report/ sorts before experiments/ (unlike in the project) give the same
+    hashes: files are hashed by their names inside the project, not by their paths on this machine."""
+    manifest = mf.load()
+    before = {e: code_part(e, manifest) for e in manifest.names}
+    for name, folder in (("report", "a"), ("experiments", "b")):
+        moved = tmp_path / folder / name
+        shutil.copytree(fp.CODE_ROOTS[name], moved, ignore=shutil.ignore_patterns("__pycache__"))
+        monkeypatch.setitem(fp.CODE_ROOTS, name, moved)
+    assert {e: code_part(e, manifest) for e in manifest.names} == before

@@ -108,12 +108,13 @@ def code_hash(experiment: str, entry: dict[str, Any], roots: dict[str, Path] | N
     """The experiment's code and its manifest ``entry`` (what it reads and stores, what ``cpu`` runs)."""
     roots = CODE_ROOTS if roots is None else roots
     h = hashlib.sha256(json.dumps(entry, sort_keys=True, default=list).encode())
-    for path in code_files(experiment, roots):
-        name = next(
-            (f"{pkg}/{path.relative_to(root)}" for pkg, root in roots.items() if path.is_relative_to(root)),
-            path.name,
-        )
-        h.update(name.encode() + b"\0" + path.read_bytes())
+    named = {
+        next((f"{pkg}/{path.relative_to(root)}" for pkg, root in roots.items() if path.is_relative_to(root)),
+             path.name): path
+        for path in code_files(experiment, roots)
+    }  # fmt: skip
+    for name in sorted(named):  # by name inside the project: the same hash wherever the code lies
+        h.update(name.encode() + b"\0" + named[name].read_bytes())
     return h.hexdigest()[:16]
 
 
