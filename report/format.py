@@ -100,12 +100,15 @@ def integer(value: Any) -> str:
     return "—" if x is None else f"{round(x):,}".replace("-", MINUS)
 
 
-def pct(value: Any, err: Any = None) -> str:
+def pct(value: Any, err: Any = None, n: Any = None) -> str:
     """A measured fraction as a percentage: to two decimals (0.98123 → "98.12%"), or to the precision of its
-    uncertainty ``err`` (a fraction too) when there is one."""
+    uncertainty ``err`` (a fraction too) when there is one, or of the binomial standard error of a share of
+    ``n`` images (0.3771 of 10,000 → "37.7%", 0.9812 of 10,000 → "98.12%")."""
     x = _finite(value)
     if x is None:
         return "—"
+    if n and err is None and 0 < x < 1:
+        err = math.sqrt(x * (1 - x) / n)
     e = _finite(err)
     decimals = max(0, _decimals(100 * e)) if e else 2
     while x != 1 and round(100 * x, decimals) == 100 and decimals < 6:

@@ -93,3 +93,9 @@ def test_no_negative_zero_and_errors_of_ten_or_more_round_to_tens():
     assert fmt.pp(-0.00001) == "0.00"
     assert fmt.num(12345.678, err=970) == "12,300"
     assert fmt.num(-0.5, err=0.05) == "−0.50"
+
+
+def test_a_share_of_n_images_gets_the_digits_of_its_standard_error():
+    assert fmt.pct(0.3771, n=10_000) == "37.7%"  # SE 0.48 points: one decimal
+    assert fmt.pct(0.9812, n=10_000) == "98.12%"  # SE 0.14 points: two
+    assert fmt.pct(0.5, n=100) == "50%"  # SE 5 points: none

@@ -408,18 +408,20 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     )
     assert "was still at 50% of the peak rate after that epoch" in rec["epochs"]
     windows = _say(w.lr_windows(c["lr"]))
-    assert windows.startswith("Adam peaks at 1×10⁻³ (97.80%, the lowest rate of the grid, so its best rate")
-    assert "SGD with momentum 0.9 peaks at 1×10⁻² (97.50%)" in windows
+    assert windows.startswith(
+        "Adam peaks at 1×10⁻³ (97.8%, the lowest rate of the grid, so its best rate"
+    )  # 1,000 validation images: one decimal
+    assert "SGD with momentum 0.9 peaks at 1×10⁻² (97.5%)" in windows
     assert _say(w.momentum(c["lr"]["momentum"])) == (
         "The best plain-SGD rate is at least 10 times the best rate with momentum; the "
         "grid is too coarse to compare that with the factor 1/(1 − β) = 10."
     )
     batch = _say(w.batch(c["batch"]))
     assert batch.startswith(
-        "With the learning rate held at 1×10⁻³, validation accuracy falls from 97.60% at "
-        "batch 32 to 95.00% at batch 512"
+        "With the learning rate held at 1×10⁻³, validation accuracy falls from 97.6% at "
+        "batch 32 to 95.0% at batch 512"
     )
-    assert "gives 97.90% there, 2.90 percentage points more than the held rate." in batch
+    assert "gives 97.9% there, 2.90 percentage points more than the held rate." in batch
     assert "The best learning rate of the grid never decreases as the batch size grows" in batch
     assert "a ratio of 16 at an equal stack width of 3 points" in batch  # every synthetic stack held 3
     wider = {**c["batch"], "large": {**c["batch"]["large"], "stacked": 9}}

@@ -96,6 +96,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         best = df.sort_values("val_acc", ascending=False, kind="stable").iloc[0]
         usable = df[df["val_acc"] >= best["val_acc"] - USABLE]["lr"]
         per_opt[opt] = {
+            "n_val": n_val,  # the validation images each accuracy is a share of: its digits
             "name": OPTIMIZER_NAMES[opt],
             "lr": float(best["lr"]),
             "val_acc": float(best["val_acc"]),
@@ -201,7 +202,8 @@ def batch_facts(
         "best_lr": [(int(b), float(v)) for b, v in best_lr.sort_index().items()],
         "speed_ratio": float(small["epoch_s"] / large["epoch_s"]),
         "lr": float(choice["lr"]),
-        "scaled": bool(choice["lr_scaled"]),  # the rate chosen at the base batch, scaled to this batch
+        "scaled": bool(choice["lr_scaled"]),
+        "n_val": n_val,  # the rate chosen at the base batch, scaled to this batch
         "batch": int(choice["batch_size"]),
         "val_acc": float(choice["val_acc"]),
         "se": se,
