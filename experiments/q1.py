@@ -25,31 +25,25 @@ RAY = (1.0, 2.0, 4.0, 8.0, 16.0)  # multiples of the trained parameters: CE alon
 
 @dataclass(frozen=True)
 class Config:
-    digits: Annotated[tuple[int, ...], Range(0, 9)] = (
-        0,
-        1,
-    )  # the binary task; digits[1] is the positive class
-    samples: Annotated[int, Range(1, 1_000_000)] = 1024  # training images (a random subset of the two digits)
-    pool: Annotated[int, Range(1, 28)] = (
-        4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias) keeps Hessians small
-    )
-    points: Annotated[int, Range(1, 10_000)] = 50  # random parameter points with an exact Hessian, per loss
-    segments: Annotated[int, Range(1, 10_000_000)] = (
-        2000  # random segments in the midpoint test (the same for both losses)
-    )
-    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = (
-        0.1  # typical |logit| at a random point, drawn log-uniformly between these two
-    )
+    # the binary task; digits[1] is the positive class
+    digits: Annotated[tuple[int, ...], Range(0, 9)] = (0, 1)
+    # training images (a random subset of the two digits)
+    samples: Annotated[int, Range(1, 1_000_000)] = 1024
+    # average pooling: 28x28 -> 7x7 = 49 features (+ bias) keeps Hessians small
+    pool: Annotated[int, Range(1, 28)] = 4
+    # random parameter points with an exact Hessian, per loss
+    points: Annotated[int, Range(1, 10_000)] = 50
+    # random segments in the midpoint test (the same for both losses)
+    segments: Annotated[int, Range(1, 10_000_000)] = 2000
+    # typical |logit| at a random point, drawn log-uniformly between these two
+    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = 0.1
     scale_max: Annotated[float, Range(0, 1e6, lo_open=True)] = 30.0
-    rtol: Annotated[float, Range(0, 1, lo_open=True)] = (
-        1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
-    )
-    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = (
-        1e-6  # relative min eigenvalue below -eig_tol counts as negative curvature
-    )
-    train_steps: Annotated[int, Range(1, 1_000_000)] = (
-        500  # full-batch Adam steps (CE) for the point the loss slices pass through
-    )
+    # a midpoint excess above rtol x mean |endpoint loss| is a violation
+    rtol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-9
+    # relative min eigenvalue below -eig_tol counts as negative curvature
+    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-6
+    # full-batch Adam steps (CE) for the point the loss slices pass through
+    train_steps: Annotated[int, Range(1, 1_000_000)] = 500
     lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.05  # Adam learning rate for that point
 
     def validate(self) -> None:

@@ -25,41 +25,31 @@ from report.core.errors import ConfigError
 
 @dataclass(frozen=True)
 class Config:
-    digits: Annotated[tuple[int, ...], Range(0, 9)] = (
-        0,
-        1,
-    )  # the binary task; digits[1] is the positive class
-    samples: Annotated[int, Range(1, 1_000_000)] = 1024  # training images (a random subset of the two digits)
+    # the binary task; digits[1] is the positive class
+    digits: Annotated[tuple[int, ...], Range(0, 9)] = (0, 1)
+    # training images (a random subset of the two digits)
+    samples: Annotated[int, Range(1, 1_000_000)] = 1024
     pool: Annotated[int, Range(1, 28)] = 4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias)
-    hidden: Annotated[int, Range(1, 1000)] = (
-        4  # linear hidden units: 4 x 50 + 4 + 1 = 205 parameters at pool 4
-    )
-    points: Annotated[int, Range(1, 10_000)] = (
-        20  # random parameter points with an exact Hessian, per loss (the origin is separate)
-    )
-    segments: Annotated[int, Range(1, 10_000_000)] = (
-        2000  # random segments in the midpoint test (the same for both losses)
-    )
-    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = (
-        0.1  # typical |logit| at a random point, drawn log-uniformly between these two
-    )
+    # linear hidden units: 4 x 50 + 4 + 1 = 205 parameters at pool 4
+    hidden: Annotated[int, Range(1, 1000)] = 4
+    # random parameter points with an exact Hessian, per loss (the origin is separate)
+    points: Annotated[int, Range(1, 10_000)] = 20
+    # random segments in the midpoint test (the same for both losses)
+    segments: Annotated[int, Range(1, 10_000_000)] = 2000
+    # typical |logit| at a random point, drawn log-uniformly between these two
+    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = 0.1
     scale_max: Annotated[float, Range(0, 1e6, lo_open=True)] = 30.0
-    rtol: Annotated[float, Range(0, 1, lo_open=True)] = (
-        1e-9  # a midpoint excess above rtol x mean |endpoint loss| is a violation
-    )
-    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = (
-        1e-6  # relative min eigenvalue below -eig_tol counts as negative curvature
-    )
-    train_steps: Annotated[int, Range(1, 1_000_000)] = (
-        500  # full-batch Adam steps for the trained point of the sign-flip counterexample
-    )
+    # a midpoint excess above rtol x mean |endpoint loss| is a violation
+    rtol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-9
+    # relative min eigenvalue below -eig_tol counts as negative curvature
+    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-6
+    # full-batch Adam steps for the trained point of the sign-flip counterexample
+    train_steps: Annotated[int, Range(1, 1_000_000)] = 500
     lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.02  # Adam learning rate for those points
-    surface_range: Annotated[float, Range(0, 1e3, lo_open=True)] = (
-        3.0  # the contour plot spans [-range, range]^2 in (w1, w2)
-    )
-    surface_points: Annotated[int, Range(3, 1001)] = (
-        61  # grid points per axis (odd, so the origin is on the grid)
-    )
+    # the contour plot spans [-range, range]^2 in (w1, w2)
+    surface_range: Annotated[float, Range(0, 1e3, lo_open=True)] = 3.0
+    # grid points per axis (odd, so the origin is on the grid)
+    surface_points: Annotated[int, Range(3, 1001)] = 61
 
     def validate(self) -> None:
         cx.validate("q2", self)

@@ -34,28 +34,25 @@ Dataset = Literal["svhn", "fashion-mnist", "mnist", "cifar10"]
 class Config:
     dataset: Dataset = "svhn"
     models: tuple[str, ...] = models.NAMES
-    seeds: Annotated[int, Range(1, 100)] = 3  # independent trainings per model; seed i uses ctx.seed + i
+    # independent trainings per model; seed i uses ctx.seed + i
+    seeds: Annotated[int, Range(1, 100)] = 3
     epochs: Annotated[int, Range(1, 1000)] = 12
     batch_size: Annotated[int, Range(1, 65536)] = 512
-    lr: Annotated[float, Range(0, 10, lo_open=True)] = (
-        0.1  # peak of the triangular one-cycle schedule (linear warm-up, then linear decay to 0)
-    )
+    # peak of the triangular one-cycle schedule (linear warm-up, then linear decay to 0)
+    lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.1
     warmup: Annotated[float, Range(0, 1, hi_open=True)] = 0.2  # fraction of steps spent warming up
     momentum: Annotated[float, Range(0, 1, hi_open=True)] = 0.9  # SGD with Nesterov momentum
-    weight_decay: Annotated[float, Range(0, 1)] = (
-        5e-4  # on weights only, not on biases or batch-norm parameters
-    )
+    # on weights only, not on biases or batch-norm parameters
+    weight_decay: Annotated[float, Range(0, 1)] = 5e-4
     label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.1
-    grad_clip: Annotated[float, Range(0, 1e6, lo_open=True)] = (
-        2.0  # max global gradient norm: keeps the models without batch norm from diverging
-    )
-    val_size: Annotated[int, Range(1, 10_000_000)] = (
-        5000  # held out from the training split, used for the per-epoch curves
-    )
-    train_subset: Annotated[int, Range(0, 10_000_000)] = (
-        0  # training images used (0 = all that remain after the validation hold-out)
-    )
-    test_subset: Annotated[int, Range(0, 10_000_000)] = 0  # test images used (0 = the whole test split)
+    # max global gradient norm: keeps the models without batch norm from diverging
+    grad_clip: Annotated[float, Range(0, 1e6, lo_open=True)] = 2.0
+    # held out from the training split, used for the per-epoch curves
+    val_size: Annotated[int, Range(1, 10_000_000)] = 5000
+    # training images used (0 = all that remain after the validation hold-out)
+    train_subset: Annotated[int, Range(0, 10_000_000)] = 0
+    # test images used (0 = the whole test split)
+    test_subset: Annotated[int, Range(0, 10_000_000)] = 0
     eval_batch_size: Annotated[int, Range(1, 65536)] = 500
 
     def validate(self) -> None:
