@@ -293,6 +293,8 @@ def clean(
     results store. A folder the build did not write is refused, with nothing deleted."""
     from report import output
 
+    if results and opts.results.root.exists():
+        opts.results.check_deletable()  # before anything of either is deleted
     for path in output.clean(opts.out):
         console.print(f"removed {path}")
     if results and opts.results.root.exists():

@@ -124,7 +124,7 @@ SHARED: dict[str, Shared] = {
 }  # fmt: skip
 # the valid values of the integer options, checked by the one range rule wherever a value came from
 BOUNDS: dict[str, Range] = {
-    "seed": Range(0, 2**32 - 1),  # what every random generator accepts
+    "seed": Range(0, 2**31),  # seed + k (one per model or final seed) stays within every generator's 2**32
     "jobs": Range(0, 4096),
     "slurm_gpus": Range(0, 64),
     "slurm_time": Range(1, 525_600),  # minutes: a year

@@ -48,7 +48,7 @@ def clean(out: Path) -> list[Path]:
         return []
     folder = out / CACHE
     try:
-        ours = (folder / TAG).read_bytes().startswith(SIGNATURE)
+        ours = not folder.is_symlink() and (folder / TAG).read_bytes().startswith(SIGNATURE)
     except OSError:
         ours = False
     if not ours:

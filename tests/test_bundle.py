@@ -165,6 +165,10 @@ def _bad_bundles(bundle: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
         ),
         "finished a number": (_edit_run(members, "q2", lambda r: r.update(finished=5)), r"finished: 5\)"),
         "no experiments": (_edit_index(members, lambda i: i.update(experiments={})), "holds no results"),
+        "index not the record": (
+            _edit_run(members, "q2", lambda r: r.update(finished="2099-01-01T00:00:00+00:00")),
+            r"q2's run record does not match bundle.json \(finished\)",
+        ),
         "record finished a number": (
             _edit_record(members, "q2", lambda m: m.update(finished=5)),
             r"q2's run record has a bad field \(finished: 5\)",

@@ -97,3 +97,27 @@ def test_clean_results_refuses_a_store_that_holds_other_files(tmp_path):
         build.app, ["clean", "--results", "--yes", "--store", str(store), "--out", str(out)]
     )
     assert result.exit_code == 0 and not Store(store).has("smoke", "q1"), result.output
+
+
+def test_a_store_lookalike_holding_user_files_is_refused_and_nothing_else_is_cleaned(tmp_path):
+    """A folder shaped like profile/experiment/current where `current` is a folder of the user's, and a
+    cache folder that is a symlink: both refused before anything (the report files included) goes."""
+    store = tmp_path / "r"
+    (store / "a" / "b" / "current").mkdir(parents=True)
+    (store / "a" / "b" / "current" / "notes.md").write_text("mine")
+    out = tmp_path / "b"
+    output.cache_dir(out)
+    (out / "report.html").write_text("<p>a report</p>")
+    (out / output.CACHE / "report.html.sha256").write_text("x")
+    result = runner.invoke(
+        build.app, ["clean", "--results", "--yes", "--store", str(store), "--out", str(out)]
+    )
+    assert result.exit_code == 2 and "nothing was deleted" in result.output, result.output
+    assert (store / "a" / "b" / "current" / "notes.md").read_text() == "mine" and (
+        out / "report.html"
+    ).exists()
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(out / output.CACHE, elsewhere)
+    (out / output.CACHE).symlink_to(elsewhere)
+    result = runner.invoke(build.app, ["clean", "--out", str(out)])
+    assert result.exit_code == 2 and (out / "report.html").exists() and (elsewhere / output.TAG).exists()

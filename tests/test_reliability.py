@@ -66,8 +66,8 @@ def test_all_checks_the_output_folder_before_training(data_dir, tmp_path):
     [
         (["--set", "q3.lrs=inf"], "--set q3.lrs=inf: give a finite number in (0, 10]"),
         (["--set", "q3.lrs=0.1,nan"], "--set q3.lrs=nan: give a finite number in (0, 10]"),
-        (["--seed", "-1"], "--seed=-1: give an integer from 0 to 4,294,967,295"),
-        (["--seed", "4294967296"], "--seed=4294967296: give an integer from 0 to 4,294,967,295"),
+        (["--seed", "-1"], "--seed=-1: give an integer from 0 to 2,147,483,648"),
+        (["--seed", "4294967296"], "--seed=4294967296: give an integer from 0 to 2,147,483,648"),
         (["--jobs", "-3"], "--jobs=-3: give an integer from 0 to 4,096"),
         (["--set", "q1.rtol=nan"], "--set q1.rtol=nan: give a finite number in (0, 1]"),
         (["--set", "q1.lr=nan"], "--set q1.lr=nan: give a finite number in (0, 10]"),

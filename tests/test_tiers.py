@@ -16,6 +16,11 @@ def words() -> Any:
     return render.words("q4")
 
 
+def _question(t: dict) -> dict:
+    """What words.answer reads of Q4's context besides the tiers."""
+    return {"tiers": t, "subset": False, "dataset": "SVHN", "substitute": False, "recipe": {"epochs": 12}}
+
+
 def test_tied_neighbours_share_a_tier_and_a_clear_gap_starts_the_next(words: Any) -> None:
     accs = {
         "vgg": [0.9500, 0.9510, 0.9490],
@@ -28,6 +33,9 @@ def test_tied_neighbours_share_a_tier_and_a_clear_gap_starts_the_next(words: Any
     assert t["tiers"][0]["indistinguishable"]
     assert say(words.tiers, t).endswith(
         "VGG-16-BN and ResNet-18 (statistically indistinguishable); then LeNet-5."
+    )
+    assert "VGG-16-BN and ResNet-18 are the most accurate and LeNet-5 the least" in say(
+        words.answer, _question(t)
     )
 
 
@@ -42,6 +50,9 @@ def test_a_chain_of_ties_is_one_tier_that_names_the_pairs_the_tests_do_separate(
     assert t["case"] == "one" and len(t["tiers"]) == 1
     assert t["tiers"][0]["separated"] == [("VGG-16-BN", "AlexNet")]
     assert "(within which only VGG-16-BN above AlexNet is significant)" in say(words.tiers, t)
+    answer = say(words.answer, _question(t))
+    assert "as a group: the tests order only VGG-16-BN above AlexNet within it." in answer
+    assert "separate none" not in answer and "place no model below another" not in say(words.tiers, t)
 
 
 def test_every_gap_significant_gives_a_tier_per_model() -> None:

@@ -230,18 +230,18 @@ def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> No
         ) from None
     try:
         record = decode_record(tables.pop(RUN_TABLE))
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, TypeError, KeyError):
         raise BundleError(f"{bad}: {experiment}'s run record is not readable; export it again") from None
     problem = record_problem(record)
     if problem:
         raise BundleError(f"{bad}: {experiment}'s run record has a bad field ({problem}); export it again")
     run = bundle.runs()[experiment]
-    if (record.get("run_id"), record.get("experiment"), record.get("profile")) != (
-        run["run_id"],
-        experiment,
-        bundle.profile,
-    ):
-        raise BundleError(f"{bad}: {experiment}'s run record does not match {INDEX}; export it again")
+    differs = [k for k in INDEX_FIELDS if k != "files" and record.get(k) != run[k]]
+    if differs or (record.get("experiment"), record.get("profile")) != (experiment, bundle.profile):
+        what = differs[0] if differs else "experiment or profile"
+        raise BundleError(
+            f"{bad}: {experiment}'s run record does not match {INDEX} ({what}); export it again"
+        )
     try:
         store.manifest.check(experiment, tables)
     except ReportError as e:
@@ -266,7 +266,9 @@ def adopt(
         for name in names:
             run, current = bundle.runs()[name], store.result(profile, name)
             other = current is not None and current.folder.name != run["run_id"]
-            if other and current.meta["finished"] > run["finished"]:
+            if other and datetime.fromisoformat(current.meta["finished"]) > datetime.fromisoformat(
+                run["finished"]
+            ):
                 out.append(f"{name} ({current.meta['finished']} > {run['finished']})")
         return out
 

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -156,9 +157,15 @@ def data_hash(files: list[Path], cache: Path | None = None) -> str:
     for path in sorted(files):
         st = path.stat()
         key = f"{path.resolve()}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-        if key not in memo:
-            memo[key] = file_digest(path)[:16]
-        parts.append(f"{path.name}:{memo[key]}")
+        if key in memo:
+            parts.append(f"{path.name}:{memo[key]}")
+            continue
+        content = file_digest(path)[:16]
+        # a file changed in the last seconds may change again within the same timestamp tick (coarse on
+        # older kernels): hash it, but remember it only once its times have settled
+        if time.time() - max(st.st_mtime, st.st_ctime) > 2:
+            memo[key] = content
+        parts.append(f"{path.name}:{content}")
     if cache is not None and len(memo) > known:
         with contextlib.suppress(ReportError):  # a cache that cannot be written only costs time
             atomic_write(cache, json.dumps(memo), fix="")

@@ -439,12 +439,14 @@ def _own(entry: Path) -> bool:
 def _run_entry(path: Path) -> bool:
     """A pointer, a run folder, or what a crashed write left (``.tmp-…``, ``.current.….tmp``)."""
     name = path.name
-    return (
-        name in (POINTER, PREVIOUS)
-        or (RUN_ID.fullmatch(name) is not None and path.is_dir())
-        or name.startswith(".tmp-")
-        or (name.startswith((f".{POINTER}.", f".{PREVIOUS}.")) and name.endswith(".tmp"))
+    if path.is_symlink():
+        return False
+    if RUN_ID.fullmatch(name) or name.startswith(".tmp-"):  # a run folder holds its tables and nothing else
+        return path.is_dir() and all(f.is_file() and f.suffix == ".parquet" for f in path.iterdir())
+    pointer = name in (POINTER, PREVIOUS) or (
+        name.startswith((f".{POINTER}.", f".{PREVIOUS}.")) and name.endswith(".tmp")
     )
+    return pointer and path.is_file()
 
 
 def new_run_id() -> str:
