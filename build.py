@@ -267,7 +267,8 @@ def diff(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Show what changed between two runs: config keys, fingerprint parts, headline and table columns."""
+    """Show what changed between two runs of each experiment (by default its previous and its current run
+    in this store): config keys, fingerprint parts, headline and table columns."""
     import json
 
     from report.diff import change_table, changes_between
@@ -277,10 +278,26 @@ def diff(
         print(json.dumps(changes, indent=1, default=str))
         return
     if not changes:
-        hint = "name the other side, e.g. build.py diff OTHER_STORE or build.py diff BUNDLE.tar.gz"
-        console.print(f"nothing to compare: no experiment has a previous run in this store; {hint}")
+        console.print(_nothing_to_compare(opts, a, b))
     for change in changes:
         Console(width=None if sys.stdout.isatty() else 200).print(change_table(change))
+
+
+def _nothing_to_compare(opts: Options, a: str | None, b: str | None) -> str:
+    """Why ``diff`` found no pair, and what it compares: a first build has one run of each experiment,
+    so the default comparison (previous against current run) has nothing to show yet."""
+    if a is None and b is None:
+        return (
+            f"nothing to compare: diff compares each experiment's previous run in this store ({opts.store}, "
+            f"profile {opts.chosen}) with its current one, and none has run more than once here; to compare "
+            "the current runs with other results, name them: build.py diff OTHER_STORE, build.py diff "
+            f"BUNDLE.tar.gz or build.py diff RUN_ID (a folder in {opts.store / opts.chosen}/EXPERIMENT/)"
+        )
+    side_a, side_b = a or f"previous run in {opts.store}", b or f"current run in {opts.store}"
+    return (
+        f"nothing to compare: no experiment of profile {opts.chosen} has a run on both sides "
+        f"(A: {side_a}; B: {side_b})"
+    )
 
 
 @command("store", "out")

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from report.core.config import PROFILES, Range, check_profile, check_value, default_profile, parse_overrides
 from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
@@ -32,7 +33,36 @@ from report.core.settings import load as load_settings
 from report.core.store import Store
 
 HELP = "Build the Assignment 1 report: run experiments into the results store, render HTML and PDF."
+
+
+def _untyped_flags(params: list[Any]) -> list[Any]:
+    """Give each flag (``--force``, ``--help``) an empty type in the help: it takes no value, and Typer's
+    ``<bool>`` beside it reads as if it took one."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+
+def _reflowed(doc: str | None) -> str:
+    """A docstring as help text: each paragraph one line, which the help wraps to the terminal (Typer keeps
+    a docstring's own line breaks, so the help would break where the source does)."""
+    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
 app = typer.Typer(
+    cls=_Group,
     help=HELP,
     epilog="Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names the problem and "
     "the fix), 130 interrupted. Run 'python build.py COMMAND --help' for a command's options.",
@@ -318,7 +348,7 @@ def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., No
         params = [ctx, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own), *extra]
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return app.command(name)(wrapper)
+        return app.command(name, cls=_Command, help=_reflowed(fn.__doc__))(wrapper)
 
     return decorate
 

@@ -38,6 +38,47 @@ def test_help_lists_every_command():
         assert command in result.output
 
 
+COMMANDS = (
+    "all",
+    "run",
+    "render",
+    "status",
+    "export",
+    "import",
+    "accept",
+    "diff",
+    "clean",
+    "preview",
+    "watch",
+)
+
+
+def test_help_shows_no_flag_types_no_rst_and_no_source_line_breaks():
+    wide = {"COLUMNS": "400"}  # wide enough that any break left in a paragraph is the docstring's own
+    top = runner.invoke(build.app, ["--help"], env=wide).output
+    assert "<bool>" not in top
+    accept = next(line for line in top.splitlines() if "│ accept" in line)
+    assert "why it was." in accept, "accept's description is one line on a wide terminal"
+    for name in COMMANDS:
+        result = runner.invoke(build.app, [name, "--help"], env=wide)
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output and "``" not in result.output, name
+        help_line = next(line for line in result.output.splitlines() if "--help" in line)
+        assert help_line.split() == ["│", "--help", "-h", "Show", "this", "message", "and", "exit.", "│"]
+    preview = runner.invoke(build.app, ["preview", "--help"], env=wide).output
+    assert "the manifest or the store changes;" in preview, "a paragraph breaks where the terminal ends"
+
+
+def test_diff_after_a_first_build_says_what_it_compares(tmp_path):
+    store_with(tmp_path / "r", "q1")
+    result = _invoke("diff", "--profile", "smoke", "--store", str(tmp_path / "r"))
+    assert result.exit_code == 0
+    said = " ".join(result.output.split())
+    assert "diff compares each experiment's previous run in this store" in said
+    assert "with its current one, and none has run more than once here" in said
+    assert "build.py diff OTHER_STORE" in said and "build.py diff BUNDLE.tar.gz" in said
+
+
 def test_unknown_profile_is_exit_2_with_one_line(tmp_path):
     result = _invoke("run", "--profile", "huge", "--store", str(tmp_path))
     assert result.exit_code == 2
