@@ -12,6 +12,7 @@ Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 
 # torch's OpenMP threads spin while waiting; on a busy 2-core machine that makes small runs 10x slower.
@@ -39,7 +40,7 @@ from report.cli import (
     keep_interrupts,
     status_table,
 )
-from report.core import manifest
+from report.core import manifest, reference
 from report.core.errors import EXIT_INTERRUPTED, ReportError
 from report.core.freshness import Verdict, judge
 
@@ -61,7 +62,17 @@ def _waiting() -> None:
 
 
 def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
-    """Plan, preflight, then train each stale experiment; returns how many ran."""
+    """Take what needs a GPU this machine lacks from the reference results, then plan, preflight and
+    train each stale experiment; returns how many ran."""
+    lacking = opts.lacking(names)
+    _fill_from_reference(opts, lacking)  # before the plan: a study made on a GPU is not retrained here
+    if force:  # a current study made elsewhere stays: rerunning it here would take hours
+        kept = [n for n in lacking if n not in opts.request.stand_ins]
+        for name in kept:
+            console.print(f"[dim]{name}: kept: its full study needs a GPU, and this machine has none[/]")
+        names = [n for n in names if n not in kept]
+        if not names:
+            return 0
     verdicts = _verdicts(opts, names)
     if not force and all(v.current for v in verdicts):  # decided without importing torch
         for name in names:
@@ -79,6 +90,8 @@ def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
     executor = executors.make(
         opts.executor.value, opts.device, opts.ray_address, slurm, opts.jobs or (cores if on_cpu else 1)
     )
+    for name in opts.request.stand_ins & set(names):
+        console.print(f"[yellow]{name}: {reference.stand_in_line(opts.results, opts.request, name)}[/]")
     return runner.run_stale(
         names, opts.request, opts.results, force, opts.device, executor, console, _waiting
     )
@@ -102,7 +115,7 @@ def _render(opts: Options) -> str:
 
     t0 = time.perf_counter()
     _check_out(opts.out)
-    _fill_from_reference(opts)
+    _fill_from_reference(opts, _names(None), missing_too=True)
     targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
     # WeasyPrint starts on the other core now, and prints as soon as the HTML below is ready
     with output.Printer() if "pdf" in targets else contextlib.nullcontext() as printer:
@@ -127,17 +140,16 @@ def _track(opts: Options, artifacts: list[Path]) -> None:
         console.print(track.log_build(opts.results, opts.chosen, opts.tracking_uri, artifacts))
 
 
-def _fill_from_reference(opts: Options) -> None:
-    """Results this store lacks come from the project's reference bundle for the profile, if it has one."""
-    from report.core import bundle
-
-    missing = [n for n in _names(None) if not opts.results.has(opts.chosen, n)]
-    source = bundle.reference(opts.chosen)
-    if missing and source.is_file():
-        verified = bundle.open_bundle(str(source), opts.results)
-        names = bundle.adopt(opts.results, verified, only=missing, on_wait=_waiting)
-        where = source.relative_to(manifest.PROJECT)
-        console.print(f"{', '.join(names) or 'nothing'}: imported from the reference results {where}")
+def _fill_from_reference(opts: Options, names: list[str], missing_too: bool = False) -> None:
+    """Results of ``names`` that are missing or not current come from the project's reference bundle
+    where its are current; with ``missing_too``, missing ones come from it in any case (a render shows
+    them flagged stale rather than fail)."""
+    imported = reference.fill(opts.results, opts.request, names, on_wait=_waiting)
+    if missing_too:
+        imported += reference.fill_missing(opts.results, opts.request, names, on_wait=_waiting)
+    if imported:
+        where = reference.shown(reference.path(opts.chosen))
+        console.print(f"{', '.join(imported)}: imported from the reference results {where}")
 
 
 # ---- the commands --------------------------------------------------------------------------------------
@@ -152,7 +164,6 @@ def all_(opts: Options, force: Force = False) -> None:
         from report import track
 
         track.check_available()
-    _fill_from_reference(opts)  # results made elsewhere are not trained again here
     _run_experiments(opts, _names(None), force)
     _render(opts)
     _track(opts, [opts.out / "report.html", opts.out / "report.pdf"])
@@ -171,7 +182,7 @@ def run(
         from report import track
 
         track.check_available()
-    if _run_experiments(opts, _names(names), force) == 0:
+    if _run_experiments(opts, _names(names), force) == 0 and not force:
         console.print("nothing to run: every selected result is current (use --force to rerun)")
     _track(opts, [])
 
@@ -191,8 +202,13 @@ def status(opts: Options) -> None:
     if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
         from experiments import runner
 
-        runner.resolve(_names(None), opts.chosen, opts.request.overrides)
-    table = status_table(opts.results, opts.chosen, _verdicts(opts, _names(None)), f"store {opts.store}")
+        runner.resolve(_names(None), opts.request)
+    verdicts = _verdicts(opts, _names(None))
+    for i, v in enumerate(verdicts):
+        if v.experiment in opts.request.stand_ins:
+            why = reference.stand_in_line(opts.results, opts.request, v.experiment)
+            verdicts[i] = dataclasses.replace(v, notes=(*v.notes, why))
+    table = status_table(opts.results, opts.chosen, verdicts, f"store {opts.store}")
     Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
 
 
@@ -393,7 +409,7 @@ def _watched(opts: Options) -> tuple[list[Path], tuple[Path, ...]]:
     judges (the experiments' code, the manifest, the data) and what the page is made of (templates, the
     context layer, the results)."""
     _check_out(opts.out)
-    _fill_from_reference(opts)
+    _fill_from_reference(opts, _names(None), missing_too=True)
     results = opts.results.root / opts.chosen
     results.mkdir(parents=True, exist_ok=True)
     root = manifest.PROJECT

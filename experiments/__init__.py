@@ -4,7 +4,7 @@ The names, their order and what each stores come from ``experiments/manifest.tom
 module defines the same small interface, so adding one is adding a file and a manifest entry:
 
 - ``Config``: a frozen dataclass of plain data; ``PROFILES``: ``{"smoke" | "quick" | "full": Config}``
-  (the ``cpu`` build profile runs each experiment's ``cpu_profile`` from the manifest);
+  (an experiment whose full study needs a GPU says so in the manifest: see report/core/reference.py);
 - ``run(cfg, ctx) -> Output``: the tidy tables the manifest lists, plus a headline metric.
 """
 

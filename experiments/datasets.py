@@ -127,7 +127,7 @@ def check_before_torch(names: list[str], request: Request) -> None:
         entry = manifest.load().get(name)
         given = request.overrides.get(name, {})
         fields = [d[1:-1] for d in entry.datasets if d.startswith("{")]
-        config = {f: given.get(f) or config_literal(name, entry.profile(request.profile), f) for f in fields}
+        config = {f: given.get(f) or config_literal(name, request.own_profile(name), f) for f in fields}
         if None not in config.values() and set(given) <= config_fields(name):  # else the runner says
             wanted += entry.dataset_names(config)
     problems, _ = unobtainable(wanted, request.data_dir)

@@ -28,7 +28,7 @@ from report.core import fingerprint as fp
 from report.core import freshness, manifest
 from report.core.atomic import atomic_write
 from report.core.config import apply_overrides, config_dict
-from report.core.errors import ConfigError, DataError, ReportError
+from report.core.errors import DataError, ReportError
 from report.core.freshness import Request, Verdict, judge
 from report.core.manifest import Experiment
 from report.core.store import Store, new_run_id
@@ -60,28 +60,21 @@ class Planned:
         return self.entry.dataset_names(config_dict(self.config))
 
 
-def resolve(
-    names: list[str], profile: str, overrides: dict[str, dict[str, str]]
-) -> list[tuple[str, ModuleType, Any]]:
-    """Each named experiment with its profile config and ``--set`` overrides applied and validated."""
-    known = manifest.load()
-    for exp in overrides:
-        if exp not in known.names:
-            raise ConfigError(
-                f"--set {exp}.…: unknown experiment {exp!r}; choose from {', '.join(known.names)}"
-            )
+def resolve(names: list[str], request: Request) -> list[tuple[str, ModuleType, Any]]:
+    """Each named experiment with its profile's config (a stand-in's where the request says so) and the
+    ``--set`` overrides applied and validated."""
+    overrides = {k: dict(v) for k, v in request.overrides.items()}  # experiments checked by Request
     out = []
     for name in names:
         module = experiments.get(name)
-        own = known.get(name).profile(profile)  # what the build profile runs for this experiment
-        config = apply_overrides(name, module.PROFILES[own], overrides.get(name, {}))
+        config = apply_overrides(name, module.PROFILES[request.own_profile(name)], overrides.get(name, {}))
         out.append((name, module, config))
     return out
 
 
 def plan(names: list[str], request: Request, store: Store, force: bool = False) -> list[Planned]:
     """Each experiment's config (validated) and the one freshness verdict on its stored result."""
-    resolved = resolve(names, request.profile, {k: dict(v) for k, v in request.overrides.items()})
+    resolved = resolve(names, request)
     return [Planned(n, m, c, judge(store, n, request), force) for n, m, c in resolved]
 
 
@@ -124,6 +117,7 @@ def execute(
         "experiment": p.name,
         "title": p.entry.title,
         "profile": request.profile,
+        **({"stand_in": request.own_profile(p.name)} if p.name in request.stand_ins else {}),
         "config": config_dict(p.config),
         "seed": request.seed,
         "started": sessions.started,

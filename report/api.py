@@ -12,12 +12,13 @@ names at the moment they are read, or from the run you name with ``run=``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from report.core import manifest
-from report.core.config import check_profile, default_profile
+from report.core import manifest, reference
+from report.core.config import accelerator_present, check_profile, default_profile
 from report.core.errors import MissingResultError
 from report.core.freshness import Request, judge
 from report.core.settings import load as load_settings
@@ -31,13 +32,18 @@ class OpenStore:
     """A results store opened for reading; every table it returns carries its provenance in ``attrs``."""
 
     def __init__(
-        self, root: Path | str, profile: str, data_dir: Path | str, overrides: Mapping[str, Mapping[str, str]]
+        self,
+        root: Path | str,
+        profile: str,
+        data_dir: Path | str,
+        overrides: Mapping[str, Mapping[str, str]],
+        device: str = "auto",
     ) -> None:
         self.store = Store(Path(root))
         self.profile = check_profile(profile)
-        self.request = Request(
-            self.profile, {k: dict(v) for k, v in overrides.items()}, data_dir=Path(data_dir)
-        )
+        study = Request(self.profile, {k: dict(v) for k, v in overrides.items()}, data_dir=Path(data_dir))
+        stand_ins = reference.stand_ins(self.store, study, accelerator_present(device))
+        self.request = dataclasses.replace(study, stand_ins=stand_ins)  # judged as build.py judges
 
     def __repr__(self) -> str:
         names = ", ".join(self.experiments()) or "no results"
@@ -156,4 +162,5 @@ def open_store(
         sets.setdefault(experiment, {}).update({k: str(v) for k, v in values.items()})
     root = root or (given["store"].value if "store" in given else "results")
     data_dir = data_dir or (given["data_dir"].value if "data_dir" in given else "data")
-    return OpenStore(root, profile, data_dir, sets)
+    device = given["device"].value if "device" in given else "auto"
+    return OpenStore(root, profile, data_dir, sets, device)

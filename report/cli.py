@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import _thread
+import dataclasses
 import functools
 import inspect
 import shlex
@@ -23,7 +24,15 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from report.core.config import PROFILES, Range, check_profile, check_value, default_profile, parse_overrides
+from report.core.config import (
+    PROFILES,
+    Range,
+    accelerator_present,
+    check_profile,
+    check_value,
+    default_profile,
+    parse_overrides,
+)
 from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
 from report.core.freshness import Request
 from report.core.settings import CHOICES as SETTING_CHOICES
@@ -108,9 +117,11 @@ class Shared:
 
 
 SHARED: dict[str, Shared] = {
-    "profile": Shared(str, None, ("--profile", "-p"), f"Experiment size: {', '.join(PROFILES)}; without "
-                      "one, full where CUDA is present, else cpu (Q1-Q3 full, Q4 quick).", "REPORT_PROFILE",
-                      "profile"),
+    "profile": Shared(str, None, ("--profile", "-p"), f"What the report holds: {', '.join(PROFILES)} "
+                      "(default full: the whole study; one that needs a GPU this machine lacks comes from "
+                      "the current reference results, else its quick profile runs in its place, as the "
+                      "report says).",
+                      "REPORT_PROFILE", "profile"),
     "data_dir": Shared(Path, Path("data"), ("--data-dir",), "Where datasets live (downloaded there if "
                        "missing).", "REPORT_DATA_DIR", "data_dir"),
     "store": Shared(Path, Path("results"), ("--store",), "The results store.", "REPORT_STORE", "store"),
@@ -219,9 +230,26 @@ class Options:
 
     @functools.cached_property
     def request(self) -> Request:
-        return Request(
+        """What this build asks for, with the stand-ins it runs where this machine lacks a GPU."""
+        from report.core import reference
+
+        study = Request(
             self.chosen, parse_overrides(self.overrides()), self.seed, self.data_dir, self.strict_versions
         )
+        stand_ins = reference.stand_ins(self.results, study, self.accelerator)
+        return dataclasses.replace(study, stand_ins=stand_ins)
+
+    @property
+    def accelerator(self) -> bool:
+        """Whether the units run with a GPU: ``--device`` here, or ``--slurm-gpus`` on a cluster."""
+        return accelerator_present(self.device) or (self.executor.value == "slurm" and self.slurm_gpus > 0)
+
+    def lacking(self, names: list[str]) -> list[str]:
+        """Those of ``names`` whose full study needs a GPU the units will not have."""
+        if self.chosen != "full" or self.accelerator:
+            return []
+        manifest = self.results.manifest
+        return [n for n in names if manifest.get(n).needs_accelerator]
 
     def overrides(self) -> list[str]:
         """``--set`` values: report.toml's for this profile, then the command line's (which win)."""
@@ -259,7 +287,7 @@ class Options:
         """(setting, value, source) for each resolved option, and each --set value."""
         rows = [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in names if SHARED[n].key]
         if "profile" in names:  # the resolved profile, also when none was given anywhere
-            came = self.sources.get("profile", "default (full with CUDA, else cpu)")
+            came = self.sources.get("profile", "default")
             rows = [("profile", self.chosen, came) if r[0] == "profile" else r for r in rows]
         file_sets = self.settings.overrides(self.chosen)
         cli_sets = parse_overrides(self.sets)

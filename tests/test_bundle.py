@@ -257,25 +257,6 @@ def test_diff_after_a_changed_setting_names_the_key_and_the_metric_delta(
     assert "config sweep_epochs" in row
 
 
-def test_missing_results_come_from_the_projects_reference_bundle_not_training(bundle, data_dir, tmp_path):
-    project = copy_project(tmp_path)
-    shutil.copy(bundle, project / "experiments" / "reference" / "smoke.tar.gz")
-    store, out = tmp_path / "results", tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, str(project / "build.py"), "all", "--profile", "smoke", "--store", str(store),
-         "--out", str(out), "--format", "html", "--data-dir", str(data_dir), *SMOKE_SETS],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert (
-        "q1, q2, q3, q4: imported from the reference results experiments/reference/smoke.tar.gz"
-        in done.stderr
-    )
-    runs = json.loads(_members(bundle)["bundle.json"])["experiments"]
-    html = (out / "report.html").read_text(encoding="utf-8")
-    assert all(f"run {run['run_id']}" in html for run in runs.values())
-
-
 def test_render_says_that_it_imports_reference_results_into_the_store(bundle, tmp_path):
     """render never trains, but it does write: what the store lacks comes from the reference bundle, and
     both the command's output and its --help say so."""

@@ -60,23 +60,12 @@ def test_apply_overrides_rejects_bad_values_with_one_line(raw, message):
 
 def test_profiles(monkeypatch):
     assert check_profile("smoke") == "smoke"
-    with pytest.raises(ConfigError, match="unknown profile 'huge': choose one of smoke, quick, cpu, full"):
+    with pytest.raises(ConfigError, match="unknown profile 'huge': choose one of smoke, quick, full"):
         check_profile("huge")
     monkeypatch.setenv("REPORT_PROFILE", "smoke")
     assert default_profile() == "smoke"
     monkeypatch.delenv("REPORT_PROFILE")
-    assert default_profile() in ("cpu", "full")
-
-
-def test_the_cpu_profile_runs_the_full_study_of_q1_to_q3_and_the_q4_pipeline_check():
-    """The default without CUDA: each experiment's ``cpu_profile`` from the manifest (Q4: quick)."""
-    from experiments import q1, q2, q3, q4, runner
-
-    resolved = {name: config for name, _, config in runner.resolve(["q1", "q2", "q3", "q4"], "cpu", {})}
-    for name, module in (("q1", q1), ("q2", q2), ("q3", q3)):
-        assert resolved[name] == module.PROFILES["full"]
-    assert resolved["q4"] == q4.PROFILES["quick"]
-    assert runner.resolve(["q4"], "full", {})[0][2] == q4.PROFILES["full"]
+    assert default_profile() == "full", "the whole study, whatever the machine (tests/test_reference.py)"
 
 
 def test_every_numeric_setting_declares_its_range_and_the_settings_layer_reads_the_same():

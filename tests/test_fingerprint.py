@@ -45,9 +45,9 @@ def test_an_edit_to_the_base_layer_changes_every_code_part(tmp_path, monkeypatch
 def test_the_manifest_entry_is_part_of_the_code():
     manifest = mf.load()
     entry = manifest.get("q4")
-    other = "full" if entry.cpu_profile != "full" else "quick"
+    other = not entry.needs_accelerator
     changed = dataclasses.replace(manifest, experiments={**manifest.experiments,
-                                  "q4": dataclasses.replace(entry, cpu_profile=other)})  # fmt: skip
+                                  "q4": dataclasses.replace(entry, needs_accelerator=other)})  # fmt: skip
     assert code_part("q4", changed) != code_part("q4", manifest)
 
 

@@ -93,12 +93,12 @@ def test_the_stored_config_and_fingerprint_record_values_from_the_file(project_f
     [
         ('profile = "smoke"\nprofil = "quick"\n', "report.toml:2: unknown setting 'profil'; valid: profile"),
         ('seed = "one"\n', "report.toml:1: seed = 'one': give a whole number of 0 or more"),
-        ('profile = "huge"\n', "report.toml:1: profile = 'huge': choose smoke, quick, cpu, full"),
+        ('profile = "huge"\n', "report.toml:1: profile = 'huge': choose smoke, quick, full"),
         ("\n[set.q3]\nsweep_epoch = 5\n", "report.toml:3: q3 has no setting 'sweep_epoch'; valid: "),
         ("[set.q9]\nx = 1\n", "report.toml:1: [set.q9]: no such experiment; choose from q1, q2, q3, q4"),
         (
             "[profiles.huge.set.q3]\nseeds = 2\n",
-            "[profiles.huge]: choose a profile of smoke, quick, cpu, full",
+            "[profiles.huge]: choose a profile of smoke, quick, full",
         ),
         ("profile = \n", "report.toml:1: Invalid value"),
     ],

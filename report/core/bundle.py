@@ -16,15 +16,14 @@ import tarfile
 import tempfile
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from report.core.atomic import atomic_write
-from report.core.config import PROFILES
+from report.core.config import PROFILES, RETIRED
 from report.core.errors import ReportError
-from report.core.manifest import PROJECT as PROJECT_DIR
 from report.core.store import RUN_TABLE, Store, decode_record, record_problem
 
 FORMAT = "assignment-report-bundle/1"
@@ -52,6 +51,7 @@ class Bundle:
     source: str
     index: dict[str, Any]
     files: dict[str, bytes]  # member path -> content
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # experiment -> its run record
 
     @property
     def profile(self) -> str:
@@ -194,7 +194,7 @@ def verify(data: bytes, source: str, store: Store) -> Bundle:
             f"{p.rsplit('/', 1)[1]}" for p in run["files"]
         }:
             raise BundleError(f"{bad}: {name} has no run record; export it again")
-        _check_tables(bundle, name, store, bad)
+        bundle.records[name] = _check_tables(bundle, name, store, bad)
     return bundle
 
 
@@ -211,12 +211,16 @@ def _check_index(index: dict[str, Any], bad: str) -> None:
         problem = record_problem(run, INDEX_FIELDS)
         if problem:
             raise BundleError(f"{bad}: {name} in its {INDEX} has a bad field ({problem}); export it again")
+    old = index.get("profile")
+    if old in RETIRED:
+        raise BundleError(f"{bad}: its profile {old!r} no longer exists ({RETIRED[old]}); make its results "
+                          "again with build.py all")  # fmt: skip
     if index.get("profile") not in PROFILES:
         raise BundleError(f"{bad}: its profile {index.get('profile')!r} is not one of {', '.join(PROFILES)}")
 
 
-def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> None:
-    """The bundle's tables must have the columns this project's manifest lists."""
+def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> dict[str, Any]:
+    """The bundle's tables must have the columns this project's manifest lists; returns the run record."""
     import pandas as pd
 
     try:
@@ -246,6 +250,7 @@ def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> No
         store.manifest.check(experiment, tables)
     except ReportError as e:
         raise BundleError(f"{bad}: it was made for another version of the manifest ({e})") from None
+    return record
 
 
 def adopt(
@@ -283,11 +288,6 @@ def adopt(
         for name in names:
             store.point(profile, name, bundle.runs()[name]["run_id"])
     return names
-
-
-def reference(profile: str) -> Path:
-    """Where the project keeps results made elsewhere (a GPU run of the full profile, say)."""
-    return PROJECT_DIR / "experiments" / "reference" / f"{profile}.tar.gz"
 
 
 def open_bundle(source: str, store: Store) -> Bundle:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import platform
 import shutil
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -18,7 +20,12 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from report.core.errors import ConfigError
 
-PROFILES: tuple[str, ...] = ("smoke", "quick", "cpu", "full")  # cpu: see manifest.Experiment.profile
+PROFILES: tuple[str, ...] = ("smoke", "quick", "full")  # what the reader gets: tests, a quick look, the study
+STAND_IN = "quick"  # what runs in place of a full study this machine cannot do (report.core.reference)
+RETIRED = {  # profiles that no longer exist, with what to use instead
+    "cpu": "full (the default) now runs each experiment's full study where this machine can, and takes "
+    "one that needs a GPU from the reference results; use full, or quick for a quick look",
+}
 
 
 def cuda_present() -> bool:
@@ -26,15 +33,23 @@ def cuda_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
+def accelerator_present(device: str = "auto") -> bool:
+    """Whether ``--device`` selects an accelerator here (CUDA, or Apple's MPS), decided without torch."""
+    if device in ("cuda", "mps"):
+        return True
+    apple = sys.platform == "darwin" and platform.machine() == "arm64"
+    return device == "auto" and (cuda_present() or apple)
+
+
 def default_profile() -> str:
-    """``full`` where a CUDA device is present, ``cpu`` otherwise (``REPORT_PROFILE`` overrides)."""
+    """``full`` (``REPORT_PROFILE`` overrides): the whole study, whatever the machine."""
     env = os.environ.get("REPORT_PROFILE")
-    if env:
-        return check_profile(env)
-    return "full" if cuda_present() else "cpu"
+    return check_profile(env) if env else "full"
 
 
 def check_profile(name: str) -> str:
+    if name in RETIRED:
+        raise ConfigError(f"profile {name!r} no longer exists: {RETIRED[name]}")
     if name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
     return name

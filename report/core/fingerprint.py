@@ -106,7 +106,7 @@ def code_files(experiment: str, roots: dict[str, Path] | None = None) -> list[Pa
 
 
 def code_hash(experiment: str, entry: dict[str, Any], roots: dict[str, Path] | None = None) -> str:
-    """The experiment's code and its manifest ``entry`` (what it reads and stores, what ``cpu`` runs)."""
+    """The experiment's code and its manifest ``entry`` (what it reads and stores, whether it needs a GPU)."""
     roots = CODE_ROOTS if roots is None else roots
     h = hashlib.sha256(json.dumps(entry, sort_keys=True, default=list).encode())
     named = {

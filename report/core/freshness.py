@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from report.core import fingerprint as fp
 from report.core import manifest as mf
+from report.core.config import STAND_IN
 from report.core.errors import ConfigError, ReportError
 from report.core.settings import canonical, config_literal
 from report.core.store import Result, Store
@@ -32,6 +33,7 @@ class Request:
     seed: int = 0
     data_dir: Path = Path("data")
     strict_versions: bool = False  # True: other library versions make a result stale
+    stand_ins: frozenset[str] = frozenset()  # run their quick profile in place of this one (reference.py)
 
     def __post_init__(self) -> None:
         known = mf.load().names
@@ -42,18 +44,23 @@ class Request:
                 )
             self.config_part(experiment)
 
+    def own_profile(self, experiment: str) -> str:
+        """The profile ``experiment`` runs under this request: its stand-in's, or the request's own."""
+        return STAND_IN if experiment in self.stand_ins else self.profile
+
     def config_part(self, experiment: str) -> str:
         """The config part of the fingerprint: the profile, the seed and the ``--set`` values that change
-        something (one that repeats the profile's own value is no change, so it leaves results current)."""
-        known = mf.load()  # an experiment of another manifest (a test's toy one) runs its profile as named
-        own = known.get(experiment).profile(self.profile) if experiment in known.names else self.profile
+        something (one that repeats the profile's own value is no change, so it leaves results current).
+        A stand-in's profile is part of it, so it is never taken for the study it stands in for."""
+        own = self.own_profile(experiment)
         values = {}
         for key, text in self.overrides.get(experiment, {}).items():
             value = canonical(experiment, key, text, f"--set {experiment}.{key}={text}")
             same = config_literal(experiment, own, key)
             if same is None or value != canonical(experiment, key, _spelled(same), "the profile's value"):
                 values[key] = value
-        return fp.config_hash(self.profile, values, self.seed)
+        label = self.profile if own == self.profile else f"{self.profile} ({own} in its place)"
+        return fp.config_hash(label, values, self.seed)
 
 
 def _spelled(value: Any) -> str:
@@ -96,7 +103,8 @@ def fingerprint(
 def code_part(experiment: str, manifest: mf.Manifest) -> str:
     entry = manifest.get(experiment)
     return fp.code_hash(
-        experiment, {"datasets": entry.datasets, "tables": entry.tables, "cpu_profile": entry.cpu_profile}
+        experiment,
+        {"datasets": entry.datasets, "tables": entry.tables, "needs_accelerator": entry.needs_accelerator},
     )
 
 
@@ -112,6 +120,19 @@ def judge(store: Store, experiment: str, request: Request, manifest: mf.Manifest
         return Verdict(experiment, "stale", ("files",), (str(e),))
     if damaged:
         return Verdict(experiment, "stale", ("files",), (f"damaged: {', '.join(damaged)}",), meta, result)
+    return judge_record(experiment, meta, request, store, manifest, result)
+
+
+def judge_record(
+    experiment: str,
+    meta: dict[str, Any],
+    request: Request,
+    store: Store,
+    manifest: mf.Manifest,
+    result: Result | None = None,
+) -> Verdict:
+    """The verdict on one run record whose files are known intact (a stored run, or a verified bundle's);
+    ``store`` lends its data-hash cache."""
     if meta.get("profile") != request.profile:  # a result folder copied under another profile's name
         note = f"stored as profile {meta.get('profile')}"
         return Verdict(experiment, "stale", ("profile",), (note,), meta, result)

@@ -38,12 +38,7 @@ class Experiment:
     datasets: tuple[str, ...]  # names, or "{field}" to read the name from that config field
     tables: Mapping[str, Mapping[str, str]]  # table -> column -> kind
     curves: Mapping[str, Any] | None = None  # {table, where, keys}: per-epoch curves for trackers
-    cpu_profile: str = "full"  # the experiment profile the ``cpu`` build profile runs
-
-    def profile(self, build: str) -> str:
-        """The experiment's own profile under build profile ``build``: ``cpu`` runs each experiment's
-        ``cpu_profile`` (the full study where a CPU finishes it in minutes), any other is itself."""
-        return self.cpu_profile if build == "cpu" else build
+    needs_accelerator: bool = False  # its full study needs a GPU: see report.core.reference
 
     def dataset_names(self, config: Mapping[str, Any]) -> list[str]:
         """The datasets this experiment reads under a resolved ``config``."""
@@ -126,11 +121,11 @@ def parse(data: Mapping[str, Any], source: str) -> Manifest:
                 raise ConfigError(
                     f"{where}: curves names a table with columns {', '.join(wanted)}; it has none such"
                 )
-        cpu = entry.get("cpu_profile", "full")
-        if cpu not in ("smoke", "quick", "full"):
-            raise ConfigError(f"{where}: cpu_profile = {cpu!r}; use smoke, quick or full")
+        accelerator = entry.get("needs_accelerator", False)
+        if not isinstance(accelerator, bool):
+            raise ConfigError(f"{where}: needs_accelerator = {accelerator!r}; use true or false")
         datasets = tuple(entry.get("datasets", ()))
-        entries[name] = Experiment(name, entry["title"], datasets, tables, curves, cpu)
+        entries[name] = Experiment(name, entry["title"], datasets, tables, curves, accelerator)
     return Manifest(entries, source)
 
 

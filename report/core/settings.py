@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from report.core.config import FINITE, PROFILES, Range, check_value
+from report.core.config import FINITE, PROFILES, RETIRED, Range, check_value
 from report.core.errors import ConfigError
 from report.core.manifest import PROJECT
 from report.core.manifest import load as load_manifest
@@ -120,6 +120,8 @@ def load(path: Path | None = None) -> Settings:
             sets[""] = _sets(value, path, text, "set")
         elif key == "profiles":
             for profile, table in _table(value, where, "profiles").items():
+                if profile in RETIRED:
+                    raise ConfigError(f"{where}: [profiles.{profile}] no longer exists: {RETIRED[profile]}")
                 if profile not in PROFILES:
                     raise ConfigError(
                         f"{where}: [profiles.{profile}]: choose a profile of {', '.join(PROFILES)}"
@@ -149,6 +151,8 @@ def _check(key: str, value: Any, where: str) -> Any:
         valid = ", ".join([*CHOICES, *TYPED, "set", "profiles"])
         raise ConfigError(f"{where}: unknown setting {key!r}; valid: {valid}")
     choices = CHOICES[key]
+    if key == "profile" and value in RETIRED:
+        raise ConfigError(f"{where}: profile = {value!r} no longer exists: {RETIRED[value]}")
     if not isinstance(value, str) or (choices and value not in choices):
         raise ConfigError(
             f"{where}: {key} = {value!r}: choose " + (", ".join(choices) if choices else "a text")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 
 from report.core.atomic import atomic_write, os_error
+from report.core.config import PROFILES
 from report.core.errors import MissingResultError, ReportError, StoreError
 from report.core.fingerprint import file_digest
 from report.core.manifest import Manifest
@@ -381,6 +382,7 @@ RECORD: tuple[tuple[str, bool, Any], ...] = (
     ("experiment", True, lambda v: isinstance(v, str) and bool(v)),
     ("title", True, lambda v: isinstance(v, str)),
     ("profile", True, lambda v: isinstance(v, str) and bool(v)),
+    ("stand_in", False, lambda v: v in PROFILES),  # the profile it ran in place of ``profile``'s study
     ("config", True, lambda v: isinstance(v, dict)),
     ("seed", True, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
     ("started", True, _is_time),

@@ -41,6 +41,9 @@ class Run:
     sessions: int | None = None  # >1: resumed, its duration counting each session; None: not recorded
     accepted: str = ""  # build.py accept carried it over a code change: when and why
     rerun: str = ""  # the command that makes it again, as this build would run it
+    stand_in: str = ""  # the profile run in place of a study that needs a GPU this machine lacks ("quick")
+    missing: str = ""  # with a stand-in: what is missing
+    make: str = ""  # with a stand-in: the command that makes the study on a machine with a GPU
 
     @property
     def date(self) -> str:
@@ -120,8 +123,17 @@ class Results:
                 sessions=int(meta["sessions"]) if meta.get("sessions") else None,
                 accepted="" if "code" in verdict.changed else acceptance(meta),
                 rerun=self.store.command(experiment, self.profile, force=True),
+                **self._stand_in(experiment, meta),
             )
         return self._runs[experiment]
+
+    def _stand_in(self, experiment: str, meta: dict[str, Any]) -> dict[str, str]:
+        if experiment not in self.request.stand_ins or not meta.get("stand_in"):
+            return {}
+        from report.core import reference
+
+        missing, make = reference.why_stand_in(self.store, self.request, experiment)
+        return {"stand_in": meta["stand_in"], "missing": missing, "make": make}
 
     def table(self, experiment: str, name: str) -> pd.DataFrame:
         key = (experiment, name)

@@ -1,0 +1,157 @@
+"""The full profile on a machine without a GPU: a study that needs one comes from the store or the
+reference results when current, else its quick profile runs in its place and the report says so."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from report.core import bundle, reference
+from report.core.config import check_profile
+from report.core.errors import ConfigError
+from report.core.freshness import Request, judge
+from report.core.settings import load as load_settings
+from report.core.store import Store
+from tests.conftest import ROOT, build_cmd
+from tests.helpers import fake_meta, synthetic
+
+FASHION = ["--set", "q4.dataset=fashion-mnist"]  # the setting the committed reference was made with
+
+
+def _reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **meta: object) -> Path:
+    """A full-profile reference bundle of synthetic q4 results, in the folder ``reference`` reads."""
+    made = Store(tmp_path / "made")
+    made.write("full", "q4", synthetic("q4"), fake_meta("q4", "full", **meta))
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    bundle.export(made, "full", ["q4"], folder / "full.tar.gz")
+    monkeypatch.setattr(reference, "FOLDER", folder)
+    return folder / "full.tar.gz"
+
+
+def test_a_current_reference_result_is_imported_not_stood_in_for(tmp_path, monkeypatch):
+    _reference(tmp_path, monkeypatch)
+    store, study = Store(tmp_path / "results"), Request("full")
+    assert reference.stand_ins(store, study, accelerator=False) == frozenset()
+    assert reference.fill(store, study, ["q1", "q4"]) == ["q4"]  # q1 is not in the bundle
+    assert judge(store, "q4", study).current
+    assert reference.fill(store, study, ["q4"]) == [], "a current result is not imported again"
+
+
+def test_without_a_current_reference_the_study_that_needs_a_gpu_gets_a_stand_in(tmp_path, monkeypatch):
+    stale = fake_meta("q4", "full")
+    _reference(tmp_path, monkeypatch, fingerprint={**stale["fingerprint"], "code": "older code"})
+    store, study = Store(tmp_path / "results"), Request("full")
+    assert reference.stand_ins(store, study, accelerator=False) == {"q4"}
+    assert reference.stand_ins(store, study, accelerator=True) == frozenset(), "a GPU runs the study"
+    assert reference.stand_ins(store, Request("quick"), accelerator=False) == frozenset()
+    assert reference.fill(store, study, ["q4"]) == [], "a stale reference result is not imported"
+    missing, make = reference.why_stand_in(store, study, "q4")
+    assert "experiments/reference/full.tar.gz" not in missing  # the test's own bundle is named instead
+    assert "is stale: code changed" in missing and "quick profile runs in its place" in missing
+    assert make == "build.py run q4 --profile full"
+
+
+def test_a_stand_in_is_its_own_config_and_never_taken_for_the_study():
+    from experiments import q3, q4, runner
+
+    both = Request("full", stand_ins=frozenset({"q4"}))
+    assert both.config_part("q4") != Request("full").config_part("q4")
+    assert both.config_part("q3") == Request("full").config_part("q3")
+    configs = {name: config for name, _, config in runner.resolve(["q3", "q4"], both)}
+    assert configs == {"q3": q3.PROFILES["full"], "q4": q4.PROFILES["quick"]}
+
+
+def test_the_retired_cpu_profile_is_one_line_saying_what_to_use(tmp_path):
+    with pytest.raises(ConfigError, match="profile 'cpu' no longer exists: full .* quick") as err:
+        check_profile("cpu")
+    assert "\n" not in str(err.value)
+    toml = tmp_path / "report.toml"
+    toml.write_text('profile = "cpu"\n')
+    with pytest.raises(ConfigError, match=r"report.toml:1: profile = 'cpu' no longer exists"):
+        load_settings(toml)
+    toml.write_text("[profiles.cpu.set.q3]\nseed = 1\n")
+    with pytest.raises(ConfigError, match=r"\[profiles.cpu\] no longer exists"):
+        load_settings(toml)
+
+
+def test_an_old_bundle_of_the_cpu_profile_is_refused_in_one_line(tmp_path, monkeypatch):
+    made = Store(tmp_path / "made")
+    made.write("quick", "q1", synthetic("q1"), fake_meta("q1", "quick"))
+    old = tmp_path / "old.tar.gz"
+    bundle.export(made, "quick", ["q1"], old)
+    with tarfile.open(old) as tar:  # the same bundle as the cpu profile wrote it
+        files = {m.name: tar.extractfile(m).read() for m in tar}
+    files["bundle.json"] = files["bundle.json"].replace(b'"profile": "quick"', b'"profile": "cpu"')
+    with tarfile.open(old, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(bundle.BundleError, match="its profile 'cpu' no longer exists .* build.py all"):
+        bundle.open_bundle(str(old), Store(tmp_path / "results"))
+
+
+def _build(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(build_cmd(*args), capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def test_on_a_cpu_the_full_q4_comes_from_the_committed_reference_and_is_never_retrained(tmp_path):
+    """The committed reference (made on a GPU) is current for this code (tests/test_workflow.py), so
+    ``run q4`` on a CPU imports it instead of training for hours, and ``--force`` keeps it."""
+    store, out, nowhere = tmp_path / "results", tmp_path / "out", tmp_path / "no-data"
+    common = ["--store", str(store), "--data-dir", str(nowhere), *FASHION]
+    run = _build("run", "q4", "--device", "cpu", *common, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "q4: imported from the reference results experiments/reference/full.tar.gz" in run.stderr
+    assert "running" not in run.stderr
+    forced = _build("run", "q4", "--device", "cpu", "--force", *common, cwd=tmp_path)
+    assert forced.returncode == 0 and "q4: kept: its full study needs a GPU" in forced.stderr
+    assert "running" not in forced.stderr
+    render = _build("render", "--format", "html", "--out", str(out), *common, cwd=tmp_path)
+    assert render.returncode == 0, render.stderr[-2000:]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "is not the full study" not in html and "in its place" not in html
+    assert Store(store).meta("full", "q4")["device_name"] in html
+
+
+@pytest.mark.slow
+def test_without_a_current_reference_the_build_runs_the_stand_in_and_the_report_says_so(tmp_path, data_dir):
+    """Settings the reference was not made with leave it stale: Q4's quick profile runs in its place
+    (shrunk further here by --set), and status, the banner and Q4's note say what is missing and how to
+    make it."""
+    tiny = [f"q4.{k}={v}" for k, v in dict(epochs=1, batch_size=8, val_size=8, train_subset=8, test_subset=16,
+                                           eval_batch_size=16).items()]  # fmt: skip
+    store, out = tmp_path / "results", tmp_path / "out"
+    common = [
+        "--store",
+        str(store),
+        "--data-dir",
+        str(data_dir),
+        *FASHION,
+        *[a for s in tiny for a in ("--set", s)],
+    ]
+    run = _build("run", "q4", "--device", "cpu", *common, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "q4: its full study needs a GPU" in run.stderr and "quick profile runs in its place" in run.stderr
+    meta = Store(store).meta("full", "q4")
+    assert meta["stand_in"] == "quick" and meta["config"]["epochs"] == 1 and meta["config"]["seeds"] == 1
+    status = _build("status", *common, cwd=tmp_path)
+    row = " ".join(status.stdout.split())
+    assert "q4 │ current (its full study needs a GPU" in row and "build.py run q4 --profile full" in row
+    render = _build("render", "--format", "html", "--out", str(out), *common, cwd=tmp_path)
+    assert render.returncode == 0, render.stderr[-2000:]
+    html = " ".join((out / "report.html").read_text(encoding="utf-8").split())
+    assert "<strong>Q4 is not the full study:</strong> its full study needs a GPU" in html
+    assert "<code>build.py run q4 --profile full --store" in html
+    assert "full (Q4: quick in its place)" in html
+    assert "It ran in place of the full study, which needs a GPU" in html
+
+
+def test_the_readme_names_no_cpu_profile():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "--profile cpu" not in readme and "`cpu` profile" not in readme
