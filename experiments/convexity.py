@@ -9,6 +9,7 @@ effects at stake.
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,8 +132,14 @@ def log_uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Ten
 
 
 def hessian(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> torch.Tensor:
-    """The exact Hessian of scalar ``f`` at ``theta``, by forward-over-reverse autograd."""
-    return jacfwd(jacrev(f))(theta)
+    """The exact Hessian of scalar ``f`` at ``theta``, by forward-over-reverse autograd.
+
+    The first forward-mode call makes torch load its own derivative rules through ``torch.jit.script``,
+    which newer torch versions deprecate in a FutureWarning about torch's internals, not this code: the
+    user would see it once per run, so it is silenced here, for that message only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
+        return jacfwd(jacrev(f))(theta)
 
 
 def hvp_err(

@@ -273,3 +273,18 @@ def test_the_hvp_check_catches_a_wrong_hessian():
     wrong[3, 20] += 0.01 * h.abs().max()
     wrong[20, 3] = wrong[3, 20]
     assert cx.hvp_err(f, theta, wrong, torch.Generator().manual_seed(0)) > 1e3 * cx.EXACT_TOL
+
+
+def test_the_first_exact_hessian_shows_no_warning_about_torchs_internals():
+    """torch loads its forward-mode rules on first use through the deprecated ``torch.jit.script``; a
+    fresh process (where that first use happens) must not show the FutureWarning to the user."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; from experiments.convexity import hessian; "
+        "print(hessian(lambda t: (t ** 3).sum(), torch.ones(2, dtype=torch.float64)).trace().item())"
+    )
+    proc = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "12.0", proc.stderr[-2000:]
