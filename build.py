@@ -263,7 +263,7 @@ def accept(
     can be accepted, and the report and status say when and why it was."""
     from report.core import freshness
 
-    accepted = freshness.accept(opts.results, opts.request, _names(names), reason, on_wait=_waiting)
+    accepted = freshness.accept(opts.results, opts.study, _names(names), reason, on_wait=_waiting)
     for name in _names(names):
         done = name in accepted
         console.print(f"[green]✓[/] {name}: accepted as current" if done else f"{name}: already current")

@@ -229,15 +229,19 @@ class Options:
         return chosen
 
     @functools.cached_property
-    def request(self) -> Request:
-        """What this build asks for, with the stand-ins it runs where this machine lacks a GPU."""
-        from report.core import reference
-
-        study = Request(
+    def study(self) -> Request:
+        """What this build asks for, every experiment at its profile's own size (no stand-ins)."""
+        return Request(
             self.chosen, parse_overrides(self.overrides()), self.seed, self.data_dir, self.strict_versions
         )
-        stand_ins = reference.stand_ins(self.results, study, self.accelerator)
-        return dataclasses.replace(study, stand_ins=stand_ins)
+
+    @functools.cached_property
+    def request(self) -> Request:
+        """The study, with the stand-ins this build runs where this machine lacks a GPU."""
+        from report.core import reference
+
+        stand_ins = reference.stand_ins(self.results, self.study, self.accelerator)
+        return dataclasses.replace(self.study, stand_ins=stand_ins)
 
     @property
     def accelerator(self) -> bool:
