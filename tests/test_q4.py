@@ -708,3 +708,15 @@ def test_a_seed_whose_images_favour_the_other_model_makes_the_gap_not_significan
     assert claims.images_p(answers, "a", "b") == 1.0
     same_way = {("a", 0): right, ("b", 0): mixed, ("a", 1): right, ("b", 1): wrong}
     assert claims.images_p(same_way, "a", "b") < 1e-6
+
+
+def test_gaps_in_the_text_quote_the_table_and_a_tie_reads_as_one(tmp_path: Path) -> None:
+    """The text gave "10.8 percentage points" beside −10.75 in the table, and "0 percentage points equal"
+    for two models with the same accuracy."""
+    accs = {"resnet101": [0.9], "vgg": [0.7925], "resnet18": [0.5], "resnet50": [0.5], "lenet5": [0.45]}
+    _, text = rendered(stored(tmp_path, synthetic_tables(accs, n_test=10_000), seeds=1))
+    assert f"{fmt.MINUS}10.75" in text, "the table's gap to the best"
+    assert "ResNet-101 is 10.75 percentage points above VGG-16-BN" in text
+    assert "ResNet-50 against ResNet-18: the same test accuracy" in text
+    assert "ResNet-18 against LeNet-5: 5.00 percentage points higher" in text
+    assert "percentage points equal" not in text and "10.8" not in text

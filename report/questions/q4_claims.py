@@ -38,10 +38,6 @@ def compare(a: pd.Series, b: pd.Series, answers: Answers | None = None) -> dict[
         "model": b["model"],
         "delta_pp": 100 * delta,
         "abs_pp": 100 * abs(delta),
-        # the standard error of the difference over seeds, in points: the digits the gap is shown to
-        "se_pp": 100 * float(np.sqrt(a["acc_std"] ** 2 / a["seeds"] + b["acc_std"] ** 2 / b["seeds"]))
-        if min(a["seeds"], b["seeds"]) > 1
-        else None,
         "direction": "higher" if delta > 0 else "lower" if delta < 0 else "equal",
         **(test or {"t": None, "df": None, "p": None}),
         "images_p": images_p(answers or {}, a["model"], b["model"]),
