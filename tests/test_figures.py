@@ -136,3 +136,45 @@ def test_the_svg_check_catches_clipped_points_an_unlabelled_colour_bar_and_repea
 @pytest.mark.parametrize(("p", "shown"), [(0.5, "50%"), (0.9951, "99.51%"), (0.99962, "99.962%")])
 def test_confidences_near_one_keep_the_digits_that_tell_them_apart(p, shown):
     assert confidence(p) == shown and math.isfinite(p)
+
+
+def _luminance(rgba) -> float:
+    """Relative luminance (WCAG 2) of a colour over the white page."""
+    r, g, b, a = rgba
+    channels = [a * c + 1 - a for c in (r, g, b)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _drawn_cells(fig):
+    """(text colour, cell colour) for each number printed on the figure's colour-mapped image."""
+    from matplotlib.colors import to_rgba
+
+    ax = fig.axes[0]
+    image = ax.images[0]
+    cells = image.get_array()
+    for text in ax.texts:
+        x, y = (round(v) for v in text.get_position())
+        yield to_rgba(text.get_color()), image.to_rgba(cells[y, x])
+
+
+def test_numbers_on_heat_map_cells_are_legible_on_every_shade():
+    """Figure 9's darkest cells carried black numbers on dark red; every number on a colour-mapped cell
+    needs WCAG contrast 4.5 with it, over every shade of the map (errors 0-20, accuracies over the span)."""
+    import pandas as pd
+
+    from report.plots.q3 import draw_confusion, draw_heatmap
+
+    errors = np.arange(100).reshape(10, 10) % 21
+    confusion = pd.DataFrame(np.where(np.eye(10, dtype=bool), 980, errors))
+    grid = pd.DataFrame(
+        [
+            (lr, b, 0.6 + 0.35 * k / 19)
+            for k, (lr, b) in enumerate((lr, b) for lr in range(5) for b in range(4))
+        ],
+        columns=["lr", "batch_size", "val_acc"],
+    )
+    for fig in (draw_confusion(confusion), draw_heatmap(grid, span=40.0)):
+        for ink, cell in _drawn_cells(fig):
+            light, dark = sorted((_luminance(ink), _luminance(cell)), reverse=True)
+            assert (light + 0.05) / (dark + 0.05) >= 4.5, (ink, cell)

@@ -6,6 +6,7 @@ matplotlib is imported inside each function, so a render whose figures are all c
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,21 @@ def draw_lr(data: pd.DataFrame, names: dict[str, str], chosen: tuple[str, float]
     return fig
 
 
+def ink_on(rgba: Sequence[float]) -> str:
+    """Black ("k") or white ("w"), whichever has the higher contrast (WCAG) on a cell of colour ``rgba``:
+    a number printed on a colour-mapped cell stays legible for any colour map and value range, where a
+    fixed threshold on the value puts black on dark red. A transparent cell (NaN) shows the white page.
+    It lives here, beside its drawings, because the figure cache is keyed by their module's source."""
+    alpha = rgba[3] if len(rgba) > 3 else 1.0
+    linear = [
+        c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+        for c in (alpha * c + 1 - alpha for c in rgba[:3])
+    ]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    # contrast with black (L + 0.05) / 0.05 against with white 1.05 / (L + 0.05)
+    return "k" if (luminance + 0.05) ** 2 > 0.05 * 1.05 else "w"
+
+
 def draw_heatmap(data: pd.DataFrame, span: float) -> Any:
     """Validation accuracy per (learning rate, batch size) cell, annotated; the best cell boxed."""
     import matplotlib.pyplot as plt
@@ -61,7 +77,7 @@ def draw_heatmap(data: pd.DataFrame, span: float) -> Any:
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="k" if values[i, j] > top - span / 2 else "w",
+                color=ink_on(image.to_rgba(values[i, j])),
             )
     i, j = np.unravel_index(np.nanargmax(values), values.shape)
     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
@@ -135,9 +151,7 @@ def draw_confusion(matrix: pd.DataFrame) -> Any:
                 va="center",
                 fontsize=6.5,
                 weight="bold" if i == j else "normal",
-                color="w"
-                if i != j and counts[i, j] > 0.6 * np.nanmax(errors)
-                else "k",  # legible on dark red
+                color=ink_on(image.to_rgba(errors[i, j])),
             )
     ax.set_xticks(range(10), [str(c) for c in matrix.columns])
     ax.set_yticks(range(10), [str(c) for c in matrix.index])
