@@ -380,6 +380,42 @@ def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp
     assert "reduced budget" not in unreduced and "Trained that way on all 6,000 training images" in unreduced
 
 
+def test_the_answer_and_table_6_say_the_same_learning_rate_and_how_they_relate(tmp_path: Path) -> None:
+    """The answer gave the rate scaled to the chosen batch while the learning-rate table highlighted the
+    rate chosen at the base batch, the scaling explained pages later: both now say both."""
+
+    def text_of(tables: dict[str, pd.DataFrame], folder: str) -> str:
+        _context(tmp_path / folder, tables)
+        page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
+        return re.sub(r" ([),;.])", r"\1", " ".join(re.sub(r"<[^>]+>", " ", page).split()))
+
+    grid = text_of(synthetic_tables(), "grid")  # the batch stage chose 1e-2 at 512 from the grid
+    assert re.search(
+        r"a learning rate of 1×10⁻² \(chosen with the batch size from the grid of Figure \d+; at batch 128 "
+        r"the learning-rate stage chose 1×10⁻³, highlighted in Table \d+\), batch size 512",
+        grid,
+    )
+    assert (
+        "Highlighted: the rate chosen for Adam at this batch size; the final models use 1×10⁻² at batch "
+        "size 512, chosen from the batch-size grid." in grid
+    )
+    tables = synthetic_tables()  # the scaled point at batch 512 is the best instead
+    sweep, choice = tables["sweep"], tables["choice"]
+    sweep.loc[(sweep["study"] == "grid") & (sweep["batch_size"] == 512), "val_acc"] = 0.95
+    chosen = {"lr": 4e-3, "lr_scaled": True, "val_acc": 0.979, "val_loss": 0.021}
+    choice.loc[choice["stage"] == "batch", list(chosen)] = list(chosen.values())
+    scaled = text_of(tables, "scaled")
+    assert re.search(
+        r"a learning rate of 4×10⁻³ \(the rate 1×10⁻³ chosen at batch 128 and highlighted in Table \d+, "
+        r"scaled linearly to batch size 512 as in Table \d+\), batch size 512",
+        scaled,
+    )
+    assert (
+        "Highlighted: the rate chosen for Adam at this batch size, which the final models use scaled "
+        "linearly to batch size 512: 4×10⁻³." in scaled
+    )
+
+
 def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) -> None:
     c = _context(tmp_path, synthetic_tables())
     w = render.words("q3")
