@@ -140,6 +140,15 @@ def test_pdf_has_the_numbers_on_the_chosen_paper(fake_question, tmp_path, paper,
     assert "98.56%" in text and "Question 3" in text
 
 
+def test_a_question_follows_on_without_a_forced_page_break(fake_question, tmp_path):
+    """A forced break before each question and the appendix left the page before it mostly blank when
+    a question overran by a few lines; a short report now fits on one page."""
+    pypdf = pytest.importorskip("pypdf")
+    output.write_pdf(_table_page(fake_question), tmp_path / "r.pdf")
+    pages = [p.extract_text() for p in pypdf.PdfReader(tmp_path / "r.pdf").pages]
+    assert len(pages) == 1 and "Question 3" in pages[0] and "Provenance and environment" in pages[0]
+
+
 def _table_page(fake_question) -> str:
     store, templates = fake_question
     (templates / "qx.md.j2").write_text(
