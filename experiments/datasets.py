@@ -2,7 +2,7 @@
 
 ``build.py`` checks presence with this before it imports torch, so a missing dataset is one line within a
 second; ``experiments/data.py`` reads and downloads the files through torchvision. The download addresses
-are torchvision's own (``tests/test_data.py`` compares them), listed here only to test reachability.
+are torchvision's own (``tests/test_reliability.py`` compares them), listed here only to test reachability.
 """
 
 from __future__ import annotations

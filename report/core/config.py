@@ -56,13 +56,15 @@ def check_profile(name: str) -> str:
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, dict[str, str]]:
-    """Split ``["q3.epochs=5", ...]`` into ``{"q3": {"epochs": "5"}}``; values stay strings here."""
+    """Split ``["q3.sweep_epochs=5", ...]`` into ``{"q3": {"sweep_epochs": "5"}}``; values stay strings."""
     out: dict[str, dict[str, str]] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         exp, dot, field = key.strip().partition(".")
         if not sep or not dot or not exp or not field:
-            raise ConfigError(f"--set {item!r} is not of the form EXPERIMENT.FIELD=VALUE (e.g. q3.epochs=5)")
+            raise ConfigError(
+                f"--set {item!r} is not of the form EXPERIMENT.FIELD=VALUE (e.g. q3.sweep_epochs=5)"
+            )
         out.setdefault(exp, {})[field] = value.strip()
     return out
 

@@ -1,6 +1,5 @@
 """Errors a user can fix. The CLI prints their message as one line and exits with ``EXIT_USAGE``."""
 
-EXIT_OK = 0
 EXIT_FAILED = 1  # an experiment raised an unexpected error
 EXIT_USAGE = 2  # bad input: config, data, store, template; the message says how to fix it
 EXIT_INTERRUPTED = 130
