@@ -115,10 +115,12 @@ def _render(opts: Options) -> str:
 
     t0 = time.perf_counter()
     _check_out(opts.out)
-    _fill_from_reference(opts, _names(None), missing_too=True)
     targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
-    # WeasyPrint starts on the other core now, and prints as soon as the HTML below is ready
-    with output.Printer() if "pdf" in targets else contextlib.nullcontext() as printer:
+    # WeasyPrint starts on the other core now, while the results are checked and the HTML is built, and
+    # prints as soon as the page is ready
+    printing = output.Printer() if "pdf" in targets else contextlib.nullcontext()
+    with printing as printer, output.gc_paused():
+        _fill_from_reference(opts, _names(None), missing_too=True)
         from report import render
 
         page = render.render_html(
