@@ -68,6 +68,14 @@ OVERLAY = (
 )
 
 
+RENDERING = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="color-scheme" '
+    'content="light dark"><title>Rendering the report…</title></head><body style="font:16px sans-serif;'
+    'margin:3em"><p id="preview-rendering">Rendering the report… it appears here as soon as it is '
+    "ready.</p></body></html>"
+)
+
+
 @dataclass
 class Live:
     """What the open pages should show: the render version, the last render's error, the PDF's version."""
@@ -99,8 +107,17 @@ class Live:
 
 
 def page(html_file: Path, live: Live) -> str:
-    """The last good page with the live-reload client, the PDF link and, after a failed render, the error."""
-    body = html_file.read_text(encoding="utf-8") if html_file.is_file() else "<html><body></body></html>"
+    """The last good page with the live-reload client, the PDF link and, after a failed render, the error.
+
+    Until the first render is done it is a page that says so (a report left from an earlier session may
+    no longer match the sources), and its client reloads it into the report.
+    """
+    if live.version == 0:
+        body = RENDERING
+    elif html_file.is_file():
+        body = html_file.read_text(encoding="utf-8")
+    else:
+        body = "<html><body></body></html>"
     extra = CLIENT % {"events": EVENTS, "version": live.version, "pdf": live.pdf_version}
     extra += BAR % {
         "hidden": "" if live.pdf_version else "hidden",

@@ -132,6 +132,33 @@ def test_a_python_error_in_an_edited_module_is_shown_and_the_preview_goes_on(tmp
     )  # no reload lost in between
 
 
+def test_until_the_first_render_is_done_the_page_says_so_then_reloads_into_the_report(tmp_path):
+    import threading
+    import urllib.request
+
+    from report import preview as live
+
+    (tmp_path / "report.html").write_text("<html><body>a report from an earlier session</body></html>")
+    state = live.Live()
+    httpd = live.server(tmp_path, state, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        first = urllib.request.urlopen(url + "/", timeout=10).read().decode()
+        assert 'id="preview-rendering"' in first and "Rendering the report" in first
+        assert "earlier session" not in first
+        assert "since=0&pdf=0" in first  # its client asks for a reload when version 0 is left behind
+
+        (tmp_path / "report.html").write_text("<html><body>the rendered report</body></html>")
+        state.rendered(None)
+        with urllib.request.urlopen(url + "/__preview/events?since=0&pdf=0", timeout=10) as events:
+            assert events.readline() == b"event: reload\n"
+        shown = urllib.request.urlopen(url + "/", timeout=10).read().decode()
+        assert "the rendered report" in shown and "preview-rendering" not in shown
+    finally:
+        httpd.shutdown()
+
+
 def test_a_malformed_events_request_is_a_400_not_a_traceback(tmp_path, capfd):
     import threading
     import urllib.error
