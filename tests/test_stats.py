@@ -1,26 +1,11 @@
-"""The report's tests computed without scipy (``report/questions/stats.py``) agree with scipy's, to far more
-digits than a p-value is shown with (near p = 1 scipy's own ``stdtr`` and ``betainc`` differ by ~1e-11)."""
+"""McNemar's exact test, summed in integers without importing scipy.stats (0.9 s of every render), agrees
+with scipy's binomial tail to far more digits than a p-value is shown with."""
 
 from __future__ import annotations
-
-import itertools
 
 import pytest
 
 from report.questions import stats
-
-
-def test_welch_p_values_match_scipy() -> None:
-    from scipy.special import stdtr
-
-    for df, t in itertools.product(
-        [0.5, 1.0, 1.7, 2.0, 3.4, 4.0, 7.9, 30.0, 250.0, 1e5], [0.0, 1e-6, 0.3, 1.0, 2.2, 5.0, 40.0, 1e3]
-    ):
-        expected = float(2 * stdtr(df, -t))
-        assert stats._t_two_sided(t, df) == pytest.approx(expected, rel=1e-10, abs=1e-300), (df, t)
-        assert stats._t_two_sided(-t, df) == pytest.approx(expected, rel=1e-10, abs=1e-300), (df, t)
-    w = stats.welch(0.90, 0.01**2, 3, 0.93, 0.02**2, 4)
-    assert w is not None and w["p"] == pytest.approx(float(2 * stdtr(w["df"], -abs(w["t"]))), rel=1e-12)
 
 
 def test_mcnemar_p_values_match_scipy() -> None:
