@@ -152,6 +152,7 @@ def test_without_a_current_reference_the_build_runs_the_stand_in_and_the_report_
     assert "It ran in place of the full study, which needs a GPU" in html
 
 
-def test_the_readme_names_no_cpu_profile():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "--profile cpu" not in readme and "`cpu` profile" not in readme
+def test_the_readme_and_the_docs_name_no_cpu_profile():
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        text = page.read_text(encoding="utf-8")
+        assert "--profile cpu" not in text and "`cpu` profile" not in text, page

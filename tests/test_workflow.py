@@ -19,9 +19,9 @@ def test_github_workflow_installs_tests_builds_and_uploads():
     assert "build/report.pdf" in upload["with"]["path"] and "build/report.html" in upload["with"]["path"]
 
 
-def test_readme_documents_the_workflow():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert ".github/workflows/report.yml" in readme and "artifact" in readme
+def test_the_docs_document_the_workflow():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    assert ".github/workflows/report.yml" in docs and "artifact" in docs
 
 
 def test_the_workflow_renders_the_committed_reference_results_current(tmp_path):
