@@ -3,7 +3,7 @@
 It clones the project's committed HEAD into a temporary folder, puts the given ``report.toml`` beside
 ``build.py`` (the README's offline one, say), and runs ``python build.py all`` there with the installed
 packages (the install itself is not timed). While it runs, the whole process tree's memory is sampled
-every half second (resident and proportional set size, from /proc), so worker processes count too. It
+every second (resident and proportional set size, from /proc), so worker processes count too. It
 prints the total, each experiment's and the render's own times (from the build's log), and the peaks.
 
     python benchmarks/build_time.py --settings report.toml [--budget 300] [--keep]
@@ -28,19 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tree(pid: int) -> list[int]:
-    """``pid`` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    """``pid`` and every process below it, from each thread's ``children`` list (no scan of /proc)."""
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        todo += children.get(p, [])
+        for children in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in children.read_text().split()]
+            except OSError:
+                continue
     return out
 
 
@@ -90,7 +87,7 @@ def main() -> None:
         while proc.poll() is None:
             rss, pss = memory(tree(proc.pid))
             peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
-            time.sleep(0.5)
+            time.sleep(1.0)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
