@@ -183,7 +183,7 @@ class Sessions:
         self._t1 = time.perf_counter()
         self._stop.set()
         self._keeper.join()
-        if kind is not None and any(f != self.ledger for f in self.ledger.parent.iterdir()):
+        if any(f != self.ledger for f in self.ledger.parent.iterdir()):  # also when done: until stored,
             self._write()  # the next session resumes from what is kept, and counts this one
         elif kind is not None:
             self.ledger.unlink(missing_ok=True)  # nothing kept: nothing to resume, nothing to count

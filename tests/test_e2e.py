@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,12 +52,14 @@ def test_smoke_build_writes_html_and_pdf_with_every_question(smoke_build):
         assert meta["profile"] == "smoke" and meta["run_id"] in html
 
 
-def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir):
+def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir, tmp_path):
     common = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(smoke_build.store)]
     before = {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in questions()}
+    out = tmp_path / "build"
+    shutil.copytree(smoke_build.out, out)  # the smoke build's report, which other tests read meanwhile
     start = time.perf_counter()
     proc = subprocess.run(
-        build_cmd("all", *common, "--out", str(smoke_build.out), *SMOKE_SETS),
+        build_cmd("all", *common, "--out", str(out), *SMOKE_SETS),
         capture_output=True,
         text=True,
         timeout=300,
@@ -73,7 +76,7 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir)
             "-X",
             "importtime",
             str(ROOT / "build.py"),
-            *render_args(smoke_build.store, smoke_build.out),
+            *render_args(smoke_build.store, out),
         ],
         capture_output=True,
         text=True,
@@ -97,7 +100,11 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     args = smoke_all(data_dir, store, tmp_path / "build", *SMOKE_SETS, "--format", "html")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(store, "smoke/q2/current", proc)
-    _wait_for(store, ".work/smoke/q3-*/*", proc)  # q3 is training and has checkpointed a sweep point
+    # q3 has kept a finished sweep point: a checkpoint, not any file (the session ledger's temporary file
+    # before its rename is one too, and a kill under load caught it there: a session without a ledger)
+    _wait_for(store, ".work/smoke/q3-*/*.pt", proc)
+    ledger = list(store.glob(".work/smoke/q3-*/sessions.json"))
+    assert ledger, "the session ledger is written before the run's first unit starts"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     s = Store(store)
@@ -135,6 +142,42 @@ def test_a_run_resumed_after_an_interrupt_records_the_time_of_both_sessions(tmp_
     assert meta["sessions"] == 2 and meta["started"] == first["started"]
     assert meta["duration_s"] > first["duration_s"]
     assert not list(store.glob(".work/smoke/q3-*")), "the finished run leaves no work folder"
+
+
+def test_an_interrupt_between_the_last_unit_and_the_stored_result_keeps_the_sessions_time(
+    tmp_path, data_dir, monkeypatch
+):
+    """The experiment has returned but its result is not stored yet (git, the store's writes): an interrupt
+    there leaves its kept work to resume, so the ledger must hold this session's time, not its first
+    write's (the SIGTERM test above landed there under load: a run of 8 s recorded as 0)."""
+    import torch
+
+    import experiments.q1
+    from experiments import kit, runner
+    from report.core.freshness import Request
+    from tests.helpers import synthetic
+
+    def run(cfg, ctx):
+        ctx.step("kept", lambda: 1)  # a finished unit, kept on disk for the next session
+        time.sleep(0.5)
+        return kit.Output(synthetic("q1"), ("loss", 0.5))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments.q1, "run", run)
+    store, request = Store(tmp_path / "results"), Request("smoke", {}, 0, data_dir)
+    [planned] = runner.plan(["q1"], request, store)
+    with store.lock(), monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(store, "write", interrupted)
+        runner.execute(planned, request, torch.device("cpu"), store, track=lambda it, **_: it, log=print)
+    [ledger] = store.root.glob(".work/smoke/q1-*/sessions.json")
+    first = json.loads(ledger.read_text())
+    assert first["sessions"] == 1 and first["duration_s"] >= 0.5, first
+    with store.lock():
+        runner.execute(planned, request, torch.device("cpu"), store, track=lambda it, **_: it, log=print)
+    meta = store.meta("smoke", "q1")
+    assert meta["sessions"] == 2 and meta["started"] == first["started"] and meta["duration_s"] >= 1.0
 
 
 def test_two_concurrent_builds_share_one_store(tmp_path, data_dir):
