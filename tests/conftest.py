@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.datasets import write_dataset
 
@@ -68,13 +71,47 @@ def copy_project(tmp_path: Path) -> Path:
     return project
 
 
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> Path:
-    """MNIST and Fashion-MNIST stand-ins in torchvision's format, sized for the smoke profiles."""
-    root = tmp_path_factory.mktemp("data")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that reads the smoke build needs one (half a minute of training and printing): it is slow.
+    The files with the most test time run first (a cluster test counts as about 200 unit tests, a slow one
+    as 50), so pytest-xdist, which hands out one test at a time (``--maxschedchunk 1``), does not end on a
+    lone long test; each file's own order is kept, so a module's fixtures are made at most once a worker."""
+    for item in items:
+        if "smoke_build" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+    weight: dict[str, int] = {}
+    for item in items:
+        cost = 200 if item.get_closest_marker("cluster") else 50 if item.get_closest_marker("slow") else 1
+        weight[item.nodeid.split("::")[0]] = weight.get(item.nodeid.split("::")[0], 0) + cost
+    items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])  # stable: a file's order is kept
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """``make(folder)`` once per test run, in a folder every pytest-xdist worker of the run shares: the first
+    worker to ask makes it, the others wait for it and reuse it (each worker's session fixtures would
+    otherwise repeat the work, a whole smoke build each)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not the worker's
+    folder, made = shared / name, shared / f"{name}.made"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            made.touch()
+    return folder
+
+
+def _write_data(root: Path) -> None:
     write_dataset(root, "MNIST", n_train=4000, n_test=1000, seed=0)
     write_dataset(root, "FashionMNIST", n_train=1200, n_test=1000, seed=1)
-    return root
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """MNIST and Fashion-MNIST stand-ins in torchvision's format, sized for the smoke profiles; written once
+    per run and only read by the tests."""
+    return made_once(tmp_path_factory, "data", _write_data)
 
 
 @dataclass(frozen=True)
@@ -88,17 +125,24 @@ class Build:
 
 @pytest.fixture(scope="session")
 def smoke_build(tmp_path_factory, data_dir) -> Build:
-    """``build.py all --profile smoke`` once, in a temporary store and output folder."""
-    tmp = tmp_path_factory.mktemp("smoke")
+    """``build.py all --profile smoke`` once per run, in a temporary store and output folder that the tests
+    read or copy, never change (every worker shares them). Two worker processes (``--jobs 2``) on any
+    machine, so tests/test_executors.py compares its tables with an in-process build and a Ray one."""
+
+    def build(tmp: Path) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.run(
+            smoke_all(data_dir, tmp / "results", tmp / "build", *SMOKE_SETS, "--jobs", "2"),
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            env=env,
+            timeout=600,
+        )
+        (tmp / "outcome.json").write_text(json.dumps({"returncode": proc.returncode, "log": proc.stderr}))
+
+    tmp = made_once(tmp_path_factory, "smoke", build)
+    outcome = json.loads((tmp / "outcome.json").read_text())
+    assert outcome["returncode"] == 0, outcome["log"][-3000:]
     store, out = tmp / "results", tmp / "build"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        smoke_all(data_dir, store, out, *SMOKE_SETS),
-        capture_output=True,
-        text=True,
-        cwd=tmp,
-        env=env,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return Build(store, out, out / "report.html", out / "report.pdf", proc.stderr)
+    return Build(store, out, out / "report.html", out / "report.pdf", outcome["log"])

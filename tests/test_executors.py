@@ -1,5 +1,8 @@
 """Units of work on a real local Ray cluster: the same stored numbers as in-process, a worker killed mid-unit
-retried, and a driver killed mid-build resumed by another executor without recomputing finished units."""
+retried, and a driver killed mid-build resumed by another executor without recomputing finished units.
+
+The cluster tests may run beside each other (pytest-xdist): each acts only on its own build's Ray workers
+and Slurm jobs, as on a cluster shared with other users."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytest
 from report.core.store import Store
 from tests.conftest import SMOKE_SETS, build_cmd
 
-pytestmark = pytest.mark.slow
+slow, cluster = pytest.mark.slow, pytest.mark.cluster
 # clocks, not results (how many Q3 points share a stack is the config's, so it must match too)
 TIMING = {"epoch_s", "train_s", "train_time_s", "throughput", "peak_mem_bytes"}
 
@@ -33,25 +36,29 @@ def _tables(store: Path, experiment: str) -> dict[str, pd.DataFrame]:
     }
 
 
-def test_worker_processes_and_ray_store_the_same_numbers_as_one_process(data_dir, tmp_path):
-    """The in-process build (--jobs 1) is the reference; the default local build (a worker process per
-    core, the units cut for two cores) and a Ray build store the same tables, timings aside."""
+@slow
+@cluster
+def test_worker_processes_and_ray_store_the_same_numbers_as_one_process(data_dir, smoke_build, tmp_path):
+    """The in-process build (--jobs 1) is the reference; the local build in worker processes (the smoke
+    build's, --jobs 2; the units are cut for two cores whatever the machine) and a Ray build store the same
+    tables, timings aside."""
     pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
-    ways = {"here": ("--jobs", "1"), "processes": ("--jobs", "2"), "ray": ("--executor", "ray")}
-    for way, extra in ways.items():
+    stores = {"here": tmp_path / "here", "processes": smoke_build.store, "ray": tmp_path / "ray"}
+    for way, extra in {"here": ("--jobs", "1"), "ray": ("--executor", "ray")}.items():
         proc = subprocess.run(
-            _run(data_dir, tmp_path / way, *extra), capture_output=True, text=True, timeout=900
+            _run(data_dir, stores[way], *extra), capture_output=True, text=True, timeout=900
         )
         assert proc.returncode == 0, proc.stderr
     for experiment in ("q3", "q4"):
-        here = _tables(tmp_path / "here", experiment)
+        here = _tables(stores["here"], experiment)
         for way in ("processes", "ray"):
-            other = _tables(tmp_path / way, experiment)
+            other = _tables(stores[way], experiment)
             assert here.keys() == other.keys()
             for name in here:
                 pd.testing.assert_frame_equal(here[name], other[name], check_exact=True, obj=f"{way}: {name}")
 
 
+@slow
 def test_a_local_worker_killed_mid_unit_is_retried_once_and_the_others_are_kept(tmp_path):
     from experiments import executors, kit
     from tests import helpers
@@ -66,20 +73,34 @@ def test_a_local_worker_killed_mid_unit_is_retried_once_and_the_others_are_kept(
     assert got == {"sq0": 0, "dies": 7, "sq1": 1, "sq2": 4, "sq3": 9}  # the killed unit ran again
 
 
-def _busy_ray_workers() -> list[int]:
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
+        except (OSError, ValueError, IndexError):  # gone
+            return False
+        if pid == ancestor:
+            return True
+    return False
+
+
+def _busy_ray_workers(driver: int) -> list[int]:
+    """The Ray workers training a model for this driver's build (its cluster is its own descendant)."""
     out = subprocess.run(
         ["pgrep", "-f", r"^ray::(lenet5|alexnet|vgg|resnet)"], capture_output=True, text=True
     )
-    return [int(p) for p in out.stdout.split()]
+    return [int(p) for p in out.stdout.split() if _descends_from(int(p), driver)]
 
 
+@slow
+@cluster
 def test_a_worker_killed_mid_unit_is_retried_and_each_unit_stored_once(data_dir, tmp_path):
     pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
     store = tmp_path / "r"
-    args = _run(data_dir, store, "--executor", "ray", "--set", "q4.epochs=3")
+    args = [a for a in _run(data_dir, store, "--executor", "ray", "--set", "q4.epochs=3") if a != "q3"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
-    while not (busy := _busy_ray_workers()):
+    while not (busy := _busy_ray_workers(proc.pid)):
         assert proc.poll() is None and time.monotonic() < deadline, "no Ray worker started a model"
         time.sleep(0.1)
     os.kill(busy[0], signal.SIGKILL)
@@ -89,10 +110,16 @@ def test_a_worker_killed_mid_unit_is_retried_and_each_unit_stored_once(data_dir,
     assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 6
 
 
+def _q4(data_dir: Path, store: Path, *extra: str) -> list[str]:
+    return [a for a in _run(data_dir, store, *extra) if a != "q3"]
+
+
+@slow
+@cluster
 def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputing(data_dir, tmp_path):
     pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
     store = tmp_path / "r"
-    proc = subprocess.Popen(_run(data_dir, store, "--executor", "ray"), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_q4(data_dir, store, "--executor", "ray"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     work = store / ".work" / "smoke"
     deadline = time.monotonic() + 600
@@ -102,7 +129,7 @@ def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputi
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the cluster it started
     proc.wait(timeout=60)
     finished = len(list(work.glob("q4-*/*-seed0.pt")))
-    rerun = subprocess.run(_run(data_dir, store, "--executor", "local"), capture_output=True, text=True,
+    rerun = subprocess.run(_q4(data_dir, store, "--executor", "local"), capture_output=True, text=True,
                            timeout=900)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     said = rerun.stdout + rerun.stderr
@@ -110,6 +137,7 @@ def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputi
     assert kept >= finished >= len(done), said
 
 
+@slow
 @pytest.mark.parametrize("when", ["running", "starting"])
 def test_local_workers_exit_when_their_driver_is_killed(tmp_path, when):
     """A driver killed outright cannot stop its worker processes; they notice and exit on their own, also
@@ -163,28 +191,39 @@ def _slurm() -> None:
         pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
 
 
-def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):
-    """With relative --data-dir and --store, as users type them: the jobs start in the code snapshot."""
+@slow
+@cluster
+def test_slurm_stores_the_same_numbers_as_local(data_dir, smoke_build, tmp_path):
+    """With relative --data-dir and --store, as users type them: the jobs start in the code snapshot. The
+    local tables are the smoke build's (the same settings, in worker processes)."""
     _slurm()
     (tmp_path / "data").symlink_to(data_dir)
-    for executor in ("local", "slurm"):
-        args = [a for a in _run(Path("data"), Path(executor), "--executor", executor) if a != "q4"]
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
-    local, slurm = _tables(tmp_path / "local", "q3"), _tables(tmp_path / "slurm", "q3")
+    args = [a for a in _run(Path("data"), Path("slurm"), "--executor", "slurm") if a != "q4"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    local, slurm = _tables(smoke_build.store, "q3"), _tables(tmp_path / "slurm", "q3")
     for name in local:
         pd.testing.assert_frame_equal(local[name], slurm[name], check_exact=True, obj=f"q3.{name}")
     assert list((tmp_path / "slurm" / ".slurm").glob("code-*/experiments/q3.py")), "jobs ran a snapshot"
 
 
+def _running_slurm_jobs(store: Path) -> list[str]:
+    """This build's running jobs: those that start in its code snapshot, under its store."""
+    out = subprocess.run(["squeue", "-h", "-t", "R", "-n", "assignment-report", "-o", "%i %Z"],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    jobs = (line.split(" ", 1) for line in out.splitlines())
+    return [job for job, folder in jobs if folder.startswith(f"{store.resolve()}/")]
+
+
+@slow
+@cluster
 def test_a_cancelled_slurm_job_is_submitted_again_and_each_unit_stored_once(data_dir, tmp_path):
     _slurm()
     store = tmp_path / "r"
-    args = [a for a in _run(data_dir, store, "--executor", "slurm", "--set", "q4.epochs=3") if a != "q3"]
+    args = _q4(data_dir, store, "--executor", "slurm", "--set", "q4.epochs=3")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
-    while not (running := subprocess.run(["squeue", "-h", "-t", "R", "-n", "assignment-report", "-o", "%i"],
-                                         capture_output=True, text=True).stdout.split()):  # fmt: skip
+    while not (running := _running_slurm_jobs(store)):
         assert proc.poll() is None and time.monotonic() < deadline, "no Slurm job started"
         time.sleep(0.2)
     subprocess.run(["scancel", running[0]], check=True)
@@ -195,7 +234,8 @@ def test_a_cancelled_slurm_job_is_submitted_again_and_each_unit_stored_once(data
     assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 6
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
+@slow
+@pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=cluster)])
 def test_a_failing_unit_is_named_in_one_line_and_the_others_are_kept(data_dir, tmp_path, executor):
     import dataclasses
 

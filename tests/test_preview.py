@@ -51,6 +51,7 @@ def _outside_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+@pytest.mark.browser
 def test_the_page_follows_each_save_shows_errors_and_recovers(smoke_build, tmp_path):
     from playwright import sync_api
 
