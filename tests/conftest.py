@@ -73,9 +73,13 @@ def copy_project(tmp_path: Path) -> Path:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that reads the smoke build needs one (half a minute of training and printing): it is slow.
-    The files with the most test time run first (a cluster test counts as about 200 unit tests, a slow one
-    as 50), so pytest-xdist, which hands out one test at a time (``--maxschedchunk 1``), does not end on a
-    lone long test; each file's own order is kept, so a module's fixtures are made at most once a worker."""
+
+    The order, for pytest-xdist, which hands each worker two tests and then one at a time as it finishes
+    (``--maxschedchunk 1``): the Slurm tests first, so the first worker runs them one after the other (the
+    cluster has as many cores as this machine; side by side they would queue each other's jobs and leave
+    the cores idle), then the Ray tests, then the files with the most test time (a cluster test counts as
+    about 200 unit tests, a slow one as 50), so the run does not end on a lone long test. A file's own
+    order is kept otherwise, so a module's fixtures are made at most once a worker."""
     for item in items:
         if "smoke_build" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
@@ -83,7 +87,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         cost = 200 if item.get_closest_marker("cluster") else 50 if item.get_closest_marker("slow") else 1
         weight[item.nodeid.split("::")[0]] = weight.get(item.nodeid.split("::")[0], 0) + cost
-    items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])  # stable: a file's order is kept
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        cluster = item.get_closest_marker("cluster")
+        kind = cluster.args[0] if cluster and cluster.args else None
+        return {"slurm": 0, "ray": 1}.get(kind, 2), -weight[item.nodeid.split("::")[0]]
+
+    items.sort(key=order)  # stable
 
 
 def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:

@@ -180,7 +180,8 @@ def demo(opts) -> None:
     bar = tracked()
     next(bar)
     del bar  # the finaliser runs here: Python cannot raise from it
-    time.sleep(5)
+    for _ in range(100):  # training steps: the interrupt lands at the first one's end, or never
+        time.sleep(0.05)
     print("trained on after the interrupt")
 
 sys.argv = ["build.py", "demo"]
@@ -280,6 +281,7 @@ def _without_root_powers(cmd: list[str]) -> list[str]:
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *cmd]
 
 
+@pytest.mark.slow  # three builds of q1
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping root's file-permission override needs root")
 def test_permission_errors_are_one_line_naming_the_path(data_dir, tmp_path):
     import subprocess
@@ -316,6 +318,7 @@ def test_permission_errors_are_one_line_naming_the_path(data_dir, tmp_path):
     assert f"the output folder {out} is not writable; pass a writable --out" in proc.stderr
 
 
+@pytest.mark.slow  # two builds of q1
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small filesystem needs root")
 def test_a_real_full_disk_is_one_line_leaves_no_temporary_files_and_the_rerun_recovers(data_dir, tmp_path):
     """A 1 MiB tmpfs filled to a few kilobytes short of what one run writes."""
