@@ -87,6 +87,12 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir,
     assert "torch" not in imported and "experiments" not in imported
 
 
+# Q3's smoke run takes a few seconds, and a fast machine finishes it within a second of its first kept sweep
+# point: an interrupt sent then lands after the result is stored, and nothing is left to resume. Training
+# the early-stopping stage and the final seeds for 300 epochs leaves seconds of work after that point.
+LONG_Q3 = ["--set", "q3.max_epochs=300", "--set", "q3.patience=299"]
+
+
 def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not list(folder.glob(pattern)):
@@ -97,7 +103,7 @@ def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float
 
 def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, data_dir):
     store = tmp_path / "results"
-    args = smoke_all(data_dir, store, tmp_path / "build", *SMOKE_SETS, "--format", "html")
+    args = smoke_all(data_dir, store, tmp_path / "build", *SMOKE_SETS, *LONG_Q3, "--format", "html")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(store, "smoke/q2/current", proc)
     # q3 has kept a finished sweep point: a checkpoint, not any file (the session ledger's temporary file
@@ -125,7 +131,9 @@ def test_a_run_resumed_after_an_interrupt_records_the_time_of_both_sessions(tmp_
     """The run record's start and duration cover the whole run, not only the session that finished it;
     SIGTERM (timeout, a scheduler's time limit) ends a build as Ctrl-C does."""
     store = tmp_path / "results"
-    args = build_cmd("run", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store))
+    args = build_cmd(
+        "run", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store), *LONG_Q3
+    )
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for(store, ".work/smoke/q3-*/*.pt", proc)  # a sweep point is kept: there is work to resume
     time.sleep(1)
