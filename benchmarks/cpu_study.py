@@ -33,7 +33,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments import convexity, data, kit, q1, q2, q3, stacked  # noqa: E402
+from experiments import configs, convexity, data, kit, q1, q2, q3, stacked  # noqa: E402
 
 SIZES = [784, 128, 64, 32, 10]
 MACS = sum(a * b for a, b in zip(SIZES, SIZES[1:], strict=False))
@@ -81,7 +81,7 @@ def hessians_per_second(data_dir: Path, exp: str, points: int) -> tuple[float, f
     on a row-major design matrix, Q2's logits through the hidden layer, torch's eigvalsh); after, the
     closed form on the column-major matrix with NumPy's eigvalsh, as the runs compute it now."""
     mod = {"q1": q1, "q2": q2}[exp]
-    cfg = mod.PROFILES["full"]
+    cfg = configs.get(exp).PROFILES["full"]
     x, y = convexity.binary_task(data_dir, cfg.digits, cfg.samples, cfg.pool, 0, torch.device("cpu"))
     thetas, _ = mod.sampler(cfg, x, torch.device("cpu"))(points, torch.Generator().manual_seed(0))
     rows = x.contiguous()  # the layout before

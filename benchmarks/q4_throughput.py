@@ -24,6 +24,7 @@ from torch import nn  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments import models, q4  # noqa: E402
+from experiments.configs.q4 import PROFILES  # noqa: E402
 from experiments.kit import device_name, resolve_device  # noqa: E402
 
 H100_ANCHORS: dict[str, float] = {  # images/s, batch 512, bf16 autocast + channels_last
@@ -38,7 +39,7 @@ H100_ANCHORS: dict[str, float] = {  # images/s, batch 512, bf16 autocast + chann
 
 def throughput(name: str, device: torch.device, batch: int, steps: int, warmup: int) -> float:
     """Images per second over ``steps`` timed training steps, after ``warmup`` untimed ones."""
-    cfg = q4.PROFILES["full"]
+    cfg = PROFILES["full"]
     torch.manual_seed(0)
     model = q4.build(name, 10, device).train()
     opt = q4.optimizer(model, cfg)

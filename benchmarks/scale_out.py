@@ -31,6 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as build.py: idle threads
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments import executors, kit, q3  # noqa: E402
+from experiments.configs.q3 import PROFILES  # noqa: E402
 from report.core.store import Store  # noqa: E402
 
 
@@ -60,7 +61,7 @@ def stages(store: Store, profile: str) -> dict[str, list[float]]:
 
 def measure(data_dir: Path, points: int, epochs: int) -> tuple[float, float]:
     """Seconds for ``points`` Q3 sweep points, one thread each: here in order, then on 2 Ray workers."""
-    cfg = dataclasses.replace(q3.PROFILES["quick"], cpu_threads=1, sweep_epochs=epochs)
+    cfg = dataclasses.replace(PROFILES["quick"], cpu_threads=1, sweep_epochs=epochs)
     lrs = [10 ** (-3 + 2 * i / max(1, points - 1)) for i in range(points)]
     units = [
         kit.Unit(

@@ -1,11 +1,13 @@
 """Experiments by name: ``experiments.get("q3")`` returns the module that runs question 3.
 
 The names, their order and what each stores come from ``experiments/manifest.toml``. Every experiment
-module defines the same small interface, so adding one is adding a file and a manifest entry:
+module defines the same small interface, so adding one is adding two files and a manifest entry:
 
-- ``Config``: a frozen dataclass of plain data; ``PROFILES``: ``{"smoke" | "quick" | "full": Config}``
-  (an experiment whose full study needs a GPU says so in the manifest: see report/core/reference.py);
-- ``run(cfg, ctx) -> Output``: the tidy tables the manifest lists, plus a headline metric.
+- in ``experiments/configs/<name>.py``, without torch: ``Config``, a frozen dataclass of plain data, and
+  ``PROFILES``: ``{"smoke" | "quick" | "full": Config}`` (an experiment whose full study needs a GPU says
+  so in the manifest: see report/core/reference.py);
+- in ``experiments/<name>.py``: ``run(cfg, ctx) -> Output``, the tidy tables the manifest lists, plus a
+  headline metric.
 """
 
 from __future__ import annotations

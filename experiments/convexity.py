@@ -24,22 +24,10 @@ from torch.func import jacfwd, jacrev
 
 from experiments import data
 from experiments.kit import Output, RunContext
-from report.core.errors import ConfigError
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # n -> (points, scales)
 CHUNK = 256  # segments per batch: bounds memory at (CHUNK, samples, hidden units) activations
-
-
-def validate(exp: str, cfg: Any) -> None:
-    """One-line errors for the settings Q1 and Q2 share."""
-    digits = cfg.digits
-    if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
-        raise ConfigError(f"{exp}.digits={digits}: give two different digits 0-9, e.g. {exp}.digits=3,8")
-    if cfg.pool < 1 or 28 % cfg.pool:
-        raise ConfigError(f"{exp}.pool={cfg.pool}: the pooling factor must divide 28 (1, 2, 4, 7, 14 or 28)")
-    if not cfg.scale_min < cfg.scale_max:
-        raise ConfigError(f"{exp}.scale_min and scale_max: need scale_min < scale_max")
 
 
 def cross_entropy(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -13,9 +13,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from report.core import manifest
+from report.core.config import field_hints, profile_config
 from report.core.errors import DataError
 from report.core.freshness import Request
-from report.core.settings import config_fields, config_literal
 
 
 @dataclass(frozen=True)
@@ -119,16 +119,16 @@ def unobtainable(names: list[str], data_dir: Path) -> tuple[list[str], list[str]
 
 def check_before_torch(names: list[str], request: Request) -> None:
     """Datasets that are absent and cannot be downloaded stop the build within a second, before torch is
-    imported. The dataset an experiment reads comes from ``--set`` or, read without importing, from its
-    profile's config; a name its source does not state literally is left to the runner's check (which
-    also downloads)."""
+    imported. The dataset an experiment reads comes from ``--set`` or from its profile's config (its
+    torch-free config module); an unknown ``--set`` key is left to the runner's one-line error."""
     wanted = []
     for name in names:
         entry = manifest.load().get(name)
         given = request.overrides.get(name, {})
         fields = [d[1:-1] for d in entry.datasets if d.startswith("{")]
-        config = {f: given.get(f) or config_literal(name, request.own_profile(name), f) for f in fields}
-        if None not in config.values() and set(given) <= config_fields(name):  # else the runner says
+        profile = profile_config(name, request.own_profile(name))
+        config = {f: given.get(f) or getattr(profile, f, None) for f in fields}
+        if None not in config.values() and set(given) <= set(field_hints(name)):  # else the runner says
             wanted += entry.dataset_names(config)
     problems, _ = unobtainable(wanted, request.data_dir)
     if problems:

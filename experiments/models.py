@@ -100,7 +100,7 @@ REGISTRY: dict[str, ModelSpec] = {
     "resnet101": ModelSpec("ResNet-101", _resnet(tvm.resnet101), _RESNET_AS_18.format("resnet101")),
 }
 
-NAMES: tuple[str, ...] = tuple(REGISTRY)
+NAMES: tuple[str, ...] = tuple(REGISTRY)  # what q4.models chooses from: experiments/configs/q4.py MODELS
 
 
 def spec(name: str) -> ModelSpec:

@@ -9,52 +9,16 @@ CE along a ray).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated
 
 import pandas as pd
 import torch
 
 from experiments import convexity as cx
+from experiments.configs.q1 import Config
 from experiments.kit import Output, RunContext
-from report.core.config import Range
 
 COUNTEREXAMPLE = (-4.0, 0.0)  # two logits of one sample with y = 1 whose MSE midpoint breaks convexity
 RAY = (1.0, 2.0, 4.0, 8.0, 16.0)  # multiples of the trained parameters: CE along a ray
-
-
-@dataclass(frozen=True)
-class Config:
-    # the binary task; digits[1] is the positive class
-    digits: Annotated[tuple[int, ...], Range(0, 9)] = (0, 1)
-    # training images (a random subset of the two digits)
-    samples: Annotated[int, Range(1, 1_000_000)] = 1024
-    # average pooling: 28x28 -> 7x7 = 49 features (+ bias) keeps Hessians small
-    pool: Annotated[int, Range(1, 28)] = 4
-    # random parameter points with an exact Hessian, per loss
-    points: Annotated[int, Range(1, 10_000)] = 50
-    # random segments in the midpoint test (the same for both losses)
-    segments: Annotated[int, Range(1, 10_000_000)] = 2000
-    # typical |logit| at a random point, drawn log-uniformly between these two
-    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = 0.1
-    scale_max: Annotated[float, Range(0, 1e6, lo_open=True)] = 30.0
-    # a midpoint excess above rtol x mean |endpoint loss| is a violation
-    rtol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-9
-    # relative min eigenvalue below -eig_tol counts as negative curvature
-    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-6
-    # full-batch Adam steps (CE) for the point the loss slices pass through
-    train_steps: Annotated[int, Range(1, 1_000_000)] = 500
-    lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.05  # Adam learning rate for that point
-
-    def validate(self) -> None:
-        cx.validate("q1", self)
-
-
-PROFILES: dict[str, Config] = {
-    "smoke": Config(samples=256, points=8, segments=400, train_steps=100),
-    "quick": Config(samples=2048, points=100, segments=5000),
-    "full": Config(samples=12_000, pool=2, points=200, segments=20_000, train_steps=2000),
-}
 
 
 def logits(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

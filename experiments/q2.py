@@ -11,59 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated
 
 import pandas as pd
 import torch
 
 from experiments import convexity as cx
+from experiments.configs.q2 import Config
 from experiments.kit import Output, RunContext
-from report.core.config import Range
-from report.core.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Config:
-    # the binary task; digits[1] is the positive class
-    digits: Annotated[tuple[int, ...], Range(0, 9)] = (0, 1)
-    # training images (a random subset of the two digits)
-    samples: Annotated[int, Range(1, 1_000_000)] = 1024
-    pool: Annotated[int, Range(1, 28)] = 4  # average pooling: 28x28 -> 7x7 = 49 features (+ bias)
-    # linear hidden units: 4 x 50 + 4 + 1 = 205 parameters at pool 4
-    hidden: Annotated[int, Range(1, 1000)] = 4
-    # random parameter points with an exact Hessian, per loss (the origin is separate)
-    points: Annotated[int, Range(1, 10_000)] = 20
-    # random segments in the midpoint test (the same for both losses)
-    segments: Annotated[int, Range(1, 10_000_000)] = 2000
-    # typical |logit| at a random point, drawn log-uniformly between these two
-    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = 0.1
-    scale_max: Annotated[float, Range(0, 1e6, lo_open=True)] = 30.0
-    # a midpoint excess above rtol x mean |endpoint loss| is a violation
-    rtol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-9
-    # relative min eigenvalue below -eig_tol counts as negative curvature
-    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-6
-    # full-batch Adam steps for the trained point of the sign-flip counterexample
-    train_steps: Annotated[int, Range(1, 1_000_000)] = 500
-    lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.02  # Adam learning rate for those points
-    # the contour plot spans [-range, range]^2 in (w1, w2)
-    surface_range: Annotated[float, Range(0, 1e3, lo_open=True)] = 3.0
-    # grid points per axis (odd, so the origin is on the grid)
-    surface_points: Annotated[int, Range(3, 1001)] = 61
-
-    def validate(self) -> None:
-        cx.validate("q2", self)
-        if self.surface_points % 2 == 0:
-            raise ConfigError(
-                f"q2.surface_points={self.surface_points}: give an odd number (the grid must hold the origin)"
-            )
-
-
-PROFILES: dict[str, Config] = {
-    "smoke": Config(samples=256, hidden=2, points=4, segments=400, train_steps=100, surface_points=31),
-    "quick": Config(samples=2048, points=40, segments=5000),
-    "full": Config(samples=12_000, pool=2, hidden=4, points=100, segments=20_000, train_steps=2000),
-}
 
 
 def logits(theta: torch.Tensor, x: torch.Tensor, hidden: int) -> torch.Tensor:

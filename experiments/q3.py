@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Literal
 
 import pandas as pd
 import torch
@@ -37,74 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments import data, datasets, halving, kit, stacked
+from experiments.configs.q3 import Config
 from experiments.kit import Output, RunContext
-from report.core.config import Range, check_settings
 from report.core.errors import ConfigError
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
 POINT_KEYS = ["study", "optimizer", "lr", "batch_size", "lr_scaled"]  # what identifies a sweep point
 Point = tuple[str, str, float, int, bool]  # those keys' values
-
-
-@dataclass(frozen=True)
-class Config:
-    dataset: Literal["mnist", "fashion-mnist"] = "mnist"
-    # training images (taken after the validation images)
-    n_train: Annotated[int, Range(1, 10_000_000)] = 50_000
-    # held out from the training set for every choice the study makes
-    n_val: Annotated[int, Range(1, 10_000_000)] = 10_000
-    # test images, a seeded random subset when below the full 10k
-    n_test: Annotated[int, Range(1, 10_000_000)] = 10_000
-    optimizers: tuple[str, ...] = OPTIMIZERS
-    lrs: Annotated[tuple[float, ...], Range(0, 10, lo_open=True)] = (
-        1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0
-    )  # fmt: skip
-    # batch size of the learning-rate sweep and the reference for linear scaling
-    base_batch: Annotated[int, Range(1, 65536)] = 128
-    batch_sizes: Annotated[tuple[int, ...], Range(1, 65536)] = (32, 128, 512, 2048)
-    # epochs of the sweep points that reach the last rung
-    sweep_epochs: Annotated[int, Range(1, 1000)] = 10
-    # each rung keeps the best 1/halving of its points (1: every point trains sweep_epochs)
-    halving: Annotated[int, Range(1, 100)] = 3
-    # successive-halving rungs: each trains halving times longer than the one before
-    rungs: Annotated[int, Range(1, 10)] = 3
-    max_epochs: Annotated[int, Range(2, 1000)] = 30  # length of the early-stopping run's schedule
-    # epochs without a new best validation score before training stops
-    patience: Annotated[int, Range(1, 1000)] = 5
-    monitor: Literal["val_acc", "val_loss"] = "val_acc"  # what "validation improves" means
-    # final models, for the mean ± interval of test accuracy
-    seeds: Annotated[int, Range(2, 100)] = 3
-    # confidence level of the Student-t interval for the mean over seeds
-    ci_level: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.95
-    # misclassified test digits kept per final model (most confident first)
-    n_misclassified: Annotated[int, Range(0, 1000)] = 24
-    # points trained together as one stacked network (one unit for an executor)
-    max_stack: Annotated[int, Range(1, 1024)] = 64
-    # each stage is cut into about this many units, whatever the machine (see kit.split)
-    units: Annotated[int, Range(1, 1024)] = 4
-    # threads per unit on CPU (0: every core); more cores run more units at once
-    cpu_threads: Annotated[int, Range(0, 1024)] = 1
-
-    def validate(self) -> None:
-        """The rules between fields; each field's own range is declared with it (``Range``)."""
-        unknown = ", ".join(sorted(set(self.optimizers) - set(OPTIMIZERS)))
-        check_settings(
-            (not unknown, f"q3.optimizers: unknown {unknown}; choose from {', '.join(OPTIMIZERS)}"),
-            (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
-             "reference for linear scaling)"),
-            (self.patience < self.max_epochs, "q3.patience must be below q3.max_epochs"),
-        )  # fmt: skip
-
-
-# fmt: off
-PROFILES: dict[str, Config] = {
-    "smoke": Config(n_train=2_000, n_val=1_000, n_test=1_000, lrs=(1e-3, 1e-1), batch_sizes=(64, 256),
-                    base_batch=64, sweep_epochs=2, max_epochs=4, patience=2, n_misclassified=8),
-    "quick": Config(n_train=20_000, n_val=5_000, lrs=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), sweep_epochs=3,
-                    max_epochs=15, patience=4),
-    "full": Config(),
-}
-# fmt: on
 
 
 # ---- model ------------------------------------------------------------------------------------------

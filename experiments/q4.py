@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import pandas as pd
 import torch
@@ -23,61 +23,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from experiments import data, datasets, kit, models
+from experiments.configs.q4 import Config
 from experiments.kit import Output, RunContext, save_atomic, seed_everything
-from report.core.config import Range
 from report.core.errors import ConfigError
-
-Dataset = Literal["svhn", "fashion-mnist", "mnist", "cifar10"]
-
-
-@dataclass(frozen=True)
-class Config:
-    dataset: Dataset = "svhn"
-    models: tuple[str, ...] = models.NAMES
-    # independent trainings per model; seed i uses ctx.seed + i
-    seeds: Annotated[int, Range(1, 100)] = 3
-    epochs: Annotated[int, Range(1, 1000)] = 12
-    batch_size: Annotated[int, Range(1, 65536)] = 512
-    # peak of the triangular one-cycle schedule (linear warm-up, then linear decay to 0)
-    lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.1
-    warmup: Annotated[float, Range(0, 1, hi_open=True)] = 0.2  # fraction of steps spent warming up
-    momentum: Annotated[float, Range(0, 1, hi_open=True)] = 0.9  # SGD with Nesterov momentum
-    # on weights only, not on biases or batch-norm parameters
-    weight_decay: Annotated[float, Range(0, 1)] = 5e-4
-    label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.1
-    # max global gradient norm: keeps the models without batch norm from diverging
-    grad_clip: Annotated[float, Range(0, 1e6, lo_open=True)] = 2.0
-    # held out from the training split, used for the per-epoch curves
-    val_size: Annotated[int, Range(1, 10_000_000)] = 5000
-    # training images used (0 = all that remain after the validation hold-out)
-    train_subset: Annotated[int, Range(0, 10_000_000)] = 0
-    # test images used (0 = the whole test split)
-    test_subset: Annotated[int, Range(0, 10_000_000)] = 0
-    eval_batch_size: Annotated[int, Range(1, 65536)] = 500
-
-    def validate(self) -> None:
-        unknown = [m for m in self.models if m not in models.NAMES]
-        if unknown or not self.models:
-            raise ConfigError(
-                f"q4.models: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(models.NAMES)}"
-            )
-        if self.train_subset and self.train_subset < self.batch_size:
-            raise ConfigError(
-                f"q4.train_subset={self.train_subset} is smaller than one batch "
-                f"(batch_size={self.batch_size})"
-            )
-
-
-# fmt: off
-PROFILES: dict[str, Config] = {
-    # CPU-sized: ResNet-101 trains at a few images per second on two cores, so these are pipeline checks
-    "smoke": Config(seeds=1, epochs=1, batch_size=8, lr=0.02, val_size=8, train_subset=8, test_subset=16,
-                    eval_batch_size=16),
-    "quick": Config(seeds=1, epochs=3, batch_size=32, lr=0.05, val_size=100, train_subset=400,
-                    test_subset=400, eval_batch_size=100),
-    "full": Config(),
-}
-# fmt: on
 
 # Random translation for every dataset (pixels of zero padding each side); horizontal flips only where a
 # mirrored image is still an image of the same class (never for digits).

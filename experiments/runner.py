@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 import experiments
-from experiments import data, datasets
+from experiments import configs, data, datasets
 from experiments.kit import RunContext, device_name, resolve_device, seed_everything
 from report.core import fingerprint as fp
 from report.core import freshness, manifest
@@ -67,7 +67,8 @@ def resolve(names: list[str], request: Request) -> list[tuple[str, ModuleType, A
     out = []
     for name in names:
         module = experiments.get(name)
-        config = apply_overrides(name, module.PROFILES[request.own_profile(name)], overrides.get(name, {}))
+        profile = configs.get(name).PROFILES[request.own_profile(name)]
+        config = apply_overrides(name, profile, overrides.get(name, {}))
         out.append((name, module, config))
     return out
 

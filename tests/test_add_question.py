@@ -1,4 +1,4 @@
-"""Adding a question touches only new files and one manifest entry (the README's recipe, end to end)."""
+"""Adding a question touches only new files and one manifest entry (the recipe in docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,10 @@ from tests.conftest import SMOKE_SETS, copy_project
 
 pytestmark = pytest.mark.slow
 
-EXPERIMENT = '''
-"""Q5: how balanced are MNIST's training classes?"""
+CONFIG = '''
+"""Q5's settings."""
 
 from dataclasses import dataclass
-
-import pandas as pd
-import torch
-
-from experiments import data
-from experiments.kit import Output, RunContext
 
 
 @dataclass(frozen=True)
@@ -34,6 +28,17 @@ class Config:
 
 
 PROFILES = {"smoke": Config(), "quick": Config(), "full": Config()}
+'''
+
+EXPERIMENT = '''
+"""Q5: how balanced are MNIST's training classes?"""
+
+import pandas as pd
+import torch
+
+from experiments import data
+from experiments.configs.q5 import Config
+from experiments.kit import Output, RunContext
 
 
 def run(cfg: Config, ctx: RunContext) -> Output:
@@ -83,6 +88,7 @@ def test_a_fifth_question_from_new_files_and_one_manifest_entry(smoke_build, dat
     pypdf = pytest.importorskip("pypdf")
     project = copy_project(tmp_path)
     (project / "experiments" / "q5.py").write_text(textwrap.dedent(EXPERIMENT))
+    (project / "experiments" / "configs" / "q5.py").write_text(textwrap.dedent(CONFIG))
     (project / "report" / "questions" / "q5.py").write_text(textwrap.dedent(CONTEXT))
     (project / "templates" / "q5.md.j2").write_text(TEMPLATE)
     with open(project / "experiments" / "manifest.toml", "a", encoding="utf-8") as fh:

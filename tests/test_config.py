@@ -1,11 +1,15 @@
 import math
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
 import pytest
 
+from experiments import configs
 from report.core.config import apply_overrides, check_profile, default_profile, parse_overrides
 from report.core.errors import ConfigError
+from tests.conftest import ROOT
 
 
 @dataclass(frozen=True)
@@ -68,20 +72,17 @@ def test_profiles(monkeypatch):
     assert default_profile() == "full", "the whole study, whatever the machine (tests/test_reference.py)"
 
 
-def test_every_numeric_setting_declares_its_range_and_the_settings_layer_reads_the_same():
-    """The one range rule needs a range on every int and float field of every experiment; the torch-free
-    settings layer reads them from the source, so the two must agree field by field."""
+def test_every_numeric_setting_declares_a_bounded_range():
+    """The one range rule needs a range on every int and float field of every experiment's ``Config``."""
     import dataclasses
     import typing
 
-    import experiments
-    from report.core import manifest, settings
-    from report.core.config import Range
+    from report.core import manifest
+    from report.core.config import Range, field_hints
 
     for name in manifest.load().names:
-        config = experiments.get(name).Config
-        hints = typing.get_type_hints(config, include_extras=True)
-        read = settings.config_annotations(name)
+        config = configs.get(name).Config
+        hints = field_hints(name)
         for f in dataclasses.fields(config):
             hint = hints[f.name]
             base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
@@ -89,7 +90,28 @@ def test_every_numeric_setting_declares_its_range_and_the_settings_layer_reads_t
             declared = next((a for a in typing.get_args(hint) if isinstance(a, Range)), None)
             if item in (int, float):
                 assert declared is not None and math.isfinite(declared.hi), f"{name}.{f.name} has no bound"
-                assert read[f.name][1] == declared, f"{name}.{f.name}"
+
+
+def test_the_settings_layer_reads_configs_without_torch():
+    """``report.toml``, ``--set`` and freshness read each experiment's real ``Config`` from its config
+    module, and importing every one of them (and checking a value) never imports torch."""
+    code = (
+        "import sys\n"
+        "from report.core import manifest\n"
+        "from report.core.config import canonical, profile_config\n"
+        "for name in manifest.load().names:\n"
+        "    profile_config(name, 'full')\n"
+        "assert canonical('q3', 'lrs', '1e-3, 0.1', '--set q3.lrs') == '0.001,0.1'\n"
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_experiment_without_a_config_module_is_one_line_naming_the_file():
+    with pytest.raises(ConfigError, match=r"experiments/configs/q9\.py: no such file") as err:
+        configs.get("q9")
+    assert "\n" not in str(err.value)
 
 
 def test_a_range_in_the_settings_file_names_the_file_and_line(tmp_path, monkeypatch):
@@ -101,3 +123,9 @@ def test_a_range_in_the_settings_file_names_the_file_and_line(tmp_path, monkeypa
         ConfigError, match=r"report.toml:4: label_smoothing=5.0: give a finite number in \[0, 1\)"
     ):
         settings.load(path)
+
+
+def test_the_q4_config_chooses_from_the_model_registry_in_its_order():
+    from experiments import models
+
+    assert configs.get("q4").MODELS == models.NAMES

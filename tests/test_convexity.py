@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from experiments import configs, runner
 from experiments import convexity as cx
 from experiments import q1 as exp_q1
 from experiments import q2 as exp_q2
-from experiments import runner
 from report import render
 from report.core.config import apply_overrides
 from report.core.errors import ConfigError, EvidenceError
@@ -141,9 +141,8 @@ def test_sign_flip_keeps_the_function_and_its_midpoint_is_constant() -> None:
     ],
 )
 def test_invalid_settings_are_rejected_with_the_setting_named(exp: str, key: str, value: str) -> None:
-    module = {"q1": exp_q1, "q2": exp_q2}[exp]
     with pytest.raises(ConfigError, match=rf"{exp}\.{key}"):
-        apply_overrides(exp, module.PROFILES["smoke"], {key: value})
+        apply_overrides(exp, configs.get(exp).PROFILES["smoke"], {key: value})
 
 
 # ---- MNIST-format digits: the smoke profile end to end -------------------------------------------

@@ -249,10 +249,11 @@ def test_a_failing_unit_is_named_in_one_line_and_the_others_are_kept(data_dir, t
     import torch
 
     from experiments import executors, kit, q3
+    from experiments.configs.q3 import PROFILES
 
     if executor == "ray":
         pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
-    cfg = dataclasses.replace(q3.PROFILES["smoke"], sweep_epochs=1)
+    cfg = dataclasses.replace(PROFILES["smoke"], sweep_epochs=1)
     good = [
         kit.Unit(f"good-{i}", q3.sweep_unit, (cfg, data_dir, 0, "cpu", [("lr", "adam", lr, 32, False)], 1))
         for i, lr in enumerate((1e-3, 1e-2))

@@ -65,11 +65,11 @@ def test_a_data_edit_that_keeps_size_and_mtime_is_seen(tmp_path):
 
 
 def test_a_set_that_repeats_the_profiles_own_value_is_no_config_change():
-    from experiments import q1
+    from experiments.configs.q1 import PROFILES
     from report.core.freshness import Request
 
     plain = Request("smoke").config_part("q1")
-    own = q1.PROFILES["smoke"].segments
+    own = PROFILES["smoke"].segments
     assert Request("smoke", {"q1": {"segments": str(own)}}).config_part("q1") == plain
     assert Request("smoke", {"q1": {"segments": str(own + 1)}}).config_part("q1") != plain
     assert Request("full", {"q4": {"dataset": "svhn"}}).config_part("q4") == Request("full").config_part("q4")

@@ -15,6 +15,7 @@ import torch
 from scipy import stats
 
 from experiments import halving, kit, q3
+from experiments.configs.q3 import PROFILES
 from experiments.kit import Output, RunContext
 from report import render
 from report.core.config import apply_overrides
@@ -40,13 +41,13 @@ def test_model_maps_images_to_ten_logits_with_the_specified_parameter_count() ->
 
 def test_invalid_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="rmsprop"):
-        apply_overrides("q3", q3.PROFILES["smoke"], {"optimizers": "sgd,rmsprop"})
+        apply_overrides("q3", PROFILES["smoke"], {"optimizers": "sgd,rmsprop"})
     with pytest.raises(ConfigError, match="base_batch"):
-        apply_overrides("q3", q3.PROFILES["smoke"], {"base_batch": "100"})
+        apply_overrides("q3", PROFILES["smoke"], {"base_batch": "100"})
     with pytest.raises(ConfigError, match="seeds"):
-        apply_overrides("q3", q3.PROFILES["smoke"], {"seeds": "1"})
+        apply_overrides("q3", PROFILES["smoke"], {"seeds": "1"})
     with pytest.raises(ConfigError, match="cpu_threads"):
-        apply_overrides("q3", q3.PROFILES["smoke"], {"cpu_threads": "-1"})
+        apply_overrides("q3", PROFILES["smoke"], {"cpu_threads": "-1"})
 
 
 def test_cpu_threads_is_scoped_to_the_block() -> None:
@@ -137,7 +138,7 @@ def test_an_interval_that_does_not_match_the_final_models_stops_the_build(tmp_pa
 # ---- the smoke run on generated MNIST-format digits --------------------------------------------
 def _run(data_dir: Path, workdir: Path) -> Output:
     ctx = RunContext(device=torch.device("cpu"), seed=0, data_dir=data_dir, workdir=workdir)
-    return q3.run(q3.PROFILES["smoke"], ctx)
+    return q3.run(PROFILES["smoke"], ctx)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ def smoke_runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 def test_smoke_run_produces_every_table(smoke_runs) -> None:
     out, _, _ = smoke_runs
-    cfg = q3.PROFILES["smoke"]
+    cfg = PROFILES["smoke"]
     assert set(out.tables) == TABLES
     sweep = out.tables["sweep"]
     assert set(sweep["study"]) == {"lr", "grid", "scaling", "epochs"}
@@ -341,7 +342,7 @@ def synthetic_tables(best_epoch: int = 5) -> dict[str, pd.DataFrame]:
 
 def _context(tmp_path: Path, tables: dict[str, pd.DataFrame], **overrides: object) -> dict:
     cfg = dataclasses.replace(
-        q3.PROFILES["smoke"],
+        PROFILES["smoke"],
         lrs=LRS,
         base_batch=128,
         batch_sizes=(32, 128, 512),
@@ -374,7 +375,7 @@ def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp
     whole = synthetic_tables()
     whole["splits"].loc[whole["splits"]["split"] == "train_available", "images"] = 6000
     whole["splits"].loc[whole["splits"]["split"] == "test_available", "images"] = N_TEST
-    full = q3.PROFILES["full"]
+    full = PROFILES["full"]
     budget = {k: getattr(full, k) for k in ("sweep_epochs", "max_epochs", "lrs", "batch_sizes", "seeds")}
     unreduced = text_of(whole, "b", **budget)
     assert "reduced budget" not in unreduced and "Trained that way on all 6,000 training images" in unreduced

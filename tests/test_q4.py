@@ -16,6 +16,7 @@ import scipy.io
 import torch
 
 from experiments import data, datasets, kit, models, q4
+from experiments.configs.q4 import PROFILES, Config
 from experiments.kit import RunContext
 from report import format as fmt
 from report import render
@@ -111,10 +112,10 @@ def test_one_cycle_schedule_warms_up_then_decays_to_zero() -> None:
 
 def test_config_rejects_unknown_models_and_batches_larger_than_the_subset() -> None:
     with pytest.raises(ConfigError, match="unknown foo"):
-        apply_overrides("q4", q4.PROFILES["smoke"], {"models": "lenet5,foo"})
+        apply_overrides("q4", PROFILES["smoke"], {"models": "lenet5,foo"})
     with pytest.raises(ConfigError, match="smaller than one batch"):
-        apply_overrides("q4", q4.PROFILES["smoke"], {"batch_size": "64"})
-    assert apply_overrides("q4", q4.PROFILES["full"], {"dataset": "fashion-mnist"}).dataset == "fashion-mnist"
+        apply_overrides("q4", PROFILES["smoke"], {"batch_size": "64"})
+    assert apply_overrides("q4", PROFILES["full"], {"dataset": "fashion-mnist"}).dataset == "fashion-mnist"
 
 
 # ---- the context layer on synthetic stored results ------------------------------------------------
@@ -217,12 +218,12 @@ def stored(
     tmp_path: Path,
     tables: dict[str, pd.DataFrame],
     seeds: int,
-    cfg: q4.Config | None = None,
+    cfg: Config | None = None,
     device: str = "cpu",
 ) -> Results:
     """The tables written to a real store, as the runner would, and opened for the report."""
     store = Store(tmp_path / "results")
-    config = dataclasses.asdict(dataclasses.replace(cfg or q4.PROFILES["full"], seeds=seeds))
+    config = dataclasses.asdict(dataclasses.replace(cfg or PROFILES["full"], seeds=seeds))
     meta = {
         "run_id": "t",
         "experiment": "q4",
@@ -495,10 +496,10 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     se = math.sqrt(best.mean() * (1 - best.mean()) / 1000)  # the 1,000 test images of the synthetic run
     assert f'{fmt.pct(se)} for the best model (the table\'s "Test-set SE" column)' in text
     small = synthetic_tables({"lenet5": [0.5], "resnet18": [0.6]}, dataset="mnist", train_used=128)
-    page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=q4.PROFILES["quick"]))
+    page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=PROFILES["quick"]))
     assert page.count("<blockquote") == 2 and "not on SVHN" in text
     assert "classifies SVHN best; this build compares them on MNIST instead" in text
-    epochs = q4.PROFILES["quick"].epochs
+    epochs = PROFILES["quick"].epochs
     assert f"trained on a subset: 128 of 68,257 training images for {epochs} epochs" in text
     assert "single-seed run" in text and "60.00%" in text
 
@@ -511,7 +512,7 @@ def make_ctx(tmp_path: Path, data_dir: Path) -> RunContext:
 @pytest.mark.slow
 def test_smoke_pipeline_on_svhn_fixture_trains_all_models_and_names_svhn(tmp_path: Path) -> None:
     write_svhn(tmp_path, 40, 30)
-    cfg = q4.PROFILES["smoke"]
+    cfg = PROFILES["smoke"]
     assert cfg.dataset == "svhn" and cfg.models == models.NAMES
     out = q4.run(cfg, make_ctx(tmp_path, tmp_path))
     res = out.tables["results"]
@@ -531,7 +532,7 @@ def test_smoke_pipeline_on_svhn_fixture_trains_all_models_and_names_svhn(tmp_pat
 @pytest.mark.slow
 def test_recipe_learns_fashion_mnist_format_data_with_lenet5(tmp_path: Path, data_dir: Path) -> None:
     cfg = dataclasses.replace(
-        q4.PROFILES["quick"],
+        PROFILES["quick"],
         dataset="fashion-mnist",
         models=("lenet5",),
         epochs=3,
@@ -553,7 +554,7 @@ class _Interrupt(Exception):
 
 def test_interrupted_training_resumes_from_the_last_epoch_with_the_same_result(tmp_path: Path) -> None:
     write_svhn(tmp_path, 60, 20)
-    cfg = dataclasses.replace(q4.PROFILES["smoke"], models=("lenet5",), epochs=3, train_subset=32)
+    cfg = dataclasses.replace(PROFILES["smoke"], models=("lenet5",), epochs=3, train_subset=32)
     cpu = torch.device("cpu")
     splits = q4.prepare(cfg, tmp_path, 0, "cpu")
     (tmp_path / "a").mkdir()
@@ -606,7 +607,7 @@ def test_a_model_that_did_not_train_is_flagged_and_left_out_of_every_comparison(
 def test_a_small_budget_that_reproduces_the_old_ordering_says_why(tmp_path: Path) -> None:
     accs = {"lenet5": [0.60], "resnet18": [0.40], "resnet50": [0.35]}
     small = synthetic_tables(accs, dataset="mnist", train_used=128)
-    _, text = rendered(stored(tmp_path / "a", small, seeds=1, cfg=q4.PROFILES["quick"]))
+    _, text = rendered(stored(tmp_path / "a", small, seeds=1, cfg=PROFILES["quick"]))
     assert "In this run LeNet-5 does score above every ResNet, and this run is a reduced budget" in text
     assert "every model gets the same training budget." not in text
     full = synthetic_tables({"lenet5": [0.90], "resnet18": [0.95], "resnet50": [0.96]})
@@ -676,7 +677,7 @@ def test_published_accuracies_stand_beside_ours_with_their_source_and_a_far_gap_
 ) -> None:
     accs = {"lenet5": [0.80], "vgg": [0.92], "resnet18": [0.70]}  # ResNet-18 far below 94.9%, VGG not
     reduced = synthetic_tables(accs, n_test=200, dataset="fashion-mnist", train_used=256)
-    _, text = rendered(stored(tmp_path / "a", reduced, seeds=1, cfg=q4.PROFILES["quick"]))
+    _, text = rendered(stored(tmp_path / "a", reduced, seeds=1, cfg=PROFILES["quick"]))
     assert (
         "published work: ResNet-18 reaches 70.00% here; ResNet-18 with flips, translation and rotation "
         "reached 94.90%" in text

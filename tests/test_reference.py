@@ -57,13 +57,13 @@ def test_without_a_current_reference_the_study_that_needs_a_gpu_gets_a_stand_in(
 
 
 def test_a_stand_in_is_its_own_config_and_never_taken_for_the_study():
-    from experiments import q3, q4, runner
+    from experiments import configs, runner
 
     both = Request("full", stand_ins=frozenset({"q4"}))
     assert both.config_part("q4") != Request("full").config_part("q4")
     assert both.config_part("q3") == Request("full").config_part("q3")
-    configs = {name: config for name, _, config in runner.resolve(["q3", "q4"], both)}
-    assert configs == {"q3": q3.PROFILES["full"], "q4": q4.PROFILES["quick"]}
+    resolved = {name: config for name, _, config in runner.resolve(["q3", "q4"], both)}
+    assert resolved == {"q3": configs.get("q3").PROFILES["full"], "q4": configs.get("q4").PROFILES["quick"]}
 
 
 def test_the_retired_cpu_profile_is_one_line_saying_what_to_use(tmp_path):

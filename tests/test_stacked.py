@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from experiments import halving, kit, q3, stacked
+from experiments.configs.q3 import PROFILES
 
 N, BATCH, STEPS = 256, 32, 8  # 8 optimizer steps: several updates of every state buffer
 
@@ -146,7 +147,7 @@ def test_the_cut_into_units_is_the_same_whatever_the_executor(data_dir, tmp_path
         raise _Planned
 
     monkeypatch.setattr(kit.RunContext, "map", record)
-    cfg = q3.PROFILES["smoke"]
+    cfg = PROFILES["smoke"]
     for jobs in (1, 16):
         ctx = kit.RunContext(torch.device("cpu"), 0, data_dir, tmp_path, executor=executors.Local(jobs))
         with pytest.raises(_Planned):

@@ -1,7 +1,8 @@
 """Profiles and ``--set key=value`` overrides, validated against each experiment's config dataclass.
 
-Configs are frozen dataclasses (plain data, one per profile). Overrides are parsed here without
-importing torch so that the same rules apply to every command.
+Configs are frozen dataclasses (plain data, one per profile) in each experiment's torch-free config
+module (``experiments/configs/``), imported here: every command, ``report.toml`` and the freshness rule
+read the real field types and ranges, and one grammar (``convert``) turns a text into a value.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
+from experiments import configs
 from report.core.errors import ConfigError
 
 PROFILES: tuple[str, ...] = ("smoke", "quick", "full")  # what the reader gets: tests, a quick look, the study
@@ -69,10 +71,14 @@ def parse_overrides(items: list[str] | None) -> dict[str, dict[str, str]]:
     return out
 
 
-def _convert(exp: str, name: str, hint: Any, raw: str) -> Any:
+def convert(where: str, name: str, hint: Any, raw: str) -> Any:
+    """A ``--set`` text as a value of the field's declared type: the one grammar of values, for the
+    command line, ``report.toml`` and freshness alike. ``where`` starts an error's one line; ``name``
+    (``q3.lrs``) is the setting, for the example a list's error gives."""
+    if get_origin(hint) is Annotated:
+        hint = get_args(hint)[0]
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    where = f"--set {exp}.{name}={raw}"
     if origin is Literal:
         if raw not in [str(a) for a in args]:
             raise ConfigError(f"{where}: choose one of {', '.join(map(str, args))}")
@@ -81,12 +87,12 @@ def _convert(exp: str, name: str, hint: Any, raw: str) -> Any:
         item = args[0] if args else str
         parts = [p for p in raw.split(",") if p.strip()]
         if not parts:
-            raise ConfigError(f"{where}: give a comma-separated list, e.g. {exp}.{name}=1,2,3")
-        return tuple(_convert(exp, name, item, p.strip()) for p in parts)
+            raise ConfigError(f"{where}: give a comma-separated list, e.g. {name}=1,2,3")
+        return tuple(convert(where, name, item, p.strip()) for p in parts)
     if origin in (typing.Union, types.UnionType) and type(None) in args:
         if raw.lower() in ("none", "null", ""):
             return None
-        return _convert(exp, name, next(a for a in args if a is not type(None)), raw)
+        return convert(where, name, next(a for a in args if a is not type(None)), raw)
     if hint is bool:
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
@@ -100,6 +106,38 @@ def _convert(exp: str, name: str, hint: Any, raw: str) -> Any:
             raise ConfigError(f"{where}: expected {'an integer' if hint is int else 'a number'}") from None
         return value
     return raw
+
+
+def spell(value: Any) -> str:
+    """A config value in one ``--set`` spelling per meaning (``1e-3`` and ``0.001`` are ``0.001``,
+    ``True`` is ``true``, a tuple is comma-separated), so a fingerprint does not change with spelling."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(spell(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def field_hints(experiment: str) -> dict[str, Any]:
+    """Field name -> declared type (with its ``Range``) of an experiment's ``Config``, imported from its
+    torch-free config module (``experiments/configs/``)."""
+    return typing.get_type_hints(configs.get(experiment).Config, include_extras=True)
+
+
+def profile_config(experiment: str, profile: str) -> Any:
+    """The ``Config`` an experiment runs under ``profile`` before any ``--set``."""
+    return configs.get(experiment).PROFILES[profile]
+
+
+def canonical(experiment: str, key: str, text: str, where: str) -> str:
+    """A ``--set`` value checked against its field's type and range and spelled canonically (``spell``);
+    a value that does not fit is a one-line error naming ``where`` it came from."""
+    hints = field_hints(experiment)
+    if key not in hints:
+        raise ConfigError(f"{where}: {experiment} has no setting {key!r}; valid: {', '.join(sorted(hints))}")
+    value = convert(where, f"{experiment}.{key}", hints[key], text.strip())
+    check_value(f"--set {experiment}.{key}" if where.startswith("--set") else where, value, hints[key])
+    return spell(value)
 
 
 @dataclass(frozen=True)
@@ -170,7 +208,7 @@ def apply_overrides(exp: str, config: Any, raw: dict[str, str]) -> Any:
             raise ConfigError(
                 f"--set {exp}.{name}: {exp} has no setting {name!r}; valid: {', '.join(sorted(fields))}"
             )
-        changes[name] = _convert(exp, name, hints[name], value)
+        changes[name] = convert(f"--set {exp}.{name}={value}", f"{exp}.{name}", hints[name], value)
     new = dataclasses.replace(config, **changes)
     check_ranges(exp, new)
     check = getattr(new, "validate", None)

@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 from report.core import fingerprint as fp
 from report.core import manifest as mf
-from report.core.config import STAND_IN
+from report.core.config import STAND_IN, canonical, profile_config, spell
 from report.core.errors import ConfigError, ReportError
-from report.core.settings import canonical, config_literal
 from report.core.store import Result, Store
 
 
@@ -56,18 +55,10 @@ class Request:
         values = {}
         for key, text in self.overrides.get(experiment, {}).items():
             value = canonical(experiment, key, text, f"--set {experiment}.{key}={text}")
-            same = config_literal(experiment, own, key)
-            if same is None or value != canonical(experiment, key, _spelled(same), "the profile's value"):
+            if value != spell(getattr(profile_config(experiment, own), key)):
                 values[key] = value
         label = self.profile if own == self.profile else f"{self.profile} ({own} in its place)"
         return fp.config_hash(label, values, self.seed)
-
-
-def _spelled(value: Any) -> str:
-    """A config literal in the ``--set`` spelling (``0.1,0.3``, ``true``)."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(_spelled, value))
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,14 @@ environment variables, then this file, then the built-in defaults::
 
 from __future__ import annotations
 
-import ast
-import functools
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from report.core.config import FINITE, PROFILES, RETIRED, Range, check_value
+from report.core.config import PROFILES, RETIRED, canonical, field_hints
 from report.core.errors import ConfigError
 from report.core.manifest import PROJECT
 from report.core.manifest import load as load_manifest
@@ -175,10 +173,10 @@ def _sets(value: Any, path: Path, text: str, section: str) -> dict[str, Setting]
         if experiment not in manifest.names:
             known = ", ".join(manifest.names)
             raise ConfigError(f"{where}: [{section}.{experiment}]: no such experiment; choose from {known}")
-        fields = config_fields(experiment)
+        fields = field_hints(experiment)
         for key, raw in _table(table, where, f"{section}.{experiment}").items():
             where = f"{path}:{_line(text, f'{section}.{experiment}', key)}"
-            if fields and key not in fields:
+            if key not in fields:
                 raise ConfigError(
                     f"{where}: {experiment} has no setting {key!r}; valid: {', '.join(sorted(fields))}"
                 )
@@ -197,107 +195,6 @@ def _as_text(raw: Any, where: str, name: str) -> str:
     if isinstance(raw, scalar):
         return str(raw)
     raise ConfigError(f"{where}: {name}: give a text, number, true/false or a list of them")
-
-
-@functools.lru_cache(maxsize=32)
-def config_annotations(experiment: str) -> dict[str, tuple[str, Range]]:
-    """Field name -> (type, declared range) of an experiment's ``Config``, read from its source (no import,
-    no torch): ``Annotated[float, Range(0, lo_open=True)]`` gives ``("float", Range(0, lo_open=True))``."""
-    path = PROJECT / "experiments" / f"{experiment}.py"
-    if not path.is_file():
-        return {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.ClassDef) and node.name == "Config":
-            return {
-                s.target.id: _annotation(s.annotation)
-                for s in node.body
-                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
-            }
-    return {}
-
-
-def _annotation(node: ast.expr) -> tuple[str, Range]:
-    if isinstance(node, ast.Subscript) and getattr(node.value, "id", "") == "Annotated":
-        kind, *extra = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        for call in extra:
-            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Range":
-                args = [ast.literal_eval(a) for a in call.args]
-                return ast.unparse(kind), Range(
-                    *args, **{k.arg: ast.literal_eval(k.value) for k in call.keywords}
-                )
-        return ast.unparse(kind), FINITE
-    return ast.unparse(node), FINITE
-
-
-def config_types(experiment: str) -> dict[str, str]:
-    """Field name -> type of an experiment's ``Config`` (``int``, ``tuple[float, ...]``)."""
-    return {name: kind for name, (kind, _) in config_annotations(experiment).items()}
-
-
-def config_literal(experiment: str, profile: str, name: str) -> Any:
-    """A config field's value in ``profile`` when the source states it as a literal (the profile's
-    ``Config(name=…)`` keyword, else the field's default), read without importing; ``None`` otherwise."""
-    path = PROJECT / "experiments" / f"{experiment}.py"
-    if not path.is_file():
-        return None
-    default = None
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.ClassDef) and node.name == "Config":
-            for s in node.body:
-                if isinstance(s, ast.AnnAssign) and getattr(s.target, "id", "") == name and s.value:
-                    default = _literal(s.value)
-        target = node.target if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [None])[0]
-        if getattr(target, "id", "") == "PROFILES" and isinstance(node.value, ast.Dict):
-            for key, value in zip(node.value.keys, node.value.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value == profile and isinstance(value, ast.Call):
-                    named = [k.value for k in value.keywords if k.arg == name]
-                    if named:  # the profile sets it: its literal value, or None when it is an expression
-                        return _literal(named[0])
-    return default
-
-
-def _literal(node: ast.expr) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        return None
-
-
-def config_fields(experiment: str) -> frozenset[str]:
-    return frozenset(config_types(experiment))
-
-
-def canonical(experiment: str, key: str, text: str, where: str) -> str:
-    """A ``--set`` value in one spelling per meaning (``1e-3`` and ``0.001``, ``True`` and ``true``), so
-    the config part of a fingerprint does not change with the spelling; a value of the wrong type is an
-    error naming ``where`` it came from. Annotations this cannot read are left to the experiment."""
-    kind, rng = config_annotations(experiment).get(key, ("", FINITE))
-    item = re.fullmatch(r"tuple\[(\w+), \.\.\.\]", kind)
-    parts = [p.strip() for p in text.split(",") if p.strip()] if item else [text.strip()]
-    scalar = item.group(1) if item else kind
-    values = [canonical_scalar(scalar, p, where) for p in parts]
-    if scalar in ("int", "float"):  # the one range rule, before anything runs
-        number = int if scalar == "int" else float
-        label = f"--set {experiment}.{key}" if where.startswith("--set") else where
-        check_value(label, tuple(number(v) for v in values), Annotated[number, rng])
-    return ",".join(values)
-
-
-def canonical_scalar(kind: str, text: str, where: str) -> str:
-    try:
-        if kind == "int":
-            return str(int(text))
-        if kind == "float":
-            return repr(float(text))
-    except ValueError:
-        raise ConfigError(f"{where}: expected {'an integer' if kind == 'int' else 'a number'}") from None
-    if kind == "bool":
-        words = {"1": "true", "true": "true", "yes": "true", "on": "true", "0": "false", "false": "false",
-                 "no": "false", "off": "false"}  # fmt: skip
-        if text.lower() not in words:
-            raise ConfigError(f"{where}: expected true or false")
-        return words[text.lower()]
-    return text
 
 
 def _line(text: str, section: str, key: str | None) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from report.core import settings
+from report.core.config import profile_config
 from report.core.errors import MissingResultError
 from report.plots import q1 as plots
 from report.questions import Figure, Results, Table, require
@@ -32,15 +32,15 @@ CHECKS = ("samples", "points", "segments", "train_steps", "hidden", "surface_poi
 
 
 def reduced(experiment: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """How this run's checks fall short of the full study (the ``full`` profile's literal values, read from
-    the experiment's source without importing it): one item per shortfall, none for a full run."""
+    """How this run's checks fall short of the full study (the ``full`` profile's config, from the
+    experiment's torch-free config module): one item per shortfall, none for a full run."""
     out = []
     for name in CHECKS:
-        full = settings.config_literal(experiment, "full", name)
+        full = getattr(profile_config(experiment, "full"), name, None)
         if name in cfg and full is not None and cfg[name] < full:
             out.append({"what": name, "have": cfg[name], "full": full})
-    full = settings.config_literal(experiment, "full", "pool")
-    if full is not None and cfg["pool"] > full:
+    full = profile_config(experiment, "full").pool
+    if cfg["pool"] > full:
         out.append({"what": "pool", "have": 28 // cfg["pool"], "full": 28 // full})
     return out
 

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from report import format as fmt
-from report.core import settings
+from report.core.config import profile_config
 from report.core.errors import MissingResultError
 from report.plots import q3 as plots
 from report.questions import Figure, Results, Table, anchors, require
@@ -35,19 +35,19 @@ BUDGET = ("sweep_epochs", "max_epochs", "lrs", "batch_sizes", "optimizers", "see
 
 
 def reduced(cfg: dict[str, Any], n: dict[str, int]) -> list[dict[str, Any]]:
-    """How this run's budget falls short of the full study (the ``full`` profile's literal values, read
-    from the experiment's source without importing it): one item per shortfall (``what``, this run's
+    """How this run's budget falls short of the full study (the ``full`` profile's config, from the
+    experiment's torch-free config module): one item per shortfall (``what``, this run's
     size ``have``, the full size ``full``; counts for lists), none for a full run."""
     out = []
     if n["trainval"] < n["train_available"] or n["test"] < n["test_available"]:
         out.append({"what": "data"})
     for name in BUDGET:
-        full = settings.config_literal("q3", "full", name)
+        full = getattr(profile_config("q3", "full"), name)
         size = (lambda v: len(v)) if isinstance(full, list | tuple) else (lambda v: v)
-        if full is not None and size(cfg[name]) < size(full):
+        if size(cfg[name]) < size(full):
             out.append({"what": name, "have": size(cfg[name]), "full": size(full)})
-    full = settings.config_literal("q3", "full", "halving")  # keeping fewer at each rung searches less
-    if full is not None and cfg["halving"] > full:
+    full = profile_config("q3", "full").halving  # keeping fewer at each rung searches less
+    if cfg["halving"] > full:
         out.append({"what": "halving", "have": cfg["halving"], "full": full})
     return out
 

@@ -1,0 +1,47 @@
+"""The settings Q1 and Q2 share: a two-digit MNIST task, pooled, probed at random points and segments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from report.core.config import Range
+from report.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BinaryTask:
+    """Each question's ``Config`` extends this, and redeclares a field where its default differs."""
+
+    # the binary task; digits[1] is the positive class
+    digits: Annotated[tuple[int, ...], Range(0, 9)] = (0, 1)
+    # training images (a random subset of the two digits)
+    samples: Annotated[int, Range(1, 1_000_000)] = 1024
+    # average pooling: 28x28 -> 7x7 = 49 features (+ bias) keeps Hessians small
+    pool: Annotated[int, Range(1, 28)] = 4
+    # random parameter points with an exact Hessian, per loss
+    points: Annotated[int, Range(1, 10_000)] = 50
+    # random segments in the midpoint test (the same for both losses)
+    segments: Annotated[int, Range(1, 10_000_000)] = 2000
+    # typical |logit| at a random point, drawn log-uniformly between these two
+    scale_min: Annotated[float, Range(0, 1e6, lo_open=True)] = 0.1
+    scale_max: Annotated[float, Range(0, 1e6, lo_open=True)] = 30.0
+    # a midpoint excess above rtol x mean |endpoint loss| is a violation
+    rtol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-9
+    # relative min eigenvalue below -eig_tol counts as negative curvature
+    eig_tol: Annotated[float, Range(0, 1, lo_open=True)] = 1e-6
+    # full-batch Adam steps for the trained point (Q1: the one its loss slices pass through; Q2: the
+    # sign-flip counterexample's)
+    train_steps: Annotated[int, Range(1, 1_000_000)] = 500
+    lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.05  # Adam learning rate for that point
+
+
+def validate(exp: str, cfg: BinaryTask) -> None:
+    """One-line errors for the rules between the fields Q1 and Q2 share."""
+    digits = cfg.digits
+    if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
+        raise ConfigError(f"{exp}.digits={digits}: give two different digits 0-9, e.g. {exp}.digits=3,8")
+    if cfg.pool < 1 or 28 % cfg.pool:
+        raise ConfigError(f"{exp}.pool={cfg.pool}: the pooling factor must divide 28 (1, 2, 4, 7, 14 or 28)")
+    if not cfg.scale_min < cfg.scale_max:
+        raise ConfigError(f"{exp}.scale_min and scale_max: need scale_min < scale_max")
