@@ -66,10 +66,18 @@ class Local:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:  # idle ones exit anyway; a running unit is stopped, not awaited
+            for process in processes:  # a running unit is stopped, not awaited
                 process.terminate()
-                process.join()
+            for process in processes:
+                process.join(5)
+                if process.is_alive():  # stuck where SIGTERM cannot reach it
+                    process.kill()
+                    process.join()
+            # Only now, with no worker left: the pool's thread finds them dead, marks the pool broken and
+            # returns. Shut down while workers were still dying, it could block on a lock a killed worker
+            # held, and the interpreter joins that thread at exit (a build hung after its Ctrl-C; the order
+            # of CPython's gh-132969).
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
         at_once = min(len(units), self.slots(max((u.threads for u in units), default=1)))
