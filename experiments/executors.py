@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -79,12 +79,13 @@ class Local:
             # of CPython's gh-132969).
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
+    def run(self, units: Sequence[Unit], log: Log) -> Generator[tuple[Unit, Any], None, None]:
         at_once = min(len(units), self.slots(max((u.threads for u in units), default=1)))
         if at_once <= 1:
             yield from self._here(units, log)
             return
-        queue, running, deaths = list(units), {}, {u.key: 0 for u in units}
+        queue, deaths = list(units), {u.key: 0 for u in units}
+        running: dict[Future[Any], Unit] = {}
         try:
             while queue or running:
                 while queue and len(running) < at_once:  # in the order given: the longest units first
@@ -119,7 +120,7 @@ class Local:
             if running:  # the caller stopped early (an error, Ctrl-C): stop the units still out
                 self.close()
 
-    def _submit(self, unit: Unit) -> Future:
+    def _submit(self, unit: Unit) -> Future[Any]:
         if self._pool is None:  # spawned, not forked: a forked copy of a process running torch can hang
             self._pool = ProcessPoolExecutor(
                 self.jobs, mp_context=get_context("spawn"), initializer=_worker, initargs=(os.getpid(),)
@@ -170,7 +171,9 @@ class RayExecutor:
         except ImportError:
             raise ConfigError('--executor ray needs Ray: pip install -e ".[ray]"') from None
         if not ray.is_initialized():
-            local = {} if self.address else {"num_cpus": self.cpus, "_node_ip_address": "127.0.0.1"}
+            local: dict[str, Any] = {}  # a local cluster: its size, and the loopback address
+            if not self.address:
+                local = {"num_cpus": self.cpus, "_node_ip_address": "127.0.0.1"}
             ray.init(
                 address=self.address,
                 include_dashboard=False,
@@ -193,7 +196,7 @@ class RayExecutor:
             ray.shutdown()
             self._started = False
 
-    def run(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
+    def run(self, units: Sequence[Unit], log: Log) -> Generator[tuple[Unit, Any], None, None]:
         if not units:
             return
         ray = self._ray()
@@ -276,15 +279,15 @@ class SlurmExecutor:
         )
         return ex
 
-    def snapshot(self) -> None:
+    def snapshot(self) -> Path:
         """Copy the code now (the git-tracked files as they are in the working tree); every job of this
-        build runs that copy, so a job queued later cannot run code edited after planning."""
+        build runs that copy (this folder), so a job queued later cannot run code edited after planning."""
         import subprocess
 
         import submitit.helpers
 
         if self._snapshot is not None:
-            return
+            return self._snapshot
         self._snapshot = self.folder / f"code-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
             with submitit.helpers.RsyncSnapshot(self._snapshot, root_dir=PROJECT):
@@ -293,23 +296,26 @@ class SlurmExecutor:
             self._snapshot = None
             raise ConfigError(f"--executor slurm: cannot snapshot the code ({e}); run from a git checkout, "
                               "on a machine with rsync") from None  # fmt: skip
+        return self._snapshot
 
     def _submit(self, units: Sequence[Unit]) -> dict[Any, Unit]:
-        import contextlib
         import subprocess
 
-        self.snapshot()
+        code = self.snapshot()
+        here = os.getcwd()  # contextlib.chdir is Python 3.11+; the project supports 3.10
         try:
-            with contextlib.chdir(self._snapshot):  # jobs start in the snapshot and import its code
-                jobs = self._executor(units).map_array(remote_call, list(units))
+            os.chdir(code)  # jobs start in the snapshot and import its code
+            jobs = self._executor(units).map_array(remote_call, list(units))
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             message = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise ConfigError(
                 f"--executor slurm: sbatch refused the jobs ({message}); check --slurm-*"
             ) from None
+        finally:
+            os.chdir(here)
         return dict(zip(jobs, units, strict=True))
 
-    def run(self, units: Sequence[Unit], log: Log) -> Iterator[tuple[Unit, Any]]:
+    def run(self, units: Sequence[Unit], log: Log) -> Generator[tuple[Unit, Any], None, None]:
         if not units:
             return
         pending, again = self._submit(units), set()

@@ -52,7 +52,7 @@ class RunContext:
     seed: int
     data_dir: Path
     workdir: Path  # checkpoints of this run; kept until the result is stored
-    track: Callable[..., Iterator[Any]] = _no_progress
+    track: Callable[..., Iterable[Any]] = _no_progress
     log: Callable[[str], None] = field(default=lambda msg: None)
 
     executor: Any = None  # experiments.executors: runs independent units (None: in this process, in order)
@@ -306,7 +306,7 @@ def linear_decay(peak: float, done: float, length: float) -> float:
     return peak * max(0.0, 1.0 - done / length)
 
 
-def badness(history: list[dict], monitor: str) -> list[float]:
+def badness(history: list[dict[str, float]], monitor: str) -> list[float]:
     """The monitored validation metric per epoch as "lower is better" (a NaN loss is the worst)."""
     values = [h["val_loss"] if monitor == "val_loss" else -h["val_acc"] for h in history]
     return [v if math.isfinite(v) else math.inf for v in values]

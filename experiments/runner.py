@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,7 +92,7 @@ def execute(
     request: Request,
     device: torch.device,
     store: Store,
-    track: Callable[..., Iterator[Any]],
+    track: Callable[..., Iterable[Any]],
     log: Callable[[str], None],
     executor: Any = None,
 ) -> dict[str, Any]:
@@ -158,7 +158,8 @@ class Sessions:
             earlier = {}
         self.started = earlier.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.count = int(earlier.get("sessions", 0)) + 1
-        self._spent, self._t0, self._t1 = float(earlier.get("duration_s", 0.0)), time.perf_counter(), None
+        self._spent, self._t0 = float(earlier.get("duration_s", 0.0)), time.perf_counter()
+        self._t1: float | None = None  # when this session ended
         self._stop = threading.Event()
         self._keeper = threading.Thread(target=self._keep, name="sessions-ledger", daemon=True)
 

@@ -18,7 +18,9 @@ from report.core.errors import ReportError
 Writer = Callable[[BinaryIO], None]
 
 
-def atomic_write(path: Path, data: bytes | str | Writer, fix: str = "pass a writable --out") -> None:
+def atomic_write(
+    path: Path, data: bytes | memoryview | str | Writer, fix: str = "pass a writable --out"
+) -> None:
     """Replace ``path`` with ``data`` (bytes, text, or a function that writes to a binary file)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

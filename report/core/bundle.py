@@ -158,7 +158,7 @@ def verify(data: bytes, source: str, store: Store) -> Bundle:
                     raise BundleError(
                         f"{bad}: it unpacks to more than {LIMIT >> 20} MiB; a bundle holds tables only"
                     )
-                files[name] = tar.extractfile(member).read()
+                files[name] = tar.extractfile(member).read()  # type: ignore[union-attr]  # a file: checked above
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
         raise BundleError(
             f"{bad}: the archive is truncated or damaged ({type(e).__name__}); export it again"
@@ -270,10 +270,9 @@ def adopt(
         out = []
         for name in names:
             run, current = bundle.runs()[name], store.result(profile, name)
-            other = current is not None and current.folder.name != run["run_id"]
-            if other and datetime.fromisoformat(current.meta["finished"]) > datetime.fromisoformat(
-                run["finished"]
-            ):
+            if current is None or current.folder.name == run["run_id"]:
+                continue
+            if datetime.fromisoformat(current.meta["finished"]) > datetime.fromisoformat(run["finished"]):
                 out.append(f"{name} ({current.meta['finished']} > {run['finished']})")
         return out
 

@@ -141,7 +141,7 @@ def load(path: Path | None = None) -> Settings:
 def _check(key: str, value: Any, where: str) -> Any:
     if key in TYPED:
         kind = TYPED[key]
-        if type(value) is not kind or (key == "seed" and value < 0):
+        if type(value) is not kind or (key == "seed" and isinstance(value, int) and value < 0):
             wanted = "a whole number of 0 or more" if kind is int else "true or false"
             raise ConfigError(f"{where}: {key} = {value!r}: give {wanted}")
         return value
