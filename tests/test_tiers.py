@@ -8,7 +8,7 @@ import pytest
 
 from report import render
 from report.questions import q4_claims as claims
-from tests.test_q4 import say, summary
+from tests.q4_results import say, summary
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,314 @@
+"""Question 4's claims on synthetic stored results: the ranking, ties, depth and LeNet verdicts, the
+tests behind them (Welch with Holm, McNemar) and the evidence checks that stop the report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from report import render
+from report.core.errors import EvidenceError
+from report.format import join_and
+from report.questions import q4 as ctx4
+from report.questions import q4_claims as claims
+from report.questions import stats
+from tests.q4_results import rendered, say, stored, summary, synthetic_tables
+
+
+@pytest.fixture(scope="module")
+def words() -> Any:
+    """The macros of templates/q4.words.j2, loaded as the renderer loads them."""
+    return render.words("q4")
+
+
+def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: Path, words: Any) -> None:
+    accs = {
+        "lenet5": [0.900, 0.902, 0.898],
+        "alexnet": [0.930, 0.931, 0.929],
+        "vgg": [0.950, 0.951, 0.949],
+        "resnet18": [0.960, 0.961, 0.959],
+        "resnet50": [0.965, 0.966, 0.964],
+        "resnet101": [0.970, 0.971, 0.969],
+    }
+    c = ctx4.context(stored(tmp_path, synthetic_tables(accs), seeds=3))
+    assert c["ranking"] == ["ResNet-101", "ResNet-50", "ResNet-18", "VGG-16-BN", "AlexNet", "LeNet-5"]
+    assert c["best"]["tied"] == [] and c["best"]["case"] == "clear"
+    assert say(words.best, c["best"]) == (
+        "ResNet-101 has the highest mean test accuracy, and its lead over every other model is significant "
+        "(Welch's t-test, Holm-corrected at the 5% level)."
+    )
+    assert c["best"]["runner_up"]["abs_pp"] == pytest.approx(0.5)
+    assert c["depth"]["case"] == "helped"
+    assert (c["depth"]["shallow"], c["depth"]["deepest"]) == ("ResNet-18", "ResNet-101")
+    assert say(words.depth, c["depth"]) == (
+        "More depth helped: ResNet-101 is significantly more accurate than ResNet-18 "
+        "(Welch's t-test, Holm-corrected at the 5% level)."
+    )
+    assert c["lenet"]["case"] == "below"
+    assert all(g["verdict"] == claims.ABOVE for g in c["lenet"]["gaps"])
+    assert (
+        say(words.lenet, c["lenet"])
+        == "LeNet-5 is significantly less accurate than every ResNet (Welch's t-test, Holm-corrected at the "
+        "5% level)."
+    )
+    assert c["pareto"] == ["LeNet-5", "AlexNet", "VGG-16-BN", "ResNet-18", "ResNet-50", "ResNet-101"]
+    assert not c["substitute"] and not c["subset"] and c["dataset"] == "SVHN"
+
+
+def test_gaps_the_test_does_not_separate_are_reported_as_ties(tmp_path: Path, words: Any) -> None:
+    accs = {
+        "lenet5": [0.955, 0.950, 0.945],
+        "resnet18": [0.960, 0.950, 0.940],
+        "resnet50": [0.958, 0.948, 0.952],
+        "resnet101": [0.949, 0.953, 0.958],
+    }
+    c = ctx4.context(stored(tmp_path, synthetic_tables(accs), seeds=3))
+    assert c["best"]["title"] == "ResNet-101" and c["best"]["case"] == "tied"
+    assert set(c["best"]["tied"]) == {"LeNet-5", "ResNet-18", "ResNet-50"}
+    tied = join_and(c["best"]["tied"])
+    assert say(words.best, c["best"]) == (
+        f"ResNet-101 has the highest mean test accuracy, but {tied} are not significantly below it "
+        "(Welch's t-test, Holm-corrected at the 5% level), so this run does not separate them."
+    )
+    assert all(s["verdict"] == claims.WITHIN for s in c["depth"]["steps"])
+    assert c["depth"]["case"] == "no_effect"
+    assert say(words.depth, c["depth"]) == (
+        "No gap among the ResNets is significant (Welch's t-test, Holm-corrected at the 5% level): this run "
+        "shows no effect of depth, which with so few seeds is not evidence that there is none."
+    )
+    assert c["lenet"]["case"] == "within"
+    assert (
+        say(words.lenet, c["lenet"])
+        == "No gap between LeNet-5 and a ResNet is significant (Welch's t-test, Holm-corrected at the 5% "
+        "level)."
+    )
+
+
+def test_single_seed_says_noise_is_unmeasured_and_flags_subset_and_substitute(
+    tmp_path: Path, words: Any
+) -> None:
+    accs = {"lenet5": [0.91], "resnet18": [0.90], "resnet101": [0.92]}
+    tables = synthetic_tables(accs, n_test=200, dataset="fashion-mnist", train_used=256)
+    c = ctx4.context(stored(tmp_path, tables, seeds=1))
+    assert c["single_seed"] and c["best"]["runner_up"]["p_adj"] is None
+    assert c["best"]["case"] == "unmeasured" and c["best"]["runner_up"]["b"] == "LeNet-5"
+    assert say(words.best, c["best"]) == (
+        "ResNet-101 has the highest test accuracy in this single-seed run; how much of its lead over "
+        "LeNet-5 is seed-to-seed variation is not measured. Even on the same test images the lead is within "
+        "what test-set sampling produces (McNemar's exact test, Holm-corrected at the 5% level)."
+    )
+    assert c["depth"]["case"] == "unmeasured" and c["depth"]["order"] == ["ResNet-101", "ResNet-18"]
+    assert say(words.depth, c["depth"]) == (
+        "With one seed the noise of these gaps is unmeasured, so the ordering of the ResNets by point "
+        "estimate (ResNet-101 > ResNet-18) is not evidence that depth helped or hurt."
+    )
+    assert c["lenet"]["case"] == "unmeasured" and c["lenet"]["higher"] == ["ResNet-101"]
+    assert say(words.lenet, c["lenet"]) == (
+        "In this single-seed run ResNet-101 scored above LeNet-5; seed noise is unmeasured, so the "
+        "ordering is not established."
+    )
+    assert c["substitute"] and c["subset"] and c["dataset"] == "Fashion-MNIST"
+    assert [s["verdict"] for s in c["depth"]["steps"]] == [claims.UNMEASURED]
+
+
+def test_a_single_model_has_no_ranking_and_no_depth_or_lenet_claim(words: Any) -> None:
+    s = summary({"resnet18": [0.90, 0.91]})
+    best = claims.best_claim(s)
+    assert best["case"] == "only" and best["runner_up"] is None and best["tied"] == []
+    assert (
+        say(words.best, best) == "ResNet-18 is the only model in this run, so there is no ranking to report."
+    )
+    assert claims.depth_claim(s) is None and claims.lenet_claim(s) is None
+
+
+def test_one_tied_model_is_named_with_the_best_as_the_two(words: Any) -> None:
+    s = summary(
+        {
+            "lenet5": [0.800, 0.801, 0.799],
+            "resnet18": [0.950, 0.960, 0.940],
+            "resnet50": [0.955, 0.965, 0.945],
+        }
+    )
+    best = claims.best_claim(s)
+    assert best["title"] == "ResNet-50" and best["case"] == "tied" and best["tied"] == ["ResNet-18"]
+    assert say(words.best, best) == (
+        "ResNet-50 has the highest mean test accuracy, but ResNet-18 is not significantly below it "
+        "(Welch's t-test, Holm-corrected at the 5% level), so this run does not separate the two."
+    )
+
+
+def test_depth_that_hurts_and_lenet_above_every_resnet(words: Any) -> None:
+    s = summary(
+        {
+            "lenet5": [0.970, 0.971, 0.969],
+            "resnet18": [0.960, 0.961, 0.959],
+            "resnet50": [0.950, 0.951, 0.949],
+            "resnet101": [0.940, 0.941, 0.939],
+        }
+    )
+    depth = claims.depth_claim(s)
+    assert [st["verdict"] for st in depth["steps"]] == [claims.BELOW] * 3 and depth["case"] == "hurt"
+    assert say(words.depth, depth) == (
+        "More depth hurt under this budget: ResNet-101 is significantly less accurate than ResNet-18 "
+        "(Welch's t-test, Holm-corrected at the 5% level)."
+    )
+    lenet = claims.lenet_claim(s)
+    assert all(g["verdict"] == claims.BELOW for g in lenet["gaps"]) and lenet["case"] == "above"
+    assert (
+        say(words.lenet, lenet)
+        == "LeNet-5 is significantly more accurate than every ResNet (Welch's t-test, Holm-corrected at the "
+        "5% level)."
+    )
+    best = claims.best_claim(s)
+    assert best["case"] == "clear" and best["title"] == "LeNet-5"
+
+
+def test_mixed_depth_steps_and_mixed_lenet_standing_are_spelled_out(words: Any) -> None:
+    s = summary(
+        {
+            "lenet5": [0.953, 0.954, 0.952],
+            "resnet18": [0.950, 0.951, 0.949],
+            "resnet50": [0.960, 0.961, 0.959],
+            "resnet101": [0.948, 0.950, 0.952],
+        }
+    )
+    depth = claims.depth_claim(s)
+    assert [st["verdict"] for st in depth["steps"]] == [claims.ABOVE, claims.BELOW, claims.WITHIN]
+    assert depth["case"] == "mixed"
+    assert say(words.depth, depth) == (
+        "The gap between ResNet-101 and ResNet-18 is not significant, although an intermediate step is "
+        "(Welch's t-test, Holm-corrected at the 5% level); depth had no consistent effect here."
+    )
+    lenet = claims.lenet_claim(s)
+    assert [g["verdict"] for g in lenet["gaps"]] == [claims.BELOW, claims.ABOVE, claims.WITHIN]
+    assert [g["side"] for g in lenet["gaps"]] == ["below", "above", "within"] and lenet["case"] == "mixed"
+    assert say(words.lenet, lenet) == (
+        "LeNet-5's standing against the ResNets is mixed: ResNet-18 is significantly below it; ResNet-50 is "
+        "significantly above it; ResNet-101 is not significantly different from it."
+    )
+
+
+def test_single_seed_lenet_wording_lists_every_resnet_above_it_or_none(words: Any) -> None:
+    s = summary({"lenet5": [0.90], "resnet18": [0.95], "resnet50": [0.92], "resnet101": [0.93]})
+    lenet = claims.lenet_claim(s)
+    assert lenet["case"] == "unmeasured" and lenet["higher"] == ["ResNet-18", "ResNet-50", "ResNet-101"]
+    assert say(words.lenet, lenet) == (
+        "In this single-seed run ResNet-18, ResNet-50 and ResNet-101 scored above LeNet-5; seed noise is "
+        "unmeasured, so the ordering is not established."
+    )
+    s = summary({"lenet5": [0.95], "resnet18": [0.90], "resnet50": [0.91]})
+    lenet = claims.lenet_claim(s)
+    assert lenet["case"] == "unmeasured" and lenet["higher"] == []
+    assert say(words.lenet, lenet) == (
+        "In this single-seed run no ResNet scored above LeNet-5; seed noise is unmeasured, so the ordering "
+        "is not established."
+    )
+    best = claims.best_claim(s)
+    assert best["case"] == "unmeasured" and best["runner_up"]["b"] == "ResNet-50"
+    assert say(words.best, best) == (
+        "LeNet-5 has the highest test accuracy in this single-seed run; how much of its lead over "
+        "ResNet-50 is seed-to-seed variation is not measured."
+    )
+
+
+def test_inconsistent_evidence_stops_the_report(tmp_path: Path) -> None:
+    tables = synthetic_tables({"lenet5": [0.9, 0.91], "resnet18": [0.95, 0.96]})
+    tables["results"].loc[0, "test_acc"] = 0.99  # disagrees with its confusion matrix
+    with pytest.raises(EvidenceError, match="diagonals"):
+        ctx4.context(stored(tmp_path, tables, seeds=2))
+
+
+def test_a_model_that_did_not_train_is_flagged_and_left_out_of_every_comparison(tmp_path: Path) -> None:
+    accs = {"lenet5": [0.80, 0.81], "alexnet": [0.10, 0.10], "vgg": [0.90, 0.91], "resnet18": [0.92, 0.93]}
+    tables = synthetic_tables(accs)
+    stuck = tables["curves"]["model"] == "alexnet"
+    tables["curves"].loc[stuck, "train_loss"] = math.log(10) * 0.999  # never left the uniform prediction
+    conf = tables["confusion"]
+    alex = conf["model"] == "alexnet"
+    conf.loc[alex, "count"] = np.where(conf.loc[alex, "pred"] == 3, 100, 0)  # one class for every image
+    conf.loc[alex & (conf["true"] == 3) & (conf["pred"] == 3), "count"] = 100
+    tables["results"].loc[tables["results"]["model"] == "alexnet", "test_acc"] = 0.1
+    results = stored(tmp_path, tables, seeds=2)
+    c = ctx4.context(results)
+    assert [m["title"] for m in c["untrained"]] == ["AlexNet"] and "AlexNet" not in c["ranking"]
+    assert c["untrained"][0]["share"] == 1.0 and c["untrained"][0]["class"] == "3"
+    gaps = [g["b"] for g in (c["lenet"]["gaps"] if c["lenet"] else [])] + c["pareto"]
+    assert "AlexNet" not in gaps and c["best"]["title"] == "ResNet-18"
+    page, text = rendered(results)
+    assert (
+        "AlexNet did not train: in every epoch its training loss stayed within a few percent of ln K" in text
+    )
+    assert "without batch normalisation" in text and "AlexNet (did not train)" in text
+    assert "test accuracy among the models that trained: ResNet-18, VGG-16-BN, LeNet-5." in text
+    trained = stored(tmp_path / "b", synthetic_tables(accs | {"alexnet": [0.85, 0.86]}), seeds=2)
+    assert ctx4.context(trained)["untrained"] == []
+
+
+def test_comparisons_are_welch_tests_holm_corrected_within_a_statement() -> None:
+    from scipy import stats
+
+    accs = {
+        "resnet101": [0.97, 0.975, 0.96],
+        "resnet50": [0.95, 0.96, 0.958],
+        "resnet18": [0.94, 0.93, 0.955],
+    }
+    s = summary(accs)
+    gaps = claims.best_claim(s)
+    assert gaps["title"] == "ResNet-101"
+    raw = {
+        m: stats.ttest_ind(accs[m], accs["resnet101"], equal_var=False).pvalue
+        for m in ("resnet50", "resnet18")
+    }
+    tested = claims.family([claims.compare(s.iloc[0], row) for _, row in s.iloc[1:].iterrows()])
+    by_title = {g["b"]: g for g in tested}
+    assert by_title["ResNet-50"]["p"] == pytest.approx(raw["resnet50"])
+    assert by_title["ResNet-18"]["p"] == pytest.approx(raw["resnet18"])
+    low, high = sorted(raw.values())
+    assert sorted(g["p_adj"] for g in tested) == pytest.approx([2 * low, max(2 * low, high)])
+    assert all((g["verdict"] == claims.WITHIN) == (g["p_adj"] >= claims.ALPHA) for g in tested)
+
+
+def test_mcnemar_on_the_same_test_images_matches_scipy_and_words_a_single_seed_lead(
+    tmp_path: Path, words: Any
+) -> None:
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random(1000) < 0.90, rng.random(1000) < 0.93
+    only_a, only_b = stats.discordant(a, b)
+    assert only_a == int((a & ~b).sum()) and only_b == int((~a & b).sum())
+    assert stats.mcnemar(only_a, only_b) == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    assert stats.mcnemar(0, 0) == 1.0
+
+    tables = synthetic_tables({"lenet5": [0.85], "resnet18": [0.95]}, n_test=1000)
+    c = ctx4.context(stored(tmp_path, tables, seeds=1))
+    gap = c["best"]["runner_up"]
+    assert gap["p"] is None and gap["verdict"] == claims.UNMEASURED  # one seed: Welch cannot run
+    assert gap["images_p"] == pytest.approx(binomtest(0, 100, 0.5).pvalue)  # 100 images only ResNet-18 got
+    assert gap["images_verdict"] == claims.BELOW
+    assert say(words.best, c["best"]).endswith(
+        "On the same test images the lead is larger than test-set sampling explains (McNemar's exact test, "
+        "Holm-corrected at the 5% level), which says nothing about another seed."
+    )
+    shown = c["tables"]["comparison"]
+    assert shown.columns["p_images"][1] == "pval" and "p_seeds" not in shown.columns
+
+
+def test_per_image_answers_that_disagree_with_the_accuracies_stop_the_build(tmp_path: Path) -> None:
+    tables = synthetic_tables({"lenet5": [0.9], "resnet18": [0.95]})
+    tables["answers"].loc[0, "correct"] = not tables["answers"].loc[0, "correct"]
+    with pytest.raises(EvidenceError, match="per-image answers"):
+        ctx4.context(stored(tmp_path, tables, seeds=1))
+
+
+def test_a_seed_whose_images_favour_the_other_model_makes_the_gap_not_significant() -> None:
+    right, wrong = np.ones(200, dtype=bool), np.zeros(200, dtype=bool)
+    mixed = np.arange(200) < 100
+    answers = {("a", 0): right, ("b", 0): mixed, ("a", 1): mixed, ("b", 1): right}  # each seed disagrees
+    assert claims.images_p(answers, "a", "b") == 1.0
+    same_way = {("a", 0): right, ("b", 0): mixed, ("a", 1): right, ("b", 1): wrong}
+    assert claims.images_p(same_way, "a", "b") < 1e-6

@@ -1,0 +1,91 @@
+"""Question 4's section as the reader sees it: banners, a small budget's explanation, published accuracies
+beside ours and gaps quoted from the table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from experiments import models
+from experiments.configs.q4 import PROFILES
+from report import format as fmt
+from tests.q4_results import rendered, stored, synthetic_tables
+
+
+def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path) -> None:
+    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
+    tables = synthetic_tables(accs)
+    page, text = rendered(stored(tmp_path / "a", tables, seeds=2))
+    assert "Question 4: Six CNN architectures on SVHN" in text and "<blockquote" not in page
+    assert "ResNet-101 classifies SVHN best. Two protocols are standard" in text
+    assert "Answer. On SVHN, with one shared recipe of" in text
+    assert "this run's recipe uses no horizontal flips on SVHN" in text and "CIFAR-10" not in text
+    assert "the run record gives a wall-clock time of" in text and "parallel" not in text
+    assert "ResNet-101 has the highest mean test accuracy" in text
+    adaptations = text[text.index("How each architecture was adapted") :]
+    order = [adaptations.index(models.spec(m).title) for m in models.NAMES]
+    assert order == sorted(order), "the adaptations table follows the architectures, not the ranking"
+    best = tables["results"].query("model == 'resnet101'")["test_acc"]
+    assert fmt.pm((best.mean(), best.std())) in text  # the table shows what the store holds
+    se = math.sqrt(best.mean() * (1 - best.mean()) / 1000)  # the 1,000 test images of the synthetic run
+    assert f'{fmt.pct(se)} for the best model (the table\'s "Test-set SE" column)' in text
+    small = synthetic_tables({"lenet5": [0.5], "resnet18": [0.6]}, dataset="mnist", train_used=128)
+    page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=PROFILES["quick"]))
+    assert page.count("<blockquote") == 2 and "not on SVHN" in text
+    assert "classifies SVHN best; this build compares them on MNIST instead" in text
+    epochs = PROFILES["quick"].epochs
+    assert f"trained on a subset: 128 of 68,257 training images for {epochs} epochs" in text
+    assert "single-seed run" in text and "60.00%" in text
+
+
+def test_a_small_budget_that_reproduces_the_old_ordering_says_why(tmp_path: Path) -> None:
+    accs = {"lenet5": [0.60], "resnet18": [0.40], "resnet50": [0.35]}
+    small = synthetic_tables(accs, dataset="mnist", train_used=128)
+    _, text = rendered(stored(tmp_path / "a", small, seeds=1, cfg=PROFILES["quick"]))
+    assert "In this run LeNet-5 does score above every ResNet, and this run is a reduced budget" in text
+    assert "every model gets the same training budget." not in text
+    full = synthetic_tables({"lenet5": [0.90], "resnet18": [0.95], "resnet50": [0.96]})
+    _, text = rendered(stored(tmp_path / "b", full, seeds=1))
+    assert "does score above every ResNet" not in text
+
+
+def test_published_accuracies_stand_beside_ours_with_their_source_and_a_far_gap_is_explained(
+    tmp_path: Path,
+) -> None:
+    accs = {"lenet5": [0.80], "vgg": [0.92], "resnet18": [0.70]}  # ResNet-18 far below 94.9%, VGG not
+    reduced = synthetic_tables(accs, n_test=200, dataset="fashion-mnist", train_used=256)
+    _, text = rendered(stored(tmp_path / "a", reduced, seeds=1, cfg=PROFILES["quick"]))
+    assert (
+        "published work: ResNet-18 reaches 70.00% here; ResNet-18 with flips, translation and rotation "
+        "reached 94.90%" in text
+    )
+    assert (
+        "(K. Efthymiadis) , 24.90 percentage points more: a gap of the kind this reduced budget leaves, not "
+        "a property of the architecture. VGG-16-BN reaches 92.00% here" in text
+    )
+    assert (
+        "VGG-16 (26 M parameters), no augmentation reached 93.50%, in the Fashion-MNIST benchmark table "
+        "(QuantumLiu) , 1.50 percentage points more, within what this reduced budget leaves." in text
+    )  # more than one point below, within five: said, with the budget as the context
+    full = synthetic_tables(accs, n_test=10_000, dataset="fashion-mnist")  # all 68,257 (as synthesised)
+    _, text = rendered(stored(tmp_path / "b", full, seeds=1))
+    assert "24.90 percentage points more: this run falls far short of what the architecture reaches" in text
+    assert (
+        "1.50 percentage points more: this run's recipe does not bring VGG-16-BN to its published level"
+        in text
+    )
+    svhn = synthetic_tables({"lenet5": [0.9], "resnet18": [0.95]})
+    _, text = rendered(stored(tmp_path / "c", svhn, seeds=1))
+    assert "WRN-16-8, a wide ResNet, with dropout reached 98.46%" in text
+
+
+def test_gaps_in_the_text_quote_the_table_and_a_tie_reads_as_one(tmp_path: Path) -> None:
+    """The text gave "10.8 percentage points" beside −10.75 in the table, and "0 percentage points equal"
+    for two models with the same accuracy."""
+    accs = {"resnet101": [0.9], "vgg": [0.7925], "resnet18": [0.5], "resnet50": [0.5], "lenet5": [0.45]}
+    _, text = rendered(stored(tmp_path, synthetic_tables(accs, n_test=10_000), seeds=1))
+    assert f"{fmt.MINUS}10.75" in text, "the table's gap to the best"
+    assert "ResNet-101 is 10.75 percentage points above VGG-16-BN" in text
+    assert "ResNet-50 against ResNet-18: the same test accuracy" in text
+    assert "ResNet-18 against LeNet-5: 5.00 percentage points higher" in text
+    assert "percentage points equal" not in text and "10.8" not in text
