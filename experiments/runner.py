@@ -31,7 +31,8 @@ from report.core.config import apply_overrides, config_dict
 from report.core.errors import DataError, ReportError
 from report.core.freshness import Request, Verdict, judge
 from report.core.manifest import Experiment
-from report.core.store import Store, new_run_id
+from report.core.run_record import new_run_id
+from report.core.store import Store
 
 
 @dataclass

@@ -11,7 +11,8 @@ from report.core import fingerprint as fp
 from report.core.freshness import Request, code_part
 from report.core.manifest import Manifest, parse
 from report.core.manifest import load as load_manifest
-from report.core.store import Store, new_run_id
+from report.core.run_record import new_run_id
+from report.core.store import Store
 
 
 def synthetic(

@@ -119,13 +119,13 @@ def _edit_run(members: dict[str, bytes], name: str, change) -> dict[str, bytes]:
 def _edit_record(members: dict[str, bytes], name: str, change) -> dict[str, bytes]:
     """A bundle whose run record of ``name`` was changed and re-listed with its new checksum: only the
     record's own check can catch it."""
-    from report.core.store import _meta_frame, decode_record
+    from report.core.run_record import decode_record, encode_record
 
     path = next(k for k in members if k.startswith(f"results/smoke/{name}/") and k.endswith("/run.parquet"))
     meta = decode_record(pd.read_parquet(io.BytesIO(members[path])))
     change(meta)
     buffer = io.BytesIO()
-    _meta_frame(meta).to_parquet(buffer, index=False)
+    encode_record(meta).to_parquet(buffer, index=False)
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     return _edit_run({**members, path: data}, name, lambda r: r["files"].update({path: digest}))

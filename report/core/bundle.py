@@ -24,7 +24,8 @@ from typing import Any
 from report.core.atomic import atomic_write
 from report.core.config import PROFILES, RETIRED
 from report.core.errors import ReportError
-from report.core.store import RUN_TABLE, Store, decode_record, record_problem
+from report.core.run_record import decode_record, record_problem
+from report.core.store import RUN_TABLE, Store
 
 FORMAT = "assignment-report-bundle/1"
 LIMIT = 1 << 30  # bytes a bundle may hold or download: tables, not checkpoints; a bomb is refused

@@ -16,35 +16,29 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from report.core.atomic import atomic_write, os_error
-from report.core.config import PROFILES
 from report.core.errors import MissingResultError, ReportError, StoreError
 from report.core.fingerprint import file_digest
 from report.core.manifest import Manifest
 from report.core.manifest import load as load_manifest
+from report.core.run_record import RUN_ID, decode_record, encode_record, new_run_id
 
 if TYPE_CHECKING:  # pandas is imported where a table is read or written: --help and a render's
     import pandas as pd  # PDF printer start ~0.4 s sooner
 
-RUN_ID = re.compile(r"\d{8}-\d{6}-\d{6}-[0-9a-f]{4}")  # new_run_id's form; anything else is not a run
 RUN_TABLE = "run"
 POINTER = "current"
 PREVIOUS = "previous"  # the run that was current before the current one (written just before the swap)
-JSON_KEYS = "_json"  # the run record's column naming its JSON-encoded columns
 KEEP = 3  # previous runs kept per experiment besides the current one
 FIX = "pass a writable --store on a disk with space"
 
@@ -63,7 +57,7 @@ class Result:
 
     @functools.cached_property
     def meta(self) -> dict[str, Any]:
-        """The run record (read once); dicts and lists were stored as JSON text (see ``_meta_frame``)."""
+        """The run record (read once); dicts and lists were stored as JSON text (see ``encode_record``)."""
         row = decode_record(self.read(RUN_TABLE))
         if row.get("experiment") != self.experiment:
             raise StoreError(f"{self.path()} is not a run record of {self.experiment}; rerun: {self.rerun}")
@@ -175,7 +169,7 @@ class Store:
             for name, df in tables.items():
                 _write_parquet(df, folder / f"{name}.parquet")
                 files[name] = file_digest(folder / f"{name}.parquet")
-            record = _meta_frame({**meta, "run_id": run_id, "files": files})
+            record = encode_record({**meta, "run_id": run_id, "files": files})
             _write_parquet(record, folder / f"{RUN_TABLE}.parquet")
 
         return self._commit(profile, experiment, run_id, fill)
@@ -358,67 +352,6 @@ def _rerun(profile: str, experiment: str, advice: str = "", force: bool = True) 
     )
 
 
-def _is_time(value: Any) -> bool:
-    try:
-        return isinstance(value, str) and datetime.fromisoformat(value).tzinfo is not None
-    except ValueError:
-        return False
-
-
-def _text_map(value: Any) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    )
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value >= 0
-
-
-# What a run record holds, field by field: each must pass its check, so a record made elsewhere (an
-# imported bundle) is refused before it is placed, never stored to fail later. (field, required, check)
-RECORD: tuple[tuple[str, bool, Any], ...] = (
-    ("run_id", True, lambda v: isinstance(v, str) and RUN_ID.fullmatch(v) is not None),
-    ("experiment", True, lambda v: isinstance(v, str) and bool(v)),
-    ("title", True, lambda v: isinstance(v, str)),
-    ("profile", True, lambda v: isinstance(v, str) and bool(v)),
-    ("stand_in", False, lambda v: v in PROFILES),  # the profile it ran in place of ``profile``'s study
-    ("config", True, lambda v: isinstance(v, dict)),
-    ("seed", True, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-    ("started", True, _is_time),
-    ("finished", True, _is_time),
-    ("duration_s", True, _number),
-    ("sessions", False, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
-    ("device", True, lambda v: v in ("cpu", "cuda", "mps")),
-    ("device_name", True, lambda v: isinstance(v, str) and bool(v.strip())),
-    ("python", True, lambda v: isinstance(v, str)),
-    ("platform", True, lambda v: isinstance(v, str)),
-    ("versions", True, _text_map),
-    ("git_commit", True, lambda v: isinstance(v, str)),
-    ("git_dirty", True, lambda v: isinstance(v, bool)),
-    ("fingerprint", True, lambda v: _text_map(v) and {"code", "config", "versions"} <= set(v)),
-    ("data_dir", True, lambda v: isinstance(v, str)),
-    ("data_files", True, lambda v: isinstance(v, list) and all(isinstance(f, str) for f in v)),
-    ("headline", True, lambda v: isinstance(v, dict) and isinstance(v.get("label"), str)),
-    ("files", True, _text_map),
-    ("accepted", False, lambda v: isinstance(v, list) and all(isinstance(a, dict) for a in v)),
-)
-
-
-def record_problem(meta: dict[str, Any], only: tuple[str, ...] = ()) -> str | None:
-    """The first field of a run record (or of ``only`` these, all required) that is missing or malformed
-    (``"finished: 5"``), or ``None``."""
-    for name, required, ok in RECORD:
-        if only and name not in only:
-            continue
-        if name not in meta:
-            if required:
-                return f"{name}: missing"
-        elif not ok(meta[name]):
-            return f"{name}: {meta[name]!r}"
-    return None
-
-
 OWN_FILES = {".lock", ".datahash.json"}  # beside the profiles: the write lock, the data-hash cache
 OWN_FOLDERS = {".work", ".slurm"}  # unfinished units' checkpoints, Slurm job logs
 
@@ -449,33 +382,6 @@ def _run_entry(path: Path) -> bool:
         name.startswith((f".{POINTER}.", f".{PREVIOUS}.")) and name.endswith(".tmp")
     )
     return pointer and path.is_file()
-
-
-def new_run_id() -> str:
-    """Sortable by creation time (microseconds), unique by a random tail: ``20261126-165949-123456-a1b2``."""
-    now = datetime.now(timezone.utc)  # one clock for runs made on any machine
-    return now.strftime("%Y%m%d-%H%M%S-%f") + "-" + uuid.uuid4().hex[:4]
-
-
-def decode_record(frame: pd.DataFrame) -> dict[str, Any]:
-    """A run record's one row as plain Python values: numpy scalars as ints, floats and bools, and the
-    dicts and lists ``_meta_frame`` stored as JSON text decoded."""
-    row = {k: v.item() if hasattr(v, "item") else v for k, v in frame.iloc[0].to_dict().items()}
-    if JSON_KEYS in row:  # only what _meta_frame encoded
-        encoded = json.loads(row.pop(JSON_KEYS))
-    else:  # a record from before the column existed: its dicts and lists, by their first character
-        encoded = [k for k, v in row.items() if isinstance(v, str) and v[:1] in ("{", "[")]
-    for key in encoded:
-        row[key] = json.loads(row[key])
-    return row
-
-
-def _meta_frame(meta: dict[str, Any]) -> pd.DataFrame:
-    import pandas as pd
-
-    encoded = sorted(k for k, v in meta.items() if isinstance(v, (dict, list, tuple)))
-    row = {k: json.dumps(v, sort_keys=True) if k in encoded else v for k, v in meta.items()}
-    return pd.DataFrame([{**row, JSON_KEYS: json.dumps(encoded)}])
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
