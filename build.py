@@ -26,23 +26,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from report.cli import (
-    BUILD,
-    EXECUTE,
-    TRACK,
-    Format,
-    Options,
-    Track,
-    app,
-    command,
-    console,
-    fail,
-    keep_interrupts,
-    status_table,
-)
+from report.cli import app, command, fail, keep_interrupts, status_table
 from report.core import manifest, reference
 from report.core.errors import EXIT_INTERRUPTED, ReportError
 from report.core.freshness import Verdict, judge
+from report.options import BUILD, EXECUTE, TRACK, Format, Options, Track, console
 
 
 # ---- what the commands share --------------------------------------------------------------------------

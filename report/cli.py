@@ -1,4 +1,4 @@
-"""The CLI's plumbing: the Typer app, the shared options (declared once) and the error handling.
+"""The CLI's plumbing: the Typer app, the ``command`` decorator and the error handling.
 
 ``build.py`` defines the commands on ``app`` with ``@command(...)``, naming the shared options each takes.
 """
@@ -6,40 +6,21 @@
 from __future__ import annotations
 
 import _thread
-import dataclasses
 import functools
 import inspect
-import shlex
 import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from report.core.config import (
-    PROFILES,
-    Range,
-    accelerator_present,
-    check_profile,
-    check_value,
-    default_profile,
-    parse_overrides,
-)
 from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
-from report.core.freshness import Request
-from report.core.settings import CHOICES as SETTING_CHOICES
-from report.core.settings import NAME as SETTINGS_NAME
-from report.core.settings import Settings
 from report.core.settings import load as load_settings
-from report.core.store import Store
+from report.options import ALWAYS, SHARED, Options, console, print_settings, resolve
 
 HELP = "Build the Assignment 1 report: run experiments into the results store, render HTML and PDF."
 
@@ -80,258 +61,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _choices(name: str, key: str) -> Any:
-    """An option's choices as the Enum Typer shows, from report.toml's list of them: one list for both."""
-    return Enum(name, {choice: choice for choice in SETTING_CHOICES[key]}, type=str)
-
-
-Format = _choices("Format", "format")
-Paper = _choices("Paper", "paper")
-Executor = _choices("Executor", "executor")
-Track = _choices("Track", "track")
-
-
-# ---- the shared options, declared once; each command names the ones it takes -------------------------
-@dataclass(frozen=True)
-class Shared:
-    """One shared option: its command-line form, its built-in default and its report.toml key."""
-
-    kind: Any
-    default: Any
-    names: tuple[str, ...]
-    help: str
-    envvar: str | None = None
-    key: str | None = None  # in report.toml; None: not settable there
-
-    @property
-    def annotation(self) -> Any:
-        value = getattr(self.default, "value", self.default)
-        where = [f"default {value}"] if self.default not in (None, False) else []
-        where += [f"{self.key} in report.toml"] if self.key else []
-        info = {"envvar": self.envvar} if self.envvar else {}
-        text = self.help + (f" ({'; '.join(where)})" if where else "")
-        return Annotated[self.kind | None, typer.Option(*self.names, help=text, show_default=False, **info)]
-
-
-SHARED: dict[str, Shared] = {
-    "profile": Shared(str, None, ("--profile", "-p"), f"What the report holds: {', '.join(PROFILES)} "
-                      "(default full: the whole study; one that needs a GPU this machine lacks comes from "
-                      "the current reference results, else its quick profile runs in its place, as the "
-                      "report says).",
-                      "REPORT_PROFILE", "profile"),
-    "data_dir": Shared(Path, Path("data"), ("--data-dir",), "Where datasets live (downloaded there if "
-                       "missing).", "REPORT_DATA_DIR", "data_dir"),
-    "store": Shared(Path, Path("results"), ("--store",), "The results store.", "REPORT_STORE", "store"),
-    "out": Shared(Path, Path("build"), ("--out", "-o"), "Where report.html/.pdf go.", "REPORT_OUT", "out"),
-    "device": Shared(str, "auto", ("--device",), "auto, cpu, cuda or mps.", "REPORT_DEVICE", "device"),
-    "seed": Shared(int, 0, ("--seed",), "Base random seed, recorded with the results.", "REPORT_SEED",
-                   "seed"),
-    "sets": Shared(list[str], None, ("--set", "-s"), "Override a config value, e.g. --set q3.sweep_epochs=5 "
-                   "(repeatable; beats the set tables of report.toml; validated and recorded)."),
-    "fmt": Shared(Format, Format.all, ("--format", "-f"), "Which outputs to write.", None, "format"),
-    "paper": Shared(Paper, Paper.a4, ("--paper",), "PDF page size.", None, "paper"),
-    "executor": Shared(Executor, Executor.local, ("--executor",), "Where the independent units of work run: "
-                       "local (this machine; see --jobs), ray (a Ray cluster; see --ray-address) or slurm "
-                       "(job arrays through submitit; see --slurm-*).", "REPORT_EXECUTOR",
-                       "executor"),
-    "jobs": Shared(int, 0, ("--jobs", "-j"), "With --executor local: how many cores run units at once, in "
-                   "worker processes (default 0: every core on a CPU, one on a GPU; 1: in this process, in "
-                   "order).", "REPORT_JOBS", "jobs"),
-    "ray_address": Shared(str, None, ("--ray-address",), "Join this Ray cluster (e.g. ray://host:10001); "
-                          "without it --executor ray starts one here for the build.", "RAY_ADDRESS",
-                          "ray_address"),
-    "slurm_partition": Shared(str, None, ("--slurm-partition",), "Slurm partition for the units (default: "
-                              "the cluster's).", "REPORT_SLURM_PARTITION", "slurm_partition"),
-    "slurm_gpus": Shared(int, 0, ("--slurm-gpus",), "GPUs per Slurm task.", "REPORT_SLURM_GPUS",
-                         "slurm_gpus"),
-    "slurm_time": Shared(int, 120, ("--slurm-time",), "Time limit of each Slurm task, minutes.",
-                         "REPORT_SLURM_TIME", "slurm_time"),
-    "slurm_parallelism": Shared(int, 16, ("--slurm-parallelism",), "Most Slurm array tasks running at once.",
-                                "REPORT_SLURM_PARALLELISM", "slurm_parallelism"),
-    "track": Shared(Track, Track.none, ("--track",), "Also log each run (config, fingerprint, headline, "
-                    "per-epoch curves) and the report to an experiment tracker: none or mlflow.",
-                    "REPORT_TRACK", "track"),
-    "tracking_uri": Shared(str, None, ("--tracking-uri",), "Where the tracker keeps its runs (default "
-                           "sqlite:///mlruns/mlflow.db here).", "MLFLOW_TRACKING_URI", "tracking_uri"),
-    "strict_versions": Shared(bool, False, ("--strict-versions/--no-strict-versions",), "Results made with "
-                              "other torch, torchvision or numpy are stale.", "REPORT_STRICT_VERSIONS",
-                              "strict_versions"),
-    "show_settings": Shared(bool, False, ("--show-settings",), "Print each effective setting and where it "
-                            "came from (command line, environment, report.toml, default)."),
-    "debug": Shared(bool, False, ("--debug",), "Show tracebacks."),
-}  # fmt: skip
-# the valid values of the integer options, checked by the one range rule wherever a value came from
-BOUNDS: dict[str, Range] = {
-    "seed": Range(0, 2**31),  # seed + k (one per model or final seed) stays within every generator's 2**32
-    "jobs": Range(0, 4096),
-    "slurm_gpus": Range(0, 64),
-    "slurm_time": Range(1, 525_600),  # minutes: a year
-    "slurm_parallelism": Range(1, 100_000),
-}
-BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions", "show_settings")
-TRACK = ("track", "tracking_uri")
-EXECUTE = (
-    "executor",
-    "jobs",
-    "ray_address",
-    "slurm_partition",
-    "slurm_gpus",
-    "slurm_time",
-    "slurm_parallelism",
-)
-ALWAYS = ("debug",)
-
-
-@dataclass
-class Options:
-    """The shared options of one command, resolved: command line, environment, report.toml, default."""
-
-    profile: str | None = None
-    data_dir: Path = Path("data")
-    store: Path = Path("results")
-    out: Path = Path("build")
-    device: str = "auto"
-    seed: int = 0
-    sets: list[str] | None = None
-    fmt: Format = Format.all
-    paper: Paper = Paper.a4
-    executor: Executor = Executor.local
-    jobs: int = 0
-    ray_address: str | None = None
-    slurm_partition: str | None = None
-    slurm_gpus: int = 0
-    slurm_time: int = 120
-    slurm_parallelism: int = 16
-    track: Track = Track.none
-    tracking_uri: str | None = None
-    strict_versions: bool = False
-    show_settings: bool = False
-    debug: bool = False
-    sources: dict[str, str] = field(default_factory=dict)  # option -> where its value came from
-    settings: Settings = field(default_factory=Settings)
-
-    @functools.cached_property
-    def chosen(self) -> str:
-        """The profile, printed once when a command starts, with where the settings came from when a
-        settings file or the environment set any (so a report.toml in place is never a surprise)."""
-        chosen = check_profile(self.profile) if self.profile else default_profile()
-        console.print(f"profile: [bold]{chosen}[/]" + ("" if self.profile else " (default)"))
-        from_file = sorted({n for n, s in self.sources.items() if s not in ("command line", "default")
-                            and "environment" not in s} | set(self.settings.overrides(chosen)))  # fmt: skip
-        from_env = sorted(SHARED[n].envvar for n, s in self.sources.items() if "environment" in s)
-        where = [f"{self.settings.path} ({', '.join(from_file)})"] if from_file else []
-        where += [f"the environment ({', '.join(from_env)})"] if from_env else []
-        if where:
-            console.print(f"[dim]settings from {' and '.join(where)}[/]")
-        return chosen
-
-    @functools.cached_property
-    def study(self) -> Request:
-        """What this build asks for, every experiment at its profile's own size (no stand-ins)."""
-        return Request(
-            self.chosen, parse_overrides(self.overrides()), self.seed, self.data_dir, self.strict_versions
-        )
-
-    @functools.cached_property
-    def request(self) -> Request:
-        """The study, with the stand-ins this build runs where this machine lacks a GPU."""
-        from report.core import reference
-
-        stand_ins = reference.stand_ins(self.results, self.study, self.accelerator)
-        return dataclasses.replace(self.study, stand_ins=stand_ins)
-
-    @property
-    def accelerator(self) -> bool:
-        """Whether the units run with a GPU: ``--device`` here, or ``--slurm-gpus`` on a cluster."""
-        return accelerator_present(self.device) or (self.executor.value == "slurm" and self.slurm_gpus > 0)
-
-    def lacking(self, names: list[str]) -> list[str]:
-        """Those of ``names`` whose full study needs a GPU the units will not have."""
-        if self.chosen != "full" or self.accelerator:
-            return []
-        manifest = self.results.manifest
-        return [n for n in names if manifest.get(n).needs_accelerator]
-
-    def overrides(self) -> list[str]:
-        """``--set`` values: report.toml's for this profile, then the command line's (which win)."""
-        from_file = [f"{k}={s.value}" for k, s in self.settings.overrides(self.chosen).items()]
-        return from_file + list(self.sets or [])
-
-    @functools.cached_property
-    def results(self) -> Store:
-        if self.store.exists() and not self.store.is_dir():
-            raise ReportError(
-                f"{self.origin('store')} is a file, not a folder; pass a folder for the results"
-            )
-        return Store(self.store, advice=self.advice())
-
-    def origin(self, name: str) -> str:
-        """Where an option's value was given, in its own spelling: ``--store X``, ``REPORT_STORE=X`` or
-        ``report.toml:3: store = X``, so an error names what the user wrote."""
-        option, value, came = SHARED[name], getattr(self, name), self.sources.get(name, "default")
-        if came == "command line" or came == "default":
-            return f"{option.names[0]} {value}"
-        if "environment" in came:
-            return f"{option.envvar}={value}"
-        return f"{came}: {option.key} = {value}"
-
-    def advice(self) -> str:
-        """The options given on the command line that select the store, the data and the config: what a
-        printed ``build.py run …`` needs besides the profile to make the same result again (values from
-        the environment or report.toml apply again by themselves)."""
-        given = [n for n in ("store", "data_dir", "seed") if self.sources.get(n) == "command line"]
-        words = [f"{SHARED[n].names[0]} {shlex.quote(str(getattr(self, n)))}" for n in given]
-        words += [f"--set {shlex.quote(s)}" for s in self.sets or []]
-        return " ".join(words)
-
-    def describe(self, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
-        """(setting, value, source) for each resolved option, and each --set value."""
-        rows = [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in names if SHARED[n].key]
-        if "profile" in names:  # the resolved profile, also when none was given anywhere
-            came = self.sources.get("profile", "default")
-            rows = [("profile", self.chosen, came) if r[0] == "profile" else r for r in rows]
-        file_sets = self.settings.overrides(self.chosen)
-        cli_sets = parse_overrides(self.sets)
-        for exp, values in parse_overrides(self.overrides()).items():
-            for key, value in values.items():
-                name = f"{exp}.{key}"
-                came = "command line" if key in cli_sets.get(exp, {}) else file_sets[name].source
-                rows.append((f"set {name}", value, came))
-        return rows
-
-
-def _resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -> Options:
-    """Fill every option the command line and environment left unset from report.toml, else the default."""
-    values, sources = {}, {}
-    for name, value in given.items():
-        option = SHARED[name]
-        if value is not None:  # given on the command line or in the environment
-            values[name] = value
-            origin = context.get_parameter_source(name)
-            env = origin is not None and origin.name == "ENVIRONMENT"
-            sources[name] = f"environment ({option.envvar})" if env else "command line"
-        elif option.key and option.key in settings.values:
-            setting = settings.values[option.key]
-            values[name] = (
-                option.kind(setting.value)
-                if option.kind in (Path, Format, Paper, Track, Executor)
-                else setting.value
-            )
-            sources[name] = setting.source
-        else:
-            values[name] = value if name == "sets" else option.default
-        if name in BOUNDS and name in sources:
-            came = sources[name]
-            label = (
-                option.names[0] if came == "command line"
-                else option.envvar if "environment" in came
-                else f"{came}: {option.key}"
-            )  # fmt: skip
-            check_value(label, values[name], Annotated[int, BOUNDS[name]])
-    return Options(**values, sources=sources, settings=settings)
 
 
 def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -357,9 +86,9 @@ def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., No
             given = {n: kwargs.pop(n) for n in taken}
             opts = Options(debug=bool(given["debug"]))
             try:
-                opts = _resolve(given, load_settings(), context)
+                opts = resolve(given, load_settings(), context)
                 if opts.show_settings:
-                    _print_settings(opts, taken)
+                    print_settings(opts, taken)
                 fn(opts, **kwargs)
             except ReportError as e:
                 if opts.debug:
@@ -383,19 +112,6 @@ def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., No
         return app.command(name, cls=_Command, help=_reflowed(fn.__doc__))(wrapper)
 
     return decorate
-
-
-def _print_settings(opts: Options, names: tuple[str, ...]) -> None:
-    from rich.table import Table
-
-    where = opts.settings.path or f"no {SETTINGS_NAME}"
-    table = Table(title=f"effective settings ({where})", title_justify="left")
-    for col in ("setting", "value", "from"):
-        table.add_column(col)
-    for row in opts.describe(names):
-        table.add_row(*row)
-    wide = None if console.is_terminal else 200  # pipes and logs get whole rows
-    Console(stderr=True, width=wide, highlight=False).print(table)
 
 
 def keep_interrupts() -> None:
