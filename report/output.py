@@ -74,6 +74,8 @@ def write_outputs(page: str, out: Path, formats: list[str], printer: Printer | N
     recorded source digest matches is already current (as ``make`` would judge it). The PDF goes to
     ``printer`` when one is given, else it is printed in this process.
     """
+    from report.provenance import for_print  # here: the printer process never needs it
+
     digest = hashlib.sha256(page.encode("utf-8")).hexdigest()
     written = []
     for kind in formats:
@@ -84,9 +86,9 @@ def write_outputs(page: str, out: Path, formats: list[str], printer: Printer | N
         if kind == "html":
             atomic_write(target, page.encode("utf-8"))
         elif printer is not None:
-            printer.print(page, target)
+            printer.print(for_print(page), target)
         else:
-            write_pdf(page, target)
+            write_pdf(for_print(page), target)
         atomic_write(stamp, digest.encode())
         written.append(target)
     return written

@@ -21,7 +21,7 @@ from markdown_it.token import Token
 from markupsafe import Markup
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-from report import figures
+from report import figures, provenance
 from report import format as fmt
 from report.core.errors import ReportError, TemplateError
 from report.core.freshness import Request
@@ -34,6 +34,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 TITLE = "Deep Learning — Assignment 1"
 PAPERS = {"a4": "A4", "letter": "Letter"}
 _REF = re.compile(r"⟦ref:([^⟧]+)⟧")
+_SOURCED = re.compile(r'<span class="n" tabindex="0" data-src="([^"]*)">(.*?)</span>')
 
 
 @dataclass
@@ -96,14 +97,20 @@ class Document:
         if missing:
             raise TemplateError(f"{self.template}: table {label} has no column(s) {', '.join(missing)}")
         head = "".join(
-            f'<th scope="col" class="{"text" if f == "text" else "num"}">{self.inline(h)}</th>'
+            f'<th scope="col" class="{"text" if f == "text" else "num"}">{self.header(tab, h)}</th>'
             for h, f in tab.columns.values()
         )
         rows = []
+        run = provenance.run_name(tab.run)
+        key = next((c for c, (_, f) in tab.columns.items() if f == "text"), next(iter(tab.columns)))
         for _, row in tab.df.iterrows():
+            named, form = tab.columns[key]  # the row as a reader finds it: its name, or its first cell
+            where = f"{named.replace('$', '')} {fmt.apply(form, row[key])}"
+            fields = row.to_dict() if any("{" in how for how in tab.sources.values()) else {}
             cells = "".join(
-                f'<td class="{"text" if f == "text" else "num"}">{html.escape(fmt.apply(f, row[c]))}</td>'
-                for c, (_, f) in tab.columns.items()
+                f'<td class="{"text" if f == "text" else "num"}">'
+                f"{self.cell(tab, c, h, f, row[c], where, run, fields)}</td>"
+                for c, (h, f) in tab.columns.items()
             )
             cls = ' class="highlight"' if tab.highlight is not None and tab.highlight(row) else ""
             rows.append(f"<tr{cls}>{cells}</tr>")
@@ -114,9 +121,34 @@ class Document:
             f'<p class="table-note">{self.provenance(tab.run)}</p></figure>\n'
         )
 
+    def header(self, tab: Table, text: str) -> str:
+        """A column header; one stating a number (a rate, a momentum) says who wrote it, from which run."""
+        shown = self.inline(text)
+        if not provenance.NUMBER.search(re.sub(r"<[^>]+>", "", shown)):
+            return shown
+        src = f"column header written by {_module(tab.run)} (run {provenance.run_name(tab.run)})"
+        return f'<span class="n" tabindex="0" data-src="{html.escape(src)}">{shown}</span>'
+
+    @staticmethod
+    def cell(
+        tab: Table, column: str, header: str, form: str, value: Any, where: str, run: str, fields: dict
+    ) -> str:
+        """One table cell: its number with the column's source and the row's label; a text without a
+        number (a model's name) as it is."""
+        text = fmt.apply(form, value)
+        if form == "text" and not provenance.NUMBER.search(text):
+            return html.escape(text)
+        how = tab.sources.get(column) or f"column {column} of the table built by {_module(tab.run)}"
+        how = how.format(**fields) if fields else how
+        return provenance.Number(text, f"{header.replace('$', '')}: {how}; row {where} (run {run})")
+
     @staticmethod
     def ref(label: str) -> str:
         return f"⟦ref:{label}⟧"
+
+
+def _module(run: Run) -> str:
+    return f"report/questions/{run.experiment}.py"
 
 
 def _caption(caption: str, caller: Any, label: str) -> str:
@@ -128,7 +160,14 @@ def _caption(caption: str, caller: Any, label: str) -> str:
 
 def _markdown(doc: Document) -> MarkdownIt:
     def math(content: str, options: dict[str, Any]) -> str:
-        return doc.math.svg(content.strip(), bool(options.get("display_mode")))
+        sources = _SOURCED.findall(content)  # a number filled into a formula: its source goes around it
+        content = html.unescape(_SOURCED.sub(r"\2", content)) if sources else content
+        svg = doc.math.svg(content.strip(), bool(options.get("display_mode")))
+        return (
+            f'<span class="n" tabindex="0" data-src="{" | ".join(s for s, _ in sources)}">{svg}</span>'
+            if sources
+            else svg
+        )
 
     md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(["table", "replacements"])
     md.use(dollarmath_plugin, renderer=math, double_inline=True, allow_space=True, allow_digits=False)
@@ -138,8 +177,9 @@ def _markdown(doc: Document) -> MarkdownIt:
 def _environment(doc: Document, templates: Path, cache_dir: Path | None) -> jinja2.Environment:
     bytecode = None
     if cache_dir is not None:  # compiled templates, keyed by source: saves ~0.15 s per render
-        (cache_dir / "jinja").mkdir(parents=True, exist_ok=True)
-        bytecode = jinja2.FileSystemBytecodeCache(str(cache_dir / "jinja"))
+        folder = cache_dir / "jinja-finalize"  # not "jinja": code compiled before the finalize step lacks it
+        folder.mkdir(parents=True, exist_ok=True)
+        bytecode = jinja2.FileSystemBytecodeCache(str(folder))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([templates, TEMPLATES]),
         bytecode_cache=bytecode,
@@ -149,8 +189,11 @@ def _environment(doc: Document, templates: Path, cache_dir: Path | None) -> jinj
         lstrip_blocks=True,
         keep_trailing_newline=True,
         extensions=["jinja2.ext.do"],
+        finalize=provenance.finalize,  # a sourced value printed without a filter keeps its source
     )
-    env.filters.update(fmt.FILTERS | fmt.WORDS)
+    env.filters.update(
+        provenance.filters(fmt.FILTERS) | fmt.WORDS, basis=provenance.basis, join=provenance.join
+    )
     env.globals.update(figure=doc.figure, table=doc.table, ref=doc.ref)
     return env
 
@@ -190,7 +233,8 @@ def _number_headings(
         else:
             sub += 1
             number = f"{section}.{sub}"
-        slug = re.sub(r"[^a-z0-9]+", "-", inline.content.lower()).strip("-")[:40] or "section"
+        plain = re.sub(r"<[^>]+>", "", inline.content)  # a sourced number in a heading: its text only
+        slug = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:40] or "section"
         ident = f"sec-{number.replace('.', '-')}-{slug}"
         ids.add(ident)
         tok.attrSet("id", ident)
@@ -221,7 +265,12 @@ def render_html(
     results = Results(store, request)
     profile = results.profile
     names = questions() if names is None else names
-    context = build(results, names)
+    context = {  # every number of a context with its source (report/provenance.py)
+        name: provenance.label(
+            ctx, name, f"report/questions/{name}.py", provenance.run_name(results.run(name))
+        )
+        for name, ctx in build(results, names).items()
+    }
     doc = Document(
         math=MathCache(cache_dir / "math.json" if cache_dir else None),
         cache_dir=cache_dir / "figures" if cache_dir else None,
@@ -248,7 +297,9 @@ def render_html(
             raise
         except Exception as e:
             raise TemplateError(f"{_template_location(e)}: {type(e).__name__}: {e}") from None
-        sections.append({"id": name, "html": _number_headings(md, source, number, toc, ids)})
+        section = _number_headings(md, source, number, toc, ids)
+        section = provenance.mark_constants(section, provenance.constants([templates, TEMPLATES]))
+        sections.append({"id": name, "html": section})
     body_meta = document_meta(results, names, profile)
     try:
         page = env.get_template("report.html.j2").render(

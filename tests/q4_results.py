@@ -16,6 +16,7 @@ import scipy.io
 from experiments import datasets, models
 from experiments.configs.q4 import PROFILES, Config
 from report.core.store import Store
+from report.provenance import for_print
 from report.questions import Results
 from report.questions import q4 as ctx4
 from report.render import render_html
@@ -173,5 +174,6 @@ def summary(accs: dict[str, list[float]]) -> pd.DataFrame:
 def rendered(results: Results) -> tuple[str, str]:
     """Question 4 through the report's real renderer: the HTML page and its visible text."""
     page = render_html(results.store, results.profile, names=("q4",))
-    visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(svg|style)\b.*?</\1>", "", page, flags=re.S))
+    shown = for_print(page)  # each number's source span off (report/provenance.py), as a reader sees it
+    visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(svg|style)\b.*?</\1>", "", shown, flags=re.S))
     return page, " ".join(html.unescape(visible).split())

@@ -20,6 +20,7 @@ from report.core.config import apply_overrides
 from report.core.errors import ConfigError, EvidenceError
 from report.core.freshness import Request
 from report.core.store import Store
+from report.provenance import for_print
 from report.questions import Results
 from report.questions import q1 as ctx_q1
 from report.questions import q2 as ctx_q2
@@ -196,7 +197,7 @@ def test_smoke_report_states_answers_from_evidence_and_renders(smoke_store: Stor
     ):
         assert f'id="{label}"' in page
     assert "©" not in page  # "(c)" must not be typographically replaced
-    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    text = " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
     assert (  # the smoke profile's reduced checks, against the full profile's, where the counts are
         "This build checks Q1 at a reduced budget: 256 training images instead of 12,000, 8 random points "
         "per loss instead of 200, 400 random segments instead of 20,000, 100 training steps for the trained "

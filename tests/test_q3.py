@@ -21,6 +21,7 @@ from report import render
 from report.core.config import apply_overrides
 from report.core.errors import ConfigError, EvidenceError
 from report.core.store import Store
+from report.provenance import for_print
 from report.questions import Results
 from report.questions import q3 as ctx3
 from tests.helpers import fake_meta
@@ -361,7 +362,7 @@ def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp
     def text_of(tables: dict[str, pd.DataFrame], folder: str, **cfg: object) -> str:
         _context(tmp_path / folder, tables, **cfg)  # the same store, rendered as the report shows it
         page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
-        return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+        return " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
 
     subset = text_of(synthetic_tables(), "a")
     assert (
@@ -388,7 +389,7 @@ def test_the_answer_and_table_6_say_the_same_learning_rate_and_how_they_relate(t
     def text_of(tables: dict[str, pd.DataFrame], folder: str) -> str:
         _context(tmp_path / folder, tables)
         page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
-        return re.sub(r" ([),;.])", r"\1", " ".join(re.sub(r"<[^>]+>", " ", page).split()))
+        return re.sub(r" ([),;.])", r"\1", " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split()))
 
     grid = text_of(synthetic_tables(), "grid")  # the batch stage chose 1e-2 at 512 from the grid
     assert re.search(

@@ -1,5 +1,6 @@
 """Rendering: StrictUndefined, math, number formats, figures, tables, cross-references, errors."""
 
+import re
 import subprocess
 import sys
 import types
@@ -75,10 +76,12 @@ def test_values_tables_figures_math_and_refs(fake_question, tmp_path):
         ),
         tmp_path,
     )
-    assert "Best accuracy 98.56%" in page
+    best = '<span class="n" tabindex="0" data-src="qx.best, computed by report/questions/qx.py (run qx '
+    assert "Best accuracy " + best in page and '">98.56%</span>' in page  # with its source (provenance.py)
     assert '<a class="xref" href="#tab:q3-sweep">Table 1</a>' in page
     assert '<a class="xref" href="#fig:q3-curve">Figure 1</a>' in page
-    assert '<td class="num">1×10⁻³</td><td class="num">97.12%</td>' in page
+    shown = re.sub(r'<span class="n" tabindex="0" data-src="[^"]*">([^<]*)</span>', r"\1", page)
+    assert '<td class="num">1×10⁻³</td><td class="num">97.12%</td>' in shown
     assert 'aria-label="\\sigma(z) = 1/(1+e^{-z})"' in page
     assert 'class="math display"' in page
     assert 'alt="accuracy by rate"' in page and "data:image/svg+xml;base64," in page

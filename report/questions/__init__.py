@@ -15,10 +15,12 @@ from typing import Any
 
 import pandas as pd
 
+from report import provenance
 from report.core import manifest
 from report.core.errors import EvidenceError, MissingResultError
 from report.core.freshness import Request, acceptance, judge, other_versions
 from report.core.store import Result, Store
+from report.provenance import Sourced, SourcedInt
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class Table:
     columns: dict[str, tuple[str, str]]
     run: Run
     highlight: Callable[[pd.Series], bool] | None = None  # rows to emphasise (e.g. the best model)
+    # how a column was computed, for each cell's provenance ("mean of test_acc over {seeds} seeds");
+    # {field} takes the row's value; a column without one names the context module that made it
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,21 +111,24 @@ class Results:
             if meta is None or verdict.result is None:  # unreadable: reading it says what is wrong
                 self.store.meta(self.profile, experiment)
             self._results[experiment] = verdict.result
+            name = f"{experiment} {meta['run_id']}"  # what the page's provenance calls the run
             self._runs[experiment] = Run(
                 experiment=experiment,
                 run_id=meta["run_id"],
                 profile=meta["profile"],
                 finished=meta["finished"],
                 device=meta["device"],
-                device_name=meta["device_name"],
-                duration_s=float(meta["duration_s"]),
+                device_name=provenance.sourced_text(meta["device_name"], "the run record's device", name),
+                duration_s=Sourced(float(meta["duration_s"]), "the run record's wall-clock duration", name),
                 commit=meta["git_commit"],
                 dirty=bool(meta["git_dirty"]),
                 config=meta["config"],
                 versions=meta["versions"],
                 other_versions=other_versions(meta),
                 stale=verdict.changed,
-                sessions=int(meta["sessions"]) if meta.get("sessions") else None,
+                sessions=SourcedInt(meta["sessions"], "the run record's count of sessions", name)
+                if meta.get("sessions")
+                else None,
                 accepted="" if "code" in verdict.changed else acceptance(meta),
                 rerun=self.store.command(experiment, self.profile, force=True),
                 **self._stand_in(experiment, meta),

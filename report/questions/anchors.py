@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from report.provenance import OUTSIDE, sourced, sourced_text
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -41,9 +43,12 @@ def beside(question: str, dataset: str, ours: Mapping[str, tuple[str, float]]) -
             if model in ours:
                 title, acc = ours[model]
                 gap = a["accuracy"] - acc
+                published = f"published in {a['source']}, {a['url']} (report/questions/anchors.toml)"
                 out.append(
                     {
                         **a,
+                        "accuracy": sourced(a["accuracy"], published, OUTSIDE),
+                        "what": sourced_text(a["what"], published, OUTSIDE),
                         "model": model,
                         "title": title,
                         "ours": acc,

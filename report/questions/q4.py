@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from report.plots import q4 as plots
+from report.provenance import sourced
 from report.questions import Figure, Results, Table, anchors, require, stats
 from report.questions.q4_claims import ALPHA, answers_by_run, best_claim, depth_claim, lenet_claim, tiers
 
@@ -142,9 +143,28 @@ def _tables(
     counts = per_class.groupby(["label", "class"])["n"].first() // seeds  # test images of one run
     wide = wide.join(counts)[lambda d: d["n"] > 0].reset_index()
     titles = dict(zip(summary["model"], summary["title"], strict=True))
+    over = "over its {seeds} seeds (q4 table results, rows model={model})"
+    against = f"against {best['title']}, Holm-corrected over the {len(best['gaps'])} comparisons with it"
+    sources = {
+        "acc_pm": f"mean ± standard deviation of test_acc {over}",
+        "acc": f"test_acc {over}",
+        "test_se": f"binomial standard error sqrt(p(1−p)/n) of the mean test_acc p, n = {n_test} test images",
+        "gap_pp": f"mean test_acc minus that of {best['title']}, {over}",
+        "p_seeds": f"Welch's t-test over seeds {against} (q4 table results)",
+        "p_images": f"McNemar's exact test on the same images {against}, largest p over seeds "
+        "(q4 table answers)",
+        "params": "column params of q4 table models, row model={model}",
+        "flops": "column flops of q4 table models, row model={model}",
+        "train_time_s": f"mean of train_time_s {over}",
+        "throughput": f"mean of throughput {over}",
+        "peak_mib": f"largest peak_mem_bytes {over}, in MiB",
+    }
+    pooled = "share of this class's test images {title} got right, pooled over seeds (q4 table confusion)"
     return {
-        "comparison": Table(shown, columns, run, highlight=lambda row: row["model"] == best["model"]),
-        "cost": Table(shown, cost, run, highlight=lambda row: row["model"] == best["model"]),
+        "comparison": Table(
+            shown, columns, run, highlight=lambda row: row["model"] == best["model"], sources=sources
+        ),
+        "cost": Table(shown, cost, run, highlight=lambda row: row["model"] == best["model"], sources=sources),
         "adaptations": Table(  # in the order the models were configured (by architecture), not by accuracy
             summary.set_index("model").loc[order].reset_index(),
             {"title": ("Model", "text"), "adaptation": ("Adaptation to 32×32 inputs", "text")},
@@ -158,6 +178,10 @@ def _tables(
                 **{m: (t, "pct") for m, t in titles.items()},
             },
             run,
+            sources={
+                "n": f"test images of this class in one run: its confusion rows summed over seeds, / {seeds}",
+                **{m: pooled.replace("{title}", t) for m, t in titles.items()},
+            },
         ),
     }
 
@@ -213,7 +237,11 @@ def context(r: Results) -> dict[str, Any]:
         .sort_values(["model", "epoch"], key=lambda c: c.map(order) if c.name == "model" else c)
     )
     ours = {m: (t, a) for m, t, a in summary[["model", "title", "acc"]].itertuples(index=False)}
+    of_best = (
+        f"of {top['title']} over its {int(top['seeds'])} seeds (q4 table results, rows model={top['model']})"
+    )
     fastest = everyone.loc[everyone["throughput"].idxmax()]  # speed is measured whether or not it learned
+    by_model = "over seeds, among the models (q4 table results)"
     slowest = everyone.loc[everyone["throughput"].idxmin()]
     dataset = str(setup["dataset_title"])
     sizes = {
@@ -254,7 +282,13 @@ def context(r: Results) -> dict[str, Any]:
             {"title": everyone.set_index("model").loc[m, "title"], **facts} for m, facts in failed.items()
         ],
         "steps": int(cfg["epochs"]) * (int(n.loc["train", "used"]) // int(cfg["batch_size"])),
-        "best": {**best, "acc": float(top["acc"]), "acc_std": float(top["acc_std"]) if seeds > 1 else None},
+        "best": {
+            **best,
+            "acc": sourced(float(top["acc"]), f"mean test_acc {of_best}"),
+            "acc_std": sourced(float(top["acc_std"]), f"standard deviation of test_acc {of_best}")
+            if seeds > 1
+            else None,
+        },
         "depth": depth_claim(summary, by_run),
         "lenet": lenet_claim(summary, by_run),
         "pareto": pareto(summary),
@@ -262,22 +296,42 @@ def context(r: Results) -> dict[str, Any]:
         "anchors": anchors.beside("q4", str(setup["dataset"]), ours),
         "speed": {
             "fastest": fastest["title"],
-            "fastest_ips": float(fastest["throughput"]),
+            "fastest_ips": sourced(float(fastest["throughput"]), f"highest mean throughput {by_model}"),
             "slowest": slowest["title"],
-            "slowest_ips": float(slowest["throughput"]),
-            "ratio": float(fastest["throughput"] / slowest["throughput"]),
-            "trainings": len(results),
-            "train_s": float(results["train_time_s"].sum()),  # more than the run's wall time: see template
+            "slowest_ips": sourced(float(slowest["throughput"]), f"lowest mean throughput {by_model}"),
+            "ratio": sourced(
+                float(fastest["throughput"] / slowest["throughput"]),
+                f"highest over lowest mean throughput {by_model}",
+            ),
+            "trainings": sourced(len(results), "rows of q4 table results, one per model and seed"),
+            "train_s": sourced(  # more than the run's wall time: see template
+                float(results["train_time_s"].sum()), "sum of train_time_s over all rows of q4 table results"
+            ),
         },
-        "weakest_class": {"name": str(weakest["class"]), "acc": float(weakest["accuracy"])},
+        "weakest_class": {
+            "name": str(weakest["class"]),
+            "acc": sourced(
+                float(weakest["accuracy"]),
+                f"lowest share of a class's test images {best['title']} got right, pooled over seeds "
+                "(q4 table confusion)",
+            ),
+        },
         "top_error": None
         if top_error is None
         else {
             "true": str(top_error["true_name"]),
             "pred": str(top_error["pred_name"]),
-            "count": int(top_error["count"]),
+            "count": sourced(
+                int(top_error["count"]),
+                f"the largest off-diagonal count of {best['title']}'s confusion, summed over seeds "
+                "(q4 table confusion)",
+            ),
         },
-        "test_se": float(stats.binomial_se(top["acc"], sizes["test"])),
+        "test_se": sourced(
+            float(stats.binomial_se(top["acc"], sizes["test"])),
+            f"binomial standard error sqrt(p(1−p)/n) of the mean test_acc p {of_best}, "
+            f"n = {sizes['test']} test images (q4 table splits)",
+        ),
         "tables": _tables(
             everyone,
             per_class,

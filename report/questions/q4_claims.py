@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from report.provenance import sourced
 from report.questions import stats
 
 Answers = dict[tuple[str, int], np.ndarray]  # (model, seed) -> per test image: classified correctly
@@ -32,15 +33,26 @@ def compare(a: pd.Series, b: pd.Series, answers: Answers | None = None) -> dict[
     corrects the p-values of one statement's comparisons together)."""
     delta = float(b["acc"] - a["acc"])
     test = stats.welch(a["acc"], a["acc_std"] ** 2, a["seeds"], b["acc"], b["acc_std"] ** 2, b["seeds"])
+    pair = f"{b['title']} against {a['title']}"
+    seeds = f"{b['seeds']} and {a['seeds']} seeds"
+    gap = f"mean test_acc of {b['title']} minus that of {a['title']}, over {seeds} (q4 table results)"
+    welch = f"Welch's t-test over seeds, {pair} (q4 table results)"
     return {
         "a": a["title"],
         "b": b["title"],
         "model": b["model"],
-        "delta_pp": 100 * delta,
-        "abs_pp": 100 * abs(delta),
+        "delta_pp": sourced(100 * delta, gap),
+        "abs_pp": sourced(100 * abs(delta), gap),
         "direction": "higher" if delta > 0 else "lower" if delta < 0 else "equal",
-        **(test or {"t": None, "df": None, "p": None}),
-        "images_p": images_p(answers or {}, a["model"], b["model"]),
+        **(
+            {k: sourced(v, f"{k} of {welch}") for k, v in test.items()}
+            if test
+            else {"t": None, "df": None, "p": None}
+        ),
+        "images_p": sourced(
+            images_p(answers or {}, a["model"], b["model"]),
+            f"McNemar's exact test on the same images, {pair}, largest p over the seeds (q4 table answers)",
+        ),
     }
 
 
@@ -64,7 +76,8 @@ def family(gaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for key, verdict in (("p", "verdict"), ("images_p", "images_verdict")):
         adjusted = stats.holm([g[key] for g in gaps])
         for g, q in zip(gaps, adjusted, strict=True):
-            g[f"{key}_adj"] = q
+            how = f"{getattr(g[key], 'how', key)}, Holm-corrected over the {len(gaps)} comparisons"
+            g[f"{key}_adj"] = sourced(q, how)
             g[verdict] = (
                 UNMEASURED if q is None else WITHIN if q >= ALPHA else ABOVE if g["delta_pp"] > 0 else BELOW
             )
@@ -213,7 +226,13 @@ def tiers(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, An
     for models in groups:
         inside = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :] if apart[a, b]]
         out.append({"models": models, "indistinguishable": not inside, "separated": inside})
-    return {"case": "one" if len(out) == 1 else "tiers", "tiers": out, "pairs": len(pairs), "alpha": ALPHA}
+    return {
+        "case": "one" if len(out) == 1 else "tiers",
+        "tiers": out,
+        "pairs": len(pairs),
+        "comparisons": pairs,  # the tests the tiers rest on, for the page's provenance
+        "alpha": ALPHA,
+    }
 
 
 def _separated(g: dict[str, Any]) -> bool:
