@@ -161,7 +161,7 @@ def test_a_users_settings_change_no_test_outcome(tmp_path):
     env.pop("REPORT_SETTINGS", None)
     tests = [
         "tests/test_cli.py::test_missing_svhn_fails_fast_before_training",
-        "tests/test_reliability.py::test_a_missing_dataset_is_reported_before_torch_is_imported",
+        "tests/test_data_check.py::test_a_missing_dataset_is_reported_before_torch_is_imported",
     ]
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
