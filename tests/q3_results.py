@@ -1,0 +1,186 @@
+"""Question 3's synthetic results for the tests: stored tables shaped as a run writes them (a sweep, the
+choices, the final models and their interval), and the context read from them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments import kit
+from experiments.configs.q3 import PROFILES
+from report.core.store import Store
+from report.questions import Results
+from report.questions import q3 as ctx3
+from tests.helpers import fake_meta
+
+LRS = (1e-3, 1e-2, 1e-1)
+
+
+LR_ACC = {"sgd": (0.80, 0.93, 0.97), "momentum": (0.93, 0.975, 0.90), "adam": (0.978, 0.96, 0.30)}
+
+
+GRID_ACC = {32: (0.976, 0.95, 0.20), 128: LR_ACC["adam"], 512: (0.95, 0.981, 0.40)}  # adam, lr x batch
+
+
+SCALED = {32: (2.5e-4, 0.97), 128: (1e-3, 0.978), 512: (4e-3, 0.979)}
+
+
+CURVE = [0.95, 0.96, 0.97, 0.975, 0.978, 0.979, 0.982, 0.981, 0.980, 0.981]  # best 7; 5 is within 1 SE
+
+
+FINAL = {0: 0.981, 1: 0.983, 2: 0.982}
+
+
+N_TEST = 1000
+
+
+def sweep_row(
+    study: str,
+    opt: str,
+    lr: float,
+    batch: int,
+    acc: float,
+    scaled: bool = False,
+    epoch: int = 5,
+    train: float = 0.99,
+) -> dict:
+    loss = math.nan if acc < 0.35 else 1 - acc
+    return {
+        "study": study,
+        "optimizer": opt,
+        "lr": lr,
+        "batch_size": batch,
+        "lr_scaled": scaled,
+        "epoch": epoch,
+        "epoch_lr": lr,
+        "epoch_s": 0.5 * 128 / batch,
+        "stacked": 3,
+        "train_loss": 1 - train,
+        "train_acc": train,
+        "val_loss": loss,
+        "val_acc": acc,
+        "rung": 0,
+    }
+
+
+def _confusion(seed: int, acc: float) -> list[dict]:
+    """Counts with the stored accuracy on the diagonal; "4 read as 9" (3 times) is the top confusion."""
+    errors = round((1 - acc) * N_TEST)
+    counts = np.zeros((10, 10), dtype=int)
+    np.fill_diagonal(counts, N_TEST // 10)
+    for t, p in [(4, 9)] * 3 + [(t % 10, (t + 1) % 10) for t in range(errors - 3)]:
+        counts[t, t] -= 1
+        counts[t, p] += 1
+    return [
+        {"seed": seed, "true": t, "pred": p, "count": int(counts[t, p])} for t in range(10) for p in range(10)
+    ]
+
+
+def synthetic_tables(best_epoch: int = 5) -> dict[str, pd.DataFrame]:
+    sweep = [
+        sweep_row("lr", o, lr, 128, a) for o, accs in LR_ACC.items() for lr, a in zip(LRS, accs, strict=True)
+    ]
+    sweep += [
+        sweep_row("grid", "adam", lr, b, a)
+        for b, accs in GRID_ACC.items()
+        for lr, a in zip(LRS, accs, strict=True)
+    ]
+    sweep += [sweep_row("scaling", "adam", lr, b, a, scaled=True) for b, (lr, a) in SCALED.items()]
+    sweep += [
+        sweep_row("epochs", "adam", 1e-2, 512, a, epoch=e, train=min(1.0, a + 0.01 * e))
+        for e, a in enumerate(CURVE, 1)
+    ]
+    choice = pd.DataFrame(
+        [
+            {
+                "stage": "lr",
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "batch_size": 128,
+                "lr_scaled": False,
+                "epochs": 5,
+                "val_acc": 0.978,
+                "val_loss": 0.022,
+            },
+            {
+                "stage": "batch",
+                "optimizer": "adam",
+                "lr": 1e-2,
+                "batch_size": 512,
+                "lr_scaled": False,
+                "epochs": 5,
+                "val_acc": 0.981,
+                "val_loss": 0.019,
+            },
+            {
+                "stage": "epochs",
+                "optimizer": "adam",
+                "lr": 1e-2,
+                "batch_size": 512,
+                "lr_scaled": False,
+                "epochs": best_epoch,
+                "val_acc": CURVE[best_epoch - 1],
+                "val_loss": 1 - CURVE[best_epoch - 1],
+            },
+        ]
+    )
+    final = pd.DataFrame(
+        [{"seed": s, "epochs": 5, "train_s": 3.0, "test_loss": 0.07, "test_acc": a} for s, a in FINAL.items()]
+    )
+    layers = pd.DataFrame(
+        {
+            "position": range(8),
+            "layer": ["Flatten"] + ["Linear", "ReLU"] * 3 + ["Linear"],
+            "out_features": [784, 128, 128, 64, 64, 32, 32, 10],
+            "params": [0, 100480, 0, 8256, 0, 2080, 0, 330],
+        }
+    )
+    wrong = pd.DataFrame(
+        {
+            "seed": 0,
+            "rank": [0, 1],
+            "test_index": [17, 3],
+            "true": [4, 7],
+            "pred": [9, 1],
+            "confidence": [0.99, 0.8],
+            "pixels": [[0] * 784, [255] * 784],
+        }
+    )
+    splits = pd.DataFrame(
+        {
+            "dataset": "MNIST",
+            "split": ["train", "val", "test", "trainval", "train_available", "test_available"],
+            "images": [5000, 1000, N_TEST, 6000, 60_000, 10_000],
+        }
+    )
+    return {
+        "sweep": pd.DataFrame(sweep),
+        "choice": choice,
+        "final": final,
+        "interval": pd.DataFrame([kit.t_interval(list(FINAL.values()), 0.95)]),
+        "layers": layers,
+        "misclassified": wrong,
+        "splits": splits,
+        "confusion": pd.DataFrame([r for s, a in FINAL.items() for r in _confusion(s, a)]),
+    }
+
+
+def context_of(tmp_path: Path, tables: dict[str, pd.DataFrame], **overrides: object) -> dict:
+    cfg = dataclasses.replace(
+        PROFILES["smoke"],
+        lrs=LRS,
+        base_batch=128,
+        batch_sizes=(32, 128, 512),
+        sweep_epochs=5,
+        halving=1,
+        max_epochs=10,
+        patience=3,
+    )
+    cfg = dataclasses.replace(cfg, **overrides)
+    store = Store(tmp_path / "results")
+    store.write("smoke", "q3", tables, fake_meta("q3", config=dataclasses.asdict(cfg)))
+    return ctx3.context(Results(store, "smoke"))

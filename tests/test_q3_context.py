@@ -1,0 +1,247 @@
+"""Question 3's context on a synthetic store: the reduced-budget banner, the recommendations and sentences
+computed from the stored numbers, the figures, and the checks that stop the build."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from experiments import kit
+from experiments.configs.q3 import PROFILES
+from report import render
+from report.core.errors import EvidenceError
+from report.core.store import Store
+from report.provenance import for_print
+from report.questions import q3 as ctx3
+from tests.q3_results import (
+    FINAL,
+    GRID_ACC,
+    N_TEST,
+    SCALED,
+    context_of,
+    sweep_row,
+    synthetic_tables,
+)
+
+
+def test_an_interval_that_does_not_match_the_final_models_stops_the_build(tmp_path: Path) -> None:
+    tables = synthetic_tables()
+    tables["interval"] = pd.DataFrame([kit.t_interval([0.5, 0.6, 0.7], 0.95)])
+    with pytest.raises(EvidenceError, match="interval summarises"):
+        context_of(tmp_path, tables)
+
+
+def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp_path: Path) -> None:
+    def text_of(tables: dict[str, pd.DataFrame], folder: str, **cfg: object) -> str:
+        context_of(tmp_path / folder, tables, **cfg)  # the same store, rendered as the report shows it
+        page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
+        return " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
+
+    subset = text_of(synthetic_tables(), "a")
+    assert (
+        "This build runs Q3 at a reduced budget: 6,000 of the 60,000 training images and 1,000 of the "
+        "10,000 test images, sweep runs of at most 5 epochs instead of 10, an early-stopping schedule of "
+        "10 epochs instead of 30, 3 learning rates instead of 9 and 3 batch sizes instead of 4." in subset
+    )
+    assert "Trained that way on 6,000 of the 60,000 training images of MNIST (this build's subset)" in subset
+    assert "at this build's reduced budget (see the note above)" in subset  # the answer
+    assert "and at this build's reduced budget (6,000 of the 60,000 training images" in subset  # the scope
+    whole = synthetic_tables()
+    whole["splits"].loc[whole["splits"]["split"] == "train_available", "images"] = 6000
+    whole["splits"].loc[whole["splits"]["split"] == "test_available", "images"] = N_TEST
+    full = PROFILES["full"]
+    budget = {k: getattr(full, k) for k in ("sweep_epochs", "max_epochs", "lrs", "batch_sizes", "seeds")}
+    unreduced = text_of(whole, "b", **budget)
+    assert "reduced budget" not in unreduced and "Trained that way on all 6,000 training images" in unreduced
+
+
+def test_the_answer_and_table_6_say_the_same_learning_rate_and_how_they_relate(tmp_path: Path) -> None:
+    """The answer gave the rate scaled to the chosen batch while the learning-rate table highlighted the
+    rate chosen at the base batch, the scaling explained pages later: both now say both."""
+
+    def text_of(tables: dict[str, pd.DataFrame], folder: str) -> str:
+        context_of(tmp_path / folder, tables)
+        page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
+        return re.sub(r" ([),;.])", r"\1", " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split()))
+
+    grid = text_of(synthetic_tables(), "grid")  # the batch stage chose 1e-2 at 512 from the grid
+    assert re.search(
+        r"a learning rate of 1×10⁻² \(chosen with the batch size from the grid of Figure \d+; at batch 128 "
+        r"the learning-rate stage chose 1×10⁻³, highlighted in Table \d+\), batch size 512",
+        grid,
+    )
+    assert (
+        "Highlighted: the rate chosen for Adam at this batch size; the final models use 1×10⁻² at batch "
+        "size 512, chosen from the batch-size grid." in grid
+    )
+    tables = synthetic_tables()  # the scaled point at batch 512 is the best instead
+    sweep, choice = tables["sweep"], tables["choice"]
+    sweep.loc[(sweep["study"] == "grid") & (sweep["batch_size"] == 512), "val_acc"] = 0.95
+    chosen = {"lr": 4e-3, "lr_scaled": True, "val_acc": 0.979, "val_loss": 0.021}
+    choice.loc[choice["stage"] == "batch", list(chosen)] = list(chosen.values())
+    scaled = text_of(tables, "scaled")
+    assert re.search(
+        r"a learning rate of 4×10⁻³ \(the rate 1×10⁻³ chosen at batch 128 and highlighted in Table \d+, "
+        r"scaled linearly to batch size 512 as in Table \d+\), batch size 512",
+        scaled,
+    )
+    assert (
+        "Highlighted: the rate chosen for Adam at this batch size, which the final models use scaled "
+        "linearly to batch size 512: 4×10⁻³." in scaled
+    )
+
+
+def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) -> None:
+    c = context_of(tmp_path, synthetic_tables())
+    w = render.words("q3")
+    rec = {k: _say(getattr(w, f"recommend_{k}")(c)) for k in ("lr", "batch", "epochs")}
+    assert rec["lr"].startswith("Learning rate: Adam at 1×10⁻³ had the highest validation accuracy of the 9 ")
+    assert "(97.80% after 5 epochs at batch 128)" in rec["lr"]
+    # momentum at 1e-2 (97.50%) and SGD at 1e-1 (97.00%) are within 1.31 points of Adam's 97.80%: ties
+    assert (
+        "SGD with momentum 0.9 at 1×10⁻² (97.50%) and SGD at 1×10⁻¹ (97.00%) are within two standard"
+        in rec["lr"]
+    )
+    assert "they are tied, and the choice among them is the tie-break rule's" in rec["lr"]
+    assert rec["batch"].startswith(
+        "Batch size: 512 with learning rate 1×10⁻² had the highest validation "
+        "accuracy of the 11 batch-size and learning-rate points (98.10%)."
+    )
+    se_diff = math.sqrt(2) * math.sqrt(0.981 * 0.019 / 1000)  # of a difference of two accuracies
+    grid = [a for accs in GRID_ACC.values() for a in accs] + [SCALED[32][1], SCALED[512][1]]
+    close = sorted((a for a in grid if 0.981 - 2 * se_diff <= a < 0.981), reverse=True)
+    assert [t["val_acc"] for t in c["batch"]["tied"]] == close and len(close) == 4
+    named = "Adam at 4×10⁻³ and batch 512 (97.90%), Adam at 1×10⁻³ and batch 128 (97.80%)"
+    assert f"{named}, " in rec["batch"] and "within two standard errors of a difference" in rec["batch"]
+    assert "they are tied" in rec["batch"] and "Any batch size from 32 to 512" in rec["batch"]
+    assert rec["epochs"].startswith(
+        "Epochs: 5, the smallest epoch count whose validation accuracy is within one binomial standard error"
+    )
+    assert "was still at 50% of the peak rate after that epoch" in rec["epochs"]
+    windows = _say(w.lr_windows(c["lr"]))
+    assert windows.startswith(
+        "Adam peaks at 1×10⁻³ (97.8%, the lowest rate of the grid, so its best rate"
+    )  # 1,000 validation images: one decimal
+    assert "SGD with momentum 0.9 peaks at 1×10⁻² (97.5%)" in windows
+    assert _say(w.momentum(c["lr"]["momentum"])) == (
+        "The best plain-SGD rate is at least 10 times the best rate with momentum; the "
+        "grid is too coarse to compare that with the factor 1/(1 − β) = 10."
+    )
+    batch = _say(w.batch(c["batch"]))
+    assert batch.startswith(
+        "With the learning rate held at 1×10⁻³, validation accuracy falls from 97.6% at "
+        "batch 32 to 95.0% at batch 512"
+    )
+    assert "gives 97.9% there, 2.90 percentage points more than the held rate." in batch
+    assert "The best learning rate of the grid never decreases as the batch size grows" in batch
+    assert "a ratio of 16 at an equal stack width of 3 points" in batch  # every synthetic stack held 3
+    wider = {**c["batch"], "large": {**c["batch"]["large"], "stacked": 9}}
+    assert "mixes the batch size's effect on speed with the stack width's" in _say(w.batch(wider))
+    epochs = _say(w.epochs(c["epochs"], c["monitor"], c["patience"], c["max_epochs"]))
+    assert "training stopped after epoch 10 of 10" not in epochs
+    assert "Training ran the whole 10-epoch schedule." in epochs
+    ci = kit.t_interval(list(FINAL.values()), 0.95)
+    assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (ci["mean"], ci["lo"], ci["hi"])
+    assert "4 read as 9 (3)" in _say(w.confusion(c["confusion"]))
+
+
+def _say(text: str) -> str:
+    """A macro's sentence with its line breaks folded, as Markdown shows it."""
+    return " ".join(str(text).split())
+
+
+@pytest.mark.parametrize(
+    ("sgd_best", "expected"),
+    [
+        (1e-1, ", exactly the factor 1/(1 − β) = 10 on this grid."),
+        (3e-2, ", 1 grid step (factors of 3.16) from the factor 1/(1 − β) = 10."),
+        (1e-2, ", 2 grid steps (factors of 3.16) from the factor 1/(1 − β) = 10."),
+    ],
+)
+def test_momentum_sentence_counts_grid_steps_from_the_factor_ten(sgd_best: float, expected: str) -> None:
+    grid = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    rows = [sweep_row("lr", "momentum", lr, 128, 0.98 if lr == 1e-2 else 0.9) for lr in grid]
+    rows += [sweep_row("lr", "sgd", lr, 128, 0.97 if lr == sgd_best else 0.9) for lr in grid]
+    choice = pd.Series({"optimizer": "momentum", "lr": 1e-2, "batch_size": 128, "val_acc": 0.98})
+    facts = ctx3.lr_facts(pd.DataFrame(rows), choice, 10_000)
+    assert _say(render.words("q3").momentum(facts["momentum"])).endswith(expected)
+
+
+def test_context_figures_draw(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, fig in context_of(tmp_path, synthetic_tables())["figures"].items():
+        drawn = fig.draw(fig.data, **fig.extra)
+        assert drawn.axes, name
+        plt.close(drawn)
+
+
+def test_context_stops_when_the_stored_choice_is_not_the_best(tmp_path: Path) -> None:
+    tables = synthetic_tables()
+    tables["choice"].loc[tables["choice"]["stage"] == "lr", ["optimizer", "val_acc"]] = ["sgd", 0.97]
+    with pytest.raises(EvidenceError, match="highest validation accuracy"):
+        context_of(tmp_path / "a", tables)
+    with pytest.raises(
+        EvidenceError, match="fail a check the report rests on: it is not so that the chosen epoch count"
+    ):
+        context_of(tmp_path / "b", synthetic_tables(best_epoch=9))
+
+
+def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:
+    rows = [sweep_row("lr", optimizer, lr, 128, acc) for lr, acc in rates.items()]
+    choice = pd.Series(
+        {
+            "optimizer": optimizer,
+            "lr": max(rates, key=rates.get),
+            "batch_size": 128,
+            "val_acc": max(rates.values()),
+        }
+    )
+    return ctx3.lr_facts(pd.DataFrame(rows), choice, 10_000)
+
+
+def test_a_one_point_window_is_below_the_grid_resolution_not_zero_wide() -> None:
+    facts = _window_facts({1e-3: 0.90, 1e-2: 0.98, 1e-1: 0.90})
+    words = render.words("q3")
+    text = _say(
+        words.recommend_lr(
+            {
+                "lr": facts,
+                "sweep_epochs": 5,
+                "base_batch": 128,
+                "halving": {"pruned": False},
+                "n": {"val": 10_000},
+            }
+        )
+    )
+    assert "less than one grid step (1 decade) for Adam" in text and "0.0 decades" not in text
+
+
+def test_an_optimum_on_the_edge_of_the_grid_is_reported_as_such_and_bounds_the_ratio() -> None:
+    sgd = _window_facts({1e-2: 0.90, 1e-1: 0.95, 1.0: 0.97}, "sgd")
+    assert sgd["by_optimizer"]["sgd"]["edge"] == "high"
+    words = render.words("q3")
+    assert "the highest rate of the grid, so its best rate may lie beyond it" in _say(words.lr_windows(sgd))
+    grid = (1e-2, 1e-1, 1.0)
+    rows = [sweep_row("lr", "sgd", lr, 128, 0.97 if lr == 1.0 else 0.9) for lr in grid]
+    rows += [sweep_row("lr", "momentum", lr, 128, 0.98 if lr == 1e-1 else 0.9) for lr in grid]
+    choice = pd.Series({"optimizer": "momentum", "lr": 1e-1, "batch_size": 128, "val_acc": 0.98})
+    facts = ctx3.lr_facts(pd.DataFrame(rows), choice, 10_000)
+    assert facts["momentum"]["bound"] == "at least"
+    assert _say(words.momentum(facts["momentum"])).startswith("The best plain-SGD rate is at least 10 times")
+
+
+def test_a_result_stored_before_the_dataset_sizes_asks_for_a_rerun(tmp_path: Path) -> None:
+    from report.core.errors import MissingResultError
+
+    tables = synthetic_tables()
+    tables["splits"] = tables["splits"][~tables["splits"]["split"].str.endswith("_available")]
+    with pytest.raises(MissingResultError, match="rerun it: build.py run q3 --profile smoke"):
+        context_of(tmp_path, tables)

@@ -1,0 +1,187 @@
+"""Question 3's study: the network, its settings, the selection and stopping rules, the interval math, and
+the smoke run on generated MNIST-format digits with its determinism and resumption."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from experiments import halving, kit, q3
+from experiments.configs.q3 import PROFILES
+from experiments.kit import Output, RunContext
+from report.core.config import apply_overrides
+from report.core.errors import ConfigError
+
+TABLES = {"sweep", "choice", "final", "interval", "splits", "layers", "confusion", "misclassified"}
+
+
+# ---- the network ------------------------------------------------------------------------------------
+def test_model_maps_images_to_ten_logits_with_the_specified_parameter_count() -> None:
+    model = q3.mlp()
+    assert model(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+    expected = 784 * 128 + 128 + 128 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
+    assert sum(p.numel() for p in model.parameters()) == expected
+    layers = q3.layers_table(model)
+    assert layers["params"].sum() == expected
+    assert layers.loc[layers["layer"] == "Linear", "out_features"].tolist() == [128, 64, 32, 10]
+
+
+def test_invalid_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="rmsprop"):
+        apply_overrides("q3", PROFILES["smoke"], {"optimizers": "sgd,rmsprop"})
+    with pytest.raises(ConfigError, match="base_batch"):
+        apply_overrides("q3", PROFILES["smoke"], {"base_batch": "100"})
+    with pytest.raises(ConfigError, match="seeds"):
+        apply_overrides("q3", PROFILES["smoke"], {"seeds": "1"})
+    with pytest.raises(ConfigError, match="cpu_threads"):
+        apply_overrides("q3", PROFILES["smoke"], {"cpu_threads": "-1"})
+
+
+def test_cpu_threads_is_scoped_to_the_block() -> None:
+    before = torch.get_num_threads()
+    with kit.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with kit.threads(0):
+        assert torch.get_num_threads() == before
+
+
+# ---- selection and stopping rules -------------------------------------------------------------------
+def _point(opt: str, lr: float, accs: list[float], losses: list[float], batch: int = 128) -> list[dict]:
+    return [
+        {
+            "study": "lr",
+            "optimizer": opt,
+            "lr": lr,
+            "batch_size": batch,
+            "lr_scaled": False,
+            "epoch": e,
+            "val_acc": a,
+            "val_loss": loss,
+            "rung": 0,
+        }
+        for e, (a, loss) in enumerate(zip(accs, losses, strict=True), 1)
+    ]
+
+
+def test_select_best_uses_the_last_epoch_and_breaks_ties_by_loss() -> None:
+    sweep = pd.DataFrame(
+        _point("sgd", 0.1, [0.99, 0.95], [0.05, 0.20])  # best at an earlier epoch only: not chosen
+        + _point("adam", 1e-3, [0.90, 0.97], [0.30, 0.12])  # tied last-epoch accuracy, higher loss
+        + _point("adam", 3e-3, [0.91, 0.97], [0.30, 0.10])  # tied, lower loss: chosen
+        + _point("momentum", 1.0, [0.50, 0.10], [2.0, math.nan])  # diverged
+    )
+    best = q3.select_best(sweep.sample(frac=1.0, random_state=0))  # row order must not matter
+    assert (best["optimizer"], best["lr"], best["epoch"]) == ("adam", 3e-3, 2)
+
+
+def test_select_best_tolerates_nan_losses_among_ties() -> None:
+    sweep = pd.DataFrame(_point("sgd", 1.0, [0.2], [math.nan]) + _point("sgd", 0.1, [0.2], [2.0]))
+    assert q3.select_best(sweep)["lr"] == 0.1
+
+
+def test_stopping_rule_counts_epochs_since_the_best_monitored_value() -> None:
+    history = [
+        {"val_acc": a, "val_loss": loss}
+        for a, loss in [(0.90, 0.30), (0.95, 0.20), (0.97, 0.25), (0.96, math.nan), (0.97, 0.40)]
+    ]
+    assert kit.epochs_since_best(kit.badness(history, "val_acc")) == 2  # ties do not count as improvement
+    assert kit.epochs_since_best(kit.badness(history, "val_loss")) == 3  # NaN is never an improvement
+
+
+def test_the_epoch_count_is_the_smallest_within_one_standard_error_of_the_best() -> None:
+    accs = [0.95, 0.975, 0.978, 0.9805, 0.981, 0.979]  # one SE at 98.1% of 10,000 images: 0.137 points
+    history = [{"val_acc": a, "val_loss": 1 - a} for a in accs]
+    assert q3.chosen_epoch(history, "val_acc", 10_000) == 4  # 98.05% is within 0.137 of 98.1%; 97.8% not
+    assert q3.chosen_epoch(history, "val_acc", 100) == 2  # a small validation set separates less
+    assert q3.chosen_epoch(history, "val_loss", 10_000) == 5  # the loss: its lowest epoch
+
+
+def test_select_best_chooses_among_the_last_rung_only() -> None:
+    """A point that shone in a short rung but was not retrained does not beat the last rung's best."""
+    short = _point("sgd", 0.1, [0.99], [0.05])
+    long = [{**r, "rung": 1} for r in _point("adam", 1e-3, [0.90, 0.97], [0.3, 0.1])]
+    assert q3.select_best(pd.DataFrame(short + long))["optimizer"] == "adam"
+
+
+# ---- the interval ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("values", [[0.981, 0.983, 0.9795], [0.97, 0.99], list(np.linspace(0.9, 0.95, 7))])
+def test_t_interval_matches_scipy(values: list[float]) -> None:
+    ci = kit.t_interval(values, level=0.95)
+    ref = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert ci["mean"] == pytest.approx(np.mean(values))
+    assert ci["std"] == pytest.approx(np.std(values, ddof=1))
+    assert (ci["lo"], ci["hi"]) == pytest.approx(ref)
+    assert ci["t"] == pytest.approx(stats.t.ppf(0.975, len(values) - 1))
+
+
+# ---- the smoke run on generated MNIST-format digits --------------------------------------------
+def _run(data_dir: Path, workdir: Path) -> Output:
+    ctx = RunContext(device=torch.device("cpu"), seed=0, data_dir=data_dir, workdir=workdir)
+    return q3.run(PROFILES["smoke"], ctx)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Output, Output, Path]:
+    first = tmp_path_factory.mktemp("q3-a")
+    return _run(data_dir, first), _run(data_dir, tmp_path_factory.mktemp("q3-b")), first
+
+
+def test_smoke_run_produces_every_table(smoke_runs) -> None:
+    out, _, _ = smoke_runs
+    cfg = PROFILES["smoke"]
+    assert set(out.tables) == TABLES
+    sweep = out.tables["sweep"]
+    assert set(sweep["study"]) == {"lr", "grid", "scaling", "epochs"}
+    first = sweep[sweep["rung"] == 0]
+    assert len(first[first["study"] == "lr"]) == len(cfg.optimizers) * len(cfg.lrs)
+    assert len(first[first["study"] == "grid"]) == len(cfg.lrs) * len(cfg.batch_sizes)
+    lengths = halving.rung_lengths(cfg.sweep_epochs, cfg.halving, cfg.rungs)
+    lr_rungs = sweep[sweep["study"] == "lr"].groupby("rung")
+    assert lr_rungs["epoch"].max().tolist() == lengths  # each rung trains its points for its epochs
+    sizes = lr_rungs.size().tolist()
+    assert all(b == math.ceil(a / cfg.halving) for a, b in zip(sizes, sizes[1:], strict=False))
+    final = out.tables["final"]
+    assert final["seed"].tolist() == [0, 1, 2]
+    assert (final["epochs"] == out.tables["choice"].set_index("stage").loc["epochs", "epochs"]).all()
+    assert out.headline == ("test accuracy (mean of 3 seeds)", pytest.approx(final["test_acc"].mean()))
+    assert out.tables["interval"].iloc[0]["mean"] == pytest.approx(final["test_acc"].mean())
+    assert final["test_acc"].min() > 0.5  # a few epochs on 2,000 images already learn the digits
+    confusion = out.tables["confusion"]
+    assert (confusion.groupby("seed")["count"].sum() == cfg.n_test).all()
+    wrong = out.tables["misclassified"]
+    assert (wrong["true"] != wrong["pred"]).all()
+    assert wrong["pixels"].map(len).eq(784).all()
+    assert dict(zip(out.tables["splits"]["split"], out.tables["splits"]["images"], strict=True)) == {
+        "train": cfg.n_train,
+        "val": cfg.n_val,
+        "test": cfg.n_test,
+        "trainval": cfg.n_train + cfg.n_val,
+        "train_available": 4000,  # the MNIST stand-in's sizes (tests/conftest.py)
+        "test_available": 1000,
+    }
+
+
+def _untimed(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=[c for c in df.columns if c.endswith("_s")])
+
+
+def test_smoke_run_is_deterministic(smoke_runs) -> None:
+    a, b, _ = smoke_runs
+    for name in TABLES:
+        pd.testing.assert_frame_equal(_untimed(a.tables[name]), _untimed(b.tables[name]), check_exact=True)
+    assert a.headline == b.headline
+
+
+def test_rerun_in_the_same_workdir_resumes_from_checkpoints(smoke_runs, data_dir: Path) -> None:
+    a, _, workdir = smoke_runs
+    assert len(list(workdir.glob("lr-rung*.pt"))) > 0 and len(list(workdir.glob("final-*.pt"))) > 0
+    again = _run(data_dir, workdir)
+    for name in TABLES:  # timings too: every result is read back, nothing retrained
+        pd.testing.assert_frame_equal(a.tables[name], again.tables[name], check_exact=True)
