@@ -96,6 +96,10 @@ def test_the_stored_config_and_fingerprint_record_values_from_the_file(project_f
         ('profile = "huge"\n', "report.toml:1: profile = 'huge': choose smoke, quick, full"),
         ("\n[set.q3]\nsweep_epoch = 5\n", "report.toml:3: q3 has no setting 'sweep_epoch'; valid: "),
         ("[set.q9]\nx = 1\n", "report.toml:1: [set.q9]: no such experiment; choose from q1, q2, q3, q4"),
+        (  # a choice is checked against the real Config when the file is read (it was once left to the run)
+            '[set.q4]\ndataset = "imagenet"\n',
+            "report.toml:2: dataset: choose one of svhn, fashion-mnist, mnist, cifar10",
+        ),
         (
             "[profiles.huge.set.q3]\nseeds = 2\n",
             "[profiles.huge]: choose a profile of smoke, quick, full",
