@@ -75,6 +75,9 @@ class SourcedStr(str):
         obj.how, obj.run = how, run
         return obj
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SourcedStr, (str(self), self.how, self.run))
+
 
 SOURCED = (Sourced, SourcedInt, SourcedStr)
 OUTSIDE = "outside the store"  # the run of a value the report quotes from elsewhere (a published figure)
@@ -157,8 +160,22 @@ def source_text(value: Any) -> str:
 
 
 def _sources(values: Iterable[Any]) -> str:
-    texts = [source_text(v) for v in values]
-    return " | ".join(dict.fromkeys(t for t in texts if t))
+    """The sources of the values one number is formatted from (a mean and its spread), the run once."""
+    srcs = [v for v in values if isinstance(v, SOURCED)]
+    if len(srcs) < 2:
+        return source_text(srcs[0]) if srcs else ""
+    hows = " | ".join(dict.fromkeys(v.how for v in srcs))
+    runs = ", ".join(dict.fromkeys(v.run for v in srcs if v.run and v.run != OUTSIDE))
+    return f"{hows} (run {runs})" if runs else hows
+
+
+def span(inner: str, src: str, kind: str = "n") -> str:
+    """``inner`` (HTML) in the one element that carries a source: focusable, the source in ``data-src``."""
+    attr = html.escape(src, quote=True).replace("$", "&#36;")  # never a math delimiter in Markdown
+    return f'<span class="{kind}" tabindex="0" data-src="{attr}">{inner}</span>'
+
+
+SPAN = re.compile(r'<span class="n" tabindex="0" data-src="([^"]*)">([^<]*)</span>')  # a plain number's
 
 
 class Number(Markup):
@@ -168,11 +185,7 @@ class Number(Markup):
     text: str
 
     def __new__(cls, text: str, src: str, kind: str = "n") -> Number:
-        attr = html.escape(src, quote=True).replace("$", "&#36;")  # never a math delimiter in Markdown
-        obj = super().__new__(
-            cls,
-            f'<span class="{kind}" tabindex="0" data-src="{attr}">{html.escape(text)}</span>',
-        )
+        obj = super().__new__(cls, span(html.escape(text), src, kind))
         obj.text = text
         return obj
 
@@ -270,8 +283,7 @@ def basis(sentence: Any, claim: Any) -> Any:
     head = "Holm-corrected p-values" + (f" at level {alpha:g}" if alpha is not None else "")
     runs = [r for r in dict.fromkeys(v.run for v in _leaves(claim)) if r and r != OUTSIDE]
     where = f" (run {', '.join(runs)})" if runs else ""
-    attr = html.escape(head + ": " + "; ".join(parts) + where, quote=True).replace("$", "&#36;")
-    return Markup(f'<span class="v" tabindex="0" data-src="{attr}">{sentence}</span>')
+    return Markup(span(str(sentence), head + ": " + "; ".join(parts) + where, kind="v"))
 
 
 def _leaves(value: Any) -> Iterable[Any]:
@@ -288,12 +300,21 @@ def _leaves(value: Any) -> Iterable[Any]:
 _CONSTANTS: dict[tuple[tuple[str, float], ...], frozenset[str]] = {}
 _JINJA = re.compile(r"\{#.*?#\}|\{\{.*?\}\}|\{%.*?%\}", re.S)
 _STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
+_IMPORT = re.compile(r"\{%-?\s*(?:import|from|include|extends)\s+[\"']([^\"']+)[\"']")
 
 
-def constants(folders: Iterable[Path]) -> frozenset[str]:
-    """The numbers written in the templates' text and in the string literals of their expressions: the
-    constants of the text ("32×32", "2014", "784-128-64-32-10"), cached while no template changes."""
-    files = sorted({p for f in folders if f.is_dir() for p in f.glob("*.j2")})
+def constants(template: Path, folders: Iterable[Path]) -> frozenset[str]:
+    """The numbers written in ``template`` and the templates it imports (found in ``folders``), in their
+    text and in the string literals of their expressions: the constants of a section's text ("32×32",
+    "2014", "784-128-64-32-10"), cached while none of those files changes."""
+    files, todo = [], [template]
+    while todo:
+        path = todo.pop()
+        if path in files or not path.is_file():
+            continue
+        files.append(path)
+        for name in _IMPORT.findall(path.read_text(encoding="utf-8")):
+            todo.extend(f / name for f in folders if (f / name).is_file())
     key = tuple((str(p), p.stat().st_mtime) for p in files)
     if key not in _CONSTANTS:
         found: set[str] = set()
@@ -304,7 +325,8 @@ def constants(folders: Iterable[Path]) -> frozenset[str]:
                 source,
             )
             found.update(m.group(0).rstrip(".,") for m in NUMBER.finditer(literal))
-        _CONSTANTS.clear()
+        if len(_CONSTANTS) > 64:  # a long preview session: keep the cache small
+            _CONSTANTS.clear()
         _CONSTANTS[key] = frozenset(found)
     return _CONSTANTS[key]
 
@@ -334,13 +356,10 @@ def mark_constants(section: str, known: frozenset[str]) -> str:
     return _SKIP.sub(one, section)
 
 
-_PRINTED = re.compile(
-    r'<span class="n" tabindex="0" data-src="[^"]*">([^<]*)</span>'
-    r'|<span class="c" data-src="constant of the text">([^<]*)</span>'
-)
+_PRINTED = re.compile(SPAN.pattern + r'|<span class="c" data-src="constant of the text">([^<]*)</span>')
 
 
 def for_print(page: str) -> str:
     """``page`` without the spans of plain numbers and constants, for the PDF: it shows no sources, and
     WeasyPrint lays out each span as a box of its own (a quarter more layout time with them)."""
-    return _PRINTED.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), page)
+    return _PRINTED.sub(lambda m: m.group(2) if m.group(2) is not None else m.group(3), page)

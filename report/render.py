@@ -34,7 +34,6 @@ PROJECT = Path(__file__).resolve().parent.parent
 TITLE = "Deep Learning — Assignment 1"
 PAPERS = {"a4": "A4", "letter": "Letter"}
 _REF = re.compile(r"⟦ref:([^⟧]+)⟧")
-_SOURCED = re.compile(r'<span class="n" tabindex="0" data-src="([^"]*)">(.*?)</span>')
 
 
 @dataclass
@@ -127,11 +126,18 @@ class Document:
         if not provenance.NUMBER.search(re.sub(r"<[^>]+>", "", shown)):
             return shown
         src = f"column header written by {_module(tab.run)} (run {provenance.run_name(tab.run)})"
-        return f'<span class="n" tabindex="0" data-src="{html.escape(src)}">{shown}</span>'
+        return provenance.span(shown, src)
 
     @staticmethod
     def cell(
-        tab: Table, column: str, header: str, form: str, value: Any, where: str, run: str, fields: dict
+        tab: Table,
+        column: str,
+        header: str,
+        form: str,
+        value: Any,
+        where: str,
+        run: str,
+        fields: dict[str, Any],
     ) -> str:
         """One table cell: its number with the column's source and the row's label; a text without a
         number (a model's name) as it is."""
@@ -160,14 +166,11 @@ def _caption(caption: str, caller: Any, label: str) -> str:
 
 def _markdown(doc: Document) -> MarkdownIt:
     def math(content: str, options: dict[str, Any]) -> str:
-        sources = _SOURCED.findall(content)  # a number filled into a formula: its source goes around it
-        content = html.unescape(_SOURCED.sub(r"\2", content)) if sources else content
+        sources = provenance.SPAN.findall(content)  # a number filled into a formula: its source around it
+        content = html.unescape(provenance.SPAN.sub(r"\2", content)) if sources else content
         svg = doc.math.svg(content.strip(), bool(options.get("display_mode")))
-        return (
-            f'<span class="n" tabindex="0" data-src="{" | ".join(s for s, _ in sources)}">{svg}</span>'
-            if sources
-            else svg
-        )
+        src = " | ".join(dict.fromkeys(html.unescape(s) for s, _ in sources))
+        return provenance.span(svg, src) if sources else svg
 
     md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(["table", "replacements"])
     md.use(dollarmath_plugin, renderer=math, double_inline=True, allow_space=True, allow_digits=False)
@@ -298,7 +301,10 @@ def render_html(
         except Exception as e:
             raise TemplateError(f"{_template_location(e)}: {type(e).__name__}: {e}") from None
         section = _number_headings(md, source, number, toc, ids)
-        section = provenance.mark_constants(section, provenance.constants([templates, TEMPLATES]))
+        written = provenance.constants(
+            Path(env.get_template(template).filename or ""), [templates, TEMPLATES]
+        )
+        section = provenance.mark_constants(section, written)
         sections.append({"id": name, "html": section})
     body_meta = document_meta(results, names, profile)
     try:

@@ -13,6 +13,7 @@ from report import format as fmt
 from report import provenance
 from report.provenance import NUMBER, Number, Sourced, SourcedInt
 from tests.test_publish import CHROMIUM
+from tests.test_render import fake_question  # noqa: F401, F811 - a fixture
 
 CONSTANT = "constant of the text"
 # Not numbers of the text: typeset formulas (their digits are notation), section and caption numbers,
@@ -143,6 +144,16 @@ def test_arithmetic_keeps_the_source_and_filters_wrap_the_text():
     assert wrapped["pct"](0.98123) == "98.12%" and not isinstance(wrapped["pct"](0.98123), Number)
     assert wrapped["pval"](Sourced(0.0004, "p", "r")).startswith("<")  # "< 0.001", as q4.words.j2 tests
     assert float(wrapped["pp"](acc)) == 98.12
+    import copy
+    import pickle
+
+    for value in (
+        acc,
+        SourcedInt(3, "seeds", "q4 r1"),
+        provenance.SourcedStr("CPU (2 cores)", "device", "r"),
+    ):
+        for again in (pickle.loads(pickle.dumps(value)), copy.deepcopy(value)):
+            assert again == value and type(again) is type(value) and again.how == value.how
 
 
 def test_a_context_gets_sources_and_constants_are_only_the_templates_own(tmp_path):
@@ -155,9 +166,13 @@ def test_a_context_gets_sources_and_constants_are_only_the_templates_own(tmp_pat
     assert ctx["acc"].how == "q4.acc, computed by q4.py" and ctx["acc"].run == "q4 r1"
     assert isinstance(ctx["n"], SourcedInt) and ctx["ok"] is True and type(ctx["name"]) is str
     assert ctx["cls"].how == "q4.cls, from q4.py" and ctx["rows"][0].how == "q4.rows[0], computed by q4.py"
-    (tmp_path / "a.md.j2").write_text("A 32×32 image, {{ q.x | num }} and {{ f(7, '2014') }}; {# 99 #}")
-    known = provenance.constants([tmp_path])
-    assert {"32", "2014"} <= known and "99" not in known and "7" not in known
+    (tmp_path / "a.md.j2").write_text(
+        "{% import 'b.j2' as b %}A 32×32 image, {{ q.x | num }}, {{ f(7, '2014') }}"
+    )
+    (tmp_path / "b.j2").write_text("{# 99 #}{% macro m() %}in 1998{% endmacro %}")
+    (tmp_path / "c.j2").write_text("not imported: 99")
+    known = provenance.constants(tmp_path / "a.md.j2", [tmp_path])
+    assert {"32", "2014", "1998"} <= known and "99" not in known and "7" not in known
     html = provenance.mark_constants(
         '<p>32 and 2014 and 99 and <span class="n" data-src="s">32</span></p>', known
     )
@@ -181,3 +196,18 @@ def test_a_number_in_a_formula_keeps_its_source_and_still_typesets(tmp_path):
     out = doc.markdown.render(text)
     assert 'data-src="t quantile (run q3 r1)"' in out and "2.78" in out and '<span class="n" tabindex' in out
     assert 'aria-label="t = 2.78"' in out  # the formula was typeset from the number's text, not its markup
+
+
+def test_a_number_the_template_computes_itself_is_found_bare(fake_question, tmp_path):  # noqa: F811
+    """The counting test's failure case: a number made in the template (here a length) has no source and
+    is not written in the template, so the count reports it, while the stored value beside it is sourced."""
+    from report import render
+
+    store, templates = fake_question
+    (templates / "qx.md.j2").write_text(
+        "# Question 1: X\n\nOf {{ [1, 2, 3] | length }} rates, {{ qx.best | pct }}.\n"
+    )
+    page = render.render_html(store, "smoke", names=("qx",), templates=templates)
+    found = {n: src for n, src, _ in numbers(page)}
+    assert found["3"] is None and "qx.best, computed by report/questions/qx.py (run qx " in found["98.56%"]
+    assert found["1"] == CONSTANT  # "Question 1", written in the template

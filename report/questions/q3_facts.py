@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from report.provenance import sourced
 from report.questions import require
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum 0.9", "adam": "Adam"}
@@ -271,19 +272,24 @@ def final_facts(
         and ci["lo"] <= ci["mean"] <= ci["hi"],
         "the stored interval summarises the stored final models",
     )
+    seeds = f"the {len(final)} final models' test_acc (q3 table final, one row per seed)"
+    stored = "column {} of q3 table interval, checked against " + seeds
     return {
-        "mean": float(ci["mean"]),
-        "std": float(ci["std"]),
-        "lo": float(ci["lo"]),
-        "hi": float(ci["hi"]),
-        "n": len(final),
-        "level": float(ci["level"]),
-        "quantile": float(ci["quantile"]),
-        "t": float(ci["t"]),
-        "seeds": final["seed"].astype(int).tolist(),
-        "test_se": math.sqrt(ci["mean"] * (1 - ci["mean"]) / n_test),
-        "min": float(acc.min()),
-        "max": float(acc.max()),
+        "mean": sourced(float(ci["mean"]), f"mean of {seeds}"),
+        "std": sourced(float(ci["std"]), f"sample standard deviation of {seeds}"),
+        "lo": sourced(float(ci["lo"]), stored.format("lo") + ": Student-t interval for the mean"),
+        "hi": sourced(float(ci["hi"]), stored.format("hi") + ": Student-t interval for the mean"),
+        "n": sourced(len(final), f"rows of q3 table final: {seeds}"),
+        "level": sourced(float(ci["level"]), "column level of q3 table interval"),
+        "quantile": sourced(float(ci["quantile"]), "column quantile of q3 table interval"),
+        "t": sourced(float(ci["t"]), "column t of q3 table interval: Student's t quantile, n − 1 df"),
+        "seeds": [sourced(s, "column seed of q3 table final") for s in final["seed"].astype(int).tolist()],
+        "test_se": sourced(
+            math.sqrt(ci["mean"] * (1 - ci["mean"]) / n_test),
+            f"binomial standard error sqrt(p(1−p)/n) of the mean of {seeds}, n = {n_test} test images",
+        ),
+        "min": sourced(float(acc.min()), f"lowest of {seeds}"),
+        "max": sourced(float(acc.max()), f"highest of {seeds}"),
     }
 
 
