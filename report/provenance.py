@@ -273,9 +273,9 @@ def basis(sentence: Any, claim: Any) -> Any:
             seen.add((g.get("a"), g.get("b")))
             tests = []
             if g.get("p_adj") is not None:
-                tests.append(f"Welch over seeds p = {pval(g['p_adj'])}")
+                tests.append(f"Welch over seeds {_p_is(pval(g['p_adj']))}")
             if g.get("images_p_adj") is not None:
-                tests.append(f"McNemar on the test images p = {pval(g['images_p_adj'])}")
+                tests.append(f"McNemar on the test images {_p_is(pval(g['images_p_adj']))}")
             parts.append(f"{g['b']} vs {g['a']}: " + (", ".join(tests) or "no test could be run"))
     if not parts:
         return sentence
@@ -284,6 +284,10 @@ def basis(sentence: Any, claim: Any) -> Any:
     runs = [r for r in dict.fromkeys(v.run for v in _leaves(claim)) if r and r != OUTSIDE]
     where = f" (run {', '.join(runs)})" if runs else ""
     return Markup(span(str(sentence), head + ": " + "; ".join(parts) + where, kind="v"))
+
+
+def _p_is(shown: str) -> str:
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
 
 
 def _leaves(value: Any) -> Iterable[Any]:
