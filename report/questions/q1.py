@@ -16,6 +16,7 @@ import pandas as pd
 from report.core.config import profile_config
 from report.core.errors import MissingResultError
 from report.plots import q1 as plots
+from report.provenance import sourced
 from report.questions import Figure, Results, Table, require
 
 LOSS_NAMES = {"ce": "CE", "mse": "MSE"}
@@ -86,6 +87,23 @@ def summarise(hessian: pd.DataFrame, segments: pd.DataFrame, eig_tol: float, mod
     return out
 
 
+CHECK_SOURCES = {  # how each number of ``summarise`` comes from the stored tables, for the page's provenance
+    "points": "rows of {exp} table hessian with loss={loss}, one per random parameter point",
+    "min_eig": "smallest min_eig over the rows of {exp} table hessian with loss={loss}",
+    "rel_min_eig": "smallest rel_min_eig over the rows of {exp} table hessian with loss={loss}",
+    "negative_points": "rows of {exp} table hessian with loss={loss} and rel_min_eig below −eig_tol",
+    "violations": "rows of {exp} table segments with loss={loss} and violated true",
+    "segments": "rows of {exp} table segments with loss={loss}, one per random segment",
+    "max_gap": "largest gap over the rows of {exp} table segments with loss={loss}",
+}
+
+
+def described(row: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """One loss's row of ``summarise``, each number saying how it was computed from the stored tables."""
+    how = {k: v.format(exp=experiment, loss=row["loss"]) for k, v in CHECK_SOURCES.items()}
+    return {k: sourced(v, how[k]) if k in how else v for k, v in row.items()}
+
+
 def checks_table(summary: pd.DataFrame, run: Any) -> Table:
     """The numerical checks as the report prints them (one row per model and loss)."""
     return Table(
@@ -102,6 +120,7 @@ def checks_table(summary: pd.DataFrame, run: Any) -> Table:
         },
         run,
         highlight=lambda row: not row["nonconvex"],
+        sources={k: v.replace("{exp}", run.experiment) for k, v in CHECK_SOURCES.items()},
     )
 
 
@@ -118,7 +137,7 @@ def context(r: Results) -> dict[str, Any]:
     task = r.table("q1", "task").iloc[0]
     hessian = r.table("q1", "hessian")
     summary = summarise(hessian, r.table("q1", "segments"), cfg["eig_tol"], "linear logit")
-    by_loss = {row["loss"]: row for row in summary.to_dict("records")}
+    by_loss = {row["loss"]: described(row, "q1") for row in summary.to_dict("records")}
 
     # The answer: the losses whose checks found no sign of non-convexity; the derivation says exactly CE.
     consistent = tuple(loss for loss in LOSS_NAMES if not by_loss[loss]["nonconvex"])

@@ -13,7 +13,15 @@ import pandas as pd
 
 from report.plots import q2 as plots
 from report.questions import Figure, Results, Table, require
-from report.questions.q1 import LOSS_NAMES, OPTIONS, autograd_check, checks_table, reduced, summarise
+from report.questions.q1 import (
+    LOSS_NAMES,
+    OPTIONS,
+    autograd_check,
+    checks_table,
+    described,
+    reduced,
+    summarise,
+)
 
 ORIGIN_RTOL = 1e-8  # autograd vs closed-form Hessian at the origin, relative to its largest entry
 FLIP_RTOL = 1e-9  # θ and its sign flip θ′ compute the same function: equal losses up to round-off
@@ -26,7 +34,7 @@ def context(r: Results) -> dict[str, Any]:
     hessian = r.table("q2", "hessian")
     model = f"{int(task['hidden'])} linear hidden units"
     summary = summarise(hessian, r.table("q2", "segments"), cfg["eig_tol"], model)
-    by_loss = {row["loss"]: row for row in summary.to_dict("records")}
+    by_loss = {row["loss"]: described(row, "q2") for row in summary.to_dict("records")}
     consistent = tuple(loss for loss in LOSS_NAMES if not by_loss[loss]["nonconvex"])
     require(
         consistent == (),
