@@ -139,6 +139,7 @@ def context(r: Results) -> dict[str, Any]:
                     "params": ("Parameters", "int"),
                 },
                 run,
+                sources={c: f"column {c} of q3 table layers, row position={{position}}" for c in layers},
             ),
             "lr": Table(
                 lr_table,
@@ -152,6 +153,19 @@ def context(r: Results) -> dict[str, Any]:
                 },
                 run,
                 highlight=lambda row: math.isclose(row["lr"], lr["lr"]),
+                sources={
+                    "lr": "column lr of q3 table sweep, learning-rate stage",
+                    **{
+                        o: f"val_acc after the first rung of {OPTIMIZER_NAMES[o]} at this rate "
+                        "(q3 table sweep, learning-rate stage, last epoch of the run)"
+                        for o in cfg["optimizers"]
+                    },
+                    **{
+                        f"{o}_epochs": f"the last epoch any run of {OPTIMIZER_NAMES[o]} at this rate reached "
+                        "(q3 table sweep, learning-rate stage)"
+                        for o in cfg["optimizers"]
+                    },
+                },
             ),
             "scaling": Table(
                 batch["table"],
@@ -178,6 +192,14 @@ def context(r: Results) -> dict[str, Any]:
                     "cutoff": ("Lowest kept", "pct"),
                 },
                 run,
+                sources={
+                    "rung": "successive-halving rung {rung} of this stage's rows of q3 table sweep",
+                    "epochs": "the most epochs a run of rung {rung} trained (q3 table sweep)",
+                    "points": "runs of rung {rung} (q3 table sweep)",
+                    "kept": "runs of rung {rung} that the next rung trained again (q3 table sweep)",
+                    "best": "highest last-epoch val_acc among the runs of rung {rung} (q3 table sweep)",
+                    "cutoff": "lowest last-epoch val_acc among the runs rung {rung} kept (q3 table sweep)",
+                },
             ),
             "final": Table(
                 r.table("q3", "final").sort_values("seed"),
@@ -189,6 +211,10 @@ def context(r: Results) -> dict[str, Any]:
                     "test_acc": ("Test accuracy", "pct"),
                 },
                 run,
+                sources={
+                    c: f"column {c} of q3 table final, row seed={{seed}}"
+                    for c in ("seed", "epochs", "train_s", "test_loss", "test_acc")
+                },
             ),
         },
         "figures": {
