@@ -259,7 +259,7 @@ def accept(
         console.print(f"[green]✓[/] {name}: accepted as current" if done else f"{name}: already current")
 
 
-@command("profile", "store")
+@command(*BUILD, "out")
 def diff(
     opts: Options,
     a: Annotated[
@@ -272,12 +272,32 @@ def diff(
         list[str] | None, typer.Option("--experiment", "-e", help="Only these experiments.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Compare the two reports instead of runs: A (and B, default this store) are store folders "
+            "or bundles; lists the claims that flipped, the sentences that changed and the numbers that "
+            "moved, each within or outside the uncertainty printed beside it.",
+        ),
+    ] = False,
+    html_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", help="With --report: also write B's report with every change marked to this file."
+        ),
+    ] = None,
 ) -> None:
     """Show what changed between two runs of each experiment (by default its previous and its current run
-    in this store): config keys, fingerprint parts, headline and table columns."""
+    in this store): config keys, fingerprint parts, headline and table columns; with --report, what changed
+    between the two rendered reports."""
     import json
 
     from report.diff import change_table, changes_between
+
+    if report or html_out:
+        _diff_reports(opts, a, b, as_json, html_out)
+        return
 
     changes = changes_between(opts.results, opts.chosen, _names(names), a, b)
     if as_json:
@@ -287,6 +307,28 @@ def diff(
         console.print(_nothing_to_compare(opts, a, b))
     for change in changes:
         Console(width=None if sys.stdout.isatty() else 200).print(change_table(change))
+
+
+def _diff_reports(opts: Options, a: str | None, b: str | None, as_json: bool, html_out: Path | None) -> None:
+    """``diff --report``: render both sides' reports and list what a reader would see change."""
+    import json
+
+    from report import output, report_diff
+
+    if a is None:
+        raise fail("diff --report needs A, the store folder or bundle to compare this store's report with: "
+                   "build.py diff --report experiments/reference/full.tar.gz")  # fmt: skip
+    name_a, name_b = a, b or str(opts.store)
+    changes, _, page_b = report_diff.between(opts.results, opts.request, a, b, output.cache_dir(opts.out))
+    if html_out is not None:
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        html_out.write_text(report_diff.as_html(page_b, changes, name_a, name_b), encoding="utf-8")
+    if as_json:
+        print(json.dumps(report_diff.as_json(changes, name_a, name_b), indent=1, ensure_ascii=False))
+    else:
+        print(report_diff.as_text(changes, name_a, name_b))
+    if html_out is not None and not as_json:
+        console.print(f"[green]✓[/] wrote {html_out}: report B with each change marked")
 
 
 def _nothing_to_compare(opts: Options, a: str | None, b: str | None) -> str:

@@ -17,6 +17,11 @@ def test_github_workflow_installs_tests_builds_and_uploads():
     assert any(u.startswith("actions/cache") for u in uses)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert "build/report.pdf" in upload["with"]["path"] and "build/report.html" in upload["with"]["path"]
+    diff = next(
+        s["run"] for s in steps if "build.py diff" in s.get("run", "")
+    )  # the change against the reference
+    assert "--report" in diff and "--html build/report-diff.html" in diff
+    assert "build/report-diff.html" in upload["with"]["path"]
 
 
 def test_the_docs_document_the_workflow():
