@@ -49,6 +49,7 @@ def phases(profile: str, sets: list[str], store: Path, out: Path) -> dict[str, f
     from report.core.config import parse_overrides
     from report.core.freshness import Request
     from report.core.store import Store
+    from report.provenance import for_print  # as build.py prints it: without the number spans
 
     with output.gc_paused():
         t1 = time.perf_counter()
@@ -57,7 +58,7 @@ def phases(profile: str, sets: list[str], store: Path, out: Path) -> dict[str, f
         t2 = time.perf_counter()
         weasyprint = output._weasyprint()
         t3 = time.perf_counter()
-        html = weasyprint.HTML(string=page, base_url=str(output.TEMPLATES))
+        html = weasyprint.HTML(string=for_print(page), base_url=str(output.TEMPLATES))
         doc = html.render(pdf_variant="pdf/ua-1")
         t4 = time.perf_counter()
         doc.write_pdf(pdf_variant="pdf/ua-1")

@@ -164,7 +164,7 @@ def _sources(values: Iterable[Any]) -> str:
     srcs = [v for v in values if isinstance(v, SOURCED)]
     if len(srcs) < 2:
         return source_text(srcs[0]) if srcs else ""
-    hows = " | ".join(dict.fromkeys(v.how for v in srcs))
+    hows = " · ".join(dict.fromkeys(v.how for v in srcs))  # never "|": a Markdown table would split
     runs = ", ".join(dict.fromkeys(v.run for v in srcs if v.run and v.run != OUTSIDE))
     return f"{hows} (run {runs})" if runs else hows
 

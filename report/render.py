@@ -169,7 +169,7 @@ def _markdown(doc: Document) -> MarkdownIt:
         sources = provenance.SPAN.findall(content)  # a number filled into a formula: its source around it
         content = html.unescape(provenance.SPAN.sub(r"\2", content)) if sources else content
         svg = doc.math.svg(content.strip(), bool(options.get("display_mode")))
-        src = " | ".join(dict.fromkeys(html.unescape(s) for s, _ in sources))
+        src = " · ".join(dict.fromkeys(html.unescape(s) for s, _ in sources))
         return provenance.span(svg, src) if sources else svg
 
     md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(["table", "replacements"])
