@@ -244,12 +244,13 @@ def context(r: Results) -> dict[str, Any]:
     by_model = "over seeds, among the models (q4 table results)"
     slowest = everyone.loc[everyone["throughput"].idxmin()]
     dataset = str(setup["dataset_title"])
+    split = "column {} of q4 table splits, row split={}"
     sizes = {
-        "train": int(n.loc["train", "used"]),
-        "train_available": int(n.loc["train", "available"]),
-        "val": int(n.loc["val", "used"]),
-        "test": int(n.loc["test", "used"]),
-        "test_available": int(n.loc["test", "available"]),
+        "train": sourced(int(n.loc["train", "used"]), split.format("used", "train")),
+        "train_available": sourced(int(n.loc["train", "available"]), split.format("available", "train")),
+        "val": sourced(int(n.loc["val", "used"]), split.format("used", "val")),
+        "test": sourced(int(n.loc["test", "used"]), split.format("used", "test")),
+        "test_available": sourced(int(n.loc["test", "available"]), split.format("available", "test")),
     }
     return {
         "run": run,
@@ -258,12 +259,12 @@ def context(r: Results) -> dict[str, Any]:
         "grey": setup["dataset"] in ("mnist", "fashion-mnist"),
         "subset": sizes["train"] < sizes["train_available"] or sizes["test"] < sizes["test_available"],
         "cuda": cuda,
-        "seeds": seeds,
+        "seeds": sourced(seeds, "setting seeds of the run's configuration (q4 run record)"),
         "single_seed": seeds == 1,
         "alpha": ALPHA,
         "n": sizes,
         "recipe": {
-            k: cfg[k]
+            k: sourced(cfg[k], f"setting {k} of the run's configuration (q4 run record)")
             for k in (
                 "epochs",
                 "batch_size",
@@ -275,7 +276,10 @@ def context(r: Results) -> dict[str, Any]:
                 "grad_clip",
             )
         },
-        "augment": {"pad": int(setup["crop_pad"]), "flip": bool(setup["hflip"])},
+        "augment": {
+            "pad": sourced(int(setup["crop_pad"]), "column crop_pad of q4 table setup"),
+            "flip": bool(setup["hflip"]),
+        },
         "ranking": summary["title"].tolist(),  # by point estimate: the order, not a ranking
         "tiers": tiers(summary, by_run),
         "untrained": [
