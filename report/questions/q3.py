@@ -179,6 +179,17 @@ def context(r: Results) -> dict[str, Any]:
                 },
                 run,
                 highlight=lambda row: int(row["batch_size"]) == batch["batch"],
+                sources={
+                    "batch_size": "column batch_size of q3 table sweep, batch-size stage",
+                    "steps": "training images over the batch size, rounded up (q3 table splits)",
+                    "fixed_acc": "val_acc of the grid run at this batch size and the base rate "
+                    "(q3 table sweep, first rung, last epoch)",
+                    "scaled_lr": "column lr of the scaling study's run at this batch size (q3 table sweep)",
+                    "scaled_acc": "val_acc of the scaling study's run at this batch size "
+                    "(q3 table sweep, first rung, last epoch)",
+                    "epoch_s": "median epoch_s of the grid runs at this batch size, each a point's share of "
+                    "its stack's time (q3 table sweep)",
+                },
             ),
             "halving": Table(
                 halving["table"].assign(stage=lambda df: df["stage"].map(STAGE_NAMES)),

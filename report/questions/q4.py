@@ -195,8 +195,10 @@ def fit(curves: pd.DataFrame, summary: pd.DataFrame, smoothing: float, classes: 
     on, off = 1 - smoothing + smoothing / classes, smoothing / classes
     floor = -on * math.log(on) - ((classes - 1) * off * math.log(off) if off > 0 else 0.0)
     last = curves[curves["epoch"] == curves["epoch"].max()].groupby("model")["train_loss"].mean()
+    mean = "mean over seeds of train_loss in the last epoch, q4 table curves, rows model="
     final = [
-        {"title": t, "loss": float(last[m])} for m, t in summary[["model", "title"]].itertuples(index=False)
+        {"title": t, "loss": sourced(float(last[m]), mean + m)}
+        for m, t in summary[["model", "title"]].itertuples(index=False)
     ]
     final.sort(key=lambda f: f["loss"])
     gap = final[0]["loss"] - floor
@@ -236,7 +238,10 @@ def context(r: Results) -> dict[str, Any]:
         .merge(everyone[["model", "title"]], on="model")  # a model that did not train shows why
         .sort_values(["model", "epoch"], key=lambda c: c.map(order) if c.name == "model" else c)
     )
-    ours = {m: (t, a) for m, t, a in summary[["model", "title", "acc"]].itertuples(index=False)}
+    ours = {
+        m: (t, sourced(a, f"mean test_acc over seeds (q4 table results, rows model={m})"))
+        for m, t, a in summary[["model", "title", "acc"]].itertuples(index=False)
+    }
     of_best = (
         f"of {top['title']} over its {int(top['seeds'])} seeds (q4 table results, rows model={top['model']})"
     )
