@@ -11,136 +11,23 @@ Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names t
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 
 # torch's OpenMP threads spin while waiting; on a busy 2-core machine that makes small runs 10x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from report import steps
 from report.cli import app, command, fail, keep_interrupts, status_table
-from report.core import manifest, reference
-from report.core.errors import EXIT_INTERRUPTED, ReportError
-from report.core.freshness import Verdict, judge
+from report.core import reference
+from report.core.errors import EXIT_INTERRUPTED
 from report.options import BUILD, EXECUTE, TRACK, Format, Options, Track, console
-
-
-# ---- what the commands share --------------------------------------------------------------------------
-def _names(names: list[str] | None) -> list[str]:
-    known = manifest.load()
-    for n in names or []:
-        known.get(n)  # an unknown name is a one-line error
-    return list(dict.fromkeys(names)) if names else list(known.names)
-
-
-def _verdicts(opts: Options, names: list[str]) -> list[Verdict]:
-    return [judge(opts.results, n, opts.request) for n in names]
-
-
-def _waiting() -> None:
-    console.print("another build is using this store; waiting for it…")
-
-
-def _run_experiments(opts: Options, names: list[str], force: bool) -> int:
-    """Take what needs a GPU this machine lacks from the reference results, then plan, preflight and
-    train each stale experiment; returns how many ran."""
-    lacking = opts.lacking(names)
-    _fill_from_reference(opts, lacking)  # before the plan: a study made on a GPU is not retrained here
-    if force:  # a current study made elsewhere stays: rerunning it here would take hours
-        kept = [n for n in lacking if n not in opts.request.stand_ins]
-        for name in kept:
-            console.print(f"[dim]{name}: kept: its full study needs a GPU, and this machine has none[/]")
-        names = [n for n in names if n not in kept]
-        if not names:
-            return 0
-    verdicts = _verdicts(opts, names)
-    if not force and all(v.current for v in verdicts):  # decided without importing torch
-        for name in names:
-            console.print(f"[dim]{name}: up to date[/]")
-        return 0
-    from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
-
-    datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
-    from experiments import executors, kit, runner
-
-    slurm = dict(folder=opts.results.root / ".slurm", partition=opts.slurm_partition, gpus=opts.slurm_gpus,
-                 minutes=opts.slurm_time, parallelism=opts.slurm_parallelism)  # fmt: skip
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    on_cpu = kit.resolve_device(opts.device).type == "cpu"  # a GPU runs one unit at a time
-    executor = executors.make(
-        opts.executor.value, opts.device, opts.ray_address, slurm, opts.jobs or (cores if on_cpu else 1)
-    )
-    for name in opts.request.stand_ins & set(names):
-        console.print(f"[yellow]{name}: {reference.stand_in_line(opts.results, opts.request, name)}[/]")
-    return runner.run_stale(
-        names, opts.request, opts.results, force, opts.device, executor, console, _waiting
-    )
-
-
-def _check_out(out: Path) -> None:
-    """The output folder exists and is writable: checked before anything trains or renders."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ReportError(
-            f"cannot create the output folder {out}: {e.strerror}; pass a writable --out"
-        ) from None
-    if not os.access(out, os.W_OK):
-        raise ReportError(f"the output folder {out} is not writable; pass a writable --out")
-
-
-def _render(opts: Options) -> str:
-    """Render the report's HTML page and write the outputs ``--format`` asks for; returns the page."""
-    from report import output
-
-    t0 = time.perf_counter()
-    _check_out(opts.out)
-    targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
-    # WeasyPrint starts on the other core now, while the results are checked and the HTML is built, and
-    # prints as soon as the page is ready
-    printing = output.Printer() if "pdf" in targets else contextlib.nullcontext()
-    with printing as printer, output.gc_paused():
-        _fill_from_reference(opts, _names(None), missing_too=True)
-        from report import render
-
-        page = render.render_html(
-            opts.results, opts.request, opts.paper.value, cache_dir=output.cache_dir(opts.out)
-        )
-        written = output.write_outputs(page, opts.out, targets, printer)
-    if not written:
-        console.print(f"[dim]report in {opts.out} is up to date (same results, templates and paper)[/]")
-    else:
-        console.print(f"[green]✓[/] wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
-    return page
-
-
-def _track(opts: Options, artifacts: list[Path]) -> None:
-    """Log the profile's current results (and the report files) to the tracker, each result once."""
-    if opts.track is not Track.none:
-        from report import track
-
-        console.print(track.log_build(opts.results, opts.chosen, opts.tracking_uri, artifacts))
-
-
-def _fill_from_reference(opts: Options, names: list[str], missing_too: bool = False) -> None:
-    """Results of ``names`` that are missing or not current come from the project's reference bundle
-    where its are current; with ``missing_too``, missing ones come from it in any case (a render shows
-    them flagged stale rather than fail)."""
-    imported = reference.fill(opts.results, opts.request, names, on_wait=_waiting)
-    if missing_too:
-        imported += reference.fill_missing(opts.results, opts.request, names, on_wait=_waiting)
-    if imported:
-        where = reference.shown(reference.path(opts.chosen))
-        console.print(f"{', '.join(imported)}: imported from the reference results {where}")
-
 
 # ---- the commands --------------------------------------------------------------------------------------
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
@@ -149,14 +36,14 @@ Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored r
 @command(*BUILD, "out", "device", "fmt", "paper", *EXECUTE, *TRACK, name="all")
 def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
-    _check_out(opts.out)  # before any training
+    steps.check_out(opts.out)  # before any training
     if opts.track is not Track.none:  # before any training
         from report import track
 
         track.check_available()
-    _run_experiments(opts, _names(None), force)
-    _render(opts)
-    _track(opts, [opts.out / "report.html", opts.out / "report.pdf"])
+    steps.run_experiments(opts, steps.selected(None), force)
+    steps.render_outputs(opts)
+    steps.log_to_tracker(opts, [opts.out / "report.html", opts.out / "report.pdf"])
 
 
 @command(*BUILD, "device", *EXECUTE, *TRACK)
@@ -172,9 +59,9 @@ def run(
         from report import track
 
         track.check_available()
-    if _run_experiments(opts, _names(names), force) == 0 and not force:
+    if steps.run_experiments(opts, steps.selected(names), force) == 0 and not force:
         console.print("nothing to run: every selected result is current (use --force to rerun)")
-    _track(opts, [])
+    steps.log_to_tracker(opts, [])
 
 
 @command(*BUILD, "out", "fmt", "paper", *TRACK)
@@ -182,8 +69,8 @@ def render(opts: Options) -> None:
     """Render HTML and/or PDF from the store: never trains and never imports torch. Results the store
     lacks are first imported into it from the project's reference bundle (experiments/reference/), if it
     has one for the profile, and the command says so."""
-    _render(opts)
-    _track(opts, [opts.out / "report.html", opts.out / "report.pdf"])
+    steps.render_outputs(opts)
+    steps.log_to_tracker(opts, [opts.out / "report.html", opts.out / "report.pdf"])
 
 
 @command(*BUILD)
@@ -192,8 +79,8 @@ def status(opts: Options) -> None:
     if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
         from experiments import runner
 
-        runner.resolve(_names(None), opts.request)
-    verdicts = _verdicts(opts, _names(None))
+        runner.resolve(steps.selected(None), opts.request)
+    verdicts = steps.verdicts_of(opts, steps.selected(None))
     for i, v in enumerate(verdicts):
         if v.experiment in opts.request.stand_ins:
             why = reference.stand_in_line(opts.results, opts.request, v.experiment)
@@ -218,7 +105,7 @@ def export_(
     """Pack the current results into one bundle (tables and provenance, sha256 of every file)."""
     from report.core import bundle
 
-    index = bundle.export(opts.results, opts.chosen, _names(names), dest)
+    index = bundle.export(opts.results, opts.chosen, steps.selected(names), dest)
     console.print(f"[green]✓[/] wrote {dest}: {', '.join(index['experiments'])} ({opts.chosen})")
 
 
@@ -234,7 +121,7 @@ def import_(
     from report.core import bundle
 
     verified = bundle.open_bundle(source, opts.results)
-    names = bundle.adopt(opts.results, verified, replace_newer, on_wait=_waiting)
+    names = bundle.adopt(opts.results, verified, replace_newer, on_wait=steps.waiting)
     devices = sorted({run["device_name"] for run in verified.runs().values()})
     console.print(
         f"[green]✓[/] imported {', '.join(names)} ({verified.profile}, made on {'; '.join(devices)})"
@@ -253,8 +140,10 @@ def accept(
     can be accepted, and the report and status say when and why it was."""
     from report.core import freshness
 
-    accepted = freshness.accept(opts.results, opts.study, _names(names), reason, on_wait=_waiting)
-    for name in _names(names):
+    accepted = freshness.accept(
+        opts.results, opts.study, steps.selected(names), reason, on_wait=steps.waiting
+    )
+    for name in steps.selected(names):
         done = name in accepted
         console.print(f"[green]✓[/] {name}: accepted as current" if done else f"{name}: already current")
 
@@ -299,7 +188,7 @@ def diff(
         _diff_reports(opts, a, b, as_json, html_out)
         return
 
-    changes = changes_between(opts.results, opts.chosen, _names(names), a, b)
+    changes = changes_between(opts.results, opts.chosen, steps.selected(names), a, b)
     if as_json:
         print(json.dumps(changes, indent=1, default=str))
         return
@@ -408,9 +297,11 @@ def preview(
         with output.Printer() as printer:
             output.write_outputs(page["html"], opts.out, ["pdf"], printer)
 
-    watched, data = _watched(opts)
-    session = live.Session(lambda: page.update(html=_rerender(html_only)), watched, data, print_pdf=print_pdf)
-    session.log = _say
+    watched, data = steps.watch_list(opts)
+    session = live.Session(
+        lambda: page.update(html=steps.rerender(html_only)), watched, data, print_pdf=print_pdf
+    )
+    session.log = steps.say
     live.serve(session, opts.out, host, port, browser, console.print)
 
 
@@ -420,8 +311,8 @@ def watch(opts: Options) -> None:
     preview does the same and shows the page in a browser."""
     from report import preview as live
 
-    watched, data = _watched(opts)
-    session = live.Session(lambda: _rerender(opts), watched, data, log=_say)
+    watched, data = steps.watch_list(opts)
+    session = live.Session(lambda: steps.rerender(opts), watched, data, log=steps.say)
     console.print(
         f"watching templates/, report/, experiments/, {opts.store}/{opts.chosen} and the data; Ctrl-C to stop"
     )
@@ -430,31 +321,6 @@ def watch(opts: Options) -> None:
     except KeyboardInterrupt:
         session.stop.set()
         console.print("stopped watching")
-
-
-def _say(message: str) -> None:
-    console.print(f"[bold red]{escape(message)}[/]" if message.startswith("error") else message)
-
-
-def _watched(opts: Options) -> tuple[list[Path], tuple[Path, ...]]:
-    """What a preview or watch re-renders on, and the data folders among it: everything ``status``
-    judges (the experiments' code, the manifest, the data) and what the page is made of (templates, the
-    context layer, the results)."""
-    _check_out(opts.out)
-    _fill_from_reference(opts, _names(None), missing_too=True)
-    results = opts.results.root / opts.chosen
-    results.mkdir(parents=True, exist_ok=True)
-    root = manifest.PROJECT
-    data = (opts.data_dir.resolve(),) if opts.data_dir.is_dir() else ()
-    return [root / "templates", root / "report", root / "experiments", results, *data], data
-
-
-def _rerender(opts: Options) -> str:
-    """Render with the context modules and drawings imported afresh (they may have been edited)."""
-    from report import preview as live
-
-    live.forget_rendering_modules()
-    return _render(opts)
 
 
 def main() -> None:

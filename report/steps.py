@@ -1,0 +1,149 @@
+"""The steps ``build.py``'s commands share: run what is stale, render and write the outputs, log to the
+tracker, take results from the reference bundle, and the live loop's watch list. ``build.py`` holds the
+commands (their options, help and order); each step lives here once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+from rich.markup import escape
+
+from report.core import manifest, reference
+from report.core.errors import ReportError
+from report.core.freshness import Verdict, judge
+from report.options import Format, Options, Track, console
+
+
+def selected(names: list[str] | None) -> list[str]:
+    known = manifest.load()
+    for n in names or []:
+        known.get(n)  # an unknown name is a one-line error
+    return list(dict.fromkeys(names)) if names else list(known.names)
+
+
+def verdicts_of(opts: Options, names: list[str]) -> list[Verdict]:
+    return [judge(opts.results, n, opts.request) for n in names]
+
+
+def waiting() -> None:
+    console.print("another build is using this store; waiting for it…")
+
+
+def run_experiments(opts: Options, names: list[str], force: bool) -> int:
+    """Take what needs a GPU this machine lacks from the reference results, then plan, preflight and
+    train each stale experiment; returns how many ran."""
+    lacking = opts.lacking(names)
+    fill_from_reference(opts, lacking)  # before the plan: a study made on a GPU is not retrained here
+    if force:  # a current study made elsewhere stays: rerunning it here would take hours
+        kept = [n for n in lacking if n not in opts.request.stand_ins]
+        for name in kept:
+            console.print(f"[dim]{name}: kept: its full study needs a GPU, and this machine has none[/]")
+        names = [n for n in names if n not in kept]
+        if not names:
+            return 0
+    verdicts = verdicts_of(opts, names)
+    if not force and all(v.current for v in verdicts):  # decided without importing torch
+        for name in names:
+            console.print(f"[dim]{name}: up to date[/]")
+        return 0
+    from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
+
+    datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
+    from experiments import executors, kit, runner
+
+    slurm = dict(folder=opts.results.root / ".slurm", partition=opts.slurm_partition, gpus=opts.slurm_gpus,
+                 minutes=opts.slurm_time, parallelism=opts.slurm_parallelism)  # fmt: skip
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    on_cpu = kit.resolve_device(opts.device).type == "cpu"  # a GPU runs one unit at a time
+    executor = executors.make(
+        opts.executor.value, opts.device, opts.ray_address, slurm, opts.jobs or (cores if on_cpu else 1)
+    )
+    for name in opts.request.stand_ins & set(names):
+        console.print(f"[yellow]{name}: {reference.stand_in_line(opts.results, opts.request, name)}[/]")
+    return runner.run_stale(names, opts.request, opts.results, force, opts.device, executor, console, waiting)
+
+
+def check_out(out: Path) -> None:
+    """The output folder exists and is writable: checked before anything trains or renders."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReportError(
+            f"cannot create the output folder {out}: {e.strerror}; pass a writable --out"
+        ) from None
+    if not os.access(out, os.W_OK):
+        raise ReportError(f"the output folder {out} is not writable; pass a writable --out")
+
+
+def render_outputs(opts: Options) -> str:
+    """Render the report's HTML page and write the outputs ``--format`` asks for; returns the page."""
+    from report import output
+
+    t0 = time.perf_counter()
+    check_out(opts.out)
+    targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
+    # WeasyPrint starts on the other core now, while the results are checked and the HTML is built, and
+    # prints as soon as the page is ready
+    printing = output.Printer() if "pdf" in targets else contextlib.nullcontext()
+    with printing as printer, output.gc_paused():
+        fill_from_reference(opts, selected(None), missing_too=True)
+        from report import render
+
+        page = render.render_html(
+            opts.results, opts.request, opts.paper.value, cache_dir=output.cache_dir(opts.out)
+        )
+        written = output.write_outputs(page, opts.out, targets, printer)
+    if not written:
+        console.print(f"[dim]report in {opts.out} is up to date (same results, templates and paper)[/]")
+    else:
+        console.print(f"[green]✓[/] wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
+    return page
+
+
+def log_to_tracker(opts: Options, artifacts: list[Path]) -> None:
+    """Log the profile's current results (and the report files) to the tracker, each result once."""
+    if opts.track is not Track.none:
+        from report import track
+
+        console.print(track.log_build(opts.results, opts.chosen, opts.tracking_uri, artifacts))
+
+
+def fill_from_reference(opts: Options, names: list[str], missing_too: bool = False) -> None:
+    """Results of ``names`` that are missing or not current come from the project's reference bundle
+    where its are current; with ``missing_too``, missing ones come from it in any case (a render shows
+    them flagged stale rather than fail)."""
+    imported = reference.fill(opts.results, opts.request, names, on_wait=waiting)
+    if missing_too:
+        imported += reference.fill_missing(opts.results, opts.request, names, on_wait=waiting)
+    if imported:
+        where = reference.shown(reference.path(opts.chosen))
+        console.print(f"{', '.join(imported)}: imported from the reference results {where}")
+
+
+def say(message: str) -> None:
+    console.print(f"[bold red]{escape(message)}[/]" if message.startswith("error") else message)
+
+
+def watch_list(opts: Options) -> tuple[list[Path], tuple[Path, ...]]:
+    """What a preview or watch re-renders on, and the data folders among it: everything ``status``
+    judges (the experiments' code, the manifest, the data) and what the page is made of (templates, the
+    context layer, the results)."""
+    check_out(opts.out)
+    fill_from_reference(opts, selected(None), missing_too=True)
+    results = opts.results.root / opts.chosen
+    results.mkdir(parents=True, exist_ok=True)
+    root = manifest.PROJECT
+    data = (opts.data_dir.resolve(),) if opts.data_dir.is_dir() else ()
+    return [root / "templates", root / "report", root / "experiments", results, *data], data
+
+
+def rerender(opts: Options) -> str:
+    """Render with the context modules and drawings imported afresh (they may have been edited)."""
+    from report import preview as live
+
+    live.forget_rendering_modules()
+    return render_outputs(opts)
