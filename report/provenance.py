@@ -34,49 +34,39 @@ from markupsafe import Markup
 NUMBER = re.compile(r"(?<![\w\-−.,/:#&])[−-]?\d+(?:[.,]\d+)*(?:×10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?%?")
 
 
-class Sourced(float):
-    """A real number from the store with ``how`` it was computed and the ``run`` it was read from."""
+class _Source:
+    """What the three sourced types add to their value: ``how`` it was computed and the ``run`` it was read
+    from, kept through a copy or a pickle."""
 
     how: str
     run: str
+    _plain: type  # the value's own type
 
-    def __new__(cls, value: Any, how: str, run: str = "") -> Sourced:
-        obj = super().__new__(cls, value)
-        obj.how, obj.run = how, run
-        return obj
-
-    def __reduce__(self) -> tuple[Any, ...]:  # a copy or a pickle keeps the source
-        return (Sourced, (float(self), self.how, self.run))
-
-
-class SourcedInt(int):
-    """A count from the store with ``how`` it was computed and the ``run`` it was read from."""
-
-    how: str
-    run: str
-
-    def __new__(cls, value: Any, how: str, run: str = "") -> SourcedInt:
-        obj = super().__new__(cls, value)
+    def __new__(cls, value: Any, how: str, run: str = "") -> Any:
+        obj = super().__new__(cls, value)  # type: ignore[call-arg]  # float's, int's or str's
         obj.how, obj.run = how, run
         return obj
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (SourcedInt, (int(self), self.how, self.run))
+        return (type(self), (self._plain(self), self.how, self.run))
 
 
-class SourcedStr(str):
+class Sourced(_Source, float):
+    """A real number from the store with its source."""
+
+    _plain = float
+
+
+class SourcedInt(_Source, int):
+    """A count from the store with its source."""
+
+    _plain = int
+
+
+class SourcedStr(_Source, str):
     """A text from the store that contains a number (a class named "3", a seed list), with its source."""
 
-    how: str
-    run: str
-
-    def __new__(cls, value: Any, how: str, run: str = "") -> SourcedStr:
-        obj = super().__new__(cls, value)
-        obj.how, obj.run = how, run
-        return obj
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (SourcedStr, (str(self), self.how, self.run))
+    _plain = str
 
 
 SOURCED = (Sourced, SourcedInt, SourcedStr)
