@@ -23,9 +23,15 @@ from __future__ import annotations
 import difflib
 import html
 import re
+import tempfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
+
+from report.core.errors import ConfigError
+from report.core.freshness import Request
+from report.core.store import Store
 
 BLOCKS = {"h1", "h2", "h3", "h4", "p", "li", "figcaption", "tr", "dt", "dd", "caption"}
 SKIPPED = {"script", "style", "nav", "svg", "head"}
@@ -302,15 +308,12 @@ def as_html(page_b: str, changes: dict[str, Any], a: str, b: str) -> str:
     return page[: body.end()] + head + page[body.end() :] if body else head + page
 
 
-def between(store: Any, request: Any, a: str, b: str | None, cache_dir: Any = None) -> tuple[dict, str, str]:
+def between(
+    store: Store, request: Request, a: str, b: str | None, cache_dir: Path | None = None
+) -> tuple[dict[str, Any], str, str]:
     """``build.py diff A [B] --report``: render the report from side ``a`` and from side ``b`` (default: this
     store), each a store folder or a bundle, and compare them; returns the changes and both pages."""
-    import tempfile
-    from pathlib import Path
-
     from report.core import bundle
-    from report.core.errors import ConfigError
-    from report.core.store import Store
     from report.render import render_html
 
     def side(spec: str | None, folder: Path) -> Store:
