@@ -227,7 +227,11 @@ def _running_slurm_jobs(store: Path) -> list[str]:
 def test_a_cancelled_slurm_job_is_submitted_again_and_each_unit_stored_once(data_dir, tmp_path):
     _slurm()
     store = tmp_path / "r"
-    args = _q4(data_dir, store, "--executor", "slurm", "--set", "q4.epochs=3")
+    # two models: each array task takes every core, so tasks run one after another (and the resubmitted
+    # one after them); two of them and the one submitted again show the same as six would, in half the time
+    args = _q4(
+        data_dir, store, "--executor", "slurm", "--set", "q4.epochs=3", "--set", "q4.models=lenet5,alexnet"
+    )
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while not (running := _running_slurm_jobs(store)):
@@ -238,7 +242,7 @@ def test_a_cancelled_slurm_job_is_submitted_again_and_each_unit_stored_once(data
     assert proc.returncode == 0, out
     assert "no result; submitted again" in out
     results = Store(store).read("smoke", "q4", "results")
-    assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 6
+    assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 2
 
 
 @slow
