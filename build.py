@@ -33,10 +33,10 @@ from report.options import BUILD, EXECUTE, TRACK, Format, Options, Track, consol
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
 
 
-@command(*BUILD, "out", "device", "fmt", "paper", *EXECUTE, *TRACK, name="all")
+@command(*BUILD, "out", "cache", "device", "fmt", "paper", *EXECUTE, *TRACK, name="all")
 def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
-    steps.check_out(opts.out)  # before any training
+    steps.check_out(opts.out, opts.cache)  # before any training
     if opts.track is not Track.none:  # before any training
         from report import track
 
@@ -64,7 +64,7 @@ def run(
     steps.log_to_tracker(opts, [])
 
 
-@command(*BUILD, "out", "fmt", "paper", *TRACK)
+@command(*BUILD, "out", "cache", "fmt", "paper", *TRACK)
 def render(opts: Options) -> None:
     """Render HTML and/or PDF from the store: never trains and never imports torch. Results the store
     lacks are first imported into it from the project's reference bundle (experiments/reference/), if it
@@ -148,7 +148,7 @@ def accept(
         console.print(f"[green]✓[/] {name}: accepted as current" if done else f"{name}: already current")
 
 
-@command(*BUILD, "out")
+@command(*BUILD, "out", "cache")
 def diff(
     opts: Options,
     a: Annotated[
@@ -208,7 +208,9 @@ def _diff_reports(opts: Options, a: str | None, b: str | None, as_json: bool, ht
         raise fail("diff --report needs A, the store folder or bundle to compare this store's report with: "
                    "build.py diff --report experiments/reference/full.tar.gz")  # fmt: skip
     name_a, name_b = a, b or str(opts.store)
-    changes, _, page_b = report_diff.between(opts.results, opts.request, a, b, output.cache_dir(opts.out))
+    changes, _, page_b = report_diff.between(
+        opts.results, opts.request, a, b, output.drawings(opts.out, opts.cache)
+    )
     if html_out is not None:
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(report_diff.as_html(page_b, changes, name_a, name_b), encoding="utf-8")
@@ -237,19 +239,20 @@ def _nothing_to_compare(opts: Options, a: str | None, b: str | None) -> str:
     )
 
 
-@command("store", "out")
+@command("store", "out", "cache")
 def clean(
     opts: Options,
     results: Annotated[bool, typer.Option("--results", help="Also delete stored results.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting results.")] = False,
 ) -> None:
-    """Remove what the build wrote to --out (HTML, PDF, caches) and nothing else; with --results also the
-    results store. A folder the build did not write is refused, with nothing deleted."""
+    """Remove what the build wrote to --out (HTML, PDF, caches) and nothing else; with --cache also that
+    shared cache, with --results also the results store. A folder the build did not write is refused,
+    with nothing deleted."""
     from report import output
 
     if results and opts.results.root.exists():
         opts.results.check_deletable()  # before anything of either is deleted
-    for path in output.clean(opts.out):
+    for path in output.clean(opts.out, opts.cache):
         console.print(f"removed {path}")
     if results and opts.results.root.exists():
         opts.results.check_deletable()
@@ -264,7 +267,7 @@ def clean(
         console.print(f"removed results in {opts.store}")
 
 
-@command(*BUILD, "out", "paper")
+@command(*BUILD, "out", "cache", "paper")
 def preview(
     opts: Options,
     port: Annotated[int, typer.Option("--port", help="Port to serve on (0: any free one).")] = 8000,
@@ -305,7 +308,7 @@ def preview(
     live.serve(session, opts.out, host, port, browser, console.print)
 
 
-@command(*BUILD, "out", "fmt", "paper")
+@command(*BUILD, "out", "cache", "fmt", "paper")
 def watch(opts: Options) -> None:
     """Re-render whenever a template, a context module, the manifest or the store changes (Ctrl-C stops);
     preview does the same and shows the page in a browser."""

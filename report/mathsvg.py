@@ -6,6 +6,7 @@ SVG carries its LaTeX source as an accessible label.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
@@ -51,8 +52,12 @@ class MathCache:
         return self.memo[key]
 
     def save(self) -> None:
+        """Write the formulas typeset here, with any another build wrote since this one read the file
+        (builds sharing a ``--cache`` folder keep each other's)."""
         if self.path is None or not self.dirty:
             return
+        with contextlib.suppress(OSError, ValueError):
+            self.memo = {**json.loads(self.path.read_text(encoding="utf-8")), **self.memo}
         atomic_write(self.path, json.dumps(self.memo))
 
 

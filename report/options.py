@@ -83,6 +83,10 @@ SHARED: dict[str, Shared] = {
                        "missing).", "REPORT_DATA_DIR", "data_dir"),
     "store": Shared(Path, Path("results"), ("--store",), "The results store.", "REPORT_STORE", "store"),
     "out": Shared(Path, Path("build"), ("--out", "-o"), "Where report.html/.pdf go.", "REPORT_OUT", "out"),
+    "cache": Shared(Path, None, ("--cache",), "Where drawn figures, typeset math and compiled templates are "
+                    "kept for the next render (default: .report-cache in --out). Output folders, or CI's "
+                    "cache, can share one: each entry is named by everything that made it.", "REPORT_CACHE",
+                    "cache"),
     "device": Shared(str, "auto", ("--device",), "auto, cpu, cuda or mps.", "REPORT_DEVICE", "device"),
     "seed": Shared(int, 0, ("--seed",), "Base random seed, recorded with the results.", "REPORT_SEED",
                    "seed"),
@@ -160,6 +164,7 @@ class Options:
     data_dir: Path = Path("data")
     store: Path = Path("results")
     out: Path = Path("build")
+    cache: Path | None = None
     device: str = "auto"
     seed: int = 0
     sets: list[str] | None = None

@@ -29,31 +29,67 @@ OUTPUTS = ("report.html", "report.pdf")
 CACHE = ".report-cache"  # the build's own folder in --out: figures, typeset math, templates, stamps
 TAG = "CACHEDIR.TAG"  # the Cache Directory Tagging Specification's file: marks the folder as the build's
 SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
+MARK = b"# the report builder's cache"  # after the signature: ours, not another tool's
 
 
 def cache_dir(out: Path) -> Path:
     """The build's cache folder in ``out``, tagged (as backup tools expect) so ``clean`` knows it is ours."""
-    folder = out / CACHE
+    return _tagged(out / CACHE, "build.py clean removes it")
+
+
+def drawings(out: Path, shared: Path | None) -> Path:
+    """Where figures, typeset math and compiled templates are cached: ``shared`` (``--cache``) when given,
+    else the build's own folder in ``out``. One folder serves any number of outputs and builds at once,
+    because each entry is named by a hash of what made it and written atomically. A folder of other
+    files (another tool's cache included) is refused: ``clean --cache`` deletes the folder it names."""
+    if shared is None:
+        return cache_dir(out)
+    if shared.is_symlink() or (shared.is_dir() and any(shared.iterdir()) and not _ours(shared)):
+        raise ReportError(
+            f"--cache {shared} is not a cache this build made (it holds other files, or is a link): "
+            "give a new or empty folder"
+        )
+    return _tagged(shared, "build.py clean --cache removes it")
+
+
+def _tagged(folder: Path, note: str) -> Path:
     if not (folder / TAG).is_file():
-        atomic_write(folder / TAG, SIGNATURE + b"\n# the report builder's cache; build.py clean removes it\n")
+        atomic_write(folder / TAG, SIGNATURE + f"\n{MARK.decode()}; {note}\n".encode())
     return folder
 
 
-def clean(out: Path) -> list[Path]:
-    """Delete what the build wrote in ``out`` and nothing else; returns what was removed.
+def _ours(folder: Path) -> bool:
+    """A real folder (not a link) whose tag this build wrote: the only kind ``clean`` deletes."""
+    try:
+        tag = (folder / TAG).read_bytes()
+    except OSError:
+        return False
+    return not folder.is_symlink() and tag.startswith(SIGNATURE) and MARK in tag
+
+
+def clean(out: Path, shared: Path | None = None) -> list[Path]:
+    """Delete what the build wrote in ``out``, and the ``--cache`` folder ``shared``, and nothing else;
+    returns what was removed.
 
     The build's files are its tagged cache folder and the report files it stamped there. A folder
     without that tag was not written by the build (or is the wrong folder): refused, nothing deleted.
-    The folder itself goes only when nothing else is left in it.
+    The output folder itself goes only when nothing else is left in it.
     """
-    if not out.exists():
-        return []
+    if shared is not None and shared.exists() and not _ours(shared):  # before anything is deleted
+        raise ReportError(
+            f"--cache {shared} is not a cache this build made (no {TAG} of ours in it), so nothing was "
+            "deleted; pass the folder the builds were given as --cache"
+        )
+    removed = _clean_out(out) if out.exists() else []
+    if shared is not None and shared.exists():
+        shutil.rmtree(shared)
+        removed.append(shared)
+    return removed
+
+
+def _clean_out(out: Path) -> list[Path]:
     folder = out / CACHE
-    try:
-        ours = not folder.is_symlink() and (folder / TAG).read_bytes().startswith(SIGNATURE)
-    except OSError:
-        ours = False
-    if not ours:
+    if not _ours(folder):
         raise ReportError(
             f"{out} holds no report written by this build (no {CACHE}/{TAG} in it), so nothing was "
             f"deleted; pass the folder the report was written to as --out"

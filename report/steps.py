@@ -67,16 +67,24 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     return runner.run_stale(names, opts.request, opts.results, force, opts.device, executor, console, waiting)
 
 
-def check_out(out: Path) -> None:
-    """The output folder exists and is writable: checked before anything trains or renders."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ReportError(
-            f"cannot create the output folder {out}: {e.strerror}; pass a writable --out"
-        ) from None
-    if not os.access(out, os.W_OK):
-        raise ReportError(f"the output folder {out} is not writable; pass a writable --out")
+def check_out(out: Path, cache: Path | None) -> None:
+    """The output folder and a ``--cache`` folder exist, are writable and (the cache) hold nothing else:
+    checked before anything trains or renders."""
+    for folder, what, option in ((out, "output", "--out"), (cache, "cache", "--cache")):
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ReportError(
+                f"cannot create the {what} folder {folder}: {e.strerror}; pass a writable {option}"
+            ) from None
+        if not os.access(folder, os.W_OK):
+            raise ReportError(f"the {what} folder {folder} is not writable; pass a writable {option}")
+    if cache is not None:  # a folder of other files is refused here, before it is written to
+        from report import output
+
+        output.drawings(out, cache)
 
 
 def render_outputs(opts: Options) -> str:
@@ -84,7 +92,7 @@ def render_outputs(opts: Options) -> str:
     from report import output
 
     t0 = time.perf_counter()
-    check_out(opts.out)
+    check_out(opts.out, opts.cache)
     targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
     # WeasyPrint starts on the other core now, while the results are checked and the HTML is built, and
     # prints as soon as the page is ready
@@ -94,7 +102,7 @@ def render_outputs(opts: Options) -> str:
         from report import render
 
         page = render.render_html(
-            opts.results, opts.request, opts.paper.value, cache_dir=output.cache_dir(opts.out)
+            opts.results, opts.request, opts.paper.value, cache_dir=output.drawings(opts.out, opts.cache)
         )
         written = output.write_outputs(page, opts.out, targets, printer)
     if not written:
@@ -132,7 +140,7 @@ def watch_list(opts: Options) -> tuple[list[Path], tuple[Path, ...]]:
     """What a preview or watch re-renders on, and the data folders among it: everything ``status``
     judges (the experiments' code, the manifest, the data) and what the page is made of (templates, the
     context layer, the results)."""
-    check_out(opts.out)
+    check_out(opts.out, opts.cache)
     fill_from_reference(opts, selected(None), missing_too=True)
     results = opts.results.root / opts.chosen
     results.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ import textwrap
 import pandas as pd
 import pytest
 
-from report import output
 from report.core.store import Store
 from tests.conftest import SMOKE_SETS, copy_project
 
@@ -95,7 +94,6 @@ def test_a_fifth_question_from_new_files_and_one_manifest_entry(smoke_build, dat
         fh.write(MANIFEST)
     store, out = tmp_path / "results", tmp_path / "out"
     shutil.copytree(smoke_build.store, store)  # q1-q4 are current; only q5 runs
-    shutil.copytree(smoke_build.out / output.CACHE, out / output.CACHE)  # and their figures are drawn
 
     proc = subprocess.run(
         [sys.executable, str(project / "build.py"), "all", "--profile", "smoke", "--data-dir", str(data_dir),

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import build
@@ -16,6 +17,12 @@ from tests.conftest import render_args
 from tests.helpers import store_with
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the run's shared ``--cache`` (tests/conftest.py): clean would delete it under the other tests."""
+    monkeypatch.delenv("REPORT_CACHE", raising=False)
 
 
 def _users_files(folder: Path) -> dict[Path, bytes]:
@@ -121,3 +128,41 @@ def test_a_store_lookalike_holding_user_files_is_refused_and_nothing_else_is_cle
     (out / output.CACHE).symlink_to(elsewhere)
     result = runner.invoke(build.app, ["clean", "--out", str(out)])
     assert result.exit_code == 2 and (out / "report.html").exists() and (elsewhere / output.TAG).exists()
+
+
+def test_a_shared_cache_serves_two_output_folders_and_clean_cache_removes_only_it(tmp_path, smoke_build):
+    cache, first, second = tmp_path / "cache", tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        result = runner.invoke(
+            build.app, render_args(smoke_build.store, out, "--format", "html", "--cache", str(cache))
+        )
+        assert result.exit_code == 0, result.output
+        assert not (out / output.CACHE / "figures").exists()  # drawn into the shared cache
+        if out == first:
+            drawn = _snapshot(cache)
+    assert _snapshot(cache) == drawn and len([k for k in drawn if k.endswith(".svg")]) >= 5  # drawn once
+    assert (first / "report.html").read_bytes() == (second / "report.html").read_bytes()
+    result = runner.invoke(build.app, ["clean", "--out", str(first), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert not first.exists() and not cache.exists() and (second / "report.html").is_file()
+
+
+def test_a_cache_folder_of_other_files_is_refused_before_anything_is_written_or_deleted(
+    tmp_path, smoke_build
+):
+    """Another tool's cache carries the same CACHEDIR.TAG signature: not ours to fill or delete."""
+    pip = tmp_path / "pip-cache"
+    pip.mkdir()
+    (pip / output.TAG).write_bytes(
+        output.SIGNATURE + b"\n# This file is a cache directory tag created by pip.\n"
+    )
+    (pip / "wheel.whl").write_bytes(b"precious")
+    before = _snapshot(pip)
+    out = tmp_path / "out"
+    result = runner.invoke(build.app, render_args(smoke_build.store, out, "--cache", str(pip)))
+    assert result.exit_code == 2 and "give a new or empty folder" in result.output, result.output
+    assert not (out / "report.html").exists()
+    output.cache_dir(out)
+    result = runner.invoke(build.app, ["clean", "--out", str(out), "--cache", str(pip)])
+    assert result.exit_code == 2 and "nothing was deleted" in result.output, result.output
+    assert _snapshot(pip) == before and (out / output.CACHE).is_dir()

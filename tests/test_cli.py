@@ -143,7 +143,8 @@ def test_unwritable_out_dir_is_exit_2(tmp_path, smoke_build):
     assert result.exit_code == 2 and "pass a writable --out" in result.output
 
 
-def test_clean_keeps_results_unless_confirmed(tmp_path):
+def test_clean_keeps_results_unless_confirmed(tmp_path, monkeypatch):
+    monkeypatch.delenv("REPORT_CACHE", raising=False)  # clean would delete the run's shared cache
     store_with(tmp_path / "r", "q1")
     output.cache_dir(tmp_path / "b")  # an output folder as a render leaves it
     result = runner.invoke(

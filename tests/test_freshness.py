@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 import build
-from report import output
 from report.core import fingerprint as fp
 from report.core.store import Store
 from tests.conftest import SMOKE_SETS
@@ -84,7 +83,6 @@ def test_status_all_and_report_agree(case, smoke_build, data_dir, tmp_path, monk
     assert all("current" in line for line in others) == (case not in everything), others
 
     out = tmp_path / "out"
-    shutil.copytree(smoke_build.out / output.CACHE, out / output.CACHE)  # figures and math of the smoke build
     page = _invoke("render", *common, "--out", str(out), "--format", "html")
     if case == "missing":
         assert page.exit_code == 2 and "run: build.py run q1 --profile smoke" in page.output

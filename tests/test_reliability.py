@@ -93,7 +93,8 @@ def test_a_store_path_that_is_a_file_is_an_error(tmp_path):
     assert result.exit_code == 2 and "is a file, not a folder" in result.output
 
 
-def test_clean_without_a_terminal_keeps_the_results_and_says_how(tmp_path):
+def test_clean_without_a_terminal_keeps_the_results_and_says_how(tmp_path, monkeypatch):
+    monkeypatch.delenv("REPORT_CACHE", raising=False)  # clean would delete the run's shared cache
     from tests.helpers import store_with
 
     store_with(tmp_path / "r", "q1")

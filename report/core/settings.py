@@ -42,6 +42,7 @@ CHOICES: dict[str, tuple[str, ...] | None] = {  # top-level keys; None: any text
     "data_dir": None,
     "store": None,
     "out": None,
+    "cache": None,
     "device": ("auto", "cpu", "cuda", "mps"),
     "format": ("html", "pdf", "all"),
     "paper": ("a4", "letter"),
@@ -59,7 +60,7 @@ TYPED: dict[str, type] = {
     "slurm_time": int,
     "slurm_parallelism": int,
 }
-PATHS = ("data_dir", "store", "out")
+PATHS = ("data_dir", "store", "out", "cache")
 
 
 @dataclass(frozen=True)
