@@ -7,19 +7,22 @@ arithmetic in P-times-larger products:
 - each layer's weights are one (P, in, out) tensor, so a layer of every copy is one batched product
   (``matmul`` / ``baddbmm``); copies that share their inputs (sweep points: same data order) read one
   batch, copies with their own data order (final models, one per seed) read one batch each;
-- the optimizer step is ``torch.optim``'s own fused kernel, with one parameter group per copy, so every
-  copy gets exactly the update rule (and learning rate) it would get alone.
+- the optimizer step updates the stacked tensors themselves (``Optimizers``), each copy at its own rate
+  (one entry of a (P,) tensor) with ``torch.optim``'s update rule, in a few whole-tensor operations per
+  run of copies that share an optimizer: not one ``torch.optim`` parameter group per copy, which costs a
+  kernel launch per copy and step on a GPU and Python per copy and step on a CPU.
 
-Each copy's loss depends only on its own weights, and the summed loss gives each its own gradient, so a
-stacked copy follows the trajectory it would follow alone (``tests/test_stacked.py`` checks it for every
-optimizer), and a copy that diverges to NaN leaves the others untouched.
+Each copy's loss depends only on its own weights, the summed loss gives each its own gradient, and every
+update is elementwise, so a stacked copy follows the trajectory it would follow alone
+(``tests/test_stacked.py`` checks it against ``torch.optim`` for every optimizer), and a copy that diverges
+to NaN leaves the others untouched.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,15 +31,13 @@ from torch import nn
 from experiments import kit
 
 MOMENTUM = 0.9  # "momentum" is SGD with this coefficient
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
 EVAL_CHUNK = 5_000  # images per evaluation pass: bounds memory at (P, chunk, 128) activations
 
 
 class Stack:
-    """P networks of the same Flatten / Linear / ReLU shape, one per model in ``models``, as one.
-
-    ``points[k]`` holds copy k's slices of the stacked weights as leaf tensors of their own that share
-    their memory: the parameters a stock optimizer updates in place.
-    """
+    """P networks of the same Flatten / Linear / ReLU shape, one per model in ``models``, as one: each
+    layer's weight (P, in, out) and bias (P, out) are one leaf tensor in ``params``."""
 
     def __init__(self, models: Sequence[nn.Sequential]) -> None:
         linears = [[m for m in model if isinstance(m, nn.Linear)] for model in models]
@@ -48,10 +49,9 @@ class Stack:
                 [layers[i].bias for layers in linears],
             )
         ]
-        self.points = [[p[k].detach().requires_grad_(True) for p in self.params] for k in range(len(models))]
 
     def __len__(self) -> int:
-        return len(self.points)
+        return len(self.params[0])
 
     def __call__(self, x: torch.Tensor, shared: bool = True) -> torch.Tensor:
         """Logits (P, B, classes) for a batch (B, ...) that every copy reads, or (P, B, ...): one each."""
@@ -63,14 +63,6 @@ class Stack:
             if i < len(later) - 2:
                 h = F.relu(h)
         return h
-
-    def share_grad(self) -> None:
-        """Hand each copy's leaves their slices of the stacked gradients (views: nothing is copied)."""
-        for k, leaves in enumerate(self.points):
-            for leaf, p in zip(leaves, self.params, strict=True):
-                leaf.grad = p.grad[k]
-        for p in self.params:
-            p.grad = None
 
     def model(self, k: int) -> nn.Sequential:
         """Copy ``k`` as a plain ``nn.Sequential`` (Flatten, Linear, ReLU, …, Linear)."""
@@ -85,33 +77,105 @@ class Stack:
         return nn.Sequential(*layers[:-1])
 
 
+# One optimizer's update of a run of n copies, in place: (their parameter slices, their gradients, their
+# rates (n,)); each rule keeps its run's state (momentum buffers; Adam's moments and step count).
+Rule = Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]
+
+
+def _per_copy(rates: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per-copy coefficients (n,), in the tensors' type, as (n, 1, ...) views that broadcast against each
+    (n, ...) tensor: cast after the arithmetic in double, as torch.optim casts its scalars."""
+    rates = rates.to(like[0].dtype)
+    return [rates.view(-1, *[1] * (t.dim() - 1)) for t in like]
+
+
+def _sgd() -> Rule:
+    def step(ps: list[torch.Tensor], gs: list[torch.Tensor], lr: torch.Tensor) -> None:
+        torch._foreach_addcmul_(ps, gs, _per_copy(-lr, gs))  # p - lr * g in one rounding, as torch's
+
+    return step
+
+
+def _momentum() -> Rule:
+    bufs: list[torch.Tensor] = []
+
+    def step(ps: list[torch.Tensor], gs: list[torch.Tensor], lr: torch.Tensor) -> None:
+        if bufs:
+            torch._foreach_mul_(bufs, MOMENTUM)
+            torch._foreach_add_(bufs, gs)
+        else:  # torch's first buffer is the gradient itself
+            bufs.extend(g.clone() for g in gs)
+        torch._foreach_addcmul_(ps, bufs, _per_copy(-lr, gs))
+
+    return step
+
+
+def _adam() -> Rule:
+    means: list[torch.Tensor] = []  # the moments, zero before the first step
+    squares: list[torch.Tensor] = []
+    moves: list[torch.Tensor] = []  # each element's move at rate 1
+    counts: list[torch.Tensor] = []  # one step count (as torch's fused Adam keeps it) for every tensor
+
+    def step(ps: list[torch.Tensor], gs: list[torch.Tensor], lr: torch.Tensor) -> None:
+        if not counts:
+            for state in (means, squares, moves):
+                state.extend(torch.zeros_like(g) for g in gs)
+            counts.extend([torch.zeros((), dtype=torch.float32, device=gs[0].device)] * len(gs))
+        counts[0] += 1
+        # torch's own fused Adam kernel at rate 1 on zeroed stand-ins for the parameters: they come out as
+        # the moves at rate 1, -m_hat / (sqrt(v_hat) + eps), which each copy's rate then scales
+        torch._foreach_zero_(moves)
+        torch._fused_adam_(
+            moves, gs, means, squares, [], counts, lr=1.0, beta1=BETAS[0], beta2=BETAS[1],
+            weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False,
+        )  # fmt: skip
+        torch._foreach_addcmul_(ps, moves, _per_copy(lr, gs))
+
+    return step
+
+
+RULES: dict[str, Callable[[], Rule]] = {"sgd": _sgd, "momentum": _momentum, "adam": _adam}
+
+
 class Optimizers:
-    """One ``torch.optim`` optimizer per optimizer name in use, one parameter group per copy."""
+    """Every copy's optimizer step at once, on the stacked parameters.
+
+    Copies are taken in contiguous runs of one optimizer name; each run updates its slices (views) of the
+    stacked tensors with a handful of multi-tensor operations (``torch._foreach_*``, torch's fused Adam),
+    each copy at its own rate (``lr``, one (P,) tensor), so a step costs O(runs x parameter tensors)
+    operations however many copies there are. The rules are ``torch.optim``'s, with its defaults. SGD
+    and SGD with momentum 0.9 follow its order of operations: a copy's step is the one its own
+    ``torch.optim.SGD`` takes, bit for bit on a CPU. Adam (betas 0.9 / 0.999, eps 1e-8) runs torch's
+    fused kernel at rate 1 and scales each copy's moves by its rate after: one rounding more, a few ulps
+    (``tests/test_stacked.py``). Each element's update reads only its own copy's values, so a copy that
+    diverges leaves the others untouched.
+    """
 
     def __init__(self, stack: Stack, names: Sequence[str], lrs: Sequence[float]) -> None:
-        fused = stack.params[0].device.type in ("cpu", "cuda")  # one kernel per group, no Python loop
-        copies: dict[str, list[int]] = {}
-        for k, name in enumerate(names):
-            copies.setdefault(name, []).append(k)
-        self.opts: list[torch.optim.Optimizer] = []
-        self.group: list[dict] = [{}] * len(stack)  # copy k's parameter group, where its rate is set
-        for name, ks in copies.items():
-            groups = [{"params": stack.points[k], "lr": lrs[k]} for k in ks]
-            if name == "adam":
-                opt: torch.optim.Optimizer = torch.optim.Adam(groups, fused=fused)
-            else:
-                opt = torch.optim.SGD(groups, momentum=MOMENTUM if name == "momentum" else 0.0, fused=fused)
-            self.opts.append(opt)
-            for k, group in zip(ks, opt.param_groups, strict=True):
-                self.group[k] = group
+        self.params = stack.params
+        device = self.params[0].device  # rates in double, as torch.optim's (MPS has no double)
+        self.lr = torch.tensor(
+            lrs, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device
+        )
+        self.runs: list[tuple[slice, Rule]] = []
+        start = 0
+        for name, same in itertools.groupby(names):
+            end = start + len(list(same))
+            self.runs.append((slice(start, end), RULES[name]()))
+            start = end
 
-    def set_lrs(self, lrs: Sequence[float]) -> None:
-        for group, lr in zip(self.group, lrs, strict=True):
-            group["lr"] = lr
+    def set_lrs(self, lrs: torch.Tensor) -> None:
+        """Every copy's rate for the next step: a (P,) tensor."""
+        self.lr = lrs
 
+    @torch.no_grad()
     def step(self) -> None:
-        for opt in self.opts:
-            opt.step()
+        """Update every copy from the gradients of the last ``backward``, then drop them (the next
+        ``backward`` writes fresh ones)."""
+        for run, rule in self.runs:
+            rule([p[run] for p in self.params], [p.grad[run] for p in self.params], self.lr[run])
+        for p in self.params:
+            p.grad = None
 
 
 def train_epochs(
@@ -131,18 +195,19 @@ def train_epochs(
     One generator: every copy sees the same batches. One per copy: each draws its own data order.
     """
     points, steps = len(stack), -(-len(y) // batch_size)
+    peak = torch.tensor(peaks, dtype=opts.lr.dtype, device=opts.lr.device)
     for epoch in itertools.count():
         t0 = time.perf_counter()
         orders = [kit.batches(len(y), batch_size, y.device, gen) for gen in gens]
         for j, idx in enumerate(zip(*orders, strict=True)):
-            opts.set_lrs([kit.linear_decay(p, epoch + j / steps, length) for p in peaks])
+            # linear_decay(p, ...) is p * linear_decay(1, ...), exactly in float64: one product per step
+            opts.set_lrs(peak * kit.linear_decay(1.0, epoch + j / steps, length))
             index = idx[0] if len(idx) == 1 else torch.stack(idx)
             target = y[index].expand(points, -1) if len(idx) == 1 else y[index]
             # the sum of the copies' mean losses: each copy's gradient is its own loss's
             out = stack(x[index], shared=len(idx) == 1)
             loss = F.cross_entropy(out.transpose(1, 2), target, reduction="sum")
             (loss / len(idx[0])).backward()
-            stack.share_grad()
             opts.step()
         kit.sync(y.device)
         yield time.perf_counter() - t0
