@@ -306,3 +306,18 @@ def test_ranking_breaks_ties_by_loss_and_puts_nan_losses_last() -> None:
         ]
     )
     assert halving.ranked(rows, ["name"])["name"].tolist() == ["b", "a", "c"]
+
+
+def test_training_treats_subnormals_as_zero_and_then_restores_torchs_default() -> None:
+    """Adam's moments decay into the subnormal range, where x86 CPUs are many times slower: inside a
+    training epoch they count as zero; after it, arithmetic is IEEE's again."""
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals")
+    torch.set_flush_denormal(False)
+    tiny = torch.tensor([1e-39])  # a float32 subnormal
+    with stacked.no_subnormals(torch.device("cpu")):
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) > 0.0
+    x, y = _data(torch.float32)
+    _stack(["adam"], [1e-3], [0], x, y, shared=True)
+    assert float(tiny * 1.0) > 0.0
