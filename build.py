@@ -36,7 +36,7 @@ Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored r
 @command(*BUILD, "out", "cache", "device", "fmt", "paper", *EXECUTE, *TRACK, name="all")
 def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
-    steps.check_out(opts.out, opts.cache)  # before any training
+    steps.check_out(opts)  # before any training
     if opts.track is not Track.none:  # before any training
         from report import track
 
@@ -208,6 +208,7 @@ def _diff_reports(opts: Options, a: str | None, b: str | None, as_json: bool, ht
         raise fail("diff --report needs A, the store folder or bundle to compare this store's report with: "
                    "build.py diff --report experiments/reference/full.tar.gz")  # fmt: skip
     name_a, name_b = a, b or str(opts.store)
+    steps.check_out(opts)
     changes, _, page_b = report_diff.between(
         opts.results, opts.request, a, b, output.drawings(opts.out, opts.cache)
     )
@@ -245,13 +246,16 @@ def clean(
     results: Annotated[bool, typer.Option("--results", help="Also delete stored results.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting results.")] = False,
 ) -> None:
-    """Remove what the build wrote to --out (HTML, PDF, caches) and nothing else; with --cache also that
-    shared cache, with --results also the results store. A folder the build did not write is refused,
+    """Remove what the build wrote to --out (HTML, PDF, caches) and nothing else; also what the builds
+    wrote to the --cache folder where one is set (on the command line, by REPORT_CACHE or in
+    report.toml), and with --results the results store. A folder the build did not write is refused,
     with nothing deleted."""
     from report import output
 
     if results and opts.results.root.exists():
         opts.results.check_deletable()  # before anything of either is deleted
+    if opts.cache is not None:
+        output.check_apart(opts.cache, out=opts.out, store=opts.store)
     for path in output.clean(opts.out, opts.cache):
         console.print(f"removed {path}")
     if results and opts.results.root.exists():

@@ -7,10 +7,14 @@ import hashlib
 import inspect
 import io
 import pickle
+from importlib.metadata import version
 from pathlib import Path
 
 from report.core.atomic import atomic_write
+from report.output import CACHE_FIX
 from report.questions import Figure
+
+_MATPLOTLIB = version("matplotlib")  # in each figure's cache key: another version draws differently
 
 STYLE = {
     "figure.dpi": 100,
@@ -30,12 +34,15 @@ STYLE = {
 
 
 def cache_key(fig: Figure) -> str:
-    """What determines the drawing: the data it is given, the code that draws it and the draw arguments."""
+    """What determines the drawing: the data it is given, the code that draws it, the draw arguments and
+    matplotlib's version."""
     module = inspect.getmodule(fig.draw)
     source = inspect.getsource(module) if module else inspect.getsource(fig.draw)
     here = Path(__file__).read_text(encoding="utf-8")
     h = hashlib.sha256(
-        "\0".join([source, here, fig.draw.__qualname__, repr(sorted(fig.extra.items()))]).encode()
+        "\0".join(
+            [source, here, fig.draw.__qualname__, repr(sorted(fig.extra.items())), _MATPLOTLIB]
+        ).encode()
     )
     h.update(pickle.dumps(fig.data, protocol=5))
     return h.hexdigest()[:24]
@@ -48,7 +55,7 @@ def to_svg(fig: Figure, cache_dir: Path | None) -> str:
         return path.read_text(encoding="utf-8")
     svg = optimise(draw_svg(fig))
     if path is not None:
-        atomic_write(path, svg)
+        atomic_write(path, svg, CACHE_FIX)
     return svg
 
 

@@ -12,16 +12,19 @@ import html
 import json
 import re
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 from report.core.atomic import atomic_write
 from report.core.errors import TemplateError
+from report.output import CACHE_FIX
 
 MINUS_SIGN = "\u2212"
 _SIZE = 24.0  # ziamath's em in px; only the ratio matters because output is in em
 _VIEWBOX = re.compile(r'width="([\d.]+)" height="([\d.]+)" viewBox="([-\d. ]+)"')
 _GLYPH = re.compile(r'<path d="([^"]*)" fill="currentColor" />')
-_FORMAT = "one-path"  # in the cache key: a formula cached in an older form is typeset again
+# in the cache key: a formula cached in an older form, or by another ziamath, is typeset again
+_FORMAT = f"one-path:{version('ziamath')}"
 
 
 class MathCache:
@@ -58,7 +61,7 @@ class MathCache:
             return
         with contextlib.suppress(OSError, ValueError):
             self.memo = {**json.loads(self.path.read_text(encoding="utf-8")), **self.memo}
-        atomic_write(self.path, json.dumps(self.memo))
+        atomic_write(self.path, json.dumps(self.memo), CACHE_FIX)
 
 
 def _typeset(latex: str, display: bool) -> str:

@@ -32,6 +32,11 @@ SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
 MARK = b"# the report builder's cache"  # after the signature: ours, not another tool's
 
 
+ENTRIES = ("figures", "math.json", "jinja")  # what a render keeps in its cache folder (report/render.py)
+STAMPS = tuple(f"{n}.sha256" for n in OUTPUTS)  # in --out's own cache folder: what each report was made from
+CACHE_FIX = "pass a writable --out, or --cache where one is given"  # the advice for a cache that fails
+
+
 def cache_dir(out: Path) -> Path:
     """The build's cache folder in ``out``, tagged (as backup tools expect) so ``clean`` knows it is ours."""
     return _tagged(out / CACHE, "build.py clean removes it")
@@ -40,26 +45,52 @@ def cache_dir(out: Path) -> Path:
 def drawings(out: Path, shared: Path | None) -> Path:
     """Where figures, typeset math and compiled templates are cached: ``shared`` (``--cache``) when given,
     else the build's own folder in ``out``. One folder serves any number of outputs and builds at once,
-    because each entry is named by a hash of what made it and written atomically. A folder of other
-    files (another tool's cache included) is refused: ``clean --cache`` deletes the folder it names."""
+    because each entry is named by a hash of what made it and written atomically. A folder that holds
+    anything else (another tool's cache included) is refused: the build would mix its files with them."""
     if shared is None:
         return cache_dir(out)
-    if shared.is_symlink() or (shared.is_dir() and any(shared.iterdir()) and not _ours(shared)):
+    if shared.is_symlink() or _foreign(shared):
         raise ReportError(
-            f"--cache {shared} is not a cache this build made (it holds other files, or is a link): "
-            "give a new or empty folder"
+            f"--cache {shared} holds files this build did not write (or is a link): give a new or empty "
+            "folder"
         )
-    return _tagged(shared, "build.py clean --cache removes it")
+    return _tagged(shared, "build.py clean --cache empties it")
+
+
+def check_apart(shared: Path, **folders: Path) -> None:
+    """A ``--cache`` folder is a folder of its own: not the output folder, the store or the data, nor
+    inside or around one (``clean`` empties it), though ``.report-cache`` in ``--out`` may be named."""
+    mine = shared.resolve()
+    for option, folder in folders.items():
+        other = folder.resolve()
+        if option == "out" and mine == other / CACHE:
+            continue
+        if mine == other or other in mine.parents or mine in other.parents:
+            raise ReportError(
+                f"--cache {shared} overlaps --{option.replace('_', '-')} {folder}: give the cache a folder "
+                "of its own"
+            )
+
+
+def _foreign(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but what the builds write there: their entries, the tag, and
+    the temporary files of writes in progress (a build starting beside another sees those)."""
+    if not folder.is_dir():
+        return False
+    return any(
+        e.name not in (*ENTRIES, TAG, *STAMPS) and not (e.name.startswith(".") and e.name.endswith(".tmp"))
+        for e in folder.iterdir()
+    )
 
 
 def _tagged(folder: Path, note: str) -> Path:
     if not (folder / TAG).is_file():
-        atomic_write(folder / TAG, SIGNATURE + f"\n{MARK.decode()}; {note}\n".encode())
+        atomic_write(folder / TAG, SIGNATURE + f"\n{MARK.decode()}; {note}\n".encode(), CACHE_FIX)
     return folder
 
 
 def _ours(folder: Path) -> bool:
-    """A real folder (not a link) whose tag this build wrote: the only kind ``clean`` deletes."""
+    """A real folder (not a link) whose tag this build wrote."""
     try:
         tag = (folder / TAG).read_bytes()
     except OSError:
@@ -68,22 +99,31 @@ def _ours(folder: Path) -> bool:
 
 
 def clean(out: Path, shared: Path | None = None) -> list[Path]:
-    """Delete what the build wrote in ``out``, and the ``--cache`` folder ``shared``, and nothing else;
-    returns what was removed.
+    """Delete what the build wrote in ``out``, and what the builds wrote in the ``--cache`` folder
+    ``shared``, and nothing else; returns what was removed.
 
-    The build's files are its tagged cache folder and the report files it stamped there. A folder
-    without that tag was not written by the build (or is the wrong folder): refused, nothing deleted.
-    The output folder itself goes only when nothing else is left in it.
+    The build's files in ``out`` are its tagged cache folder and the report files it stamped there. A
+    folder without that tag was not written by the build (or is the wrong folder): refused, nothing
+    deleted. Each folder itself goes only when nothing else is left in it.
     """
-    if shared is not None and shared.exists() and not _ours(shared):  # before anything is deleted
-        raise ReportError(
-            f"--cache {shared} is not a cache this build made (no {TAG} of ours in it), so nothing was "
+    if (
+        shared is not None
+        and shared.exists()
+        and (shared.is_symlink() or _foreign(shared) and not _ours(shared))
+    ):
+        raise ReportError(  # before anything is deleted
+            f"--cache {shared} holds files this build did not write and no {TAG} of ours, so nothing was "
             "deleted; pass the folder the builds were given as --cache"
         )
     removed = _clean_out(out) if out.exists() else []
-    if shared is not None and shared.exists():
-        shutil.rmtree(shared)
-        removed.append(shared)
+    if shared is not None and shared.is_dir():
+        for entry in [shared / n for n in ENTRIES if (shared / n).exists()]:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            removed.append(entry)
+        (shared / TAG).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            shared.rmdir()  # only when empty
+            removed.append(shared)
     return removed
 
 

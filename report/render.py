@@ -7,6 +7,7 @@ block, contents and appendix. ``report.output`` writes the page and prints the s
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import traceback
@@ -180,7 +181,9 @@ def _markdown(doc: Document) -> MarkdownIt:
 def _environment(doc: Document, templates: Path, cache_dir: Path | None) -> jinja2.Environment:
     bytecode = None
     if cache_dir is not None:  # compiled templates, keyed by source: saves ~0.15 s per render
-        folder = cache_dir / "jinja-finalize"  # not "jinja": code compiled before the finalize step lacks it
+        # compiled code depends on Jinja's version and this module's Environment options too
+        key = hashlib.sha256(f"{jinja2.__version__}\0".encode() + Path(__file__).read_bytes()).hexdigest()
+        folder = cache_dir / "jinja" / key[:16]
         folder.mkdir(parents=True, exist_ok=True)
         bytecode = jinja2.FileSystemBytecodeCache(str(folder))
     env = jinja2.Environment(

@@ -67,10 +67,12 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     return runner.run_stale(names, opts.request, opts.results, force, opts.device, executor, console, waiting)
 
 
-def check_out(out: Path, cache: Path | None) -> None:
-    """The output folder and a ``--cache`` folder exist, are writable and (the cache) hold nothing else:
-    checked before anything trains or renders."""
-    for folder, what, option in ((out, "output", "--out"), (cache, "cache", "--cache")):
+def check_out(opts: Options) -> None:
+    """The output folder and a ``--cache`` folder exist and are writable, and the cache is a folder of
+    its own that holds nothing else: checked before anything trains or renders."""
+    from report import output
+
+    for folder, what, option in ((opts.out, "output", "--out"), (opts.cache, "cache", "--cache")):
         if folder is None:
             continue
         try:
@@ -81,10 +83,9 @@ def check_out(out: Path, cache: Path | None) -> None:
             ) from None
         if not os.access(folder, os.W_OK):
             raise ReportError(f"the {what} folder {folder} is not writable; pass a writable {option}")
-    if cache is not None:  # a folder of other files is refused here, before it is written to
-        from report import output
-
-        output.drawings(out, cache)
+    if opts.cache is not None:  # before it is written to
+        output.check_apart(opts.cache, out=opts.out, store=opts.store, data_dir=opts.data_dir)
+        output.drawings(opts.out, opts.cache)
 
 
 def render_outputs(opts: Options) -> str:
@@ -92,7 +93,7 @@ def render_outputs(opts: Options) -> str:
     from report import output
 
     t0 = time.perf_counter()
-    check_out(opts.out, opts.cache)
+    check_out(opts)
     targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
     # WeasyPrint starts on the other core now, while the results are checked and the HTML is built, and
     # prints as soon as the page is ready
@@ -140,7 +141,7 @@ def watch_list(opts: Options) -> tuple[list[Path], tuple[Path, ...]]:
     """What a preview or watch re-renders on, and the data folders among it: everything ``status``
     judges (the experiments' code, the manifest, the data) and what the page is made of (templates, the
     context layer, the results)."""
-    check_out(opts.out, opts.cache)
+    check_out(opts)
     fill_from_reference(opts, selected(None), missing_too=True)
     results = opts.results.root / opts.chosen
     results.mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,9 @@ def _one_drawing_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder of the run (``--cache``, by REPORT_CACHE), so each is made once per run rather than once per
     output folder: about 4 s of CPU for each of the suite's renders. Tests of ``clean``, which would
     delete that folder, and of the default layout unset it."""
-    os.environ["REPORT_CACHE"] = str(made_once(tmp_path_factory, "drawings", lambda folder: None))
+    from report import output
+
+    os.environ["REPORT_CACHE"] = str(made_once(tmp_path_factory, "drawings", lambda f: output.drawings(f, f)))
 
 
 def _write_data(root: Path) -> None:

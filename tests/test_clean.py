@@ -130,21 +130,56 @@ def test_a_store_lookalike_holding_user_files_is_refused_and_nothing_else_is_cle
     assert result.exit_code == 2 and (out / "report.html").exists() and (elsewhere / output.TAG).exists()
 
 
-def test_a_shared_cache_serves_two_output_folders_and_clean_cache_removes_only_it(tmp_path, smoke_build):
+def test_a_shared_cache_serves_two_output_folders_and_clean_cache_empties_only_it(tmp_path, smoke_build):
     cache, first, second = tmp_path / "cache", tmp_path / "a", tmp_path / "b"
+    drawn: dict[str, int] = {}
     for out in (first, second):
         result = runner.invoke(
             build.app, render_args(smoke_build.store, out, "--format", "html", "--cache", str(cache))
         )
         assert result.exit_code == 0, result.output
         assert not (out / output.CACHE / "figures").exists()  # drawn into the shared cache
-        if out == first:
-            drawn = _snapshot(cache)
-    assert _snapshot(cache) == drawn and len([k for k in drawn if k.endswith(".svg")]) >= 5  # drawn once
+        svgs = {p.name: p.stat().st_mtime_ns for p in (cache / "figures").glob("*.svg")}
+        drawn = drawn or svgs
+    assert svgs == drawn and len(drawn) >= 5  # drawn once: the second render rewrote none
     assert (first / "report.html").read_bytes() == (second / "report.html").read_bytes()
+    mine = cache / "notes.txt"  # a file someone left there after the renders: clean keeps it
+    mine.write_text("mine")
     result = runner.invoke(build.app, ["clean", "--out", str(first), "--cache", str(cache)])
     assert result.exit_code == 0, result.output
-    assert not first.exists() and not cache.exists() and (second / "report.html").is_file()
+    assert not first.exists() and (second / "report.html").is_file()
+    assert sorted(p.name for p in cache.iterdir()) == ["notes.txt"]
+    mine.unlink()
+    assert runner.invoke(build.app, ["clean", "--out", str(second), "--cache", str(cache)]).exit_code == 0
+    assert not cache.exists() and not second.exists()
+
+
+def test_a_cache_that_overlaps_the_store_or_the_output_is_refused_before_anything_runs(tmp_path, smoke_build):
+    """clean empties the cache: a cache that is (or holds, or sits in) the store would take results."""
+    store = tmp_path / "results"
+    shutil.copytree(smoke_build.store, store)
+    before = _snapshot(store)
+    for cache, option in ((store, "--store"), (store / "smoke", "--store"), (tmp_path / "out", "--out")):
+        result = runner.invoke(build.app, render_args(store, tmp_path / "out", "--cache", str(cache)))
+        assert result.exit_code == 2 and f"overlaps {option}" in result.output, result.output
+        clean = ["clean", "--store", str(store), "--out", str(tmp_path / "out"), "--cache", str(cache)]
+        result = runner.invoke(build.app, clean)
+        assert result.exit_code == 2 and f"overlaps {option}" in result.output, result.output
+    assert _snapshot(store) == before
+    own = tmp_path / "out" / output.CACHE  # --out's own cache folder may be named
+    result = runner.invoke(
+        build.app, render_args(store, tmp_path / "out", "--format", "html", "--cache", str(own))
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_builds_starting_together_on_a_new_cache_accept_each_others_writes_in_progress(tmp_path):
+    """A second build sees the first's temporary tag file (atomic_write's) before it is renamed."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f".{output.TAG}.4242.tmp").write_bytes(b"Signature")
+    (cache / "figures").mkdir()
+    assert output.drawings(tmp_path / "out", cache) == cache and (cache / output.TAG).is_file()
 
 
 def test_a_cache_folder_of_other_files_is_refused_before_anything_is_written_or_deleted(
