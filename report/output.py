@@ -118,7 +118,10 @@ def clean(out: Path, shared: Path | None = None) -> list[Path]:
     removed = _clean_out(out) if out.exists() else []
     if shared is not None and shared.is_dir():
         for entry in [shared / n for n in ENTRIES if (shared / n).exists()]:
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
             removed.append(entry)
         (shared / TAG).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
