@@ -4,7 +4,8 @@ The network is the one the question specifies (Flatten → 128 → 64 → 32 →
 [0, 1]); it outputs logits and trains with cross-entropy, which is softmax + categorical cross-entropy on
 one-hot labels in one numerically stable step. Every run decays its learning rate linearly, step by step,
 to about zero at the end of its schedule (``kit.linear_decay``). The study runs in four stages, each choice
-made by code from validation accuracy on images held out from the training set:
+made by code from validation accuracy on images held out from the training set; where that set cannot
+separate points from the best, the cheapest of them to train is kept (``select``, ``chosen_epoch``):
 
 1. ``lr``: every optimizer (SGD, SGD with momentum 0.9, Adam) over a log grid of learning rates at the
    reference batch size; picks the optimizer and learning rate.
@@ -268,9 +269,23 @@ def chosen_epoch(history: list[dict], monitor: str, n_val: int) -> int:
     return next(i for i, a in enumerate(accs, start=1) if a >= top - se)
 
 
-def select_best(sweep: pd.DataFrame) -> pd.Series:
-    """The best point of the last rung trained (the longest runs); see ``halving.ranked``."""
-    return halving.ranked(sweep[sweep["rung"] == sweep["rung"].max()], POINT_KEYS).iloc[0]
+STATE = {"sgd": 0, "momentum": 1, "adam": 2}  # tensors of optimizer state per weight
+
+
+def cost(points: pd.DataFrame) -> pd.DataFrame:
+    """What a point costs to train, criteria in order, cheapest first: optimizer steps per epoch (fewer at
+    a larger batch), then the optimizer's state per weight (SGD none, momentum one buffer, Adam two)."""
+    return pd.DataFrame({"steps": -points["batch_size"], "state": points["optimizer"].map(STATE)})
+
+
+def select(sweep: pd.DataFrame, n_val: int) -> tuple[pd.Series, pd.DataFrame]:
+    """The point a stage keeps from its last rung (the longest runs): the cheapest to train among those tied
+    with the best validation accuracy (``halving.cheapest_tied``), with the width of the tie (``band``).
+    Returns it, and ``sweep`` with a column ``tied`` that marks those points (the best included)."""
+    kept, tied, band = halving.cheapest_tied(
+        sweep[sweep["rung"] == sweep["rung"].max()], POINT_KEYS, n_val, cost
+    )
+    return pd.concat([kept, pd.Series({"band": band})]), sweep.assign(tied=sweep.index.isin(tied))
 
 
 # ---- the study --------------------------------------------------------------------------------------
@@ -306,14 +321,14 @@ def study(cfg: Config, ctx: RunContext) -> Output:
 
     # 1. optimizer and learning rate at the reference batch size
     lr_sweep = tune("lr", [("lr", o, lr, cfg.base_batch, False) for o in cfg.optimizers for lr in cfg.lrs])
-    first = select_best(lr_sweep)
+    first, lr_sweep = select(lr_sweep, cfg.n_val)
     opt, base_lr = str(first["optimizer"]), float(first["lr"])
     # 2. batch size: the rate grid at every batch size, and the linearly scaled rate
     grid = [("grid", opt, lr, b, False) for b in cfg.batch_sizes for lr in cfg.lrs]
     others = [b for b in cfg.batch_sizes if b != cfg.base_batch]  # at the base batch it is a grid point
     scaled = [("scaling", opt, base_lr * b / cfg.base_batch, b, True) for b in others]
     batch_sweep = tune("batch", grid + scaled)
-    second = select_best(batch_sweep)
+    second, batch_sweep = select(batch_sweep, cfg.n_val)
     lr, batch = float(second["lr"]), int(second["batch_size"])
     # 3. epochs: one long schedule with early stopping
     stopping = partial(
@@ -321,7 +336,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     )
     history = ctx.step("early-stopping", stopping)[0]
     point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=bool(second["lr_scaled"]))
-    curve = pd.DataFrame([{**point, **h, "rung": 0} for h in history])
+    curve = pd.DataFrame([{**point, **h, "rung": 0, "tied": False} for h in history])
     best = curve.iloc[chosen_epoch(history, cfg.monitor, cfg.n_val) - 1]
     epochs = int(best["epoch"])  # the refit trains a schedule of this length of its own
     # 4. final models on training + validation images, one per seed; only they see the test set
@@ -337,7 +352,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     choice = [
         {"stage": stage, "optimizer": opt, "lr": float(row["lr"]), "batch_size": int(row["batch_size"]),
          "lr_scaled": bool(row["lr_scaled"]), "epochs": int(row["epoch"]), "val_acc": float(row["val_acc"]),
-         "val_loss": float(row["val_loss"])}
+         "val_loss": float(row["val_loss"]), "band": float(row.get("band", math.nan))}
         for stage, row in (("lr", first), ("batch", second), ("epochs", best))
     ]  # fmt: skip
     title = datasets.layout(cfg.dataset).title

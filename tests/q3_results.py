@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import kit
+from experiments import halving, kit
 from experiments.configs.q3 import PROFILES
 from report.core.store import Store
 from report.questions import Results
@@ -20,7 +20,7 @@ from tests.helpers import fake_meta
 LRS = (1e-3, 1e-2, 1e-1)
 
 
-LR_ACC = {"sgd": (0.80, 0.93, 0.97), "momentum": (0.93, 0.975, 0.90), "adam": (0.978, 0.96, 0.30)}
+LR_ACC = {"sgd": (0.80, 0.93, 0.96), "momentum": (0.93, 0.96, 0.90), "adam": (0.978, 0.96, 0.30)}
 
 
 GRID_ACC = {32: (0.976, 0.95, 0.20), 128: LR_ACC["adam"], 512: (0.95, 0.981, 0.40)}  # adam, lr x batch
@@ -36,6 +36,9 @@ FINAL = {0: 0.981, 1: 0.983, 2: 0.982}
 
 
 N_TEST = 1000
+
+
+N_VAL = 1000
 
 
 def sweep_row(
@@ -80,6 +83,25 @@ def _confusion(seed: int, acc: float) -> list[dict]:
     ]
 
 
+def marked(sweep: pd.DataFrame, n_val: int) -> tuple[pd.DataFrame, dict[str, float]]:
+    """``sweep`` (one rung) with the ``tied`` column experiments/q3.py stores: per stage, the points within
+    the tie band of its best; and each stage's band."""
+    sweep, bands = sweep.assign(tied=False), {}
+    for stage, studies in {"lr": ["lr"], "batch": ["grid", "scaling"]}.items():
+        rows = sweep["study"].isin(studies)
+        if rows.any():
+            best = sweep.loc[rows, "val_acc"].max()
+            bands[stage] = halving.tie_band(best, n_val)
+            sweep.loc[rows, "tied"] = sweep.loc[rows, "val_acc"] >= best - bands[stage]
+    return sweep, bands
+
+
+def lr_facts(rows: list[dict], choice: dict, n_val: int = 10_000) -> dict:
+    """The learning-rate facts of sweep rows, ties marked, for a stored ``choice``."""
+    sweep, bands = marked(pd.DataFrame(rows), n_val)
+    return ctx3.lr_facts(sweep, pd.Series({**choice, "band": bands["lr"]}), n_val)
+
+
 def synthetic_tables(best_epoch: int = 5) -> dict[str, pd.DataFrame]:
     sweep = [
         sweep_row("lr", o, lr, 128, a) for o, accs in LR_ACC.items() for lr, a in zip(LRS, accs, strict=True)
@@ -94,6 +116,7 @@ def synthetic_tables(best_epoch: int = 5) -> dict[str, pd.DataFrame]:
         sweep_row("epochs", "adam", 1e-2, 512, a, epoch=e, train=min(1.0, a + 0.01 * e))
         for e, a in enumerate(CURVE, 1)
     ]
+    sweep, bands = marked(pd.DataFrame(sweep), N_VAL)
     choice = pd.DataFrame(
         [
             {
@@ -105,6 +128,7 @@ def synthetic_tables(best_epoch: int = 5) -> dict[str, pd.DataFrame]:
                 "epochs": 5,
                 "val_acc": 0.978,
                 "val_loss": 0.022,
+                "band": bands["lr"],
             },
             {
                 "stage": "batch",
@@ -115,6 +139,7 @@ def synthetic_tables(best_epoch: int = 5) -> dict[str, pd.DataFrame]:
                 "epochs": 5,
                 "val_acc": 0.981,
                 "val_loss": 0.019,
+                "band": bands["batch"],
             },
             {
                 "stage": "epochs",
@@ -125,6 +150,7 @@ def synthetic_tables(best_epoch: int = 5) -> dict[str, pd.DataFrame]:
                 "epochs": best_epoch,
                 "val_acc": CURVE[best_epoch - 1],
                 "val_loss": 1 - CURVE[best_epoch - 1],
+                "band": math.nan,
             },
         ]
     )
@@ -154,11 +180,11 @@ def synthetic_tables(best_epoch: int = 5) -> dict[str, pd.DataFrame]:
         {
             "dataset": "MNIST",
             "split": ["train", "val", "test", "trainval", "train_available", "test_available"],
-            "images": [5000, 1000, N_TEST, 6000, 60_000, 10_000],
+            "images": [5000, N_VAL, N_TEST, 6000, 60_000, 10_000],
         }
     )
     return {
-        "sweep": pd.DataFrame(sweep),
+        "sweep": sweep,
         "choice": choice,
         "final": final,
         "interval": pd.DataFrame([kit.t_interval(list(FINAL.values()), 0.95)]),

@@ -16,13 +16,13 @@ from report import render
 from report.core.errors import EvidenceError
 from report.core.store import Store
 from report.provenance import for_print
-from report.questions import q3 as ctx3
 from tests.q3_results import (
     FINAL,
     GRID_ACC,
     N_TEST,
     SCALED,
     context_of,
+    lr_facts,
     sweep_row,
     synthetic_tables,
 )
@@ -99,18 +99,15 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     c = context_of(tmp_path, synthetic_tables())
     w = render.words("q3")
     rec = {k: _say(getattr(w, f"recommend_{k}")(c)) for k in ("lr", "batch", "epochs")}
-    assert rec["lr"].startswith("Learning rate: Adam at 1×10⁻³ had the highest validation accuracy of the 9 ")
-    assert "(97.80% after 5 epochs at batch 128)" in rec["lr"]
-    # momentum at 1e-2 (97.50%) and SGD at 1e-1 (97.00%) are within 1.31 points of Adam's 97.80%: ties
-    assert (
-        "SGD with momentum 0.9 at 1×10⁻² (97.50%) and SGD at 1×10⁻¹ (97.00%) are within two standard"
-        in rec["lr"]
+    assert rec["lr"].startswith(
+        "Learning rate: Adam at 1×10⁻³ (97.80% after 5 epochs at batch 128), the highest validation "
+        "accuracy of the 9 optimizer and learning-rate points."
     )
-    tied = "they are tied, and the stage keeps the highest accuracy among them only because its rule must"
-    assert tied in rec["lr"]
+    # no other point is within 1.31 points of Adam's 97.80% (SGD and momentum peak at 96.00%)
+    assert "Every other point of the last rung is more than two standard errors of a difference" in rec["lr"]
     assert rec["batch"].startswith(
-        "Batch size: 512 with learning rate 1×10⁻² had the highest validation "
-        "accuracy of the 11 batch-size and learning-rate points (98.10%)."
+        "Batch size: 512 with learning rate 1×10⁻² (98.10%), the highest validation "
+        "accuracy of the 11 batch-size and learning-rate points."
     )
     se_diff = math.sqrt(2) * math.sqrt(0.981 * 0.019 / 1000)  # of a difference of two accuracies
     grid = [a for accs in GRID_ACC.values() for a in accs] + [SCALED[32][1], SCALED[512][1]]
@@ -118,7 +115,8 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert [t["val_acc"] for t in c["batch"]["tied"]] == close and len(close) == 4
     named = "Adam at 4×10⁻³ and batch 512 (97.90%), Adam at 1×10⁻³ and batch 128 (97.80%)"
     assert f"{named}, " in rec["batch"] and "within two standard errors of a difference" in rec["batch"]
-    assert "they are tied" in rec["batch"] and "Any batch size from 32 to 512" in rec["batch"]
+    assert "they are tied, and the stage keeps the cheapest of them to train." in rec["batch"]
+    assert "Any batch size from 32 to 512" in rec["batch"]
     assert rec["epochs"].startswith(
         "Epochs: 5, the smallest epoch count whose validation accuracy is within one binomial standard error"
     )
@@ -127,7 +125,7 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert windows.startswith(
         "Adam peaks at 1×10⁻³ (97.8%, the lowest rate of the grid, so its best rate"
     )  # 1,000 validation images: one decimal
-    assert "SGD with momentum 0.9 peaks at 1×10⁻² (97.5%)" in windows
+    assert "SGD with momentum 0.9 peaks at 1×10⁻² (96.0%)" in windows
     assert _say(w.momentum(c["lr"]["momentum"])) == (
         "The best plain-SGD rate is at least 10 times the best rate with momentum; the "
         "grid is too coarse to compare that with the factor 1/(1 − β) = 10."
@@ -168,7 +166,7 @@ def test_momentum_sentence_counts_grid_steps_from_the_factor_ten(sgd_best: float
     rows = [sweep_row("lr", "momentum", lr, 128, 0.98 if lr == 1e-2 else 0.9) for lr in grid]
     rows += [sweep_row("lr", "sgd", lr, 128, 0.97 if lr == sgd_best else 0.9) for lr in grid]
     choice = pd.Series({"optimizer": "momentum", "lr": 1e-2, "batch_size": 128, "val_acc": 0.98})
-    facts = ctx3.lr_facts(pd.DataFrame(rows), choice, 10_000)
+    facts = lr_facts(rows, choice)
     assert _say(render.words("q3").momentum(facts["momentum"])).endswith(expected)
 
 
@@ -184,15 +182,77 @@ def test_context_figures_draw(tmp_path: Path) -> None:
         plt.close(drawn)
 
 
-def test_context_stops_when_the_stored_choice_is_not_the_best(tmp_path: Path) -> None:
-    tables = synthetic_tables()
-    tables["choice"].loc[tables["choice"]["stage"] == "lr", ["optimizer", "val_acc"]] = ["sgd", 0.97]
-    with pytest.raises(EvidenceError, match="highest validation accuracy"):
+def test_context_stops_when_the_stored_choice_is_not_the_rules(tmp_path: Path) -> None:
+    tables = synthetic_tables()  # SGD at 1e-1 (96.00%) is not tied with Adam's 97.80%
+    tables["choice"].loc[tables["choice"]["stage"] == "lr", ["optimizer", "lr", "val_acc"]] = [
+        "sgd",
+        0.1,
+        0.96,
+    ]
+    with pytest.raises(EvidenceError, match="one of those tied with the best"):
         context_of(tmp_path / "a", tables)
+    tables = synthetic_tables()  # tied, but batch 128 is dearer than the tied points at 512
+    chosen = {"lr": 1e-3, "batch_size": 128, "val_acc": 0.978}
+    tables["choice"].loc[tables["choice"]["stage"] == "batch", list(chosen)] = list(chosen.values())
+    with pytest.raises(EvidenceError, match="the largest batch of those tied"):
+        context_of(tmp_path / "c", tables)
     with pytest.raises(
         EvidenceError, match="fail a check the report rests on: it is not so that the chosen epoch count"
     ):
         context_of(tmp_path / "b", synthetic_tables(best_epoch=9))
+
+
+@pytest.mark.parametrize(
+    ("kept", "why"),
+    [
+        ("momentum", "its optimizer keeps less state (one buffer per weight, against two buffers per weight "
+                     "for Adam)"),
+        ("sgd", "its optimizer keeps less state (none, against two buffers per weight for Adam)"),
+    ],
+)  # fmt: skip
+def test_a_cheaper_point_tied_with_the_best_is_kept_and_the_sentence_says_why(kept: str, why: str) -> None:
+    """Adam is the most accurate, but the validation set does not separate the others from it: the stage
+    keeps the optimizer with the least state, and says so, naming the most accurate point."""
+    accs = {"adam": 0.980, "momentum": 0.978, "sgd": 0.977 if kept == "sgd" else 0.96}
+    rows = [sweep_row("lr", o, 1e-2, 128, a) for o, a in accs.items()]
+    facts = lr_facts(rows, {"optimizer": kept, "lr": 1e-2, "batch_size": 128, "val_acc": accs[kept]})
+    assert facts["best"]["name"] == "Adam" and facts["best"]["why"] == "state"
+    text = _say(
+        render.words("q3").recommend_lr(
+            {
+                "lr": facts,
+                "sweep_epochs": 5,
+                "base_batch": 128,
+                "halving": {"pruned": False},
+                "n": {"val": 10_000},
+            }
+        )
+    )
+    name = {"momentum": "SGD with momentum 0.9", "sgd": "SGD"}[kept]
+    assert text.startswith(
+        f"Learning rate: {name} at 1×10⁻² ({100 * accs[kept]:.2f}% after 5 epochs at batch 128), kept over "
+        f"Adam at 1×10⁻² (98.00%), the highest validation accuracy of the 3 optimizer and learning-rate "
+        f"points, because {why}."
+    )
+    assert "within two standard errors of a difference of two accuracies of the best" in text
+    assert "they are tied, and the stage keeps the cheapest of them to train." in text
+
+
+def test_a_larger_batch_tied_with_the_best_is_kept_for_its_fewer_steps(tmp_path: Path) -> None:
+    tables = synthetic_tables()  # the best is 98.10% at batch 512; 97.60% at 2048 would be tied with it
+    sweep = tables["sweep"]
+    extra = sweep_row("grid", "adam", 1e-2, 2048, 0.976)
+    tables["sweep"] = pd.concat([sweep, pd.DataFrame([{**extra, "tied": True}])], ignore_index=True)
+    chosen = {"lr": 1e-2, "batch_size": 2048, "val_acc": 0.976, "val_loss": 0.024}
+    tables["choice"].loc[tables["choice"]["stage"] == "batch", list(chosen)] = list(chosen.values())
+    c = context_of(tmp_path, tables, batch_sizes=(32, 128, 512, 2048))
+    assert c["batch"]["best"] == {**c["batch"]["best"], "batch_size": 512, "why": "steps"}
+    text = _say(render.words("q3").recommend_batch(c))
+    assert text.startswith(
+        "Batch size: 2,048 with learning rate 1×10⁻² (97.60%), kept over Adam at 1×10⁻² and batch 512 "
+        "(98.10%), the highest validation accuracy of the 12 batch-size and learning-rate points, because "
+        "it takes fewer optimizer steps per epoch (batch 2,048 against 512)."
+    )
 
 
 def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:
@@ -205,7 +265,7 @@ def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:
             "val_acc": max(rates.values()),
         }
     )
-    return ctx3.lr_facts(pd.DataFrame(rows), choice, 10_000)
+    return lr_facts(rows, choice)
 
 
 def test_a_one_point_window_is_below_the_grid_resolution_not_zero_wide() -> None:
@@ -234,7 +294,7 @@ def test_an_optimum_on_the_edge_of_the_grid_is_reported_as_such_and_bounds_the_r
     rows = [sweep_row("lr", "sgd", lr, 128, 0.97 if lr == 1.0 else 0.9) for lr in grid]
     rows += [sweep_row("lr", "momentum", lr, 128, 0.98 if lr == 1e-1 else 0.9) for lr in grid]
     choice = pd.Series({"optimizer": "momentum", "lr": 1e-1, "batch_size": 128, "val_acc": 0.98})
-    facts = ctx3.lr_facts(pd.DataFrame(rows), choice, 10_000)
+    facts = lr_facts(rows, choice)
     assert facts["momentum"]["bound"] == "at least"
     assert _say(words.momentum(facts["momentum"])).startswith("The best plain-SGD rate is at least 10 times")
 

@@ -70,20 +70,49 @@ def _point(opt: str, lr: float, accs: list[float], losses: list[float], batch: i
     ]
 
 
-def test_select_best_uses_the_last_epoch_and_breaks_ties_by_loss() -> None:
+EXACT = 10**9  # validation images: a band so narrow that only equal accuracies are tied
+
+
+def test_select_uses_the_last_epoch_and_breaks_exact_ties_at_equal_cost_by_loss() -> None:
     sweep = pd.DataFrame(
         _point("sgd", 0.1, [0.99, 0.95], [0.05, 0.20])  # best at an earlier epoch only: not chosen
         + _point("adam", 1e-3, [0.90, 0.97], [0.30, 0.12])  # tied last-epoch accuracy, higher loss
         + _point("adam", 3e-3, [0.91, 0.97], [0.30, 0.10])  # tied, lower loss: chosen
         + _point("momentum", 1.0, [0.50, 0.10], [2.0, math.nan])  # diverged
     )
-    best = q3.select_best(sweep.sample(frac=1.0, random_state=0))  # row order must not matter
-    assert (best["optimizer"], best["lr"], best["epoch"]) == ("adam", 3e-3, 2)
+    kept, marked = q3.select(sweep.sample(frac=1.0, random_state=0), EXACT)  # row order must not matter
+    assert (kept["optimizer"], kept["lr"], kept["epoch"]) == ("adam", 3e-3, 2)
+    assert sorted(marked.loc[marked["tied"], "lr"].unique()) == [1e-3, 3e-3]
+    assert kept["band"] == pytest.approx(2 * math.sqrt(2 * 0.97 * 0.03 / EXACT))
 
 
-def test_select_best_tolerates_nan_losses_among_ties() -> None:
+def test_select_tolerates_nan_losses_among_ties() -> None:
     sweep = pd.DataFrame(_point("sgd", 1.0, [0.2], [math.nan]) + _point("sgd", 0.1, [0.2], [2.0]))
-    assert q3.select_best(sweep)["lr"] == 0.1
+    assert q3.select(sweep, EXACT)[0]["lr"] == 0.1
+
+
+def test_select_keeps_the_cheapest_of_the_points_the_validation_set_cannot_separate() -> None:
+    """At 10,000 validation images the band is 0.42 points near 97.8%: within it the largest batch, then the
+    optimizer with the least state, is kept; a dearer point beyond every cheaper one's band is kept."""
+    assert halving.tie_band(0.978, 10_000) == pytest.approx(0.00415, abs=1e-5)
+    points = (
+        _point("adam", 1e-2, [0.9786], [0.12])  # the best
+        + _point("momentum", 0.1, [0.9774], [0.09])  # tied, one state buffer instead of two: kept
+        + _point("sgd", 0.3, [0.9740], [0.10])  # no state, but 0.46 points below: not tied
+    )
+    kept, marked = q3.select(pd.DataFrame(points), 10_000)
+    assert (kept["optimizer"], kept["lr"]) == ("momentum", 0.1)
+    assert marked.set_index("optimizer")["tied"].to_dict() == {"adam": True, "momentum": True, "sgd": False}
+    batches = (
+        _point("adam", 1e-2, [0.980], [0.1], batch=32)  # the best
+        + _point("adam", 1e-2, [0.978], [0.1], batch=128)  # tied, a quarter of the steps
+        + _point("adam", 3e-2, [0.977], [0.1], batch=128)  # tied, as cheap, less accurate
+        + _point("adam", 1e-1, [0.970], [0.1], batch=2048)  # cheapest, but separated from the best
+    )
+    kept, _ = q3.select(pd.DataFrame(batches), 10_000)
+    assert (kept["batch_size"], kept["lr"]) == (128, 1e-2)
+    separated = _point("adam", 1e-2, [0.990], [0.1], batch=32) + _point("sgd", 1e-1, [0.980], [0.1])
+    assert q3.select(pd.DataFrame(separated), 10_000)[0]["optimizer"] == "adam"  # 1 point apart: not tied
 
 
 def test_stopping_rule_counts_epochs_since_the_best_monitored_value() -> None:
@@ -103,11 +132,13 @@ def test_the_epoch_count_is_the_smallest_within_one_standard_error_of_the_best()
     assert q3.chosen_epoch(history, "val_loss", 10_000) == 5  # the loss: its lowest epoch
 
 
-def test_select_best_chooses_among_the_last_rung_only() -> None:
-    """A point that shone in a short rung but was not retrained does not beat the last rung's best."""
+def test_select_chooses_among_the_last_rung_only() -> None:
+    """A point that shone in a short rung but was not retrained does not beat the last rung's best, nor
+    is it marked as tied with it, however cheap."""
     short = _point("sgd", 0.1, [0.99], [0.05])
     long = [{**r, "rung": 1} for r in _point("adam", 1e-3, [0.90, 0.97], [0.3, 0.1])]
-    assert q3.select_best(pd.DataFrame(short + long))["optimizer"] == "adam"
+    kept, marked = q3.select(pd.DataFrame(short + long), 100)
+    assert kept["optimizer"] == "adam" and marked["tied"].tolist() == [False, False, True]
 
 
 # ---- the interval ------------------------------------------------------------------------------------

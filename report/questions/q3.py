@@ -1,8 +1,8 @@
 """Q3 context: what learning rate, batch size and epochs do to the dense MNIST classifier, measured.
 
-Every choice the experiment made is re-checked here against the stored sweep (the chosen point must be
-the best validation point of its stage). This module returns facts and verdict codes; the sentences that
-word them are macros in ``templates/q3.words.j2``, drawings are in ``report/plots/q3.py``.
+Every choice the experiment made is re-checked here against the stored sweep (``q3_facts``). This
+module returns facts and verdict codes; the sentences that word them are macros in
+``templates/q3.words.j2``, drawings are in ``report/plots/q3.py``.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ def context(r: Results) -> dict[str, Any]:
         )
     if "rung" not in sweep:  # stored before Q3 tuned by successive halving: rerun, do not guess
         raise MissingResultError(f"the stored q3 result predates the tuning procedure the report describes; "
+                                 f"rerun it: {run.rerun}")  # fmt: skip
+    if "tied" not in sweep:  # stored before a stage kept the cheapest of its tied points: rerun, do not guess
+        raise MissingResultError(f"the stored q3 result predates the selection rule the report describes; "
                                  f"rerun it: {run.rerun}")  # fmt: skip
     last = last_epochs(sweep)
     halving = halving_facts(last)

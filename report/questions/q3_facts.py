@@ -1,8 +1,8 @@
 """Q3's facts: what each stage of the stored study found, checked against the choices it made.
 
 Every choice the experiment made is re-checked here against the stored sweep (the chosen point must be
-the best validation point of its stage's last rung); ``report/questions/q3.py`` assembles these facts,
-tables and figures for the template.
+one of those tied with the best of its stage's last rung, with the largest batch among them);
+``report/questions/q3.py`` assembles these facts, tables and figures for the template.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ POINT = ["study", "optimizer", "lr", "batch_size", "lr_scaled", "rung"]
 STAGES = {"lr": ("lr",), "batch": ("grid", "scaling")}  # each tuning stage and the studies it trains
 USABLE = 0.01  # a learning rate is "usable" within one percentage point of its optimizer's best
 MONITORS = {"val_acc": "validation accuracy", "val_loss": "validation loss"}
+STATE_WORDS = {"sgd": "none", "momentum": "one buffer per weight", "adam": "two buffers per weight"}
 
 
 def last_epochs(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -60,35 +61,49 @@ def halving_facts(last: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def tied(points: pd.DataFrame, choice: pd.Series, n_val: int) -> tuple[float, list[dict[str, Any]]]:
-    """Two standard errors of a difference of two validation accuracies near the chosen one (unpaired:
-    generous for points scored on the same images), and the other points within that of the choice, best
-    first: this validation set does not separate them from it, so they are ties, not losers."""
-    se_diff = math.sqrt(2 * choice["val_acc"] * (1 - choice["val_acc"]) / n_val)
-    same = np.isclose(points["lr"], choice["lr"]) & (points["batch_size"] == choice["batch_size"])
-    if "optimizer" in points and "optimizer" in choice:
-        same &= points["optimizer"] == choice["optimizer"]
-    near = points[~same & (points["val_acc"] >= choice["val_acc"] - 2 * se_diff)]
-    near = near.sort_values(["val_acc", "lr"], ascending=[False, True], kind="stable")
-    return 2 * se_diff, [
-        {
+def tied(points: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
+    """The points of a stage's last rung that the experiment marked as tied with the best (within two
+    standard errors of a difference of two accuracies, ``band`` in the choice): this validation set does
+    not rank them, so the stage kept the cheapest of them to train (experiments/halving.py). Returns the
+    band, the tied points other than the choice (best first), the most accurate point when it is not the
+    choice, and why the choice was kept over it ("steps": a larger batch; "state": an optimizer that keeps
+    less state per weight)."""
+    marked = points[points["tied"].astype(bool)]
+    same = np.isclose(marked["lr"], choice["lr"]) & (marked["batch_size"] == choice["batch_size"])
+    same &= marked["optimizer"] == choice["optimizer"]
+    require(bool(same.any()), "the chosen point is one of those tied with the best of its stage's last rung")
+    require(
+        int(choice["batch_size"]) == int(marked["batch_size"].max()),
+        "the chosen point has the largest batch of those tied with the best (the fewest steps per epoch)",
+    )
+    order = marked.sort_values(["val_acc", "lr"], ascending=[False, True], kind="stable")
+    top = order.iloc[0]
+
+    def named(r: pd.Series) -> dict[str, Any]:
+        return {
             "name": OPTIMIZER_NAMES[str(r["optimizer"])],
+            "optimizer_key": str(r["optimizer"]),
             "lr": float(r["lr"]),
             "batch_size": int(r["batch_size"]),
             "val_acc": float(r["val_acc"]),
-            "equal": bool(math.isclose(r["val_acc"], choice["val_acc"])),  # broken by validation loss
         }
-        for _, r in near.iterrows()
-    ]
+
+    best = None
+    if float(top["val_acc"]) > float(choice["val_acc"]):
+        why = "steps" if int(choice["batch_size"]) > int(top["batch_size"]) else "state"
+        best = {**named(top), "why": why}
+    return {
+        "band": float(choice["band"]),
+        "tied": [named(r) for _, r in order[~same.loc[order.index]].iterrows()],
+        "best": best,
+        "kept": named(choice),
+        "state": STATE_WORDS,
+    }
 
 
 def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any]:
     """The learning-rate stage: best rate and usable window per optimizer on the first rung (every point at
     the same budget), and the optimizer and rate the last rung chose."""
-    require(
-        math.isclose(choice["val_acc"], final_rung(last[last["study"] == "lr"])["val_acc"].max()),
-        "the chosen optimizer and learning rate have the highest validation accuracy of the last rung",
-    )
     lr = last[(last["study"] == "lr") & (last["rung"] == 0)]
     per_opt = {}
     grid = sorted(lr["lr"].unique())
@@ -122,10 +137,8 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
         bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
         momentum = {"ratio": ratio, "step": step, "off": off, "bound": bound}  # off: steps from 1/(1 - β)
-    band, ties = tied(final_rung(last[last["study"] == "lr"]), choice, n_val)
     return {
-        "band": band,
-        "tied": ties,
+        **tied(final_rung(last[last["study"] == "lr"]), choice),
         "by_optimizer": per_opt,
         "ranked": [per_opt[o] for o in ranked],
         "momentum": momentum,
@@ -150,12 +163,6 @@ def batch_facts(
 ) -> dict[str, Any]:
     """The batch-size stage: the grid, linear scaling, epoch time, and the chosen (lr, batch) point. At the
     base batch the scaled rate is the base rate, a grid point, which stands for the scaled point there."""
-    require(
-        math.isclose(
-            choice["val_acc"], final_rung(last[last["study"].isin(STAGES["batch"])])["val_acc"].max()
-        ),
-        "the chosen batch size and learning rate have the highest validation accuracy of the last rung",
-    )
     first = last[last["rung"] == 0]
     grid = first[first["study"] == "grid"]
     scaling = first[first["study"] == "scaling"]
@@ -176,13 +183,14 @@ def batch_facts(
     small, large = table.iloc[0], table.iloc[-1]
     best_lr = grid.sort_values("val_acc", ascending=False, kind="stable").groupby("batch_size")["lr"].first()
     steps = np.diff(best_lr.sort_index().to_numpy())
-    se = math.sqrt(choice["val_acc"] * (1 - choice["val_acc"]) / n_val)
+    top = float(both["val_acc"].max())
+    se = math.sqrt(top * (1 - top) / n_val)
     se_diff = (
         math.sqrt(2) * se
     )  # of a difference of two accuracies, unpaired: an upper bound on one image set
     points = both.drop_duplicates(["lr", "batch_size"])
-    band, ties = tied(points, choice, n_val)
-    batches = [int(choice["batch_size"]), *(t["batch_size"] for t in ties)]
+    ties = tied(points, choice)
+    batches = [int(choice["batch_size"]), *(t["batch_size"] for t in ties["tied"])]
     candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
 
     trend = (
@@ -209,8 +217,7 @@ def batch_facts(
         "val_acc": float(choice["val_acc"]),
         "se": se,
         "se_diff": se_diff,
-        "band": band,
-        "tied": ties,
+        **ties,
         "batch_range": (min(batches), max(batches)),  # the batch sizes this validation set cannot separate
         "points": len(candidates),
         "finalists": len(points),
