@@ -65,9 +65,9 @@ def tied(points: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
     """The points of a stage's last rung that the experiment marked as tied with the best (within two
     standard errors of a difference of two accuracies, ``band`` in the choice): this validation set does
     not rank them, so the stage kept the cheapest of them to train (experiments/halving.py). Returns the
-    band, the tied points other than the choice (best first), the most accurate point when it is not the
-    choice, and why the choice was kept over it ("steps": a larger batch; "state": an optimizer that keeps
-    less state per weight)."""
+    band, the tied points other than the choice (best first, marked ``best``), the most accurate point
+    when it is not the choice, and why the choice was kept over it ("steps": a larger batch; "state": an
+    optimizer that keeps less state per weight)."""
     marked = points[points["tied"].astype(bool)]
     same = np.isclose(marked["lr"], choice["lr"]) & (marked["batch_size"] == choice["batch_size"])
     same &= marked["optimizer"] == choice["optimizer"]
@@ -94,7 +94,7 @@ def tied(points: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
         best = {**named(top), "why": why}
     return {
         "band": float(choice["band"]),
-        "tied": [named(r) for _, r in order[~same.loc[order.index]].iterrows()],
+        "tied": [{**named(r), "best": i == top.name} for i, r in order[~same.loc[order.index]].iterrows()],
         "best": best,
         "kept": named(choice),
         "state": STATE_WORDS,
