@@ -200,12 +200,13 @@ def _slurm() -> None:
 @on_slurm
 def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):
     """With relative --data-dir and --store, as users type them: the jobs start in the code snapshot. Each
-    stage in two units, not four: two array tasks a stage, and 10 jobs instead of 14 (a job is a fresh
-    Python that imports torch), the same split here and there."""
+    stage in two units, not four, and in one rung (a plain grid, ``q3.halving=1``): two array tasks a
+    stage, 6 jobs instead of 14 (a job is a fresh Python that imports torch), the same split here and
+    there."""
     _slurm()
     (tmp_path / "data").symlink_to(data_dir)
     for executor, extra in {"local": ("--jobs", "1"), "slurm": ("--executor", "slurm")}.items():
-        args = _run(Path("data"), Path(executor), "--set", "q3.units=2", *extra)
+        args = _run(Path("data"), Path(executor), "--set", "q3.units=2", "--set", "q3.halving=1", *extra)
         proc = subprocess.run([a for a in args if a != "q4"], capture_output=True, text=True, timeout=900,
                               cwd=tmp_path)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
