@@ -5,7 +5,8 @@ The network is the one the question specifies (Flatten → 128 → 64 → 32 →
 one-hot labels in one numerically stable step. Every run decays its learning rate linearly, step by step,
 to about zero at the end of its schedule (``kit.linear_decay``). The study runs in four stages, each choice
 made by code from validation accuracy on images held out from the training set; where that set cannot
-separate points from the best, the cheapest of them to train is kept (``select``, ``chosen_epoch``):
+separate points from the best, the cheapest of them to train is kept (``select``; the epoch count is the
+smallest within one standard error of the best epoch of one run, ``chosen_epoch``):
 
 1. ``lr``: every optimizer (SGD, SGD with momentum 0.9, Adam) over a log grid of learning rates at the
    reference batch size; picks the optimizer and learning rate.
@@ -37,8 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments import data, datasets, halving, kit, stacked
-from experiments.configs.q3 import Config
+from experiments.configs.q3 import Config, cost
 from experiments.kit import Output, RunContext
+from report.core import selection
 from report.core.errors import ConfigError
 
 POINT_KEYS = ["study", "optimizer", "lr", "batch_size", "lr_scaled"]  # what identifies a sweep point
@@ -269,20 +271,12 @@ def chosen_epoch(history: list[dict], monitor: str, n_val: int) -> int:
     return next(i for i, a in enumerate(accs, start=1) if a >= top - se)
 
 
-STATE = {"sgd": 0, "momentum": 1, "adam": 2}  # tensors of optimizer state per weight
-
-
-def cost(points: pd.DataFrame) -> pd.DataFrame:
-    """What a point costs to train, criteria in order, cheapest first: optimizer steps per epoch (fewer at
-    a larger batch), then the optimizer's state per weight (SGD none, momentum one buffer, Adam two)."""
-    return pd.DataFrame({"steps": -points["batch_size"], "state": points["optimizer"].map(STATE)})
-
-
 def select(sweep: pd.DataFrame, n_val: int) -> tuple[pd.Series, pd.DataFrame]:
-    """The point a stage keeps from its last rung (the longest runs): the cheapest to train among those tied
-    with the best validation accuracy (``halving.cheapest_tied``), with the width of the tie (``band``).
-    Returns it, and ``sweep`` with a column ``tied`` that marks those points (the best included)."""
-    kept, tied, band = halving.cheapest_tied(
+    """The point a stage keeps from its last rung (the longest runs): the cheapest to train (``cost``)
+    among those tied with the best validation accuracy (``selection.cheapest_tied``), with the width of
+    the tie (``band``). Returns it, and ``sweep`` with a column ``tied`` that marks those points (the
+    best included)."""
+    kept, tied, band = selection.cheapest_tied(
         sweep[sweep["rung"] == sweep["rung"].max()], POINT_KEYS, n_val, cost
     )
     return pd.concat([kept, pd.Series({"band": band})]), sweep.assign(tied=sweep.index.isin(tied))

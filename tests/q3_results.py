@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import halving, kit
+from experiments import kit, q3
 from experiments.configs.q3 import PROFILES
 from report.core.store import Store
 from report.questions import Results
@@ -84,16 +84,26 @@ def _confusion(seed: int, acc: float) -> list[dict]:
 
 
 def marked(sweep: pd.DataFrame, n_val: int) -> tuple[pd.DataFrame, dict[str, float]]:
-    """``sweep`` (one rung) with the ``tied`` column experiments/q3.py stores: per stage, the points within
-    the tie band of its best; and each stage's band."""
+    """``sweep`` (one rung) with the ``tied`` column the experiment stores, by the experiment's own
+    ``select`` per stage; and each stage's band."""
     sweep, bands = sweep.assign(tied=False), {}
     for stage, studies in {"lr": ["lr"], "batch": ["grid", "scaling"]}.items():
         rows = sweep["study"].isin(studies)
         if rows.any():
-            best = sweep.loc[rows, "val_acc"].max()
-            bands[stage] = halving.tie_band(best, n_val)
-            sweep.loc[rows, "tied"] = sweep.loc[rows, "val_acc"] >= best - bands[stage]
+            kept, stage_rows = q3.select(sweep[rows], n_val)
+            sweep.loc[rows, "tied"] = stage_rows["tied"]
+            bands[stage] = float(kept["band"])
     return sweep, bands
+
+
+def remarked(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """``tables`` after a test changed its sweep: the ties marked again and the choices' bands updated, as
+    the experiment would have stored them (the choices themselves are the test's)."""
+    sweep, bands = marked(tables["sweep"].drop(columns="tied"), N_VAL)
+    choice = tables["choice"].copy()
+    for stage, band in bands.items():
+        choice.loc[choice["stage"] == stage, "band"] = band
+    return {**tables, "sweep": sweep, "choice": choice}
 
 
 def lr_facts(rows: list[dict], choice: dict, n_val: int = 10_000) -> dict:

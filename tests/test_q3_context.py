@@ -16,6 +16,7 @@ from report import render
 from report.core.errors import EvidenceError
 from report.core.store import Store
 from report.provenance import for_print
+from report.questions import q3_facts
 from tests.q3_results import (
     FINAL,
     GRID_ACC,
@@ -23,6 +24,8 @@ from tests.q3_results import (
     SCALED,
     context_of,
     lr_facts,
+    marked,
+    remarked,
     sweep_row,
     synthetic_tables,
 )
@@ -83,7 +86,7 @@ def test_the_answer_and_table_6_say_the_same_learning_rate_and_how_they_relate(t
     sweep.loc[(sweep["study"] == "grid") & (sweep["batch_size"] == 512), "val_acc"] = 0.95
     chosen = {"lr": 4e-3, "lr_scaled": True, "val_acc": 0.979, "val_loss": 0.021}
     choice.loc[choice["stage"] == "batch", list(chosen)] = list(chosen.values())
-    scaled = text_of(tables, "scaled")
+    scaled = text_of(remarked(tables), "scaled")
     assert re.search(
         r"a learning rate of 4×10⁻³ \(the rate 1×10⁻³ chosen at batch 128 and highlighted in Table \d+, "
         r"scaled linearly to batch size 512 as in Table \d+\), batch size 512",
@@ -113,10 +116,12 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     grid = [a for accs in GRID_ACC.values() for a in accs] + [SCALED[32][1], SCALED[512][1]]
     close = sorted((a for a in grid if 0.981 - 2 * se_diff <= a < 0.981), reverse=True)
     assert [t["val_acc"] for t in c["batch"]["tied"]] == close and len(close) == 4
-    named = "Adam at 4×10⁻³ and batch 512 (97.90%), Adam at 1×10⁻³ and batch 128 (97.80%)"
-    assert f"{named}, " in rec["batch"] and "within two standard errors of a difference" in rec["batch"]
-    assert "they are tied, and the stage keeps the cheapest of them to train." in rec["batch"]
-    assert "Any batch size from 32 to 512" in rec["batch"]
+    named = "Batch 512 at the linearly scaled rate 4×10⁻³ (97.90%), batch 128 at 1×10⁻³ (97.80%)"
+    assert f"{named}, " in rec["batch"]
+    assert "at most two standard errors of a difference of two accuracies below it" in rec["batch"]
+    assert rec["batch"].endswith(
+        "they are tied, and none of the others is cheaper to train, so the stage keeps the most accurate."
+    )
     assert rec["epochs"].startswith(
         "Epochs: 5, the smallest epoch count whose validation accuracy is within one binomial standard error"
     )
@@ -189,12 +194,12 @@ def test_context_stops_when_the_stored_choice_is_not_the_rules(tmp_path: Path) -
         0.1,
         0.96,
     ]
-    with pytest.raises(EvidenceError, match="one of those tied with the best"):
+    with pytest.raises(EvidenceError, match="the cheapest to train of those tied with the best"):
         context_of(tmp_path / "a", tables)
     tables = synthetic_tables()  # tied, but batch 128 is dearer than the tied points at 512
     chosen = {"lr": 1e-3, "batch_size": 128, "val_acc": 0.978}
     tables["choice"].loc[tables["choice"]["stage"] == "batch", list(chosen)] = list(chosen.values())
-    with pytest.raises(EvidenceError, match="the largest batch of those tied"):
+    with pytest.raises(EvidenceError, match="the cheapest to train of those tied with the best"):
         context_of(tmp_path / "c", tables)
     with pytest.raises(
         EvidenceError, match="fail a check the report rests on: it is not so that the chosen epoch count"
@@ -234,25 +239,69 @@ def test_a_cheaper_point_tied_with_the_best_is_kept_and_the_sentence_says_why(ke
         f"Adam at 1×10⁻² (98.00%), the highest validation accuracy of the 3 optimizer and learning-rate "
         f"points, because {why}."
     )
-    assert "within two standard errors of a difference of two accuracies of the best" in text
-    assert "they are tied, and the stage keeps the cheapest of them to train." in text
+    assert "at most two standard errors of a difference of two accuracies below the best" in text
+    which = "cheaper" if kept == "momentum" else "cheapest"  # two points tied with the best, or three
+    assert text.split(" Search the rate")[0].endswith(
+        f"they are tied, and the stage keeps the {which} to train."
+    )
 
 
 def test_a_larger_batch_tied_with_the_best_is_kept_for_its_fewer_steps(tmp_path: Path) -> None:
     tables = synthetic_tables()  # the best is 98.10% at batch 512; 97.60% at 2048 would be tied with it
     sweep = tables["sweep"]
     extra = sweep_row("grid", "adam", 1e-2, 2048, 0.976)
-    tables["sweep"] = pd.concat([sweep, pd.DataFrame([{**extra, "tied": True}])], ignore_index=True)
+    tables["sweep"] = pd.concat([sweep, pd.DataFrame([extra])], ignore_index=True)
     chosen = {"lr": 1e-2, "batch_size": 2048, "val_acc": 0.976, "val_loss": 0.024}
     tables["choice"].loc[tables["choice"]["stage"] == "batch", list(chosen)] = list(chosen.values())
-    c = context_of(tmp_path, tables, batch_sizes=(32, 128, 512, 2048))
+    c = context_of(tmp_path, remarked(tables), batch_sizes=(32, 128, 512, 2048))
     assert c["batch"]["best"] == {**c["batch"]["best"], "batch_size": 512, "why": "steps"}
+    rungs = c["halving"]["table"].set_index("stage")  # the rung keeps the choice, not its best point
+    assert (rungs.loc["batch", "kept"], rungs.loc["batch", "cutoff"]) == (1, 0.976)
     text = _say(render.words("q3").recommend_batch(c))
     assert text.startswith(
-        "Batch size: 2,048 with learning rate 1×10⁻² (97.60%), kept over Adam at 1×10⁻² and batch 512 "
-        "(98.10%), the highest validation accuracy of the 12 batch-size and learning-rate points, because "
-        "it takes fewer optimizer steps per epoch (batch 2,048 against 512)."
+        "Batch size: 2,048 with learning rate 1×10⁻² (97.60%), kept over batch 512 at 1×10⁻² (98.10%), the "
+        "highest validation accuracy of the 12 batch-size and learning-rate points, because it takes fewer "
+        "optimizer steps per epoch (batch 2,048 against 512)."
     )
+
+
+def test_the_recheck_derives_the_choice_again_and_stops_on_one_that_breaks_the_rule() -> None:
+    """The report re-derives each choice from the stored points by the experiment's own rule: keeping the
+    most accurate of tied points of equal batch (the old rule), a mark or a band the accuracies do not
+    support, each stops the build."""
+    rows = [
+        sweep_row("lr", o, 1e-2, 128, a) for o, a in {"adam": 0.98, "momentum": 0.978, "sgd": 0.96}.items()
+    ]
+    adam = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128, "val_acc": 0.98}
+    with pytest.raises(EvidenceError, match="the cheapest to train of those tied with the best"):
+        lr_facts(rows, adam)
+    sweep, bands = marked(pd.DataFrame(rows), 10_000)
+    momentum = pd.Series({**adam, "optimizer": "momentum", "val_acc": 0.978, "band": bands["lr"]})
+    assert q3_facts.lr_facts(sweep, momentum, 10_000)["best"]["name"] == "Adam"
+    wrong = sweep.assign(tied=sweep["optimizer"] != "adam")
+    with pytest.raises(EvidenceError, match="the points stored as tied are those within the tie band"):
+        q3_facts.lr_facts(wrong, momentum, 10_000)
+    with pytest.raises(EvidenceError, match="the stored tie band"):
+        q3_facts.lr_facts(sweep, pd.Series({**momentum, "band": 0.001}), 10_000)
+
+
+def test_a_point_kept_over_one_as_accurate_says_they_share_the_highest_accuracy() -> None:
+    rows = [sweep_row("lr", o, 1e-2, 128, 0.98) for o in ("adam", "momentum")]  # equal accuracy and loss
+    facts = lr_facts(rows, {"optimizer": "momentum", "lr": 1e-2, "batch_size": 128, "val_acc": 0.98})
+    assert facts["best"]["equal"] and facts["tied"] == [{**facts["tied"][0], "name": "Adam", "best": True}]
+    text = _say(
+        render.words("q3").recommend_lr(
+            {
+                "lr": facts,
+                "sweep_epochs": 5,
+                "base_batch": 128,
+                "halving": {"pruned": False},
+                "n": {"val": 10_000},
+            }
+        )
+    )
+    assert "kept over Adam at 1×10⁻² (98.00%), which shares the highest validation accuracy of the 2 " in text
+    assert "does not separate the two: they are tied, and the stage keeps the cheaper to train." in text
 
 
 def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:

@@ -15,6 +15,7 @@ from scipy import stats
 from experiments import halving, kit, q3
 from experiments.configs.q3 import PROFILES
 from experiments.kit import Output, RunContext
+from report.core import selection
 from report.core.config import apply_overrides
 from report.core.errors import ConfigError
 
@@ -93,8 +94,9 @@ def test_select_tolerates_nan_losses_among_ties() -> None:
 
 def test_select_keeps_the_cheapest_of_the_points_the_validation_set_cannot_separate() -> None:
     """At 10,000 validation images the band is 0.42 points near 97.8%: within it the largest batch, then the
-    optimizer with the least state, is kept; a dearer point beyond every cheaper one's band is kept."""
-    assert halving.tie_band(0.978, 10_000) == pytest.approx(0.00415, abs=1e-5)
+    optimizer with the least state, is kept; a dearer point is kept where every cheaper one is separated
+    from the best."""
+    assert selection.tie_band(0.978, 10_000) == pytest.approx(0.00415, abs=1e-5)
     points = (
         _point("adam", 1e-2, [0.9786], [0.12])  # the best
         + _point("momentum", 0.1, [0.9774], [0.09])  # tied, one state buffer instead of two: kept

@@ -1,14 +1,28 @@
 """Q3's settings: the data, the search (optimizers, rates, batch sizes, halving), the early-stopping run
-and the final models, per profile."""
+and the final models, per profile; and what a point costs to train, which decides among tied points
+(``cost``: the experiment chooses by it, the report re-checks the choice by it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from report.core.config import Range, check_settings
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
+STATE = {"sgd": 0, "momentum": 1, "adam": 2}  # tensors of optimizer state per weight
+
+
+def cost(points: pd.DataFrame) -> pd.DataFrame:
+    """What a sweep point costs to train, criteria in order, cheapest first: optimizer steps per epoch
+    (fewer at a larger batch), then the optimizer's state per weight (SGD none, momentum one buffer,
+    Adam two)."""
+    import pandas as pd  # here, not at the top: settings and commands that never choose skip its import
+
+    return pd.DataFrame({"steps": -points["batch_size"], "state": points["optimizer"].map(STATE)})
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments.configs.q3 import STATE, cost
+from report.core import selection
 from report.provenance import sourced
 from report.questions import require
 
@@ -34,10 +36,11 @@ def final_rung(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["rung"] == rows["rung"].max()]
 
 
-def halving_facts(last: pd.DataFrame) -> dict[str, Any]:
+def halving_facts(last: pd.DataFrame, choice: pd.DataFrame) -> dict[str, Any]:
     """Per tuning stage, each rung: its epochs, how many points it trained and kept, the best score and the
-    lowest score that was kept (every point below it was pruned); and the training spent, in epochs of one
-    point, against a plain grid that trains every point for the last rung's epochs."""
+    lowest score that was kept (every point below it was pruned; the last rung keeps the stage's choice,
+    ``choice`` indexed by stage); and the training spent, in epochs of one point, against a plain grid that
+    trains every point for the last rung's epochs."""
     stages, rows = {}, []
     for stage, studies in STAGES.items():
         df = last[last["study"].isin(studies)]
@@ -45,7 +48,7 @@ def halving_facts(last: pd.DataFrame) -> dict[str, Any]:
         for r in rungs:
             here = df[df["rung"] == r]
             nxt = df[df["rung"] == r + 1]
-            kept = here.merge(nxt[POINT[:-1]], on=POINT[:-1]) if len(nxt) else here.nlargest(1, "val_acc")
+            kept = here.merge(nxt[POINT[:-1]], on=POINT[:-1]) if len(nxt) else chosen(here, choice.loc[stage])
             rows.append({"stage": stage, "rung": int(r) + 1, "epochs": int(here["epoch"].max()),
                          "points": len(here), "kept": len(kept), "best": float(here["val_acc"].max()),
                          "cutoff": float(kept["val_acc"].min())})  # fmt: skip
@@ -61,22 +64,32 @@ def halving_facts(last: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def tied(points: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
-    """The points of a stage's last rung that the experiment marked as tied with the best (within two
-    standard errors of a difference of two accuracies, ``band`` in the choice): this validation set does
-    not rank them, so the stage kept the cheapest of them to train (experiments/halving.py). Returns the
-    band, the tied points other than the choice (best first, marked ``best``), the most accurate point
-    when it is not the choice, and why the choice was kept over it ("steps": a larger batch; "state": an
-    optimizer that keeps less state per weight)."""
-    marked = points[points["tied"].astype(bool)]
-    same = np.isclose(marked["lr"], choice["lr"]) & (marked["batch_size"] == choice["batch_size"])
-    same &= marked["optimizer"] == choice["optimizer"]
-    require(bool(same.any()), "the chosen point is one of those tied with the best of its stage's last rung")
+def chosen(points: pd.DataFrame, choice: pd.Series) -> pd.DataFrame:
+    """The rows of ``points`` that are the stored ``choice`` (one, or a duplicate of it)."""
+    same = np.isclose(points["lr"], choice["lr"]) & (points["batch_size"] == choice["batch_size"])
+    return points[same & (points["optimizer"] == choice["optimizer"])]
+
+
+def tied(points: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any]:
+    """A stage's choice among the points of its last rung, re-derived by the experiment's own rule
+    (``report/core/selection.py`` with Q3's ``cost``) and checked against what the experiment stored: the
+    points an unpaired comparison on the validation set does not separate from the best are tied with it,
+    and the stage keeps the cheapest of them to train. Returns the band, the tied points other than the
+    choice (best first; the best marked ``best`` when it is more accurate than the choice), the best
+    point when it is not the choice with why the choice was kept over it ("steps": a larger batch;
+    "state": an optimizer that keeps less state per weight; ``equal`` when their accuracies are equal),
+    and the kept point."""
+    kept, labels, band = selection.cheapest_tied(points, POINT[:-1], n_val, cost)
     require(
-        int(choice["batch_size"]) == int(marked["batch_size"].max()),
-        "the chosen point has the largest batch of those tied with the best (the fewest steps per epoch)",
+        not chosen(kept.to_frame().T, choice).empty,
+        "the chosen point is the cheapest to train of those tied with the best of its stage's last rung",
     )
-    order = marked.sort_values(["val_acc", "lr"], ascending=[False, True], kind="stable")
+    require(math.isclose(band, float(choice["band"])), "the stored tie band is the one of the best accuracy")
+    require(
+        set(points.index[points["tied"].eq(True)]) == set(labels),
+        "the points stored as tied are those within the tie band of the best",
+    )
+    order = points.loc[labels]  # best first
     top = order.iloc[0]
 
     def named(r: pd.Series) -> dict[str, Any]:
@@ -85,18 +98,24 @@ def tied(points: pd.DataFrame, choice: pd.Series) -> dict[str, Any]:
             "optimizer_key": str(r["optimizer"]),
             "lr": float(r["lr"]),
             "batch_size": int(r["batch_size"]),
+            "scaled": bool(r["lr_scaled"]),
             "val_acc": float(r["val_acc"]),
         }
 
     best = None
-    if float(top["val_acc"]) > float(choice["val_acc"]):
-        why = "steps" if int(choice["batch_size"]) > int(top["batch_size"]) else "state"
-        best = {**named(top), "why": why}
+    if top.name != kept.name:
+        why = "steps" if int(kept["batch_size"]) > int(top["batch_size"]) else "state"
+        require(
+            why == "steps" or STATE[str(kept["optimizer"])] < STATE[str(top["optimizer"])],
+            "the chosen point is cheaper to train than the best it was kept over",
+        )
+        best = {**named(top), "why": why, "equal": bool(top["val_acc"] == kept["val_acc"])}
+    others = order.drop(index=kept.name).drop_duplicates(["lr", "batch_size", "optimizer"])
     return {
-        "band": float(choice["band"]),
-        "tied": [{**named(r), "best": i == top.name} for i, r in order[~same.loc[order.index]].iterrows()],
+        "band": band,
+        "tied": [{**named(r), "best": i == top.name} for i, r in others.iterrows()],
         "best": best,
-        "kept": named(choice),
+        "kept": named(kept),
         "state": STATE_WORDS,
     }
 
@@ -138,7 +157,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
         momentum = {"ratio": ratio, "step": step, "off": off, "bound": bound}  # off: steps from 1/(1 - β)
     return {
-        **tied(final_rung(last[last["study"] == "lr"]), choice),
+        **tied(final_rung(last[last["study"] == "lr"]), choice, n_val),
         "by_optimizer": per_opt,
         "ranked": [per_opt[o] for o in ranked],
         "momentum": momentum,
@@ -188,9 +207,8 @@ def batch_facts(
     se_diff = (
         math.sqrt(2) * se
     )  # of a difference of two accuracies, unpaired: an upper bound on one image set
-    points = both.drop_duplicates(["lr", "batch_size"])
-    ties = tied(points, choice)
-    batches = [int(choice["batch_size"]), *(t["batch_size"] for t in ties["tied"])]
+    ties = tied(both, choice, n_val)
+    batches = sorted({int(choice["batch_size"]), *(t["batch_size"] for t in ties["tied"])})
     candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
 
     trend = (
@@ -218,9 +236,9 @@ def batch_facts(
         "se": se,
         "se_diff": se_diff,
         **ties,
-        "batch_range": (min(batches), max(batches)),  # the batch sizes this validation set cannot separate
+        "batches": batches,  # the batch sizes of the points tied with the best
         "points": len(candidates),
-        "finalists": len(points),
+        "finalists": len(both.drop_duplicates(["lr", "batch_size"])),
         "sizes": table["batch_size"].astype(int).tolist(),
     }
 
