@@ -153,6 +153,18 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert "4 read as 9 (3)" in _say(w.confusion(c["confusion"]))
 
 
+def _recommend_lr(facts: dict) -> str:
+    """The learning-rate recommendation for ``facts`` alone: 5 epochs at batch 128, one rung."""
+    q = {
+        "lr": facts,
+        "sweep_epochs": 5,
+        "base_batch": 128,
+        "halving": {"pruned": False},
+        "n": {"val": 10_000},
+    }
+    return _say(render.words("q3").recommend_lr(q))
+
+
 def _say(text: str) -> str:
     """A macro's sentence with its line breaks folded, as Markdown shows it."""
     return " ".join(str(text).split())
@@ -222,17 +234,7 @@ def test_a_cheaper_point_tied_with_the_best_is_kept_and_the_sentence_says_why(ke
     rows = [sweep_row("lr", o, 1e-2, 128, a) for o, a in accs.items()]
     facts = lr_facts(rows, {"optimizer": kept, "lr": 1e-2, "batch_size": 128, "val_acc": accs[kept]})
     assert facts["best"]["name"] == "Adam" and facts["best"]["why"] == "state"
-    text = _say(
-        render.words("q3").recommend_lr(
-            {
-                "lr": facts,
-                "sweep_epochs": 5,
-                "base_batch": 128,
-                "halving": {"pruned": False},
-                "n": {"val": 10_000},
-            }
-        )
-    )
+    text = _recommend_lr(facts)
     name = {"momentum": "SGD with momentum 0.9", "sgd": "SGD"}[kept]
     assert text.startswith(
         f"Learning rate: {name} at 1×10⁻² ({100 * accs[kept]:.2f}% after 5 epochs at batch 128), kept over "
@@ -289,17 +291,7 @@ def test_a_point_kept_over_one_as_accurate_says_they_share_the_highest_accuracy(
     rows = [sweep_row("lr", o, 1e-2, 128, 0.98) for o in ("adam", "momentum")]  # equal accuracy and loss
     facts = lr_facts(rows, {"optimizer": "momentum", "lr": 1e-2, "batch_size": 128, "val_acc": 0.98})
     assert facts["best"]["equal"] and facts["tied"] == [{**facts["tied"][0], "name": "Adam", "best": True}]
-    text = _say(
-        render.words("q3").recommend_lr(
-            {
-                "lr": facts,
-                "sweep_epochs": 5,
-                "base_batch": 128,
-                "halving": {"pruned": False},
-                "n": {"val": 10_000},
-            }
-        )
-    )
+    text = _recommend_lr(facts)
     assert "kept over Adam at 1×10⁻² (98.00%), which shares the highest validation accuracy of the 2 " in text
     assert "does not separate the two: they are tied, and the stage keeps the cheaper to train." in text
 
@@ -319,18 +311,7 @@ def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:
 
 def test_a_one_point_window_is_below_the_grid_resolution_not_zero_wide() -> None:
     facts = _window_facts({1e-3: 0.90, 1e-2: 0.98, 1e-1: 0.90})
-    words = render.words("q3")
-    text = _say(
-        words.recommend_lr(
-            {
-                "lr": facts,
-                "sweep_epochs": 5,
-                "base_batch": 128,
-                "halving": {"pruned": False},
-                "n": {"val": 10_000},
-            }
-        )
-    )
+    text = _recommend_lr(facts)
     assert "less than one grid step (1 decade) for Adam" in text and "0.0 decades" not in text
 
 
