@@ -37,9 +37,9 @@ def cheapest_tied(
     """The choice among candidates the validation set cannot rank. The candidates (``ranked``'s rows) at
     most ``tie_band`` below the best validation accuracy are tied with the best; of those, the first by
     ``cost`` (one column per criterion, sorted ascending: cheapest first) is kept, equal costs in
-    ``ranked``'s order. So a point dearer than another tied one is kept only for being more accurate at
-    equal cost, and a cheaper point is passed over only where the validation set separates it from the
-    best. Returns the kept row, the labels of the tied rows in ``rows`` (best first) and the band."""
+    ``ranked``'s order. So no tied point is cheaper than the kept one, and a cheaper point is passed over
+    only where the validation set separates it from the best. Returns the kept row, the labels of the
+    tied rows in ``rows`` (best first) and the band."""
     order = ranked(rows, keys)
     best = float(order["val_acc"].iloc[0])
     band = tie_band(best, n_val)

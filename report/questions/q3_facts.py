@@ -1,8 +1,9 @@
 """Q3's facts: what each stage of the stored study found, checked against the choices it made.
 
 Every choice the experiment made is re-checked here against the stored sweep (the chosen point must be
-one of those tied with the best of its stage's last rung, with the largest batch among them);
-``report/questions/q3.py`` assembles these facts, tables and figures for the template.
+the cheapest to train of those tied with the best of its stage's last rung, derived again by the
+experiment's own rule); ``report/questions/q3.py`` assembles these facts, tables and figures for the
+template.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.configs.q3 import STATE, cost
+from experiments.configs.q3 import cost
 from report.core import selection
 from report.provenance import sourced
 from report.questions import require
@@ -104,11 +105,7 @@ def tied(points: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any]:
 
     best = None
     if top.name != kept.name:
-        why = "steps" if int(kept["batch_size"]) > int(top["batch_size"]) else "state"
-        require(
-            why == "steps" or STATE[str(kept["optimizer"])] < STATE[str(top["optimizer"])],
-            "the chosen point is cheaper to train than the best it was kept over",
-        )
+        why = "steps" if int(kept["batch_size"]) > int(top["batch_size"]) else "state"  # cost's order
         best = {**named(top), "why": why, "equal": bool(top["val_acc"] == kept["val_acc"])}
     others = order.drop(index=kept.name).drop_duplicates(["lr", "batch_size", "optimizer"])
     return {
