@@ -27,6 +27,7 @@ from report import steps
 from report.cli import app, command, fail, keep_interrupts, status_table
 from report.core import reference
 from report.core.errors import EXIT_INTERRUPTED
+from report.core.freshness import judge
 from report.options import BUILD, EXECUTE, TRACK, Format, Options, Track, console
 
 # ---- the commands --------------------------------------------------------------------------------------
@@ -77,12 +78,12 @@ def render(opts: Options) -> None:
 def status(opts: Options) -> None:
     """Show each experiment: whether it is current (or which input changed), when it ran, its headline."""
     if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
-        from experiments import runner
-
-        runner.resolve(steps.selected(None), opts.request)
+        steps.check_configs(opts, steps.selected(None))
     verdicts = steps.verdicts_of(opts, steps.selected(None))
     for i, v in enumerate(verdicts):
         if v.experiment in opts.request.stand_ins:
+            if v.meta is not None and "stand_in" not in v.meta:  # a stored study: what changed since it ran
+                v = judge(opts.results, v.experiment, opts.study)
             why = reference.stand_in_line(opts.results, opts.request, v.experiment)
             verdicts[i] = dataclasses.replace(v, notes=(*v.notes, why))
     table = status_table(opts.results, opts.chosen, verdicts, f"store {opts.store}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from report.core import manifest, reference
+from report.core.config import apply_overrides, profile_config
 from report.core.errors import ReportError
 from report.core.freshness import Verdict, judge
 from report.options import Format, Options, Track, console
@@ -27,6 +28,16 @@ def selected(names: list[str] | None) -> list[str]:
 
 def verdicts_of(opts: Options, names: list[str]) -> list[Verdict]:
     return [judge(opts.results, n, opts.request) for n in names]
+
+
+def check_configs(opts: Options, names: list[str]) -> None:
+    """Each experiment's config with the ``--set`` values applied and validated, as ``run`` resolves it
+    (experiments.runner.resolve) but from the torch-free configs: ``status`` stops on a bad value in a
+    second, not after importing torch."""
+    request = opts.request
+    for name in names:
+        own = profile_config(name, request.own_profile(name))
+        apply_overrides(name, own, dict(request.overrides.get(name, {})))
 
 
 def waiting() -> None:

@@ -184,3 +184,15 @@ def test_unreadable_data_is_exit_2(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "MNIST (train)" in proc.stderr and "could not be read" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_status_refuses_a_bad_set_in_one_line_without_importing_torch(tmp_path):
+    """A rule between fields (not a single value's range) is checked as ``run`` checks it, from the
+    torch-free configs."""
+    cmd = build_cmd("status", "--profile", "smoke", "--store", str(tmp_path / "r"), "--set", "q3.patience=90")
+    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, timeout=120)
+    said = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2 and said[-1] == "error: q3.patience must be below q3.max_epochs", said
+    assert [line for line in said if "error" in line or "Traceback" in line] == said[-1:], said
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported
