@@ -11,7 +11,7 @@ import pytest
 from report import open_store
 from report.core.errors import MissingResultError
 from report.core.store import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SMOKE_TOML
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +22,8 @@ def _settings(tmp_path: Path, store: Path, data_dir: Path) -> Path:
         'profile = "smoke"',
         f'store = "{store}"',
         f'data_dir = "{data_dir}"',
-        "[set.q4]",
-        'dataset = "fashion-mnist"',
     ]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + SMOKE_TOML)
     return path
 
 

@@ -16,7 +16,7 @@ import pytest
 from report.core.store import Store
 from report.format import apply
 from report.questions import Results, Table, build, questions
-from tests.conftest import ROOT, SMOKE_SETS, build_cmd, copy_project, render_args, smoke_all
+from tests.conftest import ROOT, SMOKE_SETS, WORKERS, build_cmd, copy_project, render_args
 
 pytestmark = pytest.mark.slow
 
@@ -106,8 +106,15 @@ def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float
 
 
 def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, data_dir):
+    """A build killed outright in its third experiment, with no chance to write anything: the rerun keeps
+    the two stored results and Q3's finished units (Q4 and the report would only repeat what Q3 shows).
+    Units run in the build's process, as on a GPU; orphaned worker processes are
+    tests/test_executors.py's."""
     store = tmp_path / "results"
-    args = smoke_all(data_dir, store, tmp_path / "build", *SMOKE_SETS, *LONG_Q3, "--format", "html")
+    args = build_cmd(
+        "run", "q1", "q2", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
+        *LONG_Q3,
+    )  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(store, "smoke/q2/current", proc)
     # q3 has kept a finished sweep point: a checkpoint, not any file (the session ledger's temporary file
@@ -126,16 +133,19 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     assert {n: s.meta("smoke", n)["run_id"] for n in ("q1", "q2")} == done
     assert s.meta("smoke", "q3")["sessions"] == 2, "the killed session counts in the run's record"
     runs = s.runs()
-    assert sorted(runs["experiment"]) == sorted(questions()) and runs["run_id"].is_unique
+    assert sorted(runs["experiment"]) == ["q1", "q2", "q3"] and runs["run_id"].is_unique
     assert not list(store.glob("smoke/*/.tmp-*")), "leftover partial result"
 
 
-def _interrupted_q3(tmp_path: Path, data_dir: Path, stop: signal.Signals) -> tuple[Path, list[str], dict]:
+def _interrupted_q3(
+    tmp_path: Path, data_dir: Path, stop: signal.Signals, *extra: str
+) -> tuple[Path, list[str], dict]:
     """A Q3 run stopped by ``stop`` once a sweep point is kept: its store, command and session ledger."""
     store = tmp_path / "results"
     args = build_cmd(
-        "run", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store), *LONG_Q3
-    )
+        "run", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store), *LONG_Q3,
+        *extra,
+    )  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for(store, ".work/smoke/q3-*/*.pt", proc)  # a sweep point is kept: there is work to resume
     proc.send_signal(stop)
@@ -153,12 +163,14 @@ def _interrupted_q3(tmp_path: Path, data_dir: Path, stop: signal.Signals) -> tup
 
 def test_sigterm_ends_a_build_as_ctrl_c_does(tmp_path, data_dir):
     """SIGTERM (``timeout``, a scheduler's time limit) ends a build with Ctrl-C's one line and status 130, its
-    session counted in the ledger; from there on nothing depends on the signal (the resume test below)."""
-    _interrupted_q3(tmp_path, data_dir, signal.SIGTERM)
+    session counted in the ledger; from there on nothing depends on the signal (the resume test below).
+    Its units run in worker processes, which the build stops on its way out."""
+    _interrupted_q3(tmp_path, data_dir, signal.SIGTERM, *WORKERS)
 
 
 def test_a_run_resumed_after_an_interrupt_records_the_time_of_both_sessions(tmp_path, data_dir):
-    """The run record's start and duration cover the whole run, not only the session that finished it."""
+    """The run record's start and duration cover the whole run, not only the session that finished it.
+    Units run in the build's process, as on a GPU (Ctrl-C with worker processes: tests/test_interrupts.py)."""
     store, args, first = _interrupted_q3(tmp_path, data_dir, signal.SIGINT)
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -45,21 +45,31 @@ def _tables(store: Path, experiment: str) -> dict[str, pd.DataFrame]:
 def test_worker_processes_and_ray_store_the_same_numbers_as_one_process(data_dir, smoke_build, tmp_path):
     """The in-process build (--jobs 1) is the reference; the local build in worker processes (the smoke
     build's, --jobs 2; the units are cut for two cores whatever the machine) and a Ray build store the same
-    tables, timings aside."""
+    tables, timings aside. A Ray worker is killed in the middle of a model's training: Ray runs that unit
+    again, and the tables are still the same (each unit stored once)."""
     pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
     stores = {"here": tmp_path / "here", "processes": smoke_build.store, "ray": tmp_path / "ray"}
-    for way, extra in {"here": ("--jobs", "1"), "ray": ("--executor", "ray")}.items():
-        proc = subprocess.run(
-            _run(data_dir, stores[way], *extra), capture_output=True, text=True, timeout=900
-        )
-        assert proc.returncode == 0, proc.stderr
+    here = subprocess.run(_run(data_dir, stores["here"], "--jobs", "1"), capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+    assert here.returncode == 0, here.stderr
+    ray = subprocess.Popen(_run(data_dir, stores["ray"], "--executor", "ray"), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (busy := _busy_ray_workers(ray.pid)):
+        assert ray.poll() is None and time.monotonic() < deadline, "no Ray worker started a model"
+        time.sleep(0.05)
+    os.kill(busy[0], signal.SIGKILL)
+    out, _ = ray.communicate(timeout=900)
+    assert ray.returncode == 0, out
     for experiment in ("q3", "q4"):
-        here = _tables(stores["here"], experiment)
+        reference = _tables(stores["here"], experiment)
         for way in ("processes", "ray"):
             other = _tables(stores[way], experiment)
-            assert here.keys() == other.keys()
-            for name in here:
-                pd.testing.assert_frame_equal(here[name], other[name], check_exact=True, obj=f"{way}: {name}")
+            assert reference.keys() == other.keys()
+            for name in reference:
+                pd.testing.assert_frame_equal(
+                    reference[name], other[name], check_exact=True, obj=f"{way}: {name}"
+                )
 
 
 @slow
@@ -96,25 +106,6 @@ def _busy_ray_workers(driver: int) -> list[int]:
     return [int(p) for p in out.stdout.split() if _descends_from(int(p), driver)]
 
 
-@slow
-@on_ray
-def test_a_worker_killed_mid_unit_is_retried_and_each_unit_stored_once(data_dir, tmp_path):
-    pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
-    store = tmp_path / "r"
-    models = ["--set", "q4.epochs=3", "--set", "q4.models=lenet5,alexnet,vgg"]  # a kill and units beside it
-    args = _q4(data_dir, store, "--executor", "ray", *models)
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while not (busy := _busy_ray_workers(proc.pid)):
-        assert proc.poll() is None and time.monotonic() < deadline, "no Ray worker started a model"
-        time.sleep(0.1)
-    os.kill(busy[0], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out
-    results = Store(store).read("smoke", "q4", "results")
-    assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 3
-
-
 def _q4(data_dir: Path, store: Path, *extra: str) -> list[str]:
     return [a for a in _run(data_dir, store, *extra) if a != "q3"]
 
@@ -124,6 +115,8 @@ def _q4(data_dir: Path, store: Path, *extra: str) -> list[str]:
 def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputing(data_dir, tmp_path):
     pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
     store = tmp_path / "r"
+    # two Ray workers take the models in order: when LeNet-5 and AlexNet are done, ResNet-18 is training
+    # and ResNet-50, the longest, has just started (its 2.3 s on 2 cores are the margin for the kill)
     proc = subprocess.Popen(_q4(data_dir, store, "--executor", "ray"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     work = store / ".work" / "smoke"
@@ -138,7 +131,7 @@ def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputi
                            timeout=900)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     said = rerun.stdout + rerun.stderr
-    kept = int(said.split("q4 models: ")[1].split(" of 6 units already done")[0])
+    kept = int(said.split("q4 models: ")[1].split(" of ")[0])
     assert kept >= finished >= len(done), said
 
 
@@ -196,26 +189,6 @@ def _slurm() -> None:
         pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
 
 
-@slow
-@on_slurm
-def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):
-    """With relative --data-dir and --store, as users type them: the jobs start in the code snapshot. Each
-    stage in two units, not four, and in one rung (a plain grid, ``q3.halving=1``): two array tasks a
-    stage, 6 jobs instead of 14 (a job is a fresh Python that imports torch), the same split here and
-    there."""
-    _slurm()
-    (tmp_path / "data").symlink_to(data_dir)
-    for executor, extra in {"local": ("--jobs", "1"), "slurm": ("--executor", "slurm")}.items():
-        args = _run(Path("data"), Path(executor), "--set", "q3.units=2", "--set", "q3.halving=1", *extra)
-        proc = subprocess.run([a for a in args if a != "q4"], capture_output=True, text=True, timeout=900,
-                              cwd=tmp_path)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-    local, slurm = _tables(tmp_path / "local", "q3"), _tables(tmp_path / "slurm", "q3")
-    for name in local:
-        pd.testing.assert_frame_equal(local[name], slurm[name], check_exact=True, obj=f"q3.{name}")
-    assert list((tmp_path / "slurm" / ".slurm").glob("code-*/experiments/q3.py")), "jobs ran a snapshot"
-
-
 def _running_slurm_jobs(store: Path) -> list[str]:
     """This build's running jobs: those that start in its code snapshot, under its store."""
     out = subprocess.run(["squeue", "-h", "-t", "R", "-n", "assignment-report", "-o", "%i %Z"],
@@ -226,25 +199,36 @@ def _running_slurm_jobs(store: Path) -> list[str]:
 
 @slow
 @on_slurm
-def test_a_cancelled_slurm_job_is_submitted_again_and_each_unit_stored_once(data_dir, tmp_path):
+def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):
+    """With relative --data-dir and --store, as users type them: the jobs start in the code snapshot. Each
+    stage in two units, not four, and in one rung (a plain grid, ``q3.halving=1``): two array tasks a
+    stage, 6 jobs instead of 14 (a job is a fresh Python that imports torch), the same split here and
+    there. One job is cancelled while it runs: it is submitted again, and the tables are still the same
+    (each unit stored once)."""
     _slurm()
-    store = tmp_path / "r"
-    # two models: each array task takes every core, so tasks run one after another (and the resubmitted
-    # one after them); two of them and the one submitted again show the same as six would, in half the time
-    args = _q4(
-        data_dir, store, "--executor", "slurm", "--set", "q4.epochs=3", "--set", "q4.models=lenet5,alexnet"
-    )
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    (tmp_path / "data").symlink_to(data_dir)
+
+    def build(executor: str, *extra: str) -> list[str]:
+        args = _run(Path("data"), Path(executor), "--set", "q3.units=2", "--set", "q3.halving=1", *extra)
+        return [a for a in args if a != "q4"]
+
+    local = subprocess.run(build("local", "--jobs", "1"), capture_output=True, text=True, timeout=900,
+                           cwd=tmp_path)  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    slurm = subprocess.Popen(build("slurm", "--executor", "slurm"), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path)  # fmt: skip
     deadline = time.monotonic() + 300
-    while not (running := _running_slurm_jobs(store)):
-        assert proc.poll() is None and time.monotonic() < deadline, "no Slurm job started"
+    while not (running := _running_slurm_jobs(tmp_path / "slurm")):
+        assert slurm.poll() is None and time.monotonic() < deadline, "no Slurm job started"
         time.sleep(0.2)
     subprocess.run(["scancel", running[0]], check=True)
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out
-    assert "no result; submitted again" in out
-    results = Store(store).read("smoke", "q4", "results")
-    assert results.groupby(["model", "seed"]).size().eq(1).all() and len(results) == 2
+    out, _ = slurm.communicate(timeout=900)
+    assert slurm.returncode == 0, out
+    assert "no result; submitted again" in out, out
+    here, there = _tables(tmp_path / "local", "q3"), _tables(tmp_path / "slurm", "q3")
+    for name in here:
+        pd.testing.assert_frame_equal(here[name], there[name], check_exact=True, obj=f"q3.{name}")
+    assert list((tmp_path / "slurm" / ".slurm").glob("code-*/experiments/q3.py")), "jobs ran a snapshot"
 
 
 @slow

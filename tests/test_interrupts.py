@@ -18,9 +18,9 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(data_dir, tmp_path):
     import subprocess
     import time
 
-    from tests.conftest import build_cmd
+    from tests.conftest import WORKERS, build_cmd
 
-    args = build_cmd("run", "q3", *_smoke(data_dir, tmp_path / "r"), "--set", "q3.sweep_epochs=40")
+    args = build_cmd("run", "q3", *_smoke(data_dir, tmp_path / "r"), "--set", "q3.sweep_epochs=40", *WORKERS)
     for attempt in range(2):
         proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
         seen = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -119,13 +120,26 @@ def test_on_a_cpu_the_full_q4_comes_from_the_committed_reference_and_is_never_re
     assert Store(store).meta("full", "q4")["device_name"] in html
 
 
+def test_status_says_what_changed_in_a_stored_study_a_stand_in_replaces(tmp_path):
+    """A study stored before a code change: its row names the code alone, not also the stand-in's config
+    that the build would run in its place."""
+    older = fake_meta("q4", "full")
+    older["fingerprint"]["code"] = "older code"
+    Store(tmp_path / "results").write("full", "q4", synthetic("q4"), older)
+    common = ["--store", str(tmp_path / "results"), "--data-dir", str(tmp_path / "no-data")]
+    status = _build("status", *common, cwd=tmp_path)  # the committed reference is not for these settings
+    assert status.returncode == 0, status.stderr[-2000:]
+    row = " ".join(status.stdout.split())
+    assert "q4 │ stale: code changed (" in row and "runs in its place" in row, status.stdout
+
+
 @pytest.mark.slow
 def test_without_a_current_reference_the_build_runs_the_stand_in_and_the_report_says_so(tmp_path, data_dir):
     """Settings the reference was not made with leave it stale: Q4's quick profile runs in its place
     (shrunk further here by --set), and status, the banner and Q4's note say what is missing and how to
     make it."""
     tiny = [f"q4.{k}={v}" for k, v in dict(epochs=1, batch_size=8, val_size=8, train_subset=8, test_subset=16,
-                                           eval_batch_size=16).items()]  # fmt: skip
+                                           eval_batch_size=16, models="lenet5,alexnet").items()]  # fmt: skip
     store, out = tmp_path / "results", tmp_path / "out"
     common = [
         "--store",
@@ -156,3 +170,24 @@ def test_the_readme_and_the_docs_name_no_cpu_profile():
     for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         text = page.read_text(encoding="utf-8")
         assert "--profile cpu" not in text and "`cpu` profile" not in text, page
+
+
+def test_the_gpu_study_benchmark_reads_the_committed_reference_against_its_targets(tmp_path):
+    """benchmarks/gpu_study.py (issue #24's targets) on the committed bundle: one row per model with the
+    stored mean accuracy and throughput, and an exit status that says whether every target was met."""
+    import pandas as pd
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_study.py"), str(reference.path("full"))],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    lines = proc.stdout.splitlines()
+    opened = bundle.open_bundle(str(reference.path("full")), Store(tmp_path / "store"))
+    made = bundle.as_store(opened, tmp_path / "b")
+    table: pd.DataFrame = made.read("full", "q4", "results")
+    for model, rows in table.groupby("model"):
+        [row] = [line.split() for line in lines if line.startswith(f"{model} ")]
+        assert row[1] == f"{rows['test_acc'].mean():.2%}" and row[4] == f"{rows['throughput'].mean():,.0f}"
+    assert (proc.returncode == 1) == lines[-1].startswith("missed: "), lines[-1]
+    assert proc.returncode == 1 or lines[-1] == "every target met"

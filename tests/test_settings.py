@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 import build
 from report.core.freshness import Request
 from report.core.store import Store
+from tests.conftest import SMOKE_Q4
 
 runner = CliRunner()
 
@@ -39,7 +40,8 @@ def project_folder(smoke_build, data_dir, tmp_path, monkeypatch):
         out = "{tmp_path / "build"}"
 
         [set.q4]
-        dataset = "fashion-mnist"
+        dataset = "{SMOKE_Q4["dataset"]}"
+        models = "{SMOKE_Q4["models"]}"
         """,
     )
     monkeypatch.chdir(tmp_path)
