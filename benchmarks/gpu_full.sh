@@ -9,7 +9,8 @@
 # for Q4), e.g.  tar -czf .devdata/data.tar.gz -C ../shared/data MNIST/raw FashionMNIST/raw
 # OUT_DIR receives gpu.txt, build.log and cpu.log, results.tar.gz (a bundle of the results finished so far:
 # `build.py import OUT_DIR/results.tar.gz` brings them into a store, or commit it as
-# experiments/reference/full.tar.gz) and, once Q4 is done, throughput.txt. PROFILE defaults to full; smoke
+# experiments/reference/full.tar.gz) and, once Q4 is done, throughput.txt and (all four done, full profile)
+# targets.txt, the study against issue #24's targets (benchmarks/gpu_study.py). PROFILE defaults to full; smoke
 # makes a dry run on a CPU. Exit status 0: every experiment is in the bundle; 3: some are not yet (run the
 # same command again to resume them); 1: an experiment failed.
 #
@@ -96,6 +97,9 @@ if [[ $profile == full ]]; then steps=(--steps 30 --warmup 5); else steps=(--ste
 if [[ " ${stored[*]-} " == *" q4 "* ]] && (( $(left) > 45 )); then  # Q4's training comes first
   timeout "$(left 15)" "$python" "$here/benchmarks/q4_throughput.py" "${steps[@]}" 2>&1 |
     tee "$out/throughput.txt" || true
+fi
+if [[ $profile == full ]] && (( ${#stored[@]} == 4 )); then  # the study against issue #24's targets
+  "$python" "$here/benchmarks/gpu_study.py" "$out/results.tar.gz" 2>&1 | tee "$out/targets.txt" || true
 fi
 if (( failed )); then exit 1; fi
 if (( ${#stored[@]} < 4 )); then

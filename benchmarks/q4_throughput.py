@@ -23,18 +23,11 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gpu_study import H100_ANCHORS  # noqa: E402  (beside this file: the anchors live there once)
+
 from experiments import models, q4  # noqa: E402
 from experiments.configs.q4 import PROFILES  # noqa: E402
 from experiments.kit import device_name, resolve_device  # noqa: E402
-
-H100_ANCHORS: dict[str, float] = {  # images/s, batch 512, bf16 autocast + channels_last
-    "lenet5": 280e3,
-    "alexnet": 165e3,
-    "vgg": 74e3,
-    "resnet18": 54e3,
-    "resnet50": 13e3,
-    "resnet101": 8.4e3,
-}
 
 
 def throughput(name: str, device: torch.device, batch: int, steps: int, warmup: int) -> float:
