@@ -53,6 +53,28 @@ def build_cmd(*args: str) -> list[str]:
     return [sys.executable, str(ROOT / "build.py"), *args]
 
 
+def in_process(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``cmd``, a ``build_cmd`` list, run by build.py's app in this process (click's runner), with the exit
+    status, stdout and stderr its own process would give. Starting one costs about 5 s of CPU (Python,
+    torch, torchvision) that this process has paid; a test of signals or processes starts its own."""
+    import traceback
+
+    from typer.testing import CliRunner
+
+    import build
+
+    here = Path.cwd()
+    os.chdir(cwd or here)
+    try:
+        result = CliRunner().invoke(build.app, cmd[2:])
+    finally:
+        os.chdir(here)
+    err = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        err += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(cmd, result.exit_code, result.stdout, err)
+
+
 def smoke_all(data_dir: Path, store: Path, out: Path, *extra: str) -> list[str]:
     """``build.py all`` on the smoke profile into a given store and output folder."""
     return build_cmd(

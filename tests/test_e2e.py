@@ -16,7 +16,7 @@ import pytest
 from report.core.store import Store
 from report.format import apply
 from report.questions import Results, Table, build, questions
-from tests.conftest import ROOT, SMOKE_SETS, WORKERS, build_cmd, copy_project, render_args
+from tests.conftest import ROOT, SMOKE_SETS, WORKERS, build_cmd, copy_project, in_process, render_args
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, 
     s = Store(store)
     assert Store(store).has("smoke", "q1") and s.has("smoke", "q2")
     done = {n: s.meta("smoke", n)["run_id"] for n in ("q1", "q2")}
-    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    again = in_process(args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "q1: up to date" in again.stderr and "q2: up to date" in again.stderr
     assert {n: s.meta("smoke", n)["run_id"] for n in ("q1", "q2")} == done
@@ -172,7 +172,7 @@ def test_a_run_resumed_after_an_interrupt_records_the_time_of_both_sessions(tmp_
     """The run record's start and duration cover the whole run, not only the session that finished it.
     Units run in the build's process, as on a GPU (Ctrl-C with worker processes: tests/test_interrupts.py)."""
     store, args, first = _interrupted_q3(tmp_path, data_dir, signal.SIGINT)
-    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    again = in_process(args)
     assert again.returncode == 0, again.stderr[-3000:]
     meta = Store(store).meta("smoke", "q3")
     assert meta["sessions"] == 2 and meta["started"] == first["started"]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from report.core.store import Store
-from tests.conftest import SMOKE_SETS, build_cmd
+from tests.conftest import SMOKE_SETS, build_cmd, in_process
 
 slow = pytest.mark.slow
 on_ray, on_slurm = (
@@ -49,8 +49,7 @@ def test_worker_processes_and_ray_store_the_same_numbers_as_one_process(data_dir
     again, and the tables are still the same (each unit stored once)."""
     pytest.importorskip("ray", reason='the ray extra: pip install -e ".[ray]"')
     stores = {"here": tmp_path / "here", "processes": smoke_build.store, "ray": tmp_path / "ray"}
-    here = subprocess.run(_run(data_dir, stores["here"], "--jobs", "1"), capture_output=True, text=True,
-                          timeout=900)  # fmt: skip
+    here = in_process(_run(data_dir, stores["here"], "--jobs", "1"))
     assert here.returncode == 0, here.stderr
     ray = subprocess.Popen(_run(data_dir, stores["ray"], "--executor", "ray"), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -127,8 +126,7 @@ def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputi
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the cluster it started
     proc.wait(timeout=60)
     finished = len(list(work.glob("q4-*/*-seed0.pt")))
-    rerun = subprocess.run(_q4(data_dir, store, "--executor", "local"), capture_output=True, text=True,
-                           timeout=900)  # fmt: skip
+    rerun = in_process(_q4(data_dir, store, "--executor", "local"))
     assert rerun.returncode == 0, rerun.stderr
     said = rerun.stdout + rerun.stderr
     kept = int(said.split("q4 models: ")[1].split(" of ")[0])
@@ -212,8 +210,7 @@ def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):
         args = _run(Path("data"), Path(executor), "--set", "q3.units=2", "--set", "q3.halving=1", *extra)
         return [a for a in args if a != "q4"]
 
-    local = subprocess.run(build("local", "--jobs", "1"), capture_output=True, text=True, timeout=900,
-                           cwd=tmp_path)  # fmt: skip
+    local = in_process(build("local", "--jobs", "1"), cwd=tmp_path)
     assert local.returncode == 0, local.stderr
     slurm = subprocess.Popen(build("slurm", "--executor", "slurm"), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, cwd=tmp_path)  # fmt: skip

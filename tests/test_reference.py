@@ -17,7 +17,7 @@ from report.core.errors import ConfigError
 from report.core.freshness import Request, judge
 from report.core.settings import load as load_settings
 from report.core.store import Store
-from tests.conftest import ROOT, build_cmd
+from tests.conftest import ROOT, build_cmd, in_process
 from tests.helpers import fake_meta, synthetic
 
 FASHION = ["--set", "q4.dataset=fashion-mnist"]  # the setting the committed reference was made with
@@ -98,7 +98,7 @@ def test_an_old_bundle_of_the_cpu_profile_is_refused_in_one_line(tmp_path, monke
 
 
 def _build(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(build_cmd(*args), capture_output=True, text=True, timeout=600, cwd=cwd)
+    return in_process(build_cmd(*args), cwd=cwd)
 
 
 def test_on_a_cpu_the_full_q4_comes_from_the_committed_reference_and_is_never_retrained(tmp_path):

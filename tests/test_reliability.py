@@ -162,7 +162,7 @@ def _without_root_powers(cmd: list[str]) -> list[str]:
 def test_permission_errors_are_one_line_naming_the_path(data_dir, tmp_path):
     import subprocess
 
-    from tests.conftest import build_cmd
+    from tests.conftest import build_cmd, in_process
 
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -173,9 +173,7 @@ def test_permission_errors_are_one_line_naming_the_path(data_dir, tmp_path):
     assert f"error: the results store {locked} is not writable; pass a writable --store" in proc.stderr
 
     store = tmp_path / "r"
-    assert (
-        subprocess.run(build_cmd("run", "q1", *_smoke(data_dir, store)), capture_output=True).returncode == 0
-    )
+    assert in_process(build_cmd("run", "q1", *_smoke(data_dir, store))).returncode == 0
     for folder in (store / "smoke", store / "smoke" / "q1"):
         folder.chmod(0o555)
     rerun = build_cmd("run", "q1", "--force", *_smoke(data_dir, store))
@@ -200,7 +198,7 @@ def test_a_real_full_disk_is_one_line_leaves_no_temporary_files_and_the_rerun_re
     """A 1 MiB tmpfs filled to a few kilobytes short of what one run writes."""
     import subprocess
 
-    from tests.conftest import build_cmd
+    from tests.conftest import build_cmd, in_process
 
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -216,7 +214,7 @@ def test_a_real_full_disk_is_one_line_leaves_no_temporary_files_and_the_rerun_re
         names = [p.name for p in disk.rglob("*")]
         assert not [n for n in names if n.endswith(".tmp") or n.startswith((".tmp", ".old-"))], names
         filler.unlink()  # the fix the message advises
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        proc = in_process(args)
         assert proc.returncode == 0, proc.stderr
         assert Store(store).has("smoke", "q1")
     finally:
