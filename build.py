@@ -78,7 +78,7 @@ def render(opts: Options) -> None:
 def status(opts: Options) -> None:
     """Show each experiment: whether it is current (or which input changed), when it ran, its headline."""
     if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
-        steps.check_configs(opts, steps.selected(None))
+        steps.configs(opts.request, steps.selected(None))
     verdicts = steps.verdicts_of(opts, steps.selected(None))
     for i, v in enumerate(verdicts):
         if v.experiment in opts.request.stand_ins:

@@ -61,6 +61,10 @@ def report(store: Store, profile: str) -> list[str]:
             missed.append(what)
         return "yes" if ok else "NO"
 
+    absent = [n for n in store.manifest.names if store.result(profile, n) is None]
+    if absent:
+        print(f"not in these results: {', '.join(absent)} (profile {profile})")
+        return [f"{n} present" for n in absent]
     q4 = store.meta(profile, "q4")
     table = store.read(profile, "q4", "results")
     cfg = q4["config"]
@@ -107,7 +111,7 @@ def main() -> int:
     parser.add_argument("--profile", default="full")
     args = parser.parse_args()
     if (args.bundle is None) == (args.store is None):
-        parser.error("give a bundle or --store, not both")
+        parser.error("give the results to read: a bundle, or --store (one of them)")
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="gpu-study-") as scratch:

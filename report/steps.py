@@ -9,13 +9,14 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 
 from report.core import manifest, reference
 from report.core.config import apply_overrides, profile_config
 from report.core.errors import ReportError
-from report.core.freshness import Verdict, judge
+from report.core.freshness import Request, Verdict, judge
 from report.options import Format, Options, Track, console
 
 
@@ -30,14 +31,16 @@ def verdicts_of(opts: Options, names: list[str]) -> list[Verdict]:
     return [judge(opts.results, n, opts.request) for n in names]
 
 
-def check_configs(opts: Options, names: list[str]) -> None:
+def configs(request: Request, names: list[str]) -> dict[str, Any]:
     """Each experiment's config with the ``--set`` values applied and validated, as ``run`` resolves it
-    (experiments.runner.resolve) but from the torch-free configs: ``status`` stops on a bad value in a
-    second, not after importing torch."""
-    request = opts.request
-    for name in names:
-        own = profile_config(name, request.own_profile(name))
-        apply_overrides(name, own, dict(request.overrides.get(name, {})))
+    (experiments.runner.resolve, which tests/test_config.py holds this to) but from the torch-free
+    configs: ``status`` stops on a bad value in a second, not after importing torch."""
+    return {
+        name: apply_overrides(
+            name, profile_config(name, request.own_profile(name)), dict(request.overrides.get(name, {}))
+        )
+        for name in names
+    }
 
 
 def waiting() -> None:

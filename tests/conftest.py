@@ -22,7 +22,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see build.py: set before 
 def _isolate_from_the_users_settings() -> None:
     """The tests describe the project, not this machine: a user's report.toml (beside build.py or in the
     current folder) and REPORT_* variables would change what a command does, so every test, and every
-    build.py it starts, reads an empty settings file and no REPORT_* value."""
+    build.py it starts, reads an empty settings file and none of the user's REPORT_* values (only the
+    tests' own: REPORT_SETTINGS, REPORT_JOBS and REPORT_CACHE)."""
     import tempfile
 
     for name in [n for n in os.environ if n.startswith("REPORT_")]:
@@ -54,25 +55,34 @@ def build_cmd(*args: str) -> list[str]:
 
 
 def in_process(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``cmd``, a ``build_cmd`` list, run by build.py's app in this process (click's runner), with the exit
-    status, stdout and stderr its own process would give. Starting one costs about 5 s of CPU (Python,
-    torch, torchvision) that this process has paid; a test of signals or processes starts its own."""
+    """``cmd``, a ``build_cmd`` list, run by build.py's app in this process (click's runner): its exit
+    status, and its output (both streams, as stdout and as stderr). Starting a process costs about 5 s of
+    CPU (Python, torch, torchvision) that this one has paid; a test of signals or processes starts its own.
+    Unlike a process of its own, it shares this one's data caches (experiments.q3.load_splits,
+    experiments.q4.prepare: a test that edits data files must not use it) and warnings; the random
+    generators it seeds are restored."""
+    import random
     import traceback
 
+    import numpy as np
+    import torch
     from typer.testing import CliRunner
 
     import build
 
-    here = Path.cwd()
+    here, states = Path.cwd(), (random.getstate(), np.random.get_state(), torch.get_rng_state())
     os.chdir(cwd or here)
     try:
         result = CliRunner().invoke(build.app, cmd[2:])
     finally:
         os.chdir(here)
-    err = result.stderr
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+    out = result.output
     if result.exception is not None and not isinstance(result.exception, SystemExit):
-        err += "".join(traceback.format_exception(result.exception))
-    return subprocess.CompletedProcess(cmd, result.exit_code, result.stdout, err)
+        out += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(cmd, result.exit_code, out, out)
 
 
 def smoke_all(data_dir: Path, store: Path, out: Path, *extra: str) -> list[str]:

@@ -129,3 +129,19 @@ def test_the_q4_config_chooses_from_the_model_registry_in_its_order():
     from experiments import models
 
     assert configs.get("q4").MODELS == models.NAMES
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_status_checks_settings_as_run_resolves_them(profile):
+    """``status`` validates --set from the torch-free configs (report.steps.configs); ``run`` resolves them
+    in experiments.runner, which imports torch: both give the same configs, a stand-in's included."""
+    from experiments import runner
+    from report import steps
+    from report.core.freshness import Request
+
+    sets = {"q1": {"segments": "300"}, "q3": {"sweep_epochs": "2"}, "q4": {"models": "lenet5,resnet18"}}
+    names = ["q1", "q2", "q3", "q4"]
+    for stand_ins in (frozenset(), frozenset({"q4"})):
+        request = Request(profile, sets, stand_ins=stand_ins)
+        resolved = {name: config for name, _, config in runner.resolve(names, request)}
+        assert steps.configs(request, names) == resolved

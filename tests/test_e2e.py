@@ -107,8 +107,8 @@ def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float
 
 def test_sigkill_mid_training_resumes_without_rerunning_finished_work(tmp_path, data_dir):
     """A build killed outright in its third experiment, with no chance to write anything: the rerun keeps
-    the two stored results and Q3's finished units (Q4 and the report would only repeat what Q3 shows).
-    Units run in the build's process, as on a GPU; orphaned worker processes are
+    the two stored results and counts the killed session in Q3's record (Q4 and the report would only
+    repeat what Q3 shows). Units run in the build's process, as on a GPU; orphaned worker processes are
     tests/test_executors.py's."""
     store = tmp_path / "results"
     args = build_cmd(
@@ -164,7 +164,7 @@ def _interrupted_q3(
 def test_sigterm_ends_a_build_as_ctrl_c_does(tmp_path, data_dir):
     """SIGTERM (``timeout``, a scheduler's time limit) ends a build with Ctrl-C's one line and status 130, its
     session counted in the ledger; from there on nothing depends on the signal (the resume test below).
-    Its units run in worker processes, which the build stops on its way out."""
+    Its units run in worker processes, as a 2-core machine runs them by default."""
     _interrupted_q3(tmp_path, data_dir, signal.SIGTERM, *WORKERS)
 
 
