@@ -35,10 +35,14 @@ CLIENT = """<script>
     // the page is too short and the browser clamps the scroll.
     history.scrollRestoration = "manual";
     window.scrollTo(0, Number(place));
+    const settled = () => { place = null; sessionStorage.removeItem(key); };
+    // A reader who scrolls, clicks or presses a key before then has moved on: their place wins.
+    for (const type of ["wheel", "touchmove", "keydown", "mousedown"]) {
+      window.addEventListener(type, settled, { once: true, passive: true });
+    }
     window.addEventListener("load", () => {
-      window.scrollTo(0, Number(place));
-      place = null;
-      sessionStorage.removeItem(key);
+      if (place !== null) window.scrollTo(0, Number(place));
+      settled();
     }, { once: true });
   }
   const events = new EventSource("%(events)s?since=%(version)d&pdf=%(pdf)d");

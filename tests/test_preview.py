@@ -65,15 +65,17 @@ def test_the_page_follows_each_save_shows_errors_and_recovers(smoke_build, tmp_p
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}/")
         page.get_by_role("heading", name=re.compile("Question 1")).wait_for()
-        page.evaluate("window.scrollTo(0, 1500)")
+        place = _scroll_as_a_reader(page, 1500)  # maybe before the page has loaded: the place holds
 
         template.write_text(original + "\n\nA sentence the author just added.\n", encoding="utf-8")
         page.get_by_text("A sentence the author just added.").wait_for(timeout=30_000)
         page.wait_for_load_state("load")  # the figures are decoded: the page has its full height
         try:  # the client restores the place once more on load; give that handler its turn
-            page.wait_for_function("Math.abs(window.scrollY - 1500) <= 5", timeout=5_000)
+            page.wait_for_function(f"Math.abs(window.scrollY - {place}) <= 5", timeout=5_000)
         except sync_api.TimeoutError:
-            pytest.fail(f"the reload lost the place: scrollY is {page.evaluate('window.scrollY')}, not 1500")
+            pytest.fail(
+                f"the reload lost the place: scrollY is {page.evaluate('window.scrollY')}, not {place}"
+            )
 
         template.write_text(original + "\n\n{% if %}\n", encoding="utf-8")
         overlay = page.locator("#preview-error")
@@ -95,6 +97,82 @@ def test_the_page_follows_each_save_shows_errors_and_recovers(smoke_build, tmp_p
         )
         assert pdf.ok and pdf.body().startswith(b"%PDF")
         browser.close()
+
+
+def _scroll_as_a_reader(page, dy: int) -> int:  # noqa: ANN001 - a Playwright page
+    """Scroll with the mouse wheel, as a reader would (a script's scrollTo is no reader's input), and
+    return where the page came to rest."""
+    start = page.evaluate("window.scrollY")
+    page.mouse.move(300, 300)
+    page.mouse.wheel(0, dy)
+    page.wait_for_function(f"window.scrollY >= {start + dy // 2}", timeout=10_000)
+    settled = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(window.scrollY))))"
+    y, last = page.evaluate(settled), None
+    while y != last:  # a wheel scroll may be animated: wait until it stops
+        y, last = page.evaluate(settled), y
+    return y
+
+
+@pytest.mark.browser
+def test_a_reader_who_scrolls_before_the_page_has_loaded_keeps_their_place(tmp_path):
+    """After a reload the client returns to the reader's place, and once more when the page has loaded
+    (figures give it its height); a reader who scrolled in between keeps where they scrolled to."""
+    import threading
+
+    from playwright import sync_api
+
+    from report import preview as live
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed; .ci/run installs it")
+    (tmp_path / "report.html").write_text(
+        '<html><body><div style="height:8000px">a long report</div><img src="/figure.png"></body></html>'
+    )
+    state = live.Live()
+    state.rendered(None)
+    httpd = live.server(tmp_path, state, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    held: list[sync_api.Route] = []  # the figure's request, answered when the test says: the load waits
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005"
+        "fe02fea7d6a4f70000000049454e44ae426082"
+    )
+
+    def answer() -> None:
+        held.pop().fulfill(body=png, content_type="image/png", headers={"Cache-Control": "no-store"})
+
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM)
+            page = browser.new_page(viewport={"width": 800, "height": 600})
+            page.route("**/figure.png", lambda route: held.append(route))
+            page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/", wait_until="domcontentloaded")
+            page.wait_for_function("document.readyState === 'interactive'")
+            answer()
+            page.wait_for_load_state("load")
+            page.evaluate("window.scrollTo(0, 1500)")
+
+            state.rendered(None)  # a save: the client keeps its place and reloads
+            page.wait_for_function("document.readyState === 'interactive' && window.scrollY === 1500")
+            assert page.evaluate("document.readyState") == "interactive"  # the figure is still held
+            place = _scroll_as_a_reader(page, 700)
+            assert place > 1500
+            answer()
+            page.wait_for_load_state("load")
+            rest = "new Promise(r => requestAnimationFrame(() => r(window.scrollY)))"
+            assert page.evaluate(rest) == place, (
+                "the page went back to where it was before the reader scrolled"
+            )
+
+            state.rendered(None)  # and the next reload returns to the reader's place
+            page.wait_for_function("document.readyState === 'interactive'")
+            answer()
+            page.wait_for_load_state("load")
+            assert page.evaluate(rest) == place
+            browser.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_the_server_listens_on_loopback_only_unless_told(smoke_build, tmp_path):
