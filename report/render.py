@@ -367,6 +367,7 @@ def document_meta(results: Results, questions: tuple[str, ...], profile: str) ->
     return {
         "title": TITLE,
         "profile": profile,
+        "results_first": min(r.finished for r in all_runs)[:10],
         "results_date": finished[:10],
         "results_iso": datetime.fromisoformat(finished)
         .astimezone(timezone.utc)

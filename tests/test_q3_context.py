@@ -141,7 +141,11 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
         "batch 32 to 95.0% at batch 512"
     )
     assert "gives 97.9% there, 2.90 percentage points more than the held rate." in batch
-    assert "The best learning rate of the grid never decreases as the batch size grows" in batch
+    assert (
+        "The best learning rate of the grid after one epoch (with the rates the validation set does not "
+        "separate from it) never decreases as the batch size grows (1×10⁻³ at 32, 1×10⁻³ at 128, 1×10⁻² at "
+        "512)." in batch
+    )
     assert "a ratio of 16 at an equal stack width of 3 points" in batch  # every synthetic stack held 3
     wider = {**c["batch"], "large": {**c["batch"]["large"], "stacked": 9}}
     assert "mixes the batch size's effect on speed with the stack width's" in _say(w.batch(wider))
@@ -151,6 +155,23 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     ci = kit.t_interval(list(FINAL.values()), 0.95)
     assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (ci["mean"], ci["lo"], ci["hi"])
     assert "4 read as 9 (3)" in _say(w.confusion(c["confusion"]))
+
+
+def test_the_best_rate_per_batch_size_counts_the_rates_it_is_tied_with() -> None:
+    """A rate the validation set does not separate from the best is named beside it, and the direction of
+    the best rate with the batch size is said only where the tied sets do not overlap (the full study's
+    batch 32: 1e-1 at 96.10% and 3e-2 at 95.62% are 0.48 points apart, inside a band of 0.55)."""
+    rows = [(32, 0.03, 0.9562), (32, 0.1, 0.9610), (32, 0.3, 0.90), (128, 0.1, 0.975), (128, 0.3, 0.96)]
+    grid = pd.DataFrame(rows, columns=["batch_size", "lr", "val_acc"])
+    best = q3_facts.best_rates(grid, 10_000)
+    assert best == {32: [0.03, 0.1], 128: [0.1]}
+    assert q3_facts.best_rates(grid, 100_000) == {32: [0.1], 128: [0.1]}  # more images: no tie
+    assert q3_facts.trend(list(best.values())) == "never decreases"
+    assert q3_facts.trend([[0.1], [0.1]]) == "same"
+    assert q3_facts.trend([[0.01], [0.03, 0.1], [0.3]]) == "grows"
+    assert q3_facts.trend([[0.1], [0.03, 0.1]]) == "tied"  # 0.03 would be a decrease, 0.1 none
+    assert q3_facts.trend([[0.1], [0.03]]) == "not monotonic"
+    assert q3_facts.trend([[0.03, 0.1], [0.1]]) == "never decreases"
 
 
 def _recommend_lr(facts: dict) -> str:

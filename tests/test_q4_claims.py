@@ -77,8 +77,9 @@ def test_gaps_the_test_does_not_separate_are_reported_as_ties(tmp_path: Path, wo
     assert all(s["verdict"] == claims.WITHIN for s in c["depth"]["steps"])
     assert c["depth"]["case"] == "no_effect"
     assert say(words.depth, c["depth"]) == (
-        "No gap among the ResNets is significant (Welch's t-test, Holm-corrected at the 5% level): this run "
-        "shows no effect of depth, which with so few seeds is not evidence that there is none."
+        "No gap among the ResNets survives Holm's correction (Welch's t-test at the 5% level; by point "
+        "estimate ResNet-101 > ResNet-50 > ResNet-18): this run finds no significant effect of depth, which "
+        "with so few seeds is not evidence that there is none."
     )
     assert c["lenet"]["case"] == "within"
     assert (

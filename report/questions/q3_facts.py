@@ -174,6 +174,34 @@ def _grid_step(lrs: pd.Series) -> float:
     return float(10 ** np.median(np.diff(values))) if len(values) > 1 else 10.0
 
 
+def best_rates(grid: pd.DataFrame, n_val: int) -> dict[int, list[float]]:
+    """Per batch size (ascending), the grid's learning rates (ascending) that the validation set does not
+    separate from that batch size's most accurate one (``selection.tie_band``): its best rate, as a set."""
+    best = {}
+    for size, rows in sorted(grid.groupby("batch_size"), key=lambda kv: kv[0]):
+        top = float(rows["val_acc"].max())
+        close = rows[rows["val_acc"] >= top - selection.tie_band(top, n_val)]
+        best[int(size)] = sorted({float(v) for v in close["lr"]})
+    return best
+
+
+def trend(rates: list[list[float]]) -> str:
+    """How the best rate moves from each batch size to the next larger one, said only where the tied sets
+    agree: "grows" (each set wholly above the last), "never decreases" (none below the last), "same"
+    (one rate throughout), "not monotonic" (some set wholly below the last) or "tied" (the sets overlap
+    so that the grid cannot say)."""
+    pairs = list(zip(rates, rates[1:], strict=False))
+    if all(r == rates[0] and len(r) == 1 for r in rates):
+        return "same"
+    if all(min(b) > max(a) for a, b in pairs):
+        return "grows"
+    if all(min(b) >= max(a) for a, b in pairs):
+        return "never decreases"
+    if any(max(b) < min(a) for a, b in pairs):
+        return "not monotonic"
+    return "tied"
+
+
 def batch_facts(
     last: pd.DataFrame, choice: pd.Series, base_lr: float, base_batch: int, n_val: int, n_train: int
 ) -> dict[str, Any]:
@@ -197,8 +225,7 @@ def batch_facts(
     table["epoch_s"] = table["batch_size"].map(timing["epoch_s"])
     table["stacked"] = table["batch_size"].map(timing["stacked"]).round().astype(int)
     small, large = table.iloc[0], table.iloc[-1]
-    best_lr = grid.sort_values("val_acc", ascending=False, kind="stable").groupby("batch_size")["lr"].first()
-    steps = np.diff(best_lr.sort_index().to_numpy())
+    best_lr = best_rates(grid, n_val)
     top = float(both["val_acc"].max())
     se = math.sqrt(top * (1 - top) / n_val)
     se_diff = (
@@ -208,22 +235,13 @@ def batch_facts(
     batches = sorted({int(choice["batch_size"]), *(t["batch_size"] for t in ties["tied"])})
     candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
 
-    trend = (
-        "grows"
-        if np.all(steps > 0)
-        else "same"
-        if np.all(steps == 0)
-        else "never decreases"
-        if np.all(steps >= 0)
-        else "not monotonic"
-    )
     return {
         "table": table,
         "small": small.to_dict(),
         "large": large.to_dict(),
         "base_lr": base_lr,
-        "trend": trend,
-        "best_lr": [(int(b), float(v)) for b, v in best_lr.sort_index().items()],
+        "trend": trend(list(best_lr.values())),
+        "best_lr": list(best_lr.items()),
         "speed_ratio": float(small["epoch_s"] / large["epoch_s"]),
         "lr": float(choice["lr"]),
         "scaled": bool(choice["lr_scaled"]),
