@@ -4,6 +4,9 @@ reference results when current, else its quick profile runs in its place and the
 from __future__ import annotations
 
 import io
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -17,7 +20,7 @@ from report.core.errors import ConfigError
 from report.core.freshness import Request, judge
 from report.core.settings import load as load_settings
 from report.core.store import Store
-from tests.conftest import ROOT, build_cmd, in_process
+from tests.conftest import ROOT, SMOKE_SETS, build_cmd, in_process
 from tests.helpers import fake_meta, synthetic
 
 FASHION = ["--set", "q4.dataset=fashion-mnist"]  # the setting the committed reference was made with
@@ -191,3 +194,43 @@ def test_the_gpu_study_benchmark_reads_the_committed_reference_against_its_targe
         assert row[1] == f"{rows['test_acc'].mean():.2%}" and row[4] == f"{rows['throughput'].mean():,.0f}"
     assert (proc.returncode == 1) == lines[-1].startswith("missed: "), lines[-1]
     assert proc.returncode == 1 or lines[-1] == "every target met"
+
+
+@pytest.mark.slow
+def test_the_gpu_script_dry_runs_on_a_cpu_and_returns_a_bundle_of_all_four(smoke_build, data_dir, tmp_path):
+    """``benchmarks/gpu_full.sh`` is what a borrowed GPU machine runs, once, with minutes to spare: its
+    smoke dry run here takes the data as an archive, runs Q1 and Q2 into a store of their own and brings
+    them over, resumes Q3 and Q4 from a store that has them (a copy of the smoke build's: a second call
+    finds them done), and leaves a bundle that imports as current, the GPU facts and the throughputs."""
+    archive, out, store = tmp_path / "data.tar.gz", tmp_path / "out", tmp_path / "store"
+    with tarfile.open(archive, "w:gz") as tar:
+        for folder in ("MNIST", "FashionMNIST"):
+            tar.add(data_dir / folder / "raw", arcname=f"{folder}/raw")
+    shutil.copytree(smoke_build.store, store)
+    env = {**os.environ, "STORE": str(store), "PYTHON": sys.executable, "BUDGET_S": "600"}
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_full.sh"), str(archive), str(out), "smoke", *SMOKE_SETS],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "q3: up to date" in done.stdout and "q4: up to date" in done.stdout  # resumed, not retrained
+    assert "torch" in (out / "gpu.txt").read_text()
+    rows = (out / "throughput.txt").read_text().splitlines()
+    assert [r.split()[0] for r in rows[2:]] == [
+        "lenet5",
+        "alexnet",
+        "vgg",
+        "resnet18",
+        "resnet50",
+        "resnet101",
+    ]
+    fresh = tmp_path / "imported"
+    imported = _build("import", str(out / "results.tar.gz"), "--store", str(fresh), cwd=tmp_path)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    status = _build(
+        "status", "--profile", "smoke", "--store", str(fresh), "--data-dir", str(data_dir), *SMOKE_SETS,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert [line.split()[3] for line in status.stdout.splitlines() if re.match(r"│ q[1-4] ", line)] == [
+        "current"
+    ] * 4, status.stdout
