@@ -1,0 +1,83 @@
+"""benchmarks/q4_levers.py, the measurement that chooses how Q4's seeds fill a GPU (issue #24): its
+``together`` lever trains the seeds of one model as one stacked model, and must give each seed the
+trajectory it follows alone; the whole benchmark runs on a CPU, so the device call that uses it cannot
+fail on a typo."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from experiments import q4
+from tests.conftest import ROOT
+
+BENCH = ROOT / "benchmarks"
+
+
+def _levers():  # noqa: ANN202 - the benchmark's module
+    sys.path.insert(0, str(BENCH))  # as a script, it imports gpu_study from beside itself
+    try:
+        spec = importlib.util.spec_from_file_location("q4_levers", BENCH / "q4_levers.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet18"])  # no dropout: convolutions, pooling, batch norm
+def test_seeds_trained_together_follow_the_trajectories_they_follow_alone(name):
+    """Three steps in float64 with the experiment's optimiser, weight decay, label smoothing and clipping:
+    each seed's parameters and batch-norm statistics equal those of the same seed trained alone on the
+    same batches, to round-off (the stacked convolutions add in another order)."""
+    levers = _levers()
+    cpu, seeds = torch.device("cpu"), [0, 1]
+    stack = levers.Together(name, seeds, cpu, torch.float64)
+    g = torch.Generator().manual_seed(5)
+    xs = torch.randn(3, len(seeds), 4, 3, 32, 32, generator=g, dtype=torch.float64) * 3
+    ys = torch.randint(0, 10, (3, len(seeds), 4), generator=g)
+    clipped = []
+    for t in range(3):
+        stack.step(xs[t], ys[t])
+    for k, seed in enumerate(seeds):
+        torch.manual_seed(seed)
+        model = q4.build(name, 10, cpu).double().train()
+        opt = q4.optimizer(model, levers.CFG)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=levers.CFG.label_smoothing)
+        for t in range(3):
+            probe = copy.deepcopy(model)  # its gradient's norm before the step clips it, apart
+            loss_fn(probe(xs[t, k]), ys[t, k]).backward()
+            clipped.append(
+                nn.utils.get_total_norm([p.grad for p in probe.parameters()]) > levers.CFG.grad_clip
+            )
+            q4.train_step(model, opt, loss_fn, xs[t, k], ys[t, k], levers.CFG.grad_clip)
+        for key, p in [*model.named_parameters(), *model.named_buffers()]:
+            together = stack.params[key] if key in stack.params else stack.buffers[key]
+            torch.testing.assert_close(together[k], p.detach(), rtol=1e-10, atol=1e-12, msg=f"{name} {key}")
+    assert any(clipped)  # the per-seed clipping was exercised, not only the plain step
+    assert not torch.equal(
+        stack.params[next(iter(stack.params))][0], stack.params[next(iter(stack.params))][1]
+    )
+
+
+def test_the_benchmark_runs_every_lever_on_a_cpu(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "q4_levers.py"), "--device", "cpu", "--models", "lenet5", "--levers",
+         "each,processes,together", "--seeds", "2", "--batch", "8", "--steps", "1", "--warmup", "0"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("lenet5", "each"),
+        ("lenet5", "processes"),
+        ("lenet5", "together"),
+    ]
+    assert all(float(r[2].replace(",", "")) > 0 for r in rows)
