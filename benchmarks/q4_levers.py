@@ -16,7 +16,7 @@ optimiser and clipping, so one device call says which lever to build into the ex
     python benchmarks/q4_levers.py --models lenet5,resnet18 --levers each,together --steps 10
 
 What it does not show: whether a lever changes the numbers a run computes. ``together`` matches one seed
-at a time up to round-off for models without dropout (tests/test_benchmarks.py, float64); with dropout
+at a time up to round-off for models without dropout (tests/test_q4_benchmarks.py, float64); with dropout
 (AlexNet, VGG-16-BN) vmap draws every seed's masks from one random stream, so those seeds train on other
 masks than alone.
 """

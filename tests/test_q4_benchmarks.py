@@ -1,11 +1,11 @@
-"""benchmarks/q4_levers.py, the measurement that chooses how Q4's seeds fill a GPU (issue #24): its
-``together`` lever trains the seeds of one model as one stacked model, and must give each seed the
-trajectory it follows alone; the whole benchmark runs on a CPU, so the device call that uses it cannot
-fail on a typo."""
+"""The benchmarks a borrowed GPU runs to choose Q4's lever and recipe (issue #24), checked on a CPU so the
+device call that uses them cannot fail on a typo: benchmarks/q4_levers.py's ``together`` lever gives each
+seed the trajectory it follows alone, and benchmarks/q4_recipe.py trains as the experiment does."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from experiments import q4
+from experiments.configs.q4 import PROFILES
 from tests.conftest import ROOT
 
 BENCH = ROOT / "benchmarks"
@@ -67,6 +68,7 @@ def test_seeds_trained_together_follow_the_trajectories_they_follow_alone(name):
     )
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_every_lever_on_a_cpu(tmp_path):
     done = subprocess.run(
         [sys.executable, str(BENCH / "q4_levers.py"), "--device", "cpu", "--models", "lenet5", "--levers",
@@ -81,3 +83,30 @@ def test_the_benchmark_runs_every_lever_on_a_cpu(tmp_path):
         ("lenet5", "together"),
     ]
     assert all(float(r[2].replace(",", "")) > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_the_recipe_benchmark_trains_as_the_experiment_does_and_flips_when_told(data_dir, tmp_path):
+    sets = {"train_subset": 256, "val_size": 32, "test_subset": 128, "batch_size": 64}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "q4_recipe.py"), "--data-dir", str(data_dir), "--models", "lenet5",
+         "--epochs", "1", "--flip", "off,on", "--device", "cpu",
+         *(f"--set={k}={v}" for k, v in sets.items())],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r[2]: r for r in (line.split() for line in done.stdout.split("all trials:")[1].splitlines()[2:])}
+    assert set(rows) == {"off", "on"}
+    cfg = dataclasses.replace(PROFILES["full"], dataset="fashion-mnist", epochs=1, **sets)
+    assert q4.AUGMENT["fashion-mnist"][1] is False  # the experiment's rule: what "off" must reproduce
+    alone = q4.train_one("lenet5", 0, cfg, q4.prepare(cfg, data_dir, 0, "cpu"), torch.device("cpu"), tmp_path)
+    assert rows["off"][4:7] == [
+        f"{alone['result']['test_acc']:.2%}", f"{alone['result']['val_acc']:.2%}",
+        f"{alone['curves'][-1]['train_loss']:.4f}",
+    ]  # fmt: skip
+    assert rows["on"][6] != rows["off"][6]  # flipped images: another training loss
+
+    wrong = subprocess.run(
+        [sys.executable, str(BENCH / "q4_recipe.py"), "--set", "epoch=3"], capture_output=True, text=True
+    )
+    assert wrong.returncode == 2 and "q4 has no setting 'epoch'" in wrong.stderr
