@@ -2,8 +2,8 @@
 
 Q4 trains every model with several seeds, one unit after another; small models leave most of a GPU idle
 (LeNet-5 reached 0.40 of its H100 anchor on an H200). This measures, per model, the training images per
-second of ``--seeds`` seeds together under each lever, with the experiment's own augmentation, loss,
-optimiser and clipping, so one device call says which lever to build into the experiment:
+second of ``--seeds`` seeds together under each lever, with the experiment's own augmentation (of
+``--dataset``), loss, optimiser and clipping, so one device call says which lever to build into it:
 
 - ``each``: the seeds one after another, as the experiment runs them today (the baseline);
 - ``processes``: one process per seed, all at once on the same device (the local executor's ``--jobs``);
@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as build.py: idle threads yield on a shared CPU
 
@@ -54,7 +55,8 @@ class Data:
     """A resident uint8 batch per seed and the normalisation constants: every step augments and
     normalises its batch on the device, as the experiment does."""
 
-    def __init__(self, seeds: int, batch: int, device: torch.device) -> None:
+    def __init__(self, seeds: int, batch: int, device: torch.device, dataset: str) -> None:
+        self.pad, self.flip = q4.AUGMENT[dataset]
         g = torch.Generator().manual_seed(0)
         self.images = torch.randint(0, 256, (seeds, batch, 3, 32, 32), dtype=torch.uint8, generator=g)
         self.labels = torch.randint(0, 10, (seeds, batch), generator=g)
@@ -66,7 +68,7 @@ class Data:
         """Seed ``seed``'s augmented, normalised batch, or (for a slice) all of theirs as (K, B, ...)."""
         images, labels = self.images[seed], self.labels[seed]
         flat = images.reshape(-1, *images.shape[-3:])
-        x = q4.normalise(q4.augment(flat, pad=4, flip=False), self.mean, self.std)
+        x = q4.normalise(q4.augment(flat, self.pad, self.flip), self.mean, self.std)
         return x.reshape(*images.shape[:-3], *x.shape[1:]), labels
 
 
@@ -141,7 +143,7 @@ def sync(device: torch.device) -> None:
 
 def lever(name: str, how: str, a: argparse.Namespace, device: torch.device) -> tuple[float, str]:
     """Training images/s of ``a.seeds`` seeds of ``name`` under lever ``how``, and a remark."""
-    data, seeds = Data(a.seeds, a.batch, device), list(range(a.seeds))
+    data, seeds = Data(a.seeds, a.batch, device, a.dataset), list(range(a.seeds))
     images = a.seeds * a.batch * a.steps
     if how == "together":
         stack = Together(name, seeds, device, torch.float32)
@@ -156,36 +158,44 @@ def lever(name: str, how: str, a: argparse.Namespace, device: torch.device) -> t
         for k, run in enumerate(runs):
             run(*data.batch(k))
 
-    warm, seconds = timed(each, a.steps, a.warmup, device)
+    warm, seconds = timed(each, a.steps, max(a.warmup, 1) if mode else a.warmup, device)  # compile untimed
     return images / seconds, f"compiling and warm-up {warm:.0f} s" if mode else ""
 
 
-def _process(
-    name: str, a: argparse.Namespace, device: str, start: mp.synchronize.Barrier, out: mp.Queue
-) -> None:
+def _process(name: str, a: argparse.Namespace, device: str, start: Any, out: Any) -> None:
     dev = torch.device(device)
     if dev.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // a.seeds))
-    data, run = Data(1, a.batch, dev), one_seed(name, 0, dev)
+    data, run = Data(1, a.batch, dev, a.dataset), one_seed(name, 0, dev)
     for _ in range(a.warmup):
         run(*data.batch(0))
     sync(dev)
-    start.wait()
-    _, seconds = timed(lambda: run(*data.batch(0)), a.steps, 0, dev)
-    out.put(a.batch * a.steps / seconds)
+    start.wait()  # every process warmed up: the timed steps overlap
+    began = time.monotonic()  # one clock for every process on the machine
+    timed(lambda: run(*data.batch(0)), a.steps, 0, dev)
+    out.put((began, time.monotonic()))
 
 
 def processes(name: str, a: argparse.Namespace, device: torch.device) -> float:
-    """The sum of ``a.seeds`` processes' images/s, each training one seed, timed from a common start."""
+    """Images/s of ``a.seeds`` processes at once, each training one seed: all their timed images over the
+    time from the first one's start to the last one's end."""
     ctx = mp.get_context("spawn")
-    start, out = ctx.Barrier(a.seeds), ctx.Queue()
-    procs = [ctx.Process(target=_process, args=(name, a, str(device), start, out)) for _ in range(a.seeds)]
+    start, out = ctx.Barrier(a.seeds, timeout=600), ctx.Queue()
+    procs = [
+        ctx.Process(target=_process, args=(name, a, str(device), start, out), daemon=True)
+        for _ in range(a.seeds)
+    ]
     for p in procs:
         p.start()
-    rates = [out.get(timeout=600) for _ in procs]
-    for p in procs:
-        p.join()
-    return sum(rates)
+    try:
+        spans = [out.get(timeout=900) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            p.kill()  # one that failed left the others waiting at the barrier
+    if any(p.exitcode != 0 for p in procs):
+        raise RuntimeError(f"a {name} process failed: exit codes {[p.exitcode for p in procs]}")
+    return a.seeds * a.batch * a.steps / (max(e for _, e in spans) - min(b for b, _ in spans))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default=",".join(models.NAMES), help="comma-separated registry names")
     parser.add_argument("--levers", default=",".join(LEVERS), help=f"comma-separated, of {', '.join(LEVERS)}")
     parser.add_argument("--seeds", type=int, default=CFG.seeds, help="seeds trained per model")
+    parser.add_argument("--dataset", default=CFG.dataset, help="whose augmentation the batches get")
     parser.add_argument("--batch", type=int, default=CFG.batch_size)
     parser.add_argument("--steps", type=int, default=None, help="timed steps per seed (20 on CUDA, 2 on CPU)")
     parser.add_argument(

@@ -7,7 +7,7 @@ flips, which the experiment decides per dataset, are a knob here (``--flip off,o
 a change to that rule before it is made. Nothing is stored; the study is still ``build.py run``.
 
     python benchmarks/q4_recipe.py --data-dir DATA --models resnet18,resnet50 --epochs 12,20 --flip off,on
-    python benchmarks/q4_recipe.py --data-dir DATA --models resnet101 --epochs 16 --set lr=0.2
+    python benchmarks/q4_recipe.py --data-dir DATA --set dataset=fashion-mnist --models resnet101 --epochs 16
 
 It prints one row per trial as each ends (``--verbose``: each epoch too), then all of them.
 """
@@ -15,10 +15,12 @@ It prints one row per trial as each ends (``--verbose``: each epoch too), then a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as build.py: idle threads yield on a shared CPU
@@ -33,12 +35,21 @@ from report.core.config import apply_overrides, profile_config  # noqa: E402
 from report.core.errors import ConfigError  # noqa: E402
 
 
+@contextlib.contextmanager
+def flips_as(dataset: str) -> Iterator[None]:
+    """The experiment's augmentation rule for ``dataset`` as it was, once the trials have set theirs."""
+    rule = q4.AUGMENT[dataset]
+    try:
+        yield
+    finally:
+        q4.AUGMENT[dataset] = rule
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="torchvision's layout")
-    parser.add_argument("--dataset", default="fashion-mnist", help="svhn, fashion-mnist, mnist or cifar10")
     parser.add_argument("--models", default="resnet18", help="comma-separated registry names")
     parser.add_argument("--epochs", default="", help="comma-separated budgets (default: the full profile's)")
     parser.add_argument("--flip", default="", help="off, on or off,on (default: the experiment's rule)")
@@ -55,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [n for n in names if n not in models.NAMES]:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(models.NAMES)}")
     try:
-        base = apply_overrides("q4", profile_config("q4", "full"), {**raw, "dataset": a.dataset})
+        base = apply_overrides("q4", profile_config("q4", "full"), raw)
         budgets = [base] if not a.epochs else [
             apply_overrides("q4", base, {"epochs": e}) for e in a.epochs.split(",")
         ]  # fmt: skip
@@ -71,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     head = f"{'model':<11}{'epochs':>7}{'flip':>6}{'seed':>6}{'test acc':>10}{'val acc':>9}{'loss':>8}"
     rows = [head + f"{'train s':>9}{'images/s':>10}"]
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work, flips_as(base.dataset):
         trials = itertools.product(names, budgets, flips, range(a.seeds))
         for i, (name, cfg, flip, seed) in enumerate(trials):
             q4.AUGMENT[cfg.dataset] = (pad, flip)  # the experiment reads its rule from here

@@ -30,16 +30,19 @@ CLIENT = """<script>
   // The place to return to after a reload: kept until the page has loaded, so a reload that comes
   // before then (two saves in a row) carries the place on instead of wherever the page was clamped.
   let place = sessionStorage.getItem(key);
+  const watching = new AbortController();  // the reader's moves, watched only until the page has loaded
+  const settled = () => { watching.abort(); place = null; sessionStorage.removeItem(key); };
   if (place !== null) {
     // Now, so the page does not flash at the top, and again once the figures are decoded: until then
     // the page is too short and the browser clamps the scroll.
     history.scrollRestoration = "manual";
     window.scrollTo(0, Number(place));
-    const settled = () => { place = null; sessionStorage.removeItem(key); };
-    // A reader who scrolls, clicks or presses a key before then has moved on: their place wins.
-    for (const type of ["wheel", "touchmove", "keydown", "mousedown"]) {
-      window.addEventListener(type, settled, { once: true, passive: true });
-    }
+    // A reader who scrolls (wheel, touch, a scrolling key, a link to a section) before then has moved
+    // on: their place wins.
+    const keys = ["ArrowUp", "ArrowDown", "PageUp", "PageDown", "Home", "End", " "];
+    const options = { passive: true, signal: watching.signal };
+    for (const type of ["wheel", "touchmove", "hashchange"]) window.addEventListener(type, settled, options);
+    window.addEventListener("keydown", (e) => { if (keys.includes(e.key)) settled(); }, options);
     window.addEventListener("load", () => {
       if (place !== null) window.scrollTo(0, Number(place));
       settled();
@@ -47,6 +50,7 @@ CLIENT = """<script>
   }
   const events = new EventSource("%(events)s?since=%(version)d&pdf=%(pdf)d");
   events.addEventListener("reload", () => {
+    watching.abort();  // from now on the place to carry over is this one
     sessionStorage.setItem(key, place ?? String(window.scrollY));
     location.reload();
   });

@@ -132,7 +132,7 @@ def test_a_reader_who_scrolls_before_the_page_has_loaded_keeps_their_place(tmp_p
     state.rendered(None)
     httpd = live.server(tmp_path, state, "127.0.0.1", 0)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    held: list[sync_api.Route] = []  # the figure's request, answered when the test says: the load waits
+    held: list[sync_api.Route] = []  # a request answered when the test says (the figure's: the load waits)
     png = bytes.fromhex(
         "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005"
         "fe02fea7d6a4f70000000049454e44ae426082"
@@ -146,7 +146,8 @@ def test_a_reader_who_scrolls_before_the_page_has_loaded_keeps_their_place(tmp_p
             browser = p.chromium.launch(executable_path=CHROMIUM)
             page = browser.new_page(viewport={"width": 800, "height": 600})
             page.route("**/figure.png", lambda route: held.append(route))
-            page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/", wait_until="domcontentloaded")
+            base = f"http://127.0.0.1:{httpd.server_address[1]}"
+            page.goto(base + "/", wait_until="domcontentloaded")
             page.wait_for_function("document.readyState === 'interactive'")
             answer()
             page.wait_for_load_state("load")
@@ -164,7 +165,15 @@ def test_a_reader_who_scrolls_before_the_page_has_loaded_keeps_their_place(tmp_p
                 "the page went back to where it was before the reader scrolled"
             )
 
-            state.rendered(None)  # and the next reload returns to the reader's place
+            # and the next reload returns to the reader's place, even when the reader presses a key
+            # while the new page is on its way (the document's request is held meanwhile)
+            page.route(base + "/", lambda route: held.append(route))
+            state.rendered(None)
+            while not held:
+                page.wait_for_timeout(20)
+            page.keyboard.press("End")  # on the page being left: it must not drop the place it handed on
+            page.unroute(base + "/")
+            held.pop().continue_()
             page.wait_for_function("document.readyState === 'interactive'")
             answer()
             page.wait_for_load_state("load")

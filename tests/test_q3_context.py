@@ -142,7 +142,7 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     )
     assert "gives 97.9% there, 2.90 percentage points more than the held rate." in batch
     assert (
-        "The best learning rate of the grid after one epoch (with the rates the validation set does not "
+        "The best learning rate of the grid after 5 epochs (with the rates the validation set does not "
         "separate from it) never decreases as the batch size grows (1×10⁻³ at 32, 1×10⁻³ at 128, 1×10⁻² at "
         "512)." in batch
     )
@@ -172,6 +172,8 @@ def test_the_best_rate_per_batch_size_counts_the_rates_it_is_tied_with() -> None
     assert q3_facts.trend([[0.1], [0.03, 0.1]]) == "tied"  # 0.03 would be a decrease, 0.1 none
     assert q3_facts.trend([[0.1], [0.03]]) == "not monotonic"
     assert q3_facts.trend([[0.03, 0.1], [0.1]]) == "never decreases"
+    assert q3_facts.trend([[0.1, 0.3]]) == "one size"  # no step to judge
+    assert q3_facts.trend([[1e-3], [1e-1], [3e-2, 3e-1]]) == "tied"  # the last step shows no direction
 
 
 def _recommend_lr(facts: dict) -> str:

@@ -188,9 +188,11 @@ def best_rates(grid: pd.DataFrame, n_val: int) -> dict[int, list[float]]:
 def trend(rates: list[list[float]]) -> str:
     """How the best rate moves from each batch size to the next larger one, said only where the tied sets
     agree: "grows" (each set wholly above the last), "never decreases" (none below the last), "same"
-    (one rate throughout), "not monotonic" (some set wholly below the last) or "tied" (the sets overlap
-    so that the grid cannot say)."""
+    (one rate throughout), "not monotonic" (some set wholly below the last), "tied" (at some step the
+    sets overlap so that neither holds) or "one size" (nothing to compare)."""
     pairs = list(zip(rates, rates[1:], strict=False))
+    if not pairs:
+        return "one size"
     if all(r == rates[0] and len(r) == 1 for r in rates):
         return "same"
     if all(min(b) > max(a) for a, b in pairs):
@@ -242,6 +244,7 @@ def batch_facts(
         "base_lr": base_lr,
         "trend": trend(list(best_lr.values())),
         "best_lr": list(best_lr.items()),
+        "grid_epochs": int(grid["epoch"].max()),  # the first rung's: what best_lr was judged after
         "speed_ratio": float(small["epoch_s"] / large["epoch_s"]),
         "lr": float(choice["lr"]),
         "scaled": bool(choice["lr_scaled"]),
