@@ -11,8 +11,8 @@
 # `build.py import OUT_DIR/results.tar.gz` brings them into a store, or commit it as
 # experiments/reference/full.tar.gz) and, once Q4 is done, throughput.txt and (all four done, full profile)
 # targets.txt, the study against issue #24's targets (benchmarks/gpu_study.py). PROFILE defaults to full; smoke
-# makes a dry run on a CPU. Exit status 0: every experiment is in the bundle; 3: some are not yet (run the
-# same command again to resume them); 1: an experiment failed.
+# makes a dry run on a CPU (timing LeNet-5 alone). Exit status 0: every experiment is in the bundle; 3: some
+# are not yet (run the same command again to resume them); 1: an experiment failed.
 #
 # Where the work goes: Q3 and Q4 train on the GPU, one unit at a time, so Q4's timings are its own. Q1 and
 # Q2 are float64 linear algebra that the CPU build already runs in full: they run beside them on the CPU
@@ -93,7 +93,7 @@ if (( ${#stored[@]} )); then
 fi
 "${build[@]}" status "${opts[@]}" --store "$store" 2>&1 | log || true
 
-if [[ $profile == full ]]; then steps=(--steps 30 --warmup 5); else steps=(--steps 1 --warmup 0 --batch 8); fi
+if [[ $profile == full ]]; then steps=(--steps 30 --warmup 5); else steps=(--steps 1 --warmup 0 --batch 8 --models lenet5); fi
 if [[ " ${stored[*]-} " == *" q4 "* ]] && (( $(left) > 45 )); then  # Q4's training comes first
   timeout "$(left 15)" "$python" "$here/benchmarks/q4_throughput.py" "${steps[@]}" 2>&1 |
     tee "$out/throughput.txt" || true
