@@ -332,6 +332,8 @@ def watch(opts: Options) -> None:
 
 
 def main() -> None:
+    """The program, as ``python build.py`` and the ``assignment-report`` script both run it."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")  # workers and cluster jobs log as they go
     keep_interrupts()
     try:
         app()
@@ -340,5 +342,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

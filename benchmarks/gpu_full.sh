@@ -2,7 +2,7 @@
 # The full profile of every experiment on one GPU machine, with Q4's throughput benchmark, as one command
 # for a machine that has no network and maybe no install of this project; the results come back as a bundle.
 #
-#   benchmarks/gpu_full.sh DATA_ARCHIVE OUT_DIR [PROFILE] [EXTRA build.py run OPTIONS...]
+#   benchmarks/gpu_full.sh DATA_ARCHIVE OUT_DIR [PROFILE [build.py run OPTIONS...]]
 #   benchmarks/gpu_full.sh .devdata/data.tar.gz out full --set q4.dataset=fashion-mnist   # without SVHN
 #
 # DATA_ARCHIVE is a .tar.gz of a data folder in torchvision's layout (MNIST/raw, and SVHN or FashionMNIST/raw
@@ -37,6 +37,13 @@ mkdir -p "$out" "$data"
 [[ -e $data/.unpacked ]] || { tar -xzf "$archive" -C "$data" && touch "$data/.unpacked"; }
 export PYTHONUNBUFFERED=1 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 opts=(--profile "$profile" --data-dir "$data" "$@")
+sets=()  # the --set options alone: what status, which takes no run options, needs to judge the results
+for ((i = 1; i <= $#; i++)); do
+  case ${!i} in
+    --set) j=$((i + 1)); sets+=(--set "${!j}") ;;
+    --set=*) sets+=("${!i}") ;;
+  esac
+done
 build=("$python" "$here/build.py")
 left() { local n=$(( budget - (SECONDS - start) - ${1:-0} )); echo $(( n > 1 ? n : 1 )); }
 log() { tee -a "$out/build.log"; }
@@ -91,7 +98,7 @@ done
 if (( ${#stored[@]} )); then
   "${build[@]}" export --profile "$profile" --store "$store" "${stored[@]}" -o "$out/results.tar.gz" 2>&1 | log
 fi
-"${build[@]}" status "${opts[@]}" --store "$store" 2>&1 | log || true
+"${build[@]}" status --profile "$profile" --data-dir "$data" "${sets[@]}" --store "$store" 2>&1 | log || true
 
 if [[ $profile == full ]]; then steps=(--steps 30 --warmup 5); else steps=(--steps 1 --warmup 0 --batch 8 --models lenet5); fi
 if [[ " ${stored[*]-} " == *" q4 "* ]] && (( $(left) > 45 )); then  # Q4's training comes first

@@ -1,9 +1,10 @@
 """Which lever fills the GPU for Question 4's seeds (issue #24): images/s of each model under each lever.
 
 Q4 trains every model with several seeds, one unit after another; small models leave most of a GPU idle
-(LeNet-5 reached 0.40 of its H100 anchor on an H200). This measures, per model, the training images per
-second of ``--seeds`` seeds together under each lever, with the experiment's own augmentation (of
-``--dataset``), loss, optimiser and clipping, so one device call says which lever to build into it:
+(LeNet-5 reached 0.40 of its H100 anchor on an H200 in the committed reference, 2026-11-27). This
+measures, per model, the training images per second of ``--seeds`` seeds together under each lever, with
+the experiment's own augmentation (of ``--dataset``), loss, optimiser and clipping, so one device call
+says which lever to build into the experiment:
 
 - ``each``: the seeds one after another, as the experiment runs them today (the baseline);
 - ``processes``: one process per seed, all at once on the same device (the local executor's ``--jobs``);

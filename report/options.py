@@ -66,7 +66,7 @@ class Shared:
     @property
     def annotation(self) -> Any:
         value = getattr(self.default, "value", self.default)
-        where = [f"default {value}"] if self.default not in (None, False) else []
+        where = [f"default {value}"] if self.default is not None and self.default is not False else []
         where += [f"{self.key} in report.toml"] if self.key else []
         info = {"envvar": self.envvar} if self.envvar else {}
         text = self.help + (f" ({'; '.join(where)})" if where else "")

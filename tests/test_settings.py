@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import build
 from report.core.freshness import Request
 from report.core.store import Store
-from tests.conftest import SMOKE_Q4
+from tests.conftest import ROOT, SMOKE_Q4
 
 runner = CliRunner()
 
@@ -187,3 +187,18 @@ def test_a_command_says_where_its_settings_came_from(tmp_path, monkeypatch):
         f"settings from {tmp_path / 'report.toml'} (q4.dataset, seed) and the environment (REPORT_STORE)"
         in out
     )
+
+
+def test_the_settings_page_names_every_shared_option_its_key_and_its_variable():
+    """docs/settings.md is where the README sends readers for the options the commands share: each one's
+    flag, its report.toml key and its environment variable are named there (held to report/options.py)."""
+    from report.options import SHARED
+
+    page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    missing = [
+        name
+        for option in SHARED.values()
+        for name in (option.names[0].split("/")[0], option.key, option.envvar)
+        if name and f"`{name}" not in page
+    ]
+    assert not missing, f"docs/settings.md does not name {missing}"
