@@ -85,8 +85,19 @@ def test_the_benchmark_runs_every_lever_on_a_cpu(tmp_path):
     assert all(float(r[2].replace(",", "")) > 0 for r in rows)
 
 
+def _recipe():  # noqa: ANN202 - the benchmark's module
+    spec = importlib.util.spec_from_file_location("q4_recipe", BENCH / "q4_recipe.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow
-def test_the_recipe_benchmark_trains_as_the_experiment_does_and_flips_when_told(data_dir, tmp_path):
+def test_the_recipe_benchmark_trains_as_the_experiment_does_and_flips_when_told(data_dir, tmp_path, capsys):
+    """Its trials are the experiment's own training (the rule's "off" row is q4.train_one's numbers), its
+    flip knob changes the training, and the experiment's rule is as it was afterwards."""
+    recipe = _recipe()
     sets = {
         "train_subset": 256,
         "val_size": 32,
@@ -94,17 +105,15 @@ def test_the_recipe_benchmark_trains_as_the_experiment_does_and_flips_when_told(
         "batch_size": 64,
         "dataset": "fashion-mnist",
     }
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "q4_recipe.py"), "--data-dir", str(data_dir), "--models", "lenet5",
-         "--epochs", "1", "--flip", "off,on", "--device", "cpu",
-         *(f"--set={k}={v}" for k, v in sets.items())],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = {r[2]: r for r in (line.split() for line in done.stdout.split("all trials:")[1].splitlines()[2:])}
+    rule = q4.AUGMENT["fashion-mnist"]
+    assert rule[1] is False  # no flips: what "off" must reproduce
+    args = ["--data-dir", str(data_dir), "--models", "lenet5", "--epochs", "1", "--flip", "off,on"]
+    assert recipe.main([*args, "--device", "cpu", *(f"--set={k}={v}" for k, v in sets.items())]) == 0
+    assert q4.AUGMENT["fashion-mnist"] == rule
+    shown = capsys.readouterr().out
+    rows = {r[2]: r for r in (line.split() for line in shown.split("all trials:")[1].splitlines()[2:])}
     assert set(rows) == {"off", "on"}
     cfg = dataclasses.replace(PROFILES["full"], epochs=1, **sets)
-    assert q4.AUGMENT["fashion-mnist"][1] is False  # the experiment's rule: what "off" must reproduce
     alone = q4.train_one("lenet5", 0, cfg, q4.prepare(cfg, data_dir, 0, "cpu"), torch.device("cpu"), tmp_path)
     assert rows["off"][4:7] == [
         f"{alone['result']['test_acc']:.2%}", f"{alone['result']['val_acc']:.2%}",
@@ -112,7 +121,6 @@ def test_the_recipe_benchmark_trains_as_the_experiment_does_and_flips_when_told(
     ]  # fmt: skip
     assert rows["on"][6] != rows["off"][6]  # flipped images: another training loss
 
-    wrong = subprocess.run(
-        [sys.executable, str(BENCH / "q4_recipe.py"), "--set", "epoch=3"], capture_output=True, text=True
-    )
-    assert wrong.returncode == 2 and "q4 has no setting 'epoch'" in wrong.stderr
+    with pytest.raises(SystemExit) as wrong:
+        recipe.main(["--set", "epoch=3"])
+    assert wrong.value.code == 2 and "q4 has no setting 'epoch'" in capsys.readouterr().err
