@@ -37,11 +37,14 @@ mkdir -p "$out" "$data"
 [[ -e $data/.unpacked ]] || { tar -xzf "$archive" -C "$data" && touch "$data/.unpacked"; }
 export PYTHONUNBUFFERED=1 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 opts=(--profile "$profile" --data-dir "$data" "$@")
-sets=()  # the --set options alone: what status, which takes no run options, needs to judge the results
-for ((i = 1; i <= $#; i++)); do
-  case ${!i} in
-    --set) j=$((i + 1)); sets+=(--set "${!j}") ;;
-    --set=*) sets+=("${!i}") ;;
+# what status (which takes no run options) judges the results by: the --set, --seed and --strict-versions given
+args=("$@") judged=()
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+    --set | -s | --seed)
+      (( i + 1 < ${#args[@]} )) || { echo "${args[i]} needs a value" >&2; exit 2; }
+      judged+=("${args[i]}" "${args[i + 1]}") i=$((i + 1)) ;;
+    --set=* | -s?* | --seed=* | --strict-versions | --no-strict-versions) judged+=("${args[i]}") ;;
   esac
 done
 build=("$python" "$here/build.py")
@@ -98,7 +101,7 @@ done
 if (( ${#stored[@]} )); then
   "${build[@]}" export --profile "$profile" --store "$store" "${stored[@]}" -o "$out/results.tar.gz" 2>&1 | log
 fi
-"${build[@]}" status --profile "$profile" --data-dir "$data" "${sets[@]}" --store "$store" 2>&1 | log || true
+"${build[@]}" status --profile "$profile" --data-dir "$data" "${judged[@]}" --store "$store" 2>&1 | log || true
 
 if [[ $profile == full ]]; then steps=(--steps 30 --warmup 5); else steps=(--steps 1 --warmup 0 --batch 8 --models lenet5); fi
 if [[ " ${stored[*]-} " == *" q4 "* ]] && (( $(left) > 45 )); then  # Q4's training comes first

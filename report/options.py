@@ -99,8 +99,8 @@ SHARED: dict[str, Shared] = {
                        "(job arrays through submitit; see --slurm-*).", "REPORT_EXECUTOR",
                        "executor"),
     "jobs": Shared(int, 0, ("--jobs", "-j"), "With --executor local: how many cores run units at once, in "
-                   "worker processes (default 0: every core on a CPU, one on a GPU; 1: in this process, in "
-                   "order).", "REPORT_JOBS", "jobs"),
+                   "worker processes (0: every core on a CPU, one on a GPU; 1: in this process, in order).",
+                   "REPORT_JOBS", "jobs"),
     "ray_address": Shared(str, None, ("--ray-address",), "Join this Ray cluster (e.g. ray://host:10001); "
                           "without it --executor ray starts one here for the build.", "RAY_ADDRESS",
                           "ray_address"),
