@@ -60,12 +60,12 @@ def test_published_accuracies_stand_beside_ours_with_their_source_and_a_far_gap_
         "reached 94.90%" in text
     )
     assert (
-        "(K. Efthymiadis) , 24.90 percentage points more: a gap of the kind this reduced budget leaves, not "
-        "a property of the architecture. VGG-16-BN reaches 92.00% here" in text
+        "(K. Efthymiadis) , 24.90 percentage points more; this run's budget is reduced, so the gap is no "
+        "measure of the architecture. VGG-16-BN reaches 92.00% here" in text
     )
     assert (
         "VGG-16 (26 M parameters), no augmentation reached 93.50%, in the Fashion-MNIST benchmark table "
-        "(QuantumLiu) , 1.50 percentage points more, within what this reduced budget leaves." in text
+        "(QuantumLiu) , 1.50 percentage points more; this run's budget is reduced." in text
     )  # more than one point below, within five: said, with the budget as the context
     full = synthetic_tables(accs, n_test=10_000, dataset="fashion-mnist")  # all 68,257 (as synthesised)
     _, text = rendered(stored(tmp_path / "b", full, seeds=1))

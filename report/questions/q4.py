@@ -9,14 +9,22 @@ from typing import Any
 
 import pandas as pd
 
+from report.core.config import profile_config
 from report.plots import q4 as plots
 from report.provenance import sourced
 from report.questions import Figure, Results, Table, anchors, require, stats
-from report.questions.q4_claims import ALPHA, answers_by_run, best_claim, depth_claim, lenet_claim, tiers
+from report.questions.q4_claims import (
+    ALPHA,
+    answers_by_run,
+    best_claim,
+    by_estimate,
+    depth_claim,
+    lenet_claim,
+    tiers,
+)
 
 STALLED = 0.05  # a training loss within 5% of ln K (a uniform prediction) in every epoch made no progress
 COLLAPSED = 0.9  # ...and one class predicted for at least 90% of the test images: the model did not train
-WITHOUT_BATCH_NORM = ("lenet5", "alexnet")  # experiments/models.py: the two with no normalisation layers
 
 
 def summarise(results: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
@@ -49,7 +57,6 @@ def untrained(curves: pd.DataFrame, confusion: pd.DataFrame, classes: int) -> di
                 "uniform": uniform,
                 "share": share,
                 "class": predicted.idxmax(),
-                "batch_norm": model not in WITHOUT_BATCH_NORM,
             }
     return out
 
@@ -279,11 +286,15 @@ def context(r: Results) -> dict[str, Any]:
                 "grad_clip",
             )
         },
+        "full": {  # what the full profile trains, for a reduced run's note (experiments/configs/q4.py)
+            k: getattr(profile_config("q4", "full"), k) for k in ("epochs", "seeds", "batch_size", "val_size")
+        },
         "augment": {
             "pad": sourced(int(setup["crop_pad"]), "column crop_pad of q4 table setup"),
             "flip": bool(setup["hflip"]),
         },
         "ranking": summary["title"].tolist(),  # by point estimate: the order, not a ranking
+        "ranking_groups": by_estimate([r for _, r in summary.iterrows()]),  # equal accuracies together
         "tiers": tiers(summary, by_run),
         "untrained": [
             {"title": everyone.set_index("model").loc[m, "title"], **facts} for m, facts in failed.items()

@@ -155,9 +155,17 @@ def depth_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[s
         "case": case,
         "shallow": present[0]["title"],
         "deepest": present[-1]["title"],
-        "order": [r["title"] for r in sorted(present, key=lambda r: -r["acc"])],
+        "order": by_estimate(present),
         "alpha": ALPHA,
     }
+
+
+def by_estimate(rows: list[pd.Series]) -> list[list[str]]:
+    """Titles by point estimate, best first, in groups of equal accuracy: a tie is not an order."""
+    groups: dict[float, list[str]] = {}
+    for r in sorted(rows, key=lambda r: -r["acc"]):
+        groups.setdefault(float(r["acc"]), []).append(r["title"])
+    return list(groups.values())
 
 
 def lenet_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, Any] | None:
