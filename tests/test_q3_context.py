@@ -48,7 +48,8 @@ def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp
     assert (
         "This build runs Q3 at a reduced budget: 6,000 of the 60,000 training images and 1,000 of the "
         "10,000 test images, sweep runs of at most 5 epochs instead of 10, an early-stopping schedule of "
-        "10 epochs instead of 30, 3 learning rates instead of 9 and 3 batch sizes instead of 4." in subset
+        "10 epochs instead of 30, early stopping after 3 epochs without improvement instead of 5, 3 learning "
+        "rates instead of 9 and 3 batch sizes instead of 4." in subset
     )
     assert "Trained that way on 6,000 of the 60,000 training images of MNIST (this build's subset)" in subset
     assert "at this build's reduced budget (see the note above)" in subset  # the answer
@@ -57,9 +58,18 @@ def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp
     whole["splits"].loc[whole["splits"]["split"] == "train_available", "images"] = 6000
     whole["splits"].loc[whole["splits"]["split"] == "test_available", "images"] = N_TEST
     full = PROFILES["full"]
-    budget = {k: getattr(full, k) for k in ("sweep_epochs", "max_epochs", "lrs", "batch_sizes", "seeds")}
+    budget = {
+        k: getattr(full, k) for k in ("sweep_epochs", "max_epochs", "patience", "lrs", "batch_sizes", "seeds")
+    }
     unreduced = text_of(whole, "b", **budget)
     assert "reduced budget" not in unreduced and "Trained that way on all 6,000 training images" in unreduced
+    every_test_image = synthetic_tables()
+    every_test_image["splits"].loc[every_test_image["splits"]["split"] == "test_available", "images"] = N_TEST
+    train_only = text_of(every_test_image, "c", **budget)  # only the training images are a subset
+    assert (
+        "reduced budget: 6,000 of the 60,000 training images." in train_only
+        and "test images," not in train_only
+    )
 
 
 def test_the_answer_and_table_6_say_the_same_learning_rate_and_how_they_relate(tmp_path: Path) -> None:

@@ -31,7 +31,8 @@ HEATMAP_RANGE = 10  # percentage points below the best that the heat map's colou
 STAGE_NAMES = {"lr": "optimizer and rate", "batch": "batch size and rate"}
 
 
-BUDGET = ("sweep_epochs", "max_epochs", "lrs", "batch_sizes", "optimizers", "seeds")  # what sizes the study
+# what sizes the study
+BUDGET = ("sweep_epochs", "max_epochs", "patience", "lrs", "batch_sizes", "optimizers", "seeds")
 
 
 def reduced(cfg: dict[str, Any], n: dict[str, int]) -> list[dict[str, Any]]:
