@@ -71,3 +71,15 @@ def test_one_seed_without_per_image_answers_ranks_nothing(words: Any) -> None:
     assert (
         say(words.tiers, t) == "No test could be run on these results, so the order above is not a ranking."
     )
+
+
+def test_the_tiers_name_only_the_tests_that_could_be_run(words: Any) -> None:
+    """Over seeds with no per-image answers: Welch's test alone. One seed with per-image answers:
+    McNemar's alone, and the sentence says why there is no test over seeds."""
+    t = claims.tiers(summary({"vgg": [0.95, 0.951, 0.949], "lenet5": [0.90, 0.901, 0.899]}))
+    assert t["tests"] == ["welch"]
+    assert "(by Welch's $t$-test over seeds, Holm-corrected over all 1 pairs" in say(words.tiers, t)
+    one_seed = {**t, "tests": ["mcnemar"]}
+    assert "(by McNemar's test on the same test images (one seed: no test over seeds), Holm-corrected" in say(
+        words.tiers, one_seed
+    )

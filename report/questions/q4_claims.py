@@ -239,6 +239,11 @@ def tiers(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, An
         "tiers": out,
         "pairs": len(pairs),
         "comparisons": pairs,  # the tests the tiers rest on, for the page's provenance
+        "tests": [
+            name
+            for name, key in (("welch", "verdict"), ("mcnemar", "images_verdict"))
+            if any(g[key] != UNMEASURED for g in pairs)
+        ],  # fmt: skip
         "alpha": ALPHA,
     }
 
