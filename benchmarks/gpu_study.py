@@ -30,7 +30,7 @@ from report.core.bundle import as_store, open_bundle  # noqa: E402
 from report.core.store import Store  # noqa: E402
 
 # training images/s of the same step on one H100 (batch 512, bf16 autocast, channels_last), which
-# benchmarks/q4_throughput.py measures on this machine's device
+# benchmarks/q4_levers.py measures on this machine's device
 H100_ANCHORS: dict[str, float] = {
     "lenet5": 280e3,
     "alexnet": 165e3,

@@ -243,7 +243,7 @@ def tiers(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, An
             name
             for name, key in (("welch", "verdict"), ("mcnemar", "images_verdict"))
             if any(g[key] != UNMEASURED for g in pairs)
-        ],  # fmt: skip
+        ],
         "alpha": ALPHA,
     }
 
