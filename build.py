@@ -11,6 +11,7 @@ Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
@@ -301,34 +302,41 @@ def preview(
     html_only = dataclasses.replace(opts, fmt=Format.html)
     page: dict[str, str] = {}  # the last good render, which the PDF is printed from
 
-    def print_pdf() -> None:
-        with output.Printer() as printer:
-            output.write_outputs(page["html"], opts.out, ["pdf"], printer)
+    drawings = output.drawings(opts.out, opts.cache)
 
-    watched, data = steps.watch_list(opts)
-    session = live.Session(
-        lambda: page.update(html=steps.rerender(html_only)), watched, data, print_pdf=print_pdf
-    )
-    session.log = steps.say
-    live.serve(session, opts.out, host, port, browser, console.print)
+    with output.Printer() as printer:  # one for the session: every print after the first finds it warm
+
+        def print_pdf() -> None:
+            output.write_outputs(page["html"], opts.out, ["pdf"], printer, drawings)
+
+        watched, data = steps.watch_list(opts)
+        session = live.Session(
+            lambda: page.update(html=steps.rerender(html_only)), watched, data, print_pdf=print_pdf
+        )
+        session.log = steps.say
+        live.serve(session, opts.out, host, port, browser, console.print)
 
 
 @command(*BUILD, "out", "cache", "fmt", "paper")
 def watch(opts: Options) -> None:
     """Re-render whenever a template, a context module, the manifest or the store changes (Ctrl-C stops);
     preview does the same and shows the page in a browser."""
+    from report import output
     from report import preview as live
 
     watched, data = steps.watch_list(opts)
-    session = live.Session(lambda: steps.rerender(opts), watched, data, log=steps.say)
-    console.print(
-        f"watching templates/, report/, experiments/, {opts.store}/{opts.chosen} and the data; Ctrl-C to stop"
-    )
-    try:
-        session.run()
-    except KeyboardInterrupt:
-        session.stop.set()
-        console.print("stopped watching")
+    printing = output.Printer() if opts.fmt is not Format.html else contextlib.nullcontext()
+    with printing as printer:  # one for the session: every print after the first finds it warm
+        session = live.Session(lambda: steps.rerender(opts, printer), watched, data, log=steps.say)
+        console.print(
+            f"watching templates/, report/, experiments/, {opts.store}/{opts.chosen} and the data; "
+            "Ctrl-C to stop"
+        )
+        try:
+            session.run()
+        except KeyboardInterrupt:
+            session.stop.set()
+            console.print("stopped watching")
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 WeasyPrint is single-threaded and spends about half a second importing itself. A ``Printer`` starts it
 in its own process before the HTML exists, so that start-up runs on another core while this process
-fills the templates; the finished page then goes over a pipe. Run as ``python -m report.output TARGET``
-it is that second process. This module imports neither pandas nor the templates, to start fast.
+fills the templates; the finished page then goes over a pipe. Run as ``python -m report.output`` it is
+that second process. This module imports neither pandas nor the templates, to start fast.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +34,9 @@ SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
 MARK = b"# the report builder's cache"  # after the signature: ours, not another tool's
 
 
-ENTRIES = ("figures", "math.json", "jinja")  # what a render keeps in its cache folder (report/render.py)
+# what a render keeps in its cache folder: report/render.py's figures, math and templates, and the
+# figures and formulas printed as PDF forms (report/pdfforms.py)
+ENTRIES = ("figures", "math.json", "jinja", "forms")
 STAMPS = tuple(f"{n}.sha256" for n in OUTPUTS)  # in --out's own cache folder: what each report was made from
 CACHE_FIX = "pass a writable --out, or --cache where one is given"  # the advice for a cache that fails
 
@@ -146,13 +150,17 @@ def _clean_out(out: Path) -> list[Path]:
     return [*removed, folder]
 
 
-def write_outputs(page: str, out: Path, formats: list[str], printer: Printer | None = None) -> list[Path]:
+def write_outputs(
+    page: str, out: Path, formats: list[str], printer: Printer | None = None, drawings: Path | None = None
+) -> list[Path]:
     """Write ``report.html`` / ``report.pdf`` from ``page``, skipping any whose source is unchanged.
 
     The page is a pure function of the store, the templates and the paper size, so an output whose
     recorded source digest matches is already current (as ``make`` would judge it). The PDF goes to
-    ``printer`` when one is given, else it is printed in this process.
+    ``printer`` when one is given, else it is printed in this process; its figures and formulas are
+    kept as PDF forms in ``drawings/forms`` when a cache folder is given.
     """
+    forms = drawings / "forms" if drawings is not None else None
     from report.provenance import for_print  # here: the printer process never needs it
 
     digest = hashlib.sha256(page.encode("utf-8")).hexdigest()
@@ -165,9 +173,9 @@ def write_outputs(page: str, out: Path, formats: list[str], printer: Printer | N
         if kind == "html":
             atomic_write(target, page.encode("utf-8"))
         elif printer is not None:
-            printer.print(for_print(page), target)
+            printer.print(for_print(page), target, forms)
         else:
-            write_pdf(for_print(page), target)
+            write_pdf(for_print(page), target, forms)
         atomic_write(stamp, digest.encode())
         written.append(target)
     return written
@@ -201,43 +209,82 @@ def _weasyprint():  # noqa: ANN202 - the module, imported quietly
     return weasyprint
 
 
-def write_pdf(page: str, path: Path) -> None:
-    """Print the HTML with WeasyPrint as a tagged PDF (PDF/UA-1: structure tree, language, outline)."""
+def write_pdf(page: str, path: Path, forms: Path | None = None) -> None:
+    """Print the HTML with WeasyPrint as a tagged PDF (PDF/UA-1: structure tree, language, outline); with
+    ``forms``, a folder, its SVGs are placed as PDF forms printed once and cached there."""
     weasyprint = _weasyprint()
-    pdf = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(pdf_variant="pdf/ua-1")
+    pdf = None
+    if forms is not None:
+        from report import pdfforms
+
+        with contextlib.suppress(pdfforms.NotPrinted):  # then printed the plain way, below
+            stand_ins = pdfforms.Forms(forms, weasyprint, str(TEMPLATES))
+            html = weasyprint.HTML(string=stand_ins.page(page), base_url=str(TEMPLATES))
+            pdf = html.write_pdf(pdf_variant="pdf/ua-1", finisher=stand_ins.finisher())
+    if pdf is None:
+        pdf = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(pdf_variant="pdf/ua-1")
     atomic_write(path, pdf)
 
 
 class Printer:
-    """A WeasyPrint process waiting for at most one page; a context manager, so it never outlives a render."""
+    """A WeasyPrint process that prints the pages handed to it, one at a time, until closed; a context
+    manager, so it never outlives its user. ``build.py render`` prints one page with it; ``preview`` and
+    ``watch`` keep one for the whole session, so each print after the first finds WeasyPrint imported, its
+    fonts loaded and its caches warm. A process that died is started again for the next page."""
 
     def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - its stderr, closed by close()
+        self._start()
+
+    def _start(self) -> None:
         path = os.pathsep.join(filter(None, [str(TEMPLATES.parent), os.environ.get("PYTHONPATH")]))
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+        self._errors.seek(0)
+        self._errors.truncate()
+        self._proc = subprocess.Popen(
             [sys.executable, "-m", "report.output"],
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
             env={**os.environ, "PYTHONPATH": path},  # importable without an install, from any folder
         )
 
-    def print(self, page: str, target: Path) -> None:
-        """Hand ``page`` over and wait until ``target`` is written; a failure there is raised here."""
-        if self._proc is None:
-            raise RuntimeError("a Printer prints one page")
-        _, err = self._proc.communicate(f"{target.resolve()}\n{page}".encode())
-        proc, self._proc = self._proc, None  # only now: an interrupted wait leaves it to close()
-        if proc.returncode != 0:
-            lines = err.decode("utf-8", "replace").strip().splitlines()
-            reason = lines[-1] if lines else f"exit status {proc.returncode}"
-            raise ReportError(f"printing the PDF failed: {reason}")
+    def print(self, page: str, target: Path, forms: Path | None = None) -> None:
+        """Hand ``page`` over and wait until ``target`` is written (``write_pdf``, with ``forms``); a
+        failure there is raised here, in one line."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        data = page.encode("utf-8")
+        head = {"target": str(target.resolve()), "forms": str(forms.resolve()) if forms else None}
+        try:
+            proc.stdin.write(json.dumps({**head, "bytes": len(data)}).encode() + b"\n" + data)
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died: its reply below is empty, and its stderr says why
+        reply = proc.stdout.readline().decode("utf-8", "replace").strip()
+        if reply == "ok":
+            return
+        if not reply:  # no reply: the process ended
+            proc.wait()
+            self._errors.seek(0)
+            lines = self._errors.read().decode("utf-8", "replace").strip().splitlines()
+            reply = lines[-1] if lines else f"the printer stopped (exit status {proc.returncode})"
+        raise ReportError(f"printing the PDF failed: {reply}")
 
     def close(self) -> None:
-        """Stop the process if it never got a page (nothing needed printing, or the render failed)."""
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait()
-            self._proc = None
+        """Stop the process. Between prints it holds nothing worth waiting for (each PDF is written
+        atomically before its reply), so it is killed, not asked to tidy up."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+        self._errors.close()
 
     def __enter__(self) -> Printer:
         return self
@@ -247,17 +294,24 @@ class Printer:
 
 
 def _main() -> int:
-    gc.disable()  # this process prints one page and exits without cleaning up: see gc_paused
+    """The printer process: read pages (a JSON line, then the page's bytes) and print each, replying
+    ``ok`` or the one-line reason it failed, until the input ends."""
+    stdin, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever else writes to stdout goes to stderr: stdout carries the replies alone
+    sys.stdout = sys.stderr
     _weasyprint()  # the slow part, done while the parent renders the HTML
-    data = sys.stdin.buffer.read().decode("utf-8")
-    target, _, page = data.partition("\n")
-    if not page:
-        return 0
-    try:
-        write_pdf(page, Path(target))
-    except ReportError as e:
-        print(e, file=sys.stderr)
-        return 2
+    while head := stdin.readline():
+        job = json.loads(head)
+        page = stdin.read(job["bytes"]).decode("utf-8")
+        try:
+            with gc_paused():  # see gc_paused; the collection after the reply is off the user's path
+                write_pdf(page, Path(job["target"]), Path(job["forms"]) if job["forms"] else None)
+            reply = "ok"
+        except ReportError as e:
+            reply = str(e).replace("\n", " ")
+        replies.write(reply.encode() + b"\n")
+        replies.flush()
+        gc.collect()
     return 0
 
 

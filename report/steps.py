@@ -9,7 +9,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -18,6 +18,9 @@ from report.core.config import apply_overrides, profile_config
 from report.core.errors import ReportError
 from report.core.freshness import Request, Verdict, judge
 from report.options import Format, Options, Track, console
+
+if TYPE_CHECKING:
+    from report import output
 
 
 def selected(names: list[str] | None) -> list[str]:
@@ -102,8 +105,9 @@ def check_out(opts: Options) -> None:
         output.drawings(opts.out, opts.cache)
 
 
-def render_outputs(opts: Options) -> str:
-    """Render the report's HTML page and write the outputs ``--format`` asks for; returns the page."""
+def render_outputs(opts: Options, printer: output.Printer | None = None) -> str:
+    """Render the report's HTML page and write the outputs ``--format`` asks for; returns the page. The
+    PDF goes to ``printer`` (a session's, kept warm) when one is given."""
     from report import output
 
     t0 = time.perf_counter()
@@ -111,15 +115,17 @@ def render_outputs(opts: Options) -> str:
     targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
     # WeasyPrint starts on the other core now, while the results are checked and the HTML is built, and
     # prints as soon as the page is ready
-    printing = output.Printer() if "pdf" in targets else contextlib.nullcontext()
+    if printer is not None or "pdf" not in targets:
+        printing: contextlib.AbstractContextManager[output.Printer | None] = contextlib.nullcontext(printer)
+    else:
+        printing = output.Printer()
     with printing as printer, output.gc_paused():
         fill_from_reference(opts, selected(None), missing_too=True)
         from report import render
 
-        page = render.render_html(
-            opts.results, opts.request, opts.paper.value, cache_dir=output.drawings(opts.out, opts.cache)
-        )
-        written = output.write_outputs(page, opts.out, targets, printer)
+        drawings = output.drawings(opts.out, opts.cache)
+        page = render.render_html(opts.results, opts.request, opts.paper.value, cache_dir=drawings)
+        written = output.write_outputs(page, opts.out, targets, printer, drawings)
     if not written:
         console.print(f"[dim]report in {opts.out} is up to date (same results, templates and paper)[/]")
     else:
@@ -164,9 +170,9 @@ def watch_list(opts: Options) -> tuple[list[Path], tuple[Path, ...]]:
     return [root / "templates", root / "report", root / "experiments", results, *data], data
 
 
-def rerender(opts: Options) -> str:
+def rerender(opts: Options, printer: output.Printer | None = None) -> str:
     """Render with the context modules and drawings imported afresh (they may have been edited)."""
     from report import preview as live
 
     live.forget_rendering_modules()
-    return render_outputs(opts)
+    return render_outputs(opts, printer)
