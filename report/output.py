@@ -238,6 +238,7 @@ class Printer:
         self._start()
 
     def _start(self) -> None:
+        self._code = _printer_code()
         path = os.pathsep.join(filter(None, [str(TEMPLATES.parent), os.environ.get("PYTHONPATH")]))
         self._errors.seek(0)
         self._errors.truncate()
@@ -252,6 +253,9 @@ class Printer:
     def print(self, page: str, target: Path, forms: Path | None = None) -> None:
         """Hand ``page`` over and wait until ``target`` is written (``write_pdf``, with ``forms``); a
         failure there is raised here, in one line."""
+        if self._proc is not None and self._code != _printer_code():  # edited since: print with the edit
+            self._proc.kill()
+            self._proc.wait()
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         proc = self._proc
@@ -293,6 +297,12 @@ class Printer:
         self.close()
 
 
+def _printer_code() -> list[int]:
+    """When the printer's own modules last changed: a session's printer restarts after an edit of them."""
+    here = Path(__file__).resolve().parent
+    return [(here / name).stat().st_mtime_ns for name in ("output.py", "pdfforms.py")]
+
+
 def _main() -> int:
     """The printer process: read pages (a JSON line, then the page's bytes) and print each, replying
     ``ok`` or the one-line reason it failed, until the input ends."""
@@ -302,13 +312,20 @@ def _main() -> int:
     _weasyprint()  # the slow part, done while the parent renders the HTML
     while head := stdin.readline():
         job = json.loads(head)
-        page = stdin.read(job["bytes"]).decode("utf-8")
+        data = stdin.read(job["bytes"])
+        if len(data) < job["bytes"]:  # the input ended inside the page: its sender is gone
+            return 1
         try:
             with gc_paused():  # see gc_paused; the collection after the reply is off the user's path
-                write_pdf(page, Path(job["target"]), Path(job["forms"]) if job["forms"] else None)
+                write_pdf(
+                    data.decode("utf-8"), Path(job["target"]), Path(job["forms"]) if job["forms"] else None
+                )
             reply = "ok"
         except ReportError as e:
-            reply = str(e).replace("\n", " ")
+            reply = str(e)
+        except Exception as e:  # said in one line, and the process stays up for the next page
+            reply = f"{type(e).__name__}: {e}"
+        reply = " ".join(reply.split())
         replies.write(reply.encode() + b"\n")
         replies.flush()
         gc.collect()

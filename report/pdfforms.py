@@ -2,24 +2,27 @@
 
 WeasyPrint draws an SVG with its own pure-Python interpreter on every print, and the report's figures and
 formulas were most of the PDF's drawing time (52 SVGs: 1.1 of 1.8 s on the 2-core box) although they rarely
-change between two prints. So each SVG is printed once, alone, on a page the size of its viewBox, and
-that page is cached as a PDF form: its content stream and the objects its resources reach (fonts, images,
-graphics states), with the references between them left open.
+change between two prints. So each SVG is printed once, alone, on a page of its own size, and that page is
+cached as a PDF form: its content stream and the objects its resources reach (fonts, images, graphics
+states), with the references between them left open and its font subsets renamed as its own.
 
-The report is then printed with a stand-in for each SVG: an SVG with the same root attributes (size,
-viewBox, style, label), so the layout cannot change, holding one 1-pixel image with a name of its own.
-Before the file is written (WeasyPrint's documented ``finisher``), each stand-in's image object becomes
-its form, drawn over the same unit square the image filled. The tags are the stand-in's, so the figure's
-structure element and alternative text are the SVG's.
+The report is then printed with a stand-in for each SVG: an SVG with the same root attributes but the two
+that scale its drawing (viewBox, preserveAspectRatio), so it is laid out in the same box, holding one
+1-pixel image with a name of its own that fills that box. Before the file is written (WeasyPrint's
+documented ``finisher``), each stand-in's image object becomes its form, drawn over the unit square the
+image filled. The tags are the stand-in's, so the figure's structure element and alternative text are
+the SVG's.
 
-A form is keyed by the SVG's text and the WeasyPrint version that printed it. An SVG this cannot stand in
-for (no width, height or viewBox) is printed as it is; a stand-in missing from the printed file raises
-``NotPrinted``, and the caller prints the page the plain way.
+A form is keyed by the SVG's text, the base URL and the WeasyPrint version that printed it, and checked
+by a digest when read. An SVG a form could draw otherwise than WeasyPrint would (see ``_stand_in``) is
+printed as it is; when none of the stand-ins is found in the printed file, ``NotPrinted`` sends the page
+the plain way.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import re
@@ -35,14 +38,13 @@ import pydyf
 from report.core.atomic import atomic_write
 from report.output import CACHE_FIX
 
-FORMAT = 1  # of the cached files: part of each key
+FORMAT = 2  # of the cached files: part of each key
 _DATA_URI = re.compile(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)")
 _INLINE = re.compile(r"<svg\b[^>]*>.*?</svg>", re.S)
 _ROOT = re.compile(r"<svg\b([^>]*)>", re.S)
 _ATTR = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _REF = re.compile(rb"(\d+) 0 R")
-# what a stand-in keeps of the SVG's root element: all that sizes, places, styles or labels it
-_KEPT = ("width", "height", "viewBox", "preserveAspectRatio", "style", "role", "aria-label", "class", "id")
+_SCALING = re.compile(r"""\s(?:viewBox|preserveAspectRatio)\s*=\s*(?:"[^"]*"|'[^']*')""")
 
 Parts = list[bytes | int]  # PDF syntax, each int a reference to that index of the form's objects
 
@@ -81,12 +83,16 @@ class Form:
             "objects": [plan(o) for o in self.objects],
             "streams": self.streams,
         }
-        return json.dumps(head).encode() + b"\n" + b"".join(blobs)
+        data = b"".join(blobs)
+        head["sha256"] = hashlib.sha256(data).hexdigest()  # a damaged file is made again, never placed
+        return json.dumps(head).encode() + b"\n" + data
 
     @classmethod
     def load(cls, raw: bytes) -> Form:
         line, _, rest = raw.partition(b"\n")
         head = json.loads(line)
+        if hashlib.sha256(rest).hexdigest() != head["sha256"]:
+            raise ValueError("a damaged form")
         at = 0
 
         def parts(plan: list[Any]) -> Parts:
@@ -103,8 +109,9 @@ class Form:
         (content,) = parts(head["content"])  # in the order dump wrote them
         resources = parts(head["resources"])
         objects = [parts(o) for o in head["objects"]]
-        if at != len(rest) or not isinstance(content, bytes):
-            raise ValueError("a truncated form")
+        refs = [p for parts in [resources, *objects] for p in parts if isinstance(p, int)]
+        if at != len(rest) or not isinstance(content, bytes) or not all(0 <= r < len(objects) for r in refs):
+            raise ValueError("a damaged form")
         return cls(
             head["width"], head["height"], content, head["filter"], resources, objects, head["streams"]
         )
@@ -123,7 +130,10 @@ class Forms:
         """``page`` with each SVG (inline, or an image's data URI) replaced by its stand-in."""
 
         def data_uri(m: re.Match[str]) -> str:
-            svg = base64.b64decode(m.group(1)).decode("utf-8")
+            try:
+                svg = base64.b64decode(m.group(1), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return m.group(0)  # WeasyPrint reads it as it is
             stand_in = self._stand_in(svg)
             return m.group(0) if stand_in is svg else _svg_uri(stand_in)
 
@@ -131,37 +141,45 @@ class Forms:
         return _INLINE.sub(lambda m: self._stand_in(m.group(0)), page)
 
     def _stand_in(self, svg: str) -> str:
-        if svg.count("<svg") > 1:  # an SVG inside an SVG: the inline match ended at the inner one
-            return svg
+        """The stand-in for ``svg``, or ``svg`` itself where a form could draw it otherwise than
+        WeasyPrint would: an SVG inside it, no viewBox to scale its drawing by, a size that is not two
+        absolute lengths (or two em lengths), or an ``overflow`` that may draw beyond its box."""
         root = _ROOT.search(svg)
-        attrs = _attributes(root.group(1)) if root else {}
-        box = attrs.get("viewBox", "").replace(",", " ").split()
-        if len(box) != 4 or "width" not in attrs or "height" not in attrs:
-            return svg  # drawn the plain way
+        if root is None or svg.count("<svg") > 1 or root.group(1).rstrip().endswith("/"):
+            return svg  # nested (the inline match ended at the inner one), or empty
+        attrs = _attributes(root.group(1))
+        size = _size(attrs)
+        if size is None or "overflow" in root.group(1):
+            return svg
         version = getattr(self.weasyprint, "__version__", "")
-        key = hashlib.sha256(f"{FORMAT}\0{version}\0{svg}".encode()).hexdigest()[:32]
+        key = hashlib.sha256(f"{FORMAT}\0{version}\0{self.base_url}\0{svg}".encode()).hexdigest()[:32]
         url = _png(key)
         if url not in self.by_url:
-            self.by_url[url] = self._form(key, svg)
-        kept = " ".join(f'{k}="{attrs[k].replace(chr(34), "&quot;")}"' for k in _KEPT if k in attrs)
-        x, y, w, h = box
+            self.by_url[url] = self._form(key, svg, size)
+        # the root element as written but for the two attributes that scale the drawing, which the form
+        # has done: the same box, and a viewBox of the form's size that the image fills
+        w, h = (_real(v).decode() for v in size)
+        tag = _SCALING.sub("", root.group(1))
+        tag += "" if "xmlns=" in tag else ' xmlns="http://www.w3.org/2000/svg"'
         return (
-            f'<svg xmlns="http://www.w3.org/2000/svg" {kept}><image x="{x}" y="{y}" width="{w}" '
-            f'height="{h}" preserveAspectRatio="none" href="{url}"/></svg>'
+            f'<svg{tag} viewBox="0 0 {w} {h}" preserveAspectRatio="none"><image width="{w}" height="{h}" '
+            f'preserveAspectRatio="none" href="{url}"/></svg>'
         )
 
-    def _form(self, key: str, svg: str) -> Form:
+    def _form(self, key: str, svg: str, size: tuple[float, float]) -> Form:
         path = self.folder / f"{key}.form"
         try:
             return Form.load(path.read_bytes())
         except (OSError, ValueError, KeyError, TypeError):
-            pass  # not made yet, or not readable: make it again
-        form = print_alone(svg, self.weasyprint, self.base_url)
+            pass  # not made yet, or damaged: made again
+        form = print_alone(svg, size, self.weasyprint, self.base_url, key)
         atomic_write(path, form.dump(), CACHE_FIX)
         return form
 
     def finisher(self) -> Callable[[Any, pydyf.PDF], None]:
-        """WeasyPrint's ``finisher``: turn each stand-in's image object into its form."""
+        """WeasyPrint's ``finisher``: turn each stand-in's image object into its form. A stand-in the page
+        never draws (hidden, in a comment) has no image; none found at all means WeasyPrint names its
+        images otherwise than this expects, and the page is printed the plain way."""
         names = {
             "i" + hashlib.md5(url.encode(), usedforsecurity=False).hexdigest(): f
             for url, f in self.by_url.items()
@@ -176,33 +194,41 @@ class Forms:
                         form = names.get(str(name)[:-1])  # WeasyPrint's image name: i, the id, a 0/1 flag
                         if form is not None and isinstance(ref, bytes) and (m := _REF.fullmatch(ref)):
                             placed[int(m.group(1))] = form
-            if len({id(f) for f in placed.values()}) != len(names):
-                raise NotPrinted(f"{len(names)} stand-ins, {len(placed)} found in the printed file")
+            if names and not placed:
+                raise NotPrinted(f"none of {len(names)} stand-ins found in the printed file")
             for number, form in placed.items():
                 _place(form, by_number[number], pdf)
 
         return finish
 
 
-def print_alone(svg: str, weasyprint: Any, base_url: str | None = None) -> Form:
-    """Print ``svg`` alone on a page the size of its viewBox and take that page apart into a ``Form``."""
-    root = _ROOT.search(svg)
-    box = (_attributes(root.group(1)) if root else {}).get("viewBox", "").replace(",", " ").split()
-    w, h = float(box[2]), float(box[3])
+def print_alone(
+    svg: str, size: tuple[float, float], weasyprint: Any, base_url: str | None = None, salt: str = ""
+) -> Form:
+    """Print ``svg`` alone on a page of its own ``size`` (points) and take that page apart into a
+    ``Form``; ``salt`` makes its font subsets' names its own."""
+    w, h = size
     html = (
-        f"<style>@page {{ size: {w}px {h}px; margin: 0 }} html, body {{ margin: 0 }} "
-        f"img {{ display: block; width: {w}px; height: {h}px }}</style><img src='{_svg_uri(svg)}'>"
+        f"<style>@page {{ size: {w}pt {h}pt; margin: 0 }} html, body {{ margin: 0 }} "
+        f"img {{ display: block; width: {w}pt; height: {h}pt }}</style><img src='{_svg_uri(svg)}'>"
     )
     taken: list[Form] = []
     weasyprint.HTML(string=html, base_url=base_url).write_pdf(
-        finisher=lambda _, pdf: taken.append(_page(pdf))
+        finisher=lambda _, pdf: taken.append(_page(pdf, salt))
     )
     return taken[0]
 
 
-def _page(pdf: pydyf.PDF) -> Form:
-    """The one page of ``pdf`` as a ``Form``."""
+def _page(pdf: pydyf.PDF, salt: str) -> Form:
+    """The one page of ``pdf`` as a ``Form``, its font subsets renamed: WeasyPrint names a subset after
+    the font, not its glyphs, and two subsets in one file must not share a name (ISO 32000-1, 9.6.4)."""
     by_number = {obj.number: obj for obj in pdf.objects}
+    for obj in pdf.objects:
+        for key in ("BaseFont", "FontName"):
+            name = obj.get(key) if isinstance(obj, dict) else None
+            if isinstance(name, str) and re.fullmatch(r"/[A-Z]{6}\+.+", name):
+                digest = hashlib.sha256(f"{salt}{name}".encode()).digest()
+                obj[key] = "/" + "".join(chr(65 + b % 26) for b in digest[:6]) + name[7:]
     (page,) = [o for o in pdf.objects if isinstance(o, dict) and o.get("Type") == "/Page"]
     x0, y0, x1, y1 = (float(v) for v in page["MediaBox"])
     content = _deref(page["Contents"], by_number)
@@ -234,8 +260,9 @@ def _place(form: Form, image: pydyf.Stream, pdf: pydyf.PDF) -> None:
         {
             "Type": "/XObject",
             "Subtype": "/Form",
-            "BBox": pydyf.Array([0, 0, form.width, form.height]),
-            "Matrix": pydyf.Array([1 / form.width, 0, 0, 1 / form.height, 0, 0]),
+            "BBox": pydyf.Array([0, 0, _real(form.width), _real(form.height)]),
+            # onto the unit square the image filled (pydyf would round 1/width to six decimals)
+            "Matrix": pydyf.Array([_real(1 / form.width), 0, 0, _real(1 / form.height), 0, 0]),
             "Resources": _Body(form.resources, objects),
         }
     )
@@ -307,6 +334,10 @@ def _bytes(item: Any) -> bytes:
     return str(item).encode("ascii")
 
 
+def _real(x: float) -> bytes:
+    return f"{x:.12f}".rstrip("0").rstrip(".").encode()
+
+
 def _deref(value: Any, by_number: dict[int, pydyf.Object]) -> Any:
     m = _REF.fullmatch(value) if isinstance(value, bytes) else None
     return by_number[int(m.group(1))] if m else value
@@ -321,6 +352,29 @@ def _xobject_dicts(obj: Any, by_number: dict[int, pydyf.Object]) -> list[dict[st
         if isinstance(xobjects, dict):
             found.append(xobjects)
     return found
+
+
+_LENGTH = re.compile(r"\s*(\d*\.?\d+(?:[eE][-+]?\d+)?)\s*(px|pt|pc|in|cm|mm|em)?\s*")
+_POINTS = {None: 0.75, "px": 0.75, "pt": 1.0, "pc": 12.0, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4}
+
+
+def _size(attrs: dict[str, str]) -> tuple[float, float] | None:
+    """The SVG's width and height in points when it has a viewBox to scale its drawing to them and both
+    are absolute lengths, or both em (taken as 12 pt: the same drawing at another scale); else None."""
+    box = attrs.get("viewBox", "").replace(",", " ").split()
+    lengths = [_LENGTH.fullmatch(attrs.get(k, "")) for k in ("width", "height")]
+    if len(box) != 4 or not all(lengths):
+        return None
+    try:
+        if min(float(box[2]), float(box[3])) <= 0:
+            return None
+    except ValueError:
+        return None
+    units = [m.group(2) for m in lengths if m]
+    if "em" in units and units != ["em", "em"]:
+        return None
+    w, h = (float(m.group(1)) * _POINTS.get(m.group(2), 12.0) for m in lengths if m)
+    return (w, h) if w > 0 and h > 0 else None
 
 
 def _attributes(tag: str) -> dict[str, str]:

@@ -239,7 +239,8 @@ class Session:
             try:
                 self.print_pdf()
             except Exception as e:  # the printer thread reports and waits for the next good render
-                self.log(f"error: the PDF: {e if isinstance(e, ReportError) else _located(e)}")
+                if not self.stop.is_set():  # else the preview is closing its printer under it
+                    self.log(f"error: the PDF: {e if isinstance(e, ReportError) else _located(e)}")
                 continue
             if version == self.live.version:  # else a newer render asks for its own print
                 self.live.printed()

@@ -3,16 +3,22 @@ read as WeasyPrint's own drawing of the SVGs, and the printer process that uses 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from report import output, pdfforms
 from report.core.errors import ReportError
 from report.provenance import for_print
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pypdf = pytest.importorskip("pypdf")
 _SVG = (
@@ -73,7 +79,8 @@ def test_forms_print_the_page_as_weasyprint_draws_its_svgs(smoke_build, tmp_path
     stand_ins = ["i" + hashlib.md5(url.encode()).hexdigest() for url in forms.by_url]  # WeasyPrint's names
     assert [drawn[name]["/Subtype"] for name in stand_ins] == ["/Form"] * svgs
     assert not [x for x in drawn.values() if x["/Subtype"] == "/Image" and x["/Width"] == 1]  # none left
-    # the same picture: a figure flipped, shifted or scaled wrongly would differ on a tenth of its page
+    # the same picture: a figure flipped, shifted or scaled wrongly, or a formula not drawn, differs on
+    # hundreds of pixels; measured, none differs (the full report's 26 pages too, at 60 dpi)
     before, after = (
         _pixels(tmp_path / "plain.pdf", tmp_path, "plain"),
         _pixels(tmp_path / "forms.pdf", tmp_path, "forms"),
@@ -81,27 +88,41 @@ def test_forms_print_the_page_as_weasyprint_draws_its_svgs(smoke_build, tmp_path
     assert len(before) == len(after) == len(plain.pages)
     for a, b in zip(before, after, strict=True):
         diff = ImageChops.difference(a, b).point(lambda v: 255 if v > 64 else 0)
-        assert diff.histogram()[255] < 0.005 * a.width * a.height
+        assert diff.histogram()[255] <= 20
 
 
 def test_a_stand_in_keeps_what_lays_the_svg_out(tmp_path):
     svg = (
         '<svg xmlns="http://www.w3.org/2000/svg" width="10.5em" height=\'2em\' viewBox="0 -20 105 20" '
-        'style=\'vertical-align:-0.3em\' role="img" aria-label="x &lt; 1" fill="red">'
+        'style=\'vertical-align:-0.3em\' role="img" aria-label="x &lt; 1" hidden>'
         '<path d="M0 0L9 9"/></svg>'
     )
     forms = pdfforms.Forms(tmp_path, output._weasyprint())
     stand_in = forms.page(f"<p>{svg}</p>")
-    for kept in ('width="10.5em"', 'height="2em"', 'viewBox="0 -20 105 20"', 'style="vertical-align:-0.3em"',
-                 'role="img"', 'aria-label="x &lt; 1"'):  # fmt: skip
-        assert kept in stand_in
-    assert "<path" not in stand_in and 'fill="red"' not in stand_in  # drawn by the form instead
-    assert '<image x="0" y="-20" width="105" height="20" preserveAspectRatio="none"' in stand_in
-    unsized = '<svg xmlns="http://www.w3.org/2000/svg"><circle r="3"/></svg>'
-    assert forms.page(unsized) == unsized  # nothing to lay a stand-in out by: drawn as it is
-    nested = _SVG.format(w=9, h=9, words="") + "<p>after</p>"
-    nested = nested.replace("<text", _SVG.format(w=3, h=3, words="inner") + "<text", 1)
-    assert forms.page(nested) == nested  # an SVG within an SVG: left whole, not cut at the inner end
+    # the root element as written, but for the viewBox
+    root = svg[: svg.index("<path") - 1].replace(' viewBox="0 -20 105 20"', "")
+    assert stand_in.startswith(f"<p>{root} viewBox=")
+    assert "<path" not in stand_in  # the form draws it
+    # the form is printed at 126 x 24 pt (an em as 12 pt: the same drawing at another scale)
+    assert 'viewBox="0 0 126 24" preserveAspectRatio="none"><image width="126" height="24"' in stand_in
+    # drawn as they are: what a form could draw otherwise than WeasyPrint would
+    plain = [
+        '<svg xmlns="http://www.w3.org/2000/svg"><circle r="3"/></svg>',  # no size
+        _SVG.format(w=9, h=9, words="x").replace('viewBox="0 0 9 9"', ""),  # no viewBox to scale by
+        _SVG.format(w=9, h=9, words="x").replace('width="9pt"', 'width="50%"'),  # sized by its container
+        _SVG.format(w=9, h=9, words="x").replace('width="9pt"', 'width="9em"'),  # em and pt: font-dependent
+        _SVG.format(w=9, h=9, words="x").replace("<svg", '<svg style="overflow: visible"'),  # may overflow
+        _SVG.format(w=9, h=9, words="x").replace('viewBox="0 0 9 9"', 'viewBox="0 0 0 9"'),
+        _SVG.format(w=9, h=9, words="") + "<p>after</p>",  # an SVG within an SVG: not cut at the inner end
+        "<img src='data:image/svg+xml;base64,PHN2Zz4=='>",  # not base64 as written
+        "<img src='data:image/svg+xml;base64,"
+        + base64.b64encode("<svg>\xe9</svg>".encode("latin-1")).decode()
+        + "'>",
+    ]
+    plain[6] = plain[6].replace("<text", _SVG.format(w=3, h=3, words="inner") + "<text", 1)
+    for page in plain:
+        assert forms.page(page) == page
+    assert len(forms.by_url) == 1
 
 
 def test_a_form_is_made_once_and_again_when_its_file_is_damaged(tmp_path):
@@ -111,11 +132,13 @@ def test_a_form_is_made_once_and_again_when_its_file_is_damaged(tmp_path):
     first.page(svg)
     (made,) = tmp_path.glob("*.form")
     form = next(iter(first.by_url.values()))
-    assert pdfforms.Form.load(made.read_bytes()) == form and form.width == 15 and form.height == 7.5
-    made.write_bytes(made.read_bytes()[:-10])  # a truncated file
-    again = pdfforms.Forms(tmp_path, weasyprint)
-    again.page(svg)
-    assert next(iter(again.by_url.values())) == form and pdfforms.Form.load(made.read_bytes()) == form
+    assert pdfforms.Form.load(made.read_bytes()) == form and (form.width, form.height) == (20, 10)
+    good = made.read_bytes()
+    for damaged in (good[:-10], good[:-10] + bytes([good[-10] ^ 1]) + good[-9:]):  # truncated; one bit
+        made.write_bytes(damaged)
+        again = pdfforms.Forms(tmp_path, weasyprint)
+        again.page(svg)
+        assert next(iter(again.by_url.values())) == form and made.read_bytes() == good
 
 
 def test_a_stand_in_the_printer_never_drew_sends_the_page_the_plain_way(tmp_path):
@@ -130,7 +153,7 @@ def test_a_stand_in_the_printer_never_drew_sends_the_page_the_plain_way(tmp_path
     assert not [x for x in xobjects.values() if x.get_object()["/Subtype"] == "/Image"]  # no stand-in
 
 
-def test_a_printer_prints_page_after_page_and_starts_again_when_its_process_died(tmp_path):
+def test_a_printer_prints_page_after_page_and_starts_again_when_its_process_died(tmp_path, monkeypatch):
     with output.Printer() as printer:
         for n in (1, 2):
             printer.print(f"<p>page number {n}</p>", tmp_path / f"{n}.pdf", tmp_path / "forms")
@@ -143,5 +166,30 @@ def test_a_printer_prints_page_after_page_and_starts_again_when_its_process_died
         with pytest.raises(ReportError, match="^printing the PDF failed: cannot write"):
             printer.print("<p>x</p>", tmp_path / "1.pdf" / "inside-a-file.pdf")
         printer.print("<p>page number 4</p>", tmp_path / "4.pdf")  # a failed page leaves it printing
-    for n in (1, 2, 3, 4):
+        third = printer._proc
+        monkeypatch.setattr(output, "_printer_code", lambda: [0, 0])  # as if output.py had been edited
+        printer.print("<p>page number 5</p>", tmp_path / "5.pdf")
+        assert printer._proc is not third and third is not None and third.poll() is not None
+    for n in (1, 2, 3, 4, 5):
         assert f"page number {n}" in pypdf.PdfReader(tmp_path / f"{n}.pdf").pages[0].extract_text()
+
+
+def test_the_printer_process_answers_each_page_and_prints_no_page_cut_short(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "report.output"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def send(target: Path, data: bytes, announced: int | None = None) -> None:
+        head = {"target": str(target), "forms": None, "bytes": len(data) if announced is None else announced}
+        proc.stdin.write(json.dumps(head).encode() + b"\n" + data)
+        proc.stdin.flush()
+
+    send(tmp_path / "bad.pdf", b"<p>\xff</p>")  # not UTF-8: an error of no kind it expects
+    assert proc.stdout.readline().decode().startswith("UnicodeDecodeError: ")
+    send(tmp_path / "good.pdf", "<p>é</p>".encode())  # and it is still there for the next page
+    assert proc.stdout.readline() == b"ok\n" and (tmp_path / "good.pdf").exists()
+    send(tmp_path / "cut.pdf", b"<p>the start of a longer page", announced=10_000)
+    proc.stdin.close()  # its sender is gone before the page is whole
+    assert proc.wait(timeout=30) == 1 and proc.stdout.read() == b""
+    assert not (tmp_path / "cut.pdf").exists()
