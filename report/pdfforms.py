@@ -6,12 +6,12 @@ change between two prints. So each SVG is printed once, alone, on a page of its 
 cached as a PDF form: its content stream and the objects its resources reach (fonts, images, graphics
 states), with the references between them left open and its font subsets renamed as its own.
 
-The report is then printed with a stand-in for each SVG: an SVG with the same root attributes but the two
-that scale its drawing (viewBox, preserveAspectRatio), so it is laid out in the same box, holding one
-1-pixel image with a name of its own that fills that box. Before the file is written (WeasyPrint's
-documented ``finisher``), each stand-in's image object becomes its form, drawn over the unit square the
-image filled. The tags are the stand-in's, so the figure's structure element and alternative text are
-the SVG's.
+The report is then printed with a stand-in for each SVG: its root element as written but for the
+attributes that scale or move its drawing (viewBox, preserveAspectRatio, transform), so it is laid out in
+the same box, holding one 1-pixel image with a name of its own that fills that box. Before the file is
+written (WeasyPrint's documented ``finisher``), each stand-in's image object becomes its form, drawn over
+the unit square the image filled. The tags are the stand-in's, so the figure's structure element and
+alternative text are the SVG's.
 
 A form is keyed by the SVG's text, the base URL and the WeasyPrint version that printed it, and checked
 by a digest when read. An SVG a form could draw otherwise than WeasyPrint would (see ``_stand_in``) is
@@ -44,7 +44,7 @@ _INLINE = re.compile(r"<svg\b[^>]*>.*?</svg>", re.S)
 _ROOT = re.compile(r"<svg\b([^>]*)>", re.S)
 _ATTR = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _REF = re.compile(rb"(\d+) 0 R")
-_SCALING = re.compile(r"""\s(?:viewBox|preserveAspectRatio)\s*=\s*(?:"[^"]*"|'[^']*')""")
+_SCALING = re.compile(r"""\s(?:viewBox|preserveAspectRatio|transform)\s*=\s*(?:"[^"]*"|'[^']*')""")
 
 Parts = list[bytes | int]  # PDF syntax, each int a reference to that index of the form's objects
 
@@ -143,21 +143,23 @@ class Forms:
     def _stand_in(self, svg: str) -> str:
         """The stand-in for ``svg``, or ``svg`` itself where a form could draw it otherwise than
         WeasyPrint would: an SVG inside it, no viewBox to scale its drawing by, a size that is not two
-        absolute lengths (or two em lengths), or an ``overflow`` that may draw beyond its box."""
+        absolute lengths (or two em lengths), an ``overflow`` that may draw beyond its box, or a radial
+        gradient, which poppler loses in a form (pdfium draws it)."""
         root = _ROOT.search(svg)
         if root is None or svg.count("<svg") > 1 or root.group(1).rstrip().endswith("/"):
             return svg  # nested (the inline match ended at the inner one), or empty
         attrs = _attributes(root.group(1))
         size = _size(attrs)
-        if size is None or "overflow" in root.group(1):
+        # poppler (evince, okular, pdftoppm) draws no radial gradient inside a form scaled to its box
+        if size is None or "overflow" in root.group(1) or "radialGradient" in svg:
             return svg
         version = getattr(self.weasyprint, "__version__", "")
         key = hashlib.sha256(f"{FORMAT}\0{version}\0{self.base_url}\0{svg}".encode()).hexdigest()[:32]
         url = _png(key)
         if url not in self.by_url:
             self.by_url[url] = self._form(key, svg, size)
-        # the root element as written but for the two attributes that scale the drawing, which the form
-        # has done: the same box, and a viewBox of the form's size that the image fills
+        # the root element as written but for the attributes that scale or move the drawing, which the
+        # form has done: the same box, and a viewBox of the form's size that the image fills
         w, h = (_real(v).decode() for v in size)
         tag = _SCALING.sub("", root.group(1))
         tag += "" if "xmlns=" in tag else ' xmlns="http://www.w3.org/2000/svg"'
