@@ -306,6 +306,7 @@ def _printer_code() -> list[int]:
 def _main() -> int:
     """The printer process: read pages (a JSON line, then the page's bytes) and print each, replying
     ``ok`` or the one-line reason it failed, until the input ends."""
+    gc.disable()  # see gc_paused: it collects between pages instead, once each reply is sent
     stdin, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever else writes to stdout goes to stderr: stdout carries the replies alone
     sys.stdout = sys.stderr
@@ -316,10 +317,7 @@ def _main() -> int:
         if len(data) < job["bytes"]:  # the input ended inside the page: its sender is gone
             return 1
         try:
-            with gc_paused():  # see gc_paused; the collection after the reply is off the user's path
-                write_pdf(
-                    data.decode("utf-8"), Path(job["target"]), Path(job["forms"]) if job["forms"] else None
-                )
+            write_pdf(data.decode("utf-8"), Path(job["target"]), Path(job["forms"]) if job["forms"] else None)
             reply = "ok"
         except ReportError as e:
             reply = str(e)
