@@ -239,7 +239,6 @@ class Printer:
 
     def _start(self) -> None:
         self._code = _printer_code()
-        path = os.pathsep.join(filter(None, [str(TEMPLATES.parent), os.environ.get("PYTHONPATH")]))
         self._errors.seek(0)
         self._errors.truncate()
         self._proc = subprocess.Popen(
@@ -247,7 +246,9 @@ class Printer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._errors,
-            env={**os.environ, "PYTHONPATH": path},  # importable without an install, from any folder
+            # ``-m`` imports from the working folder first: this project's, not whichever checkout the
+            # command was typed in or is installed
+            cwd=TEMPLATES.parent,
         )
 
     def print(self, page: str, target: Path, forms: Path | None = None) -> None:

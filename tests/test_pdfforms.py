@@ -198,3 +198,13 @@ def test_the_printer_process_answers_each_page_and_prints_no_page_cut_short(tmp_
     proc.stdin.close()  # its sender is gone before the page is whole
     assert proc.wait(timeout=30) == 1 and proc.stdout.read() == b""
     assert not (tmp_path / "cut.pdf").exists()
+
+
+def test_the_printer_is_this_projects_wherever_the_command_is_typed(tmp_path, monkeypatch):
+    (tmp_path / "report").mkdir()  # another checkout's package in the working folder
+    (tmp_path / "report" / "__init__.py").write_text("")
+    (tmp_path / "report" / "output.py").write_text("raise SystemExit('not this one')\n")
+    monkeypatch.chdir(tmp_path)
+    with output.Printer() as printer:
+        printer.print("<p>printed here</p>", tmp_path / "r.pdf")
+    assert "printed here" in pypdf.PdfReader(tmp_path / "r.pdf").pages[0].extract_text()
