@@ -33,7 +33,10 @@ def _levers():  # noqa: ANN202 - the benchmark's module
         sys.path.remove(str(BENCH))
 
 
-@pytest.mark.parametrize(("name", "side"), [("lenet5", 32), ("resnet18", 16)])  # no dropout; 16: cheap
+@pytest.mark.parametrize(
+    ("name", "side"),
+    [("lenet5", 32), pytest.param("resnet18", 16, marks=pytest.mark.slow)],  # no dropout; 16: cheap
+)  # ResNet-18 (batch norm) takes 7 s in float64: in the whole suite, not the edit loop's subset
 def test_seeds_trained_together_follow_the_trajectories_they_follow_alone(name, side):
     """Three steps in float64 with the experiment's optimiser, weight decay, label smoothing and clipping:
     each seed's parameters and batch-norm statistics equal those of the same seed trained alone on the
