@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from report import output, render
-from report.core.errors import MissingResultError, ReportError, TemplateError
+from report.core.errors import MissingResultError, TemplateError
 from report.core.store import Store
 from report.questions import Figure, Results, Run, Table
 from tests.helpers import store_with, toy_manifest
@@ -170,16 +170,6 @@ def test_the_printer_process_writes_the_same_pdf(fake_question, tmp_path):
     text = [p.extract_text() for p in there.pages]
     assert text == [p.extract_text() for p in here.pages]
     assert "98.56%" in "".join(text)
-
-
-def test_a_printer_failure_is_one_line(fake_question, tmp_path):
-    page = _table_page(fake_question)
-    blocker = tmp_path / "file"
-    blocker.write_text("")  # a file where the output folder should be
-    with output.Printer() as printer, pytest.raises(ReportError) as err:
-        printer.print(page, blocker / "report.pdf")
-    assert str(err.value).startswith("printing the PDF failed: cannot write")
-    assert "\n" not in str(err.value) and "--out" in str(err.value)
 
 
 def test_an_unused_printer_process_is_stopped_on_close():
