@@ -38,7 +38,7 @@ import pydyf
 from report.core.atomic import atomic_write
 from report.output import CACHE_FIX
 
-FORMAT = 2  # of the cached files: part of each key
+FORMAT = 3  # of the cached files: part of each key
 _DATA_URI = re.compile(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)")
 _INLINE = re.compile(r"<svg\b[^>]*>.*?</svg>", re.S)
 _ROOT = re.compile(r"<svg\b([^>]*)>", re.S)
@@ -228,9 +228,10 @@ def _page(pdf: pydyf.PDF, salt: str) -> Form:
     for obj in pdf.objects:
         for key in ("BaseFont", "FontName"):
             name = obj.get(key) if isinstance(obj, dict) else None
-            if isinstance(name, str) and re.fullmatch(r"/[A-Z]{6}\+.+", name):
-                digest = hashlib.sha256(f"{salt}{name}".encode()).digest()
-                obj[key] = "/" + "".join(chr(65 + b % 26) for b in digest[:6]) + name[7:]
+            name = name.encode() if isinstance(name, str) else name  # pydyf writes either as it is
+            if isinstance(name, bytes) and re.fullmatch(rb"/[A-Z]{6}\+.+", name):
+                digest = hashlib.sha256(salt.encode() + name).digest()
+                obj[key] = b"/" + bytes(65 + b % 26 for b in digest[:6]) + name[7:]
     (page,) = [o for o in pdf.objects if isinstance(o, dict) and o.get("Type") == "/Page"]
     x0, y0, x1, y1 = (float(v) for v in page["MediaBox"])
     content = _deref(page["Contents"], by_number)

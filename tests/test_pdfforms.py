@@ -138,6 +138,19 @@ def test_a_form_is_made_once_and_again_when_its_file_is_damaged(tmp_path):
     (made,) = tmp_path.glob("*.form")
     form = next(iter(first.by_url.values()))
     assert pdfforms.Form.load(made.read_bytes()) == form and (form.width, form.height) == (20, 10)
+    # its font subset is named as its own: another form's subset of the same font has another name
+    other = pdfforms.print_alone(_SVG.format(w=20, h=10, words="Ho"), (20, 10), weasyprint, salt="other")
+    subsets = [
+        {
+            n
+            for body in f.objects
+            for part in body
+            if isinstance(part, bytes)
+            for n in re.findall(rb"/[A-Z]{6}\+[\w-]+", part)
+        }
+        for f in (form, other)
+    ]
+    assert all(subsets) and not subsets[0] & subsets[1]
     good = made.read_bytes()
     for damaged in (good[:-10], good[:-10] + bytes([good[-10] ^ 1]) + good[-9:]):  # truncated; one bit
         made.write_bytes(damaged)
