@@ -83,10 +83,11 @@ SHARED: dict[str, Shared] = {
                        "missing).", "REPORT_DATA_DIR", "data_dir"),
     "store": Shared(Path, Path("results"), ("--store",), "The results store.", "REPORT_STORE", "store"),
     "out": Shared(Path, Path("build"), ("--out", "-o"), "Where report.html/.pdf go.", "REPORT_OUT", "out"),
-    "cache": Shared(Path, None, ("--cache",), "Where drawn figures, typeset math and compiled templates are "
-                    "kept for the next render (default: .report-cache in --out): a folder of its own, which "
-                    "output folders, checkouts and CI runs can share; each entry is keyed by its source and "
-                    "its library's version. clean empties it.", "REPORT_CACHE", "cache"),
+    "cache": Shared(Path, None, ("--cache",), "Where drawn figures, typeset math, compiled templates and "
+                    "the PDF's figures and formulas as PDF forms are kept for the next render (default: "
+                    ".report-cache in --out): a folder of its own, which output folders, checkouts and CI "
+                    "runs can share; each entry is keyed by its source and its library's version. clean "
+                    "empties it.", "REPORT_CACHE", "cache"),
     "device": Shared(str, "auto", ("--device",), "auto, cpu, cuda or mps.", "REPORT_DEVICE", "device"),
     "seed": Shared(int, 0, ("--seed",), "Base random seed, recorded with the results.", "REPORT_SEED",
                    "seed"),

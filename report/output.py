@@ -28,7 +28,7 @@ from report.core.errors import ReportError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 OUTPUTS = ("report.html", "report.pdf")
-CACHE = ".report-cache"  # the build's own folder in --out: figures, typeset math, templates, stamps
+CACHE = ".report-cache"  # the build's own folder in --out: figures, math, templates, forms, stamps
 TAG = "CACHEDIR.TAG"  # the Cache Directory Tagging Specification's file: marks the folder as the build's
 SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
 MARK = b"# the report builder's cache"  # after the signature: ours, not another tool's
@@ -47,10 +47,11 @@ def cache_dir(out: Path) -> Path:
 
 
 def drawings(out: Path, shared: Path | None) -> Path:
-    """Where figures, typeset math and compiled templates are cached: ``shared`` (``--cache``) when given,
-    else the build's own folder in ``out``. One folder serves any number of outputs and builds at once,
-    because each entry is named by a hash of what made it and written atomically. A folder that holds
-    anything else (another tool's cache included) is refused: the build would mix its files with them."""
+    """Where figures, typeset math, compiled templates and PDF forms are cached: ``shared`` (``--cache``)
+    when given, else the build's own folder in ``out``. One folder serves any number of outputs and builds
+    at once, because each entry is named by a hash of what made it and written atomically. A folder that
+    holds anything else (another tool's cache included) is refused: the build would mix its files with
+    them."""
     if shared is None:
         return cache_dir(out)
     if shared.is_symlink() or _foreign(shared):
