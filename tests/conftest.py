@@ -114,28 +114,39 @@ def copy_project(tmp_path: Path) -> Path:
     return project
 
 
+DURATIONS = "assignment-report/durations"  # pytest's cache (.pytest_cache): each test's seconds when last run
+_timed: dict[str, float] = {}
+
+
+def _estimate(item: pytest.Item) -> float:
+    """A test's seconds on a 2-core machine before a run in this checkout has timed it."""
+    return 60.0 if item.get_closest_marker("cluster") else 15.0 if item.get_closest_marker("slow") else 0.3
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that reads the smoke build needs one (half a minute of training and printing): it is slow.
 
     The order, for pytest-xdist, which hands each worker two tests and then one at a time as it finishes
     (``--maxschedchunk 1``): the Slurm tests first, so the first worker runs them one after the other (the
     cluster has as many cores as this machine; side by side they would queue each other's jobs and leave
-    the cores idle), then the Ray tests, then the files with the most test time (a cluster test counts as
-    about 200 unit tests, a slow one as 50), so the run does not end on a lone long test; the first test
-    that reads the smoke build comes third, the second worker's first. A file's own order is kept
+    the cores idle), then the Ray tests, then the files with the most test time (their tests' seconds in
+    the last run that timed them, else an estimate), so the run does not end on a lone long test; the first
+    test that reads the smoke build comes third, the second worker's first. A file's own order is kept
     otherwise, so a module's fixtures are made at most once a worker."""
     for item in items:
         if "smoke_build" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
-    weight: dict[str, int] = {}
+    cache = getattr(config, "cache", None)  # none with -p no:cacheprovider
+    timed = cache.get(DURATIONS, {}) if cache is not None else {}
+    seconds: dict[str, float] = {}
     for item in items:
-        cost = 200 if item.get_closest_marker("cluster") else 50 if item.get_closest_marker("slow") else 1
-        weight[item.nodeid.split("::")[0]] = weight.get(item.nodeid.split("::")[0], 0) + cost
+        file = item.nodeid.split("::")[0]
+        seconds[file] = seconds.get(file, 0.0) + timed.get(item.nodeid, _estimate(item))
 
-    def order(item: pytest.Item) -> tuple[int, int]:
+    def order(item: pytest.Item) -> tuple[int, float]:
         cluster = item.get_closest_marker("cluster")
         kind = cluster.args[0] if cluster and cluster.args else None
-        return {"slurm": 0, "ray": 1}.get(kind, 2), -weight[item.nodeid.split("::")[0]]
+        return {"slurm": 0, "ray": 1}.get(kind, 2), -seconds[item.nodeid.split("::")[0]]
 
     items.sort(key=order)  # stable
     # Unless the first worker's first test reads the smoke build, the second worker's first one does: the
@@ -143,6 +154,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     first = next((i for i, item in enumerate(items) if "smoke_build" in getattr(item, "fixturenames", ())), 0)
     if first and len(items) > 2:
         items.insert(2, items.pop(first))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _timed[report.nodeid] = _timed.get(report.nodeid, 0.0) + report.duration  # setup, call and teardown
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep each test's seconds for the next run's order (by pytest-xdist's controller, which sees every
+    worker's reports), forgetting the tests of files that are gone."""
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput") or not _timed:
+        return
+    kept = {k: v for k, v in cache.get(DURATIONS, {}).items() if (ROOT / k.split("::")[0]).exists()}
+    cache.set(DURATIONS, {**kept, **_timed})
 
 
 def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,12 @@ from report.core.manifest import Manifest, parse
 from report.core.manifest import load as load_manifest
 from report.core.run_record import new_run_id
 from report.core.store import Store
+
+
+def drawing_cache() -> Path:
+    """The test run's one render cache (REPORT_CACHE, tests/conftest.py), for tests that call the renderer
+    themselves: a figure or formula that another test already drew is read, not drawn again."""
+    return Path(os.environ["REPORT_CACHE"])
 
 
 def synthetic(

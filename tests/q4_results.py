@@ -20,6 +20,7 @@ from report.provenance import for_print
 from report.questions import Results
 from report.questions import q4 as ctx4
 from report.render import render_html
+from tests.helpers import drawing_cache
 
 
 def write_svhn(root: Path, n_train: int, n_test: int) -> dict[str, np.ndarray]:
@@ -173,7 +174,7 @@ def summary(accs: dict[str, list[float]]) -> pd.DataFrame:
 
 def rendered(results: Results) -> tuple[str, str]:
     """Question 4 through the report's real renderer: the HTML page and its visible text."""
-    page = render_html(results.store, results.profile, names=("q4",))
+    page = render_html(results.store, results.profile, cache_dir=drawing_cache(), names=("q4",))
     shown = for_print(page)  # each number's source span off (report/provenance.py), as a reader sees it
     visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(svg|style)\b.*?</\1>", "", shown, flags=re.S))
     return page, " ".join(html.unescape(visible).split())

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import build
 from report import output
 from report.core.store import Store
-from tests.conftest import build_cmd, render_args, smoke_all
+from tests.conftest import build_cmd, in_process, render_args, smoke_all
 from tests.helpers import store_with
 
 runner = CliRunner()
@@ -166,21 +166,17 @@ def test_unreadable_data_is_exit_2(tmp_path):
     for split in ("train", "t10k"):
         for kind, n in (("images", 3), ("labels", 1)):
             (raw / f"{split}-{kind}-idx{n}-ubyte").write_bytes(b"\x00\x00\x08\x03truncated")
-    proc = subprocess.run(
-        build_cmd(
-            "run",
-            "q1",
-            "--profile",
-            "smoke",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--store",
-            str(tmp_path / "r"),
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    args = (
+        "run",
+        "q1",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--store",
+        str(tmp_path / "r"),
     )
+    proc = in_process(build_cmd(*args))  # a data folder of its own: no data cache of this process holds it
     assert proc.returncode == 2, proc.stderr
     assert "MNIST (train)" in proc.stderr and "could not be read" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -12,6 +12,7 @@ import pytest
 from report import format as fmt
 from report import provenance
 from report.provenance import NUMBER, Number, Sourced, SourcedInt
+from tests.helpers import drawing_cache
 from tests.test_publish import CHROMIUM
 from tests.test_render import fake_question  # noqa: F401, F811 - a fixture
 
@@ -110,7 +111,7 @@ def test_the_full_report_from_the_reference_results_carries_sources_too(tmp_path
     )
     assert done.returncode == 0, done.stdout + done.stderr
     request = Request("full", parse_overrides(["q4.dataset=fashion-mnist"]))  # as the bundle was made
-    page = render.render_html(Store(store), request)
+    page = render.render_html(Store(store), request, cache_dir=drawing_cache())  # figures as in test_workflow
     check_sources(page, runs=4, least=600)
     assert re.search(r'data-src="[^"]*Welch over seeds p (=|&lt;) ', page)  # verdicts over seeds
 

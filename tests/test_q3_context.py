@@ -17,6 +17,7 @@ from report.core.errors import EvidenceError
 from report.core.store import Store
 from report.provenance import for_print
 from report.questions import q3_facts
+from tests.helpers import drawing_cache
 from tests.q3_results import (
     FINAL,
     GRID_ACC,
@@ -41,7 +42,9 @@ def test_an_interval_that_does_not_match_the_final_models_stops_the_build(tmp_pa
 def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp_path: Path) -> None:
     def text_of(tables: dict[str, pd.DataFrame], folder: str, **cfg: object) -> str:
         context_of(tmp_path / folder, tables, **cfg)  # the same store, rendered as the report shows it
-        page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
+        page = render.render_html(
+            Store(tmp_path / folder / "results"), "smoke", cache_dir=drawing_cache(), names=("q3",)
+        )
         return " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
 
     subset = text_of(synthetic_tables(), "a")
@@ -78,7 +81,9 @@ def test_the_answer_and_table_6_say_the_same_learning_rate_and_how_they_relate(t
 
     def text_of(tables: dict[str, pd.DataFrame], folder: str) -> str:
         context_of(tmp_path / folder, tables)
-        page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
+        page = render.render_html(
+            Store(tmp_path / folder / "results"), "smoke", cache_dir=drawing_cache(), names=("q3",)
+        )
         return re.sub(r" ([),;.])", r"\1", " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split()))
 
     grid = text_of(synthetic_tables(), "grid")  # the batch stage chose 1e-2 at 512 from the grid

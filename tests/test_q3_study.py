@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import stats
 
 from experiments import halving, kit, q3
 from experiments.configs.q3 import PROFILES
@@ -146,6 +145,8 @@ def test_select_chooses_among_the_last_rung_only() -> None:
 # ---- the interval ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("values", [[0.981, 0.983, 0.9795], [0.97, 0.99], list(np.linspace(0.9, 0.95, 7))])
 def test_t_interval_matches_scipy(values: list[float]) -> None:
+    from scipy import stats  # 1 s to import: here, not in every worker's collection
+
     ci = kit.t_interval(values, level=0.95)
     ref = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
     assert ci["mean"] == pytest.approx(np.mean(values))

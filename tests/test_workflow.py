@@ -61,3 +61,4 @@ def test_the_workflow_renders_the_committed_reference_results_current(tmp_path):
     )
     for name in ("q1", "q2", "q3", "q4"):
         assert Store(store).meta("full", name)["device_name"] in html
+    assert "is not the full study" not in html and "in its place" not in html  # no stand-in, no banner
