@@ -7,9 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -118,26 +119,45 @@ DURATIONS = "assignment-report/durations"  # pytest's cache (.pytest_cache): eac
 _timed: dict[str, float] = {}
 
 
+def _durations(config: pytest.Config) -> dict[str, float]:
+    """Each test's seconds in the last run that ran it: read from pytest's cache by the process that runs
+    the session, which hands them to each xdist worker (one read, so every worker orders alike)."""
+    if hasattr(config, "workerinput"):
+        return config.workerinput.get("durations", {})
+    cache = getattr(config, "cache", None)  # none with -p no:cacheprovider
+    kept = cache.get(DURATIONS, {}) if cache is not None else {}
+    if not isinstance(kept, dict):  # not this file's
+        return {}
+    return {k: float(v) for k, v in kept.items() if isinstance(v, int | float)}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # pytest-xdist's, in the controller, for each worker
+    node.workerinput["durations"] = _durations(node.config)
+
+
 def _estimate(item: pytest.Item) -> float:
     """A test's seconds on a 2-core machine before a run in this checkout has timed it."""
     return 60.0 if item.get_closest_marker("cluster") else 15.0 if item.get_closest_marker("slow") else 0.3
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that reads the smoke build needs one (half a minute of training and printing): it is slow.
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    """A test that reads the smoke build needs one (half a minute of training and printing): it is slow,
+    marked before ``-m`` and ``-k`` select the tests to run, which are then put in order.
 
     The order, for pytest-xdist, which hands each worker two tests and then one at a time as it finishes
     (``--maxschedchunk 1``): the Slurm tests first, so the first worker runs them one after the other (the
     cluster has as many cores as this machine; side by side they would queue each other's jobs and leave
-    the cores idle), then the Ray tests, then the files with the most test time (their tests' seconds in
-    the last run that timed them, else an estimate), so the run does not end on a lone long test; the first
-    test that reads the smoke build comes third, the second worker's first. A file's own order is kept
-    otherwise, so a module's fixtures are made at most once a worker."""
+    the cores idle), then the Ray tests, then the files with the most test time (their selected tests'
+    seconds in the last run that timed them, else an estimate), so the run does not end on a lone long
+    test; the first test that reads the smoke build comes third, the second worker's first. A file's own
+    order is kept otherwise, so a module's fixtures are made at most once a worker."""
     for item in items:
         if "smoke_build" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
-    cache = getattr(config, "cache", None)  # none with -p no:cacheprovider
-    timed = cache.get(DURATIONS, {}) if cache is not None else {}
+    yield  # the other plugins' hooks: -m and -k deselect here
+    timed = _durations(config)
     seconds: dict[str, float] = {}
     for item in items:
         file = item.nodeid.split("::")[0]
@@ -166,7 +186,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     cache = getattr(session.config, "cache", None)
     if cache is None or hasattr(session.config, "workerinput") or not _timed:
         return
-    kept = {k: v for k, v in cache.get(DURATIONS, {}).items() if (ROOT / k.split("::")[0]).exists()}
+    root = session.config.rootpath
+    kept = {k: v for k, v in _durations(session.config).items() if (root / k.split("::")[0]).exists()}
     cache.set(DURATIONS, {**kept, **_timed})
 
 
