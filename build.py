@@ -291,8 +291,9 @@ def preview(
 ) -> None:
     """Serve the report on http://127.0.0.1:PORT and reload the open page on every save (Ctrl-C stops).
 
-    The HTML is re-rendered when a template, a context module, the stylesheet, the manifest or the store
-    changes; an error is shown over the page with its file and line; the PDF follows in the background.
+    The HTML is re-rendered when a template, the stylesheet, a context module, an experiment's code, the
+    manifest, a data file or the store changes (so a stale flag shows as soon as status would say it); an
+    error is shown over the page with its file and line; the PDF follows in the background.
     """
     import dataclasses
 
@@ -319,8 +320,8 @@ def preview(
 
 @command(*BUILD, "out", "cache", "fmt", "paper")
 def watch(opts: Options) -> None:
-    """Re-render whenever a template, a context module, the manifest or the store changes (Ctrl-C stops);
-    preview does the same and shows the page in a browser."""
+    """Re-render whenever a template, the stylesheet, a context module, an experiment's code, the manifest,
+    a data file or the store changes (Ctrl-C stops); preview does the same and shows the page in a browser."""
     from report import output
     from report import preview as live
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import _thread
 import functools
 import inspect
+import shutil
 import signal
 import sys
 import threading
@@ -34,14 +35,37 @@ def _untyped_flags(params: list[Any]) -> list[Any]:
     return params
 
 
+PLAIN_BELOW = 100  # columns: narrower, Rich's option tables cut long names short ("--strict-versio…")
+
+
+def _format_help(
+    command: TyperCommand | TyperGroup, ctx: Any, formatter: Any, rich: Callable[..., None]
+) -> None:
+    """Rich's panels on a terminal wide enough for every option's whole name, else click's plain layout
+    (Typer's own, without Rich), which gives a long name a line of its own; pipes get the plain one too."""
+    if shutil.get_terminal_size().columns >= PLAIN_BELOW:
+        return rich(ctx, formatter)
+    mode, command.rich_markup_mode = command.rich_markup_mode, None
+    try:
+        rich(ctx, formatter)  # with no markup mode, Typer formats with click
+    finally:
+        command.rich_markup_mode = mode
+
+
 class _Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _untyped_flags(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _format_help(self, ctx, formatter, super().format_help)
 
 
 class _Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         return _untyped_flags(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _format_help(self, ctx, formatter, super().format_help)
 
 
 def _reflowed(doc: str | None) -> str:
@@ -144,6 +168,21 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _brief(note: str, meta: dict[str, Any] | None) -> str:
+    """A verdict's note as a row of the status table shows it: a run accepted over several code changes
+    says how often and when, not every reason (appendix A of the report gives them all)."""
+    from report.core.freshness import acceptance
+
+    accepted = (meta or {}).get("accepted") or []
+    if len(accepted) < 2 or note != acceptance(meta or {}):
+        return note
+    first, last = accepted[0]["on"][:10], accepted[-1]["on"][:10]
+    when = f"on {first}" if first == last else f"from {first} to {last}"
+    return (
+        f"code changed after this run; accepted {len(accepted)} times {when}: the reasons are in the report"
+    )
+
+
 def status_table(results: Any, profile: str, verdicts: list[Any], where: str) -> Any:
     """``build.py status``: each experiment's verdict (with its notes), when and where it ran, its headline
     and how that moved since the previous run."""
@@ -158,8 +197,8 @@ def status_table(results: Any, profile: str, verdicts: list[Any], where: str) ->
         state = {"current": "[green]current[/]", "missing": "[red]missing[/]"}.get(
             v.state, f"[yellow]{v.label}[/]"
         )
-        state += "".join(f" [dim]({escape(note)})[/]" for note in v.notes)
         meta = v.meta
+        state += "".join(f" [dim]({escape(_brief(note, meta))})[/]" for note in v.notes)
         if meta is None:
             table.add_row(v.experiment, state, "", "", "", "", "")
             continue

@@ -66,7 +66,22 @@ def test_help_shows_no_flag_types_no_rst_and_no_source_line_breaks():
         help_line = next(line for line in result.output.splitlines() if "--help" in line)
         assert help_line.split() == ["│", "--help", "-h", "Show", "this", "message", "and", "exit.", "│"]
     preview = runner.invoke(build.app, ["preview", "--help"], env=wide).output
-    assert "the manifest or the store changes;" in preview, "a paragraph breaks where the terminal ends"
+    assert "a data file or the store changes (so a stale" in preview, "a paragraph breaks at the terminal"
+
+
+def test_help_on_a_narrow_terminal_names_every_option_whole():
+    """At 80 columns Rich's option tables cut long names short ("--strict-versio…"); there the help takes
+    click's plain layout, within the width."""
+    import typer
+
+    group = typer.main.get_command(build.app)
+    for name in COMMANDS:
+        out = runner.invoke(build.app, [name, "--help"], env={"COLUMNS": "80"}).output
+        names = [
+            o for p in group.commands[name].params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")
+        ]
+        assert all(o in out.split() or f"{o}," in out for o in names), (name, out)
+        assert "…" not in out and max(map(len, out.splitlines())) <= 80, out
 
 
 def test_diff_after_a_first_build_says_what_it_compares(tmp_path):

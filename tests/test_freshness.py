@@ -163,6 +163,9 @@ def test_accept_carries_results_over_a_code_change_and_says_so(smoke_build, data
 
     second = _invoke("accept", *common, "q1", "--reason", "another comment.")
     assert second.exit_code == 0, second.output
+    status = _invoke("status", *common)  # a row says how often and when; the report gives every reason
+    row = " ".join(" ".join(status.output.split()).split("│ q2")[0].split("│ q1")[1:])
+    assert "accepted 2 times on 20" in row and "comment" not in row, status.output
     page = _invoke("render", *common, "--out", str(out), "--format", "html")
     html = (out / "report.html").read_text(encoding="utf-8")
     assert ": a comment [only]; on " in html and ": another comment." in html  # both, in order
