@@ -39,15 +39,15 @@ PLAIN_BELOW = 100  # columns: narrower, Rich's option tables cut long names shor
 
 
 def _format_help(
-    command: TyperCommand | TyperGroup, ctx: Any, formatter: Any, rich: Callable[..., None]
+    command: TyperCommand | TyperGroup, ctx: Any, formatter: Any, typer_help: Callable[..., None]
 ) -> None:
     """Rich's panels on a terminal wide enough for every option's whole name, else click's plain layout
     (Typer's own, without Rich), which gives a long name a line of its own; pipes get the plain one too."""
     if shutil.get_terminal_size().columns >= PLAIN_BELOW:
-        return rich(ctx, formatter)
+        return typer_help(ctx, formatter)
     mode, command.rich_markup_mode = command.rich_markup_mode, None
     try:
-        rich(ctx, formatter)  # with no markup mode, Typer formats with click
+        typer_help(ctx, formatter)  # with no markup mode, Typer formats with click
     finally:
         command.rich_markup_mode = mode
 
