@@ -15,6 +15,7 @@ import scipy.io
 
 from experiments import datasets, models
 from experiments.configs.q4 import PROFILES, Config
+from report.core import fingerprint as fp
 from report.core.store import Store
 from report.provenance import for_print
 from report.questions import Results
@@ -139,8 +140,10 @@ def stored(
     seeds: int,
     cfg: Config | None = None,
     device: str = "cpu",
+    record: dict[str, Any] | None = None,
 ) -> Results:
-    """The tables written to a real store, as the runner would, and opened for the report."""
+    """The tables written to a real store, as the runner would (``record`` changes its run record), and
+    opened for the report."""
     store = Store(tmp_path / "results")
     config = dataclasses.asdict(dataclasses.replace(cfg or PROFILES["full"], seeds=seeds))
     meta = {
@@ -154,8 +157,9 @@ def stored(
         "git_commit": "none",
         "git_dirty": False,
         "config": config,
-        "versions": {},
+        "versions": fp.versions(),  # this machine's, as the runner records them
         "fingerprint": {},
+        **(record or {}),
     }
     store.write("full", "q4", tables, meta)
     return Results(store, "full")

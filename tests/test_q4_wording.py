@@ -9,6 +9,8 @@ from pathlib import Path
 from experiments import models
 from experiments.configs.q4 import PROFILES
 from report import format as fmt
+from report.core import fingerprint as fp
+from tests.helpers import fake_meta
 from tests.q4_results import rendered, stored, synthetic_tables
 
 
@@ -32,10 +34,42 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     small = synthetic_tables({"lenet5": [0.5], "resnet18": [0.6]}, dataset="mnist", train_used=128)
     page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=PROFILES["quick"]))
     assert page.count("<blockquote") == 2 and "not on SVHN" in text
-    assert "classifies SVHN best; this build compares them on MNIST instead" in text
+    assert "classifies SVHN best; this study compares them on MNIST instead" in text
     epochs = PROFILES["quick"].epochs
     assert f"trained on a subset: 128 of 68,257 training images for {epochs} epochs" in text
     assert "single-seed run" in text and "60.00%" in text
+
+
+def test_a_run_made_elsewhere_says_so_where_its_numbers_are(tmp_path: Path) -> None:
+    """Uncommitted code, other library versions and acceptances are said at the top of the question and
+    under each of its tables and figures, not in the appendix alone (as the reference run's are)."""
+    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
+    accepted = [
+        {"on": f"2026-01-0{d}T00:00:00+00:00", "reason": "a resume path", "code_was": "a", "code_now": "b"}
+        for d in (2, 3)
+    ]
+    record = {
+        "git_commit": "bfca5c3f5921",
+        "git_dirty": True,
+        "versions": {**fp.versions(), "torch": "0.0.1"},
+        "accepted": accepted,
+        "fingerprint": fake_meta("q4", "full")["fingerprint"],  # current: accepted, so shown as such
+    }
+    page, text = rendered(stored(tmp_path, synthetic_tables(accs), seeds=2, record=record))
+    assert page.count("<blockquote") == 1
+    assert (
+        "Provenance. These results come from a run on test device that finished on 2026-01-01, made from "
+        f"commit bfca5c3f5921 with uncommitted changes, with torch 0.0.1 (here {fp.versions()['torch']}). "
+        "The code has changed 2 times since, and each time build.py accept carried the results over" in text
+    )
+    assert "(the last on 2026-01-03, which wrote the record that gives the run its id;" in text
+    caveats = (
+        "2026-01-01. Caveats: uncommitted code; other library versions; carried over code changes by "
+        "accept (record rewritten 2026-01-03); more in appendix A."
+    )
+    assert text.count(caveats) == page.count('class="provenance"') > 3  # under every table and figure
+    _, clean = rendered(stored(tmp_path / "clean", synthetic_tables(accs), seeds=2))
+    assert "Provenance." not in clean and "Caveats" not in clean
 
 
 def test_a_small_budget_that_reproduces_the_old_ordering_says_why(tmp_path: Path) -> None:

@@ -222,3 +222,29 @@ def test_title_block_names_each_commit_once_and_which_runs_were_dirty():
     results = types.SimpleNamespace(run=runs.__getitem__)
     meta = render.document_meta(results, ("q1", "q2", "q3"), "smoke")
     assert meta["commits"] == "aaa (1 of 2 runs with uncommitted changes), bbb (uncommitted changes)"
+
+
+def test_the_appendix_runs_table_fits_the_page_with_its_longest_cells(fake_question, tmp_path):
+    """The committed reference's row is the widest the table gets: a GPU's name, a dirty commit, a
+    duration whose sessions were not recorded, a status with an accepted code change. Its Status column
+    ran off the printed page (the cells do not wrap a duration); every word must lie within the page's
+    right margin (18 mm, style.css's @page)."""
+    import shutil
+
+    if not shutil.which("pdftotext"):
+        pytest.fail("pdftotext (poppler-utils) is not installed; .ci/run installs it")
+    store, templates = fake_question
+    meta = store.meta("smoke", "qx")
+    meta.update(device_name="NVIDIA H200", duration_s=86.3, git_dirty=True)
+    meta.pop("sessions", None)
+    meta["accepted"] = [{"on": "2026-12-03T20:07:56+00:00", "reason": "a resume path the run never took"}]
+    store.write("smoke", "qx", {"sweep": store.read("smoke", "qx", "sweep")}, meta)
+    page = _render(store, templates, "# Q\n\n{{ qx.best | pct }}\n", tmp_path)
+    assert "(sessions not recorded)" in page and "current (code change accepted)" in page
+    output.write_pdf(page, tmp_path / "r.pdf")
+    boxes = subprocess.run(
+        ["pdftotext", "-bbox", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    width = float(re.search(r'<page width="([\d.]+)"', boxes).group(1))
+    right = max(float(x) for x in re.findall(r'xMax="([\d.]+)"', boxes))
+    assert right <= width - 18 * 72 / 25.4 + 1, f"text reaches {right:.0f} pt of a {width:.0f} pt page"

@@ -42,6 +42,7 @@ class Run:
     other_versions: str = ""  # the libraries it was made with that differ from the rendering machine's
     sessions: int | None = None  # >1: resumed, its duration counting each session; None: not recorded
     accepted: str = ""  # build.py accept carried it over a code change: when and why
+    accepted_on: tuple[str, ...] = ()  # the date of each acceptance; the last one wrote the record and its id
     rerun: str = ""  # the command that makes it again, as this build would run it
     stand_in: str = ""  # the profile run in place of a study that needs a GPU this machine lacks ("quick")
     missing: str = ""  # with a stand-in: what is missing
@@ -50,6 +51,27 @@ class Run:
     @property
     def date(self) -> str:
         return self.finished[:10]
+
+    def caveats(self) -> dict[str, Any] | None:
+        """What a reader of this run's numbers should know beside them, as facts for a note at the top of
+        its question (None when there is nothing to say): uncommitted code, other library versions, and
+        how often and when ``accept`` carried it over code changes (the last acceptance wrote the record
+        that gives the run its id). ``render.Document.provenance`` names the same under each table."""
+        if not (self.dirty or self.other_versions or self.accepted_on):
+            return None
+        name = f"{self.experiment} {self.run_id}"
+        return {
+            "date": provenance.sourced_text(self.date, "the run record's finish time", name),
+            "commit": provenance.sourced_text(self.commit, "the run record's commit", name),
+            "dirty": self.dirty,
+            "versions": provenance.sourced_text(
+                self.other_versions, "the run record's library versions, and this machine's", name
+            ),
+            "accepts": SourcedInt(len(self.accepted_on), "the run record's list of acceptances", name),
+            "last_accept": provenance.sourced_text(
+                self.accepted_on[-1] if self.accepted_on else "", "the run record's last acceptance", name
+            ),
+        }
 
 
 @dataclass
@@ -130,6 +152,9 @@ class Results:
                 if meta.get("sessions")
                 else None,
                 accepted="" if "code" in verdict.changed else acceptance(meta),
+                accepted_on=()
+                if "code" in verdict.changed
+                else tuple(a["on"][:10] for a in meta.get("accepted") or []),
                 rerun=self.store.command(experiment, self.profile, force=True),
                 **self._stand_in(experiment, meta),
             )

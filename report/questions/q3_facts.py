@@ -258,6 +258,16 @@ def batch_facts(
         "points": len(candidates),
         "finalists": len(both.drop_duplicates(["lr", "batch_size"])),
         "sizes": table["batch_size"].astype(int).tolist(),
+        # the scaled rate against the held one at the batch sizes between the base and the largest
+        "others": [
+            {
+                "batch_size": int(r["batch_size"]),
+                "scaled_lr": float(r["scaled_lr"]),
+                "gain": float(r["scaled_acc"] - r["fixed_acc"]),
+            }
+            for _, r in table.iloc[:-1].iterrows()
+            if int(r["batch_size"]) != base_batch
+        ],  # fmt: skip
     }
 
 
@@ -266,12 +276,14 @@ def epoch_facts(
 ) -> dict[str, Any]:
     """The early-stopping run: where the monitored validation score peaked, the epoch count chosen from it
     (with accuracy, the smallest within one binomial standard error of the best) and when training
-    stopped."""
+    stopped; with accuracy also the count the first stages' wider tie band would have given
+    (``band_epoch``), since the report names both rules."""
     curve = curve.sort_values("epoch").reset_index(drop=True)
     loss = curve["val_loss"].where(np.isfinite(curve["val_loss"]), np.inf)
     by_acc, by_loss = curve.iloc[int(curve["val_acc"].idxmax())], curve.iloc[int(loss.idxmin())]
     chosen = int(choice["epochs"])
     se = math.sqrt(by_acc["val_acc"] * (1 - by_acc["val_acc"]) / n_val)
+    band = selection.tie_band(float(by_acc["val_acc"]), n_val)
     if monitor == "val_acc":
         within = curve[curve["val_acc"] >= by_acc["val_acc"] - se]["epoch"]
         rule = chosen == int(within.min())
@@ -283,6 +295,8 @@ def epoch_facts(
         "best": chosen,
         "peak": int((by_acc if monitor == "val_acc" else by_loss)["epoch"]),  # the monitored score's best
         "se": se,
+        "band": band,  # the first stages' tie band (selection.tie_band) at the best validation accuracy
+        "band_epoch": int(curve[curve["val_acc"] >= by_acc["val_acc"] - band]["epoch"].min()),
         "share_at": 1
         - chosen / max_epochs,  # the early-stopping run's rate after that epoch, as a share of η
         "by_acc": by_acc.to_dict(),

@@ -264,6 +264,7 @@ def context(r: Results) -> dict[str, Any]:
     }
     return {
         "run": run,
+        "caveats": run.caveats(),
         "dataset": dataset,
         "substitute": setup["dataset"] != "svhn",
         "grey": setup["dataset"] in ("mnist", "fashion-mnist"),

@@ -118,6 +118,7 @@ def best_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[st
         "tied": tied,
         "runner_up": gaps[0] if gaps else None,
         "gaps": gaps,
+        "family": len(gaps),  # the comparisons Holm's correction spans
         "alpha": ALPHA,
     }
 
@@ -210,7 +211,7 @@ def tiers(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, An
     seeds, McNemar's on the same test images), Holm-corrected over all pairs as one family. So a model is
     placed below another only where the tests say so; models within one tier are not ordered.
 
-    ``tiers`` lists each tier's models with ``indistinguishable`` (no pair within it significant) and, where
+    ``tiers`` lists each tier's models with ``unseparated`` (no pair within it significant) and, where
     some pair within it is, those ``separated`` pairs; ``case`` is "only" (one model), "unmeasured" (no
     test could be run), "one" (a single tier) or "tiers".
     """
@@ -221,11 +222,11 @@ def tiers(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, An
     apart = {(g["a"], g["b"]): _separated(g) for g in pairs}
     titles = [str(r["title"]) for r in rows]
     if len(rows) < 2:
-        return {"case": "only", "tiers": [{"models": titles, "indistinguishable": True, "separated": []}]}
+        return {"case": "only", "tiers": [{"models": titles, "unseparated": True, "separated": []}]}
     if all(g["verdict"] == UNMEASURED and g["images_verdict"] == UNMEASURED for g in pairs):
         return {
             "case": "unmeasured",
-            "tiers": [{"models": titles, "indistinguishable": True, "separated": []}],
+            "tiers": [{"models": titles, "unseparated": True, "separated": []}],
         }
     cuts = [k for k in range(1, len(titles)) if all(apart[a, b] for a in titles[:k] for b in titles[k:])]
     bounds = [0, *cuts, len(titles)]
@@ -233,7 +234,7 @@ def tiers(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, An
     out = []
     for models in groups:
         inside = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :] if apart[a, b]]
-        out.append({"models": models, "indistinguishable": not inside, "separated": inside})
+        out.append({"models": models, "unseparated": not inside, "separated": inside})
     return {
         "case": "one" if len(out) == 1 else "tiers",
         "tiers": out,
