@@ -29,6 +29,7 @@ from report.cli import app, command, fail, keep_interrupts, status_table
 from report.core import reference
 from report.core.errors import EXIT_INTERRUPTED
 from report.core.freshness import judge
+from report.diff import config_changes
 from report.options import BUILD, EXECUTE, TRACK, Format, Options, Track, console
 
 # ---- the commands --------------------------------------------------------------------------------------
@@ -77,16 +78,21 @@ def render(opts: Options) -> None:
 
 @command(*BUILD)
 def status(opts: Options) -> None:
-    """Show each experiment: whether it is current (or which input changed), when it ran, its headline."""
+    """Show each experiment: whether it is current (or which input changed, and for a setting which one
+    and from what to what), when it ran, its headline."""
     if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
         steps.configs(opts.request, steps.selected(None))
     verdicts = steps.verdicts_of(opts, steps.selected(None))
     for i, v in enumerate(verdicts):
+        asked, notes = opts.request, list(v.notes)
         if v.experiment in opts.request.stand_ins:
             if v.meta is not None and "stand_in" not in v.meta:  # a stored study: what changed since it ran
-                v = judge(opts.results, v.experiment, opts.study)
-            why = reference.stand_in_line(opts.results, opts.request, v.experiment)
-            verdicts[i] = dataclasses.replace(v, notes=(*v.notes, why))
+                asked = opts.study
+                v = judge(opts.results, v.experiment, asked)
+            notes.append(reference.stand_in_line(opts.results, opts.request, v.experiment))
+        if "config" in v.changed and v.meta is not None:  # which settings: "segments 2000 → 300"
+            notes.insert(0, "; ".join(config_changes(v.meta, asked, v.experiment)) or "profile changed")
+        verdicts[i] = dataclasses.replace(v, notes=tuple(notes))
     table = status_table(opts.results, opts.chosen, verdicts, f"store {opts.store}")
     Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
 

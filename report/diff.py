@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from report.core import fingerprint as fp
+from report.core.config import apply_overrides, profile_config, spell
+from report.core.freshness import Request
 from report.core.store import Result, Store
 
 
@@ -41,6 +44,26 @@ def compare(a: Result, b: Result) -> dict[str, Any]:
         },
         "tables": [row for name in sorted(set(a.tables()) & set(b.tables())) for row in _table(a, b, name)],
     }
+
+
+def config_changes(meta: dict[str, Any], request: Request, experiment: str) -> list[str]:
+    """The settings in which a stored run differs from what ``request`` would run ("segments 2000 → 300",
+    "seed 0 → 1"), for ``status`` to name when a result is stale through its config; empty when only the
+    profile's label differs (a stand-in's run judged against the study)."""
+    wanted = apply_overrides(
+        experiment,
+        profile_config(experiment, request.own_profile(experiment)),
+        request.overrides.get(experiment, {}),
+    )
+    made = meta.get("config") or {}
+    changes = [
+        f"{key} {spell(made[key])} → {spell(value)}"
+        for key, value in dataclasses.asdict(wanted).items()
+        if key in made and spell(made[key]) != spell(value)
+    ]
+    if meta.get("seed") != request.seed:
+        changes.append(f"seed {meta.get('seed')} → {request.seed}")
+    return changes
 
 
 def _about(result: Result) -> dict[str, Any]:

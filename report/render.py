@@ -67,16 +67,10 @@ class Document:
         """One line under a table or figure: which run, where and when, and the caveats a reader of these
         numbers should know (uncommitted code, other library versions, a record carried over code changes
         by ``accept``, which also gave it its id); their details are in the appendix, once per run."""
-        caveats = [
-            *(["uncommitted code"] if run.dirty else []),
-            *(["other library versions"] if run.other_versions else []),
-            *([f"carried over code changes by accept (record rewritten {run.accepted_on[-1]})"]
-              if run.accepted_on else []),
-        ]  # fmt: skip
-        said = f". Caveats: {'; '.join(caveats)}" if caveats else ""
+        caveats = run.caveat_labels()
+        said = f". Caveats: {'; '.join(caveats)}. More" if caveats else "; more"
         text = (
-            f"Source: {run.experiment}, run {run.run_id}, {run.device_name}, {run.date}{said}; "
-            "more in appendix A."
+            f"Source: {run.experiment}, run {run.run_id}, {run.device_name}, {run.date}{said} in appendix A."
         )
         stale = ""
         if run.stale:

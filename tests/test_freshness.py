@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pandas as pd
@@ -78,6 +79,8 @@ def test_status_all_and_report_agree(case, smoke_build, data_dir, tmp_path, monk
     assert status.exit_code == 0, status.output
     row = next(line for line in status.output.splitlines() if line.strip().startswith("│ q1"))
     assert expected in row, row
+    if case == "config":  # which setting, from what the run used to what this request asks
+        assert re.search(r"stale: config changed \(segments \d+ → 300\)", row), row
     others = [line for line in status.output.splitlines() if line.strip().startswith(("│ q2", "│ q4"))]
     everything = ("data", "strict versions", "runner")  # changes that reach every experiment
     assert all("current" in line for line in others) == (case not in everything), others

@@ -143,7 +143,7 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert "was still at 50% of the peak rate after that epoch" in rec["epochs"]
     # the stages' band at the best 98.2% on 1,000 images is 1.19 points: 97.5% after epoch 4 is within it
     assert "(a narrower rule than the stages' tie band, which would have given 4)" in rec["epochs"]
-    assert rec["lr"].endswith("for Adam (after 5 epochs, each point trained once).")
+    assert rec["lr"].endswith("for Adam (after 5 epochs, one seed per point).")
     windows = _say(w.lr_windows(c["lr"]))
     assert windows.startswith(
         "Adam peaks at 1×10⁻³ (97.8%, the lowest rate of the grid, so its best rate"
@@ -160,7 +160,7 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     )
     assert (
         "gives 97.9% there, 2.90 percentage points more than the held rate; at batch 32 (rate 2.5×10⁻⁴) "
-        "0.60 percentage points less (each point trained once, compared after 5 epochs)." in batch
+        "0.60 percentage points less (one seed per point, compared after 5 epochs)." in batch
     )  # 97.0% scaled against 97.6% held at batch 32; batch 128 is the base, where the two rates agree
     assert (
         "The best learning rate of the grid after 5 epochs (with the rates the validation set does not "
@@ -380,3 +380,27 @@ def test_a_result_stored_before_the_dataset_sizes_asks_for_a_rerun(tmp_path: Pat
     tables["splits"] = tables["splits"][~tables["splits"]["split"].str.endswith("_available")]
     with pytest.raises(MissingResultError, match="rerun it: build.py run q3 --profile smoke"):
         context_of(tmp_path, tables)
+
+
+def test_the_epoch_rule_is_named_beside_the_count_the_stages_band_would_give(tmp_path: Path) -> None:
+    """The epoch count uses the one-standard-error rule, narrower than the stages' tie band; the section
+    says so and gives the count the band would have chosen, from the stored curve."""
+
+    def section(tables: dict[str, pd.DataFrame], folder: str) -> str:
+        context_of(tmp_path / folder, tables)
+        page = render.render_html(
+            Store(tmp_path / folder / "results"), "smoke", cache_dir=drawing_cache(), names=("q3",)
+        )
+        return " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
+
+    # 1,000 validation images, best 98.2% (epoch 7): one SE is 0.42 points (epoch 5 at 97.8% is within),
+    # the stages' band 1.19 points (epoch 4 at 97.5% is within, epoch 3 at 97.0% is not)
+    text = section(synthetic_tables(), "a")
+    assert "within one binomial standard error (0.42 percentage points) of the best" in text
+    assert "the first two stages' tie-band rule, which at this run's best accuracy gives 1.19 points" in text
+    assert "With the stages' rule the count would have been 4 epochs, not 5." in text
+    slow = synthetic_tables()  # nothing before epoch 5 within either band
+    sweep = slow["sweep"]
+    sweep.loc[(sweep["study"] == "epochs") & (sweep["epoch"] <= 4), "val_acc"] = 0.90
+    text = section(remarked(slow), "b")
+    assert "The stages' rule would have chosen the same count." in text and "would have been" not in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from experiments import models
 from experiments.configs.q4 import PROFILES
@@ -44,32 +45,40 @@ def test_a_run_made_elsewhere_says_so_where_its_numbers_are(tmp_path: Path) -> N
     """Uncommitted code, other library versions and acceptances are said at the top of the question and
     under each of its tables and figures, not in the appendix alone (as the reference run's are)."""
     accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
-    accepted = [
-        {"on": f"2026-01-0{d}T00:00:00+00:00", "reason": "a resume path", "code_was": "a", "code_now": "b"}
-        for d in (2, 3)
-    ]
-    record = {
-        "git_commit": "bfca5c3f5921",
-        "git_dirty": True,
-        "versions": {**fp.versions(), "torch": "0.0.1"},
-        "accepted": accepted,
-        "fingerprint": fake_meta("q4", "full")["fingerprint"],  # current: accepted, so shown as such
-    }
-    page, text = rendered(stored(tmp_path, synthetic_tables(accs), seeds=2, record=record))
+    here = fp.versions()["torch"]
+
+    def accepted(*days: int) -> list[dict[str, str]]:
+        return [{"on": f"2026-01-0{d}T00:00:00+00:00", "reason": "a resume path"} for d in days]
+
+    def page_of(folder: str, **record: Any) -> tuple[str, str]:
+        record.setdefault("fingerprint", fake_meta("q4", "full")["fingerprint"])  # current for the code
+        return rendered(stored(tmp_path / folder, synthetic_tables(accs), seeds=2, record=record))
+
+    page, text = page_of(
+        "all", git_commit="bfca5c3f5921", git_dirty=True, versions={**fp.versions(), "torch": "0.0.1"},
+        accepted=accepted(2, 3),
+    )  # fmt: skip
     assert page.count("<blockquote") == 1
     assert (
         "Provenance. These results come from a run on test device that finished on 2026-01-01, made from "
-        f"commit bfca5c3f5921 with uncommitted changes, with torch 0.0.1 (here {fp.versions()['torch']}). "
-        "The code has changed 2 times since, and each time build.py accept carried the results over" in text
+        f"commit bfca5c3f5921 with uncommitted changes, and made with torch 0.0.1 (here {here}). Since then "
+        "build.py accept has carried them over changes in the code 2 times (the last on 2026-01-03, which "
+        "wrote the record that gives the run its id) without a rerun" in text
     )
-    assert "(the last on 2026-01-03, which wrote the record that gives the run its id;" in text
     caveats = (
         "2026-01-01. Caveats: uncommitted code; other library versions; carried over code changes by "
-        "accept (record rewritten 2026-01-03); more in appendix A."
+        "accept (record rewritten 2026-01-03). More in appendix A."
     )
     assert text.count(caveats) == page.count('class="provenance"') > 3  # under every table and figure
-    _, clean = rendered(stored(tmp_path / "clean", synthetic_tables(accs), seeds=2))
-    assert "Provenance." not in clean and "Caveats" not in clean
+    _, text = page_of("once", accepted=accepted(2))
+    assert (
+        "These results come from a run on test device that finished on 2026-01-01. Since then build.py "
+        "accept has carried them over changes in the code once (on 2026-01-02, which wrote" in text
+    )
+    _, text = page_of("versions", versions={**fp.versions(), "torch": "0.0.1"})
+    assert f"finished on 2026-01-01 and made with torch 0.0.1 (here {here}). The question asks" in text
+    _, clean = page_of("clean")
+    assert "Provenance." not in clean and "Caveats" not in clean and "; more in appendix A." in clean
 
 
 def test_a_small_budget_that_reproduces_the_old_ordering_says_why(tmp_path: Path) -> None:

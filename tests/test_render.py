@@ -228,7 +228,7 @@ def test_the_appendix_runs_table_fits_the_page_with_its_longest_cells(fake_quest
     """The committed reference's row is the widest the table gets: a GPU's name, a dirty commit, a
     duration whose sessions were not recorded, a status with an accepted code change. Its Status column
     ran off the printed page (the cells do not wrap a duration); every word must lie within the page's
-    right margin (18 mm, style.css's @page)."""
+    right margin (style.css's @page)."""
     import shutil
 
     if not shutil.which("pdftotext"):
@@ -247,4 +247,8 @@ def test_the_appendix_runs_table_fits_the_page_with_its_longest_cells(fake_quest
     ).stdout
     width = float(re.search(r'<page width="([\d.]+)"', boxes).group(1))
     right = max(float(x) for x in re.findall(r'xMax="([\d.]+)"', boxes))
-    assert right <= width - 18 * 72 / 25.4 + 1, f"text reaches {right:.0f} pt of a {width:.0f} pt page"
+    margins = re.search(
+        r"@page \{\s*margin: ([\d.]+)mm ([\d.]+)mm", (ROOT / "templates/style.css").read_text()
+    )
+    limit = width - float(margins.group(2)) * 72 / 25.4  # the right margin, in points
+    assert right <= limit + 1, f"text reaches {right:.0f} pt of a {width:.0f} pt page (margin at {limit:.0f})"

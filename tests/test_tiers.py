@@ -37,9 +37,35 @@ def test_tied_neighbours_share_a_tier_and_a_clear_gap_starts_the_next(words: Any
         "LeNet-5. Models the tests do not separate are not thereby shown to be equally accurate: a real "
         "gap too small for these tests to detect goes unseen."
     )
-    assert "VGG-16-BN and ResNet-18 are the most accurate and LeNet-5 the least" in say(
-        words.answer, _question(t)
+    assert (
+        "VGG-16-BN and ResNet-18, which the tests do not order, are the most accurate and LeNet-5 the least"
+        in say(words.answer, _question(t))
     )
+
+
+def test_a_top_tier_of_three_with_one_pair_apart_is_said_to_be_ordered_only_in_part(words: Any) -> None:
+    """A is significantly above C, B ties both, D is far below all three: two tiers, the first neither a
+    tie nor an order."""
+    accs = {
+        "vgg": [0.9600, 0.9602, 0.9598],
+        "resnet18": [0.9550, 0.9450, 0.9650],  # wide: level with both neighbours
+        "alexnet": [0.9500, 0.9502, 0.9498],
+        "lenet5": [0.8000, 0.8002, 0.7998],  # far below: apart from ResNet-18 too, after Holm over 6
+    }
+    t = claims.tiers(summary(accs))
+    assert [tier["models"] for tier in t["tiers"]] == [["VGG-16-BN", "ResNet-18", "AlexNet"], ["LeNet-5"]]
+    said = say(words.tiers, t)
+    assert (
+        "VGG-16-BN, ResNet-18 and AlexNet (within which only VGG-16-BN above AlexNet is significant)" in said
+    )
+    assert "not thereby shown to be equally accurate" in said
+    assert (
+        "VGG-16-BN, ResNet-18 and AlexNet, which the tests order only in part, are the most accurate and "
+        "LeNet-5 the least" in say(words.answer, _question(t))
+    )
+    level = {**accs, "alexnet": [0.9590, 0.9610, 0.9600]}  # now no pair of the three apart (AlexNet first)
+    said = say(words.tiers, claims.tiers(summary(level)))
+    assert "AlexNet, VGG-16-BN and ResNet-18 (no two significantly apart); then LeNet-5." in said
 
 
 def test_a_chain_of_ties_is_one_tier_that_names_the_pairs_the_tests_do_separate(words: Any) -> None:

@@ -52,12 +52,21 @@ class Run:
     def date(self) -> str:
         return self.finished[:10]
 
+    def caveat_labels(self) -> list[str]:
+        """What a reader of this run's numbers should know beside them, in a few words each: uncommitted
+        code, other library versions, a record ``accept`` carried over code changes (the last acceptance
+        wrote the record, and so its id). The source line under each table and figure lists them."""
+        return [
+            *(["uncommitted code"] if self.dirty else []),
+            *(["other library versions"] if self.other_versions else []),
+            *([f"carried over code changes by accept (record rewritten {self.accepted_on[-1]})"]
+              if self.accepted_on else []),
+        ]  # fmt: skip
+
     def caveats(self) -> dict[str, Any] | None:
-        """What a reader of this run's numbers should know beside them, as facts for a note at the top of
-        its question (None when there is nothing to say): uncommitted code, other library versions, and
-        how often and when ``accept`` carried it over code changes (the last acceptance wrote the record
-        that gives the run its id). ``render.Document.provenance`` names the same under each table."""
-        if not (self.dirty or self.other_versions or self.accepted_on):
+        """The facts behind ``caveat_labels``, sourced, for a note at the top of the run's question (None
+        when there is nothing to say)."""
+        if not self.caveat_labels():
             return None
         name = f"{self.experiment} {self.run_id}"
         return {
@@ -151,14 +160,20 @@ class Results:
                 sessions=SourcedInt(meta["sessions"], "the run record's count of sessions", name)
                 if meta.get("sessions")
                 else None,
-                accepted="" if "code" in verdict.changed else acceptance(meta),
-                accepted_on=()
-                if "code" in verdict.changed
-                else tuple(a["on"][:10] for a in meta.get("accepted") or []),
+                **self._acceptances(verdict.changed, meta),
                 rerun=self.store.command(experiment, self.profile, force=True),
                 **self._stand_in(experiment, meta),
             )
         return self._runs[experiment]
+
+    @staticmethod
+    def _acceptances(changed: tuple[str, ...], meta: dict[str, Any]) -> dict[str, Any]:
+        """The run's acceptances, for the report to show: none once the code has changed again (then it is
+        stale, and an old acceptance vouches for nothing)."""
+        if "code" in changed:
+            return {"accepted": "", "accepted_on": ()}
+        dates = tuple(a["on"][:10] for a in meta.get("accepted") or [])
+        return {"accepted": acceptance(meta), "accepted_on": dates}
 
     def _stand_in(self, experiment: str, meta: dict[str, Any]) -> dict[str, str]:
         if experiment not in self.request.stand_ins or not meta.get("stand_in"):

@@ -163,6 +163,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         "lr": float(choice["lr"]),
         "val_acc": float(choice["val_acc"]),
         "grid": sorted(lr["lr"].unique().tolist()),
+        "first_epochs": int(lr["epoch"].max()),  # the first rung's: what the windows were judged after
         "points": len(lr),
         "finalists": len(final_rung(last[last["study"] == "lr"])),
     }
@@ -258,7 +259,8 @@ def batch_facts(
         "points": len(candidates),
         "finalists": len(both.drop_duplicates(["lr", "batch_size"])),
         "sizes": table["batch_size"].astype(int).tolist(),
-        # the scaled rate against the held one at the batch sizes between the base and the largest
+        # the scaled rate against the held one at every batch size but the base (where the two are one
+        # point) and the largest (``large``, which the text takes first)
         "others": [
             {
                 "batch_size": int(r["batch_size"]),
