@@ -208,7 +208,6 @@ FILTERS = {
     "dur": dur,
     "text": text,
 }
-WORDS = {"join_and": join_and}  # filters for sentences, not table cells
 
 
 def apply(fmt: str, value: Any) -> str:

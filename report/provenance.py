@@ -29,6 +29,8 @@ from jinja2.filters import sync_do_join
 from jinja2.nodes import EvalContext
 from markupsafe import Markup
 
+from report import format as fmt
+
 # A number as a reader sees one in the text: not part of a name ("ResNet-18", "q4", "bf16"), with its sign,
 # separators, decimals, a power of ten and a percent sign. The counting test uses the same pattern.
 NUMBER = re.compile(r"(?<![\w\-−.,/:#&])[−-]?\d+(?:[.,]\d+)*(?:×10[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)?%?")
@@ -98,6 +100,19 @@ def join(context: EvalContext, items: Iterable[Any], separator: str = "", attrib
     if attribute is None and any(isinstance(i, SOURCED) for i in items):
         items = [finalize(i) for i in items]
     return sync_do_join(context, items, separator, attribute)
+
+
+@pass_eval_context
+def join_and(context: EvalContext, items: Iterable[Any]) -> str:
+    """``report.format.join_and`` ("a, b and c") that keeps the source of each sourced item, as ``join``
+    does ("SGD, SGD with momentum 0.9 and Adam", the 0.9 from the context that named the optimizer)."""
+    items = list(items)
+    if not any(isinstance(i, SOURCED) for i in items):
+        return fmt.join_and(items)
+    parts = [finalize(i) for i in items]
+    if len(parts) == 1:
+        return sync_do_join(context, parts)
+    return sync_do_join(context, [sync_do_join(context, parts[:-1], ", "), parts[-1]], " and ")
 
 
 def _combine(operands: Iterable[Any]) -> tuple[str, str]:

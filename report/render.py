@@ -201,7 +201,10 @@ def _environment(doc: Document, templates: Path, cache_dir: Path | None) -> jinj
         finalize=provenance.finalize,  # a sourced value printed without a filter keeps its source
     )
     env.filters.update(
-        provenance.filters(fmt.FILTERS) | fmt.WORDS, basis=provenance.basis, join=provenance.join
+        provenance.filters(fmt.FILTERS),
+        basis=provenance.basis,
+        join=provenance.join,
+        join_and=provenance.join_and,
     )
     env.globals.update(figure=doc.figure, table=doc.table, ref=doc.ref)
     return env

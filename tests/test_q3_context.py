@@ -149,7 +149,7 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
         "Adam peaks at 1×10⁻³ (97.8%, the lowest rate of the grid, so its best rate"
     )  # 1,000 validation images: one decimal
     assert "SGD with momentum 0.9 peaks at 1×10⁻² (96.0%)" in windows
-    assert _say(w.momentum(c["lr"]["momentum"])) == (
+    assert _say(w.momentum(c["lr"]["momentum"], c["momentum"])) == (
         "The best plain-SGD rate is at least 10 times the best rate with momentum; the "
         "grid is too coarse to compare that with the factor 1/(1 − β) = 10."
     )
@@ -214,6 +214,15 @@ def _say(text: str) -> str:
     return " ".join(str(text).split())
 
 
+COEFFICIENT = {"beta": q3_facts.MOMENTUM, "factor": q3_facts.MOMENTUM_FACTOR}  # as the context gives it
+
+
+def test_the_report_words_momentum_with_the_coefficient_the_experiment_trains_with() -> None:
+    from experiments import stacked
+
+    assert q3_facts.MOMENTUM == stacked.MOMENTUM and pytest.approx(10) == q3_facts.MOMENTUM_FACTOR
+
+
 @pytest.mark.parametrize(
     ("sgd_best", "expected"),
     [
@@ -228,7 +237,7 @@ def test_momentum_sentence_counts_grid_steps_from_the_factor_ten(sgd_best: float
     rows += [sweep_row("lr", "sgd", lr, 128, 0.97 if lr == sgd_best else 0.9) for lr in grid]
     choice = pd.Series({"optimizer": "momentum", "lr": 1e-2, "batch_size": 128, "val_acc": 0.98})
     facts = lr_facts(rows, choice)
-    assert _say(render.words("q3").momentum(facts["momentum"])).endswith(expected)
+    assert _say(render.words("q3").momentum(facts["momentum"], COEFFICIENT)).endswith(expected)
 
 
 def test_context_figures_draw(tmp_path: Path) -> None:
@@ -370,7 +379,8 @@ def test_an_optimum_on_the_edge_of_the_grid_is_reported_as_such_and_bounds_the_r
     choice = pd.Series({"optimizer": "momentum", "lr": 1e-1, "batch_size": 128, "val_acc": 0.98})
     facts = lr_facts(rows, choice)
     assert facts["momentum"]["bound"] == "at least"
-    assert _say(words.momentum(facts["momentum"])).startswith("The best plain-SGD rate is at least 10 times")
+    said = _say(words.momentum(facts["momentum"], COEFFICIENT))
+    assert said.startswith("The best plain-SGD rate is at least 10 times")
 
 
 def test_a_result_stored_before_the_dataset_sizes_asks_for_a_rerun(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from report.core.errors import MissingResultError
 from report.plots import q3 as plots
 from report.questions import Figure, Results, Table, anchors, require
 from report.questions.q3_facts import (
+    MOMENTUM,
+    MOMENTUM_FACTOR,
     MONITORS,
     OPTIMIZER_NAMES,
     batch_facts,
@@ -118,6 +120,7 @@ def context(r: Results) -> dict[str, Any]:
         "params": params,
         "param_terms": param_terms,
         "optimizers": [OPTIMIZER_NAMES[o] for o in cfg["optimizers"]],
+        "momentum": {"beta": MOMENTUM, "factor": MOMENTUM_FACTOR},
         "sweep_epochs": int(cfg["sweep_epochs"]),
         "halving": halving,
         "eta": int(cfg["halving"]),

@@ -19,7 +19,9 @@ from report.core import selection
 from report.provenance import sourced
 from report.questions import require
 
-OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum 0.9", "adam": "Adam"}
+MOMENTUM = 0.9  # the coefficient experiments/stacked.py trains "momentum" with (a test checks they agree)
+MOMENTUM_FACTOR = 1 / (1 - MOMENTUM)  # momentum's steps over plain SGD's where the gradient is constant
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": f"SGD with momentum {MOMENTUM:g}", "adam": "Adam"}
 POINT = ["study", "optimizer", "lr", "batch_size", "lr_scaled", "rung"]
 STAGES = {"lr": ("lr",), "batch": ("grid", "scaling")}  # each tuning stage and the studies it trains
 USABLE = 0.01  # a learning rate is "usable" within one percentage point of its optimizer's best
@@ -146,7 +148,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
     if "sgd" in per_opt and "momentum" in per_opt:
         ratio = per_opt["sgd"]["lr"] / per_opt["momentum"]["lr"]
         step = _grid_step(lr["lr"])
-        off = None if step >= 10 else round(abs(math.log(ratio / 10)) / math.log(step))
+        off = None if step >= 10 else round(abs(math.log(ratio / MOMENTUM_FACTOR)) / math.log(step))
         # an optimum on the grid's edge makes the ratio a bound: "at least" when the true SGD optimum may be
         # higher or the momentum one lower, "at most" the other way round, nothing when both apply
         up = per_opt["sgd"]["edge"] == "high" or per_opt["momentum"]["edge"] == "low"
