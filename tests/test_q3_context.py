@@ -143,7 +143,7 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert "was still at 50% of the peak rate after that epoch" in rec["epochs"]
     # the stages' band at the best 98.2% on 1,000 images is 1.19 points: 97.5% after epoch 4 is within it
     assert "(a narrower rule than the stages' tie band, which would have given 4)" in rec["epochs"]
-    assert rec["lr"].endswith("for Adam (after 5 epochs, one seed per point).")
+    assert "for Adam (after 5 epochs, one seed per point);" in rec["lr"]
     windows = _say(w.lr_windows(c["lr"]))
     assert windows.startswith(
         "Adam peaks at 1×10⁻³ (97.8%, the lowest rate of the grid, so its best rate"
@@ -223,12 +223,19 @@ def test_the_report_words_momentum_with_the_coefficient_the_experiment_trains_wi
     assert q3_facts.MOMENTUM == stacked.MOMENTUM and pytest.approx(10) == q3_facts.MOMENTUM_FACTOR
 
 
+COARSE = (
+    "; best rates found on this grid, after 5 epochs with one seed per rate, cannot fix the ratio more "
+    "finely than that."
+)
+STEP = "(a grid step is a factor of about 3.16) from the factor 1/(1 − β) = 10"
+
+
 @pytest.mark.parametrize(
     ("sgd_best", "expected"),
     [
         (1e-1, ", exactly the factor 1/(1 − β) = 10 on this grid."),
-        (3e-2, ", 1 grid step (factors of 3.16) from the factor 1/(1 − β) = 10."),
-        (1e-2, ", 2 grid steps (factors of 3.16) from the factor 1/(1 − β) = 10."),
+        (3e-2, f", 1 grid step {STEP}{COARSE}"),
+        (1e-2, f", 2 grid steps {STEP}{COARSE}"),
     ],
 )
 def test_momentum_sentence_counts_grid_steps_from_the_factor_ten(sgd_best: float, expected: str) -> None:
@@ -365,7 +372,10 @@ def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:
 def test_a_one_point_window_is_below_the_grid_resolution_not_zero_wide() -> None:
     facts = _window_facts({1e-3: 0.90, 1e-2: 0.98, 1e-1: 0.90})
     text = _recommend_lr(facts)
-    assert "less than one grid step (1 decade) for Adam" in text and "0.0 decades" not in text
+    assert "best are only the best rate itself for Adam" in text and "0.0 decades" not in text
+    assert text.endswith("where only the best rate is, the window is narrower than the grid's spacing.")
+    wide = _recommend_lr(_window_facts({1e-3: 0.90, 1e-2: 0.98, 1e-1: 0.975}))
+    assert "best are 1×10⁻² to 1×10⁻¹ (1 decade) for Adam" in wide
 
 
 def test_an_optimum_on_the_edge_of_the_grid_is_reported_as_such_and_bounds_the_ratio() -> None:
@@ -414,3 +424,21 @@ def test_the_epoch_rule_is_named_beside_the_count_the_stages_band_would_give(tmp
     sweep.loc[(sweep["study"] == "epochs") & (sweep["epoch"] <= 4), "val_acc"] = 0.90
     text = section(remarked(slow), "b")
     assert "The stages' rule would have chosen the same count." in text and "would have been" not in text
+
+
+def test_the_scaled_rate_is_also_compared_at_the_longer_rungs_both_points_reached() -> None:
+    """The scaling table compares after the first rung; where successive halving kept both the scaled and
+    the held point of a batch size, their longer runs are compared too (batch 32 here reverses)."""
+    rows = [
+        sweep_row("grid", "momentum", 0.1, 32, 0.9704, epoch=3) | {"rung": 1},
+        sweep_row("scaling", "momentum", 0.025, 32, 0.9743, epoch=3, scaled=True) | {"rung": 1},
+        sweep_row("grid", "momentum", 0.1, 32, 0.9741, epoch=10) | {"rung": 2},
+        sweep_row("scaling", "momentum", 0.025, 32, 0.9801, epoch=10, scaled=True) | {"rung": 2},
+        sweep_row("grid", "momentum", 0.1, 128, 0.9774, epoch=10) | {"rung": 2},  # the base: no pair
+        sweep_row("scaling", "momentum", 0.4, 512, 0.9630, epoch=3, scaled=True) | {"rung": 1},  # alone
+    ]
+    later = q3_facts.later_gains(pd.DataFrame(rows), base_lr=0.1, base_batch=128)
+    assert [(entry["batch_size"], [g["epochs"] for g in entry["gains"]]) for entry in later] == [
+        (32, [3, 10])
+    ]
+    assert [round(g["gain"], 4) for g in later[0]["gains"]] == [0.0039, 0.006]

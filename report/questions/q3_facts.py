@@ -154,7 +154,9 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         up = per_opt["sgd"]["edge"] == "high" or per_opt["momentum"]["edge"] == "low"
         down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
         bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
-        momentum = {"ratio": ratio, "step": step, "off": off, "bound": bound}  # off: steps from 1/(1 - β)
+        momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
+            "ratio": ratio, "step": step, "off": off, "bound": bound, "epochs": int(lr["epoch"].max()),
+        }  # fmt: skip
     return {
         **tied(final_rung(last[last["study"] == "lr"]), choice, n_val),
         "by_optimizer": per_opt,
@@ -272,7 +274,30 @@ def batch_facts(
             for _, r in table.iloc[:-1].iterrows()
             if int(r["batch_size"]) != base_batch
         ],  # fmt: skip
+        "later": later_gains(last, base_lr, base_batch),
     }
+
+
+def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int) -> list[dict[str, Any]]:
+    """The scaled rate against the held one at the longer rungs of successive halving, where both points
+    of a batch size reached them (the comparison the first rung's table makes, after more epochs):
+    one entry per batch size, with each rung's epochs and gain, smallest batch first."""
+    later = last[last["rung"] > 0]
+    out = []
+    for size in sorted(later["batch_size"].unique()):
+        if size == base_batch:
+            continue
+        rows = later[later["batch_size"] == size]
+        gains = []
+        for _, rung in rows.groupby("rung"):
+            scaled = rung[rung["study"] == "scaling"]["val_acc"]
+            held = rung[(rung["study"] == "grid") & np.isclose(rung["lr"], base_lr)]["val_acc"]
+            if len(scaled) and len(held):
+                epochs = int(rung["epoch"].max())
+                gains.append({"epochs": epochs, "gain": float(scaled.iloc[0] - held.iloc[0])})
+        if gains:
+            out.append({"batch_size": int(size), "gains": gains})
+    return out
 
 
 def epoch_facts(
