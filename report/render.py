@@ -74,9 +74,10 @@ class Document:
         )
         stale = ""
         if run.stale:
+            which = f" ({'; '.join(run.settings_changed)})" if run.settings_changed else ""
             stale = (
-                f' <strong class="stale">Stale: the {", ".join(run.stale)} changed since this run; '
-                f"rerun build.py all.</strong>"
+                f' <strong class="stale">Stale: the {", ".join(run.stale)} changed since this run'
+                f"{html.escape(which)}; rerun build.py all.</strong>"
             )
         return f'<span class="provenance">{html.escape(text)}{stale}</span>'
 

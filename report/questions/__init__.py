@@ -20,6 +20,7 @@ from report.core import manifest
 from report.core.errors import EvidenceError, MissingResultError
 from report.core.freshness import Request, acceptance, judge, other_versions
 from report.core.store import Result, Store
+from report.diff import config_changes
 from report.provenance import Sourced, SourcedInt
 
 
@@ -39,6 +40,7 @@ class Run:
     config: dict[str, Any]
     versions: dict[str, str]
     stale: tuple[str, ...]  # what changed since this result was made (report.core.freshness.judge)
+    settings_changed: tuple[str, ...] = ()  # with the config stale: which settings, "points 200 → 10"
     other_versions: str = ""  # the libraries it was made with that differ from the rendering machine's
     sessions: int | None = None  # >1: resumed, its duration counting each session; None: not recorded
     accepted: str = ""  # build.py accept carried it over a code change: when and why
@@ -157,6 +159,9 @@ class Results:
                 versions=meta["versions"],
                 other_versions=other_versions(meta),
                 stale=verdict.changed,
+                settings_changed=tuple(config_changes(meta, self.request, experiment))
+                if "config" in verdict.changed
+                else (),
                 sessions=SourcedInt(meta["sessions"], "the run record's count of sessions", name)
                 if meta.get("sessions")
                 else None,
