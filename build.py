@@ -90,8 +90,9 @@ def status(opts: Options) -> None:
                 asked = opts.study
                 v = judge(opts.results, v.experiment, asked)
             notes.append(reference.stand_in_line(opts.results, opts.request, v.experiment))
-        if "config" in v.changed and v.meta is not None:  # which settings: "segments 2000 → 300"
-            notes.insert(0, "; ".join(config_changes(v.meta, asked, v.experiment)) or "profile changed")
+        settings = config_changes(v.meta, asked, v.experiment) if "config" in v.changed and v.meta else []
+        if settings:  # which settings: "segments 2000 → 300"
+            notes.insert(0, "; ".join(settings))
         verdicts[i] = dataclasses.replace(v, notes=tuple(notes))
     table = status_table(opts.results, opts.chosen, verdicts, f"store {opts.store}")
     Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows

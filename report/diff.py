@@ -48,8 +48,11 @@ def compare(a: Result, b: Result) -> dict[str, Any]:
 
 def config_changes(meta: dict[str, Any], request: Request, experiment: str) -> list[str]:
     """The settings in which a stored run differs from what ``request`` would run ("segments 2000 → 300",
-    "seed 0 → 1"), for ``status`` to name when a result is stale through its config; empty when only the
-    profile's label differs (a stand-in's run judged against the study)."""
+    "seed 0 → 1"), for ``status`` and the report's stale flags to name; empty when the run is a stand-in
+    and the request the study or the other way round (their settings differ by design, not by a change),
+    or when only the profile's label differs."""
+    if bool(meta.get("stand_in")) != (experiment in request.stand_ins):
+        return []
     wanted = apply_overrides(
         experiment,
         profile_config(experiment, request.own_profile(experiment)),

@@ -74,7 +74,7 @@ class Document:
         )
         stale = ""
         if run.stale:
-            which = f" ({'; '.join(run.settings_changed)})" if run.settings_changed else ""
+            which = f" (settings: {'; '.join(run.settings_changed)})" if run.settings_changed else ""
             stale = (
                 f' <strong class="stale">Stale: the {", ".join(run.stale)} changed since this run'
                 f"{html.escape(which)}; rerun build.py all.</strong>"

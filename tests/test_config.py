@@ -145,3 +145,21 @@ def test_status_checks_settings_as_run_resolves_them(profile):
         request = Request(profile, sets, stand_ins=stand_ins)
         resolved = {name: config for name, _, config in runner.resolve(names, request)}
         assert steps.configs(request, names) == resolved
+
+
+def test_the_settings_a_stale_result_names_are_the_ones_that_changed() -> None:
+    """What status and the report's stale flags name: each setting the run used that this request would
+    change, and the seed; nothing between a stand-in and its study, whose settings differ by design."""
+    import dataclasses
+
+    from report.core.config import config_dict, profile_config
+    from report.core.freshness import Request
+    from report.diff import config_changes
+
+    made = {"config": config_dict(profile_config("q1", "smoke")), "seed": 0}
+    asked = Request("smoke", {"q1": {"points": "7"}}, seed=2)
+    was = made["config"]["points"]
+    assert config_changes(made, asked, "q1") == [f"points {was} → 7", "seed 0 → 2"]
+    assert config_changes(made, Request("smoke"), "q1") == []
+    study = {"config": dataclasses.asdict(profile_config("q4", "full")), "seed": 0}
+    assert config_changes(study, Request("full", stand_ins=frozenset({"q4"})), "q4") == []

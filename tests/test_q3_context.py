@@ -150,8 +150,8 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     )  # 1,000 validation images: one decimal
     assert "SGD with momentum 0.9 peaks at 1×10⁻² (96.0%)" in windows
     assert _say(w.momentum(c["lr"]["momentum"], c["momentum"])) == (
-        "The best plain-SGD rate is at least 10 times the best rate with momentum; the "
-        "grid is too coarse to compare that with the factor 1/(1 − β) = 10."
+        "The best plain-SGD rate is at least 10 times the best rate with momentum; a best rate on the grid's "
+        "edge makes that a bound, too loose to compare with the factor 1/(1 − β) = 10."
     )
     batch = _say(w.batch(c["batch"]))
     assert batch.startswith(
@@ -227,13 +227,14 @@ COARSE = (
     "; best rates found on this grid, after 5 epochs with one seed per rate, cannot fix the ratio more "
     "finely than that."
 )
+FACTOR = "the factor 1/(1 − β) = 10."
 STEP = "(a grid step is a factor of about 3.16) from the factor 1/(1 − β) = 10"
 
 
 @pytest.mark.parametrize(
     ("sgd_best", "expected"),
     [
-        (1e-1, ", exactly the factor 1/(1 − β) = 10 on this grid."),
+        (1e-1, "; a best rate on the grid's edge makes that a bound, too loose to compare with " + FACTOR),
         (3e-2, f", 1 grid step {STEP}{COARSE}"),
         (1e-2, f", 2 grid steps {STEP}{COARSE}"),
     ],
@@ -372,10 +373,14 @@ def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:
 def test_a_one_point_window_is_below_the_grid_resolution_not_zero_wide() -> None:
     facts = _window_facts({1e-3: 0.90, 1e-2: 0.98, 1e-1: 0.90})
     text = _recommend_lr(facts)
-    assert "best are only the best rate itself for Adam" in text and "0.0 decades" not in text
-    assert text.endswith("where only the best rate is, the window is narrower than the grid's spacing.")
+    assert "best are only the best rate for Adam (after" in text and "0.0 decades" not in text
+    assert text.endswith(
+        "where only the best rate is, the window lies between its neighbouring rates of the grid."
+    )
     wide = _recommend_lr(_window_facts({1e-3: 0.90, 1e-2: 0.98, 1e-1: 0.975}))
-    assert "best are 1×10⁻² to 1×10⁻¹ (1 decade) for Adam" in wide
+    assert "best are 1×10⁻² to 1×10⁻¹ (1 decade) for Adam (after 5 epochs, one seed per point)." in wide
+    apart = _recommend_lr(_window_facts({1e-3: 0.975, 1e-2: 0.90, 1e-1: 0.98}))  # the middle rate is not
+    assert "the rates 1×10⁻³ and 1×10⁻¹ (not the rates between them), at the grid's high end" in apart
 
 
 def test_an_optimum_on_the_edge_of_the_grid_is_reported_as_such_and_bounds_the_ratio() -> None:
@@ -434,6 +439,8 @@ def test_the_scaled_rate_is_also_compared_at_the_longer_rungs_both_points_reache
         sweep_row("scaling", "momentum", 0.025, 32, 0.9743, epoch=3, scaled=True) | {"rung": 1},
         sweep_row("grid", "momentum", 0.1, 32, 0.9741, epoch=10) | {"rung": 2},
         sweep_row("scaling", "momentum", 0.025, 32, 0.9801, epoch=10, scaled=True) | {"rung": 2},
+        sweep_row("grid", "momentum", 0.03, 32, 0.9794, epoch=10) | {"rung": 2},  # another rate: not held
+        sweep_row("lr", "momentum", 0.025, 32, 0.9990, epoch=10) | {"rung": 2},  # another stage's rung
         sweep_row("grid", "momentum", 0.1, 128, 0.9774, epoch=10) | {"rung": 2},  # the base: no pair
         sweep_row("scaling", "momentum", 0.4, 512, 0.9630, epoch=3, scaled=True) | {"rung": 1},  # alone
     ]

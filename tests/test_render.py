@@ -254,26 +254,31 @@ def test_the_appendix_runs_table_fits_the_page_with_its_longest_cells(fake_quest
     assert right <= limit + 1, f"text reaches {right:.0f} pt of a {width:.0f} pt page (margin at {limit:.0f})"
 
 
-def test_a_line_before_emphasis_is_not_broken_after_its_first_word(tmp_path):
+@pytest.mark.slow  # about a hundred small PDFs
+@pytest.mark.parametrize("before", [" <em>", "\n<a href='#x'>", " <code>"])
+def test_a_line_before_an_inline_element_is_not_broken_after_its_first_word(tmp_path, before):
     """WeasyPrint 70 broke "… number of / epochs / and batch size … *under this one recipe*" (Q4's protocol
     paragraph) after "epochs": the text before the emphasis overflowed the line by its trailing space
-    alone. Printed through ``output.write_pdf`` (which moves that space inside the emphasis) at every
-    width from 140 to 190 mm, no line but a paragraph's last is one or two words; printed as it was, some
-    width still shows the bug (if none does, WeasyPrint is fixed and ``inline_spaces`` can go)."""
+    alone. Printed through ``output.write_pdf`` (which gives that space a box of its own) at every width
+    from 145 to 180 mm, no line but the paragraph's last is one or two words, for emphasis, a link or code
+    after a space or a line break; printed as it was, some width shows the bug, or WeasyPrint is fixed and
+    a warning says that ``inline_spaces`` can go."""
     import shutil
+    import warnings
 
     import weasyprint
 
     if not shutil.which("pdftotext"):
         pytest.fail("pdftotext (poppler-utils) is not installed; .ci/run installs it")
+    tag = before.strip()[1:].split(">")[0].split()[0]
     words = (
         "The question asks which of LeNet-5, AlexNet, VGG, ResNet-18, ResNet-50 and ResNet-101 classifies "
         "SVHN best; this build compares them on Fashion-MNIST instead, as the note above says. Two protocols "
         "are standard for such a comparison: hold everything but the architecture fixed, or tune each model "
         "with an equal budget. This study uses the first: every model sees the same images, the same "
         "augmentation, the same optimiser, learning-rate schedule, number of epochs and batch size, and "
-        "nothing is tuned per model. So the results describe the architectures <em>under this one "
-        "recipe</em>; they cannot show how each would do at settings of its own."
+        f"nothing is tuned per model. So the results describe the architectures{before}under this one "
+        f"recipe</{tag}>; they cannot show how each would do at settings of its own."
     )
     css = (ROOT / "templates/style.css").read_text()
 
@@ -284,7 +289,7 @@ def test_a_line_before_emphasis_is_not_broken_after_its_first_word(tmp_path):
         return [line for line in lines[:-1] if len(line.split()) <= 2]
 
     broken_before = []
-    for mm in range(140, 191):
+    for mm in range(145, 181):
         page = (
             f"<html><head><style>{css} @page {{ size: {mm + 36}mm 297mm }}</style></head><body><p>{words}</p>"
         )
@@ -292,4 +297,5 @@ def test_a_line_before_emphasis_is_not_broken_after_its_first_word(tmp_path):
         assert not short_lines(tmp_path / "fixed.pdf"), f"at {mm} mm"
         weasyprint.HTML(string=page).write_pdf(tmp_path / "plain.pdf")
         broken_before += [mm] if short_lines(tmp_path / "plain.pdf") else []
-    assert broken_before, "WeasyPrint no longer breaks these lines: inline_spaces is no longer needed"
+    if not broken_before:
+        warnings.warn("WeasyPrint no longer breaks these lines: output.inline_spaces can go", stacklevel=1)

@@ -137,6 +137,9 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             "usable_min": float(usable.min()),
             "usable_max": float(usable.max()),
             "usable_decades": float(math.log10(usable.max() / usable.min())),
+            "usable": sorted(float(x) for x in usable),  # the grid's rates within USABLE of the best
+            # every rate of the grid between the window's ends is within it: a range, not a list
+            "contiguous": len(usable) == sum(usable.min() <= g <= usable.max() for g in grid),
             # one grid point in the window: its width is below the grid's resolution, not zero
             "resolved": bool(usable.max() > usable.min()),
             "step_decades": step_decades,
@@ -280,23 +283,20 @@ def batch_facts(
 
 def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int) -> list[dict[str, Any]]:
     """The scaled rate against the held one at the longer rungs of successive halving, where both points
-    of a batch size reached them (the comparison the first rung's table makes, after more epochs):
-    one entry per batch size, with each rung's epochs and gain, smallest batch first."""
-    later = last[last["rung"] > 0]
+    of a batch size reached them: the first rung's comparison (the scaling table's) can reverse after
+    more epochs, as it did at batch 32 in the full study, so the text gives both. One entry per batch
+    size, smallest first, with each rung's epochs and gain."""
+    stage = last[last["study"].isin(STAGES["batch"]) & (last["rung"] > 0)]
+    scaled = stage[stage["study"] == "scaling"]
+    held = stage[(stage["study"] == "grid") & np.isclose(stage["lr"], base_lr)]
+    pairs = scaled.merge(held, on=["batch_size", "rung"], suffixes=("_scaled", "_held"))
     out = []
-    for size in sorted(later["batch_size"].unique()):
-        if size == base_batch:
-            continue
-        rows = later[later["batch_size"] == size]
-        gains = []
-        for _, rung in rows.groupby("rung"):
-            scaled = rung[rung["study"] == "scaling"]["val_acc"]
-            held = rung[(rung["study"] == "grid") & np.isclose(rung["lr"], base_lr)]["val_acc"]
-            if len(scaled) and len(held):
-                epochs = int(rung["epoch"].max())
-                gains.append({"epochs": epochs, "gain": float(scaled.iloc[0] - held.iloc[0])})
-        if gains:
-            out.append({"batch_size": int(size), "gains": gains})
+    for size, rows in pairs[pairs["batch_size"] != base_batch].groupby("batch_size"):
+        gains = [
+            {"epochs": int(r["epoch_scaled"]), "gain": float(r["val_acc_scaled"] - r["val_acc_held"])}
+            for _, r in rows.sort_values("rung").iterrows()
+        ]
+        out.append({"batch_size": int(size), "gains": gains})
     return out
 
 
