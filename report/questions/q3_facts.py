@@ -125,7 +125,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
     lr = last[(last["study"] == "lr") & (last["rung"] == 0)]
     per_opt = {}
     grid = sorted(lr["lr"].unique())
-    step_decades = math.log10(_grid_step(lr["lr"]))
+    first_epochs = int(lr["epoch"].max())  # the first rung's: what every comparison here is judged after
     for opt, df in lr.groupby("optimizer", sort=False):
         best = df.sort_values("val_acc", ascending=False, kind="stable").iloc[0]
         usable = df[df["val_acc"] >= best["val_acc"] - USABLE]["lr"]
@@ -142,7 +142,6 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             "contiguous": len(usable) == sum(usable.min() <= g <= usable.max() for g in grid),
             # one grid point in the window: its width is below the grid's resolution, not zero
             "resolved": bool(usable.max() > usable.min()),
-            "step_decades": step_decades,
             # an optimum on the edge of the grid: the best rate may lie beyond it
             "edge": "low" if best["lr"] == grid[0] else "high" if best["lr"] == grid[-1] else None,
         }
@@ -158,7 +157,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
         bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
         momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
-            "ratio": ratio, "step": step, "off": off, "bound": bound, "epochs": int(lr["epoch"].max()),
+            "ratio": ratio, "step": step, "off": off, "bound": bound, "epochs": first_epochs,
         }  # fmt: skip
     return {
         **tied(final_rung(last[last["study"] == "lr"]), choice, n_val),
@@ -170,7 +169,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         "lr": float(choice["lr"]),
         "val_acc": float(choice["val_acc"]),
         "grid": sorted(lr["lr"].unique().tolist()),
-        "first_epochs": int(lr["epoch"].max()),  # the first rung's: what the windows were judged after
+        "first_epochs": first_epochs,
         "points": len(lr),
         "finalists": len(final_rung(last[last["study"] == "lr"])),
     }
