@@ -128,10 +128,18 @@ def context(r: Results) -> dict[str, Any]:
         "max_epochs": int(cfg["max_epochs"]),
         "monitor": MONITORS[cfg["monitor"]],
         "heatmap_range": HEATMAP_RANGE,
+        # threads per unit of stacked networks on a CPU (units run side by side): what its times are per
+        "cpu_threads": int(cfg.get("cpu_threads", 0)) if run.device == "cpu" else None,
         "patience": int(cfg["patience"]),
         "lr": lr,
         "batch": batch,
         "epochs": epochs,
+        # optimizer steps per epoch of the early-stopping run (training images) and of the final models
+        # (training and validation images): the same epoch count is more steps for the final models
+        "epoch_steps": {
+            "chosen": math.ceil(n["train"] / batch["batch"]),
+            "final": math.ceil(n["trainval"] / batch["batch"]),
+        },
         "final": final,
         "anchors": anchors.beside("q3", cfg["dataset"], {"mlp": ("This network", final["mean"])}),
         "confusion": cm,

@@ -119,10 +119,33 @@ def tied(points: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any]:
     }
 
 
+def later_bests(stage: pd.DataFrame, n_val: int) -> dict[str, list[dict[str, Any]]]:
+    """Per optimizer, each rung after the first that kept some of its rates: the best of those rates, the
+    others with their accuracies, and whether the validation set separates the best from the next
+    (``selection.tie_band`` at the best). A best rate found after one short rung can move once the kept
+    rates train longer, so the report compares the rungs rather than generalising from the first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (opt, _), df in stage[stage["rung"] > 0].groupby(["optimizer", "rung"], sort=True):
+        ranked = df.sort_values("val_acc", ascending=False, kind="stable")
+        top = ranked.iloc[0]
+        others = [
+            {"lr": float(r["lr"]), "val_acc": float(r["val_acc"])} for _, r in ranked.iloc[1:].iterrows()
+        ]
+        band = selection.tie_band(float(top["val_acc"]), n_val)
+        out.setdefault(str(opt), []).append({
+            "epochs": int(top["epoch"]), "lr": float(top["lr"]), "val_acc": float(top["val_acc"]),
+            "others": others, "band": band,
+            "separated": float(top["val_acc"]) - others[0]["val_acc"] > band if others else None,
+        })  # fmt: skip
+    return out
+
+
 def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any]:
     """The learning-rate stage: best rate and usable window per optimizer on the first rung (every point at
-    the same budget), and the optimizer and rate the last rung chose."""
+    the same budget), where the longer rungs moved that best, and the optimizer and rate the last rung
+    chose."""
     lr = last[(last["study"] == "lr") & (last["rung"] == 0)]
+    later = later_bests(last[last["study"] == "lr"], n_val)
     per_opt = {}
     grid = sorted(lr["lr"].unique())
     first_epochs = int(lr["epoch"].max())  # the first rung's: what every comparison here is judged after
@@ -130,7 +153,6 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         best = df.sort_values("val_acc", ascending=False, kind="stable").iloc[0]
         usable = df[df["val_acc"] >= best["val_acc"] - USABLE]["lr"]
         per_opt[opt] = {
-            "n_val": n_val,  # the validation images each accuracy is a share of: its digits
             "name": OPTIMIZER_NAMES[opt],
             "lr": float(best["lr"]),
             "val_acc": float(best["val_acc"]),
@@ -144,6 +166,16 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             "resolved": bool(usable.max() > usable.min()),
             # an optimum on the edge of the grid: the best rate may lie beyond it
             "edge": "low" if best["lr"] == grid[0] else "high" if best["lr"] == grid[-1] else None,
+            # the first longer rung where another of the kept rates beat this one, head to head
+            "moved": next(
+                (
+                    {**r, "beaten": beaten, "separated": r["val_acc"] - beaten > r["band"]}
+                    for r in later.get(str(opt), [])
+                    for beaten in [o["val_acc"] for o in r["others"] if o["lr"] == best["lr"]]
+                    if r["lr"] != best["lr"]
+                ),
+                None,
+            ),
         }
     ranked = sorted(per_opt, key=lambda o: per_opt[o]["val_acc"], reverse=True)
     momentum = None
@@ -156,8 +188,18 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         up = per_opt["sgd"]["edge"] == "high" or per_opt["momentum"]["edge"] == "low"
         down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
         bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
+        # a bound the factor satisfies is consistent with it (and cannot confirm it); one it breaks is not
+        within = {"at least": ratio <= MOMENTUM_FACTOR, "at most": ratio >= MOMENTUM_FACTOR}.get(bound)
+        # the longer rungs that kept rates of both, where the ratio of their bests is not the first rung's
+        sgd_later = {r["epochs"]: r for r in later.get("sgd", [])}
+        rungs = [
+            {"epochs": e, "sgd": sgd_later[e], "momentum": m, "ratio": sgd_later[e]["lr"] / m["lr"]}
+            for m in later.get("momentum", [])
+            if (e := m["epochs"]) in sgd_later and not math.isclose(sgd_later[e]["lr"] / m["lr"], ratio)
+        ]
         momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
-            "ratio": ratio, "step": step, "off": off, "bound": bound, "epochs": first_epochs,
+            "ratio": ratio, "step": step, "off": off, "bound": bound, "within": within,
+            "epochs": first_epochs, "later": rungs,
         }  # fmt: skip
     return {
         **tied(final_rung(last[last["study"] == "lr"]), choice, n_val),
@@ -236,10 +278,7 @@ def batch_facts(
     small, large = table.iloc[0], table.iloc[-1]
     best_lr = best_rates(grid, n_val)
     top = float(both["val_acc"].max())
-    se = math.sqrt(top * (1 - top) / n_val)
-    se_diff = (
-        math.sqrt(2) * se
-    )  # of a difference of two accuracies, unpaired: an upper bound on one image set
+    se = math.sqrt(top * (1 - top) / n_val)  # at the stage's best; its tie band is 2√2 times this
     ties = tied(both, choice, n_val)
     batches = sorted({int(choice["batch_size"]), *(t["batch_size"] for t in ties["tied"])})
     candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
@@ -255,11 +294,10 @@ def batch_facts(
         "speed_ratio": float(small["epoch_s"] / large["epoch_s"]),
         "lr": float(choice["lr"]),
         "scaled": bool(choice["lr_scaled"]),
-        "n_val": n_val,  # the rate chosen at the base batch, scaled to this batch
         "batch": int(choice["batch_size"]),
         "val_acc": float(choice["val_acc"]),
         "se": se,
-        "se_diff": se_diff,
+        "se_at": top,
         **ties,
         "batches": batches,  # the batch sizes of the points tied with the best
         "points": len(candidates),
@@ -276,7 +314,13 @@ def batch_facts(
             for _, r in table.iloc[:-1].iterrows()
             if int(r["batch_size"]) != base_batch
         ],  # fmt: skip
-        "later": later_gains(last, base_lr, base_batch),
+        "later": (later := later_gains(last, base_lr, base_batch)),
+        # the tie band at the best of each longer rung those comparisons were made after
+        "later_bands": [
+            {"epochs": int(df["epoch"].max()), "band": selection.tie_band(float(df["val_acc"].max()), n_val)}
+            for _, df in last[last["study"].isin(STAGES["batch"]) & (last["rung"] > 0)].groupby("rung")
+            if int(df["epoch"].max()) in {g["epochs"] for entry in later for g in entry["gains"]}
+        ],
     }
 
 
@@ -378,11 +422,13 @@ def final_facts(
     }
 
 
-def confusion_facts(confusion: pd.DataFrame, seed: int) -> dict[str, Any]:
-    """The matrix of one model and its most frequent confusions."""
+def confusion_facts(confusion: pd.DataFrame, seed: int, most: int = 3) -> dict[str, Any]:
+    """The matrix of one model and its ``most`` most frequent confusions, with every pair as frequent as
+    the last of them (a tie is not a ranking), grouped by count, most frequent first."""
     cm = confusion[confusion["seed"] == seed].pivot(index="true", columns="pred", values="count")
     off = confusion[(confusion["seed"] == seed) & (confusion["true"] != confusion["pred"])]
-    top = off.sort_values(["count", "true", "pred"], ascending=[False, True, True]).head(3)
+    off = off[off["count"] > 0].sort_values(["count", "true", "pred"], ascending=[False, True, True])
+    top = off[off["count"] >= off["count"].iloc[min(most, len(off)) - 1]] if len(off) else off
     errors = int(off["count"].sum())
     per_class = 1 - np.diag(cm.to_numpy()) / cm.sum(axis=1).to_numpy()
     worst = int(cm.index[int(np.argmax(per_class))])
@@ -390,7 +436,10 @@ def confusion_facts(confusion: pd.DataFrame, seed: int) -> dict[str, Any]:
         "matrix": cm,
         "seed": seed,
         "errors": errors,
-        "pairs": [tuple(int(v) for v in row) for row in top[["true", "pred", "count"]].to_numpy()],
+        "groups": [
+            (int(n), [(int(t), int(p)) for t, p in rows[["true", "pred"]].to_numpy()])
+            for n, rows in top.groupby("count", sort=False)
+        ],
         "worst": worst,
         "worst_rate": float(per_class.max()),
     }
