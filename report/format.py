@@ -3,9 +3,10 @@ so a test can recompute exactly what the PDF shows from what the store holds.
 
 How many digits a number gets is decided here, from what is known of its uncertainty, never in a
 template: a value with a standard error is shown to the precision of that error (``num``, ``pct`` and
-``pm`` take it); measured reals get three significant digits; clock measurements two (``timed``);
-round-off one (``roundoff``); exact settings and shares of counts no trailing zeros (``share``); counts
-that span magnitudes an SI prefix (``si``); p-values two digits down to "< 0.001" (``pval``)."""
+``pm`` take it); measured reals get three significant digits (``measured`` keeps their trailing zeros,
+for lists and comparisons); clock measurements two (``timed``); round-off one (``roundoff``); exact
+settings and shares of counts no trailing zeros (``share``); counts that span magnitudes an SI prefix
+(``si``); p-values two digits down to "< 0.001" (``pval``)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,18 @@ def num(value: Any, err: Any = None) -> str:
     return _trim(_significant(x, 3))  # thousands separators from 1,000 on, as for integers: one rule
 
 
+def measured(value: Any) -> str:
+    """A measured real to three significant digits with its trailing zeros (0.71 → "0.710"), so the
+    values of one list, and a value beside a rounded one (−0.99972 and −1 → "−1.00" both), show the same
+    precision; below 10⁻³ or from 10⁶ as powers of ten (9.02e-6 → "9.02×10⁻⁶")."""
+    x = _finite(value)
+    if x is None:
+        return "—"
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
+        return sci(x, 2, trim=False)
+    return _significant(x, 3)
+
+
 def _trim(text: str) -> str:
     """No trailing zeros after a decimal point: "0.900" → "0.9", "3.00" → "3"."""
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -100,15 +113,12 @@ def integer(value: Any) -> str:
     return "—" if x is None else f"{round(x):,}".replace("-", MINUS)
 
 
-def pct(value: Any, err: Any = None, n: Any = None) -> str:
+def pct(value: Any, err: Any = None) -> str:
     """A measured fraction as a percentage: to two decimals (0.98123 → "98.12%"), or to the precision of its
-    uncertainty ``err`` (a fraction too) when there is one, or of the binomial standard error of a share of
-    ``n`` images (0.3771 of 10,000 → "37.7%", 0.9812 of 10,000 → "98.12%")."""
+    uncertainty ``err`` (a fraction too) when there is one."""
     x = _finite(value)
     if x is None:
         return "—"
-    if n and err is None and 0 < x < 1:
-        err = math.sqrt(x * (1 - x) / n)
     e = _finite(err)
     decimals = max(0, _decimals(100 * e)) if e else 2
     while x != 1 and round(100 * x, decimals) == 100 and decimals < 6:
@@ -126,15 +136,17 @@ def share(value: Any) -> str:
 
 
 def pval(value: Any) -> str:
-    """A p-value to two significant digits; below 0.001 as "< 0.001" (smaller values add nothing)."""
+    """A p-value to two significant digits, a trailing zero kept (0.0020 → "0.0020"), except a p of one
+    (Holm's correction caps at it); below 0.001 as "< 0.001" (smaller values add nothing)."""
     x = _finite(value)
     if x is None:
         return "—"
-    return "< 0.001" if x < 0.001 else _trim(_significant(x, 2))
+    return "< 0.001" if x < 0.001 else "1" if x == 1 else _significant(x, 2)
 
 
-def sci(value: Any, decimals: int = 1) -> str:
-    """Scientific notation with a real times sign: 0.001 → "1×10⁻³", 0.0025 → "2.5×10⁻³"."""
+def sci(value: Any, decimals: int = 1, trim: bool = True) -> str:
+    """Scientific notation with a real times sign: 0.001 → "1×10⁻³", 0.0025 → "2.5×10⁻³"; ``trim=False``
+    keeps the mantissa's trailing zeros (``measured``)."""
     x = _finite(value)
     if x is None:
         return "—"
@@ -144,7 +156,8 @@ def sci(value: Any, decimals: int = 1) -> str:
     mant = x / 10**exp
     if round(abs(mant), decimals) >= 10:
         mant, exp = mant / 10, exp + 1
-    m = f"{mant:.{decimals}f}".rstrip("0").rstrip(".") if decimals else f"{mant:.0f}"
+    m = f"{mant:.{decimals}f}"
+    m = m.rstrip("0").rstrip(".") if decimals and trim else m
     return f"{m}×10{str(exp).translate(_SUPERSCRIPT)}".replace("-", MINUS)
 
 
@@ -195,6 +208,7 @@ def join_and(items: Sequence[Any]) -> str:
 
 FILTERS = {
     "num": num,
+    "measured": measured,
     "int": integer,
     "pct": pct,
     "share": share,

@@ -72,6 +72,12 @@ def test_join_and_lists_one_two_or_more_items():
         ("pval", 0.0004, "< 0.001"),
         ("pval", 0.01234, "0.012"),
         ("pval", 1.0, "1"),
+        ("pval", 0.00198, "0.0020"),  # two digits, as beside "0.0031" in the same report
+        ("pval", 0.5, "0.50"),
+        ("measured", 0.70998, "0.710"),  # beside 0.683 in one list: three digits each
+        ("measured", -0.99972, "−1.00"),
+        ("measured", 9.02e-6, "9.02×10⁻⁶"),
+        ("measured", 123_456.0, "123,000"),
     ],
 )
 def test_digits_follow_what_is_known_of_the_uncertainty(filter_, value, shown):
@@ -93,9 +99,3 @@ def test_no_negative_zero_and_errors_of_ten_or_more_round_to_tens():
     assert fmt.pp(-0.00001) == "0.00"
     assert fmt.num(12345.678, err=970) == "12,300"
     assert fmt.num(-0.5, err=0.05) == "−0.50"
-
-
-def test_a_share_of_n_images_gets_the_digits_of_its_standard_error():
-    assert fmt.pct(0.3771, n=10_000) == "37.7%"  # SE 0.48 points: one decimal
-    assert fmt.pct(0.9812, n=10_000) == "98.12%"  # SE 0.14 points: two
-    assert fmt.pct(0.5, n=100) == "50%"  # SE 5 points: none

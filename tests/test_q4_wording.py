@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from experiments import models
 from experiments.configs.q4 import PROFILES
 from report import format as fmt
@@ -23,7 +25,7 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     assert "ResNet-101 classifies SVHN best. Two protocols are standard" in text
     assert "Answer. On SVHN, with one shared recipe of" in text
     assert "this run's recipe uses no horizontal flips on SVHN" in text and "CIFAR-10" not in text
-    assert "the run record gives a wall-clock time of" in text and "parallel" not in text
+    assert "the run record's wall-clock time, 1.0 s, is less than that" in text and "parallel" not in text
     assert "ResNet-101 has the highest mean test accuracy" in text
     adaptations = text[text.index("How each architecture was adapted") :]
     order = [adaptations.index(models.spec(m).title) for m in models.NAMES]
@@ -39,6 +41,40 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     epochs = PROFILES["quick"].epochs
     assert f"trained on a subset: 128 of 68,257 training images for {epochs} epochs" in text
     assert "single-seed run" in text and "60.00%" in text
+
+
+def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -> None:
+    """A record that predates counting sessions and is shorter than the summed training time covers only the
+    last session of a resumed run, and says so; one that counted its sessions gives them; and a first
+    training that stood out is said beside the medians of the cost table."""
+    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001, 0.9 + 0.01 * i] for i, m in enumerate(models.NAMES)}
+
+    def text_of(folder: str, tables: dict[str, pd.DataFrame] | None = None, **record: Any) -> str:
+        return rendered(stored(tmp_path / folder, tables or synthetic_tables(accs), seeds=3, record=record))[
+            1
+        ]
+
+    short = text_of("short")  # 1 s against 18 trainings of at least 1 s each
+    assert (
+        "the run record's wall-clock time, 1.0 s, is less than that because it covers only the last" in short
+    )
+    counted = text_of("counted", duration_s=5000.0, sessions=2)
+    assert "the run record gives a wall-clock time of 1 h 23 min over 2 sessions." in counted
+    older = text_of("older", duration_s=5000.0)
+    assert "1 h 23 min, in a record written before records counted the sessions of a resumed run." in older
+    assert "The first seed's training" not in older  # every seed took as long
+    slow = synthetic_tables(accs)
+    first = (slow["results"]["model"] == "alexnet") & (slow["results"]["seed"] == 0)
+    slow["results"].loc[first, "train_time_s"] *= 1.9
+    said = text_of("slow", slow)
+    assert (
+        "The first seed's training of a model took up to 1.9 times the median of its other seeds (AlexNet)"
+        in said
+    )
+    times = slow["results"].loc[slow["results"]["model"] == "alexnet", "train_time_s"]
+    table = said[said.index("The cost of each model") :]
+    row = table[table.index("AlexNet") :][:40]  # the cost table's median, untouched by the slow seed
+    assert fmt.dur(float(times.median())) in row and fmt.dur(float(times.mean())) not in row
 
 
 def test_a_run_made_elsewhere_says_so_where_its_numbers_are(tmp_path: Path) -> None:
@@ -99,7 +135,7 @@ def test_published_accuracies_stand_beside_ours_with_their_source_and_a_far_gap_
     reduced = synthetic_tables(accs, n_test=200, dataset="fashion-mnist", train_used=256)
     _, text = rendered(stored(tmp_path / "a", reduced, seeds=1, cfg=PROFILES["quick"]))
     assert (
-        "published work: ResNet-18 reaches 70.00% here; ResNet-18 with flips, translation and rotation "
+        "Published figures. ResNet-18 reaches 70.00% here; ResNet-18 with flips, translation and rotation "
         "reached 94.90%" in text
     )
     assert (
