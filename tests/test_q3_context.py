@@ -15,7 +15,7 @@ from experiments.configs.q3 import PROFILES
 from report import render
 from report.core.errors import EvidenceError
 from report.core.store import Store
-from report.provenance import for_print
+from report.provenance import for_print, sourced
 from report.questions import q3_facts
 from tests.helpers import drawing_cache
 from tests.q3_results import (
@@ -548,3 +548,12 @@ def test_the_longer_rungs_tie_bands_are_each_at_their_own_best(tmp_path: Path) -
         "(differences within the tie band at that rung's best accuracy, 0.45 points after 3 epochs and "
         "0.40 points after 10 epochs, are not separated by this validation set)" in said
     )
+
+
+@pytest.mark.parametrize(("width", "said"), [(1.0, "1 decade"), (2.0, "2 decades"), (0.4771, "0.48 decades")])
+def test_a_window_width_reads_as_the_page_shows_it_with_or_without_a_source(width: float, said: str) -> None:
+    """The page's values carry their source (report/provenance.py), the unit tests' do not; the width reads
+    the same either way, a whole number of decades without decimals."""
+    decades = render.words("q3").decades
+    assert str(decades(width)) == said
+    assert re.sub(r"<[^>]+>", "", str(decades(sourced(width, "a test")))) == said

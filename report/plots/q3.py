@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from report import format as fmt
+
 
 def draw_lr(data: pd.DataFrame, names: dict[str, str], chosen: tuple[str, float]) -> Any:
     """Accuracy and loss against the learning rate (log axis), per optimizer: a line through the first
@@ -82,7 +84,7 @@ def draw_heatmap(data: pd.DataFrame, span: float) -> Any:
     i, j = np.unravel_index(np.nanargmax(values), values.shape)
     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
     ax.set_xticks(range(len(grid.columns)), [str(b) for b in grid.columns])
-    ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
+    ax.set_yticks(range(len(grid.index)), [fmt.sci(v) for v in grid.index])  # as the text writes rates
     ax.set_xlabel("batch size")
     ax.set_ylabel("learning rate")
     ax.grid(False)
@@ -96,7 +98,9 @@ def draw_scaling(data: pd.DataFrame, base_lr: float) -> Any:
     import matplotlib.pyplot as plt
 
     fig, (acc, time) = plt.subplots(1, 2, figsize=(6.4, 2.8))
-    acc.plot(data["batch_size"], 100 * data["fixed_acc"], "o-", ms=3, label=f"rate held at {base_lr:g}")
+    acc.plot(
+        data["batch_size"], 100 * data["fixed_acc"], "o-", ms=3, label=f"rate held at {fmt.sci(base_lr)}"
+    )
     acc.plot(data["batch_size"], 100 * data["scaled_acc"], "s-", ms=3, label="rate scaled with batch")
     time.plot(data["batch_size"], data["epoch_s"], "o-", ms=3, color="C2")
     acc.set_ylabel("validation accuracy (%)")
