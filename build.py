@@ -5,8 +5,8 @@
     python build.py render             # templates only: never trains, never imports torch
     python build.py status
 
-Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names the problem and the fix),
-130 interrupted. Add --debug for a traceback.
+Exit status: 0 success, 1 an unexpected failure (an experiment that raised, a lost cluster or worker, a
+bug), 2 bad input (the message names the problem and the fix), 130 interrupted. Add --debug for a traceback.
 """
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ from rich.console import Console
 from report import steps
 from report.cli import app, command, fail, keep_interrupts, status_table
 from report.core import reference
+from report.core.config import Range, check_value
 from report.core.errors import EXIT_INTERRUPTED
 from report.core.freshness import judge
 from report.diff import config_changes
-from report.options import BUILD, EXECUTE, TRACK, Format, Options, Track, console
+from report.options import BUILD, EXECUTE, TRACK, Format, Options, console
 
 # ---- the commands --------------------------------------------------------------------------------------
+PORTS = Range(0, 65_535)  # preview --port; 0: any free one
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
 
 
@@ -40,10 +42,7 @@ Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored r
 def all_(opts: Options, force: Force = False) -> None:
     """Run every experiment that is missing or stale for the profile, then render HTML and PDF."""
     steps.check_out(opts)  # before any training
-    if opts.track is not Track.none:  # before any training
-        from report import track
-
-        track.check_available()
+    steps.check_tracker(opts)
     steps.run_experiments(opts, steps.selected(None), force)
     steps.render_outputs(opts)
     steps.log_to_tracker(opts, [opts.out / "report.html", opts.out / "report.pdf"])
@@ -58,10 +57,7 @@ def run(
     force: Force = False,
 ) -> None:
     """Run experiments into the store (only those missing or stale, unless --force)."""
-    if opts.track is not Track.none:  # before any training
-        from report import track
-
-        track.check_available()
+    steps.check_tracker(opts)
     if steps.run_experiments(opts, steps.selected(names), force) == 0 and not force:
         console.print("nothing to run: every selected result is current (use --force to rerun)")
     steps.log_to_tracker(opts, [])
@@ -72,6 +68,7 @@ def render(opts: Options) -> None:
     """Render HTML and/or PDF from the store: never trains and never imports torch. Results the store
     lacks are first imported into it from the project's reference bundle (experiments/reference/), if it
     has one for the profile, and the command says so."""
+    steps.check_tracker(opts)
     steps.render_outputs(opts)
     steps.log_to_tracker(opts, [opts.out / "report.html", opts.out / "report.pdf"])
 
@@ -258,23 +255,33 @@ def clean(
     """Remove what the build wrote to --out (HTML, PDF, caches) and nothing else; also what the builds
     wrote to the --cache folder where one is set (on the command line, by REPORT_CACHE or in
     report.toml), and with --results the results store. A folder the build did not write is refused,
-    with nothing deleted."""
+    with nothing deleted.
+
+    With --results it asks first, before deleting anything: no keeps everything (exit status 0); where
+    nothing can answer (no terminal), pass --yes."""
     from report import output
 
-    if results and opts.results.root.exists():
-        opts.results.check_deletable()  # before anything of either is deleted
+    store = results and opts.results.root.exists()
+    if store:
+        opts.results.check_deletable()  # before anything is asked or deleted
     if opts.cache is not None:
         output.check_apart(opts.cache, out=opts.out, store=opts.store)
+    output.check_clean(opts.out, opts.cache)
+    if store and not yes:
+        question = f"Delete the build's outputs in {opts.out} and every stored result in {opts.store}?"
+        try:
+            confirmed = typer.confirm(question, default=False)
+        except typer.Abort:  # no terminal, or no answer
+            raise fail(
+                f"nothing answered whether to delete the results in {opts.store}, so nothing was deleted; "
+                "pass --yes to delete without asking"
+            ) from None
+        if not confirmed:  # as rm -i answered no: a choice, not an error
+            console.print(f"kept everything: nothing was deleted in {opts.out} or {opts.store}")
+            return
     for path in output.clean(opts.out, opts.cache):
         console.print(f"removed {path}")
-    if results and opts.results.root.exists():
-        opts.results.check_deletable()
-        try:
-            confirmed = yes or typer.confirm(f"Delete every stored result in {opts.store}?", default=False)
-        except typer.Abort:  # no terminal, or no answer: keep the results
-            confirmed = False
-        if not confirmed:
-            raise fail("kept the results store (pass --yes to delete without asking)", 1)
+    if store:
         with opts.results.lock():
             opts.results.delete()
         console.print(f"removed results in {opts.store}")
@@ -307,6 +314,7 @@ def preview(
     from report import output
     from report import preview as live
 
+    check_value("--port", port, Annotated[int, PORTS])  # before the first render, not at the bind after it
     html_only = dataclasses.replace(opts, fmt=Format.html)
     page: dict[str, str] = {}  # the last good render, which the PDF is printed from
 

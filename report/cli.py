@@ -6,22 +6,33 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
 import functools
 import inspect
+import os
+import shlex
 import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
+import types
+from collections.abc import Callable, Iterator
+from enum import Enum
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import typer
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
+from report.core.config import Range
 from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
 from report.core.settings import load as load_settings
-from report.options import ALWAYS, SHARED, Options, console, print_settings, resolve
+from report.options import ALWAYS, BOUNDS, SHARED, Options, console, print_settings, resolve
+
+try:  # newer Typer carries its own copy of Click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older Typer runs on Click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 HELP = "Build the Assignment 1 report: run experiments into the results store, render HTML and PDF."
 
@@ -52,12 +63,79 @@ def _format_help(
         command.rich_markup_mode = mode
 
 
+class _BadValue(click_errors.UsageError):
+    """An option's value that its type refuses, as one line that names where it came from and the fix."""
+
+
+def _kind(hint: Any) -> Any:
+    """The type an option's annotation declares: ``Paper`` for ``Annotated[Paper | None, Option(...)]``."""
+    if get_origin(hint) is Annotated:
+        hint = get_args(hint)[0]
+    if get_origin(hint) in (Union, types.UnionType):
+        kinds = [k for k in get_args(hint) if k is not type(None)]
+        return kinds[0] if len(kinds) == 1 else hint
+    return hint
+
+
+def _bad_value(command: TyperCommand, ctx: Any, error: Any, args: list[str]) -> str:
+    """``--seed=abc: give an integer from 0 to 2,147,483,648``: Click's message blames the environment
+    variable beside any option that has one, and says nothing of the fix; this names the option or the
+    variable the value came from (as ``Options.origin`` does) and what to give."""
+    param = error.param
+    given, _, _ = command.make_parser(ctx).parse_args(args=list(args))
+    value, label = given.get(param.name), (param.opts or [param.name])[0]
+    if value is None and isinstance(param.envvar, str):
+        value, label = os.environ.get(param.envvar), param.envvar
+    assert command.callback is not None  # every command here is a function's
+    kind = _kind(inspect.signature(command.callback).parameters[param.name].annotation)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        *rest, last = [str(member.value) for member in kind]
+        fix = f"choose {', '.join(rest)} or {last}" if rest else f"give {last}"
+    elif kind is int:
+        fix = f"give {BOUNDS.get(param.name, Range()).describe(True)}"
+    elif kind is float:
+        fix = "give a number"
+    else:
+        fix = error.message
+    return f"{label}={shlex.quote(str(value))}: {fix}"
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Click's usage errors (a mistyped option or command, a missing argument, a bad value) as one
+    ``error:`` line with exit status 2, as the project prints its own, not Rich's box under the usage."""
+    try:
+        yield
+    except click_errors.ClickException as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # by name, as Typer checks it (older Click lacks it)
+            # Rich's help has printed itself; click's plain layout (narrow terminals) is the message
+            if e.format_message():
+                typer.echo(e.format_message())
+            raise typer.Exit(e.exit_code) from None
+        message = " ".join(e.format_message().split())
+        ctx = getattr(e, "ctx", None)
+        if not isinstance(e, _BadValue):  # Click's sentence: "No such option: --forc (Possible options: …)"
+            message = message[:1].lower() + message[1:].rstrip(".")
+            if ctx is not None and not message.endswith("?"):  # "Did you mean 'status'?" is its own fix
+                message += f"; see '{ctx.command_path} -h'"
+        raise fail(message, e.exit_code) from None
+
+
 class _Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _untyped_flags(super().get_params(ctx))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _format_help(self, ctx, formatter, super().format_help)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes ``args``
+        try:
+            return super().parse_args(ctx, args)
+        except click_errors.BadParameter as e:
+            if isinstance(e, click_errors.MissingParameter) or e.param is None:
+                raise
+            raise _BadValue(_bad_value(self, ctx, e, given), ctx) from None
 
 
 class _Group(TyperGroup):
@@ -66,6 +144,14 @@ class _Group(TyperGroup):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _format_help(self, ctx, formatter, super().format_help)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_errors():  # the program's own options, and no arguments at all
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_errors():  # the command's name, and its options and arguments
+            return super().invoke(ctx)
 
 
 def _reflowed(doc: str | None) -> str:
@@ -78,8 +164,10 @@ def _reflowed(doc: str | None) -> str:
 app = typer.Typer(
     cls=_Group,
     help=HELP,
-    epilog="Exit status: 0 success, 1 an experiment failed, 2 bad input (the message names the problem and "
-    "the fix), 130 interrupted. Run 'python build.py COMMAND --help' for a command's options.",
+    epilog="Exit status: 0 success, 1 an unexpected failure (an experiment that raised, a lost cluster or "
+    "worker, a bug: the message names the error, --debug shows the traceback), 2 bad input (the message "
+    "names the problem and the fix), 130 interrupted. Run 'python build.py COMMAND --help' for a command's "
+    "options.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -25,7 +25,7 @@ from report.core.config import (
     default_profile,
     parse_overrides,
 )
-from report.core.errors import ReportError
+from report.core.errors import ConfigError, ReportError
 from report.core.freshness import Request
 from report.core.settings import CHOICES as SETTING_CHOICES
 from report.core.settings import NAME as SETTINGS_NAME
@@ -68,7 +68,9 @@ class Shared:
         value = getattr(self.default, "value", self.default)
         where = [f"default {value}"] if self.default is not None and self.default is not False else []
         where += [f"{self.key} in report.toml"] if self.key else []
-        info = {"envvar": self.envvar} if self.envvar else {}
+        info: dict[str, Any] = {"envvar": self.envvar} if self.envvar else {}
+        if isinstance(self.kind, type) and issubclass(self.kind, Enum):  # --paper A4 is a4
+            info["case_sensitive"] = False
         text = self.help + (f" ({'; '.join(where)})" if where else "")
         return Annotated[self.kind | None, typer.Option(*self.names, help=text, show_default=False, **info)]
 
@@ -137,7 +139,7 @@ BOUNDS: dict[str, Range] = {
 }
 
 
-BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions", "show_settings")
+BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions")
 
 
 TRACK = ("track", "tracking_uri")
@@ -154,7 +156,7 @@ EXECUTE = (
 )
 
 
-ALWAYS = ("debug",)
+ALWAYS = ("show_settings", "debug")  # every command takes these
 
 
 @dataclass
@@ -190,7 +192,10 @@ class Options:
     def chosen(self) -> str:
         """The profile, printed once when a command starts, with where the settings came from when a
         settings file or the environment set any (so a report.toml in place is never a surprise)."""
-        chosen = check_profile(self.profile) if self.profile else default_profile()
+        try:
+            chosen = check_profile(self.profile) if self.profile else default_profile()
+        except ConfigError as e:
+            raise ConfigError(self.blame("profile", str(e))) from None
         console.print(f"profile: [bold]{chosen}[/]" + ("" if self.profile else " (default)"))
         from_file = sorted({n for n, s in self.sources.items() if s not in ("command line", "default")
                             and "environment" not in s} | set(self.settings.overrides(chosen)))  # fmt: skip
@@ -251,6 +256,27 @@ class Options:
             return f"{option.envvar}={value}"
         return f"{came}: {option.key} = {value}"
 
+    def unset(self, name: str) -> str:
+        """How to take an option's value back, wherever it was given: ``leave out --ray-address``,
+        ``unset RAY_ADDRESS`` or ``remove ray_address from report.toml:3``."""
+        option, came = SHARED[name], self.sources.get(name, "default")
+        if "environment" in came:
+            return f"unset {option.envvar}"
+        if came in ("command line", "default"):
+            return f"leave out {option.names[0]}"
+        return f"remove {option.key} from {came}"
+
+    def blame(self, name: str, message: str) -> str:
+        """An error about an option's value, naming where the value was given when that was not the
+        command line: ``REPORT_PROFILE=Full: unknown profile 'Full': …``, and a message that begins
+        ``--device cuda`` as ``REPORT_DEVICE=cuda``."""
+        if self.sources.get(name, "default") in ("command line", "default"):
+            return message
+        said = f"{SHARED[name].names[0]} {getattr(self, name)}"
+        if message.startswith(said):
+            return self.origin(name) + message[len(said) :]
+        return f"{self.origin(name)}: {message}"
+
     def advice(self) -> str:
         """The options given on the command line that select the store, the data and the config: what a
         printed ``build.py run …`` needs besides the profile to make the same result again (values from
@@ -262,10 +288,16 @@ class Options:
 
     def describe(self, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
         """(setting, value, source) for each resolved option, and each --set value."""
-        rows = [(n, str(getattr(self, n)), self.sources.get(n, "default")) for n in names if SHARED[n].key]
+        rows = [
+            (n, str(getattr(getattr(self, n), "value", getattr(self, n))), self.sources.get(n, "default"))
+            for n in names
+            if SHARED[n].key
+        ]  # an Enum's value: a4, not Paper.a4
         if "profile" in names:  # the resolved profile, also when none was given anywhere
             came = self.sources.get("profile", "default")
             rows = [("profile", self.chosen, came) if r[0] == "profile" else r for r in rows]
+        if "sets" not in names:  # a command without a profile (clean, import): no config to show
+            return rows
         file_sets = self.settings.overrides(self.chosen)
         cli_sets = parse_overrides(self.sets)
         for exp, values in parse_overrides(self.overrides()).items():
@@ -296,14 +328,19 @@ def resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -
             sources[name] = setting.source
         else:
             values[name] = value if name == "sets" else option.default
-        if name in BOUNDS and name in sources:
-            came = sources[name]
-            label = (
-                option.names[0] if came == "command line"
-                else option.envvar if "environment" in came
-                else f"{came}: {option.key}"
-            )  # fmt: skip
+        came = sources.get(name)
+        if came is None:
+            continue
+        label = (
+            option.names[0] if came == "command line"
+            else option.envvar if "environment" in came
+            else f"{came}: {option.key}"
+        )  # fmt: skip
+        if name in BOUNDS:
             check_value(label, values[name], Annotated[int, BOUNDS[name]])
+        devices = SETTING_CHOICES["device"] or ()
+        if name == "device" and values[name] not in devices:  # here, not once torch has loaded
+            raise ConfigError(f"{label}={values[name]}: choose {', '.join(devices[:-1])} or {devices[-1]}")
     return Options(**values, sources=sources, settings=settings)
 
 

@@ -112,15 +112,7 @@ def clean(out: Path, shared: Path | None = None) -> list[Path]:
     folder without that tag was not written by the build (or is the wrong folder): refused, nothing
     deleted. Each folder itself goes only when nothing else is left in it.
     """
-    if (
-        shared is not None
-        and shared.exists()
-        and (shared.is_symlink() or _foreign(shared) and not _ours(shared))
-    ):
-        raise ReportError(  # before anything is deleted
-            f"--cache {shared} holds files this build did not write and no {TAG} of ours, so nothing was "
-            "deleted; pass the folder the builds were given as --cache"
-        )
+    check_clean(out, shared)
     removed = _clean_out(out) if out.exists() else []
     if shared is not None and shared.is_dir():
         for entry in [shared / n for n in ENTRIES if (shared / n).exists()]:
@@ -136,13 +128,38 @@ def clean(out: Path, shared: Path | None = None) -> list[Path]:
     return removed
 
 
-def _clean_out(out: Path) -> list[Path]:
+def discard_if_empty(out: Path) -> None:
+    """Remove ``out`` if it holds nothing but an empty cache folder of ours (a render that failed before
+    it drew or wrote anything); anything else in it stays."""
     folder = out / CACHE
-    if not _ours(folder):
+    if _ours(folder) and [e.name for e in folder.iterdir()] == [TAG]:
+        (folder / TAG).unlink()
+    for empty in (folder, out):
+        with contextlib.suppress(OSError):  # only when empty
+            empty.rmdir()
+
+
+def check_clean(out: Path, shared: Path | None = None) -> None:
+    """Refuse, before anything is deleted (or asked), an ``out`` or ``--cache`` folder this build did not
+    write."""
+    if (
+        shared is not None
+        and shared.exists()
+        and (shared.is_symlink() or _foreign(shared) and not _ours(shared))
+    ):
+        raise ReportError(
+            f"--cache {shared} holds files this build did not write and no {TAG} of ours, so nothing was "
+            "deleted; pass the folder the builds were given as --cache"
+        )
+    if out.exists() and not _ours(out / CACHE):
         raise ReportError(
             f"{out} holds no report written by this build (no {CACHE}/{TAG} in it), so nothing was "
             f"deleted; pass the folder the report was written to as --out"
         )
+
+
+def _clean_out(out: Path) -> list[Path]:
+    folder = out / CACHE
     removed = [out / n for n in OUTPUTS if (out / n).is_file() and (folder / f"{n}.sha256").is_file()]
     for path in removed:
         path.unlink()

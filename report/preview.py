@@ -11,8 +11,10 @@ ready. ``watch`` runs the same loop without the server.
 
 from __future__ import annotations
 
+import errno
 import html
 import http.server
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -285,8 +287,10 @@ def serve(
 
     try:
         httpd = server(out, session.live, host, port)
-    except OSError as e:
-        raise ReportError(f"cannot serve on {host}:{port}: {e.strerror}; pass another --port") from None
+    except OSError as e:  # no such address here, or no such name: the host; else the port (taken, privileged)
+        host_at_fault = isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL
+        fix = "a --host of this machine (127.0.0.1 is always one)" if host_at_fault else "another --port"
+        raise ReportError(f"cannot serve on {host}:{port}: {e.strerror}; pass {fix}") from None
     url = f"http://{host}:{httpd.server_address[1]}/"
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     say(f"serving {url} (Ctrl-C stops); the page reloads on every save")

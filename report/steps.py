@@ -6,7 +6,9 @@ commands (their options, help and order); each step lives here once.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,7 @@ from rich.markup import escape
 
 from report.core import manifest, reference
 from report.core.config import apply_overrides, profile_config
-from report.core.errors import ReportError
+from report.core.errors import ConfigError, MissingResultError, ReportError
 from report.core.freshness import Request, Verdict, judge
 from report.options import Format, Options, Track, console
 
@@ -70,12 +72,17 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
 
     datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
+    if opts.executor.value == "ray":
+        check_ray(opts)
     from experiments import executors, kit, runner
 
     slurm = dict(folder=opts.results.root / ".slurm", partition=opts.slurm_partition, gpus=opts.slurm_gpus,
                  minutes=opts.slurm_time, parallelism=opts.slurm_parallelism)  # fmt: skip
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    on_cpu = kit.resolve_device(opts.device).type == "cpu"  # a GPU runs one unit at a time
+    try:
+        on_cpu = kit.resolve_device(opts.device).type == "cpu"  # a GPU runs one unit at a time
+    except ConfigError as e:  # "--device cuda: …" where REPORT_DEVICE or report.toml chose it
+        raise ConfigError(opts.blame("device", str(e))) from None
     executor = executors.make(
         opts.executor.value, opts.device, opts.ray_address, slurm, opts.jobs or (cores if on_cpu else 1)
     )
@@ -84,22 +91,63 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     return runner.run_stale(names, opts.request, opts.results, force, opts.device, executor, console, waiting)
 
 
+RAY_CONNECT_S = 3.0  # a cluster's head answers a TCP connect at once; nothing there, and it hangs
+
+
+def check_ray(opts: Options) -> None:
+    """Ray is installed, and the cluster ``--ray-address`` names can be joined: checked before anything
+    trains, since Ray itself fails only once the first unit is sent (a ``ray://`` address without the
+    Ray Client), or retries a dead address for about a minute and a half, printing its own lines."""
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError('--executor ray needs Ray: pip install -e ".[ray]"')
+    address = opts.ray_address
+    if not address or address in ("auto", "local"):  # a local cluster: started here, or found by Ray
+        return
+    client = address.startswith("ray://")
+    if client and importlib.util.find_spec("grpc") is None:  # what Ray checks for its Client
+        message = (
+            f'--ray-address {address}: a ray:// address needs the Ray Client: pip install "ray[client]", '
+            "or, from a machine that reaches the cluster's nodes, give the head's address without ray:// "
+            "(HOST:6379)"
+        )
+        raise ConfigError(opts.blame("ray_address", message))
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():  # no port: Ray's own, the Client's or the head's
+        host, port = address.removeprefix("ray://"), "10001" if client else "6379"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_S).close()
+    except (OSError, OverflowError) as e:  # refused, no such host, no answer; a port above 65535
+        why = "no answer" if isinstance(e, TimeoutError) else getattr(e, "strerror", None) or str(e)
+        message = (
+            f"cannot reach a Ray cluster at {address} ({why}); start one there with `ray start --head`, "
+            f"or {opts.unset('ray_address')} to start one here for the build"
+        )
+        raise ConfigError(opts.blame("ray_address", message)) from None
+
+
 def check_out(opts: Options) -> None:
     """The output folder and a ``--cache`` folder exist and are writable, and the cache is a folder of
-    its own that holds nothing else: checked before anything trains or renders."""
+    its own that holds nothing else: checked before anything trains or renders. An error names the
+    option, variable or report.toml line that gave the folder."""
     from report import output
 
-    for folder, what, option in ((opts.out, "output", "--out"), (opts.cache, "cache", "--cache")):
+    for name, what in (("out", "output"), ("cache", "cache")):
+        folder, option = getattr(opts, name), f"--{name}"
         if folder is None:
             continue
+        if folder.exists() and not folder.is_dir():
+            raise ReportError(f"{opts.origin(name)} is a file, not a folder; pass a folder as {option}")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ReportError(
-                f"cannot create the {what} folder {folder}: {e.strerror}; pass a writable {option}"
+                f"{opts.origin(name)}: cannot create the {what} folder ({e.strerror}); pass a writable "
+                f"{option}"
             ) from None
         if not os.access(folder, os.W_OK):
-            raise ReportError(f"the {what} folder {folder} is not writable; pass a writable {option}")
+            raise ReportError(
+                f"{opts.origin(name)}: the {what} folder is not writable; pass a writable {option}"
+            )
     if opts.cache is not None:  # before it is written to
         output.check_apart(opts.cache, out=opts.out, store=opts.store, data_dir=opts.data_dir)
         output.drawings(opts.out, opts.cache)
@@ -111,6 +159,7 @@ def render_outputs(opts: Options, printer: output.Printer | None = None) -> str:
     from report import output
 
     t0 = time.perf_counter()
+    made = not opts.out.exists()
     check_out(opts)
     targets = {Format.html: ["html"], Format.pdf: ["pdf"], Format.all: ["html", "pdf"]}[opts.fmt]
     # WeasyPrint starts on the other core now, while the results are checked and the HTML is built, and
@@ -119,18 +168,53 @@ def render_outputs(opts: Options, printer: output.Printer | None = None) -> str:
         printing: contextlib.AbstractContextManager[output.Printer | None] = contextlib.nullcontext(printer)
     else:
         printing = output.Printer()
-    with printing as printer, output.gc_paused():
-        fill_from_reference(opts, selected(None), missing_too=True)
-        from report import render
+    try:
+        with printing as printer, output.gc_paused():
+            fill_from_reference(opts, selected(None), missing_too=True)
+            check_present(opts, selected(None))
+            from report import render
 
-        drawings = output.drawings(opts.out, opts.cache)
-        page = render.render_html(opts.results, opts.request, opts.paper.value, cache_dir=drawings)
-        written = output.write_outputs(page, opts.out, targets, printer, drawings)
+            drawings = output.drawings(opts.out, opts.cache)
+            page = render.render_html(opts.results, opts.request, opts.paper.value, cache_dir=drawings)
+            written = output.write_outputs(page, opts.out, targets, printer, drawings)
+    except BaseException:
+        if made:  # a failed first render leaves no empty --out behind
+            output.discard_if_empty(opts.out)
+        raise
     if not written:
         console.print(f"[dim]report in {opts.out} is up to date (same results, templates and paper)[/]")
     else:
         console.print(f"[green]✓[/] wrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
     return page
+
+
+def check_present(opts: Options, names: list[str]) -> None:
+    """Every result the report needs is in the store, else one line naming all those missing and one
+    command that runs them (the render would stop at the first)."""
+    missing = []
+    for name in names:
+        with contextlib.suppress(ReportError):  # unreadable, not missing: the render says what is wrong
+            if opts.results.result(opts.request.profile, name) is None:
+                missing.append(name)
+    if missing:
+        command = " ".join(filter(None, ["build.py run", *missing, "--profile", opts.chosen, opts.advice()]))
+        raise MissingResultError(
+            f"the report needs {', '.join(missing)} results for profile {opts.chosen}, and the store "
+            f"{opts.store} has none; run: {command}"
+        )
+
+
+def check_tracker(opts: Options) -> None:
+    """MLflow is installed and takes ``--tracking-uri``: checked before any training or rendering, not
+    when the results are logged after it."""
+    if opts.track is not Track.none:
+        from report import track
+
+        track.check_available()
+        try:
+            track.check_uri(opts.tracking_uri)
+        except ConfigError as e:  # the URI may have come from MLFLOW_TRACKING_URI or report.toml
+            raise ConfigError(opts.blame("tracking_uri", str(e))) from None
 
 
 def log_to_tracker(opts: Options, artifacts: list[Path]) -> None:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from report.core import manifest
-from report.core.errors import ReportError
+from report.core.errors import ConfigError, ReportError
 from report.core.store import Store
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -33,6 +35,42 @@ def check_available() -> None:
 
     if importlib.util.find_spec("mlflow") is None:
         raise ReportError('--track mlflow needs MLflow: pip install -e ".[mlflow]"')
+
+
+def check_uri(uri: str | None) -> None:
+    """A tracking location MLflow takes, checked before any training: MLflow 3 refuses a folder (its
+    file store is in maintenance mode) only when the first result is logged, after the build. The folder
+    of a SQLite file is made here, so ``sqlite:///PATH/mlflow.db`` works for a new PATH too."""
+    uri = uri or DEFAULT_URI
+    parts = urllib.parse.urlsplit(uri)
+    if len(parts.scheme) <= 1 or parts.scheme == "file":  # a path (C:\… on Windows) or file: URI
+        if _folders_allowed():
+            return
+        folder = Path(urllib.request.url2pathname(parts.path) if parts.scheme == "file" else uri)
+        raise ConfigError(
+            f"--tracking-uri {uri}: MLflow keeps runs in a database, not a folder (its file store is in "
+            f"maintenance mode); pass --tracking-uri sqlite:///{folder / 'mlflow.db'} or an http(s):// "
+            "tracking server"
+        )
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///"))
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(
+                f"--tracking-uri {uri}: cannot create {database.parent} ({e.strerror}); pass --tracking-uri "
+                "sqlite:///PATH/mlflow.db with PATH a writable folder"
+            ) from None
+
+
+def _folders_allowed() -> bool:
+    """Whether this MLflow writes runs to a folder: one from before the file store's maintenance mode,
+    or one told to with ``MLFLOW_ALLOW_FILE_STORE=true``."""
+    try:
+        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+    except ImportError:
+        return True
+    return bool(MLFLOW_ALLOW_FILE_STORE.get())
 
 
 def log_build(store: Store, profile: str, uri: str | None, artifacts: Iterable[Path]) -> str:
@@ -50,9 +88,8 @@ def to_mlflow(store: Store, profile: str, uri: str | None, artifacts: Iterable[P
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables"
     except ImportError:
         raise ReportError('--track mlflow needs MLflow: pip install -e ".[mlflow]"') from None
+    check_uri(uri)
     uri = uri or DEFAULT_URI
-    if uri == DEFAULT_URI:
-        Path("mlruns").mkdir(exist_ok=True)
     client = MlflowClient(uri)
     name = f"assignment-report/{profile}"
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 import build
@@ -139,10 +140,12 @@ def test_missing_svhn_fails_fast_before_training(tmp_path, data_dir):
 def test_render_with_empty_store_says_what_to_run(tmp_path):
     result = _invoke("render", "--profile", "smoke", "--store", str(tmp_path), "--out", str(tmp_path / "b"))
     assert result.exit_code == 2
-    assert "build.py run q1 --profile smoke" in result.output
+    assert "build.py run q1 q2 q3 q4 --profile smoke" in result.output
 
 
 def test_corrupt_store_file_is_exit_2_and_other_results_stay(tmp_path):
+    for name in ("q2", "q3", "q4"):  # the others present: a missing one is named first
+        store_with(tmp_path, name)
     store = store_with(tmp_path, "q1")
     path = store.path("smoke", "q1")
     path.write_bytes(b"garbage")
@@ -159,6 +162,7 @@ def test_unwritable_out_dir_is_exit_2(tmp_path, smoke_build):
 
 
 def test_clean_keeps_results_unless_confirmed(tmp_path, monkeypatch):
+    """It asks before deleting anything, and a no keeps everything: a choice, not an error (as rm -i)."""
     monkeypatch.delenv("REPORT_CACHE", raising=False)  # clean would delete the run's shared cache
     store_with(tmp_path / "r", "q1")
     output.cache_dir(tmp_path / "b")  # an output folder as a render leaves it
@@ -167,8 +171,9 @@ def test_clean_keeps_results_unless_confirmed(tmp_path, monkeypatch):
         ["clean", "--results", "--store", str(tmp_path / "r"), "--out", str(tmp_path / "b")],
         input="n\n",
     )
-    assert result.exit_code == 1 and Store(tmp_path / "r").has("smoke", "q1")
-    assert not (tmp_path / "b").exists()
+    assert result.exit_code == 0 and Store(tmp_path / "r").has("smoke", "q1")
+    assert "kept everything" in result.output and "error" not in result.output, result.output
+    assert (tmp_path / "b" / output.CACHE).is_dir(), "nothing is removed before the answer"
     result = _invoke(
         "clean", "--results", "--yes", "--store", str(tmp_path / "r"), "--out", str(tmp_path / "b")
     )
@@ -207,3 +212,113 @@ def test_status_refuses_a_bad_set_in_one_line_without_importing_torch(tmp_path):
     assert [line for line in said if "error" in line or "Traceback" in line] == said[-1:], said
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "torch" not in imported
+
+
+def _errors(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def test_no_arguments_print_the_help_at_any_width():
+    """Below 100 columns the help takes click's plain layout, which Typer's no-arguments path printed
+    nowhere: ``python build.py`` said nothing at all."""
+    for columns in ("80", "120"):
+        result = runner.invoke(build.app, [], env={"COLUMNS": columns})
+        assert result.exit_code == 2, (columns, result.output)  # Click's status for no arguments
+        assert "Usage:" in result.output and "status" in result.output and "Exit status" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        (["render", "--paper", "docx"], {}, "error: --paper=docx: choose a4 or letter"),
+        (["render", "--format", "docx"], {}, "error: --format=docx: choose html, pdf or all"),
+        (["status", "--seed", "abc"], {}, "error: --seed=abc: give an integer from 0 to 2,147,483,648"),
+        (
+            ["status"],
+            {"REPORT_SEED": "abc"},
+            "error: REPORT_SEED=abc: give an integer from 0 to 2,147,483,648",
+        ),
+        (["statu"], {}, "error: no such command 'statu'. Did you mean 'status'?"),
+        (["import"], {}, "error: missing argument 'source'; see 'build.py import -h'"),
+    ],
+)
+def test_click_usage_errors_are_one_line_naming_what_the_user_gave(args, env, line):
+    result = runner.invoke(build.app, args, env=env, prog_name="build.py")
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [line], result.output
+
+
+def test_paper_and_format_choices_take_any_case(tmp_path):
+    args = render_args(tmp_path / "r", tmp_path / "b", "--paper", "A4", "--format", "HTML", "--show-settings")
+    result = runner.invoke(build.app, args, env={"COLUMNS": "200"})
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.output.splitlines()
+            if line.count("│") == 4}  # fmt: skip
+    assert rows["paper"] == "a4" and rows["fmt"] == "html", result.output
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "said"),
+    [
+        ({"REPORT_PROFILE": "Full"}, ["status"], "error: REPORT_PROFILE=Full: unknown profile 'Full'"),
+        ({"REPORT_DEVICE": "gpu"}, ["run", "q1"], "error: REPORT_DEVICE=gpu: choose auto, cpu, cuda or mps"),
+    ],
+)
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path, env, args, said):
+    profile = [] if "REPORT_PROFILE" in env else ["--profile", "smoke"]
+    result = runner.invoke(build.app, [*args, *profile, "--store", str(tmp_path / "r")], env=env)
+    assert result.exit_code == 2 and _errors(result.output)[0].startswith(said), result.output
+    assert not (tmp_path / "r" / "smoke").exists()
+
+
+def test_an_output_folder_that_is_a_file_says_so_and_names_where_it_was_given(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    given = runner.invoke(build.app, render_args(tmp_path / "r", blocker))
+    assert given.exit_code == 2
+    assert _errors(given.output) == [
+        f"error: --out {blocker} is a file, not a folder; pass a folder as --out"
+    ]
+    env = runner.invoke(build.app, ["render", "--profile", "smoke"], env={"REPORT_OUT": str(blocker)})
+    assert env.exit_code == 2 and _errors(env.output)[0].startswith(f"error: REPORT_OUT={blocker} is a file")
+
+
+def test_preview_refuses_a_port_out_of_range_before_rendering(tmp_path):
+    result = _invoke(
+        "preview", "--no-browser", "--port", "99999", *render_args(tmp_path / "r", tmp_path / "b")[1:]
+    )
+    assert result.exit_code == 2, result.output
+    assert _errors(result.output) == ["error: --port=99999: give an integer from 0 to 65,535"]
+    assert not (tmp_path / "b").exists()
+
+
+def test_preview_blames_the_host_or_the_port_as_the_bind_error_says(tmp_path):
+    import socket
+
+    args = ["preview", "--no-browser", *render_args(tmp_path / "r", tmp_path / "b")[1:]]
+    nowhere = _invoke(*args, "--host", "192.0.2.1", "--port", "0")  # TEST-NET-1: no machine's own address
+    assert nowhere.exit_code == 2 and "pass a --host of this machine" in nowhere.output, nowhere.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = _invoke(*args, "--port", str(taken.getsockname()[1]))
+    assert busy.exit_code == 2 and "pass another --port" in busy.output, busy.output
+
+
+def test_import_says_what_it_takes(tmp_path):
+    readme = _invoke("import", str(output.TEMPLATES.parent / "README.md"), "--store", str(tmp_path))
+    assert readme.exit_code == 2 and "truncated" not in readme.output, readme.output
+    assert "is not a results bundle (a .tar.gz written by build.py export)" in readme.output
+    ftp = _invoke("import", "ftp://x/y", "--store", str(tmp_path))
+    assert ftp.exit_code == 2 and "only file paths, file:// and https:// URLs are supported" in ftp.output
+
+
+@pytest.mark.parametrize("name", ["export", "import", "clean"])
+def test_every_command_takes_show_settings(tmp_path, name):
+    """docs/settings.md lists it among the options every command shares."""
+    own = {"export": ["--profile", "smoke"], "import": [str(tmp_path / "none.tar.gz")], "clean": []}[name]
+    result = _invoke(name, *own, "--show-settings", "--store", str(tmp_path / "r"))
+    assert "effective settings" in result.output and "no such option" not in result.output, result.output
+
+
+def test_the_help_says_what_exit_status_1_means():
+    said = " ".join(runner.invoke(build.app, ["--help"], env={"COLUMNS": "400"}).output.split())
+    assert "1 an unexpected failure (an experiment that raised, a lost cluster or worker, a bug" in said

@@ -20,6 +20,10 @@ def _invoke(*args: str, **kwargs):
     return runner.invoke(build.app, list(args), **kwargs)
 
 
+def _errors(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
 def _smoke(data_dir, store) -> list[str]:
     return ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store), *SMOKE_SETS]
 
@@ -101,7 +105,8 @@ def test_clean_without_a_terminal_keeps_the_results_and_says_how(tmp_path, monke
     result = _invoke(
         "clean", "--results", "--store", str(tmp_path / "r"), "--out", str(tmp_path / "b"), input=""
     )
-    assert result.exit_code == 1 and "pass --yes" in result.output and "Abort" not in result.output
+    assert result.exit_code == 2 and "pass --yes" in result.output and "Abort" not in result.output
+    assert "nothing was deleted" in result.output and result.output.count("error:") == 1, result.output
     assert Store(tmp_path / "r").has("smoke", "q1")
 
 
@@ -189,7 +194,7 @@ def test_permission_errors_are_one_line_naming_the_path(data_dir, tmp_path):
     )
     proc = subprocess.run(_without_root_powers(render), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert f"the output folder {out} is not writable; pass a writable --out" in proc.stderr
+    assert f"--out {out}: the output folder is not writable; pass a writable --out" in proc.stderr
 
 
 @pytest.mark.slow  # two builds of q1
@@ -289,3 +294,132 @@ def test_work_left_by_a_kill_after_the_pointer_swap_is_removed_by_the_next_build
     result = _invoke("run", "q1", "q2", *_smoke(data_dir, store))
     assert result.exit_code == 0, result.output
     assert not left.exists() and not (store / ".work").exists()
+
+
+def _closed_port() -> int:
+    """A port of this machine that nothing listens on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_ray_address_is_one_line_before_training(data_dir, tmp_path, monkeypatch):
+    """Ray itself retries a dead address for about 90 s, printing its own lines, before it fails."""
+    import time
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    address = f"127.0.0.1:{_closed_port()}"
+    started = time.perf_counter()
+    given = _invoke(
+        "run", "q1", *_smoke(data_dir, tmp_path / "r"), "--executor", "ray", "--ray-address", address
+    )
+    assert time.perf_counter() - started < 30
+    assert given.exit_code == 2 and _errors(given.output) == [
+        f"error: cannot reach a Ray cluster at {address} (Connection refused); start one there with "
+        "`ray start --head`, or leave out --ray-address to start one here for the build"
+    ], given.output
+    env = _invoke(
+        "run", "q1", *_smoke(data_dir, tmp_path / "r"), "--executor", "ray", env={"RAY_ADDRESS": address}
+    )
+    assert env.exit_code == 2 and _errors(env.output)[0].startswith(
+        f"error: RAY_ADDRESS={address}: cannot reach"
+    )
+    assert "or unset RAY_ADDRESS to start one here" in env.output
+    assert not (tmp_path / "r" / "smoke").exists(), "nothing may train before the cluster is checked"
+
+
+def test_a_ray_client_address_without_the_ray_client_is_one_line_before_training(
+    data_dir, tmp_path, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # the Ray Client's dependency, not installed
+    address = f"ray://127.0.0.1:{_closed_port()}"
+    result = _invoke(
+        "run", "q1", *_smoke(data_dir, tmp_path / "r"), "--executor", "ray", "--ray-address", address
+    )
+    assert result.exit_code == 2 and len(_errors(result.output)) == 1, result.output
+    assert (
+        f'--ray-address {address}: a ray:// address needs the Ray Client: pip install "ray[client]"'
+        in result.output
+    )
+    assert not (tmp_path / "r" / "smoke").exists()
+
+
+def _advised_uri(data_dir, tmp_path, monkeypatch) -> str:
+    """``--tracking-uri`` of a folder, refused before training; returns the URI the message advises."""
+    import re
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    folder = tmp_path / "runs"
+    args = [
+        "run",
+        "q1",
+        *_smoke(data_dir, tmp_path / "r"),
+        "--track",
+        "mlflow",
+        "--tracking-uri",
+        str(folder),
+    ]
+    result = _invoke(*args)
+    assert result.exit_code == 2 and len(_errors(result.output)) == 1, result.output
+    assert not (tmp_path / "r" / "smoke").exists(), "nothing may train before the tracking URI is checked"
+    advised = re.search(r"pass --tracking-uri (\S+)", result.output)
+    assert advised and advised.group(1) == f"sqlite:///{folder / 'mlflow.db'}", result.output
+    return advised.group(1)
+
+
+def test_a_tracking_uri_mlflow_refuses_is_one_line_before_training(data_dir, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason='the mlflow extra: pip install -e ".[mlflow]"')
+    from report import track
+
+    advised = _advised_uri(data_dir, tmp_path, monkeypatch)
+    track.check_uri(advised)  # the advised form passes, its folder made
+    assert (tmp_path / "runs").is_dir()
+
+
+@pytest.mark.slow  # MLflow creates its database: about 10 s
+def test_the_advised_tracking_uri_works(data_dir, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason='the mlflow extra: pip install -e ".[mlflow]"')
+    from report import track
+    from tests.helpers import store_with
+
+    advised = _advised_uri(data_dir, tmp_path, monkeypatch)
+    assert track.to_mlflow(store_with(tmp_path / "logged", "q1"), "smoke", advised) == ["q1"]
+
+
+def test_a_render_names_every_missing_result_in_one_command_that_runs_them(tmp_path, monkeypatch):
+    """It named only the first; and the failed render left an empty --out behind."""
+    import shlex
+
+    from report import steps
+    from tests.helpers import store_with
+
+    monkeypatch.delenv("REPORT_CACHE", raising=False)  # the output folder's own cache, as a user's
+    store_with(tmp_path / "r", "q1")
+    store_with(tmp_path / "r", "q3")
+    out = tmp_path / "b"
+    result = _invoke("render", "--profile", "smoke", "--store", str(tmp_path / "r"), "--out", str(out))
+    assert result.exit_code == 2 and len(_errors(result.output)) == 1, result.output
+    assert "the report needs q2, q4 results for profile smoke" in result.output
+    assert not out.exists(), "a failed render leaves no empty output folder"
+    command = result.output.split("run: ")[-1].strip()
+    assert command.startswith("build.py run q2 q4 --profile smoke"), command
+    ran = []
+    monkeypatch.setattr(steps, "run_experiments", lambda opts, names, force: ran.append((names, opts)) or 1)
+    again = _invoke(*shlex.split(command)[1:])
+    assert again.exit_code == 0, again.output
+    assert ran[0][0] == ["q2", "q4"] and ran[0][1].store == tmp_path / "r" and ran[0][1].chosen == "smoke"
+
+
+def test_the_device_named_in_the_environment_is_named_when_it_is_missing(data_dir, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = _invoke("run", "q1", *_smoke(data_dir, tmp_path / "r"), env={"REPORT_DEVICE": "cuda"})
+    assert result.exit_code == 2 and _errors(result.output) == [
+        "error: REPORT_DEVICE=cuda: no CUDA device is available; use --device auto or cpu"
+    ], result.output

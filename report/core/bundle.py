@@ -14,6 +14,7 @@ import json
 import posixpath
 import tarfile
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from report.core.run_record import decode_record, record_problem
 from report.core.store import RUN_TABLE, Store
 
 FORMAT = "assignment-report-bundle/1"
+GZIP = b"\x1f\x8b"  # how every .tar.gz begins: without it, a file is no bundle, not a damaged one
 LIMIT = 1 << 30  # bytes a bundle may hold or download: tables, not checkpoints; a bomb is refused
 PROJECT = "assignment-report"
 INDEX = "bundle.json"
@@ -118,6 +120,11 @@ def export(store: Store, profile: str, experiments: list[str], dest: Path) -> di
 def fetch(source: str) -> bytes:
     """A bundle's bytes from a path or a URL (``file://``, ``https://``; the standard library's client)."""
     if "://" in source:
+        if urllib.parse.urlsplit(source).scheme not in ("file", "https"):
+            raise BundleError(
+                f"{source}: only file paths, file:// and https:// URLs are supported; download the bundle "
+                "and pass its path"
+            )
         try:
             with urllib.request.urlopen(source, timeout=60) as response:
                 data = response.read(LIMIT + 1)
@@ -141,6 +148,10 @@ def fetch(source: str) -> bytes:
 def verify(data: bytes, source: str, store: Store) -> Bundle:
     """Every check a bundle must pass before it may touch a store; the first failure is one line."""
     bad = f"{source} is not a usable results bundle"
+    if not data.startswith(GZIP):
+        raise BundleError(
+            f"{source} is not a results bundle (a .tar.gz written by build.py export); pass one of those"
+        )
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             files, total = {}, 0
