@@ -3,8 +3,8 @@ so a test can recompute exactly what the PDF shows from what the store holds.
 
 How many digits a number gets is decided here, from what is known of its uncertainty, never in a
 template: a value with a standard error is shown to the precision of that error (``num``, ``pct`` and
-``pm`` take it); measured reals get three significant digits (``measured`` keeps their trailing zeros,
-for lists and comparisons); clock measurements two (``timed``); round-off one (``roundoff``); exact
+``pm`` take it); measured reals get three significant digits, with the zeros rounding made (−0.99972 is
+"−1.00", an exact −1 "−1"); clock measurements two (``timed``); round-off one (``roundoff``); exact
 settings and shares of counts no trailing zeros (``share``); counts that span magnitudes an SI prefix
 (``si``); p-values two digits down to "< 0.001" (``pval``)."""
 
@@ -62,24 +62,19 @@ def num(value: Any, err: Any = None) -> str:
         return f"{round(x, d) + 0.0:,.{max(0, d)}f}".replace("-", MINUS)  # + 0.0: never "−0"
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
         return sci(x)
-    return _trim(_significant(x, 3))  # thousands separators from 1,000 on, as for integers: one rule
-
-
-def measured(value: Any) -> str:
-    """A measured real to three significant digits with its trailing zeros (0.71 → "0.710"), so the
-    values of one list, and a value beside a rounded one (−0.99972 and −1 → "−1.00" both), show the same
-    precision; below 10⁻³ or from 10⁶ as powers of ten (9.02e-6 → "9.02×10⁻⁶")."""
-    x = _finite(value)
-    if x is None:
-        return "—"
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
-        return sci(x, 2, trim=False)
-    return _significant(x, 3)
+    return _trim_exact(_significant(x, 3), x)  # thousands separators from 1,000 on, as for integers
 
 
 def _trim(text: str) -> str:
     """No trailing zeros after a decimal point: "0.900" → "0.9", "3.00" → "3"."""
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _trim_exact(text: str, x: float) -> str:
+    """``_trim`` where the shorter text is the value itself (a setting: 0.9 → "0.9"), not where rounding
+    made the zeros: −0.99972 stays "−1.00" beside an exact −1, and 0.70998 "0.710" beside 0.683."""
+    short = _trim(text)
+    return short if math.isclose(float(short.replace(",", "").replace(MINUS, "-")), x, rel_tol=1e-9) else text
 
 
 def roundoff(value: Any) -> str:
@@ -144,9 +139,9 @@ def pval(value: Any) -> str:
     return "< 0.001" if x < 0.001 else "1" if x == 1 else _significant(x, 2)
 
 
-def sci(value: Any, decimals: int = 1, trim: bool = True) -> str:
-    """Scientific notation with a real times sign: 0.001 → "1×10⁻³", 0.0025 → "2.5×10⁻³"; ``trim=False``
-    keeps the mantissa's trailing zeros (``measured``)."""
+def sci(value: Any, decimals: int = 1) -> str:
+    """Scientific notation with a real times sign: 0.001 → "1×10⁻³", 0.0025 → "2.5×10⁻³", and a zero that
+    rounding made kept: 9.03×10⁻⁶ → "9.0×10⁻⁶"."""
     x = _finite(value)
     if x is None:
         return "—"
@@ -156,8 +151,7 @@ def sci(value: Any, decimals: int = 1, trim: bool = True) -> str:
     mant = x / 10**exp
     if round(abs(mant), decimals) >= 10:
         mant, exp = mant / 10, exp + 1
-    m = f"{mant:.{decimals}f}"
-    m = m.rstrip("0").rstrip(".") if decimals and trim else m
+    m = _trim_exact(f"{mant:.{decimals}f}", mant)
     return f"{m}×10{str(exp).translate(_SUPERSCRIPT)}".replace("-", MINUS)
 
 
@@ -208,7 +202,6 @@ def join_and(items: Sequence[Any]) -> str:
 
 FILTERS = {
     "num": num,
-    "measured": measured,
     "int": integer,
     "pct": pct,
     "share": share,

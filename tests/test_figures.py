@@ -135,7 +135,7 @@ def test_the_svg_check_catches_clipped_points_an_unlabelled_colour_bar_and_repea
 
 @pytest.mark.parametrize(
     ("p", "shown"),
-    [(0.5, "50%"), (0.9951, "99.51%"), (0.99962, "99.962%"), (0.99991, "99.991%"), (0.9950, "99.50%")],
+    [(0.5, "50%"), (0.9951, "99.510%"), (0.99962, "99.962%"), (0.99991, "99.991%"), (0.9999970, "> 99.999%")],
 )
 def test_confidences_near_one_keep_the_digits_that_tell_them_apart(p, shown):
     assert confidence(p) == shown and math.isfinite(p)

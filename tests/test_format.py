@@ -14,7 +14,7 @@ from report import format as fmt
         (98.1234, "98.1"),
         (1234567.0, "1.2×10⁶"),
         (0.9, "0.9"),
-        (14.99, "15"),
+        (14.99, "15.0"),  # three digits: the zero is rounding's, not the value's
         (float("nan"), "—"),
         (None, "—"),
         (True, "yes"),
@@ -31,7 +31,7 @@ def test_pct_sci_pm_dur_int():
     assert fmt.pct(0.99998) == "99.998%" and fmt.pct(1.0) == "100.00%"  # never rounded up to a perfect score
     assert fmt.sci(0.001) == "1×10⁻³"
     assert fmt.sci(0.0025) == "2.5×10⁻³"
-    assert fmt.sci(9.99e-4) == "1×10⁻³"
+    assert fmt.sci(9.99e-4) == "1.0×10⁻³"  # rounds up a decade, keeping its digit
     assert fmt.sci(-3e5) == "−3×10⁵"
     assert fmt.pm((0.9812, 0.0005)) == "98.12 ± 0.05%"
     assert fmt.pm((0.9812, 0.012)) == "98.1 ± 1.2%"
@@ -74,10 +74,12 @@ def test_join_and_lists_one_two_or_more_items():
         ("pval", 1.0, "1"),
         ("pval", 0.00198, "0.0020"),  # two digits, as beside "0.0031" in the same report
         ("pval", 0.5, "0.50"),
-        ("measured", 0.70998, "0.710"),  # beside 0.683 in one list: three digits each
-        ("measured", -0.99972, "−1.00"),
-        ("measured", 9.02e-6, "9.02×10⁻⁶"),
-        ("measured", 123_456.0, "123,000"),
+        ("num", 0.70998, "0.710"),  # beside 0.683 in one list: three digits each
+        ("num", -0.99972, "−1.00"),  # not the "−1" of an exact −1 beside it
+        ("num", -1.0, "−1"),
+        ("num", 0.9, "0.9"),  # a setting: its zeros would be false precision
+        ("num", 9.03e-6, "9.0×10⁻⁶"),
+        ("sci", 1.0000000000000002, "1×10⁰"),  # 0.1 * 10: float noise is no digit
     ],
 )
 def test_digits_follow_what_is_known_of_the_uncertainty(filter_, value, shown):

@@ -98,8 +98,8 @@ def test_a_run_made_elsewhere_says_so_where_its_numbers_are(tmp_path: Path) -> N
     assert (
         "Provenance. These results come from a run on test device that finished on 2026-01-01, made from "
         f"commit bfca5c3f5921 with uncommitted changes, and made with torch 0.0.1 (here {here}). Since then "
-        "build.py accept has carried them over changes in the code 2 times (the last on 2026-01-03, which "
-        "wrote the record that gives the run its id) without a rerun" in text
+        "they have been carried over changes in the code 2 times (the last on 2026-01-03, which wrote the "
+        "record that gives the run its id) without a rerun" in text
     )
     caveats = (
         "2026-01-01. Caveats: uncommitted code; other library versions; carried over code changes by "
@@ -108,8 +108,8 @@ def test_a_run_made_elsewhere_says_so_where_its_numbers_are(tmp_path: Path) -> N
     assert text.count(caveats) == page.count('class="provenance"') > 3  # under every table and figure
     _, text = page_of("once", accepted=accepted(2))
     assert (
-        "These results come from a run on test device that finished on 2026-01-01. Since then build.py "
-        "accept has carried them over changes in the code once (on 2026-01-02, which wrote" in text
+        "These results come from a run on test device that finished on 2026-01-01. Since then they have "
+        "been carried over changes in the code once (on 2026-01-02, which wrote" in text
     )
     _, text = page_of("versions", versions={**fp.versions(), "torch": "0.0.1"})
     assert f"finished on 2026-01-01 and made with torch 0.0.1 (here {here}). The question asks" in text

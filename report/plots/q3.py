@@ -168,16 +168,14 @@ def draw_confusion(matrix: pd.DataFrame) -> Any:
 
 
 def confidence(p: float) -> str:
-    """A softmax probability with the digits that tell close values apart: 0.9996 → 99.96%, not 100%; a
-    probability within float32 round-off of one is "> 99.99%", never a "100.000000%" no model means. No
-    trailing zero past two decimals (0.99991 → 99.991%, not 99.9910%)."""
+    """A softmax probability with the digits that tell close values apart: whole percents below 99.5%,
+    three decimals above, where the misclassified images' confidences crowd (0.9996 → 99.960%, not 100%),
+    one format for every label of the figure; "> 99.999%" for what rounds to 100, never a "100.000%" no
+    model means."""
     if p < 0.995:
         return f"{100 * p:.0f}%"
-    if 1 - p < 5e-5:
-        return "> 99.99%"
-    shown = f"{100 * p:.{max(2, -math.floor(math.log10(1 - p)) - 1)}f}"
-    whole, decimals = shown.split(".")
-    return f"{whole}.{decimals[:2]}{decimals[2:].rstrip('0')}%"
+    shown = f"{100 * p:.3f}"
+    return "> 99.999%" if shown == "100.000" else f"{shown}%"
 
 
 def draw_misclassified(data: pd.DataFrame) -> Any:

@@ -166,6 +166,10 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             "resolved": bool(usable.max() > usable.min()),
             # an optimum on the edge of the grid: the best rate may lie beyond it
             "edge": "low" if best["lr"] == grid[0] else "high" if best["lr"] == grid[-1] else None,
+            # the grid's rates on either side of the best (None past an edge): a one-rate window's bounds
+            "neighbours": [
+                grid[i] if 0 <= i < len(grid) else None for i in (grid.index(best["lr"]) + d for d in (-1, 1))
+            ],
             # the first longer rung where another of the kept rates beat this one, head to head
             "moved": next(
                 (
@@ -188,8 +192,6 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         up = per_opt["sgd"]["edge"] == "high" or per_opt["momentum"]["edge"] == "low"
         down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
         bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
-        # a bound the factor satisfies is consistent with it (and cannot confirm it); one it breaks is not
-        within = {"at least": ratio <= MOMENTUM_FACTOR, "at most": ratio >= MOMENTUM_FACTOR}.get(bound)
         # the longer rungs that kept rates of both, where the ratio of their bests is not the first rung's
         sgd_later = {r["epochs"]: r for r in later.get("sgd", [])}
         rungs = [
@@ -198,7 +200,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             if (e := m["epochs"]) in sgd_later and not math.isclose(sgd_later[e]["lr"] / m["lr"], ratio)
         ]
         momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
-            "ratio": ratio, "step": step, "off": off, "bound": bound, "within": within,
+            "ratio": ratio, "step": step, "off": off, "bound": bound,
             "epochs": first_epochs, "later": rungs,
         }  # fmt: skip
     return {
@@ -271,6 +273,8 @@ def batch_facts(
         columns={"lr": "scaled_lr", "val_acc": "scaled_acc"}
     )
     table["fixed_acc"] = table["batch_size"].map(fixed)
+    # the tie band of the two points compared at each batch size: a gain within it is not separated
+    table["band"] = table[["fixed_acc", "scaled_acc"]].max(axis=1).map(lambda a: selection.tie_band(a, n_val))
     table["steps"] = np.ceil(n_train / table["batch_size"]).astype(int)
     timing = grid.groupby("batch_size")[["epoch_s", "stacked"]].median()  # a point's share of its stack
     table["epoch_s"] = table["batch_size"].map(timing["epoch_s"])
@@ -310,25 +314,20 @@ def batch_facts(
                 "batch_size": int(r["batch_size"]),
                 "scaled_lr": float(r["scaled_lr"]),
                 "gain": float(r["scaled_acc"] - r["fixed_acc"]),
+                "band": float(r["band"]),
             }
             for _, r in table.iloc[:-1].iterrows()
             if int(r["batch_size"]) != base_batch
         ],  # fmt: skip
-        "later": (later := later_gains(last, base_lr, base_batch)),
-        # the tie band at the best of each longer rung those comparisons were made after
-        "later_bands": [
-            {"epochs": int(df["epoch"].max()), "band": selection.tie_band(float(df["val_acc"].max()), n_val)}
-            for _, df in last[last["study"].isin(STAGES["batch"]) & (last["rung"] > 0)].groupby("rung")
-            if int(df["epoch"].max()) in {g["epochs"] for entry in later for g in entry["gains"]}
-        ],
+        "later": later_gains(last, base_lr, base_batch, n_val),
     }
 
 
-def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int) -> list[dict[str, Any]]:
+def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int, n_val: int) -> list[dict[str, Any]]:
     """The scaled rate against the held one at the longer rungs of successive halving, where both points
     of a batch size reached them: the first rung's comparison (the scaling table's) can reverse after
-    more epochs, as it did at batch 32 in the full study, so the text gives both. One entry per batch
-    size, smallest first, with each rung's epochs and gain."""
+    more epochs, so the text gives both. One entry per batch size, smallest first, with each rung's
+    epochs, gain and the tie band of the two accuracies compared (a gain within it is not separated)."""
     stage = last[last["study"].isin(STAGES["batch"]) & (last["rung"] > 0)]
     scaled = stage[stage["study"] == "scaling"]
     held = stage[(stage["study"] == "grid") & np.isclose(stage["lr"], base_lr)]
@@ -336,7 +335,11 @@ def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int) -> list[dic
     out = []
     for size, rows in pairs[pairs["batch_size"] != base_batch].groupby("batch_size"):
         gains = [
-            {"epochs": int(r["epoch_scaled"]), "gain": float(r["val_acc_scaled"] - r["val_acc_held"])}
+            {
+                "epochs": int(r["epoch_scaled"]),
+                "gain": float(r["val_acc_scaled"] - r["val_acc_held"]),
+                "band": selection.tie_band(max(r["val_acc_scaled"], r["val_acc_held"]), n_val),
+            }
             for _, r in rows.sort_values("rung").iterrows()
         ]
         out.append({"batch_size": int(size), "gains": gains})
