@@ -6,7 +6,8 @@
     python build.py status
 
 Exit status: 0 success, 1 an unexpected failure (an experiment that raised, a lost cluster or worker, a
-bug), 2 bad input (the message names the problem and the fix), 130 interrupted. Add --debug for a traceback.
+bug), 2 bad input (the message names the problem and the fix), 3 status --check found a result missing or
+stale, 130 interrupted. Add --debug for a traceback.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import typer
 from rich.console import Console
 
 from report import steps
-from report.cli import app, command, fail, keep_interrupts, status_table
+from report.cli import EXIT_NOT_CURRENT, app, command, fail, keep_interrupts, status_rows, status_table
 from report.core import reference
 from report.core.config import Range, check_value
-from report.core.errors import EXIT_INTERRUPTED
+from report.core.errors import EXIT_INTERRUPTED, ConfigError
 from report.core.freshness import judge
 from report.diff import config_changes
 from report.options import BUILD, EXECUTE, TRACK, Format, Options, console
@@ -36,6 +37,9 @@ from report.options import BUILD, EXECUTE, TRACK, Format, Options, console
 # ---- the commands --------------------------------------------------------------------------------------
 PORTS = Range(0, 65_535)  # preview --port; 0: any free one
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
+Experiments = Annotated[
+    list[str] | None, typer.Argument(help="Experiments (default: all).", show_default=False)
+]
 
 
 @command(*BUILD, "out", "cache", "device", "fmt", "paper", *EXECUTE, *TRACK, name="all")
@@ -74,12 +78,27 @@ def render(opts: Options) -> None:
 
 
 @command(*BUILD)
-def status(opts: Options) -> None:
+def status(
+    opts: Options,
+    names: Experiments = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help=f"Exit with status {EXIT_NOT_CURRENT} when a selected result is missing or stale (for CI).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows instead of the table.")] = False,
+) -> None:
     """Show each experiment: whether it is current (or which input changed, and for a setting which one
-    and from what to what), when it ran, its headline."""
+    and from what to what), when it ran, its headline; below, the one command that runs those missing
+    or stale."""
+    import json
+
+    chosen = steps.selected(names)
     if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
-        steps.configs(opts.request, steps.selected(None))
-    verdicts = steps.verdicts_of(opts, steps.selected(None))
+        steps.configs(opts.request, chosen)
+    verdicts = steps.verdicts_of(opts, chosen)
     for i, v in enumerate(verdicts):
         asked, notes = opts.request, list(v.notes)
         if v.experiment in opts.request.stand_ins:
@@ -91,28 +110,51 @@ def status(opts: Options) -> None:
         if settings:  # which settings: "segments 2000 → 300"
             notes.insert(0, "; ".join(settings))
         verdicts[i] = dataclasses.replace(v, notes=tuple(notes))
-    table = status_table(opts.results, opts.chosen, verdicts, f"store {opts.store}")
-    Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
-
-
-Experiments = Annotated[
-    list[str] | None, typer.Argument(help="Experiments (default: all).", show_default=False)
-]
+    if as_json:
+        print(json.dumps(status_rows(opts.chosen, verdicts), indent=1, default=str))
+    else:
+        table = status_table(opts.results, opts.chosen, verdicts, f"store {opts.store}")
+        Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
+    todo = [v.experiment for v in verdicts if not v.current]
+    if todo:
+        console.print(f"run: {steps.run_command(opts, todo)}")
+    if check and todo:
+        raise typer.Exit(EXIT_NOT_CURRENT)
 
 
 @command("profile", "store", name="export")
 def export_(
     opts: Options,
     names: Experiments = None,
-    dest: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write (.tar.gz).")] = Path(
-        "results.tar.gz"
-    ),
+    dest: Annotated[
+        Path, typer.Option("--output", "-o", help="The bundle to write (.tar.gz or .tgz).")
+    ] = Path("results.tar.gz"),
+    force: Annotated[bool, typer.Option("--force", help="Replace the bundle if the file exists.")] = False,
 ) -> None:
-    """Pack the current results into one bundle (tables and provenance, sha256 of every file)."""
+    """Pack the current results into one bundle (tables and provenance, sha256 of every file). An existing
+    file is kept unless --force (it may be the only copy of results made on another machine); with it, the
+    new bundle replaces it in one step."""
     from report.core import bundle
 
+    if not dest.name.lower().endswith((".tar.gz", ".tgz")):
+        raise ConfigError(
+            f"-o {dest}: a bundle is a gzipped tar archive; name it {_as_tar_gz(dest)} (or .tgz)"
+        )
+    replaced = dest.exists()
+    if replaced and not force:
+        raise ConfigError(f"-o {dest} exists; pass --force to replace it, or another -o")
     index = bundle.export(opts.results, opts.chosen, steps.selected(names), dest)
-    console.print(f"[green]✓[/] wrote {dest}: {', '.join(index['experiments'])} ({opts.chosen})")
+    done = "replaced" if replaced else "wrote"
+    console.print(f"[green]✓[/] {done} {dest}: {', '.join(index['experiments'])} ({opts.chosen})")
+
+
+def _as_tar_gz(path: Path) -> Path:
+    """``results.zip`` as ``results.tar.gz``: the name export's error advises."""
+    if not path.name or path.is_dir():  # "-o ." or "-o bundles/": a file in that folder
+        return path / "results.tar.gz"
+    base = path.with_suffix("")
+    base = base.with_suffix("") if base.suffix == ".tar" else base  # results.tar.bz2
+    return base.with_name(base.name + ".tar.gz")
 
 
 @command("store", name="import")
@@ -128,10 +170,15 @@ def import_(
 
     verified = bundle.open_bundle(source, opts.results)
     names = bundle.adopt(opts.results, verified, replace_newer, on_wait=steps.waiting)
-    devices = sorted({run["device_name"] for run in verified.runs().values()})
-    console.print(
-        f"[green]✓[/] imported {', '.join(names)} ({verified.profile}, made on {'; '.join(devices)})"
-    )
+    kept = [n for n in verified.runs() if n not in names]
+    devices = sorted({verified.runs()[n]["device_name"] for n in names})
+    if names:
+        console.print(
+            f"[green]✓[/] imported {', '.join(names)} ({verified.profile}, made on {'; '.join(devices)})"
+        )
+    if kept:  # a bundle imported before: its runs are already the store's own
+        nothing = "" if names else "; nothing imported"
+        console.print(f"{', '.join(kept)}: already current, the same runs as the bundle's{nothing}")
 
 
 @command(*BUILD)
@@ -279,12 +326,17 @@ def clean(
         if not confirmed:  # as rm -i answered no: a choice, not an error
             console.print(f"kept everything: nothing was deleted in {opts.out} or {opts.store}")
             return
-    for path in output.clean(opts.out, opts.cache):
+    removed = output.clean(opts.out, opts.cache)
+    for path in removed:
         console.print(f"removed {path}")
     if store:
         with opts.results.lock():
             opts.results.delete()
         console.print(f"removed results in {opts.store}")
+    elif not removed:  # a second clean: say it looked, and where
+        places = [opts.out, *([opts.cache] if opts.cache else []), *([opts.store] if results else [])]
+        *rest, last = map(str, places)
+        console.print(f"nothing to remove in {', '.join(rest) + ' or ' if rest else ''}{last}")
 
 
 @command(*BUILD, "out", "cache", "paper")

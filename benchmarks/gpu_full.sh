@@ -93,13 +93,13 @@ for job in "${cpu_jobs[@]}"; do  # each on its own: `wait` of several returns th
 done
 for name in q1 q2 q3; do  # what the CPU finished joins the GPU store, each on its own
   if [[ " ${stored[*]-} " != *" $name "* ]] &&
-    "${build[@]}" export --profile "$profile" --store "$cpu_store" "$name" -o "$cpu_store.tar.gz" &&
+    "${build[@]}" export --profile "$profile" --store "$cpu_store" "$name" -o "$cpu_store.tar.gz" --force &&
     "${build[@]}" import "$cpu_store.tar.gz" --store "$store"; then
     stored+=("$name")
   fi > >(log) 2>&1
 done
 if (( ${#stored[@]} )); then
-  "${build[@]}" export --profile "$profile" --store "$store" "${stored[@]}" -o "$out/results.tar.gz" 2>&1 | log
+  "${build[@]}" export --profile "$profile" --store "$store" "${stored[@]}" -o "$out/results.tar.gz" --force 2>&1 | log
 fi
 "${build[@]}" status --profile "$profile" --data-dir "$data" "${judged[@]}" --store "$store" 2>&1 | log || true
 

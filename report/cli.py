@@ -26,6 +26,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from report.core.config import Range
 from report.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ReportError
+from report.core.manifest import PROJECT
 from report.core.settings import load as load_settings
 from report.options import ALWAYS, BOUNDS, SHARED, Options, console, print_settings, resolve
 
@@ -35,6 +36,8 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 HELP = "Build the Assignment 1 report: run experiments into the results store, render HTML and PDF."
+PACKAGE = "assignment-report"  # pyproject.toml's [project] name
+EXIT_NOT_CURRENT = 3  # status --check: a result is missing or stale (neither a failure nor bad input)
 
 
 def _untyped_flags(params: list[Any]) -> list[Any]:
@@ -166,13 +169,47 @@ app = typer.Typer(
     help=HELP,
     epilog="Exit status: 0 success, 1 an unexpected failure (an experiment that raised, a lost cluster or "
     "worker, a bug: the message names the error, --debug shows the traceback), 2 bad input (the message "
-    "names the problem and the fix), 130 interrupted. Run 'python build.py COMMAND --help' for a command's "
-    "options.",
+    f"names the problem and the fix), {EXIT_NOT_CURRENT} status --check found a result missing or stale, "
+    "130 interrupted. Run 'python build.py COMMAND --help' for a command's options.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def version() -> str:
+    """``assignment-report 0.1.0``: the installed package's version, as pip recorded it from
+    pyproject.toml; where build.py runs from a checkout that was never installed, that checkout's
+    pyproject.toml says it."""
+    from importlib import metadata
+
+    try:
+        number = metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        from report.core.settings import tomllib
+
+        number = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    return f"{PACKAGE} {number}"
+
+
+def _print_version(wanted: bool) -> None:
+    """``--version``: eager, so it answers before Click asks for a command."""
+    if wanted:
+        typer.echo(version())
+        raise typer.Exit()
+
+
+@app.callback()
+def _program(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """The program's own options, before the command's name."""
 
 
 def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -301,3 +338,28 @@ def status_table(results: Any, profile: str, verdicts: list[Any], where: str) ->
             since_previous(results, profile, v.experiment),
         )
     return table
+
+
+def status_rows(profile: str, verdicts: list[Any]) -> list[dict[str, Any]]:
+    """``build.py status --json``: the table's rows as data for scripts, a run named with the keys
+    ``diff --json`` gives it (``run_id``, ``finished``, ``device``: the device's name); ``changed`` lists
+    the fingerprint parts that differ and ``reasons`` every note in full (missing: all null or empty)."""
+    rows = []
+    for v in verdicts:
+        meta = v.meta or {}
+        head = meta.get("headline")
+        rows.append(
+            {
+                "experiment": v.experiment,
+                "profile": profile,
+                "state": v.state,
+                "changed": list(v.changed),
+                "reasons": list(v.notes),
+                "run_id": meta.get("run_id"),
+                "finished": meta.get("finished"),
+                "duration_s": meta.get("duration_s"),
+                "device": meta.get("device_name"),
+                "headline": {"label": head["label"], "value": head["value"]} if head else None,
+            }
+        )
+    return rows

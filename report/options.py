@@ -71,8 +71,10 @@ class Shared:
         info: dict[str, Any] = {"envvar": self.envvar} if self.envvar else {}
         if isinstance(self.kind, type) and issubclass(self.kind, Enum):  # --paper A4 is a4
             info["case_sensitive"] = False
+        # a folder as given, so that resolve can refuse "": Click would make it Path("."), the current folder
+        kind, info = (str, {**info, "metavar": "<dir>"}) if self.kind is Path else (self.kind, info)
         text = self.help + (f" ({'; '.join(where)})" if where else "")
-        return Annotated[self.kind | None, typer.Option(*self.names, help=text, show_default=False, **info)]
+        return Annotated[kind | None, typer.Option(*self.names, help=text, show_default=False, **info)]
 
 
 SHARED: dict[str, Shared] = {
@@ -278,12 +280,14 @@ class Options:
         return f"{self.origin(name)}: {message}"
 
     def advice(self) -> str:
-        """The options given on the command line that select the store, the data and the config: what a
-        printed ``build.py run …`` needs besides the profile to make the same result again (values from
-        the environment or report.toml apply again by themselves)."""
+        """The options given on the command line that select the store, the data, the config and what
+        counts as stale: what a printed ``build.py run …`` needs besides the profile to make the same
+        result again (values from the environment or report.toml apply again by themselves)."""
         given = [n for n in ("store", "data_dir", "seed") if self.sources.get(n) == "command line"]
         words = [f"{SHARED[n].names[0]} {shlex.quote(str(getattr(self, n)))}" for n in given]
         words += [f"--set {shlex.quote(s)}" for s in self.sets or []]
+        if self.strict_versions and self.sources.get("strict_versions") == "command line":
+            words.append("--strict-versions")  # else a result stale only by its versions stays as it is
         return " ".join(words)
 
     def describe(self, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
@@ -320,11 +324,8 @@ def resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -
             sources[name] = f"environment ({option.envvar})" if env else "command line"
         elif option.key and option.key in settings.values:
             setting = settings.values[option.key]
-            values[name] = (
-                option.kind(setting.value)
-                if option.kind in (Path, Format, Paper, Track, Executor)
-                else setting.value
-            )
+            enum = option.kind in (Format, Paper, Track, Executor)
+            values[name] = option.kind(setting.value) if enum else setting.value
             sources[name] = setting.source
         else:
             values[name] = value if name == "sets" else option.default
@@ -338,6 +339,14 @@ def resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -
         )  # fmt: skip
         if name in BOUNDS:
             check_value(label, values[name], Annotated[int, BOUNDS[name]])
+        if option.kind is Path:  # "" would be the current folder: a store or cache where none was meant
+            if str(values[name]) == "":
+                default = f" ({option.default})" if option.default else ""
+                raise ConfigError(
+                    f"{label}='': an empty path names no folder; give a folder, or leave it out for the "
+                    f"default{default}"
+                )
+            values[name] = Path(values[name])
         devices = SETTING_CHOICES["device"] or ()
         if name == "device" and values[name] not in devices:  # here, not once torch has loaded
             raise ConfigError(f"{label}={values[name]}: choose {', '.join(devices[:-1])} or {devices[-1]}")

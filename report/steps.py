@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 
 
 def selected(names: list[str] | None) -> list[str]:
+    """The experiments named (in any case: ``Q3`` is ``q3``, as ``--paper A4`` is ``a4``), once each in
+    the order given; all of them when none is named. An unknown name is a one-line error."""
     known = manifest.load()
-    for n in names or []:
-        known.get(n)  # an unknown name is a one-line error
-    return list(dict.fromkeys(names)) if names else list(known.names)
+    spelled = {n.casefold(): n for n in known.names}
+    chosen = [spelled.get(n.casefold(), n) for n in names or []]
+    for n in chosen:
+        known.get(n)
+    return list(dict.fromkeys(chosen)) if chosen else list(known.names)
 
 
 def verdicts_of(opts: Options, names: list[str]) -> list[Verdict]:
@@ -67,7 +71,7 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     verdicts = verdicts_of(opts, names)
     if not force and all(v.current for v in verdicts):  # decided without importing torch
         for name in names:
-            console.print(f"[dim]{name}: up to date[/]")
+            console.print(f"[dim]{name}: current[/]")  # status's word
         return 0
     from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
 
@@ -197,11 +201,16 @@ def check_present(opts: Options, names: list[str]) -> None:
             if opts.results.result(opts.request.profile, name) is None:
                 missing.append(name)
     if missing:
-        command = " ".join(filter(None, ["build.py run", *missing, "--profile", opts.chosen, opts.advice()]))
         raise MissingResultError(
             f"the report needs {', '.join(missing)} results for profile {opts.chosen}, and the store "
-            f"{opts.store} has none; run: {command}"
+            f"{opts.store} has none; run: {run_command(opts, missing)}"
         )
+
+
+def run_command(opts: Options, names: list[str]) -> str:
+    """``build.py run NAMES --profile P …``: the one command that makes ``names`` current, with the
+    options given on this command line that it needs too (``Options.advice``)."""
+    return " ".join(filter(None, ["build.py run", *names, "--profile", opts.chosen, opts.advice()]))
 
 
 def check_tracker(opts: Options) -> None:

@@ -274,3 +274,91 @@ def test_render_says_that_it_imports_reference_results_into_the_store(bundle, tm
     helped = subprocess.run([sys.executable, str(project / "build.py"), "render", "--help"],
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert "imported into it from the project's reference bundle" in " ".join(helped.stdout.split())
+
+
+def _errors(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def test_export_takes_only_a_tar_gz_name_and_the_advised_one_works(tmp_path):
+    """``-o results.zip`` wrote a tar.gz under a .zip name."""
+    from tests.helpers import store_with
+
+    store_with(tmp_path / "r", "q1")
+    args = ["export", "q1", "--profile", "smoke", "--store", str(tmp_path / "r"), "-o"]
+    for name, advised in (("results.zip", "results.tar.gz"), ("results", "results.tar.gz"),
+                          ("r.tar.bz2", "r.tar.gz")):  # fmt: skip
+        refused = _invoke(*args, str(tmp_path / name))
+        assert refused.exit_code == 2 and _errors(refused.output) == [
+            f"error: -o {tmp_path / name}: a bundle is a gzipped tar archive; name it {tmp_path / advised} "
+            "(or .tgz)"
+        ], refused.output
+        assert not (tmp_path / name).exists()
+    assert _invoke(*args, str(tmp_path / "results.tar.gz")).exit_code == 0
+    assert _invoke(*args, str(tmp_path / "results.TGZ")).exit_code == 0
+
+
+def test_export_keeps_an_existing_file_unless_forced_and_says_it_replaced_it(tmp_path):
+    from tests.helpers import store_with
+
+    store_with(tmp_path / "r", "q1")
+    dest = tmp_path / "made-on-the-gpu.tar.gz"
+    dest.write_bytes(b"the only copy")
+    args = ["export", "q1", "--profile", "smoke", "--store", str(tmp_path / "r"), "-o", str(dest)]
+    refused = _invoke(*args)
+    assert refused.exit_code == 2 and _errors(refused.output) == [
+        f"error: -o {dest} exists; pass --force to replace it, or another -o"
+    ], refused.output
+    assert dest.read_bytes() == b"the only copy"
+    forced = _invoke(*args, "--force")
+    assert forced.exit_code == 0 and f"✓ replaced {dest}: q1 (smoke)" in forced.output, forced.output
+    assert _members(dest)["bundle.json"], "a bundle now"
+
+
+def test_export_names_every_missing_result_in_one_command_that_runs_them(tmp_path):
+    from tests.helpers import store_with
+
+    store_with(tmp_path / "r", "q1")
+    store_with(tmp_path / "r", "q3")
+    result = _invoke(
+        "export", "--profile", "smoke", "--store", str(tmp_path / "r"), "-o", str(tmp_path / "b.tgz")
+    )
+    assert result.exit_code == 2 and _errors(result.output) == [
+        f"error: no q2, q4 results for profile smoke in {tmp_path / 'r'} to export; run: build.py run q2 q4 "
+        f"--profile smoke --store {tmp_path / 'r'}"
+    ], result.output
+    assert not (tmp_path / "b.tgz").exists()
+
+
+def test_importing_a_bundle_the_store_already_holds_says_so(tmp_path):
+    """It said "imported q1, q2" though nothing changed."""
+    from tests.helpers import store_with
+
+    store_with(tmp_path / "r", "q1")
+    store_with(tmp_path / "r", "q2")
+    path = tmp_path / "b.tar.gz"
+    exported = _invoke(
+        "export", "--profile", "smoke", "--store", str(tmp_path / "r"), "-o", str(path), "q1", "q2"
+    )
+    assert exported.exit_code == 0, exported.output
+    before = _fingerprint_of_tree(tmp_path / "r")
+    again = _invoke("import", str(path), "--store", str(tmp_path / "r"))
+    assert again.exit_code == 0 and again.output.strip().splitlines() == [
+        "q1, q2: already current, the same runs as the bundle's; nothing imported"
+    ], again.output
+    after = _fingerprint_of_tree(tmp_path / "r")
+    assert {k: v for k, v in after.items() if k != ".lock"} == before, "only the lock it took is new"
+    other = tmp_path / "other"
+    store_with(other, "q1")  # a run of its own: the bundle's replaces it
+    fresh = _invoke("import", str(path), "--store", str(other))
+    assert fresh.exit_code == 0 and fresh.output.strip().splitlines() == [
+        "✓ imported q1, q2 (smoke, made on CPU (test))"
+    ], fresh.output
+    half = tmp_path / "half"
+    shutil.copytree(tmp_path / "r", half)
+    shutil.rmtree(half / "smoke" / "q2")
+    partly = _invoke("import", str(path), "--store", str(half))
+    assert partly.output.strip().splitlines() == [
+        "✓ imported q2 (smoke, made on CPU (test))",
+        "q1: already current, the same runs as the bundle's",
+    ], partly.output

@@ -322,3 +322,140 @@ def test_every_command_takes_show_settings(tmp_path, name):
 def test_the_help_says_what_exit_status_1_means():
     said = " ".join(runner.invoke(build.app, ["--help"], env={"COLUMNS": "400"}).output.split())
     assert "1 an unexpected failure (an experiment that raised, a lost cluster or worker, a bug" in said
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_prints_the_package_version_in_one_line(flag):
+    from importlib import metadata
+
+    result = runner.invoke(build.app, [flag])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"assignment-report {metadata.version('assignment-report')}\n"
+
+
+def test_status_check_fails_ci_on_a_missing_result_and_prints_the_run_that_fixes_it(tmp_path, monkeypatch):
+    """status always exited 0, and said nothing of how to make the missing results."""
+    import shlex
+
+    from report import steps
+
+    store = tmp_path / "r"
+    for name in ("q1", "q2"):
+        store_with(store, name)
+    checked = _invoke("status", "--check", "--profile", "smoke", "--store", str(store))
+    assert checked.exit_code == 3 and not _errors(checked.output), checked.output
+    runs = [line for line in checked.output.splitlines() if line.startswith("run: ")]
+    assert runs == [f"run: build.py run q3 q4 --profile smoke --store {store}"], checked.output
+    assert (
+        _invoke("status", "q1", "q2", "--check", "--profile", "smoke", "--store", str(store)).exit_code == 0
+    )
+    assert _invoke("status", "--profile", "smoke", "--store", str(store)).exit_code == 0, "only with --check"
+    ran = []
+    monkeypatch.setattr(steps, "run_experiments", lambda opts, names, force: ran.append((names, opts)) or 1)
+    again = _invoke(*shlex.split(runs[0].removeprefix("run: "))[1:])
+    assert again.exit_code == 0, again.output
+    assert ran[0][0] == ["q3", "q4"] and ran[0][1].store == store and ran[0][1].chosen == "smoke"
+
+
+def test_status_json_gives_each_row_as_diff_json_names_a_run(tmp_path):
+    import json
+
+    store = store_with(tmp_path / "r", "q1")
+    result = _invoke("status", "q1", "q3", "--json", "--profile", "smoke", "--store", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    rows = {row["experiment"]: row for row in json.loads(result.stdout)}
+    meta = store.meta("smoke", "q1")
+    assert rows["q1"] == {
+        "experiment": "q1",
+        "profile": "smoke",
+        "state": "current",
+        "changed": [],
+        "reasons": [],
+        "run_id": meta["run_id"],
+        "finished": meta["finished"],
+        "duration_s": meta["duration_s"],
+        "device": meta["device_name"],
+        "headline": meta["headline"],
+    }
+    assert (
+        rows["q3"]["state"] == "missing" and rows["q3"]["run_id"] is None and rows["q3"]["headline"] is None
+    )
+    assert "run: build.py run q3 --profile smoke" in result.output, "the fix, on stderr beside the JSON"
+
+
+@pytest.mark.parametrize("option", ["--store", "--data-dir"])
+def test_an_empty_folder_name_is_one_line_not_the_current_folder(tmp_path, monkeypatch, option):
+    """``--store ""`` meant "." and wrote the store's data-hash cache into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    result = _invoke("status", "--profile", "smoke", option, "")
+    assert result.exit_code == 2 and _errors(result.output) == [
+        f"error: {option}='': an empty path names no folder; give a folder, or leave it out for the default "
+        f"({'results' if option == '--store' else 'data'})"
+    ], result.output
+    assert not list(tmp_path.iterdir()), "nothing written in the current folder"
+
+
+def test_an_empty_folder_name_in_report_toml_names_its_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "report.toml").write_text('profile = "smoke"\nout = ""\n')
+    monkeypatch.setenv("REPORT_SETTINGS", str(tmp_path / "report.toml"))
+    result = _invoke("render")
+    assert result.exit_code == 2 and _errors(result.output) == [
+        f"error: {tmp_path / 'report.toml'}:2: out = '': an empty path names no folder; give a folder ('.' "
+        "for this file's), or remove the line for the default"
+    ], result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.toml"]
+
+
+def test_experiment_names_take_any_case(tmp_path, monkeypatch):
+    from report import steps
+
+    ran = []
+    monkeypatch.setattr(steps, "run_experiments", lambda opts, names, force: ran.append(names) or 1)
+    result = _invoke("run", "Q3", "q1", "Q1", "--profile", "smoke", "--store", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert ran == [["q3", "q1"]]
+
+
+def test_clean_with_nothing_to_remove_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv("REPORT_CACHE", raising=False)  # clean would empty the run's shared cache
+    out = tmp_path / "b"
+    result = _invoke("clean", "--out", str(out))
+    assert result.exit_code == 0 and result.output.strip() == f"nothing to remove in {out}", result.output
+    with_results = _invoke("clean", "--results", "--out", str(out), "--store", str(tmp_path / "r"))
+    assert with_results.output.strip() == f"nothing to remove in {out} or {tmp_path / 'r'}"
+
+
+def test_run_calls_a_stored_result_current_as_status_does(tmp_path):
+    store_with(tmp_path / "r", "q1")
+    result = _invoke("run", "q1", "--profile", "smoke", "--store", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert "q1: current" in result.output and "up to date" not in result.output, result.output
+
+
+def test_the_run_status_advises_for_a_result_stale_by_its_versions_reruns_it(tmp_path, monkeypatch):
+    """Versions are provenance unless --strict-versions: the advised run carries it, else it would find
+    the result current and run nothing."""
+    import shlex
+
+    from report import steps
+    from report.core.freshness import judge
+    from tests.helpers import fake_meta, synthetic
+
+    meta = fake_meta("q1")
+    elsewhere = {**meta, "fingerprint": {**meta["fingerprint"], "versions": "made-elsewhere"}}
+    Store(tmp_path / "r").write("smoke", "q1", synthetic("q1"), elsewhere)
+    args = ["q1", "--profile", "smoke", "--store", str(tmp_path / "r"), "--strict-versions"]
+    checked = _invoke("status", "--check", *args)
+    assert checked.exit_code == 3 and "stale: versions changed" in checked.output, checked.output
+    advised = next(line for line in checked.output.splitlines() if line.startswith("run: "))
+    assert advised == f"run: build.py run q1 --profile smoke --store {tmp_path / 'r'} --strict-versions"
+    stale = []
+
+    def run_experiments(opts, names, force):  # what the advised run would train
+        stale.extend(n for n in names if not judge(opts.results, n, opts.request).current)
+        return len(stale)
+
+    monkeypatch.setattr(steps, "run_experiments", run_experiments)
+    assert _invoke(*shlex.split(advised.removeprefix("run: "))[1:]).exit_code == 0
+    assert stale == ["q1"], "the advised run finds it stale, so it runs it"

@@ -87,11 +87,13 @@ def export(store: Store, profile: str, experiments: list[str], dest: Path) -> di
         "experiments": {},
     }
     members: dict[str, bytes] = {}
-    for name in experiments:
-        result = store.result(profile, name)
-        if result is None:
-            raise ReportError(f"no {name} results for profile {profile} in {store.root} to export; "
-                              f"run: {store.command(name, profile)}")  # fmt: skip
+    found = {name: store.result(profile, name) for name in experiments}
+    results = {name: result for name, result in found.items() if result is not None}
+    missing = [name for name in experiments if name not in results]
+    if missing:  # all of them, and one command that runs them
+        raise ReportError(f"no {', '.join(missing)} results for profile {profile} in {store.root} to "
+                          f"export; run: {store.command(' '.join(missing), profile)}")  # fmt: skip
+    for name, result in results.items():
         if result.damaged():
             raise ReportError(f"{name}: stored files fail their checksums; rerun: {result.rerun}")
         meta, folder = result.meta, _folder(profile, name, result.folder.name)
@@ -274,9 +276,20 @@ def adopt(
 ) -> list[str]:
     """Make the bundle's runs (or ``only`` these) current in ``store``, one atomic pointer swap per
     experiment; refuses, before writing anything, to replace a result that finished later than the
-    bundle's unless ``replace_newer``."""
+    bundle's unless ``replace_newer``. Returns the names it changed: a run that is already the store's
+    current one, intact, is left as it is (the bundle was imported before)."""
     profile = bundle.profile
     names = [n for n in bundle.runs() if only is None or n in only]
+
+    def in_place(name: str) -> bool:
+        """Whether the store's current run of ``name`` is the bundle's, intact."""
+        try:
+            current = store.result(profile, name)
+            if current is None or current.folder.name != bundle.runs()[name]["run_id"]:
+                return False
+            return not current.damaged()
+        except ReportError:  # unreadable: importing repairs it
+            return False
 
     def newer() -> list[str]:
         out = []
@@ -294,6 +307,7 @@ def adopt(
     with store.lock(on_wait=on_wait):
         if not replace_newer and newer():  # another build finished meanwhile
             raise BundleError(f"{bundle.source} would replace newer results: {', '.join(newer())}")
+        names = [n for n in names if not in_place(n)]
         for name in names:  # every run in place first, so a failure here switches nothing
             store.stage(profile, name, bundle.runs()[name]["run_id"], bundle.run_files(name))
         for name in names:

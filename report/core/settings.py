@@ -133,6 +133,11 @@ def load(path: Path | None = None) -> Settings:
                 sets[profile] = _sets(table.get("set", {}), path, text, f"profiles.{profile}.set")
         else:
             value = _check(key, value, where)
+            if key in PATHS and value == "":  # else it would be this file's folder, unasked
+                raise ConfigError(
+                    f"{where}: {key} = '': an empty path names no folder; give a folder ('.' for this "
+                    "file's), or remove the line for the default"
+                )
             if key in PATHS:  # relative to the file, so the settings mean the same from any folder
                 value = str((path.parent / value).resolve())
             values[key] = Setting(value, where)
