@@ -28,14 +28,13 @@ from rich.console import Console
 from report import steps
 from report.cli import EXIT_NOT_CURRENT, app, command, fail, keep_interrupts, status_rows, status_table
 from report.core import reference
-from report.core.config import Range, check_value
+from report.core.config import check_value
 from report.core.errors import EXIT_INTERRUPTED, ConfigError
 from report.core.freshness import judge
 from report.diff import config_changes
-from report.options import BUILD, EXECUTE, TRACK, Format, Options, console
+from report.options import BOUNDS, BUILD, EXECUTE, TRACK, Format, Options, console
 
 # ---- the commands --------------------------------------------------------------------------------------
-PORTS = Range(0, 65_535)  # preview --port; 0: any free one
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
 Experiments = Annotated[
     list[str] | None, typer.Argument(help="Experiments (default: all).", show_default=False)
@@ -178,7 +177,7 @@ def import_(
         )
     if kept:  # a bundle imported before: its runs are already the store's own
         nothing = "" if names else "; nothing imported"
-        console.print(f"{', '.join(kept)}: already current, the same runs as the bundle's{nothing}")
+        console.print(f"{', '.join(kept)}: already in the store, the bundle's own runs{nothing}")
 
 
 @command(*BUILD)
@@ -366,7 +365,7 @@ def preview(
     from report import output
     from report import preview as live
 
-    check_value("--port", port, Annotated[int, PORTS])  # before the first render, not at the bind after it
+    check_value("--port", port, Annotated[int, BOUNDS["port"]])  # before the first render, not at the bind
     html_only = dataclasses.replace(opts, fmt=Format.html)
     page: dict[str, str] = {}  # the last good render, which the PDF is printed from
 

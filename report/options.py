@@ -138,6 +138,7 @@ BOUNDS: dict[str, Range] = {
     "slurm_gpus": Range(0, 64),
     "slurm_time": Range(1, 525_600),  # minutes: a year
     "slurm_parallelism": Range(1, 100_000),
+    "port": Range(0, 65_535),  # preview's own option; 0: any free one
 }
 
 

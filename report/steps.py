@@ -71,7 +71,7 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     verdicts = verdicts_of(opts, names)
     if not force and all(v.current for v in verdicts):  # decided without importing torch
         for name in names:
-            console.print(f"[dim]{name}: current[/]")  # status's word
+            console.print(f"[dim]{name}: up to date[/]")  # as experiments/runner.py says it in a mixed run
         return 0
     from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
 
@@ -209,8 +209,8 @@ def check_present(opts: Options, names: list[str]) -> None:
 
 def run_command(opts: Options, names: list[str]) -> str:
     """``build.py run NAMES --profile P …``: the one command that makes ``names`` current, with the
-    options given on this command line that it needs too (``Options.advice``)."""
-    return " ".join(filter(None, ["build.py run", *names, "--profile", opts.chosen, opts.advice()]))
+    options given on this command line that it needs too (the store's own ``command``)."""
+    return opts.results.command(" ".join(names), opts.chosen)
 
 
 def check_tracker(opts: Options) -> None:

@@ -344,7 +344,7 @@ def test_importing_a_bundle_the_store_already_holds_says_so(tmp_path):
     before = _fingerprint_of_tree(tmp_path / "r")
     again = _invoke("import", str(path), "--store", str(tmp_path / "r"))
     assert again.exit_code == 0 and again.output.strip().splitlines() == [
-        "q1, q2: already current, the same runs as the bundle's; nothing imported"
+        "q1, q2: already in the store, the bundle's own runs; nothing imported"
     ], again.output
     after = _fingerprint_of_tree(tmp_path / "r")
     assert {k: v for k, v in after.items() if k != ".lock"} == before, "only the lock it took is new"
@@ -360,5 +360,5 @@ def test_importing_a_bundle_the_store_already_holds_says_so(tmp_path):
     partly = _invoke("import", str(path), "--store", str(half))
     assert partly.output.strip().splitlines() == [
         "✓ imported q2 (smoke, made on CPU (test))",
-        "q1: already current, the same runs as the bundle's",
+        "q1: already in the store, the bundle's own runs",
     ], partly.output

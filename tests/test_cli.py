@@ -426,13 +426,6 @@ def test_clean_with_nothing_to_remove_says_so(tmp_path, monkeypatch):
     assert with_results.output.strip() == f"nothing to remove in {out} or {tmp_path / 'r'}"
 
 
-def test_run_calls_a_stored_result_current_as_status_does(tmp_path):
-    store_with(tmp_path / "r", "q1")
-    result = _invoke("run", "q1", "--profile", "smoke", "--store", str(tmp_path / "r"))
-    assert result.exit_code == 0, result.output
-    assert "q1: current" in result.output and "up to date" not in result.output, result.output
-
-
 def test_the_run_status_advises_for_a_result_stale_by_its_versions_reruns_it(tmp_path, monkeypatch):
     """Versions are provenance unless --strict-versions: the advised run carries it, else it would find
     the result current and run nothing."""

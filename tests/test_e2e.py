@@ -66,7 +66,7 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir,
     )
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr
-    assert all(f"{n}: current" in proc.stderr for n in questions()) and "running" not in proc.stderr
+    assert all(f"{n}: up to date" in proc.stderr for n in questions()) and "running" not in proc.stderr
     assert "is up to date" in proc.stderr, "unchanged results and templates must not reprint the PDF"
     assert {n: Store(smoke_build.store).meta("smoke", n)["run_id"] for n in questions()} == before
     print(f"second all: {elapsed:.1f} s")

@@ -108,7 +108,7 @@ def test_status_all_and_report_agree(case, smoke_build, data_dir, tmp_path, monk
     built = _invoke("all", *common, "--out", str(out), "--format", "html")
     assert built.exit_code == 0, built.output
     if case in ("current", "versions"):
-        assert "q1: current" in built.output and "running" not in built.output
+        assert "q1: up to date" in built.output and "running" not in built.output
     else:
         assert "q1: running" in built.output
     again = _invoke("status", *common)
@@ -163,7 +163,7 @@ def test_accept_carries_results_over_a_code_change_and_says_so(smoke_build, data
     assert "The code changed after this run; accepted on" in html and "a comment [only]" in html
     assert "current (code change accepted)" in html
     built = _invoke("all", *common, "--out", str(out), "--format", "html")
-    assert built.exit_code == 0 and "q1: current" in built.output, built.output
+    assert built.exit_code == 0 and "q1: up to date" in built.output, built.output
 
     (roots / "q1.py").write_text((roots / "q1.py").read_text() + "\n# another edit\n")
     again = _invoke("status", *common)

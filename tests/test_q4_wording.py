@@ -44,9 +44,10 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
 
 
 def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -> None:
-    """A record that predates counting sessions and is shorter than the summed training time covers only the
-    last session of a resumed run, and says so; one that counted its sessions gives them; and a first
-    training that stood out is said beside the medians of the cost table."""
+    """A record shorter than the summed training time means units trained side by side or, in a record that
+    predates counting sessions, a resumed run whose last session alone it covers: the text gives the causes
+    the record allows; one that counted its sessions gives them; and a first training that stood out is said
+    beside the medians of the cost table."""
     accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001, 0.9 + 0.01 * i] for i, m in enumerate(models.NAMES)}
 
     def text_of(folder: str, tables: dict[str, pd.DataFrame] | None = None, **record: Any) -> str:
@@ -56,8 +57,12 @@ def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -
 
     short = text_of("short")  # 1 s against 18 trainings of at least 1 s each
     assert (
-        "the run record's wall-clock time, 1.0 s, is less than that because it covers only the last" in short
+        "the run record's wall-clock time, 1.0 s, is less than that, so units trained side by side, or the "
+        "run was resumed and its record, written before records counted every session, covers only the "
+        "last session." in short
     )
+    parallel = text_of("parallel", sessions=1)  # every session counted: side by side is the one cause
+    assert "1.0 s, is less than that, so units trained side by side." in parallel
     counted = text_of("counted", duration_s=5000.0, sessions=2)
     assert "the run record gives a wall-clock time of 1 h 23 min over 2 sessions." in counted
     older = text_of("older", duration_s=5000.0)

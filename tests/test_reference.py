@@ -213,9 +213,9 @@ def test_the_gpu_script_dry_runs_on_a_cpu_and_returns_a_bundle_of_all_four(smoke
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    assert "q3: current" in done.stdout and "q4: current" in done.stdout  # resumed, not retrained
+    assert "q3: up to date" in done.stdout and "q4: up to date" in done.stdout  # resumed, not retrained
     for name in ("q1", "q2"):  # from the CPU's store, which holds the very runs the GPU's does here
-        assert f"{name}: already current, the same runs as the bundle's; nothing imported" in done.stdout
+        assert f"{name}: already in the store, the bundle's own runs; nothing imported" in done.stdout
     judged = [line.split()[3] for line in done.stdout.splitlines() if re.match(r"│ q[1-4] ", line)]
     assert judged == ["current"] * 4, done.stdout  # its status judges by the run's -s/--set and --seed
     assert "torch" in (out / "gpu.txt").read_text()

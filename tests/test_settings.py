@@ -54,7 +54,7 @@ def project_folder(smoke_build, data_dir, tmp_path, monkeypatch):
 def test_plain_commands_answer_for_the_build_the_file_describes(project_folder):
     built = _invoke("all", "--format", "html")
     assert built.exit_code == 0, built.output
-    assert all(f"q{n}: current" in built.output for n in range(1, 5)), built.output
+    assert all(f"q{n}: up to date" in built.output for n in range(1, 5)), built.output
     status = _invoke("status")
     rows = [line for line in status.output.splitlines() if line.strip().startswith("│ q")]
     assert len(rows) == 4 and all("current" in r for r in rows), status.output

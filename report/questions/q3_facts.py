@@ -121,8 +121,9 @@ def tied(points: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any]:
 
 def later_bests(stage: pd.DataFrame, n_val: int) -> dict[str, list[dict[str, Any]]]:
     """Per optimizer, each rung after the first that kept some of its rates: the best of those rates, the
-    others with their accuracies, and whether the validation set separates the best from the next
-    (``selection.tie_band`` at the best). A best rate found after one short rung can move once the kept
+    others with their accuracies, the tie band at the best (``selection.tie_band``), and where the best
+    sits among the kept rates ("low", "high", "only" or None for inside them: a best at an end of what
+    was kept bounds a ratio only one way). A best rate found after one short rung can move once the kept
     rates train longer, so the report compares the rungs rather than generalising from the first."""
     out: dict[str, list[dict[str, Any]]] = {}
     for (opt, _), df in stage[stage["rung"] > 0].groupby(["optimizer", "rung"], sort=True):
@@ -131,11 +132,19 @@ def later_bests(stage: pd.DataFrame, n_val: int) -> dict[str, list[dict[str, Any
         others = [
             {"lr": float(r["lr"]), "val_acc": float(r["val_acc"])} for _, r in ranked.iloc[1:].iterrows()
         ]
-        band = selection.tie_band(float(top["val_acc"]), n_val)
+        kept = sorted(df["lr"])
+        end = (
+            "only"
+            if len(kept) == 1
+            else "low"
+            if top["lr"] == kept[0]
+            else "high"
+            if top["lr"] == kept[-1]
+            else None
+        )
         out.setdefault(str(opt), []).append({
             "epochs": int(top["epoch"]), "lr": float(top["lr"]), "val_acc": float(top["val_acc"]),
-            "others": others, "band": band,
-            "separated": float(top["val_acc"]) - others[0]["val_acc"] > band if others else None,
+            "others": others, "band": selection.tie_band(float(top["val_acc"]), n_val), "end": end,
         })  # fmt: skip
     return out
 
@@ -187,18 +196,15 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         ratio = per_opt["sgd"]["lr"] / per_opt["momentum"]["lr"]
         step = _grid_step(lr["lr"])
         off = None if step >= 10 else round(abs(math.log(ratio / MOMENTUM_FACTOR)) / math.log(step))
-        # an optimum on the grid's edge makes the ratio a bound: "at least" when the true SGD optimum may be
-        # higher or the momentum one lower, "at most" the other way round, nothing when both apply
-        up = per_opt["sgd"]["edge"] == "high" or per_opt["momentum"]["edge"] == "low"
-        down = per_opt["sgd"]["edge"] == "low" or per_opt["momentum"]["edge"] == "high"
-        bound = "unbounded" if up and down else "at least" if up else "at most" if down else None
+        bound = _bound(per_opt["sgd"]["edge"], per_opt["momentum"]["edge"])
         # the longer rungs that kept rates of both, where the ratio of their bests is not the first rung's
         sgd_later = {r["epochs"]: r for r in later.get("sgd", [])}
         rungs = [
-            {"epochs": e, "sgd": sgd_later[e], "momentum": m, "ratio": sgd_later[e]["lr"] / m["lr"]}
+            {"epochs": e, "sgd": sgd_later[e], "momentum": m, "ratio": sgd_later[e]["lr"] / m["lr"],
+             "bound": _bound(sgd_later[e]["end"], m["end"])}
             for m in later.get("momentum", [])
             if (e := m["epochs"]) in sgd_later and not math.isclose(sgd_later[e]["lr"] / m["lr"], ratio)
-        ]
+        ]  # fmt: skip
         momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
             "ratio": ratio, "step": step, "off": off, "bound": bound,
             "epochs": first_epochs, "later": rungs,
@@ -217,6 +223,15 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         "points": len(lr),
         "finalists": len(final_rung(last[last["study"] == "lr"])),
     }
+
+
+def _bound(sgd_end: str | None, momentum_end: str | None) -> str | None:
+    """What the ratio of SGD's best rate to momentum's can say when a best sits at an end of the rates
+    tried ("low", "high", or "only" for a single rate): "at least" when SGD's optimum may be higher or
+    momentum's lower, "at most" the other way round, "unbounded" when both apply, None when neither."""
+    up = sgd_end in ("high", "only") or momentum_end in ("low", "only")
+    down = sgd_end in ("low", "only") or momentum_end in ("high", "only")
+    return "unbounded" if up and down else "at least" if up else "at most" if down else None
 
 
 def _grid_step(lrs: pd.Series) -> float:
