@@ -188,7 +188,8 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (ci["mean"], ci["lo"], ci["hi"])
     assert (  # a tie is not a ranking: all six pairs with 2 errors, not the first two of them
         "the most frequent confusions are 4 read as 9 (3); 0 read as 1, 1 read as 2, 2 read as 3, "
-        "3 read as 4, 4 read as 5 and 5 read as 6 (2 each)." in _say(w.confusion(c["confusion"]))
+        "3 read as 4, 4 read as 5 and 5 read as 6 (2 each) (the same pair leads for every seed's model)."
+        in _say(w.confusion(c["confusion"]))
     )
 
 
@@ -573,3 +574,40 @@ def test_a_window_width_reads_as_the_page_shows_it_with_or_without_a_source(widt
     decades = render.words("q3").decades
     assert str(decades(width)) == said
     assert re.sub(r"<[^>]+>", "", str(decades(sourced(width, "a test")))) == said
+
+
+def test_an_epoch_count_one_image_decides_and_a_flat_peak_are_said() -> None:
+    """One image fewer at the best epoch would lower the one-SE cut-off below epoch 4: the count is said to
+    be fragile; a best epoch that the rest of the run stays within one SE of is not called the best."""
+    accs = [0.90, 0.95, 0.970, 0.975, 0.980, 0.979]
+    curve = pd.DataFrame({"epoch": range(1, 7), "val_acc": accs, "val_loss": [1 - a for a in accs],
+                          "train_loss": 0.01, "train_acc": 0.99})  # fmt: skip
+    facts = q3_facts.epoch_facts(curve, pd.Series({"epochs": 5}), "val_acc", 1000, 10)
+    assert (facts["best"], facts["one_image"], facts["spread_from"]) == (5, 4, 5)
+    said = _say(render.words("q3").epochs(facts, "validation accuracy", 5, 10))
+    assert "but every epoch from 5 on is within 0.10 points of it, inside one standard error" in said
+    steep = curve.assign(val_acc=[0.90, 0.95, 0.96, 0.965, 0.990, 0.975])
+    sharp = q3_facts.epoch_facts(steep, pd.Series({"epochs": 5}), "val_acc", 1000, 10)
+    assert sharp["one_image"] == 5 and "single out" not in _say(
+        render.words("q3").epochs(sharp, "validation accuracy", 5, 10)
+    )  # 1.5 points above epoch 6, beyond one SE (0.31): the peak stands, and one image changes nothing
+
+
+def test_a_confusion_order_other_seeds_do_not_share_and_an_unseparated_worst_digit_are_said() -> None:
+    def matrix(seed: int, top: tuple[int, int], wrong: dict[int, int]) -> list[dict]:
+        cells = {(t, p): 0 for t in range(3) for p in range(3)}
+        cells[top] = 13
+        for t, n in wrong.items():  # the rest of each class's errors, read as the next digit
+            cells[(t, (t + 1) % 3)] += n
+        for t in range(3):
+            cells[(t, t)] = 1000 - sum(n for (tt, p), n in cells.items() if tt == t and p != t)
+        return [{"seed": seed, "true": t, "pred": p, "count": n} for (t, p), n in cells.items()]
+
+    close = pd.DataFrame(matrix(0, (2, 0), {0: 20, 1: 5}) + matrix(1, (0, 2), {0: 9}))
+    facts = q3_facts.confusion_facts(close, 0)
+    said = _say(render.words("q3").confusion(facts))
+    assert "the other seeds' models confuse other pairs most, so this order is not stable" in said
+    assert "on the digit 0 (2.00% of those test images), within sampling error of the digit 2 (1.30%)" in said
+    apart = pd.DataFrame(matrix(0, (2, 0), {0: 60}) + matrix(1, (1, 2), {0: 40}))  # 0 read as 1 leads both
+    said = _say(render.words("q3").confusion(q3_facts.confusion_facts(apart, 0)))
+    assert "the same pair leads for every seed's model" in said and "within sampling error" not in said

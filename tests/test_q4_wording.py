@@ -173,3 +173,25 @@ def test_gaps_in_the_text_quote_the_table_and_a_tie_reads_as_one(tmp_path: Path)
     assert "ResNet-50 against ResNet-18: the same test accuracy" in text
     assert "ResNet-18 against LeNet-5: 5.00 percentage points higher" in text
     assert "percentage points equal" not in text and "10.8" not in text
+
+
+def test_the_most_frequent_error_gives_its_spread_over_seeds_and_the_next_one(tmp_path: Path) -> None:
+    """The largest error cell is summed over seeds: its count per seed and the next cell are said beside
+    it, and a cell as frequent is a tie, not a runner-up."""
+    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
+    _, text = rendered(stored(tmp_path / "tie", synthetic_tables(accs), seeds=2))
+    assert "(10 test images, summed over seeds, 5 in each seed; “2” predicted as “3” is as frequent)" in text
+    tables = synthetic_tables(accs)
+    confusion = tables["confusion"]
+    seed0 = (confusion["model"] == "resnet101") & (confusion["seed"] == 0)
+
+    def shift(true: int, pred: int, n: int) -> None:
+        confusion.loc[seed0 & (confusion["true"] == true) & (confusion["pred"] == pred), "count"] += n
+
+    for true, pred, n in ((1, 2, 3), (1, 1, -3), (5, 6, -3), (5, 5, 3)):  # 8 + 5 = 13 against the next
+        shift(true, pred, n)  # 10, with as many more right in class 5, so every total stays
+    _, text = rendered(stored(tmp_path / "lead", tables, seeds=2))
+    assert (
+        "(13 test images, summed over seeds, 5 to 8 per seed; next, “2” predicted as “3”, 10, an order no "
+        "test here separates)" in text
+    )

@@ -381,7 +381,16 @@ def epoch_facts(
     else:
         rule, what = chosen == int(by_loss["epoch"]), "the epoch of the lowest validation loss"
     require(rule, f"the chosen epoch count is {what} in the early-stopping run")
+    # how firmly the data fix the count: the epochs from the first within one SE of the best on, and the
+    # count the same rule gives with one validation image fewer right at the best epoch
+    after = curve[curve["epoch"] >= (first := int(within.min()))] if monitor == "val_acc" else curve
+    one_less = float(by_acc["val_acc"]) - 1 / n_val
+    se_less = math.sqrt(one_less * (1 - one_less) / n_val)
+    alt = curve["val_acc"].where(curve["epoch"] != by_acc["epoch"], one_less)
     return {
+        "spread": float(after["val_acc"].max() - after["val_acc"].min()),  # from that epoch on
+        "spread_from": first if monitor == "val_acc" else None,
+        "one_image": int(curve["epoch"][alt >= alt.max() - se_less].min()) if monitor == "val_acc" else None,
         "best": chosen,
         "peak": int((by_acc if monitor == "val_acc" else by_loss)["epoch"]),  # the monitored score's best
         "se": se,
@@ -442,15 +451,30 @@ def final_facts(
 
 def confusion_facts(confusion: pd.DataFrame, seed: int, most: int = 3) -> dict[str, Any]:
     """The matrix of one model and its ``most`` most frequent confusions, with every pair as frequent as
-    the last of them (a tie is not a ranking), grouped by count, most frequent first."""
+    the last of them (a tie is not a ranking), grouped by count, most frequent first; whether the other
+    seeds' models share the top pair; and the worst digit with the runner-up its error rate is compared
+    with (two standard errors of the difference of two binomial rates: ``separated``)."""
     cm = confusion[confusion["seed"] == seed].pivot(index="true", columns="pred", values="count")
     off = confusion[(confusion["seed"] == seed) & (confusion["true"] != confusion["pred"])]
-    off = off[off["count"] > 0].sort_values(["count", "true", "pred"], ascending=[False, True, True])
+    most_first = {"by": ["count", "true", "pred"], "ascending": [False, True, True]}
+    off = off[off["count"] > 0].sort_values(**most_first)
     top = off[off["count"] >= off["count"].iloc[min(most, len(off)) - 1]] if len(off) else off
     errors = int(off["count"].sum())
-    per_class = 1 - np.diag(cm.to_numpy()) / cm.sum(axis=1).to_numpy()
-    worst = int(cm.index[int(np.argmax(per_class))])
+    counts = cm.sum(axis=1).to_numpy()
+    per_class = 1 - np.diag(cm.to_numpy()) / counts
+    order = np.argsort(-per_class, kind="stable")
+    worst, second = int(order[0]), int(order[1]) if len(order) > 1 else int(order[0])
+    se = math.sqrt(sum(per_class[i] * (1 - per_class[i]) / counts[i] for i in (worst, second)))
+    wrong = confusion[confusion["true"] != confusion["pred"]]
+    tops = {int(s): tuple(rows.sort_values(**most_first).iloc[0][["true", "pred"]].astype(int))
+            for s, rows in wrong.groupby("seed") if rows["count"].sum() > 0}  # fmt: skip
     return {
+        "seeds": len(tops),
+        "same_top": bool(len(off))
+        and all(t == tuple(top.iloc[0][["true", "pred"]].astype(int)) for t in tops.values()),
+        "runner_up": int(cm.index[second]),
+        "runner_up_rate": float(per_class[second]),
+        "separated": bool(per_class[worst] - per_class[second] > 2 * se),
         "matrix": cm,
         "seed": seed,
         "errors": errors,
@@ -458,6 +482,6 @@ def confusion_facts(confusion: pd.DataFrame, seed: int, most: int = 3) -> dict[s
             (int(n), [(int(t), int(p)) for t, p in rows[["true", "pred"]].to_numpy()])
             for n, rows in top.groupby("count", sort=False)
         ],
-        "worst": worst,
-        "worst_rate": float(per_class.max()),
+        "worst": int(cm.index[worst]),
+        "worst_rate": float(per_class[worst]),
     }

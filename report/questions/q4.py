@@ -259,8 +259,15 @@ def context(r: Results) -> dict[str, Any]:
     best_classes = per_class[(per_class["model"] == best["model"]) & (per_class["n"] > 0)]
     weakest = best_classes.sort_values("accuracy").iloc[0]
     errors = confusion[(confusion["model"] == best["model"]) & (confusion["true"] != confusion["pred"])]
+    per_seed = errors
     errors = errors.groupby(["true_name", "pred_name"], as_index=False)["count"].sum()
-    top_error = errors.loc[errors["count"].idxmax()] if errors["count"].sum() > 0 else None
+    errors = errors.sort_values(["count", "true_name", "pred_name"], ascending=[False, True, True])
+    top_error = errors.iloc[0] if errors["count"].sum() > 0 else None
+    if top_error is not None:  # its count in each seed, and the next cell's sum: how far it leads
+        cell = per_seed[(per_seed["true_name"] == top_error["true_name"])
+                        & (per_seed["pred_name"] == top_error["pred_name"])]["count"]  # fmt: skip
+        top_seeds = (int(cell.min()), int(cell.max()))
+        next_error = errors.iloc[1] if len(errors) > 1 else None
 
     order = {m: i for i, m in enumerate(everyone["model"])}
     mean_curves = (
@@ -372,6 +379,19 @@ def context(r: Results) -> dict[str, Any]:
                 f"the largest off-diagonal count of {best['title']}'s confusion, summed over seeds "
                 "(q4 table confusion)",
             ),
+            "per_seed": [
+                sourced(n, f"{how} count of that cell in one seed (q4 table confusion)")
+                for n, how in zip(top_seeds, ("smallest", "largest"), strict=True)
+            ],
+            "next": None
+            if next_error is None
+            else {
+                "true": str(next_error["true_name"]),
+                "pred": str(next_error["pred_name"]),
+                "count": sourced(
+                    int(next_error["count"]), "the second largest such count (q4 table confusion)"
+                ),
+            },
         },
         "test_se": sourced(
             float(stats.binomial_se(top["acc"], sizes["test"])),
