@@ -611,3 +611,27 @@ def test_a_confusion_order_other_seeds_do_not_share_and_an_unseparated_worst_dig
     apart = pd.DataFrame(matrix(0, (2, 0), {0: 60}) + matrix(1, (1, 2), {0: 40}))  # 0 read as 1 leads both
     said = _say(render.words("q3").confusion(q3_facts.confusion_facts(apart, 0)))
     assert "the same pair leads for every seed's model" in said and "within sampling error" not in said
+
+
+def test_a_cut_inside_its_tie_band_and_a_batch_size_pruned_early_are_said() -> None:
+    """A rung's cut between the last point kept and the first pruned that lies within their tie band is
+    named (noise decided it), and so is a batch size that never reached the last rung."""
+    rows = [sweep_row("lr", "adam", lr, 128, a, epoch=1) for lr, a in
+            ((1e-3, 0.970), (3e-3, 0.965), (1e-2, 0.9649), (3e-2, 0.900))]  # fmt: skip
+    rows += [
+        sweep_row("lr", "adam", lr, 128, a, epoch=3) | {"rung": 1} for lr, a in ((1e-3, 0.98), (3e-3, 0.97))
+    ]
+    rows += [
+        sweep_row("grid", "adam", 1e-3, b, a, epoch=1) for b, a in ((128, 0.97), (512, 0.95), (2048, 0.80))
+    ]
+    rows += [
+        sweep_row("grid", "adam", 1e-3, b, a, epoch=3) | {"rung": 1} for b, a in ((128, 0.98), (512, 0.96))
+    ]
+    sweep, bands = marked(pd.DataFrame(rows), 10_000)
+    last = q3_facts.last_epochs(sweep)
+    keys = {"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "lr_scaled": False}
+    choice = pd.DataFrame([{**keys, "stage": s, "val_acc": 0.98, "band": bands[s]} for s in ("lr", "batch")])
+    facts = q3_facts.halving_facts(last, choice.set_index("stage"), 10_000)
+    assert [(c["stage"], c["rung"], round(100 * c["gap"], 2)) for c in facts["close"]] == [("lr", 1, 0.01)]
+    batch = q3_facts.batch_facts(last, choice.set_index("stage").loc["batch"], 1e-3, 128, 10_000, 50_000)
+    assert batch["pruned_sizes"] == [{"batch_size": 2048, "epochs": 1}]  # 512 reached the last rung

@@ -74,7 +74,7 @@ def context(r: Results) -> dict[str, Any]:
         raise MissingResultError(f"the stored q3 result predates the selection rule the report describes; "
                                  f"rerun it: {run.rerun}")  # fmt: skip
     last = last_epochs(sweep)
-    halving = halving_facts(last, choice)
+    halving = halving_facts(last, choice, n["val"])
 
     lr = lr_facts(last, choice.loc["lr"], n["val"])
     batch = batch_facts(last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"])

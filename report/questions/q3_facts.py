@@ -39,12 +39,14 @@ def final_rung(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["rung"] == rows["rung"].max()]
 
 
-def halving_facts(last: pd.DataFrame, choice: pd.DataFrame) -> dict[str, Any]:
+def halving_facts(last: pd.DataFrame, choice: pd.DataFrame, n_val: int) -> dict[str, Any]:
     """Per tuning stage, each rung: its epochs, how many points it trained and kept, the best score and the
     lowest score that was kept (every point below it was pruned; the last rung keeps the stage's choice,
-    ``choice`` indexed by stage); and the training spent, in epochs of one point, against a plain grid that
-    trains every point for the last rung's epochs."""
-    stages, rows = {}, []
+    ``choice`` indexed by stage); the training spent, in epochs of one point, against a plain grid that
+    trains every point for the last rung's epochs; and the cuts between the last point kept and the first
+    pruned that fall within their tie band (``close``): a difference the validation set does not separate
+    decided them."""
+    stages, rows, close = {}, [], []
     for stage, studies in STAGES.items():
         df = last[last["study"].isin(studies)]
         rungs = sorted(df["rung"].unique())
@@ -55,6 +57,10 @@ def halving_facts(last: pd.DataFrame, choice: pd.DataFrame) -> dict[str, Any]:
             rows.append({"stage": stage, "rung": int(r) + 1, "epochs": int(here["epoch"].max()),
                          "points": len(here), "kept": len(kept), "best": float(here["val_acc"].max()),
                          "cutoff": float(kept["val_acc"].min())})  # fmt: skip
+            pruned = here[here["val_acc"] < rows[-1]["cutoff"]]["val_acc"]
+            gap = rows[-1]["cutoff"] - float(pruned.max()) if len(nxt) and len(pruned) else None
+            if gap is not None and gap <= selection.tie_band(rows[-1]["cutoff"], n_val):
+                close.append({"stage": stage, "rung": int(r) + 1, "gap": gap})
         spent = int(df["epoch"].sum())
         grid = len(df[df["rung"] == 0]) * int(df["epoch"].max())
         stages[stage] = {"spent": spent, "share": spent / grid}
@@ -64,6 +70,7 @@ def halving_facts(last: pd.DataFrame, choice: pd.DataFrame) -> dict[str, Any]:
         "stages": stages,
         "lengths": table[table["stage"] == "lr"]["epochs"].astype(int).tolist(),
         "pruned": len(table) > len(STAGES),  # more than one rung in some stage
+        "close": close,
     }
 
 
@@ -335,6 +342,16 @@ def batch_facts(
             if int(r["batch_size"]) != base_batch
         ],  # fmt: skip
         "later": later_gains(last, base_lr, base_batch, n_val),
+        # batch sizes successive halving pruned before the last rung, with the most epochs any of their
+        # points trained: the choice among the last rung's points never compared them at its length
+        "pruned_sizes": [
+            {"batch_size": int(size), "epochs": int(epochs)}
+            for size, epochs in last[last["study"].isin(STAGES["batch"])]
+            .groupby("batch_size")["epoch"]
+            .max()
+            .items()
+            if epochs < int(both["epoch"].max())
+        ],
     }
 
 
