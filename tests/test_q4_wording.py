@@ -192,6 +192,16 @@ def test_the_most_frequent_error_gives_its_spread_over_seeds_and_the_next_one(tm
         shift(true, pred, n)  # 10, with as many more right in class 5, so every total stays
     _, text = rendered(stored(tmp_path / "lead", tables, seeds=2))
     assert (
-        "(13 test images, summed over seeds, 5 to 8 per seed; next, “2” predicted as “3”, 10, an order no "
-        "test here separates)" in text
+        "(13 test images, summed over seeds, 5 to 8 per seed; next, “2” predicted as “3”, 10; no test of "
+        "this order is made here)" in text
+    )  # seed 1 has 5 of each: the top cell is not ahead in every seed
+    for true, pred, n in ((1, 2, 1), (1, 1, -1), (5, 6, -1), (5, 5, 1)):
+        shift(true, pred, n)
+    seed1 = (confusion["model"] == "resnet101") & (confusion["seed"] == 1)
+    for true, pred, n in ((1, 2, 1), (1, 1, -1), (5, 6, -1), (5, 5, 1)):
+        confusion.loc[seed1 & (confusion["true"] == true) & (confusion["pred"] == pred), "count"] += n
+    _, text = rendered(stored(tmp_path / "every", tables, seeds=2))
+    assert (
+        "(15 test images, summed over seeds, 6 to 9 per seed; next, “2” predicted as “3”, 10, behind it in "
+        "every seed; no test of this order is made here)" in text
     )

@@ -57,7 +57,8 @@ def halving_facts(last: pd.DataFrame, choice: pd.DataFrame, n_val: int) -> dict[
             rows.append({"stage": stage, "rung": int(r) + 1, "epochs": int(here["epoch"].max()),
                          "points": len(here), "kept": len(kept), "best": float(here["val_acc"].max()),
                          "cutoff": float(kept["val_acc"].min())})  # fmt: skip
-            pruned = here[here["val_acc"] < rows[-1]["cutoff"]]["val_acc"]
+            gone = here.merge(nxt[POINT[:-1]], on=POINT[:-1], how="left", indicator=True)
+            pruned = gone[gone["_merge"] == "left_only"]["val_acc"]  # a tie with the last kept included
             gap = rows[-1]["cutoff"] - float(pruned.max()) if len(nxt) and len(pruned) else None
             if gap is not None and gap <= selection.tie_band(rows[-1]["cutoff"], n_val):
                 close.append({"stage": stage, "rung": int(r) + 1, "gap": gap})
@@ -398,16 +399,19 @@ def epoch_facts(
     else:
         rule, what = chosen == int(by_loss["epoch"]), "the epoch of the lowest validation loss"
     require(rule, f"the chosen epoch count is {what} in the early-stopping run")
-    # how firmly the data fix the count: the epochs from the first within one SE of the best on, and the
-    # count the same rule gives with one validation image fewer right at the best epoch
-    after = curve[curve["epoch"] >= (first := int(within.min()))] if monitor == "val_acc" else curve
-    one_less = float(by_acc["val_acc"]) - 1 / n_val
-    se_less = math.sqrt(one_less * (1 - one_less) / n_val)
-    alt = curve["val_acc"].where(curve["epoch"] != by_acc["epoch"], one_less)
+    # how firmly the data fix the count (validation accuracy only): how far apart the epochs from the
+    # chosen one on are, when there are several, and the count the same rule gives with one validation
+    # image fewer right at the best epoch (its SE at the new maximum, as the experiment computes it)
+    flat, one_image = None, None
+    if monitor == "val_acc":
+        after = curve[curve["epoch"] >= chosen]["val_acc"]
+        flat = float(after.max() - after.min()) if len(after) > 1 else None
+        alt = curve["val_acc"].where(curve["epoch"] != by_acc["epoch"], float(by_acc["val_acc"]) - 1 / n_val)
+        top = float(alt.max())
+        one_image = int(curve["epoch"][alt >= top - math.sqrt(max(top * (1 - top), 0.0) / n_val)].min())
     return {
-        "spread": float(after["val_acc"].max() - after["val_acc"].min()),  # from that epoch on
-        "spread_from": first if monitor == "val_acc" else None,
-        "one_image": int(curve["epoch"][alt >= alt.max() - se_less].min()) if monitor == "val_acc" else None,
+        "spread": flat,  # None: one epoch from the chosen one on, or another monitor
+        "one_image": one_image,
         "best": chosen,
         "peak": int((by_acc if monitor == "val_acc" else by_loss)["epoch"]),  # the monitored score's best
         "se": se,
@@ -473,25 +477,32 @@ def confusion_facts(confusion: pd.DataFrame, seed: int, most: int = 3) -> dict[s
     with (two standard errors of the difference of two binomial rates: ``separated``)."""
     cm = confusion[confusion["seed"] == seed].pivot(index="true", columns="pred", values="count")
     off = confusion[(confusion["seed"] == seed) & (confusion["true"] != confusion["pred"])]
-    most_first = {"by": ["count", "true", "pred"], "ascending": [False, True, True]}
-    off = off[off["count"] > 0].sort_values(**most_first)
+    off = off[off["count"] > 0].sort_values(["count", "true", "pred"], ascending=[False, True, True])
     top = off[off["count"] >= off["count"].iloc[min(most, len(off)) - 1]] if len(off) else off
     errors = int(off["count"].sum())
     counts = cm.sum(axis=1).to_numpy()
     per_class = 1 - np.diag(cm.to_numpy()) / counts
     order = np.argsort(-per_class, kind="stable")
-    worst, second = int(order[0]), int(order[1]) if len(order) > 1 else int(order[0])
+    worst, second = int(order[0]), int(order[min(1, len(order) - 1)])
     se = math.sqrt(sum(per_class[i] * (1 - per_class[i]) / counts[i] for i in (worst, second)))
+
+    def leading(rows: pd.DataFrame) -> set[tuple[int, int]]:
+        """The pairs with a model's largest error count: several when they tie."""
+        rows = rows[rows["count"] > 0]
+        return set(
+            map(tuple, rows[rows["count"] == rows["count"].max()][["true", "pred"]].astype(int).to_numpy())
+        )
+
     wrong = confusion[confusion["true"] != confusion["pred"]]
-    tops = {int(s): tuple(rows.sort_values(**most_first).iloc[0][["true", "pred"]].astype(int))
-            for s, rows in wrong.groupby("seed") if rows["count"].sum() > 0}  # fmt: skip
+    tops = [leading(rows) for _, rows in wrong.groupby("seed")]
+    ours = leading(off)
     return {
         "seeds": len(tops),
-        "same_top": bool(len(off))
-        and all(t == tuple(top.iloc[0][["true", "pred"]].astype(int)) for t in tops.values()),
+        "same_top": bool(ours) and all(ours <= t for t in tops),  # every seed leads with this one's pairs
         "runner_up": int(cm.index[second]),
         "runner_up_rate": float(per_class[second]),
-        "separated": bool(per_class[worst] - per_class[second] > 2 * se),
+        # None with one class: nothing to compare the worst digit with
+        "separated": bool(per_class[worst] - per_class[second] > 2 * se) if worst != second else None,
         "matrix": cm,
         "seed": seed,
         "errors": errors,

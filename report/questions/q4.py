@@ -263,11 +263,18 @@ def context(r: Results) -> dict[str, Any]:
     errors = errors.groupby(["true_name", "pred_name"], as_index=False)["count"].sum()
     errors = errors.sort_values(["count", "true_name", "pred_name"], ascending=[False, True, True])
     top_error = errors.iloc[0] if errors["count"].sum() > 0 else None
-    if top_error is not None:  # its count in each seed, and the next cell's sum: how far it leads
-        cell = per_seed[(per_seed["true_name"] == top_error["true_name"])
-                        & (per_seed["pred_name"] == top_error["pred_name"])]["count"]  # fmt: skip
+    top_seeds, next_error, leads = (0, 0), None, False
+    if top_error is not None:  # its count in each seed, and the next cell: how far it leads, seed by seed
+
+        def cell_of(row: pd.Series) -> pd.Series:
+            same = (per_seed["true_name"] == row["true_name"]) & (per_seed["pred_name"] == row["pred_name"])
+            return per_seed[same].set_index("seed")["count"]
+
+        cell = cell_of(top_error)
         top_seeds = (int(cell.min()), int(cell.max()))
-        next_error = errors.iloc[1] if len(errors) > 1 else None
+        next_error = errors.iloc[1] if len(errors) > 1 and errors.iloc[1]["count"] > 0 else None
+        if next_error is not None:
+            leads = bool((cell > cell_of(next_error).reindex(cell.index, fill_value=0)).all())
 
     order = {m: i for i, m in enumerate(everyone["model"])}
     mean_curves = (
@@ -391,6 +398,7 @@ def context(r: Results) -> dict[str, Any]:
                 "count": sourced(
                     int(next_error["count"]), "the second largest such count (q4 table confusion)"
                 ),
+                "behind_every_seed": leads,  # the top cell is the larger of the two in every seed
             },
         },
         "test_se": sourced(
