@@ -236,6 +236,45 @@ def first_slower(results: pd.DataFrame, everyone: pd.DataFrame) -> dict[str, Any
     }
 
 
+def top_error(confusion: pd.DataFrame, model: str, title: str) -> dict[str, Any] | None:
+    """A model's largest error cell summed over seeds, with its smallest and largest count in one seed, and
+    the next cell (never an empty one) with whether the top cell is the larger in every seed: the seeds
+    share the test images, so the text gives these rather than a test of the order. None without errors."""
+    per_seed = confusion[(confusion["model"] == model) & (confusion["true"] != confusion["pred"])]
+    cells = per_seed.groupby(["true_name", "pred_name"], as_index=False)["count"].sum()
+    cells = cells[cells["count"] > 0].sort_values(
+        ["count", "true_name", "pred_name"], ascending=[False, True, True]
+    )
+    if cells.empty:
+        return None
+
+    def counts(row: pd.Series) -> pd.Series:
+        same = (per_seed["true_name"] == row["true_name"]) & (per_seed["pred_name"] == row["pred_name"])
+        return per_seed[same].set_index("seed")["count"]
+
+    def named(row: pd.Series, how: str) -> dict[str, Any]:
+        summed = (
+            f"the {how} off-diagonal count of {title}'s confusion, summed over seeds (q4 table confusion)"
+        )
+        return {"true": str(row["true_name"]), "pred": str(row["pred_name"]),
+                "count": sourced(int(row["count"]), summed)}  # fmt: skip
+
+    top, cell = cells.iloc[0], counts(cells.iloc[0])
+    out = {
+        **named(top, "largest"),
+        "per_seed": [
+            sourced(int(n), f"{how} count of that cell in one seed (q4 table confusion)")
+            for n, how in ((cell.min(), "smallest"), (cell.max(), "largest"))
+        ],
+        "next": None,
+    }
+    if len(cells) > 1:
+        second = cells.iloc[1]
+        ahead = cell > counts(second).reindex(cell.index, fill_value=0)
+        out["next"] = {**named(second, "second largest"), "behind_every_seed": bool(ahead.all())}
+    return out
+
+
 def context(r: Results) -> dict[str, Any]:
     run = r.run("q4")
     cfg = run.config
@@ -258,24 +297,6 @@ def context(r: Results) -> dict[str, Any]:
     per_class = class_accuracy(confusion)
     best_classes = per_class[(per_class["model"] == best["model"]) & (per_class["n"] > 0)]
     weakest = best_classes.sort_values("accuracy").iloc[0]
-    errors = confusion[(confusion["model"] == best["model"]) & (confusion["true"] != confusion["pred"])]
-    per_seed = errors
-    errors = errors.groupby(["true_name", "pred_name"], as_index=False)["count"].sum()
-    errors = errors.sort_values(["count", "true_name", "pred_name"], ascending=[False, True, True])
-    top_error = errors.iloc[0] if errors["count"].sum() > 0 else None
-    top_seeds, next_error, leads = (0, 0), None, False
-    if top_error is not None:  # its count in each seed, and the next cell: how far it leads, seed by seed
-
-        def cell_of(row: pd.Series) -> pd.Series:
-            same = (per_seed["true_name"] == row["true_name"]) & (per_seed["pred_name"] == row["pred_name"])
-            return per_seed[same].set_index("seed")["count"]
-
-        cell = cell_of(top_error)
-        top_seeds = (int(cell.min()), int(cell.max()))
-        next_error = errors.iloc[1] if len(errors) > 1 and errors.iloc[1]["count"] > 0 else None
-        if next_error is not None:
-            leads = bool((cell > cell_of(next_error).reindex(cell.index, fill_value=0)).all())
-
     order = {m: i for i, m in enumerate(everyone["model"])}
     mean_curves = (
         curves.groupby(["model", "epoch"], as_index=False)[["train_loss", "val_acc"]]
@@ -376,31 +397,7 @@ def context(r: Results) -> dict[str, Any]:
                 "(q4 table confusion)",
             ),
         },
-        "top_error": None
-        if top_error is None
-        else {
-            "true": str(top_error["true_name"]),
-            "pred": str(top_error["pred_name"]),
-            "count": sourced(
-                int(top_error["count"]),
-                f"the largest off-diagonal count of {best['title']}'s confusion, summed over seeds "
-                "(q4 table confusion)",
-            ),
-            "per_seed": [
-                sourced(n, f"{how} count of that cell in one seed (q4 table confusion)")
-                for n, how in zip(top_seeds, ("smallest", "largest"), strict=True)
-            ],
-            "next": None
-            if next_error is None
-            else {
-                "true": str(next_error["true_name"]),
-                "pred": str(next_error["pred_name"]),
-                "count": sourced(
-                    int(next_error["count"]), "the second largest such count (q4 table confusion)"
-                ),
-                "behind_every_seed": leads,  # the top cell is the larger of the two in every seed
-            },
-        },
+        "top_error": top_error(confusion, best["model"], best["title"]),
         "test_se": sourced(
             float(stats.binomial_se(top["acc"], sizes["test"])),
             f"binomial standard error sqrt(p(1−p)/n) of the mean test_acc p {of_best}, "
