@@ -130,9 +130,10 @@ def check_ray(opts: Options) -> None:
 
 
 def check_out(opts: Options) -> None:
-    """The output folder and a ``--cache`` folder exist and are writable, and the cache is a folder of
-    its own that holds nothing else: checked before anything trains or renders. An error names the
-    option, variable or report.toml line that gave the folder."""
+    """The output folder and a ``--cache`` folder can be written, and the cache is a folder of its own
+    that holds nothing else: checked before anything trains or renders, without creating the output
+    folder (a build that fails before writing leaves none behind). An error names the option, variable
+    or report.toml line that gave the folder."""
     from report import output
 
     for name, what in (("out", "output"), ("cache", "cache")):
@@ -141,16 +142,17 @@ def check_out(opts: Options) -> None:
             continue
         if folder.exists() and not folder.is_dir():
             raise ReportError(f"{opts.origin(name)} is a file, not a folder; pass a folder as {option}")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
+        here = folder.absolute()
+        nearest = next(p for p in (here, *here.parents) if p.exists())  # the folder, or where it goes
+        if not nearest.is_dir():
             raise ReportError(
-                f"{opts.origin(name)}: cannot create the {what} folder ({e.strerror}); pass a writable "
-                f"{option}"
-            ) from None
-        if not os.access(folder, os.W_OK):
+                f"{opts.origin(name)}: cannot create the {what} folder ({nearest} is a file); pass a "
+                f"writable {option}"
+            )
+        if not os.access(nearest, os.W_OK | os.X_OK):
+            where = "" if nearest == here else f" cannot be created: {nearest}"
             raise ReportError(
-                f"{opts.origin(name)}: the {what} folder is not writable; pass a writable {option}"
+                f"{opts.origin(name)}: the {what} folder{where} is not writable; pass a writable {option}"
             )
     if opts.cache is not None:  # before it is written to
         output.check_apart(opts.cache, out=opts.out, store=opts.store, data_dir=opts.data_dir)

@@ -157,6 +157,19 @@ def test_a_failed_run_leaves_no_empty_work_folder(data_dir, tmp_path, monkeypatc
     assert not (tmp_path / "r" / ".work").exists()
 
 
+def test_a_failed_build_leaves_no_empty_output_folder(data_dir, tmp_path, monkeypatch):
+    import experiments.q1
+
+    def broken(cfg, ctx):
+        raise RuntimeError("the experiment broke")
+
+    monkeypatch.setattr(experiments.q1, "run", broken)
+    out = tmp_path / "new" / "out"
+    result = _invoke("all", *_smoke(data_dir, tmp_path / "r"), "--out", str(out))
+    assert result.exit_code == 1 and "RuntimeError: the experiment broke" in result.output
+    assert not (tmp_path / "new").exists(), "the folders --out names are made when the report is written"
+
+
 def _without_root_powers(cmd: list[str]) -> list[str]:
     """``cmd`` run as root without the capabilities that bypass file permissions (as any other user)."""
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *cmd]
@@ -195,6 +208,10 @@ def test_permission_errors_are_one_line_naming_the_path(data_dir, tmp_path):
     proc = subprocess.run(_without_root_powers(render), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert f"--out {out}: the output folder is not writable; pass a writable --out" in proc.stderr
+    render[render.index("--out") + 1] = str(out / "new" / "report")
+    proc = subprocess.run(_without_root_powers(render), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"the output folder cannot be created: {out} is not writable; pass a writable" in proc.stderr
 
 
 @pytest.mark.slow  # two builds of q1
