@@ -32,7 +32,7 @@ from report.core.config import check_value
 from report.core.errors import EXIT_INTERRUPTED, ConfigError
 from report.core.freshness import judge
 from report.diff import config_changes
-from report.options import BOUNDS, BUILD, EXECUTE, TRACK, Format, Options, console
+from report.options import BOUNDS, BUILD, EXECUTE, TRACK, WHERE, Format, Options, console
 
 # ---- the commands --------------------------------------------------------------------------------------
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the stored result is current.")]
@@ -66,17 +66,18 @@ def run(
     steps.log_to_tracker(opts, [])
 
 
-@command(*BUILD, "out", "cache", "fmt", "paper", *TRACK)
+@command(*BUILD, *WHERE, "out", "cache", "fmt", "paper", *TRACK)
 def render(opts: Options) -> None:
     """Render HTML and/or PDF from the store: never trains and never imports torch. Results the store
     lacks are first imported into it from the project's reference bundle (experiments/reference/), if it
-    has one for the profile, and the command says so."""
+    has one for the profile, and a stale stored result gives way to a current reference one; the command
+    says so."""
     steps.check_tracker(opts)
     steps.render_outputs(opts)
     steps.log_to_tracker(opts, [opts.out / "report.html", opts.out / "report.pdf"])
 
 
-@command(*BUILD)
+@command(*BUILD, *WHERE)
 def status(
     opts: Options,
     names: Experiments = None,
@@ -200,7 +201,7 @@ def accept(
         console.print(f"[green]✓[/] {name}: accepted as current" if done else f"{name}: already current")
 
 
-@command(*BUILD, "out", "cache")
+@command(*BUILD, *WHERE, "out", "cache")
 def diff(
     opts: Options,
     a: Annotated[
@@ -338,7 +339,7 @@ def clean(
         console.print(f"nothing to remove in {', '.join(rest) + ' or ' if rest else ''}{last}")
 
 
-@command(*BUILD, "out", "cache", "paper")
+@command(*BUILD, *WHERE, "out", "cache", "paper")
 def preview(
     opts: Options,
     port: Annotated[int, typer.Option("--port", help="Port to serve on (0: any free one).")] = 8000,
@@ -384,7 +385,7 @@ def preview(
         live.serve(session, opts.out, host, port, browser, console.print)
 
 
-@command(*BUILD, "out", "cache", "fmt", "paper")
+@command(*BUILD, *WHERE, "out", "cache", "fmt", "paper")
 def watch(opts: Options) -> None:
     """Re-render whenever a template, the stylesheet, a context module, an experiment's code, the manifest,
     a data file or the store changes (Ctrl-C stops); preview does the same and shows the page in a browser."""

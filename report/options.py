@@ -83,8 +83,8 @@ SHARED: dict[str, Shared] = {
                       "the current reference results, else its quick profile runs in its place, as the "
                       "report says).",
                       "REPORT_PROFILE", "profile"),
-    "data_dir": Shared(Path, Path("data"), ("--data-dir",), "Where datasets live (downloaded there if "
-                       "missing).", "REPORT_DATA_DIR", "data_dir"),
+    "data_dir": Shared(Path, Path("data"), ("--data-dir",), "Where datasets live (run and all download a "
+                       "missing one there).", "REPORT_DATA_DIR", "data_dir"),
     "store": Shared(Path, Path("results"), ("--store",), "The results store.", "REPORT_STORE", "store"),
     "out": Shared(Path, Path("build"), ("--out", "-o"), "Where report.html/.pdf go.", "REPORT_OUT", "out"),
     "cache": Shared(Path, None, ("--cache",), "Where drawn figures, typeset math, compiled templates and "
@@ -92,7 +92,9 @@ SHARED: dict[str, Shared] = {
                     ".report-cache in --out): a folder of its own, which output folders, checkouts and CI "
                     "runs can share; each entry is keyed by its source and its library's version. clean "
                     "empties it.", "REPORT_CACHE", "cache"),
-    "device": Shared(str, "auto", ("--device",), "auto, cpu, cuda or mps.", "REPORT_DEVICE", "device"),
+    "device": Shared(str, "auto", ("--device",), "Where experiments train: auto, cpu, cuda or mps (on a "
+                     "CPU, a study that needs a GPU comes from the reference results).", "REPORT_DEVICE",
+                     "device"),
     "seed": Shared(int, 0, ("--seed",), "Base random seed, recorded with the results.", "REPORT_SEED",
                    "seed"),
     "sets": Shared(list[str], None, ("--set", "-s"), "Override a config value, e.g. --set q3.sweep_epochs=5 "
@@ -100,9 +102,8 @@ SHARED: dict[str, Shared] = {
     "fmt": Shared(Format, Format.all, ("--format", "-f"), "Which outputs to write.", None, "format"),
     "paper": Shared(Paper, Paper.a4, ("--paper",), "PDF page size.", None, "paper"),
     "executor": Shared(Executor, Executor.local, ("--executor",), "Where the independent units of work run: "
-                       "local (this machine; see --jobs), ray (a Ray cluster; see --ray-address) or slurm "
-                       "(job arrays through submitit; see --slurm-*).", "REPORT_EXECUTOR",
-                       "executor"),
+                       "local (this machine), ray (a Ray cluster) or slurm (job arrays through submitit).",
+                       "REPORT_EXECUTOR", "executor"),
     "jobs": Shared(int, 0, ("--jobs", "-j"), "With --executor local: how many cores run units at once, in "
                    "worker processes (0: every core on a CPU, one on a GPU; 1: in this process, in order).",
                    "REPORT_JOBS", "jobs"),
@@ -111,8 +112,8 @@ SHARED: dict[str, Shared] = {
                           "ray_address"),
     "slurm_partition": Shared(str, None, ("--slurm-partition",), "Slurm partition for the units (default: "
                               "the cluster's).", "REPORT_SLURM_PARTITION", "slurm_partition"),
-    "slurm_gpus": Shared(int, 0, ("--slurm-gpus",), "GPUs per Slurm task.", "REPORT_SLURM_GPUS",
-                         "slurm_gpus"),
+    "slurm_gpus": Shared(int, 0, ("--slurm-gpus",), "GPUs per Slurm task (with --executor slurm, 1 or more "
+                         "counts as a GPU).", "REPORT_SLURM_GPUS", "slurm_gpus"),
     "slurm_time": Shared(int, 120, ("--slurm-time",), "Time limit of each Slurm task, minutes.",
                          "REPORT_SLURM_TIME", "slurm_time"),
     "slurm_parallelism": Shared(int, 16, ("--slurm-parallelism",), "Most Slurm array tasks running at once.",
@@ -146,6 +147,11 @@ BUILD = ("profile", "data_dir", "store", "seed", "sets", "strict_versions")
 
 
 TRACK = ("track", "tracking_uri")
+
+
+# whether the units will have a GPU, so whether a study that needs one is made here: the commands that
+# judge results (status, render, preview, watch, diff) take these too and answer for the build all makes
+WHERE = ("device", "executor", "slurm_gpus")
 
 
 EXECUTE = (
@@ -280,12 +286,18 @@ class Options:
             return self.origin(name) + message[len(said) :]
         return f"{self.origin(name)}: {message}"
 
+    def said(self, name: str) -> str:
+        """An option's value as it is written on a command line: ``a4``, not ``Paper.a4``."""
+        value = getattr(self, name)
+        return str(getattr(value, "value", value))
+
     def advice(self) -> str:
         """The options given on the command line that select the store, the data, the config and what
         counts as stale: what a printed ``build.py run …`` needs besides the profile to make the same
         result again (values from the environment or report.toml apply again by themselves)."""
-        given = [n for n in ("store", "data_dir", "seed") if self.sources.get(n) == "command line"]
-        words = [f"{SHARED[n].names[0]} {shlex.quote(str(getattr(self, n)))}" for n in given]
+        # the device and executor too: whether the units have a GPU decides what the run makes
+        given = [n for n in ("store", "data_dir", "seed", *WHERE) if self.sources.get(n) == "command line"]
+        words = [f"{SHARED[n].names[0]} {shlex.quote(self.said(n))}" for n in given]
         words += [f"--set {shlex.quote(s)}" for s in self.sets or []]
         if self.strict_versions and self.sources.get("strict_versions") == "command line":
             words.append("--strict-versions")  # else a result stale only by its versions stays as it is
@@ -294,9 +306,7 @@ class Options:
     def describe(self, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
         """(setting, value, source) for each resolved option, and each --set value."""
         rows = [
-            (n, str(getattr(getattr(self, n), "value", getattr(self, n))), self.sources.get(n, "default"))
-            for n in names
-            if SHARED[n].key
+            (n, self.said(n), self.sources.get(n, "default")) for n in names if SHARED[n].key
         ]  # an Enum's value: a4, not Paper.a4
         if "profile" in names:  # the resolved profile, also when none was given anywhere
             came = self.sources.get("profile", "default")

@@ -134,6 +134,34 @@ def test_status_says_what_changed_in_a_stored_study_a_stand_in_replaces(tmp_path
     assert "q4 │ stale: code changed (" in row and "runs in its place" in row, status.stdout
 
 
+@pytest.mark.parametrize(
+    ("where", "judged"),
+    [
+        ("command line", " --executor slurm --slurm-gpus 1"),
+        ("environment", ""),
+        ("report.toml", ""),
+    ],
+)
+def test_status_counts_the_gpu_that_the_build_would_have(tmp_path, monkeypatch, where, judged):
+    """status answers for the build ``all`` makes: a device or a Slurm GPU set for it, wherever it was
+    set, means the study is made, not stood in for, and the printed run keeps what the command line said."""
+    common = ["--store", str(tmp_path / "results"), "--data-dir", str(tmp_path / "no-data")]
+    if where == "command line":
+        common += ["--executor", "slurm", "--slurm-gpus", "1"]
+    elif where == "environment":
+        monkeypatch.setenv("REPORT_DEVICE", "cuda")
+    else:
+        settings = tmp_path / "report.toml"
+        settings.write_text('executor = "slurm"\nslurm_gpus = 1\n')
+        monkeypatch.setenv("REPORT_SETTINGS", str(settings))
+    status = _build("status", "q4", *common, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr[-2000:]
+    row = " ".join(status.stdout.split())
+    assert "q4 │ missing │" in row and "needs a GPU" not in row, status.stdout
+    line = f"run: build.py run q4 --profile full --store {tmp_path / 'results'} --data-dir "
+    assert f"{line}{tmp_path / 'no-data'}{judged}\n" in status.stdout, status.stdout
+
+
 @pytest.mark.slow
 def test_without_a_current_reference_the_build_runs_the_stand_in_and_the_report_says_so(tmp_path, data_dir):
     """Settings the reference was not made with leave it stale: Q4's quick profile runs in its place
