@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from report.core import manifest, reference
 from report.core.config import apply_overrides, profile_config
-from report.core.errors import ConfigError, MissingResultError, ReportError
+from report.core.errors import ConfigError, DataError, MissingResultError, ReportError
 from report.core.freshness import Request, Verdict, judge
 from report.options import Format, Options, Track, console
 
@@ -75,7 +75,14 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
         return 0
     from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
 
-    datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
+    try:
+        datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
+    except DataError as e:  # a folder from REPORT_DATA_DIR or report.toml: say so, as for other options
+        came = opts.sources.get("data_dir", "default")
+        given = (
+            "" if came in ("command line", "default") else f" (the data folder: {opts.origin('data_dir')})"
+        )
+        raise DataError(f"{e}{given}") from None
     if opts.executor.value == "ray":
         check_ray(opts)
     from experiments import executors, kit, runner

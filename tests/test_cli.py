@@ -137,6 +137,16 @@ def test_missing_svhn_fails_fast_before_training(tmp_path, data_dir):
     print(f"preflight failure took {elapsed:.1f} s")
 
 
+def test_a_missing_dataset_names_the_setting_that_gave_its_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPORT_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr("experiments.datasets.reachable", lambda url: False)  # offline, wherever it runs
+    result = _invoke("run", "q4", "--profile", "smoke", "--store", str(tmp_path / "r"))
+    assert result.exit_code == 2, result.output
+    error = " ".join(result.output.split())
+    assert f"SVHN not found in {tmp_path / 'nowhere' / 'SVHN'}" in error, error
+    assert error.endswith(f"(the data folder: REPORT_DATA_DIR={tmp_path / 'nowhere'})"), error
+
+
 def test_render_with_empty_store_says_what_to_run(tmp_path):
     result = _invoke("render", "--profile", "smoke", "--store", str(tmp_path), "--out", str(tmp_path / "b"))
     assert result.exit_code == 2
