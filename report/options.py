@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from report.core import manifest
 from report.core.config import (
     PROFILES,
     Range,
@@ -323,13 +324,21 @@ class Options:
         return rows
 
 
+def spelled(name: str) -> str:
+    """An experiment's name, or a ``--set`` value's, as the manifest spells it: ``Q3`` is ``q3`` and
+    ``Q3.seeds=5`` is ``q3.seeds=5``, as ``--paper A4`` is ``a4``; anything else as it was given."""
+    experiment, dot, rest = name.partition(".")
+    known = {n.casefold(): n for n in manifest.load().names}
+    return known.get(experiment.casefold(), experiment) + dot + rest
+
+
 def resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -> Options:
     """Fill every option the command line and environment left unset from report.toml, else the default."""
     values, sources = {}, {}
     for name, value in given.items():
         option = SHARED[name]
         if value is not None:  # given on the command line or in the environment
-            values[name] = value
+            values[name] = [spelled(v) for v in value] if name == "sets" else value
             origin = context.get_parameter_source(name)
             env = origin is not None and origin.name == "ENVIRONMENT"
             sources[name] = f"environment ({option.envvar})" if env else "command line"

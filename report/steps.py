@@ -19,7 +19,7 @@ from report.core import manifest, reference
 from report.core.config import apply_overrides, profile_config
 from report.core.errors import ConfigError, DataError, MissingResultError, ReportError
 from report.core.freshness import Request, Verdict, judge
-from report.options import Format, Options, Track, console
+from report.options import Format, Options, Track, console, spelled
 
 if TYPE_CHECKING:
     from report import output
@@ -29,8 +29,7 @@ def selected(names: list[str] | None) -> list[str]:
     """The experiments named (in any case: ``Q3`` is ``q3``, as ``--paper A4`` is ``a4``), once each in
     the order given; all of them when none is named. An unknown name is a one-line error."""
     known = manifest.load()
-    spelled = {n.casefold(): n for n in known.names}
-    chosen = [spelled.get(n.casefold(), n) for n in names or []]
+    chosen = [spelled(n) for n in names or []]
     for n in chosen:
         known.get(n)
     return list(dict.fromkeys(chosen)) if chosen else list(known.names)

@@ -425,6 +425,12 @@ def test_experiment_names_take_any_case(tmp_path, monkeypatch):
     result = _invoke("run", "Q3", "q1", "Q1", "--profile", "smoke", "--store", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     assert ran == [["q3", "q1"]]
+    status = _invoke(
+        "status", "q3", "--profile", "smoke", "--store", str(tmp_path / "r"), "--set", "Q3.seeds=2"
+    )
+    assert status.exit_code == 0, status.output
+    assert "run: build.py run q3 --profile smoke --store" in status.output
+    assert status.output.rstrip().endswith("--set q3.seeds=2"), "recorded as the manifest spells it"
 
 
 def test_clean_with_nothing_to_remove_says_so(tmp_path, monkeypatch):
