@@ -6,7 +6,8 @@ template: a value with a standard error is shown to the precision of that error 
 ``pm`` take it); measured reals get three significant digits, with the zeros rounding made (−0.99972 is
 "−1.00", an exact −1 "−1"); clock measurements two (``timed``); round-off one (``roundoff``); exact
 settings and shares of counts no trailing zeros (``share``); counts that span magnitudes an SI prefix
-(``si``); p-values two digits down to "< 0.001" (``pval``)."""
+(``si``); p-values two digits down to "< 0.001", more where two would round one across 0.05 or 0.01
+(``pval``). An upper bound said as "at most" is rounded up (``sci``, ``roundoff`` and ``pct`` with ``up``)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def _decimals(err: float) -> int:
     """Decimal places that show an uncertainty ``err`` to one significant digit, or two when that digit is
     1 or 2 (where rounding to one would change it by up to a half); the value beside it gets the same."""
     exp = math.floor(math.log10(abs(err)))
-    return -exp + (1 if abs(err) / 10**exp < 3 else 0)  # negative: round to tens, hundreds, …
+    lead = round(abs(err) / 10**exp, 9)  # 0.003 / 10⁻³ is 2.9999999999999996 in floating point
+    return -exp + (1 if lead < 3 else 0)  # negative: round to tens, hundreds, …
 
 
 def _significant(x: float, digits: int) -> str:
@@ -77,10 +79,10 @@ def _trim_exact(text: str, x: float) -> str:
     return short if math.isclose(float(short.replace(",", "").replace(MINUS, "-")), x, rel_tol=1e-9) else text
 
 
-def roundoff(value: Any) -> str:
+def roundoff(value: Any, up: bool = False) -> str:
     """A value that is zero up to floating-point round-off: one significant digit, since that is all of
-    it that means anything (−8.288×10⁻¹⁸ → "−8×10⁻¹⁸")."""
-    return sci(value, 0)
+    it that means anything (−8.288×10⁻¹⁸ → "−8×10⁻¹⁸"); ``up``: rounded up, for an upper bound."""
+    return sci(value, 0, up)
 
 
 def timed(value: Any) -> str:
@@ -108,9 +110,16 @@ def integer(value: Any) -> str:
     return "—" if x is None else f"{round(x):,}".replace("-", MINUS)
 
 
-def pct(value: Any, err: Any = None) -> str:
+def _up(x: float, decimals: int) -> float:
+    """``x`` rounded up at ``decimals`` places: an upper bound stays one ("at most" 1.332 is 1.4, not 1.3).
+    A value already on the grid (up to floating-point noise) stays as it is."""
+    scaled = x * 10**decimals
+    return math.ceil(scaled - 1e-9 * max(1.0, abs(scaled))) / 10**decimals
+
+
+def pct(value: Any, err: Any = None, up: bool = False) -> str:
     """A measured fraction as a percentage: to two decimals (0.98123 → "98.12%"), or to the precision of its
-    uncertainty ``err`` (a fraction too) when there is one."""
+    uncertainty ``err`` (a fraction too) when there is one; ``up``: rounded up, for an upper bound."""
     x = _finite(value)
     if x is None:
         return "—"
@@ -118,7 +127,8 @@ def pct(value: Any, err: Any = None) -> str:
     decimals = max(0, _decimals(100 * e)) if e else 2
     while x != 1 and round(100 * x, decimals) == 100 and decimals < 6:
         decimals += 1  # 0.99998 is "99.998%", never a "100.00%" the store does not hold
-    return f"{round(100 * x, decimals) + 0.0:.{decimals}f}%".replace("-", MINUS)
+    shown = _up(100 * x, decimals) if up else round(100 * x, decimals)
+    return f"{shown + 0.0:.{decimals}f}%".replace("-", MINUS)
 
 
 def share(value: Any) -> str:
@@ -130,18 +140,28 @@ def share(value: Any) -> str:
     return _trim(_significant(100 * x, 3)) + "%"
 
 
+LEVELS = (0.05, 0.01)  # the conventional significance levels a printed p-value must not round across
+
+
 def pval(value: Any) -> str:
-    """A p-value to two significant digits, a trailing zero kept (0.0020 → "0.0020"), except a p of one
-    (Holm's correction caps at it); below 0.001 as "< 0.001" (smaller values add nothing)."""
+    """A p-value to two significant digits, a trailing zero kept (0.0020 → "0.0020"), or more where two
+    would round it across a conventional level (0.0499 → "0.0499"), except a p of one (Holm's correction
+    caps at it); below 0.001 as "< 0.001" (smaller values add nothing)."""
     x = _finite(value)
     if x is None:
         return "—"
-    return "< 0.001" if x < 0.001 else "1" if x == 1 else _significant(x, 2)
+    if x < 0.001 or x == 1:
+        return "< 0.001" if x < 0.001 else "1"
+    digits = 2
+    while any(x < level <= float(_significant(x, digits)) for level in LEVELS) and digits < 6:
+        digits += 1  # 0.0499 is "0.0499", never a "0.050" beside a verdict of "significant"
+    return _significant(x, digits)
 
 
-def sci(value: Any, decimals: int = 1) -> str:
+def sci(value: Any, decimals: int = 1, up: bool = False) -> str:
     """Scientific notation with a real times sign: 0.001 → "1×10⁻³", 0.0025 → "2.5×10⁻³", and a zero that
-    rounding made kept: 9.03×10⁻⁶ → "9.0×10⁻⁶"."""
+    rounding made kept: 9.03×10⁻⁶ → "9.0×10⁻⁶"; ``up``: rounded up, for an upper bound (a largest error
+    said as "at most": 1.332×10⁻¹⁵ → "1.4×10⁻¹⁵")."""
     x = _finite(value)
     if x is None:
         return "—"
@@ -149,7 +169,9 @@ def sci(value: Any, decimals: int = 1) -> str:
         return "0"
     exp = math.floor(math.log10(abs(x)))
     mant = x / 10**exp
-    if round(abs(mant), decimals) >= 10:
+    if up:
+        mant = _up(mant, decimals)
+    if abs(round(mant, decimals)) >= 10:
         mant, exp = mant / 10, exp + 1
     m = _trim_exact(f"{mant:.{decimals}f}", mant)
     return f"{m}×10{str(exp).translate(_SUPERSCRIPT)}".replace("-", MINUS)

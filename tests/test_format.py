@@ -101,3 +101,22 @@ def test_no_negative_zero_and_errors_of_ten_or_more_round_to_tens():
     assert fmt.pp(-0.00001) == "0.00"
     assert fmt.num(12345.678, err=970) == "12,300"
     assert fmt.num(-0.5, err=0.05) == "−0.50"
+
+
+def test_an_upper_bound_is_rounded_up_so_at_most_stays_true():
+    assert fmt.sci(1.332e-15, up=True) == "1.4×10⁻¹⁵" and fmt.sci(1.332e-15) == "1.3×10⁻¹⁵"
+    assert fmt.roundoff(3.24e-14, up=True) == "4×10⁻¹⁴" and fmt.roundoff(3.24e-14) == "3×10⁻¹⁴"
+    assert fmt.sci(9.96e-5, up=True) == "1×10⁻⁴"  # up a decade
+    assert fmt.sci(1e-15, up=True) == "1×10⁻¹⁵" and fmt.sci(2.5e-3, up=True) == "2.5×10⁻³"  # on the grid
+    assert fmt.pct(0.882801, up=True) == "88.29%" and fmt.pct(0.8828, up=True) == "88.28%"
+
+
+def test_a_p_value_is_never_printed_across_a_conventional_level():
+    assert fmt.pval(0.0499) == "0.0499" and fmt.pval(0.04999) == "0.04999"  # not "0.050" beside "significant"
+    assert fmt.pval(0.00996) == "0.00996" and fmt.pval(0.0501) == "0.050"
+    assert fmt.pval(0.012) == "0.012" and fmt.pval(0.0020) == "0.0020"
+
+
+def test_an_uncertainty_of_exactly_three_gets_one_digit_as_any_other_from_three_up():
+    assert fmt.pm((0.9123, 0.003)) == "91.2 ± 0.3%" and fmt.pm((0.9123, 0.004)) == "91.2 ± 0.4%"
+    assert fmt.pm((0.9123, 0.0029)) == "91.23 ± 0.29%"
