@@ -7,7 +7,8 @@ template: a value with a standard error is shown to the precision of that error 
 "−1.00", an exact −1 "−1"); clock measurements two (``timed``); round-off one (``roundoff``); exact
 settings and shares of counts no trailing zeros (``share``); counts that span magnitudes an SI prefix
 (``si``); p-values two digits down to "< 0.001", more where two would round one across 0.05 or 0.01
-(``pval``). An upper bound said as "at most" is rounded up (``sci``, ``roundoff`` and ``pct`` with ``up``)."""
+(``pval``). An upper bound said as "at most" is rounded up (``sci``, ``roundoff``, ``pct`` and ``pp``
+with ``up``)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _decimals(err: float) -> int:
     """Decimal places that show an uncertainty ``err`` to one significant digit, or two when that digit is
     1 or 2 (where rounding to one would change it by up to a half); the value beside it gets the same."""
     exp = math.floor(math.log10(abs(err)))
-    lead = round(abs(err) / 10**exp, 9)  # 0.003 / 10⁻³ is 2.9999999999999996 in floating point
+    lead = round(abs(err) / 10**exp, 9)  # 0.3 / 10⁻¹ is 2.9999999999999996 in floating point
     return -exp + (1 if lead < 3 else 0)  # negative: round to tens, hundreds, …
 
 
@@ -111,8 +112,8 @@ def integer(value: Any) -> str:
 
 
 def _up(x: float, decimals: int) -> float:
-    """``x`` rounded up at ``decimals`` places: an upper bound stays one ("at most" 1.332 is 1.4, not 1.3).
-    A value already on the grid (up to floating-point noise) stays as it is."""
+    """``x`` rounded up (toward +∞) at ``decimals`` places: an upper bound stays one ("at most" 1.332 is
+    1.4, not 1.3). A value already on the grid (up to floating-point noise) stays as it is."""
     scaled = x * 10**decimals
     return math.ceil(scaled - 1e-9 * max(1.0, abs(scaled))) / 10**decimals
 
@@ -125,10 +126,10 @@ def pct(value: Any, err: Any = None, up: bool = False) -> str:
         return "—"
     e = _finite(err)
     decimals = max(0, _decimals(100 * e)) if e else 2
-    while x != 1 and round(100 * x, decimals) == 100 and decimals < 6:
+    rounded = _up if up else round
+    while x != 1 and rounded(100 * x, decimals) == 100 and decimals < 6:
         decimals += 1  # 0.99998 is "99.998%", never a "100.00%" the store does not hold
-    shown = _up(100 * x, decimals) if up else round(100 * x, decimals)
-    return f"{shown + 0.0:.{decimals}f}%".replace("-", MINUS)
+    return f"{rounded(100 * x, decimals) + 0.0:.{decimals}f}%".replace("-", MINUS)
 
 
 def share(value: Any) -> str:
@@ -168,12 +169,12 @@ def sci(value: Any, decimals: int = 1, up: bool = False) -> str:
     if x == 0:
         return "0"
     exp = math.floor(math.log10(abs(x)))
-    mant = x / 10**exp
+    mant = exact = x / 10**exp
     if up:
         mant = _up(mant, decimals)
     if abs(round(mant, decimals)) >= 10:
-        mant, exp = mant / 10, exp + 1
-    m = _trim_exact(f"{mant:.{decimals}f}", mant)
+        mant, exact, exp = mant / 10, exact / 10, exp + 1
+    m = _trim_exact(f"{mant:.{decimals}f}", exact)  # a zero that rounding up made is kept too
     return f"{m}×10{str(exp).translate(_SUPERSCRIPT)}".replace("-", MINUS)
 
 
@@ -206,10 +207,13 @@ def dur(seconds: Any) -> str:
     return f"{h} h {m:02d} min"
 
 
-def pp(value: Any, decimals: int = 2) -> str:
-    """A difference of two fractions in percentage points: 0.0123 → "1.23" (the words follow in the text)."""
+def pp(value: Any, decimals: int = 2, up: bool = False) -> str:
+    """A difference of two fractions in percentage points: 0.0123 → "1.23" (the words follow in the text);
+    ``up``: rounded up, for an upper bound."""
     x = _finite(value)
-    return "—" if x is None else f"{round(100 * x, decimals) + 0.0:.{decimals}f}".replace("-", MINUS)
+    if x is None:
+        return "—"
+    return f"{(_up if up else round)(100 * x, decimals) + 0.0:.{decimals}f}".replace("-", MINUS)
 
 
 def text(value: Any) -> str:

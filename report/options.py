@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from report.core import manifest
 from report.core.config import (
     PROFILES,
     Range,
@@ -30,7 +29,7 @@ from report.core.errors import ConfigError, ReportError
 from report.core.freshness import Request
 from report.core.settings import CHOICES as SETTING_CHOICES
 from report.core.settings import NAME as SETTINGS_NAME
-from report.core.settings import Settings
+from report.core.settings import Settings, spelled
 from report.core.store import Store
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # every command's messages (report/cli.py)
@@ -94,8 +93,8 @@ SHARED: dict[str, Shared] = {
                     "runs can share; each entry is keyed by its source and its library's version. clean "
                     "empties it.", "REPORT_CACHE", "cache"),
     "device": Shared(str, "auto", ("--device",), "Where experiments train: auto, cpu, cuda or mps (on a "
-                     "CPU, a study that needs a GPU comes from the reference results).", "REPORT_DEVICE",
-                     "device"),
+                     "CPU, a study that needs a GPU comes from the reference results, or its quick profile "
+                     "stands in).", "REPORT_DEVICE", "device"),
     "seed": Shared(int, 0, ("--seed",), "Base random seed, recorded with the results.", "REPORT_SEED",
                    "seed"),
     "sets": Shared(list[str], None, ("--set", "-s"), "Override a config value, e.g. --set q3.sweep_epochs=5 "
@@ -240,8 +239,8 @@ class Options:
         """Those of ``names`` whose full study needs a GPU the units will not have."""
         if self.chosen != "full" or self.accelerator:
             return []
-        manifest = self.results.manifest
-        return [n for n in names if manifest.get(n).needs_accelerator]
+        entries = self.results.manifest
+        return [n for n in names if entries.get(n).needs_accelerator]
 
     def overrides(self) -> list[str]:
         """``--set`` values: report.toml's for this profile, then the command line's (which win)."""
@@ -259,7 +258,7 @@ class Options:
     def origin(self, name: str) -> str:
         """Where an option's value was given, in its own spelling: ``--store X``, ``REPORT_STORE=X`` or
         ``report.toml:3: store = X``, so an error names what the user wrote."""
-        option, value, came = SHARED[name], getattr(self, name), self.sources.get(name, "default")
+        option, value, came = SHARED[name], self.said(name), self.sources.get(name, "default")
         if came == "command line" or came == "default":
             return f"{option.names[0]} {value}"
         if "environment" in came:
@@ -282,7 +281,7 @@ class Options:
         ``--device cuda`` as ``REPORT_DEVICE=cuda``."""
         if self.sources.get(name, "default") in ("command line", "default"):
             return message
-        said = f"{SHARED[name].names[0]} {getattr(self, name)}"
+        said = f"{SHARED[name].names[0]} {self.said(name)}"
         if message.startswith(said):
             return self.origin(name) + message[len(said) :]
         return f"{self.origin(name)}: {message}"
@@ -296,8 +295,7 @@ class Options:
         """The options given on the command line that select the store, the data, the config and what
         counts as stale: what a printed ``build.py run …`` needs besides the profile to make the same
         result again (values from the environment or report.toml apply again by themselves)."""
-        # the device and executor too: whether the units have a GPU decides what the run makes
-        given = [n for n in ("store", "data_dir", "seed", *WHERE) if self.sources.get(n) == "command line"]
+        given = [n for n in ("store", "data_dir", "seed") if self.sources.get(n) == "command line"]
         words = [f"{SHARED[n].names[0]} {shlex.quote(self.said(n))}" for n in given]
         words += [f"--set {shlex.quote(s)}" for s in self.sets or []]
         if self.strict_versions and self.sources.get("strict_versions") == "command line":
@@ -322,14 +320,6 @@ class Options:
                 came = "command line" if key in cli_sets.get(exp, {}) else file_sets[name].source
                 rows.append((f"set {name}", value, came))
         return rows
-
-
-def spelled(name: str) -> str:
-    """An experiment's name, or a ``--set`` value's, as the manifest spells it: ``Q3`` is ``q3`` and
-    ``Q3.seeds=5`` is ``q3.seeds=5``, as ``--paper A4`` is ``a4``; anything else as it was given."""
-    experiment, dot, rest = name.partition(".")
-    known = {n.casefold(): n for n in manifest.load().names}
-    return known.get(experiment.casefold(), experiment) + dot + rest
 
 
 def resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -> Options:

@@ -19,7 +19,8 @@ from report.core import manifest, reference
 from report.core.config import apply_overrides, profile_config
 from report.core.errors import ConfigError, DataError, MissingResultError, ReportError
 from report.core.freshness import Request, Verdict, judge
-from report.options import Format, Options, Track, console, spelled
+from report.core.settings import spelled
+from report.options import Format, Options, Track, console
 
 if TYPE_CHECKING:
     from report import output
@@ -78,10 +79,10 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
         datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
     except DataError as e:  # a folder from REPORT_DATA_DIR or report.toml: say so, as for other options
         came = opts.sources.get("data_dir", "default")
-        given = (
+        origin = (
             "" if came in ("command line", "default") else f" (the data folder: {opts.origin('data_dir')})"
         )
-        raise DataError(f"{e}{given}") from None
+        raise DataError(f"{e}{origin}") from None
     if opts.executor.value == "ray":
         check_ray(opts)
     from experiments import executors, kit, runner
@@ -148,6 +149,8 @@ def check_out(opts: Options) -> None:
             continue
         if folder.exists() and not folder.is_dir():
             raise ReportError(f"{opts.origin(name)} is a file, not a folder; pass a folder as {option}")
+        if folder.is_symlink() and not folder.exists():
+            raise ReportError(f"{opts.origin(name)} is a link to nothing; pass a folder as {option}")
         here = folder.absolute()
         nearest = next(p for p in (here, *here.parents) if p.exists())  # the folder, or where it goes
         if not nearest.is_dir():

@@ -106,9 +106,11 @@ def test_no_negative_zero_and_errors_of_ten_or_more_round_to_tens():
 def test_an_upper_bound_is_rounded_up_so_at_most_stays_true():
     assert fmt.sci(1.332e-15, up=True) == "1.4×10⁻¹⁵" and fmt.sci(1.332e-15) == "1.3×10⁻¹⁵"
     assert fmt.roundoff(3.24e-14, up=True) == "4×10⁻¹⁴" and fmt.roundoff(3.24e-14) == "3×10⁻¹⁴"
-    assert fmt.sci(9.96e-5, up=True) == "1×10⁻⁴"  # up a decade
+    assert fmt.sci(9.96e-5, up=True) == "1.0×10⁻⁴" and fmt.sci(1.96e-15, up=True) == "2.0×10⁻¹⁵"  # zeros kept
     assert fmt.sci(1e-15, up=True) == "1×10⁻¹⁵" and fmt.sci(2.5e-3, up=True) == "2.5×10⁻³"  # on the grid
     assert fmt.pct(0.882801, up=True) == "88.29%" and fmt.pct(0.8828, up=True) == "88.28%"
+    assert fmt.pct(0.99994, up=True) == "99.994%"  # never a 100.00% the store does not hold
+    assert fmt.pp(0.012301, up=True) == "1.24" and fmt.pp(0.0123, up=True) == "1.23"
 
 
 def test_a_p_value_is_never_printed_across_a_conventional_level():

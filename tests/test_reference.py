@@ -134,17 +134,11 @@ def test_status_says_what_changed_in_a_stored_study_a_stand_in_replaces(tmp_path
     assert "q4 │ stale: code changed (" in row and "runs in its place" in row, status.stdout
 
 
-@pytest.mark.parametrize(
-    ("where", "judged"),
-    [
-        ("command line", " --executor slurm --slurm-gpus 1"),
-        ("environment", ""),
-        ("report.toml", ""),
-    ],
-)
-def test_status_counts_the_gpu_that_the_build_would_have(tmp_path, monkeypatch, where, judged):
+@pytest.mark.parametrize("where", ["command line", "environment", "report.toml"])
+def test_status_counts_the_gpu_that_the_build_would_have(tmp_path, monkeypatch, where):
     """status answers for the build ``all`` makes: a device or a Slurm GPU set for it, wherever it was
-    set, means the study is made, not stood in for, and the printed run keeps what the command line said."""
+    set, means the study is made, not stood in for. The printed run names what the result depends on
+    (store, data, settings), not where it runs: that is the user's choice on the machine that runs it."""
     common = ["--store", str(tmp_path / "results"), "--data-dir", str(tmp_path / "no-data")]
     if where == "command line":
         common += ["--executor", "slurm", "--slurm-gpus", "1"]
@@ -159,7 +153,7 @@ def test_status_counts_the_gpu_that_the_build_would_have(tmp_path, monkeypatch, 
     row = " ".join(status.stdout.split())
     assert "q4 │ missing │" in row and "needs a GPU" not in row, status.stdout
     line = f"run: build.py run q4 --profile full --store {tmp_path / 'results'} --data-dir "
-    assert f"{line}{tmp_path / 'no-data'}{judged}\n" in status.stdout, status.stdout
+    assert f"{line}{tmp_path / 'no-data'}\n" in status.stdout, status.stdout
 
 
 @pytest.mark.slow

@@ -170,6 +170,15 @@ def test_a_failed_build_leaves_no_empty_output_folder(data_dir, tmp_path, monkey
     assert not (tmp_path / "new").exists(), "the folders --out names are made when the report is written"
 
 
+def test_an_output_folder_that_is_a_link_to_nothing_is_refused_before_training(data_dir, tmp_path):
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    result = _invoke("all", *_smoke(data_dir, tmp_path / "r"), "--out", str(link))
+    assert result.exit_code == 2, result.output
+    assert f"--out {link} is a link to nothing; pass a folder as --out" in " ".join(result.output.split())
+    assert not (tmp_path / "r" / "smoke").exists(), "nothing may train before the outputs are checked"
+
+
 def _without_root_powers(cmd: list[str]) -> list[str]:
     """``cmd`` run as root without the capabilities that bypass file permissions (as any other user)."""
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *cmd]

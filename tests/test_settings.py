@@ -145,6 +145,14 @@ def test_one_value_in_two_spellings_is_one_config():
     assert part(seeds="3") == part(seeds="03") != part(seeds="4")
 
 
+def test_an_experiment_s_set_table_takes_its_name_in_any_case(tmp_path):
+    (tmp_path / "report.toml").write_text("[set.Q3]\nseeds = 2\n")
+    env = {"REPORT_SETTINGS": str(tmp_path / "report.toml")}
+    result = _invoke("status", "q3", "--profile", "smoke", "--show-settings", env=env)
+    assert result.exit_code == 0, result.output
+    assert "2" in _rows(result.output)["set q3.seeds"], "[set.Q3] is [set.q3], as --set Q3.seeds is"
+
+
 @pytest.mark.slow
 def test_a_users_settings_change_no_test_outcome(tmp_path):
     """The README's offline report.toml beside build.py and REPORT_* values in the environment, as a user

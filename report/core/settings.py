@@ -170,24 +170,33 @@ def _table(value: Any, where: str, name: str) -> dict[str, Any]:
     return value
 
 
+def spelled(name: str) -> str:
+    """An experiment's name, or a ``--set`` value's, as the manifest spells it: ``Q3`` is ``q3`` and
+    ``Q3.seeds=5`` is ``q3.seeds=5``, as ``--paper A4`` is ``a4``; anything else as it was given."""
+    experiment, dot, rest = name.partition(".")
+    known = {n.casefold(): n for n in load_manifest().names}
+    return known.get(experiment.casefold(), experiment) + dot + rest
+
+
 def _sets(value: Any, path: Path, text: str, section: str) -> dict[str, Setting]:
     """``[set.q4] dataset = "…"`` as ``{"q4.dataset": Setting("…", "report.toml:7")}``, names checked."""
     out = {}
     manifest = load_manifest()
     for experiment, table in _table(value, f"{path}:{_line(text, '', section)}", section).items():
         where = f"{path}:{_line(text, f'{section}.{experiment}', None)}"
-        if experiment not in manifest.names:
+        name = spelled(experiment)  # [set.Q3] is [set.q3]
+        if name not in manifest.names:
             known = ", ".join(manifest.names)
             raise ConfigError(f"{where}: [{section}.{experiment}]: no such experiment; choose from {known}")
-        fields = field_hints(experiment)
+        fields = field_hints(name)
         for key, raw in _table(table, where, f"{section}.{experiment}").items():
             where = f"{path}:{_line(text, f'{section}.{experiment}', key)}"
             if key not in fields:
                 raise ConfigError(
-                    f"{where}: {experiment} has no setting {key!r}; valid: {', '.join(sorted(fields))}"
+                    f"{where}: {name} has no setting {key!r}; valid: {', '.join(sorted(fields))}"
                 )
-            value = canonical(experiment, key, _as_text(raw, where, f"{experiment}.{key}"), f"{where}: {key}")
-            out[f"{experiment}.{key}"] = Setting(value, where)
+            value = canonical(name, key, _as_text(raw, where, f"{name}.{key}"), f"{where}: {key}")
+            out[f"{name}.{key}"] = Setting(value, where)
     return out
 
 
