@@ -205,3 +205,18 @@ def test_the_most_frequent_error_gives_its_spread_over_seeds_and_the_next_one(tm
         "(15 test images, summed over seeds, 6 to 9 per seed; next, “2” predicted as “3”, 10, behind it in "
         "every seed; no test of this order is made here)" in text
     )
+
+
+def test_a_welch_verdict_on_a_spread_of_zero_is_said_to_rest_on_it(tmp_path: Path) -> None:
+    """Two models whose seeds all scored alike give Welch's test an infinite t and p = 0 (scipy agrees): the
+    text says what such a verdict rests on, and says nothing when the seeds differ."""
+    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
+    _, spread = rendered(stored(tmp_path / "a", synthetic_tables(accs), seeds=2))
+    assert "spread of zero" not in spread
+    accs.update(lenet5=[0.8, 0.8], alexnet=[0.85, 0.85])
+    _, flat = rendered(stored(tmp_path / "b", synthetic_tables(accs), seeds=2))
+    assert (
+        "Every seed of AlexNet and LeNet-5 scored the same test accuracy, so Welch's test between two of "
+        "them has an infinite t and p = 0: a verdict that rests on a spread of zero, which 2 seeds cannot "
+        "show to be real." in " ".join(flat.split())
+    ), flat

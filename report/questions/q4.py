@@ -333,6 +333,8 @@ def context(r: Results) -> dict[str, Any]:
         "cuda": cuda,
         "seeds": sourced(seeds, "setting seeds of the run's configuration (q4 run record)"),
         "single_seed": seeds == 1,
+        # every seed of these scored the same: Welch's test between two of them has t infinite and p = 0
+        "zero_spread": list(summary.loc[(summary["seeds"] > 1) & (summary["acc_std"] == 0), "title"]),
         "alpha": ALPHA,
         "n": sizes,
         "recipe": {
