@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -39,6 +40,17 @@ def _isolate_from_the_users_settings() -> None:
 
 
 _isolate_from_the_users_settings()
+
+
+def _let_ctrl_c_through() -> None:
+    """The interrupt tests send SIGINT to the builds they start. A shell runs a background job (``pytest &``,
+    ``nohup``, some CI runners) with SIGINT ignored, and an ignored signal stays ignored across exec, so
+    every build would ignore the test's Ctrl-C; Python's own handler here makes the builds get the default."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_let_ctrl_c_through()
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tests' smoke builds: Fashion-MNIST for SVHN (which they cannot download), and Q4's cheaper models, one
