@@ -21,24 +21,6 @@ def _invoke(*args: str):
     return runner.invoke(build.app, list(args))
 
 
-def test_help_lists_every_command():
-    result = _invoke("--help")
-    assert result.exit_code == 0
-    for command in (
-        "all",
-        "run",
-        "render",
-        "status",
-        "clean",
-        "preview",
-        "watch",
-        "export",
-        "import",
-        "diff",
-    ):
-        assert command in result.output
-
-
 COMMANDS = (
     "all",
     "run",
@@ -52,6 +34,13 @@ COMMANDS = (
     "preview",
     "watch",
 )
+
+
+def test_help_lists_every_command():
+    result = _invoke("--help")
+    assert result.exit_code == 0
+    listing = result.output.split("Commands:")[1].split("\n\n")[0]
+    assert [line.split()[0] for line in listing.strip().splitlines()] == list(COMMANDS)
 
 
 def test_help_shows_no_flag_types_no_rst_and_no_source_line_breaks():

@@ -51,12 +51,15 @@ def test_the_early_data_check_reads_the_dataset_each_profile_and_override_choose
     plain = _invoke(
         "run", "q3", "--profile", "full", "--data-dir", str(empty), "--store", str(tmp_path / "r")
     )
-    assert plain.exit_code == 2 and "MNIST not found" in plain.output
+    assert plain.exit_code == 2 and f"error: MNIST not found in {empty / 'MNIST'}" in " ".join(
+        plain.output.split()
+    )
     chosen = _invoke(
         "run", "q3", "--profile", "smoke", "--data-dir", str(empty), "--store", str(tmp_path / "r"),
         "--set", "q3.dataset=fashion-mnist",
     )  # fmt: skip
-    assert chosen.exit_code == 2 and "Fashion-MNIST not found" in chosen.output
+    said = " ".join(chosen.output.split())
+    assert chosen.exit_code == 2 and f"error: Fashion-MNIST not found in {empty / 'FashionMNIST'}" in said
 
 
 def test_the_download_hosts_are_torchvision_s():

@@ -22,14 +22,15 @@ pytestmark = pytest.mark.slow
 
 
 def expected_cells(store: Path, profile: str = "smoke") -> dict[str, list[str]]:
-    """Every table cell of every question, formatted from the store exactly as the report shows it."""
+    """Every table cell of every question, formatted from the store exactly as the report shows it, row by
+    row in reading order."""
     context = build(Results(Store(store), profile))
     cells: dict[str, list[str]] = {}
     for name in questions():
         for key, tab in context[name].get("tables", {}).items():
             assert isinstance(tab, Table)
             cells[f"{name}.{key}"] = [
-                apply(fmt, v) for col, (_, fmt) in tab.columns.items() for v in tab.df[col]
+                apply(fmt, row[col]) for _, row in tab.df.iterrows() for col, (_, fmt) in tab.columns.items()
             ]
     return cells
 

@@ -104,14 +104,15 @@ def test_killed_writer_never_leaves_a_partial_result(tmp_path):
         from tests.helpers import fake_meta, synthetic
         s = Store({str(tmp_path)!r})
         i = 0
-        print("ready", flush=True)
         while True:
             i += 1
             s.write("smoke", "q3", synthetic("q3", value=i, rows=1000), fake_meta("q3"))
+            if i == 1:
+                print("wrote", flush=True)  # a complete result exists from here on
     """)
-    for delay in (0.3, 0.45, 0.6):
+    for delay in (0.05, 0.2, 0.4):  # into a later write
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-        assert proc.stdout.readline().strip() == b"ready"
+        assert proc.stdout.readline().strip() == b"wrote"
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
@@ -119,9 +120,9 @@ def test_killed_writer_never_leaves_a_partial_result(tmp_path):
             proc.wait()
         store = Store(tmp_path)
         store.recover()
-        if store.has("smoke", "q3"):
-            a, b = store.read("smoke", "q3", "sweep"), store.read("smoke", "q3", "final")
-            assert (a["epoch"] == b["seed"][0]).all(), "tables from two different writes"
+        assert store.has("smoke", "q3"), "a kill must not lose the result an earlier write completed"
+        a, b = store.read("smoke", "q3", "sweep"), store.read("smoke", "q3", "final")
+        assert (a["epoch"] == b["seed"][0]).all(), "tables from two different writes"
 
 
 def test_write_refuses_tables_that_differ_from_the_manifest(tmp_path):
