@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from report import format as fmt
@@ -122,3 +124,18 @@ def test_a_p_value_is_never_printed_across_a_conventional_level():
 def test_an_uncertainty_of_exactly_three_gets_one_digit_as_any_other_from_three_up():
     assert fmt.pm((0.9123, 0.003)) == "91.2 ± 0.3%" and fmt.pm((0.9123, 0.004)) == "91.2 ± 0.4%"
     assert fmt.pm((0.9123, 0.0029)) == "91.23 ± 0.29%"
+
+
+def test_every_at_most_in_the_templates_rounds_its_bound_up():
+    """An upper bound printed the ordinary way can read below the value it bounds ("at most 1.3" for
+    1.332): the templates' "at most" values go through a filter with ``up=True`` (or are exact counts)."""
+    from report.output import TEMPLATES
+
+    bounds = [
+        (path.name, m.group(0))
+        for path in sorted(TEMPLATES.glob("*.j2"))
+        for m in re.finditer(r"at most[^{.]{0,20}\{\{[^}]*\}\}", path.read_text(encoding="utf-8"))
+    ]
+    assert bounds, "the templates state bounds; this test must see them"
+    rounded = [(f, b) for f, b in bounds if re.search(r"\|\s*(sci|roundoff|pct|pp|num)\b(?!\(up=True\))", b)]
+    assert rounded == [], rounded
