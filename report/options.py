@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import platform
 import shlex
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -22,6 +24,7 @@ from report.core.config import (
     accelerator_present,
     check_profile,
     check_value,
+    cuda_present,
     default_profile,
     parse_overrides,
 )
@@ -33,6 +36,16 @@ from report.core.settings import Settings, spelled
 from report.core.store import Store
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # every command's messages (report/cli.py)
+
+
+def missing_here(device: str) -> str | None:
+    """The error for a ``--device`` this machine lacks, found without torch: the words of
+    ``experiments.kit.resolve_device``, which checks again with torch (tests keep the two alike)."""
+    if device == "cuda" and not cuda_present():
+        return "--device cuda: no CUDA device is available; use --device auto or cpu"
+    if device == "mps" and not (sys.platform == "darwin" and platform.machine() == "arm64"):
+        return "--device mps: no Apple MPS device is available; use --device auto or cpu"
+    return None
 
 
 def _choices(name: str, key: str) -> Any:
@@ -232,7 +245,11 @@ class Options:
 
     @property
     def accelerator(self) -> bool:
-        """Whether the units run with a GPU: ``--device`` here, or ``--slurm-gpus`` on a cluster."""
+        """Whether the units run with a GPU: ``--device`` here, or ``--slurm-gpus`` on a cluster. A GPU
+        named for this machine that it lacks is the error ``all`` gives once torch loads, so ``status`` and
+        ``render`` never count on a GPU that ``all`` would refuse."""
+        if self.executor.value == "local" and (missing := missing_here(self.device)):
+            raise ConfigError(self.blame("device", missing))
         return accelerator_present(self.device) or (self.executor.value == "slurm" and self.slurm_gpus > 0)
 
     def lacking(self, names: list[str]) -> list[str]:

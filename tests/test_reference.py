@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from report import options
 from report.core import bundle, reference
 from report.core.config import check_profile
 from report.core.errors import ConfigError
@@ -144,6 +145,7 @@ def test_status_counts_the_gpu_that_the_build_would_have(tmp_path, monkeypatch, 
         common += ["--executor", "slurm", "--slurm-gpus", "1"]
     elif where == "environment":
         monkeypatch.setenv("REPORT_DEVICE", "cuda")
+        monkeypatch.setattr(options, "cuda_present", lambda: True)  # a machine with an NVIDIA driver
     else:
         settings = tmp_path / "report.toml"
         settings.write_text('executor = "slurm"\nslurm_gpus = 1\n')
@@ -154,6 +156,30 @@ def test_status_counts_the_gpu_that_the_build_would_have(tmp_path, monkeypatch, 
     assert "q4 │ missing │" in row and "needs a GPU" not in row, status.stdout
     line = f"run: build.py run q4 --profile full --store {tmp_path / 'results'} --data-dir "
     assert f"{line}{tmp_path / 'no-data'}\n" in status.stdout, status.stdout
+
+
+@pytest.mark.parametrize("where", ["command line", "environment"])
+def test_a_gpu_named_for_a_machine_without_one_is_refused_as_all_refuses_it(tmp_path, monkeypatch, where):
+    """``--device cuda`` where no NVIDIA driver is: status and render give the error ``all`` gives once
+    torch loads (experiments.kit's words), not an answer for a GPU that is not there; the advised
+    ``--device auto`` works."""
+    from experiments import kit
+
+    monkeypatch.setattr(options, "cuda_present", lambda: False)
+    monkeypatch.setattr(kit.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError) as torch_side:
+        kit.resolve_device("cuda")
+    device = ["--device", "cuda"] if where == "command line" else []
+    if where == "environment":
+        monkeypatch.setenv("REPORT_DEVICE", "cuda")
+    common = ["--store", str(tmp_path / "results"), "--data-dir", str(tmp_path / "no-data")]
+    said = "--device cuda" if where == "command line" else "REPORT_DEVICE=cuda"
+    for command in ("status", "render"):
+        refused = _build(command, *device, *common, cwd=tmp_path)
+        assert refused.returncode == 2, refused.stdout[-2000:]
+        assert f"error: {said}{str(torch_side.value).removeprefix('--device cuda')}\n" in refused.stdout
+    advised = _build("status", *common, "--device", "auto", cwd=tmp_path)
+    assert advised.returncode == 0 and "q1 │ missing" in " ".join(advised.stdout.split()), advised.stdout
 
 
 @pytest.mark.slow
