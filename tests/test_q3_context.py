@@ -135,7 +135,8 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert f"{named}, " in rec["batch"]
     assert "at most two standard errors of a difference of two accuracies below it" in rec["batch"]
     assert rec["batch"].endswith(
-        "they are tied, and none of the others is cheaper to train, so the stage keeps the most accurate."
+        "the study treats them as tied, and none of the others is cheaper to train by that count, so the "
+        "stage keeps the most accurate."
     )
     assert rec["epochs"].startswith(
         "Epochs: 5, the smallest epoch count whose validation accuracy is within one binomial standard error"
@@ -324,7 +325,8 @@ def test_a_cheaper_point_tied_with_the_best_is_kept_and_the_sentence_says_why(ke
     assert "at most two standard errors of a difference of two accuracies below the best" in text
     which = "cheaper" if kept == "momentum" else "cheapest"  # two points tied with the best, or three
     assert text.split(" Search the rate")[0].endswith(
-        f"they are tied, and the stage keeps the {which} to train."
+        f"the study treats them as tied, and the stage keeps the {which} to train by its count of steps and "
+        "optimizer state (not a timing)."
     )
 
 
@@ -373,7 +375,7 @@ def test_a_point_kept_over_one_as_accurate_says_they_share_the_highest_accuracy(
     assert facts["best"]["equal"] and facts["tied"] == [{**facts["tied"][0], "name": "Adam", "best": True}]
     text = _recommend_lr(facts)
     assert "kept over Adam at 1×10⁻² (98.00%), which shares the highest validation accuracy of the 2 " in text
-    assert "does not separate the two: they are tied, and the stage keeps the cheaper to train." in text
+    assert "does not separate the two: the study treats them as tied, and the stage keeps the cheaper" in text
 
 
 def _window_facts(rates: dict[float, float], optimizer: str = "adam") -> dict:
@@ -611,16 +613,28 @@ def test_a_confusion_order_other_seeds_do_not_share_and_an_unseparated_worst_dig
     facts = q3_facts.confusion_facts(close, 0)
     said = _say(render.words("q3").confusion(facts))
     assert "not every seed's model leads with the same pair, so this order is not stable" in said
-    assert "on the digit 0 (2.00% of those test images), within sampling error of the digit 2 (1.30%)" in said
+    assert (
+        "on the digit 0 (2.00% of those test images), not separated (two standard errors of a difference) "
+        "from the digit 2 (1.30%); the other seeds' models err most on the same digit." in said
+    )
     apart = pd.DataFrame(matrix(0, (2, 0), {0: 60}) + matrix(1, (1, 2), {0: 40}))  # 0 read as 1 leads both
     said = _say(render.words("q3").confusion(q3_facts.confusion_facts(apart, 0)))
-    assert "every seed's model leads with the same pair" in said and "within sampling error" not in said
+    assert "every seed's model leads with the same pair" in said and "not separated" not in said
+    elsewhere = pd.DataFrame(
+        matrix(0, (2, 0), {0: 60}) + matrix(1, (1, 2), {1: 40}) + matrix(2, (1, 2), {1: 9})
+    )
+    said = _say(render.words("q3").confusion(q3_facts.confusion_facts(elsewhere, 0)))
+    assert said.endswith(
+        "on the digit 0 (6.00% of those test images); the other seeds' models err most on 1 (seeds 1 and 2)."
+    )
     # seed 0 leads with 1→2 (60); seed 1 has 0→1 and 1→2 tied at 60: it leads with 1→2 too, whatever
     # order a tie-break would put them in
     tied = pd.DataFrame(matrix(0, (1, 2), {1: 47}) + matrix(1, (1, 2), {0: 60, 1: 47}))
     assert q3_facts.confusion_facts(tied, 0)["same_top"]
     one = pd.DataFrame([{"seed": 0, "true": 0, "pred": p, "count": n} for p, n in ((0, 95), (1, 5))])
-    assert q3_facts.confusion_facts(one, 0)["separated"] is None  # one class: no runner-up to compare with
+    alone = q3_facts.confusion_facts(one, 0)  # one class: no other digit to compare the worst with
+    assert alone["close"] == [] and alone["others"] == 0
+    assert "not separated" not in _say(render.words("q3").confusion(alone))
 
 
 def test_a_cut_inside_its_tie_band_and_a_batch_size_pruned_early_are_said() -> None:
@@ -657,3 +671,53 @@ def test_a_cut_inside_its_tie_band_and_a_batch_size_pruned_early_are_said() -> N
         "where a larger batch has taken fewer steps, so the last rung did not compare it at its length."
         in said
     )
+
+
+def test_failed_rates_a_longer_rung_that_failed_and_momentum_beside_ten_times_plain_sgd_are_said() -> None:
+    """Points that failed above a rate that learned are worded from their final losses (a uniform guess's:
+    not diverged; otherwise the range, non-finite ones counted); a rate that learned in one epoch and failed
+    on a longer rung is named; plain SGD at ten times momentum's rates is set beside momentum, against the
+    two at equal rates, and its failure at ten times momentum's best is what bounds their best rates."""
+    grid = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+    accs = {
+        "momentum": (0.5, 0.7, 0.9, 0.95, 0.97, 0.96, 0.9),
+        "sgd": (0.11, 0.15, 0.52, 0.75, 0.91, 0.95, 0.1167),  # failed at 1e0
+    }
+    rows = [
+        sweep_row("lr", o, r, 128, a, epoch=1)
+        for o, a_s in accs.items()
+        for r, a in zip(grid, a_s, strict=True)
+    ]
+    rows[-1]["val_loss"] = 2.3015
+    longer = [sweep_row("lr", "momentum", r, 128, a, epoch=3) for r, a in ((1e-1, 0.975), (1.0, 0.1167))]
+    for row in longer:
+        row["rung"] = 1
+    longer[1]["val_loss"] = 2.3010  # learned at 1e0 in one epoch, failed in three
+    choice = {"optimizer": "momentum", "lr": 1e-1, "batch_size": 128, "val_acc": 0.975}
+    w = render.words("q3")
+    facts = lr_facts([*rows, *longer], choice)
+    assert _say(w.collapsed(facts["collapsed"])) == (
+        "The 2 points of the grid that failed at a rate above one that learned (below 20% validation "
+        "accuracy, twice a guess among ten digits) ended with a validation loss within 1% of ln 10 ≈ 2.30, "
+        "the loss of guessing each digit with probability 1/10, and an accuracy of 11.67%: their losses did "
+        "not diverge but ended where a uniform guess would; what happened within the epoch is not recorded."
+    )
+    windows = _say(w.lr_windows(facts))
+    assert "for SGD with momentum 0.9, 1×10⁰ scored 90.00% after 1 epoch but 11.67% after 3." in windows
+    assert _say(w.momentum(facts["momentum"], COEFFICIENT)).endswith(
+        "from the factor 1/(1 − β) = 10: plain SGD at 10 times momentum's best rate, 1×10⁰, failed "
+        "(11.67%), so its best rate lies lower, where its training stays stable."
+    )
+    pairs = _say(w.momentum_pairs(facts["momentum"], COEFFICIENT))
+    assert pairs.startswith(
+        "Wherever both reached 20%, plain SGD at 10 times a rate came within 5.00 percentage points of "
+        "momentum at that rate (52.00% at 1×10⁻² against 50.00% at 1×10⁻³; 75.00% at 3×10⁻² against "
+        "70.00% at 3×10⁻³; "
+    )
+    assert pairs.endswith(
+        "while at equal rates the two differed by up to 78.33 points: at these rates momentum behaves more "
+        "like plain SGD at a rate 10 times larger than at the same rate, as the argument predicts."
+    )
+    rows[-1]["val_loss"] = math.nan  # overflowed: the finite ones' loss, and a count of the others
+    said = _say(w.collapsed(lr_facts([*rows, *longer], choice)["collapsed"]))
+    assert "ended with validation losses of 2.30 (1 not finite), against ln 10 ≈ 2.30 for a uniform " in said

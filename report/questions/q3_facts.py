@@ -25,6 +25,11 @@ OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": f"SGD with momentum {MOMENTUM:g}", 
 POINT = ["study", "optimizer", "lr", "batch_size", "lr_scaled", "rung"]
 STAGES = {"lr": ("lr",), "batch": ("grid", "scaling")}  # each tuning stage and the studies it trains
 USABLE = 0.01  # a learning rate is "usable" within one percentage point of its optimizer's best
+LEARNED = (
+    0.2  # validation accuracy twice a guess among MNIST's ten digits: below it, a point learned ~nothing
+)
+GUESS_LOSS = math.log(10)  # cross-entropy of predicting each of the ten digits with probability 1/10
+GUESS_RTOL = 0.01  # a validation loss this close to GUESS_LOSS (relative) is "the loss of a uniform guess"
 MONITORS = {"val_acc": "validation accuracy", "val_loss": "validation loss"}
 STATE_WORDS = {"sgd": "none", "momentum": "one buffer per weight", "adam": "two buffers per weight"}
 
@@ -198,6 +203,36 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
                 None,
             ),
         }
+    stage = last[last["study"] == "lr"]
+    above = stage["lr"] > stage["optimizer"].map({o: v["lr"] for o, v in per_opt.items()})
+    failed = stage[above & (stage["val_acc"] < LEARNED)]  # training failed where a lower rate learned
+    for opt, v in per_opt.items():  # rates that learned after the first rung and failed on a longer one
+        first = lr[lr["optimizer"] == opt].set_index("lr")["val_acc"]
+        v["fell"] = [
+            {"lr": float(r["lr"]), "first": float(first[r["lr"]]), "first_epochs": first_epochs,
+             "val_acc": float(r["val_acc"]), "epochs": int(r["epoch"])}
+            for _, r in failed[(failed["optimizer"] == opt) & (failed["rung"] > 0)].iterrows()
+            if first[r["lr"]] >= LEARNED
+        ]  # fmt: skip
+    losses = failed["val_loss"].to_numpy(dtype=float)
+    collapsed = None
+    if len(failed):
+        finite = losses[np.isfinite(losses)]
+        collapsed = {
+            "points": len(failed),
+            "not_finite": int(len(losses) - len(finite)),
+            "loss_min": float(finite.min()) if len(finite) else None,
+            "loss_max": float(finite.max()) if len(finite) else None,
+            "acc_min": float(failed["val_acc"].min()),
+            "acc_max": float(failed["val_acc"].max()),
+            "learned": LEARNED,
+            "guess_loss": GUESS_LOSS,
+            "rtol": GUESS_RTOL,
+            # every loss finite and within rtol of a uniform guess's: stalled at a guess, not diverged
+            "at_guess": bool(
+                len(finite) == len(losses) and np.all(abs(losses / GUESS_LOSS - 1) <= GUESS_RTOL)
+            ),
+        }
     ranked = sorted(per_opt, key=lambda o: per_opt[o]["val_acc"], reverse=True)
     momentum = None
     if "sgd" in per_opt and "momentum" in per_opt:
@@ -213,15 +248,43 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             for m in later.get("momentum", [])
             if (e := m["epochs"]) in sgd_later and not math.isclose(sgd_later[e]["lr"] / m["lr"], ratio)
         ]  # fmt: skip
+        at = {o: lr[lr["optimizer"] == o].set_index("lr")["val_acc"] for o in ("sgd", "momentum")}
+
+        def sgd_at(rate: float) -> tuple[float, float] | None:
+            """Plain SGD's rate of the grid equal to ``rate`` (up to round-off) and its accuracy."""
+            hits = [(float(r), float(a)) for r, a in at["sgd"].items() if math.isclose(r, rate, rel_tol=1e-6)]
+            return hits[0] if hits else None
+
+        # plain SGD at 1/(1 - β) times a rate against momentum at that rate, where both learned; and at
+        # the same rate, where either did: the argument's prediction, and what it is measured against
+        pairs = [
+            {"lr": float(r), "momentum": float(a), "sgd_lr": s[0], "sgd": s[1]}
+            for r, a in at["momentum"].items()
+            if (s := sgd_at(r * MOMENTUM_FACTOR)) and min(a, s[1]) >= LEARNED
+        ]
+        same = [
+            abs(a - s[1]) for r, a in at["momentum"].items() if (s := sgd_at(r)) and max(a, s[1]) >= LEARNED
+        ]
+        counterpart = sgd_at(per_opt["momentum"]["lr"] * MOMENTUM_FACTOR)
+        pair_gap = max((abs(p["momentum"] - p["sgd"]) for p in pairs), default=None)
         momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
             "ratio": ratio, "step": step, "off": off, "bound": bound,
-            "epochs": first_epochs, "later": rungs,
+            "epochs": first_epochs, "later": rungs, "pairs": pairs,
+            "pair_gap": pair_gap, "same_gap": max(same, default=None),
+            # the pairs at 1/(1 - β) times the rate agree more closely than the pairs at equal rates
+            "closer": pair_gap is not None and bool(same) and pair_gap < max(same),
+            "learned": LEARNED,
+            # plain SGD at 1/(1 - β) times momentum's best rate, when the grid has it: failed there or not
+            "counterpart": None if counterpart is None else {
+                "lr": counterpart[0], "val_acc": counterpart[1], "failed": counterpart[1] < LEARNED,
+            },
         }  # fmt: skip
     return {
         **tied(final_rung(last[last["study"] == "lr"]), choice, n_val),
         "by_optimizer": per_opt,
         "ranked": [per_opt[o] for o in ranked],
         "momentum": momentum,
+        "collapsed": collapsed,
         "optimizer": OPTIMIZER_NAMES[choice["optimizer"]],
         "optimizer_key": str(choice["optimizer"]),
         "lr": float(choice["lr"]),
@@ -483,8 +546,15 @@ def confusion_facts(confusion: pd.DataFrame, seed: int, most: int = 3) -> dict[s
     counts = cm.sum(axis=1).to_numpy()
     per_class = 1 - np.diag(cm.to_numpy()) / counts
     order = np.argsort(-per_class, kind="stable")
-    worst, second = int(order[0]), int(order[min(1, len(order) - 1)])
-    se = math.sqrt(sum(per_class[i] * (1 - per_class[i]) / counts[i] for i in (worst, second)))
+    worst = int(order[0])
+
+    def apart(i: int) -> bool:
+        """Whether the worst digit's error rate is more than two standard errors of the difference of two
+        binomial rates above digit ``i``'s."""
+        se = math.sqrt(sum(per_class[j] * (1 - per_class[j]) / counts[j] for j in (worst, i)))
+        return bool(per_class[worst] - per_class[i] > 2 * se)
+
+    close = [(int(cm.index[i]), float(per_class[i])) for i in order[1:] if not apart(int(i))]
 
     def leading(rows: pd.DataFrame) -> set[tuple[int, int]]:
         """The pairs with a model's largest error count: several when they tie."""
@@ -496,13 +566,22 @@ def confusion_facts(confusion: pd.DataFrame, seed: int, most: int = 3) -> dict[s
     wrong = confusion[confusion["true"] != confusion["pred"]]
     tops = [leading(rows) for _, rows in wrong.groupby("seed")]
     ours = leading(off)
+    worst_of = {}  # the other seeds' models' worst digits
+    for other, rows in confusion[confusion["seed"] != seed].groupby("seed"):
+        m = rows.pivot(index="true", columns="pred", values="count")
+        worst_of[int(other)] = int(m.index[np.argmax(1 - np.diag(m.to_numpy()) / m.sum(axis=1).to_numpy())])
     return {
         "seeds": len(tops),
         "same_top": bool(ours) and all(ours <= t for t in tops),  # every seed leads with this one's pairs
-        "runner_up": int(cm.index[second]),
-        "runner_up_rate": float(per_class[second]),
-        # None with one class: nothing to compare the worst digit with
-        "separated": bool(per_class[worst] - per_class[second] > 2 * se) if worst != second else None,
+        # the digits whose error rates the worst one's is not separated from, highest first
+        "close": close,
+        "n_close": len(close),
+        "others": len(per_class) - 1,
+        # the other seeds' models' worst digits, each with the seeds whose worst it is
+        "worst_elsewhere": [
+            {"digit": d, "seeds": [s for s, w in worst_of.items() if w == d]}
+            for d in sorted(set(worst_of.values()))
+        ],
         "matrix": cm,
         "seed": seed,
         "errors": errors,
