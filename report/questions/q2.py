@@ -87,13 +87,19 @@ def context(r: Results) -> dict[str, Any]:
             "bias": float(s["bias"]),
         }
 
+    ce, mse = facts("ce"), facts("mse")
+    a, b = ce["rel_min_eig"], mse["rel_min_eig"]
     origin_rows = origin.reset_index().assign(loss_name=lambda df: df["loss"].map(LOSS_NAMES))
     sym_rows = sym.reset_index().assign(loss_name=lambda df: df["loss"].map(LOSS_NAMES))
     return {
         "run": run,
         "answer": answer,
-        "ce": facts("ce"),
-        "mse": facts("mse"),
+        "ce": ce,
+        "mse": mse,
+        # the gap between the two losses' most negative relative eigenvalues when they differ but read alike
+        # at three significant digits (−0.99972 and −1: "−1.00" and "−1"), else None: the text prints them
+        # to its precision then
+        "rel_gap": abs(a - b) if a != b and float(f"{a:.3g}") == float(f"{b:.3g}") else None,
         "digits": (int(task["negative_digit"]), int(task["positive_digit"])),
         "samples": int(task["samples"]),
         "reduced": reduced("q2", cfg),
