@@ -100,3 +100,17 @@ def test_adaptations_say_what_each_block_starts_as_and_what_was_replaced() -> No
         " x " not in models.spec(m).adaptation and "3x3" not in models.spec(m).adaptation
         for m in models.NAMES
     )
+
+
+def test_the_resnet_facts_the_report_states_are_those_of_the_models_trained() -> None:
+    """The depth section's blocks per stage and bottleneck width (report/questions/q4_claims.py, read
+    without torch) are those of the registry's models."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    from report.questions.q4_claims import EXPANSION, STAGE_BLOCKS
+
+    for name, blocks in STAGE_BLOCKS.items():
+        net = models.create(name)
+        assert tuple(len(getattr(net, f"layer{i}")) for i in range(1, 5)) == blocks, name
+        assert isinstance(net.layer1[0], Bottleneck if name != "resnet18" else BasicBlock), name
+    assert Bottleneck.expansion == EXPANSION and BasicBlock.expansion == 1

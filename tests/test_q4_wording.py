@@ -3,7 +3,10 @@ beside ours and gaps quoted from the table."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +21,14 @@ from tests.q4_results import rendered, stored, synthetic_tables
 
 
 def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path) -> None:
-    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
+    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001, 0.9 + 0.01 * i] for i, m in enumerate(models.NAMES)}
     tables = synthetic_tables(accs)
-    page, text = rendered(stored(tmp_path / "a", tables, seeds=2))
+    page, text = rendered(stored(tmp_path / "a", tables, seeds=3))  # the full study: no note
     assert "Question 4: Six CNN architectures on SVHN" in text and "<blockquote" not in page
     assert "ResNet-101 classifies SVHN best. Two protocols are standard" in text
     assert "Answer. On SVHN, with one shared recipe of" in text
     assert "this run's recipe uses no horizontal flips on SVHN" in text and "CIFAR-10" not in text
-    assert "the run record's wall-clock time, 1.0 s, is less than that" in text and "parallel" not in text
+    assert "the run record's wall-clock time, 1.0 s, is less than that" in text
     assert "ResNet-101 has the highest mean test accuracy" in text
     adaptations = text[text.index("How each architecture was adapted") :]
     order = [adaptations.index(models.spec(m).title) for m in models.NAMES]
@@ -39,8 +42,27 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     assert page.count("<blockquote") == 2 and "not on SVHN" in text
     assert "classifies SVHN best; this study compares them on MNIST instead" in text
     epochs = PROFILES["quick"].epochs
-    assert f"trained on a subset: 128 of 68,257 training images for {epochs} epochs" in text
+    assert f"trained at a reduced budget: 128 of 68,257 training images for {epochs} epochs" in text
     assert "single-seed run" in text and "60.00%" in text
+    assert "At this scale the run checks the pipeline" in text
+
+
+def test_fewer_epochs_or_seeds_than_the_full_study_on_all_the_data_are_said_where_the_numbers_are(
+    tmp_path: Path,
+) -> None:
+    """A reduced budget is said even on every image: fewer epochs make the run a pipeline check (and the
+    published figures no measure of the architectures); fewer seeds only weaken the tests."""
+    accs = {"lenet5": [0.5, 0.52], "resnet18": [0.6, 0.61]}
+    fewer_epochs = dataclasses.replace(PROFILES["full"], epochs=2)
+    _, text = rendered(stored(tmp_path / "e", synthetic_tables(accs), seeds=2, cfg=fewer_epochs))
+    assert "trained at a reduced budget: 68,257 training images for 2 epochs at batch 512, 2 seeds" in text
+    assert "At this scale the run checks the pipeline" in text
+    _, text = rendered(stored(tmp_path / "s", synthetic_tables(accs), seeds=2))
+    assert "trained at a reduced budget: 68,257 training images for 12 epochs at batch 512, 2 seeds" in text
+    assert "the tests between models below rest on fewer trainings" in text
+    assert "checks the pipeline" not in text
+    _, text = rendered(stored(tmp_path / "f", synthetic_tables({m: [0.5, 0.5, 0.5] for m in accs}), seeds=3))
+    assert "reduced budget" not in text
 
 
 def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -> None:
@@ -56,13 +78,20 @@ def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -
         ]
 
     short = text_of("short")  # 1 s against 18 trainings of at least 1 s each
+    cost = re.search(r"(Table \d+)\. The cost of each model", short)[1]
     assert (
-        "the run record's wall-clock time, 1.0 s, is less than that, so units trained side by side, or the "
+        "the run record's wall-clock time, 1.0 s, is less than that: either units trained side by side or the "
         "run was resumed and its record, written before records counted every session, covers only the "
-        "last session." in short
+        "last session, and the record does not say which. Had units shared the device, the times and "
+        f"images/s of {cost} would include that sharing." in short
     )
+    assert "are for the device named in the footnote, where units may have trained side by side" in short
     parallel = text_of("parallel", sessions=1)  # every session counted: side by side is the one cause
-    assert "1.0 s, is less than that, so units trained side by side." in parallel
+    assert (
+        f"1.0 s, is less than that: units trained side by side, so the times and images/s of {cost} include "
+        "their sharing of the device." in parallel
+    )
+    assert "named in the footnote, where units trained side by side (see the text)." in parallel
     counted = text_of("counted", duration_s=5000.0, sessions=2)
     assert "the run record gives a wall-clock time of 1 h 23 min over 2 sessions." in counted
     older = text_of("older", duration_s=5000.0)
@@ -85,7 +114,7 @@ def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -
 def test_a_run_made_elsewhere_says_so_where_its_numbers_are(tmp_path: Path) -> None:
     """Uncommitted code, other library versions and acceptances are said at the top of the question and
     under each of its tables and figures, not in the appendix alone (as the reference run's are)."""
-    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001] for i, m in enumerate(models.NAMES)}
+    accs = {m: [0.9 + 0.01 * i, 0.9 + 0.01 * i + 0.001, 0.9 + 0.01 * i] for i, m in enumerate(models.NAMES)}
     here = fp.versions()["torch"]
 
     def accepted(*days: int) -> list[dict[str, str]]:
@@ -93,7 +122,7 @@ def test_a_run_made_elsewhere_says_so_where_its_numbers_are(tmp_path: Path) -> N
 
     def page_of(folder: str, **record: Any) -> tuple[str, str]:
         record.setdefault("fingerprint", fake_meta("q4", "full")["fingerprint"])  # current for the code
-        return rendered(stored(tmp_path / folder, synthetic_tables(accs), seeds=2, record=record))
+        return rendered(stored(tmp_path / folder, synthetic_tables(accs), seeds=3, record=record))
 
     page, text = page_of(
         "all", git_commit="bfca5c3f5921", git_dirty=True, versions={**fp.versions(), "torch": "0.0.1"},

@@ -15,6 +15,8 @@ from report.provenance import sourced
 from report.questions import Figure, Results, Table, anchors, require, stats
 from report.questions.q4_claims import (
     ALPHA,
+    EXPANSION,
+    STAGE_BLOCKS,
     answers_by_run,
     best_claim,
     by_estimate,
@@ -323,13 +325,20 @@ def context(r: Results) -> dict[str, Any]:
         "test": sourced(int(n.loc["test", "used"]), split.format("used", "test")),
         "test_available": sourced(int(n.loc["test", "available"]), split.format("available", "test")),
     }
+    full = profile_config("q4", "full")
+    subset = sizes["train"] < sizes["train_available"] or sizes["test"] < sizes["test_available"]
+    short = subset or int(cfg["epochs"]) < full.epochs
     return {
         "run": run,
         "caveats": run.caveats(),
         "dataset": dataset,
         "substitute": setup["dataset"] != "svhn",
         "grey": setup["dataset"] in ("mnist", "fashion-mnist"),
-        "subset": sizes["train"] < sizes["train_available"] or sizes["test"] < sizes["test_available"],
+        "subset": subset,
+        # fewer images or epochs than the full study: a pipeline check, not a comparison of architectures
+        "short": short,
+        # short, or fewer seeds: the report says so beside the numbers
+        "reduced": short or seeds < full.seeds,
         "cuda": cuda,
         "seeds": sourced(seeds, "setting seeds of the run's configuration (q4 run record)"),
         "single_seed": seeds == 1,
@@ -351,7 +360,7 @@ def context(r: Results) -> dict[str, Any]:
             )
         },
         "full": {  # what the full profile trains, for a reduced run's note (experiments/configs/q4.py)
-            k: getattr(profile_config("q4", "full"), k) for k in ("epochs", "seeds", "batch_size", "val_size")
+            k: getattr(full, k) for k in ("epochs", "seeds", "batch_size", "val_size")
         },
         "augment": {
             "pad": sourced(int(setup["crop_pad"]), "column crop_pad of q4 table setup"),
@@ -372,6 +381,8 @@ def context(r: Results) -> dict[str, Any]:
             else None,
         },
         "depth": depth_claim(summary, by_run),
+        "blocks": STAGE_BLOCKS,
+        "expansion": EXPANSION,
         "lenet": lenet_claim(summary, by_run),
         "pareto": pareto(summary),
         "fit": fit(curves, summary, float(cfg["label_smoothing"]), int(classes)),
@@ -386,6 +397,9 @@ def context(r: Results) -> dict[str, Any]:
                 f"highest over lowest median throughput {by_model}",
             ),
             "trainings": sourced(len(results), "rows of q4 table results, one per model and seed"),
+            # the record's wall-clock time is less than the trainings' sum: units trained side by side, or
+            # (a record that did not count sessions) a resumed run whose last session alone it covers
+            "record_short": float(run.duration_s) < float(results["train_time_s"].sum()),
             "train_s": sourced(  # more than the run's wall time: see template
                 float(results["train_time_s"].sum()), "sum of train_time_s over all rows of q4 table results"
             ),

@@ -23,6 +23,10 @@ Answers = dict[tuple[str, int], np.ndarray]  # (model, seed) -> per test image: 
 
 ALPHA = 0.05  # family-wise level of the Holm-corrected tests
 RESNETS = ("resnet18", "resnet50", "resnet101")
+# residual blocks per stage of torchvision's ResNets (He et al. 2016, Table 1), which experiments/models.py
+# builds: the depth section's facts about them (tests/test_q4_models.py checks them against torchvision)
+STAGE_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+EXPANSION = 4  # a bottleneck block's output channels over its inner width (a basic block's: 1)
 WITHIN, ABOVE, BELOW = "not significant", "significantly higher", "significantly lower"  # Holm-corrected
 UNMEASURED = "unmeasured"  # the test could not be run (one seed, or no per-image answers)
 
