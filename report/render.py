@@ -77,7 +77,7 @@ class Document:
             which = f" (settings: {'; '.join(run.settings_changed)})" if run.settings_changed else ""
             stale = (
                 f' <strong class="stale">Stale: the {", ".join(run.stale)} changed since this run'
-                f"{html.escape(which)}; rerun build.py all.</strong>"
+                f"{html.escape(which)}; make it again: {html.escape(run.rerun)}.</strong>"
             )
         return f'<span class="provenance">{html.escape(text)}{stale}</span>'
 
@@ -382,6 +382,8 @@ def document_meta(results: Results, questions: tuple[str, ...], profile: str) ->
         "commits": ", ".join(commits),
         "runs": all_runs,
         "stale": stale,
+        # one command that makes every stale result again, with this build's store, data and settings
+        "stale_rerun": results.store.command(" ".join(r.experiment for r in stale), profile) if stale else "",
         "devices": sorted({r.device_name for r in all_runs}),
         "versions": all_runs[0].versions if all(r.versions == all_runs[0].versions for r in all_runs) else {},
     }

@@ -198,7 +198,8 @@ def test_stale_result_is_flagged_not_shown_as_current(fake_question, tmp_path):
         store, templates, "# Q\n\n{{ table(qx.tables.sweep, 'The sweep.', label='tab:x') }}\n", tmp_path
     )
     assert "Stale results: qx (code changed)" in page
-    assert '<strong class="stale">Stale: the code changed since this run' in page
+    assert "Run <code>build.py run qx --profile smoke</code> to bring them up to date." in page
+    assert '<strong class="stale">Stale: the code changed since this run; make it again: build.py run qx' in page
 
 
 def test_title_block_names_each_commit_once_and_which_runs_were_dirty():
