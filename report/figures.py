@@ -10,10 +10,12 @@ import pickle
 from importlib.metadata import version
 from pathlib import Path
 
+from report.core import fingerprint
 from report.core.atomic import atomic_write
 from report.output import CACHE_FIX
 from report.questions import Figure
 
+REPORT = Path(__file__).resolve().parent  # the package whose modules a drawing may import
 _MATPLOTLIB = version("matplotlib")  # in each figure's cache key: another version draws differently
 
 STYLE = {
@@ -33,17 +35,30 @@ STYLE = {
 }
 
 
-def cache_key(fig: Figure) -> str:
-    """What determines the drawing: the data it is given, the code that draws it, the draw arguments and
-    matplotlib's version."""
+def drawing_files(fig: Figure) -> list[Path]:
+    """The project's files that draw ``fig``: its drawing module, the modules of this project that module
+    imports (a plot that borrows a helper of its question's context or a number format) and theirs in
+    turn, found as the code fingerprint finds an experiment's (``report.core.fingerprint``), and this file
+    (the house style)."""
     module = inspect.getmodule(fig.draw)
-    source = inspect.getsource(module) if module else inspect.getsource(fig.draw)
-    here = Path(__file__).read_text(encoding="utf-8")
+    todo = [Path(inspect.getfile(module or fig.draw)).resolve()]
+    seen: set[Path] = {Path(__file__).resolve()}
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(fingerprint._local_imports(path, {"report": REPORT}) - seen)
+    return sorted(seen)
+
+
+def cache_key(fig: Figure) -> str:
+    """What determines the drawing: the data it is given, the code that draws it (``drawing_files``), the
+    draw arguments and matplotlib's version."""
     h = hashlib.sha256(
-        "\0".join(
-            [source, here, fig.draw.__qualname__, repr(sorted(fig.extra.items())), _MATPLOTLIB]
-        ).encode()
+        "\0".join([fig.draw.__qualname__, repr(sorted(fig.extra.items())), _MATPLOTLIB]).encode()
     )
+    for path in drawing_files(fig):
+        h.update(b"\0" + path.read_bytes())
     h.update(pickle.dumps(fig.data, protocol=5))
     return h.hexdigest()[:24]
 

@@ -181,3 +181,26 @@ def test_numbers_on_heat_map_cells_are_legible_on_every_shade():
         for ink, cell in _drawn_cells(fig):
             light, dark = sorted((_luminance(ink), _luminance(cell)), reverse=True)
             assert (light + 0.05) / (dark + 0.05) >= 4.5, (ink, cell)
+
+
+def test_a_figure_s_cache_key_covers_the_project_code_its_drawing_imports(tmp_path, monkeypatch):
+    """A drawing that borrows a helper (Q1's plot: the context's concave steps and loss names; Q3's: the
+    number format) is drawn again when that helper changes, not served from the cache."""
+    from pathlib import Path
+
+    from report import figures
+    from report.plots import q1, q3
+
+    root = Path(figures.__file__).resolve().parent
+    files = {
+        str(p.relative_to(root)) for p in figures.drawing_files(Figure(q1.draw_curvature, None, "", None))
+    }
+    assert {"plots/q1.py", "questions/q1.py", "format.py", "figures.py"} <= files
+    assert "format.py" in {p.name for p in figures.drawing_files(Figure(q3.draw_heatmap, None, "", None))}
+    fig = Figure(q3.draw_heatmap, {"a": 1}, "", None)
+    before = figures.cache_key(fig)
+    edited = tmp_path / "format.py"
+    edited.write_text(Path(root / "format.py").read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: real(edited if p == root / "format.py" else p))
+    assert figures.cache_key(fig) != before
