@@ -18,6 +18,7 @@ from experiments.configs.q3 import cost
 from report.core import selection
 from report.provenance import sourced
 from report.questions import require
+from report.questions.stats import binomial_se
 
 MOMENTUM = 0.9  # the coefficient experiments/stacked.py trains "momentum" with (a test checks they agree)
 MOMENTUM_FACTOR = 1 / (1 - MOMENTUM)  # momentum's steps over plain SGD's where the gradient is constant
@@ -368,7 +369,7 @@ def batch_facts(
     small, large = table.iloc[0], table.iloc[-1]
     best_lr = best_rates(grid, n_val)
     top = float(both["val_acc"].max())
-    se = math.sqrt(top * (1 - top) / n_val)  # at the stage's best; its tie band is 2√2 times this
+    se = binomial_se(top, n_val)  # at the stage's best; its tie band is 2√2 times this
     ties = tied(both, choice, n_val)
     batches = sorted({int(choice["batch_size"]), *(t["batch_size"] for t in ties["tied"])})
     candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
@@ -453,7 +454,7 @@ def epoch_facts(
     loss = curve["val_loss"].where(np.isfinite(curve["val_loss"]), np.inf)
     by_acc, by_loss = curve.iloc[int(curve["val_acc"].idxmax())], curve.iloc[int(loss.idxmin())]
     chosen = int(choice["epochs"])
-    se = math.sqrt(by_acc["val_acc"] * (1 - by_acc["val_acc"]) / n_val)
+    se = binomial_se(float(by_acc["val_acc"]), n_val)
     band = selection.tie_band(float(by_acc["val_acc"]), n_val)
     if monitor == "val_acc":
         within = curve[curve["val_acc"] >= by_acc["val_acc"] - se]["epoch"]
@@ -471,7 +472,7 @@ def epoch_facts(
         flat = float(after.max() - after.min()) if len(after) > 1 else None
         alt = curve["val_acc"].where(curve["epoch"] != by_acc["epoch"], float(by_acc["val_acc"]) - 1 / n_val)
         top = float(alt.max())
-        one_image = int(curve["epoch"][alt >= top - math.sqrt(max(top * (1 - top), 0.0) / n_val)].min())
+        one_image = int(curve["epoch"][alt >= top - binomial_se(top, n_val)].min())
     return {
         "spread": flat,  # None: one epoch from the chosen one on, or another monitor
         "one_image": one_image,
@@ -525,7 +526,7 @@ def final_facts(
         "t": sourced(float(ci["t"]), "column t of q3 table interval: Student's t quantile, n − 1 df"),
         "seeds": [sourced(s, "column seed of q3 table final") for s in final["seed"].astype(int).tolist()],
         "test_se": sourced(
-            math.sqrt(ci["mean"] * (1 - ci["mean"]) / n_test),
+            binomial_se(float(ci["mean"]), n_test),
             f"binomial standard error sqrt(p(1−p)/n) of the mean of {seeds}, n = {n_test} test images",
         ),
         "min": sourced(float(acc.min()), f"lowest of {seeds}"),
@@ -551,7 +552,7 @@ def confusion_facts(confusion: pd.DataFrame, seed: int, most: int = 3) -> dict[s
     def apart(i: int) -> bool:
         """Whether the worst digit's error rate is more than two standard errors of the difference of two
         binomial rates above digit ``i``'s."""
-        se = math.sqrt(sum(per_class[j] * (1 - per_class[j]) / counts[j] for j in (worst, i)))
+        se = math.hypot(*(binomial_se(per_class[j], counts[j]) for j in (worst, i)))
         return bool(per_class[worst] - per_class[i] > 2 * se)
 
     close = [(int(cm.index[i]), float(per_class[i])) for i in order[1:] if not apart(int(i))]
