@@ -28,6 +28,7 @@ from rich.console import Console
 from report import steps
 from report.cli import EXIT_NOT_CURRENT, app, command, fail, keep_interrupts, status_rows, status_table
 from report.core import reference
+from report.core.atomic import atomic_write
 from report.core.config import check_value
 from report.core.errors import EXIT_INTERRUPTED, ConfigError
 from report.core.freshness import judge
@@ -261,19 +262,40 @@ def _diff_reports(opts: Options, a: str | None, b: str | None, as_json: bool, ht
         raise fail("diff --report needs A, the store folder or bundle to compare this store's report with: "
                    "build.py diff --report experiments/reference/full.tar.gz")  # fmt: skip
     name_a, name_b = a, b or str(opts.store)
+    if html_out is not None:
+        _check_marked_page(html_out)
     steps.check_out(opts)
     changes, _, page_b = report_diff.between(
         opts.results, opts.request, a, b, output.drawings(opts.out, opts.cache)
     )
     if html_out is not None:
-        html_out.parent.mkdir(parents=True, exist_ok=True)
-        html_out.write_text(report_diff.as_html(page_b, changes, name_a, name_b), encoding="utf-8")
+        marked = report_diff.as_html(page_b, changes, name_a, name_b)
+        atomic_write(html_out, marked, f"pass a writable --html, not {html_out}")
     if as_json:
         print(json.dumps(report_diff.as_json(changes, name_a, name_b), indent=1, ensure_ascii=False))
     else:
         print(report_diff.as_text(changes, name_a, name_b))
     if html_out is not None and not as_json:
         console.print(f"[green]✓[/] wrote {html_out}: report B with each change marked")
+
+
+def _check_marked_page(path: Path) -> None:
+    """``--html``'s file, before both reports render: a new file or a page an earlier ``diff --report``
+    wrote (replaced), in a folder that can be written; never a folder or a file of someone else's."""
+    from report.report_diff import MARK
+
+    if path.is_dir():
+        raise fail(
+            f"--html {path} is a folder; give the file to write, e.g. --html {path / 'report-diff.html'}"
+        )
+    if path.exists() and f'class="{MARK}"' not in path.read_text(encoding="utf-8", errors="replace"):
+        raise fail(
+            f"--html {path} is a file this command did not write; give a new file name, or delete it first"
+        )
+    nearest = next(p for p in path.parents if p.exists())  # its folder, or where that folder would go
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        why = f"{nearest} is a file" if not nearest.is_dir() else f"{nearest} is not writable"
+        raise fail(f"--html {path} cannot be written ({why}); give a file in a writable folder")
 
 
 def _nothing_to_compare(opts: Options, a: str | None, b: str | None) -> str:
@@ -318,7 +340,10 @@ def clean(
         question = f"Delete the build's outputs in {opts.out} and every stored result in {opts.store}?"
         try:
             confirmed = typer.confirm(question, default=False)
-        except typer.Abort:  # no terminal, or no answer
+        except typer.Abort:  # Ctrl-C or Ctrl-D at the prompt, or nothing to answer it
+            if sys.stdin.isatty():  # the user cancelled: never advise --yes to them
+                console.print(f"cancelled: nothing was deleted in {opts.out} or {opts.store}")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
             raise fail(
                 f"nothing answered whether to delete the results in {opts.store}, so nothing was deleted; "
                 "pass --yes to delete without asking"

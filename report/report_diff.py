@@ -284,6 +284,9 @@ STYLE = """<style>
 </style>"""
 
 
+MARK = "diff-summary"  # the class of the summary at the top of a page as_html wrote: how diff knows its own
+
+
 def as_html(page_b: str, changes: dict[str, Any], a: str, b: str) -> str:
     """Report B with every change marked where it is (``data-diff`` on the element, what A said in its
     ``title``) and a summary at the top that also lists what A said and B no longer does."""
@@ -298,7 +301,7 @@ def as_html(page_b: str, changes: dict[str, Any], a: str, b: str) -> str:
     gone = [i["a"] for i in changes["claims"] + changes["sentences"] if i["b"] is None]
     listing = "".join(f"<li>{html.escape(t)}</li>" for t in gone)
     head = (
-        f'<div class="diff-summary"><strong>Changes from {html.escape(a)} to {html.escape(b)}:</strong> '
+        f'<div class="{MARK}"><strong>Changes from {html.escape(a)} to {html.escape(b)}:</strong> '
         f"{html.escape(summary(changes))}. Marked in place; hover a mark for what {html.escape(a)} said."
         + (f"<p>No longer in this report:</p><ul>{listing}</ul>" if gone else "")
         + "</div>"

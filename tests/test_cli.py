@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +13,7 @@ from typer.testing import CliRunner
 import build
 from report import output
 from report.core.store import Store
-from tests.conftest import build_cmd, in_process, render_args, smoke_all
+from tests.conftest import ROOT, build_cmd, in_process, render_args, smoke_all
 from tests.helpers import store_with
 
 runner = CliRunner()
@@ -457,3 +459,34 @@ def test_the_run_status_advises_for_a_result_stale_by_its_versions_reruns_it(tmp
     monkeypatch.setattr(steps, "run_experiments", run_experiments)
     assert _invoke(*shlex.split(advised.removeprefix("run: "))[1:]).exit_code == 0
     assert stale == ["q1"], "the advised run finds it stale, so it runs it"
+
+
+def test_ctrl_c_at_clean_s_question_cancels_with_exit_130_and_deletes_nothing(tmp_path):
+    """Ctrl-C at the terminal's [y/N] is a cancel (exit 130), not 'nothing answered; pass --yes'."""
+    import pty
+    import select
+
+    store_with(tmp_path / "r", "q1")
+    output.cache_dir(tmp_path / "b")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: build.py on the pseudo-terminal, its controlling terminal
+        os.execvpe(sys.executable, [sys.executable, str(ROOT / "build.py"), "clean", "--results", "--store",
+                   str(tmp_path / "r"), "--out", str(tmp_path / "b")], dict(os.environ))  # fmt: skip
+    said, deadline = b"", time.monotonic() + 60
+    while b"[y/N]" not in said and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            said += os.read(fd, 4096)
+    assert b"[y/N]" in said, said
+    os.write(fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT
+    while True:
+        try:
+            chunk = os.read(fd, 4096) if select.select([fd], [], [], 30)[0] else b""
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        said += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, said
+    assert b"cancelled: nothing was deleted" in said and b"--yes" not in said.split(b"[y/N]")[1], said
+    assert Store(tmp_path / "r").has("smoke", "q1") and (tmp_path / "b" / output.CACHE).is_dir()

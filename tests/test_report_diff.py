@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 from report import report_diff as rd
-from tests.conftest import SMOKE_SETS, build_cmd
+from tests.conftest import SMOKE_SETS, build_cmd, in_process
 from tests.q4_results import rendered, stored, synthetic_tables
 
 # each model's three seeds: its mean, and 0.2 points either side
@@ -146,3 +146,27 @@ def test_blocks_read_math_as_its_latex_and_tables_cell_by_cell():
         ("VGG | 94.1%", "VGG | " + rd.PLACEHOLDER),
     ]
     assert rd.value("1.2×10⁻³") == (0.0012, None) and rd.value("−3.5 ± 0.2") == (-3.5, 0.2)
+
+
+def test_the_marked_page_never_replaces_a_file_or_folder_it_did_not_write(tmp_path):
+    """--html is checked before either report renders: a file diff did not write, a folder, or a path
+    under a file is refused in one line with nothing changed; its own earlier page may be replaced."""
+    mine = tmp_path / "notes.html"
+    mine.write_text("<p>my notes</p>", encoding="utf-8")
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    base = ["--store", str(tmp_path / "s"), "--out", str(tmp_path / "out")]
+    cases = {
+        mine: "is a file this command did not write; give a new file name, or delete it first",
+        tmp_path: "is a folder; give the file to write, e.g. --html",
+        blocker / "diff.html": f"cannot be written ({blocker} is a file); give a file in a writable folder",
+    }
+    for html, said in cases.items():
+        done = in_process(build_cmd("diff", str(tmp_path / "a"), "--report", "--html", str(html), *base))
+        errors = [line for line in done.stdout.splitlines() if line.startswith("error:")]
+        assert done.returncode == 2 and len(errors) == 1 and said in errors[0], done.stdout
+    assert mine.read_text(encoding="utf-8") == "<p>my notes</p>" and not (tmp_path / "out").exists()
+    earlier = tmp_path / "diff.html"  # a page an earlier diff wrote gets past the check (to the next error)
+    earlier.write_text(f'<div class="{rd.MARK}">old</div>', encoding="utf-8")
+    done = in_process(build_cmd("diff", str(tmp_path / "a"), "--report", "--html", str(earlier), *base))
+    assert "--html" not in done.stdout and "neither a store folder nor a bundle" in done.stdout, done.stdout
