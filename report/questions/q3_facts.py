@@ -220,7 +220,8 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
     if len(failed):
         finite = losses[np.isfinite(losses)]
         collapsed = {
-            "points": len(failed),
+            "runs": len(failed),
+            "longer": int((failed["rung"] > 0).sum()),  # of them, runs of a rung after the first
             "not_finite": int(len(losses) - len(finite)),
             "loss_min": float(finite.min()) if len(finite) else None,
             "loss_max": float(finite.max()) if len(finite) else None,
@@ -229,7 +230,7 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             "learned": LEARNED,
             "guess_loss": GUESS_LOSS,
             "rtol": GUESS_RTOL,
-            # every loss finite and within rtol of a uniform guess's: stalled at a guess, not diverged
+            # every loss finite and within rtol of a uniform guess's (whether it diverged first is not kept)
             "at_guess": bool(
                 len(finite) == len(losses) and np.all(abs(losses / GUESS_LOSS - 1) <= GUESS_RTOL)
             ),
@@ -256,28 +257,35 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             hits = [(float(r), float(a)) for r, a in at["sgd"].items() if math.isclose(r, rate, rel_tol=1e-6)]
             return hits[0] if hits else None
 
-        # plain SGD at 1/(1 - β) times a rate against momentum at that rate, where both learned; and at
-        # the same rate, where either did: the argument's prediction, and what it is measured against
-        pairs = [
-            {"lr": float(r), "momentum": float(a), "sgd_lr": s[0], "sgd": s[1]}
+        # each rate below momentum's best where momentum learned and the grid has plain SGD at it and at
+        # 1/(1 - β) times it: which of the two plain-SGD runs came closer to momentum (the argument's
+        # prediction is the larger rate); at momentum's best itself, see counterpart
+        below = [
+            {
+                "lr": float(r),
+                "momentum": float(a),
+                "ten_lr": ten[0],
+                "ten": ten[1],
+                "same": same[1],
+                "closer": abs(a - ten[1]) < abs(a - same[1]),
+            }
             for r, a in at["momentum"].items()
-            if (s := sgd_at(r * MOMENTUM_FACTOR)) and min(a, s[1]) >= LEARNED
-        ]
-        same = [
-            abs(a - s[1]) for r, a in at["momentum"].items() if (s := sgd_at(r)) and max(a, s[1]) >= LEARNED
+            if r < per_opt["momentum"]["lr"]
+            and a >= LEARNED
+            and (ten := sgd_at(r * MOMENTUM_FACTOR))
+            and (same := sgd_at(r))
         ]
         counterpart = sgd_at(per_opt["momentum"]["lr"] * MOMENTUM_FACTOR)
-        pair_gap = max((abs(p["momentum"] - p["sgd"]) for p in pairs), default=None)
         momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
             "ratio": ratio, "step": step, "off": off, "bound": bound,
-            "epochs": first_epochs, "later": rungs, "pairs": pairs,
-            "pair_gap": pair_gap, "same_gap": max(same, default=None),
-            # the pairs at 1/(1 - β) times the rate agree more closely than the pairs at equal rates
-            "closer": pair_gap is not None and bool(same) and pair_gap < max(same),
+            "epochs": first_epochs, "later": rungs, "below": below,
+            "closer": bool(below) and all(b["closer"] for b in below),
             "learned": LEARNED,
-            # plain SGD at 1/(1 - β) times momentum's best rate, when the grid has it: failed there or not
+            # plain SGD at 1/(1 - β) times momentum's best rate, when the grid has it; "failed": below
+            # LEARNED at a rate above plain SGD's own best (unstable there, not yet learning)
             "counterpart": None if counterpart is None else {
-                "lr": counterpart[0], "val_acc": counterpart[1], "failed": counterpart[1] < LEARNED,
+                "lr": counterpart[0], "val_acc": counterpart[1],
+                "failed": counterpart[1] < LEARNED and counterpart[0] > per_opt["sgd"]["lr"],
             },
         }  # fmt: skip
     return {
@@ -537,8 +545,9 @@ def final_facts(
 def confusion_facts(confusion: pd.DataFrame, seed: int, most: int = 3) -> dict[str, Any]:
     """The matrix of one model and its ``most`` most frequent confusions, with every pair as frequent as
     the last of them (a tie is not a ranking), grouped by count, most frequent first; whether the other
-    seeds' models share the top pair; and the worst digit with the runner-up its error rate is compared
-    with (two standard errors of the difference of two binomial rates: ``separated``)."""
+    seeds' models share the top pair; and the worst digit, with the digits its error rate is not
+    separated from (two standard errors of the difference of two binomial rates: ``close``) and the other
+    seeds' worst digits."""
     cm = confusion[confusion["seed"] == seed].pivot(index="true", columns="pred", values="count")
     off = confusion[(confusion["seed"] == seed) & (confusion["true"] != confusion["pred"])]
     off = off[off["count"] > 0].sort_values(["count", "true", "pred"], ascending=[False, True, True])
