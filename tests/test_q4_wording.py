@@ -4,7 +4,6 @@ beside ours and gaps quoted from the table."""
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import re
 from pathlib import Path
@@ -59,8 +58,14 @@ def test_fewer_epochs_or_seeds_than_the_full_study_on_all_the_data_are_said_wher
     assert "At this scale the run checks the pipeline" in text
     _, text = rendered(stored(tmp_path / "s", synthetic_tables(accs), seeds=2))
     assert "trained at a reduced budget: 68,257 training images for 12 epochs at batch 512, 2 seeds" in text
-    assert "the tests between models below rest on fewer trainings" in text
+    assert "the tests over seeds below rest on fewer trainings" in text
     assert "checks the pipeline" not in text
+    _, text = rendered(stored(tmp_path / "one", synthetic_tables({m: [0.5] for m in accs}), seeds=1))
+    assert "With one seed per model, no test over seeds is run." in text
+    larger = dataclasses.replace(PROFILES["full"], batch_size=4096)  # every image, 8 times fewer steps
+    three = synthetic_tables({m: [*a, a[0]] for m, a in accs.items()})
+    _, text = rendered(stored(tmp_path / "b", three, seeds=3, cfg=larger))
+    assert "at batch 4,096, 3 seeds per model" in text and "At this scale the run checks the pipeline" in text
     _, text = rendered(stored(tmp_path / "f", synthetic_tables({m: [0.5, 0.5, 0.5] for m in accs}), seeds=3))
     assert "reduced budget" not in text
 
@@ -80,18 +85,19 @@ def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -
     short = text_of("short")  # 1 s against 18 trainings of at least 1 s each
     cost = re.search(r"(Table \d+)\. The cost of each model", short)[1]
     assert (
-        "the run record's wall-clock time, 1.0 s, is less than that: either units trained side by side or the "
-        "run was resumed and its record, written before records counted every session, covers only the "
+        "the run record's wall-clock time, 1.0 s, is less than that: either units trained side by side or "
+        "the run was resumed and its record, written before records counted every session, covers only the "
         "last session, and the record does not say which. Had units shared the device, the times and "
         f"images/s of {cost} would include that sharing." in short
     )
-    assert "are for the device named in the footnote, where units may have trained side by side" in short
+    assert "are for the device named in the footnote, where units may have shared the device" in short
     parallel = text_of("parallel", sessions=1)  # every session counted: side by side is the one cause
     assert (
-        f"1.0 s, is less than that: units trained side by side, so the times and images/s of {cost} include "
-        "their sharing of the device." in parallel
+        "1.0 s, is less than that: units trained side by side, on one device or on several (the record does "
+        f"not say which); on one, the times and images/s of {cost} would include their sharing of it."
+        in parallel
     )
-    assert "named in the footnote, where units trained side by side (see the text)." in parallel
+    assert "named in the footnote, where units may have shared the device (see the text)." in parallel
     counted = text_of("counted", duration_s=5000.0, sessions=2)
     assert "the run record gives a wall-clock time of 1 h 23 min over 2 sessions." in counted
     older = text_of("older", duration_s=5000.0)

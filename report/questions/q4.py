@@ -327,7 +327,9 @@ def context(r: Results) -> dict[str, Any]:
     }
     full = profile_config("q4", "full")
     subset = sizes["train"] < sizes["train_available"] or sizes["test"] < sizes["test_available"]
-    short = subset or int(cfg["epochs"]) < full.epochs
+    steps = int(cfg["epochs"]) * (int(n.loc["train", "used"]) // int(cfg["batch_size"]))
+    full_steps = full.epochs * (int(n.loc["train", "available"]) // full.batch_size)
+    short = subset or steps < full_steps  # fewer epochs, or a larger batch: fewer optimiser steps
     return {
         "run": run,
         "caveats": run.caveats(),
@@ -335,7 +337,7 @@ def context(r: Results) -> dict[str, Any]:
         "substitute": setup["dataset"] != "svhn",
         "grey": setup["dataset"] in ("mnist", "fashion-mnist"),
         "subset": subset,
-        # fewer images or epochs than the full study: a pipeline check, not a comparison of architectures
+        # fewer images or optimiser steps than the full study: a pipeline check, not a comparison
         "short": short,
         # short, or fewer seeds: the report says so beside the numbers
         "reduced": short or seeds < full.seeds,
@@ -372,7 +374,7 @@ def context(r: Results) -> dict[str, Any]:
         "untrained": [
             {"title": everyone.set_index("model").loc[m, "title"], **facts} for m, facts in failed.items()
         ],
-        "steps": int(cfg["epochs"]) * (int(n.loc["train", "used"]) // int(cfg["batch_size"])),
+        "steps": steps,
         "best": {
             **best,
             "acc": sourced(float(top["acc"]), f"mean test_acc {of_best}"),
