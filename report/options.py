@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import platform
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -38,12 +37,18 @@ from report.core.store import Store
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # every command's messages (report/cli.py)
 
 
+# Where a GPU that torch calls "cuda" shows itself besides an NVIDIA driver (report.core.config.cuda_present):
+# ROCm's kernel driver, WSL2's GPU device and its nvidia-smi, an NVIDIA device node
+CUDA_SIGNS = (Path("/dev/kfd"), Path("/dev/dxg"), Path("/usr/lib/wsl/lib/nvidia-smi"), Path("/dev/nvidia0"))
+
+
 def missing_here(device: str) -> str | None:
-    """The error for a ``--device`` this machine lacks, found without torch: the words of
-    ``experiments.kit.resolve_device``, which checks again with torch (tests keep the two alike)."""
-    if device == "cuda" and not cuda_present():
+    """The error for a ``--device`` this machine plainly lacks, found without torch: the words of
+    ``experiments.kit.resolve_device``, which checks again with torch (tests keep the two alike). Any sign
+    of a GPU lets the name through, to torch's check: refusing a GPU that is there is the worse mistake."""
+    if device == "cuda" and not (cuda_present() or any(p.exists() for p in CUDA_SIGNS)):
         return "--device cuda: no CUDA device is available; use --device auto or cpu"
-    if device == "mps" and not (sys.platform == "darwin" and platform.machine() == "arm64"):
+    if device == "mps" and sys.platform != "darwin":
         return "--device mps: no Apple MPS device is available; use --device auto or cpu"
     return None
 

@@ -166,9 +166,16 @@ def test_a_gpu_named_for_a_machine_without_one_is_refused_as_all_refuses_it(tmp_
     from experiments import kit
 
     monkeypatch.setattr(options, "cuda_present", lambda: False)
+    monkeypatch.setattr(options, "CUDA_SIGNS", ())
+    monkeypatch.setattr(options.sys, "platform", "linux")
     monkeypatch.setattr(kit.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(kit.torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(ConfigError) as torch_side:
         kit.resolve_device("cuda")
+    for name in ("cuda", "mps"):  # the words status gives are those all gives once torch has loaded
+        with pytest.raises(ConfigError) as torch_says:
+            kit.resolve_device(name)
+        assert options.missing_here(name) == str(torch_says.value)
     device = ["--device", "cuda"] if where == "command line" else []
     if where == "environment":
         monkeypatch.setenv("REPORT_DEVICE", "cuda")
@@ -178,6 +185,9 @@ def test_a_gpu_named_for_a_machine_without_one_is_refused_as_all_refuses_it(tmp_
         refused = _build(command, *device, *common, cwd=tmp_path)
         assert refused.returncode == 2, refused.stdout[-2000:]
         assert f"error: {said}{str(torch_side.value).removeprefix('--device cuda')}\n" in refused.stdout
+    (tmp_path / "kfd").touch()  # ROCm's driver, say: torch's "cuda" may be there, so torch decides
+    monkeypatch.setattr(options, "CUDA_SIGNS", (tmp_path / "kfd",))
+    assert options.missing_here("cuda") is None
     advised = _build("status", *common, "--device", "auto", cwd=tmp_path)
     assert advised.returncode == 0 and "q1 │ missing" in " ".join(advised.stdout.split()), advised.stdout
 
