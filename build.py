@@ -97,8 +97,7 @@ def status(
     import json
 
     chosen = steps.selected(names)
-    if opts.sets:  # a mistyped --set is an error here too, as it would be for run and all
-        steps.configs(opts.request, chosen)
+    steps.checked_configs(opts, chosen)  # a bad setting is an error here too, as it is for run and all
     verdicts = steps.verdicts_of(opts, chosen)
     for i, v in enumerate(verdicts):
         asked, notes = opts.request, list(v.notes)
@@ -334,7 +333,7 @@ def clean(
     if store:
         opts.results.check_deletable()  # before anything is asked or deleted
     if opts.cache is not None:
-        output.check_apart(opts.cache, out=opts.out, store=opts.store)
+        output.check_apart(opts.cache, opts.origin("cache"), out=opts.out, store=opts.store)
     output.check_clean(opts.out, opts.cache)
     if store and not yes:
         question = f"Delete the build's outputs in {opts.out} and every stored result in {opts.store}?"

@@ -98,6 +98,8 @@ def _bad_value(command: TyperCommand, ctx: Any, error: Any, args: list[str]) -> 
         fix = f"give {BOUNDS.get(param.name, Range()).describe(True)}"
     elif kind is float:
         fix = "give a number"
+    elif kind is bool:  # a flag's value from its environment variable
+        fix = "give true or false (or 1 or 0, yes or no)"
     else:
         fix = error.message
     return f"{label}={shlex.quote(str(value))}: {fix}"

@@ -14,6 +14,7 @@ import numpy as np
 
 from report.core import fingerprint as fp
 from report.core.config import apply_overrides, profile_config, spell
+from report.core.errors import ReportError
 from report.core.freshness import Request
 from report.core.store import Result, Store
 
@@ -162,6 +163,11 @@ def _source(store: Store, profile: str, names: list[str], spec: str | None, fold
         return None
     if Path(spec).is_dir():
         return Store(spec)
+    if "://" not in spec and not Path(spec).exists():
+        raise ReportError(
+            f"{spec} is no run id in {store.root / profile} (of {', '.join(names)}), no store folder and no "
+            "bundle; pass a run id from that store, another store's folder or a results bundle"
+        )
     return bundle.as_store(bundle.open_bundle(spec, store), folder)
 
 

@@ -75,7 +75,9 @@ def _typeset(latex: str, display: bool) -> str:
             warnings.simplefilter("ignore", DeprecationWarning)
             svg = ziamath.Math.fromlatex(latex, size=_SIZE, inline=not display, color="currentColor").svg()
     except Exception as e:  # ziamath raises several types for bad LaTeX
-        raise TemplateError(f"cannot typeset ${latex}$: {e}") from None
+        raise TemplateError(
+            f"cannot typeset ${latex}$: {str(e) or type(e).__name__} (ziamath); check its LaTeX"
+        ) from None
     m = _VIEWBOX.search(svg)
     if m is None:
         raise TemplateError(f"unexpected SVG from ziamath for ${latex}$")

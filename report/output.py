@@ -63,9 +63,10 @@ def drawings(out: Path, shared: Path | None) -> Path:
     return _tagged(shared, "build.py clean --cache empties it")
 
 
-def check_apart(shared: Path, **folders: Path) -> None:
+def check_apart(shared: Path, said: str, **folders: Path) -> None:
     """A ``--cache`` folder is a folder of its own: not the output folder, the store or the data, nor
-    inside or around one (``clean`` empties it), though ``.report-cache`` in ``--out`` may be named."""
+    inside or around one (``clean`` empties it), though ``.report-cache`` in ``--out`` may be named.
+    ``said`` is how the cache was given (``--cache X``, ``REPORT_CACHE=X`` or a report.toml line)."""
     mine = shared.resolve()
     for option, folder in folders.items():
         other = folder.resolve()
@@ -73,9 +74,16 @@ def check_apart(shared: Path, **folders: Path) -> None:
             continue
         if mine == other or other in mine.parents or mine in other.parents:
             raise ReportError(
-                f"--cache {shared} overlaps --{option.replace('_', '-')} {folder}: give the cache a folder "
-                "of its own"
+                f"{said} overlaps --{option.replace('_', '-')} {folder}: give the cache a folder of its own"
             )
+
+
+def foreign_report(out: Path) -> Path | None:
+    """A report file in ``out`` that no build wrote (no tagged cache folder of ours beside it), which a
+    render would overwrite and ``clean`` then delete: None when there is none."""
+    if _ours(out / CACHE):
+        return None
+    return next((out / n for n in OUTPUTS if (out / n).exists()), None)
 
 
 def _foreign(folder: Path) -> bool:

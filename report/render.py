@@ -169,11 +169,16 @@ def _caption(caption: str, caller: Any, label: str) -> str:
     return " ".join(text.split())
 
 
-def _markdown(doc: Document) -> MarkdownIt:
+def _markdown(doc: Document, templates: Path) -> MarkdownIt:
     def math(content: str, options: dict[str, Any]) -> str:
         sources = provenance.SPAN.findall(content)  # a number filled into a formula: its source around it
         content = html.unescape(provenance.SPAN.sub(r"\2", content)) if sources else content
-        svg = doc.math.svg(content.strip(), bool(options.get("display_mode")))
+        try:
+            svg = doc.math.svg(content.strip(), bool(options.get("display_mode")))
+        except TemplateError as e:  # markdown runs after Jinja: find the formula in the template
+            name = doc.template.removeprefix("templates/")
+            where = _location(templates, [name], re.escape(content.strip()[:40])) if name else doc.template
+            raise TemplateError(f"{where}: {e}") from None
         src = " · ".join(dict.fromkeys(html.unescape(s) for s, _ in sources))
         return provenance.span(svg, src) if sources else svg
 
@@ -288,7 +293,7 @@ def render_html(
         math=MathCache(cache_dir / "math.json" if cache_dir else None),
         cache_dir=cache_dir / "figures" if cache_dir else None,
     )
-    md = _markdown(doc)
+    md = _markdown(doc, templates)
     doc.markdown = md
     env = _environment(doc, templates, cache_dir)
     toc: list[dict[str, Any]] = []
@@ -331,7 +336,8 @@ def render_html(
     def resolve(m: re.Match[str]) -> str:
         label = m.group(1)
         if label not in doc.labels:
-            where = _ref_location(templates, [f"{n}.md.j2" for n in names], label)
+            call = r"ref\(\s*['\"]" + re.escape(label) + r"['\"]"
+            where = _location(templates, [f"{n}.md.j2" for n in names], call)
             raise TemplateError(
                 f"{where}: ref({label!r}) names no figure or table; labels: {', '.join(sorted(doc.labels))}"
             )
@@ -342,10 +348,11 @@ def render_html(
     return page
 
 
-def _ref_location(templates: Path, files: list[str], label: str) -> str:
-    """file:line of the first ``ref`` to ``label`` in the question templates (refs resolve after all
-    sections are rendered, when Jinja's own location is gone)."""
-    call = re.compile(r"ref\(\s*['\"]" + re.escape(label) + r"['\"]")
+def _location(templates: Path, files: list[str], pattern: str) -> str:
+    """file:line of the first match of ``pattern`` in the question templates ``files``, or "templates":
+    where a ``ref`` or a formula is, once Jinja's own location is gone (refs resolve after all sections
+    are rendered; formulas are typeset from Jinja's output)."""
+    call = re.compile(pattern)
     for name in files:
         for folder in (templates, TEMPLATES):
             path = folder / name

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from report.core import manifest, reference
-from report.core.config import apply_overrides, profile_config
+from report.core.config import PROFILES, apply_overrides, profile_config
 from report.core.errors import ConfigError, DataError, MissingResultError, ReportError
 from report.core.freshness import Request, Verdict, judge
 from report.core.settings import spelled
@@ -52,6 +53,19 @@ def configs(request: Request, names: list[str]) -> dict[str, Any]:
     }
 
 
+def checked_configs(opts: Options, names: list[str]) -> dict[str, Any]:
+    """``configs`` for this build's settings, from the command line and report.toml alike: a bad value is
+    an error before anything runs, and one that came from report.toml names its line there."""
+    try:
+        return configs(opts.request, names)
+    except ConfigError as e:
+        given = {s.partition("=")[0].strip().lower() for s in opts.sets or []}  # the command line's win
+        for key, setting in opts.settings.overrides(opts.chosen).items():
+            if key.lower() not in given and re.match(re.escape(key) + r"\b", str(e), re.IGNORECASE):
+                raise ConfigError(f"{setting.source}: {e}") from None
+        raise
+
+
 def waiting() -> None:
     console.print("another build is using this store; waiting for it…")
 
@@ -59,6 +73,7 @@ def waiting() -> None:
 def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     """Take what needs a GPU this machine lacks from the reference results, then plan, preflight and
     train each stale experiment; returns how many ran."""
+    checked_configs(opts, names)  # torch-free, before anything is imported or trained
     lacking = opts.lacking(names)
     fill_from_reference(opts, lacking)  # before the plan: a study made on a GPU is not retrained here
     if force:  # a current study made elsewhere stays: rerunning it here would take hours
@@ -163,8 +178,20 @@ def check_out(opts: Options) -> None:
             raise ReportError(
                 f"{opts.origin(name)}: the {what} folder{where} is not writable; pass a writable {option}"
             )
+    out, store = opts.out.resolve(), opts.store.resolve()  # the store itself, or a profile's folder in it
+    if out == store or any(out == store / p or store / p in out.parents for p in PROFILES):
+        raise ReportError(
+            f"{opts.origin('out')} is the results store {opts.store} or in it; pass another --out"
+        )
+    if mine := output.foreign_report(opts.out):
+        raise ReportError(
+            f"{opts.origin('out')} holds a {mine.name} that no build wrote there; pass a new or empty --out, "
+            "or move that file"
+        )
     if opts.cache is not None:  # before it is written to
-        output.check_apart(opts.cache, out=opts.out, store=opts.store, data_dir=opts.data_dir)
+        output.check_apart(
+            opts.cache, opts.origin("cache"), out=opts.out, store=opts.store, data_dir=opts.data_dir
+        )
         output.drawings(opts.out, opts.cache)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
@@ -26,6 +27,10 @@ from report.core.errors import ConfigError, ReportError
 from report.core.store import Store
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+# the tracking stores MLflow registers (tests/test_track.py keeps this to MLflow's own registry)
+SCHEMES = frozenset(
+    {"http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc"}
+)
 RUN_TAG = "report.run_id"
 
 
@@ -38,9 +43,10 @@ def check_available() -> None:
 
 
 def check_uri(uri: str | None) -> None:
-    """A tracking location MLflow takes, checked before any training: MLflow 3 refuses a folder (its
-    file store is in maintenance mode) only when the first result is logged, after the build. The folder
-    of a SQLite file is made here, so ``sqlite:///PATH/mlflow.db`` works for a new PATH too."""
+    """A tracking location MLflow takes, checked before any training, where MLflow itself fails only when
+    the first result is logged, after the build: a folder (MLflow 3's file store is in maintenance mode),
+    a scheme it has no store for, an http(s) server that does not answer (MLflow retries for minutes).
+    The folder of a SQLite file is made here, so ``sqlite:///PATH/mlflow.db`` works for a new PATH too."""
     uri = uri or DEFAULT_URI
     parts = urllib.parse.urlsplit(uri)
     if len(parts.scheme) <= 1 or parts.scheme == "file":  # a path (C:\… on Windows) or file: URI
@@ -52,6 +58,22 @@ def check_uri(uri: str | None) -> None:
             f"maintenance mode); pass --tracking-uri sqlite:///{folder / 'mlflow.db'} or an http(s):// "
             "tracking server"
         )
+    scheme = parts.scheme.partition("+")[0]  # postgresql+psycopg2://… is postgresql's
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"--tracking-uri {uri}: MLflow has no tracking store for {parts.scheme}://; pass "
+            "sqlite:///PATH/mlflow.db, a database URI (postgresql://, mysql://, mssql://) or an http(s):// "
+            "tracking server"
+        )
+    if scheme in ("http", "https"):  # a server that is not there fails only after the build, in minutes
+        port = parts.port or (443 if scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=5).close()
+        except OSError as e:
+            raise ConfigError(
+                f"--tracking-uri {uri}: no tracking server answers at {parts.hostname}:{port} "
+                f"({e.strerror or e}); start it (mlflow server) or pass another --tracking-uri"
+            ) from None
     if uri.startswith("sqlite:///"):
         database = Path(uri.removeprefix("sqlite:///"))
         try:

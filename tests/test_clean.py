@@ -201,3 +201,29 @@ def test_a_cache_folder_of_other_files_is_refused_before_anything_is_written_or_
     result = runner.invoke(build.app, ["clean", "--out", str(out), "--cache", str(pip)])
     assert result.exit_code == 2 and "nothing was deleted" in result.output, result.output
     assert _snapshot(pip) == before and (out / output.CACHE).is_dir()
+
+
+def test_an_out_that_holds_someone_else_s_report_or_lies_in_the_store_is_refused(tmp_path, smoke_build):
+    """A render would overwrite a report.html no build wrote (and clean would then delete it), and an --out
+    in the store would mix reports into results: both refused before anything is written; a cache given in
+    the environment is named as given."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.html").write_text("<p>my own page</p>", encoding="utf-8")
+    result = runner.invoke(build.app, render_args(smoke_build.store, out, "--format", "html"))
+    assert result.exit_code == 2 and "holds a report.html that no build wrote there" in result.output
+    assert (out / "report.html").read_text(encoding="utf-8") == "<p>my own page</p>"
+    (out / "report.html").unlink()  # the advice: a folder without it renders
+    assert runner.invoke(build.app, render_args(smoke_build.store, out, "--format", "html")).exit_code == 0
+    assert runner.invoke(build.app, render_args(smoke_build.store, out, "--format", "html")).exit_code == 0
+    store = tmp_path / "results"
+    shutil.copytree(smoke_build.store, store)
+    before = _snapshot(store)
+    for inside in (store, store / "smoke"):
+        result = runner.invoke(build.app, render_args(store, inside, "--format", "html"))
+        assert result.exit_code == 2 and "is the results store" in result.output, result.output
+    assert _snapshot(store) == before
+    result = runner.invoke(
+        build.app, render_args(store, tmp_path / "o2", "--format", "html"), env={"REPORT_CACHE": str(store)}
+    )
+    assert result.exit_code == 2 and f"REPORT_CACHE={store} overlaps --store" in result.output, result.output

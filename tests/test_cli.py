@@ -86,6 +86,16 @@ def test_diff_after_a_first_build_says_what_it_compares(tmp_path):
     assert "build.py diff OTHER_STORE" in said and "build.py diff BUNDLE.tar.gz" in said
 
 
+def test_diff_against_a_name_that_is_nothing_says_what_it_takes(tmp_path):
+    """Neither a run id of the store, a folder nor a bundle: one line naming all three."""
+    store_with(tmp_path / "r", "q1")
+    result = _invoke("diff", "2026-no-such-run", "--profile", "smoke", "--store", str(tmp_path / "r"))
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "2026-no-such-run is no run id in" in errors[0]
+    assert "pass a run id from that store, another store's folder or a results bundle" in errors[0]
+
+
 def test_unknown_profile_is_exit_2_with_one_line(tmp_path):
     result = _invoke("run", "--profile", "huge", "--store", str(tmp_path))
     assert result.exit_code == 2
@@ -238,6 +248,11 @@ def test_no_arguments_print_the_help_at_any_width():
             ["status"],
             {"REPORT_SEED": "abc"},
             "error: REPORT_SEED=abc: give an integer from 0 to 2,147,483,648",
+        ),
+        (
+            ["status"],
+            {"REPORT_STRICT_VERSIONS": "maybe"},
+            "error: REPORT_STRICT_VERSIONS=maybe: give true or false (or 1 or 0, yes or no)",
         ),
         (["statu"], {}, "error: no such command 'statu'. Did you mean 'status'?"),
         (["import"], {}, "error: missing argument 'source'; see 'build.py import -h'"),

@@ -96,6 +96,12 @@ def test_undefined_value_fails_with_file_and_line(fake_question, tmp_path):
         _render(store, templates, "# Q\n\n{{ qx.worst | pct }}\n", tmp_path)
 
 
+def test_a_formula_that_cannot_be_typeset_names_its_file_line_and_why(fake_question, tmp_path):
+    store, templates = fake_question
+    with pytest.raises(TemplateError, match=r"^templates/qx\.md\.j2:4: cannot typeset \$\\frac\{1\}\{\$: \S"):
+        _render(store, templates, "# Q\n\nA first line.\nThen $\\frac{1}{$ is broken.\n", tmp_path)
+
+
 def test_syntax_error_names_file_and_line(fake_question, tmp_path):
     store, templates = fake_question
     with pytest.raises(TemplateError, match=r"templates/qx.md.j2:2: "):
@@ -199,7 +205,9 @@ def test_stale_result_is_flagged_not_shown_as_current(fake_question, tmp_path):
     )
     assert "Stale results: qx (code changed)" in page
     assert "Run <code>build.py run qx --profile smoke</code> to bring them up to date." in page
-    assert '<strong class="stale">Stale: the code changed since this run; make it again: build.py run qx' in page
+    assert (
+        '<strong class="stale">Stale: the code changed since this run; make it again: build.py run qx' in page
+    )
 
 
 def test_title_block_names_each_commit_once_and_which_runs_were_dirty():

@@ -158,6 +158,21 @@ def test_an_experiment_s_set_table_takes_its_name_in_any_case(tmp_path):
     assert _value(_rows(result.output)["set q3.seeds"]) == "2", "[set.Q3] is [set.q3], as --set Q3.seeds is"
 
 
+def test_a_bad_value_in_the_file_s_set_table_is_one_line_naming_its_line_before_anything_runs(tmp_path):
+    """status checks report.toml's [set] values as it checks --set (its advice would otherwise fail), and
+    status and run name the file's line; a --set for the same key wins, as it does in a build."""
+    (tmp_path / "report.toml").write_text("# mine\n[set.q1]\ndigits = [3, 3]\n")
+    env = {"REPORT_SETTINGS": str(tmp_path / "report.toml")}
+    store = ["--store", str(tmp_path / "results"), "--profile", "quick"]
+    said = f"error: {tmp_path / 'report.toml'}:3: q1.digits=(3, 3): give two different digits 0-9"
+    for command in (["status", "--check"], ["run", "q1"]):
+        result = _invoke(*command, *store, env=env)
+        assert result.exit_code == 2 and said in result.output, result.output
+    assert not (tmp_path / "results").exists(), "nothing ran"
+    result = _invoke("status", *store, "--set", "q1.digits=3,8", env=env)
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.slow
 def test_a_users_settings_change_no_test_outcome(tmp_path):
     """The README's offline report.toml beside build.py and REPORT_* values in the environment, as a user

@@ -81,3 +81,27 @@ def test_track_without_mlflow_installed_stops_before_training(data_dir, tmp_path
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and '--track mlflow needs MLflow: pip install -e ".[mlflow]"' in proc.stderr
     assert not (tmp_path / "r" / "smoke").exists()
+
+
+def test_a_tracking_location_mlflow_cannot_use_is_refused_before_the_build():
+    """A scheme MLflow has no store for, or an http(s) server that does not answer, is a ConfigError
+    from check_uri (before any training), not a failure minutes after the build; a server that answers,
+    and database URIs with a driver, pass."""
+    import socket
+
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    from report.core.errors import ConfigError
+
+    assert set(_tracking_store_registry._registry) - {"", "file"} == track.SCHEMES  # paths: checked apart
+    with pytest.raises(ConfigError, match="MLflow has no tracking store for bogus://; pass sqlite:///"):
+        track.check_uri("bogus://x")
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    try:
+        track.check_uri(f"http://127.0.0.1:{port}")
+    finally:
+        listening.close()
+    with pytest.raises(ConfigError, match=f"no tracking server answers at 127.0.0.1:{port}"):
+        track.check_uri(f"http://127.0.0.1:{port}")
+    track.check_uri("postgresql+psycopg2://user@db.example/runs")  # not contacted: MLflow connects later
