@@ -13,12 +13,13 @@ names at the moment they are read, or from the run you name with ``run=``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from report.core import manifest, reference
-from report.core.config import accelerator_present, check_profile, default_profile
+from report.core.config import accelerator_present, check_profile
 from report.core.errors import MissingResultError
 from report.core.freshness import Request, judge
 from report.core.settings import load as load_settings
@@ -149,18 +150,26 @@ def open_store(
     ``root`` is the store folder (``--store``), ``profile`` the profile to read, ``data_dir`` where the
     data lives and ``overrides`` the ``--set`` values the results were built with, as
     ``{"q4": {"dataset": "fashion-mnist"}}`` (the last two decide whether a result counts as current).
-    Unset, each comes from ``report.toml`` as ``build.py`` reads it, else the build's default.
+    Unset, each comes from the environment (``REPORT_PROFILE``, ``REPORT_STORE``, ``REPORT_DATA_DIR``, and
+    ``REPORT_DEVICE`` for what counts as current), then ``report.toml``, as ``build.py`` reads them, else
+    the build's default.
     """
     settings = load_settings()
-    given = settings.values
-    profile = profile or (given["profile"].value if "profile" in given else default_profile())
+
+    def setting(key: str, envvar: str, default: str) -> Any:
+        """A shared option's value as build.py resolves it without a command line: the environment,
+        then report.toml, then the default."""
+        if os.environ.get(envvar):
+            return os.environ[envvar]
+        return settings.values[key].value if key in settings.values else default
+
+    profile = check_profile(profile or setting("profile", "REPORT_PROFILE", "full"))
     sets: dict[str, dict[str, str]] = {}
-    for key, setting in settings.overrides(profile).items():
+    for key, value in settings.overrides(profile).items():
         experiment, _, name = key.partition(".")
-        sets.setdefault(experiment, {})[name] = str(setting.value)
+        sets.setdefault(experiment, {})[name] = str(value.value)
     for experiment, values in (overrides or {}).items():
         sets.setdefault(experiment, {}).update({k: str(v) for k, v in values.items()})
-    root = root or (given["store"].value if "store" in given else "results")
-    data_dir = data_dir or (given["data_dir"].value if "data_dir" in given else "data")
-    device = given["device"].value if "device" in given else "auto"
-    return OpenStore(root, profile, data_dir, sets, device)
+    root = root or setting("store", "REPORT_STORE", "results")
+    data_dir = data_dir or setting("data_dir", "REPORT_DATA_DIR", "data")
+    return OpenStore(root, profile, data_dir, sets, setting("device", "REPORT_DEVICE", "auto"))

@@ -93,3 +93,17 @@ def test_the_documented_api_reference_is_the_docstrings():
 def test_runs_of_an_experiment_never_run_is_an_empty_table(tmp_path):
     runs = open_store(tmp_path / "empty", profile="smoke", data_dir=tmp_path).runs("q2")
     assert runs.empty and "run_id" in runs.columns
+
+
+def test_the_environment_beats_the_settings_file_as_it_does_for_build_py(tmp_path, monkeypatch):
+    """open_store() takes REPORT_PROFILE, REPORT_STORE and REPORT_DATA_DIR before report.toml's values."""
+    settings = tmp_path / "report.toml"
+    settings.write_text(f'profile = "full"\nstore = "{tmp_path / "file-store"}"\ndata_dir = "{tmp_path}"\n')
+    monkeypatch.setenv("REPORT_SETTINGS", str(settings))
+    assert open_store().store.root == tmp_path / "file-store"
+    monkeypatch.setenv("REPORT_STORE", str(tmp_path / "env-store"))
+    monkeypatch.setenv("REPORT_PROFILE", "smoke")
+    monkeypatch.setenv("REPORT_DATA_DIR", str(tmp_path / "env-data"))
+    opened = open_store()
+    assert (opened.store.root, opened.profile) == (tmp_path / "env-store", "smoke")
+    assert opened.request.data_dir == tmp_path / "env-data"
