@@ -228,7 +228,7 @@ def test_a_number_in_a_formula_keeps_its_source_and_still_typesets(tmp_path):
     from report.render import Document, _environment, _markdown
 
     doc = Document(MathCache(), None)
-    doc.markdown = _markdown(doc)
+    doc.markdown = _markdown(doc, tmp_path)
     env = _environment(doc, tmp_path, None)
     text = env.from_string("where $t = {{ t | num }}$ here").render(t=Sourced(2.776, "t quantile", "q3 r1"))
     out = doc.markdown.render(text)
