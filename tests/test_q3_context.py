@@ -320,7 +320,7 @@ def test_a_cheaper_point_tied_with_the_best_is_kept_and_the_sentence_says_why(ke
     assert text.startswith(
         f"Learning rate: {name} at 1×10⁻² ({100 * accs[kept]:.2f}% after 5 epochs at batch 128), kept over "
         f"Adam at 1×10⁻² (98.00%), the highest validation accuracy of the 3 optimizer and learning-rate "
-        f"points, because {why}."
+        f"points, as the cheaper of points the validation set does not separate: {why}."
     )
     assert "at most two standard errors of a difference of two accuracies below the best" in text
     which = "cheaper" if kept == "momentum" else "cheapest"  # two points tied with the best, or three
@@ -344,7 +344,8 @@ def test_a_larger_batch_tied_with_the_best_is_kept_for_its_fewer_steps(tmp_path:
     text = _say(render.words("q3").recommend_batch(c))
     assert text.startswith(
         "Batch size: 2,048 with learning rate 1×10⁻² (97.60%), kept over batch 512 at 1×10⁻² (98.10%), the "
-        "highest validation accuracy of the 12 batch-size and learning-rate points, because it takes fewer "
+        "highest validation accuracy of the 12 batch-size and learning-rate points, as the cheaper of points "
+        "the validation set does not separate: it takes fewer "
         "optimizer steps per epoch (batch 2,048 against 512)."
     )
 
@@ -698,7 +699,8 @@ def test_failed_rates_a_longer_rung_that_failed_and_momentum_beside_ten_times_pl
     w = render.words("q3")
     facts = lr_facts([*rows, *longer], choice)
     assert _say(w.collapsed(facts["collapsed"])) == (
-        "The 2 runs of the grid that failed at a rate above one that learned (below 20% validation accuracy, "
+        "The 2 runs of the learning-rate grid that failed at a rate above one that learned (below 20% "
+        "validation accuracy, "
         "twice a guess among ten digits; 1 on the first rung, 1 on a longer one) ended with a validation "
         "loss within 1% of ln 10 ≈ 2.30, the loss of guessing each digit with probability 1/10, and an "
         "accuracy of 11.67%: those networks no longer told the digits apart. Whether they diverged first is "
@@ -715,19 +717,26 @@ def test_failed_rates_a_longer_rung_that_failed_and_momentum_beside_ten_times_pl
         "than that."
     )
     pairs = _say(w.momentum_pairs(facts["momentum"], COEFFICIENT))
-    assert pairs.startswith(
-        "Below momentum's best rate, at each rate where momentum learned and the grid has plain SGD at that "
-        "rate and at 10 times it (at 1×10⁻³, momentum 50.00% and plain SGD 52.00% at 1×10⁻² against 11.00% "
-        "at 1×10⁻³; "
+    assert pairs == (
+        "Below momentum's best rate, at each rate where momentum learned, the plain-SGD rate of the grid "
+        "whose accuracy came closest to momentum's was 10 times larger (at 1×10⁻³ momentum scored 50.00%, "
+        "plain SGD 52.00% at 1×10⁻²; at 3×10⁻³ momentum scored 70.00%, plain SGD 75.00% at 3×10⁻²; at 1×10⁻² "
+        "momentum scored 90.00%, plain SGD 91.00% at 1×10⁻¹; at 3×10⁻² momentum scored 95.00%, plain SGD "
+        "95.00% at 3×10⁻¹): there momentum acts as plain SGD at a rate about 10 times larger, as the "
+        "argument predicts. As the stability bound allows, at 1×10⁰ plain SGD's 1-epoch run failed (11.67%) "
+        "where momentum's learned (90.00%)."
     )
-    assert pairs.endswith(
-        "plain SGD at 10 times the rate came closer to momentum than plain SGD at the same rate: there "
-        "momentum acts as a rate about 10 times larger, as the argument predicts."
-    )
-    rows[3]["val_acc"] = 0.4  # momentum at 3e-2: now closer to plain SGD at 3e-2 (75%) than at 3e-1 (95%)
+    rows[3]["val_acc"] = 0.4  # momentum at 3e-2: now closest to plain SGD at 1e-2, a third of its rate
     said = _say(w.momentum_pairs(lr_facts([*rows, *longer], choice)["momentum"], COEFFICIENT))
-    assert said.endswith("did not always come closer to momentum than at the same rate, so this grid does "
-                         "not show the argument's prediction.")  # fmt: skip
+    assert "was 10, 10, 10, 0.333 times larger (" in said and "does not single out the factor 10." in said
+    sgd_runs = [sweep_row("lr", "sgd", r, 128, a, epoch=3) for r, a in ((3e-1, 0.96), (1.0, 0.93))]
+    for row in sgd_runs:  # plain SGD learned at 1e0 in 3 epochs, where momentum's 3-epoch run failed
+        row["rung"] = 1
+    said = _say(w.momentum_pairs(lr_facts([*rows, *longer, *sgd_runs], choice)["momentum"], COEFFICIENT))
+    assert said.endswith(
+        "The stability bound is not borne out on this grid: at 1×10⁰, momentum's 3-epoch run failed (11.67%) "
+        "where plain SGD's learned (93.00%)."
+    )
     rows[3]["val_acc"] = 0.95
     rows[-1]["val_loss"] = math.nan  # overflowed: the finite ones' loss, and a count of the others
     said = _say(w.collapsed(lr_facts([*rows, *longer], choice)["collapsed"]))

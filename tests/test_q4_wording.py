@@ -35,7 +35,7 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     best = tables["results"].query("model == 'resnet101'")["test_acc"]
     assert fmt.pm((best.mean(), best.std())) in text  # the table shows what the store holds
     se = math.sqrt(best.mean() * (1 - best.mean()) / 1000)  # the 1,000 test images of the synthetic run
-    assert f'{fmt.pct(se)} for the best model (the table\'s "Test-set SE" column)' in text
+    assert f'{fmt.pp(se)} percentage points for the best model (the table\'s "Test-set SE" column)' in text
     small = synthetic_tables({"lenet5": [0.5], "resnet18": [0.6]}, dataset="mnist", train_used=128)
     page, text = rendered(stored(tmp_path / "b", small, seeds=1, cfg=PROFILES["quick"]))
     assert page.count("<blockquote") == 2 and "not on SVHN" in text
@@ -190,8 +190,8 @@ def test_published_accuracies_stand_beside_ours_with_their_source_and_a_far_gap_
     _, text = rendered(stored(tmp_path / "b", full, seeds=1))
     assert "24.90 percentage points more: this run falls far short of what the architecture reaches" in text
     assert (
-        "1.50 percentage points more: this run's recipe does not bring VGG-16-BN to its published level"
-        in text
+        "1.50 percentage points more: that figure came from another training recipe, which this run does not "
+        "reproduce" in text
     )
     svhn = synthetic_tables({"lenet5": [0.9], "resnet18": [0.95]})
     _, text = rendered(stored(tmp_path / "c", svhn, seeds=1))

@@ -257,29 +257,52 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             hits = [(float(r), float(a)) for r, a in at["sgd"].items() if math.isclose(r, rate, rel_tol=1e-6)]
             return hits[0] if hits else None
 
-        # each rate below momentum's best where momentum learned and the grid has plain SGD at it and at
-        # 1/(1 - β) times it: which of the two plain-SGD runs came closer to momentum (the argument's
-        # prediction is the larger rate); at momentum's best itself, see counterpart
+        # each rate below momentum's best where momentum learned: the plain-SGD rate of the grid whose
+        # accuracy came closest to momentum's, and its ratio to the rate (the argument predicts 1/(1 - β));
+        # at momentum's best itself, see counterpart
         below = [
             {
                 "lr": float(r),
                 "momentum": float(a),
-                "ten_lr": ten[0],
-                "ten": ten[1],
-                "same": same[1],
-                "closer": abs(a - ten[1]) < abs(a - same[1]),
+                "closest_lr": float(c),
+                "closest": float(at["sgd"][c]),
+                "ratio": float(c / r),
             }
             for r, a in at["momentum"].items()
-            if r < per_opt["momentum"]["lr"]
-            and a >= LEARNED
-            and (ten := sgd_at(r * MOMENTUM_FACTOR))
-            and (same := sgd_at(r))
+            if r < per_opt["momentum"]["lr"] and a >= LEARNED
+            for c in [min(at["sgd"].index, key=lambda x: (abs(at["sgd"][x] - a), x))]
         ]
+
+        def runs(opt: str) -> dict[tuple[float, int], float]:
+            """An optimizer's runs of the stage, by rate and length: their final accuracies."""
+            rows = stage[stage["optimizer"] == opt]
+            return {
+                (float(r), int(e)): float(v)
+                for r, e, v in zip(rows["lr"], rows["epoch"], rows["val_acc"], strict=True)
+            }
+
+        # the stability bound's prediction: runs of the same rate and length where one optimizer failed
+        # (above its best rate) and the other learned
+        mine, plain = runs("momentum"), runs("sgd")
+        both = sorted(set(mine) & set(plain))
+        unstable = {
+            "momentum": [
+                {"lr": r, "epochs": e, "momentum": mine[r, e], "sgd": plain[r, e]}
+                for r, e in both
+                if mine[r, e] < LEARNED <= plain[r, e] and r > per_opt["momentum"]["lr"]
+            ],
+            "sgd": [
+                {"lr": r, "epochs": e, "momentum": mine[r, e], "sgd": plain[r, e]}
+                for r, e in both
+                if plain[r, e] < LEARNED <= mine[r, e] and r > per_opt["sgd"]["lr"]
+            ],
+        }
         counterpart = sgd_at(per_opt["momentum"]["lr"] * MOMENTUM_FACTOR)
         momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
             "ratio": ratio, "step": step, "off": off, "bound": bound,
-            "epochs": first_epochs, "later": rungs, "below": below,
-            "closer": bool(below) and all(b["closer"] for b in below),
+            "epochs": first_epochs, "later": rungs, "below": below, "unstable": unstable,
+            # plain SGD at 1/(1 - β) times each such rate came closest: the argument's prediction holds
+            "closer": bool(below) and all(math.isclose(x["ratio"], MOMENTUM_FACTOR) for x in below),
             "learned": LEARNED,
             # plain SGD at 1/(1 - β) times momentum's best rate, when the grid has it; "failed": below
             # LEARNED at a rate above plain SGD's own best (unstable there, not yet learning)
