@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -492,16 +494,24 @@ def test_ctrl_c_at_clean_s_question_cancels_with_exit_130_and_deletes_nothing(tm
         if select.select([fd], [], [], 1)[0]:
             said += os.read(fd, 4096)
     assert b"[y/N]" in said, said
-    os.write(fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT
-    while True:
-        try:
-            chunk = os.read(fd, 4096) if select.select([fd], [], [], 30)[0] else b""
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        said += chunk
-    _, status = os.waitpid(pid, 0)
+    status, deadline, sent = None, time.monotonic() + 60, 0.0
+    try:
+        while status is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # OSError: the child has closed the terminal
+                if time.monotonic() - sent > 10:  # Ctrl-C: the terminal sends SIGINT (again after 10 s,
+                    os.write(fd, b"\x03")  # should the first have landed before the prompt read)
+                    sent = time.monotonic()
+                if select.select([fd], [], [], 0.2)[0]:
+                    said += os.read(fd, 4096)
+            done, code = os.waitpid(pid, os.WNOHANG)
+            status = code if done else None
+    finally:
+        if status is None:  # never left hanging: the assertion below says what went wrong
+            os.kill(pid, signal.SIGKILL)
+            status = os.waitpid(pid, 0)[1]
+    with contextlib.suppress(OSError):
+        while select.select([fd], [], [], 0.5)[0] and (chunk := os.read(fd, 4096)):
+            said += chunk
     assert os.waitstatus_to_exitcode(status) == 130, said
     assert b"cancelled: nothing was deleted" in said and b"--yes" not in said.split(b"[y/N]")[1], said
     assert Store(tmp_path / "r").has("smoke", "q1") and (tmp_path / "b" / output.CACHE).is_dir()
