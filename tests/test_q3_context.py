@@ -167,11 +167,11 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     )
     assert (
         "Compared after 5 epochs with one seed per point, scaling the learning rate linearly with the batch "
-        "size (to 4×10⁻³ at batch 512) gives 97.90% there, 2.90 percentage points more than the held rate;"
-        in batch
-    )  # 95.0% held against 97.9% scaled: beyond the 1.28-point band of 1,000 images at 97.9%, unmarked
+        "size (to 4×10⁻³ at batch 512) gives 97.90% there, 2.90 percentage points more than the held rate "
+        "(beyond the tie band of 1.28 points);" in batch
+    )  # 95.0% held against 97.9% scaled: beyond the 1.28-point band of 1,000 images at 97.9%
     assert (
-        "gives 97.90% there, 2.90 percentage points more than the held rate; at batch 32 (rate 2.5×10⁻⁴) "
+        "the held rate (beyond the tie band of 1.28 points); at batch 32 (rate 2.5×10⁻⁴) "
         "0.60 percentage points less (within the tie band of 1.37 points, so not separated)." in batch
     )  # 97.0% scaled against 97.6% held at batch 32; batch 128 is the base, where the two rates agree
     assert (
@@ -565,7 +565,7 @@ def test_each_comparison_is_judged_by_the_tie_band_of_its_own_accuracies(tmp_pat
     assert (
         "at batch 32 the scaled rate gave 0.39 percentage points more than the held rate after 3 epochs "
         "(within the tie band of 0.45 points, so not separated) and 0.60 percentage points more after 10 "
-        "epochs." in said
+        "epochs (beyond the tie band of 0.40 points)." in said
     )
 
 
