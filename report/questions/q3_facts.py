@@ -437,7 +437,9 @@ def batch_facts(
             for _, r in table.iloc[:-1].iterrows()
             if int(r["batch_size"]) != base_batch
         ],  # fmt: skip
-        "later": later_gains(last, base_lr, base_batch, n_val),
+        "later": [
+            {**g, "reversed": _reversed(table, g)} for g in later_gains(last, base_lr, base_batch, n_val)
+        ],
         # batch sizes successive halving pruned before the last rung, with the most epochs any of their
         # points trained: the choice among the last rung's points never compared them at its length
         "pruned_sizes": [
@@ -449,6 +451,14 @@ def batch_facts(
             if epochs < int(both["epoch"].max())
         ],
     }
+
+
+def _reversed(table: pd.DataFrame, later: dict[str, Any]) -> bool:
+    """Whether the first rung's gain of the scaled rate at a batch size and its last longer rung's are
+    both beyond their tie bands and of opposite signs: the short comparison did not predict the long one."""
+    first = table[table["batch_size"] == later["batch_size"]].iloc[0]
+    gain, last = float(first["scaled_acc"] - first["fixed_acc"]), later["gains"][-1]
+    return abs(gain) > float(first["band"]) and abs(last["gain"]) > last["band"] and gain * last["gain"] < 0
 
 
 def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int, n_val: int) -> list[dict[str, Any]]:
