@@ -560,8 +560,12 @@ def test_each_comparison_is_judged_by_the_tie_band_of_its_own_accuracies(tmp_pat
             "band": bands["batch"],
         }
     )  # batch 128 is tied with the best at rung 2 and takes fewer steps: the stage's choice
-    facts = q3_facts.batch_facts(q3_facts.last_epochs(sweep), choice, 0.1, 128, 10_000, 50_000)
-    said = _say(render.words("q3").batch(facts))
+
+    def batch_text(sweep: pd.DataFrame) -> str:
+        facts = q3_facts.batch_facts(q3_facts.last_epochs(sweep), choice, 0.1, 128, 10_000, 50_000)
+        return _say(render.words("q3").batch(facts))
+
+    said = batch_text(sweep)
     assert (
         "at batch 32 the scaled rate gave 0.39 percentage points more than the held rate after 3 epochs "
         "(within the tie band of 0.45 points, so not separated) and 0.60 percentage points more after 10 "
@@ -569,9 +573,7 @@ def test_each_comparison_is_judged_by_the_tie_band_of_its_own_accuracies(tmp_pat
     )  # the first rung's gain was 0: nothing reversed
     assert "did not predict" not in said
     rows[-1] = sweep_row("scaling", "momentum", 0.025, 32, 0.85, scaled=True)  # 1 epoch: 5 points less
-    sweep, _ = marked(pd.DataFrame(rows), 10_000)
-    facts = q3_facts.batch_facts(q3_facts.last_epochs(sweep), choice, 0.1, 128, 10_000, 50_000)
-    said = _say(render.words("q3").batch(facts))
+    said = batch_text(marked(pd.DataFrame(rows), 10_000)[0])
     assert (
         "0.60 percentage points more after 10 epochs (beyond the tie band of 0.40 points), the opposite of "
         "its 5-epoch comparison, both beyond their tie bands: there the short runs did not predict the long "
