@@ -29,9 +29,9 @@ from report.core.config import (
 )
 from report.core.errors import ConfigError, ReportError
 from report.core.freshness import Request
+from report.core.settings import CASELESS, Settings, spelled
 from report.core.settings import CHOICES as SETTING_CHOICES
 from report.core.settings import NAME as SETTINGS_NAME
-from report.core.settings import Settings, spelled
 from report.core.store import Store
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # every command's messages (report/cli.py)
@@ -54,7 +54,9 @@ def missing_here(device: str) -> str | None:
 
 
 def _choices(name: str, key: str) -> Any:
-    """An option's choices as the Enum Typer shows, from report.toml's list of them: one list for both."""
+    """An option's choices as the Enum Typer shows, from report.toml's list of them: one list for both
+    (and, as there, in any case)."""
+    assert key in CASELESS, key
     return Enum(name, {choice: choice for choice in SETTING_CHOICES[key]}, type=str)
 
 
@@ -220,10 +222,10 @@ class Options:
         """The profile, printed once when a command starts, with where the settings came from when a
         settings file or the environment set any (so a report.toml in place is never a surprise)."""
         try:
-            chosen = check_profile(self.profile) if self.profile else default_profile()
+            chosen = default_profile() if self.profile is None else check_profile(self.profile)
         except ConfigError as e:
             raise ConfigError(self.blame("profile", str(e))) from None
-        console.print(f"profile: [bold]{chosen}[/]" + ("" if self.profile else " (default)"))
+        console.print(f"profile: [bold]{chosen}[/]" + ("" if self.profile is not None else " (default)"))
         from_file = sorted({n for n, s in self.sources.items() if s not in ("command line", "default")
                             and "environment" not in s} | set(self.settings.overrides(chosen)))  # fmt: skip
         from_env = sorted(SHARED[n].envvar for n, s in self.sources.items() if "environment" in s)

@@ -26,11 +26,14 @@ def _isolate_from_the_users_settings() -> None:
     current folder) and REPORT_* variables would change what a command does, so every test, and every
     build.py it starts, reads an empty settings file and none of the user's REPORT_* values (only the
     tests' own: REPORT_SETTINGS, REPORT_JOBS and REPORT_CACHE)."""
+    import atexit
     import tempfile
 
     for name in [n for n in os.environ if n.startswith("REPORT_")]:
         del os.environ[name]
-    empty = Path(tempfile.mkdtemp(prefix="report-settings-")) / "report.toml"
+    folder = tempfile.mkdtemp(prefix="report-settings-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # each test process makes one
+    empty = Path(folder) / "report.toml"
     empty.write_text("# the tests' settings: none (tests/conftest.py)\n")
     os.environ["REPORT_SETTINGS"] = str(empty)
     # Units run in the build's own process: each worker process imports torch and torchvision (about 4 s

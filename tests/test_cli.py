@@ -105,6 +105,11 @@ def test_unknown_profile_is_exit_2_with_one_line(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_an_empty_profile_is_refused_not_taken_as_the_default(tmp_path):
+    result = _invoke("status", "--profile", "", "--store", str(tmp_path))
+    assert result.exit_code == 2 and "unknown profile '': choose one of smoke, quick, full" in result.output
+
+
 def test_unknown_experiment_is_exit_2(tmp_path):
     result = _invoke("run", "q9", "--profile", "smoke", "--store", str(tmp_path))
     assert result.exit_code == 2

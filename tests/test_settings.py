@@ -158,6 +158,17 @@ def test_an_experiment_s_set_table_takes_its_name_in_any_case(tmp_path):
     assert _value(_rows(result.output)["set q3.seeds"]) == "2", "[set.Q3] is [set.q3], as --set Q3.seeds is"
 
 
+def test_a_choice_in_the_file_takes_any_case_as_the_command_line_does(tmp_path):
+    (tmp_path / "report.toml").write_text('paper = "A4"\nformat = "HTML"\n')
+    env = {"REPORT_SETTINGS": str(tmp_path / "report.toml")}
+    result = _invoke(
+        "render", "--profile", "smoke", "--store", str(tmp_path / "r"), "--show-settings", env=env
+    )
+    assert "error: the report needs" in result.output, "the file is read; the store is empty"
+    rows = _rows(result.output)
+    assert _value(rows["paper"]) == "a4" and _value(rows["fmt"]) == "html", result.output
+
+
 def test_a_bad_value_in_the_file_s_set_table_is_one_line_naming_its_line_before_anything_runs(tmp_path):
     """status checks report.toml's [set] values as it checks --set (its advice would otherwise fail), and
     status and run name the file's line; a --set for the same key wins, as it does in a build."""

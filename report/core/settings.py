@@ -52,6 +52,8 @@ CHOICES: dict[str, tuple[str, ...] | None] = {  # top-level keys; None: any text
     "slurm_partition": None,
     "tracking_uri": None,
 }
+# the command line takes these in any case (Typer's choices: ``--paper A4`` is a4), and so does report.toml
+CASELESS = ("format", "paper", "track", "executor")
 TYPED: dict[str, type] = {
     "seed": int,
     "jobs": int,
@@ -157,6 +159,8 @@ def _check(key: str, value: Any, where: str) -> Any:
     choices = CHOICES[key]
     if key == "profile" and value in RETIRED:
         raise ConfigError(f"{where}: profile = {value!r} no longer exists: {RETIRED[value]}")
+    if isinstance(value, str) and key in CASELESS:
+        value = value.lower()
     if not isinstance(value, str) or (choices and value not in choices):
         raise ConfigError(
             f"{where}: {key} = {value!r}: choose " + (", ".join(choices) if choices else "a text")
