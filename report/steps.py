@@ -9,7 +9,9 @@ import contextlib
 import importlib.util
 import os
 import re
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +102,8 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
         raise DataError(f"{e}{origin}") from None
     if opts.executor.value == "ray":
         check_ray(opts)
+    if opts.executor.value == "slurm":
+        check_slurm(opts)
     from experiments import executors, kit, runner
 
     slurm = dict(folder=opts.results.root / ".slurm", partition=opts.slurm_partition, gpus=opts.slurm_gpus,
@@ -149,6 +153,41 @@ def check_ray(opts: Options) -> None:
             f"or {opts.unset('ray_address')} to start one here for the build"
         )
         raise ConfigError(opts.blame("ray_address", message)) from None
+
+
+SLURM_ANSWER_S = 30
+
+
+def check_slurm(opts: Options) -> None:
+    """submitit is installed and Slurm takes a job of this build's shape (partition, GPUs, time limit):
+    asked of Slurm itself, ``sbatch --test-only``, which queues nothing, before anything trains. Without
+    it a refusal came when the first stage was submitted, after the experiments before it had trained."""
+    if importlib.util.find_spec("submitit") is None:
+        raise ConfigError('--executor slurm needs submitit: pip install -e ".[slurm]"')
+    if shutil.which("sbatch") is None:
+        raise ConfigError(
+            "--executor slurm: no sbatch on PATH; run the build on a machine of the Slurm cluster "
+            "(a login node), or choose another --executor"
+        )
+    shape = [f"--time={opts.slurm_time}"]
+    shape += [f"--partition={opts.slurm_partition}"] if opts.slurm_partition else []
+    shape += [f"--gpus-per-task={opts.slurm_gpus}"] if opts.slurm_gpus else []
+    try:
+        answer = subprocess.run(["sbatch", "--test-only", *shape, "--wrap=true"], capture_output=True,
+                                text=True, timeout=SLURM_ANSWER_S)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"--executor slurm: Slurm did not answer in {SLURM_ANSWER_S} s; check that its controller "
+            "is up (sinfo)"
+        ) from None
+    if answer.returncode != 0:
+        said = [re.sub(r"^sbatch: (error: )?", "", line.strip()) for line in answer.stderr.splitlines()]
+        why = "; ".join(dict.fromkeys(line for line in said if line)) or f"exit status {answer.returncode}"
+        given = [opts.origin(n) for n in ("slurm_partition", "slurm_gpus", "slurm_time") if getattr(opts, n)]
+        raise ConfigError(
+            f"--executor slurm: Slurm refuses this build's jobs ({why}); change {' or '.join(given)} to "
+            "what the cluster offers (sinfo lists its partitions and their limits)"
+        )
 
 
 def check_out(opts: Options) -> None:

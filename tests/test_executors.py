@@ -203,6 +203,24 @@ def _running_slurm_jobs(store: Path) -> list[str]:
     return [job for job, folder in jobs if folder.startswith(f"{store.resolve()}/")]
 
 
+@on_slurm
+def test_a_job_slurm_refuses_is_one_line_before_anything_trains(data_dir, tmp_path):
+    """Asked of Slurm (sbatch --test-only) before Q1 trains in the build's own process: once, the refusal
+    came only when Q3's first stage was submitted, and left a copy of the code behind."""
+    _slurm()
+    store = tmp_path / "s"
+    args = build_cmd("run", "q1", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
+                     "--executor", "slurm", "--slurm-partition", "no-such-partition")  # fmt: skip
+    result = in_process(args)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "Slurm refuses this build's jobs (invalid partition specified: no-such-partition" in errors[0]
+    assert "change --slurm-partition no-such-partition or --slurm-time 120 to what the cluster" in errors[0]
+    assert not (store / "smoke").exists() and not list(store.glob(".slurm/code-*")), (
+        "nothing ran or was copied"
+    )
+
+
 @slow
 @on_slurm
 def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):
