@@ -169,6 +169,11 @@ def import_(
     from report.core import bundle
 
     verified = bundle.open_bundle(source, opts.results)
+    for name, why in verified.left_out.items():
+        run = opts.results.command(name, verified.profile)
+        console.print(
+            f"[yellow]{name}: left out: made for another version of the manifest ({why}); run: {run}[/]"
+        )
     names = bundle.adopt(opts.results, verified, replace_newer, on_wait=steps.waiting)
     kept = [n for n in verified.runs() if n not in names]
     devices = sorted({verified.runs()[n]["device_name"] for n in names})

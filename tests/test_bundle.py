@@ -362,3 +362,42 @@ def test_importing_a_bundle_the_store_already_holds_says_so(tmp_path):
         "✓ imported q2 (smoke, made on CPU (test))",
         "q1: already in the store, the bundle's own runs",
     ], partly.output
+
+
+def _without_table(members: dict[str, bytes], name: str) -> dict[str, bytes]:
+    """The bundle as an older version of ``name``'s code stored it: one of its tables missing, the index
+    and its run record listing what is left (so only the manifest tells)."""
+    folder = next(k for k in members if k.startswith(f"results/smoke/{name}/")).rsplit("/", 1)[0]
+    table = sorted(k for k in members if k.startswith(folder) and not k.endswith("/run.parquet"))[0]
+    members = {k: v for k, v in members.items() if k != table}
+    members = _edit_record(
+        members, name, lambda meta: meta["files"].pop(table.rsplit("/", 1)[1].split(".")[0])
+    )
+    return _edit_run(members, name, lambda run: run["files"].pop(table))
+
+
+def test_an_experiment_made_for_another_manifest_is_left_out_and_the_rest_imported(tmp_path):
+    """Once, one experiment's table added or dropped refused the whole bundle: every build that took
+    anything from the project's reference results failed until all of it was made again."""
+    from tests.helpers import store_with
+
+    store_with(tmp_path / "r", "q1")
+    store_with(tmp_path / "r", "q2")
+    path = tmp_path / "b.tar.gz"
+    exported = _invoke(
+        "export", "q1", "q2", "--profile", "smoke", "--store", str(tmp_path / "r"), "-o", str(path)
+    )
+    assert exported.exit_code == 0, exported.output
+    older = _pack(tmp_path / "older.tar.gz", _without_table(_members(path), "q2"))
+    result = _invoke("import", str(older), "--store", str(tmp_path / "new"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("q2: left out: made for another version of the manifest (q2 (see ")
+    assert lines[0].endswith(f"; run: build.py run q2 --profile smoke --store {tmp_path / 'new'}")
+    assert lines[1].startswith("✓ imported q1 (smoke, made on ")
+    assert Store(tmp_path / "new").result("smoke", "q2") is None
+    none_fit = _pack(tmp_path / "none.tar.gz", _without_table(_members(older), "q1"))
+    refused = _invoke("import", str(none_fit), "--store", str(tmp_path / "new2"))
+    assert refused.exit_code == 2 and "all of it was made for another version of the manifest (q1 (see " in (
+        refused.output
+    )

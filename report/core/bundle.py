@@ -55,6 +55,9 @@ class Bundle:
     index: dict[str, Any]
     files: dict[str, bytes]  # member path -> content
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # experiment -> its run record
+    # experiment -> how its tables differ from this project's manifest (made by older or newer code): left
+    # out, the rest of the bundle stays usable
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def profile(self) -> str:
@@ -208,8 +211,26 @@ def verify(data: bytes, source: str, store: Store) -> Bundle:
             f"{p.rsplit('/', 1)[1]}" for p in run["files"]
         }:
             raise BundleError(f"{bad}: {name} has no run record; export it again")
-        bundle.records[name] = _check_tables(bundle, name, store, bad)
+        try:
+            bundle.records[name] = _check_tables(bundle, name, store, bad)
+        except _Unfit as e:
+            bundle.left_out[name] = str(e)
+    if bundle.left_out and not bundle.records:
+        whys = "; ".join(bundle.left_out.values())
+        raise BundleError(
+            f"{bad}: all of it was made for another version of the manifest ({whys}); make its results "
+            "again with this code"
+        )
+    for name in bundle.left_out:  # the rest as if the bundle held only them
+        prefix = _folder(bundle.profile, name, bundle.runs()[name]["run_id"]) + "/"
+        for path in [p for p in bundle.files if p.startswith(prefix)]:
+            del bundle.files[path]
+        del bundle.runs()[name]
     return bundle
+
+
+class _Unfit(Exception):
+    """An experiment's tables differ from this project's manifest: made by another version of its code."""
 
 
 def _check_index(index: dict[str, Any], bad: str) -> None:
@@ -234,7 +255,8 @@ def _check_index(index: dict[str, Any], bad: str) -> None:
 
 
 def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> dict[str, Any]:
-    """The bundle's tables must have the columns this project's manifest lists; returns the run record."""
+    """The bundle's tables must have the columns this project's manifest lists (``_Unfit`` if not);
+    returns the run record."""
     import pandas as pd
 
     try:
@@ -263,7 +285,7 @@ def _check_tables(bundle: Bundle, experiment: str, store: Store, bad: str) -> di
     try:
         store.manifest.check(experiment, tables)
     except ReportError as e:
-        raise BundleError(f"{bad}: it was made for another version of the manifest ({e})") from None
+        raise _Unfit(str(e)) from None
     return record
 
 
