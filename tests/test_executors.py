@@ -209,8 +209,8 @@ def test_a_job_slurm_refuses_is_one_line_before_anything_trains(data_dir, tmp_pa
     came only when Q3's first stage was submitted, and left a copy of the code behind."""
     _slurm()
     store = tmp_path / "s"
-    args = build_cmd("run", "q1", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
-                     "--executor", "slurm", "--slurm-partition", "no-such-partition")  # fmt: skip
+    args = build_cmd("run", "q1", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store",
+                     str(store), "--executor", "slurm", "--slurm-partition", "no-such-partition")  # fmt: skip
     result = in_process(args)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr
