@@ -5,16 +5,18 @@ The network is the one the question specifies (Flatten → 128 → 64 → 32 →
 one-hot labels in one numerically stable step. Every run decays its learning rate linearly, step by step,
 to about zero at the end of its schedule (``kit.linear_decay``). The study runs in four stages, each choice
 made by code from validation accuracy on images held out from the training set; where that set cannot
-separate points from the best, the cheapest of them to train is kept (``select``; the epoch count is the
-smallest within one standard error of the best epoch of one run, ``chosen_epoch``):
+separate points from the best, the cheapest of them to train is kept (``select``, ``shortest_schedule``):
 
 1. ``lr``: every optimizer (SGD, SGD with momentum 0.9, Adam) over a log grid of learning rates at the
    reference batch size; picks the optimizer and learning rate.
 2. ``grid`` and ``scaling``: that optimizer over learning rate × batch size, plus each batch size with the
    learning rate scaled linearly from the reference batch; picks the batch size (and learning rate).
-3. ``epochs``: that configuration on a ``max_epochs`` schedule, stopped once the validation score has not
-   improved for ``patience`` epochs; picks the epoch count (``chosen_epoch``: the smallest within one
-   standard error of the best).
+3. ``epochs``: with a rate that decays to zero, the epoch count is the schedule's length, so that
+   configuration trains on each length of ``schedules`` with ``schedule_seeds`` seeds; picks the shortest
+   whose mean validation accuracy the validation set does not separate from the best, paired over its
+   images. One more run on a ``max_epochs`` schedule, scored after every epoch and stopped once the
+   validation score has not improved for ``patience`` epochs, shows what training longer does to one run
+   (it chooses nothing).
 4. ``final``: retrain on training + validation images for that many epochs, on a schedule of that length
    that decays to zero, once per seed; only these models see the test set, once each.
 
@@ -169,6 +171,23 @@ def fit(
     return histories
 
 
+def train_seeds(
+    split: Split, optimizer: str, lr: float, epochs: int, batch_size: int, seeds: list[int]
+) -> tuple[stacked.Stack, float]:
+    """Train one model per seed (its own initial weights and data order) on ``split`` for ``epochs`` epochs
+    on a schedule of that length from the peak ``lr`` to zero, as every sweep run trains, all as one
+    stacked network. Returns the stack and its training seconds."""
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(mlp().to(split.y.device))
+    stack = stacked.Stack(models)
+    opts = stacked.Optimizers(stack, [optimizer] * len(seeds), [lr] * len(seeds))
+    gens = [torch.Generator(split.y.device).manual_seed(seed) for seed in seeds]
+    loop = stacked.train_epochs(stack, opts, split.x, split.y, batch_size, gens, [lr] * len(seeds), epochs)
+    return stack, sum(next(loop) for _ in range(epochs))
+
+
 def final_models(
     cfg: Config,
     splits: dict[str, Split],
@@ -179,21 +198,9 @@ def final_models(
     seeds: list[int],
     test_index: torch.Tensor,
 ) -> list[dict]:
-    """Refit on training + validation images for ``epochs`` epochs on a schedule of that length from the
-    peak ``lr`` to zero, as every sweep run trains, one model per seed (its own initial weights and data
-    order), all as one stacked network; test each once."""
-    trainval, test = splits["trainval"], splits["test"]
-    models = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        models.append(mlp().to(test.y.device))
-    stack = stacked.Stack(models)
-    opts = stacked.Optimizers(stack, [optimizer] * len(seeds), [lr] * len(seeds))
-    gens = [torch.Generator(test.y.device).manual_seed(seed) for seed in seeds]
-    loop = stacked.train_epochs(
-        stack, opts, trainval.x, trainval.y, batch_size, gens, [lr] * len(seeds), epochs
-    )
-    seconds = sum(next(loop) for _ in range(epochs))
+    """Refit on training + validation images, one model per seed (``train_seeds``); test each once."""
+    stack, seconds = train_seeds(splits["trainval"], optimizer, lr, epochs, batch_size, seeds)
+    test = splits["test"]
     logits = stacked.logits(stack, test.x)
     return [tested(cfg, logits[k], test, test_index, seed, epochs, seconds / len(seeds))
             for k, seed in enumerate(seeds)]  # fmt: skip
@@ -258,17 +265,30 @@ def finals_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimiz
     return final_models(cfg, splits, optimizer, lr, epochs, batch, seeds, test_index)
 
 
+def schedule_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimizer: str, lr: float,
+                  epochs: int, batch: int, seeds: list) -> list:  # fmt: skip
+    """The chosen configuration on a schedule of ``epochs`` epochs, one model per seed on the training
+    images (``train_seeds``), each scored once on the validation images, image by image (``correct``: a
+    paired comparison needs which images each run got right); a unit any worker can run."""
+    splits = load_splits(cfg, data_dir, run_seed, device)[0]
+    stack, seconds = train_seeds(splits["train"], optimizer, lr, epochs, batch, seeds)
+    val = splits["val"]
+    val_loss, val_acc = stacked.evaluate(stack, *val)
+    right = (stacked.logits(stack, val.x).argmax(2) == val.y).to(torch.uint8).cpu()
+    return [{"schedule": epochs, "seed": seed, "val_acc": val_acc[k], "val_loss": val_loss[k],
+             "train_s": seconds / len(seeds), "correct": right[k].tolist()}
+            for k, seed in enumerate(seeds)]  # fmt: skip
+
+
 # ---- selection --------------------------------------------------------------------------------------
-def chosen_epoch(history: list[dict], monitor: str, n_val: int) -> int:
-    """The epoch count the final models train for: with ``val_acc``, the smallest whose validation accuracy
-    is within one binomial standard error of the best (later epochs are not told apart from it by this
-    validation set); with ``val_loss``, the epoch of the lowest loss."""
-    if monitor != "val_acc":
-        return len(history) - kit.epochs_since_best(kit.badness(history, monitor))
-    accs = [h["val_acc"] if math.isfinite(h["val_acc"]) else -math.inf for h in history]
-    top = max(accs)
-    se = math.sqrt(max(top * (1 - top), 0.0) / n_val)
-    return next(i for i, a in enumerate(accs, start=1) if a >= top - se)
+def shortest_schedule(runs: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """The epoch count: the shortest schedule whose mean validation accuracy over seeds the validation set
+    does not separate from the best mean, paired over its images (``selection.shortest_tied``). Returns the
+    kept schedule's row (its means, gap and band) and ``runs`` with a column ``tied``."""
+    lengths = selection.shortest_tied(runs, "schedule")
+    kept = lengths[lengths["tied"]].iloc[0]
+    tied = set(lengths.loc[lengths["tied"], "schedule"])
+    return kept, runs.assign(tied=runs["schedule"].isin(tied))
 
 
 def select(sweep: pd.DataFrame, n_val: int) -> tuple[pd.Series, pd.DataFrame]:
@@ -311,7 +331,7 @@ def study(cfg: Config, ctx: RunContext) -> Output:
 
     def tune(name: str, points: list[Point]) -> pd.DataFrame:
         lengths = halving.rung_lengths(cfg.sweep_epochs, cfg.halving, cfg.rungs)
-        return halving.search(points, POINT_KEYS, lengths, cfg.halving, partial(rung, name))
+        return halving.search(points, POINT_KEYS, lengths, cfg.halving, cfg.n_val, partial(rung, name))
 
     # 1. optimizer and learning rate at the reference batch size
     lr_sweep = tune("lr", [("lr", o, lr, cfg.base_batch, False) for o in cfg.optimizers for lr in cfg.lrs])
@@ -324,15 +344,21 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     batch_sweep = tune("batch", grid + scaled)
     second, batch_sweep = select(batch_sweep, cfg.n_val)
     lr, batch = float(second["lr"]), int(second["batch_size"])
-    # 3. epochs: one long schedule with early stopping
+    # 3. epochs: the schedule lengths, each decaying to zero, over seeds; and one long run, stopped early
+    scaled_lr = bool(second["lr_scaled"])
+    seeds = [ctx.seed + k for k in range(cfg.schedule_seeds)]
+    units = [kit.Unit(f"schedule-{e}-{kit.digest(seeds)}", schedule_unit, (*where, opt, lr, e, batch, seeds),
+                      threads, 1) for e in cfg.schedules]  # fmt: skip
+    ran = ctx.map(units, f"q3 schedules: {len(cfg.schedules)} lengths × {len(seeds)} seeds")
+    point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=scaled_lr)
+    schedule = pd.DataFrame([{**point, **row} for rows in ran for row in rows])
+    third, schedule = shortest_schedule(schedule)
+    epochs = int(third["schedule"])
     stopping = partial(
         fit, splits, [(opt, lr)], cfg.max_epochs, batch, ctx.seed, True, cfg.patience, cfg.monitor
     )
     history = ctx.step("early-stopping", stopping)[0]
-    point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=bool(second["lr_scaled"]))
     curve = pd.DataFrame([{**point, **h, "rung": 0, "tied": False} for h in history])
-    best = curve.iloc[chosen_epoch(history, cfg.monitor, cfg.n_val) - 1]
-    epochs = int(best["epoch"])  # the refit trains a schedule of this length of its own
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
     chunks = kit.split({batch: seeds}, step_cost, cfg.units, cfg.max_stack)
@@ -346,13 +372,14 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     choice = [
         {"stage": stage, "optimizer": opt, "lr": float(row["lr"]), "batch_size": int(row["batch_size"]),
          "lr_scaled": bool(row["lr_scaled"]), "epochs": int(row["epoch"]), "val_acc": float(row["val_acc"]),
-         "val_loss": float(row["val_loss"]), "band": float(row.get("band", math.nan))}
-        for stage, row in (("lr", first), ("batch", second), ("epochs", best))
+         "val_loss": float(row["val_loss"]), "band": float(row["band"])}
+        for stage, row in (("lr", first), ("batch", second), ("epochs", {**point, **third, "epoch": epochs}))
     ]  # fmt: skip
     title = datasets.layout(cfg.dataset).title
     return Output(
         tables={
             "sweep": pd.concat([lr_sweep, batch_sweep, curve], ignore_index=True),
+            "schedule": schedule,
             "choice": pd.DataFrame(choice),
             "final": final,
             "interval": pd.DataFrame([kit.t_interval(final["test_acc"].tolist(), cfg.ci_level)]),

@@ -18,7 +18,17 @@ from report.core import selection
 from report.core.config import apply_overrides
 from report.core.errors import ConfigError
 
-TABLES = {"sweep", "choice", "final", "interval", "splits", "layers", "confusion", "misclassified"}
+TABLES = {
+    "sweep",
+    "schedule",
+    "choice",
+    "final",
+    "interval",
+    "splits",
+    "layers",
+    "confusion",
+    "misclassified",
+}
 
 
 # ---- the network ------------------------------------------------------------------------------------
@@ -125,12 +135,26 @@ def test_stopping_rule_counts_epochs_since_the_best_monitored_value() -> None:
     assert kit.epochs_since_best(kit.badness(history, "val_loss")) == 3  # NaN is never an improvement
 
 
-def test_the_epoch_count_is_the_smallest_within_one_standard_error_of_the_best() -> None:
-    accs = [0.95, 0.975, 0.978, 0.9805, 0.981, 0.979]  # one SE at 98.1% of 10,000 images: 0.137 points
-    history = [{"val_acc": a, "val_loss": 1 - a} for a in accs]
-    assert q3.chosen_epoch(history, "val_acc", 10_000) == 4  # 98.05% is within 0.137 of 98.1%; 97.8% not
-    assert q3.chosen_epoch(history, "val_acc", 100) == 2  # a small validation set separates less
-    assert q3.chosen_epoch(history, "val_loss", 10_000) == 5  # the loss: its lowest epoch
+def test_the_epoch_count_is_the_shortest_schedule_the_validation_set_does_not_separate_from_the_best() -> (
+    None
+):
+    """Paired over the images: runs that err on nested sets of images are told apart by a gap an unpaired
+    comparison would call a tie (1.1 points on 1,000 images, where the unpaired band is 1.25 points)."""
+    n, rng = 1000, np.random.default_rng(0)
+    order = rng.permutation(n)
+
+    def runs(length: int, wrong: int) -> list[dict]:  # both seeds err on the first ``wrong`` images
+        right = np.ones(n, dtype=int)
+        right[order[:wrong]] = 0
+        return [{"schedule": length, "seed": k, "val_acc": 1 - wrong / n, "val_loss": wrong / n,
+                 "correct": right.tolist()} for k in (0, 1)]  # fmt: skip
+
+    table = pd.DataFrame(runs(3, 31) + runs(5, 20) + runs(10, 20))
+    kept, marked = q3.shortest_schedule(table)
+    assert int(kept["schedule"]) == 5  # 5 and 10 err on the same images: no gap, the shorter is kept
+    assert marked.groupby("schedule")["tied"].first().to_dict() == {3: False, 5: True, 10: True}
+    gap = float(kept["val_acc"]) - 0.969
+    assert gap == pytest.approx(0.011) and gap < selection.tie_band(0.98, n)  # unpaired, 3 would be tied
 
 
 def test_select_chooses_among_the_last_rung_only() -> None:
@@ -180,7 +204,12 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
     lr_rungs = sweep[sweep["study"] == "lr"].groupby("rung")
     assert lr_rungs["epoch"].max().tolist() == lengths  # each rung trains its points for its epochs
     sizes = lr_rungs.size().tolist()
-    assert all(b == math.ceil(a / cfg.halving) for a, b in zip(sizes, sizes[1:], strict=False))
+    assert all(b >= math.ceil(a / cfg.halving) for a, b in zip(sizes, sizes[1:], strict=False))
+    schedule = out.tables["schedule"]
+    assert sorted(schedule["schedule"].unique()) == sorted(cfg.schedules)
+    assert (schedule.groupby("schedule")["seed"].count() == cfg.schedule_seeds).all()
+    assert (schedule["correct"].map(len) == cfg.n_val).all()
+    assert np.allclose(schedule["correct"].map(np.mean), schedule["val_acc"])  # the same runs, image by image
     final = out.tables["final"]
     assert final["seed"].tolist() == [0, 1, 2]
     assert (final["epochs"] == out.tables["choice"].set_index("stage").loc["epochs", "epochs"]).all()

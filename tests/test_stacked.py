@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from experiments import halving, kit, q3, stacked
 from experiments.configs.q3 import PROFILES
+from report.core import selection
 
 N, BATCH, STEPS = 256, 32, 8  # 8 optimizer steps: several updates of every state buffer
 # How far (relative) a stacked point may end from the same point alone, in float64. The optimizer step is
@@ -277,7 +278,8 @@ def test_rung_lengths_end_at_the_budget_and_shrink_by_the_factor() -> None:
 
 def test_each_rung_keeps_the_best_fraction_and_retrains_it_longer() -> None:
     """Candidates whose score grows with the epochs at a rate set by their key: every rung keeps the
-    ceil(n / 3) best, trains them for the rung's epochs, and the last rung holds the winner."""
+    ceil(n / 3) best and those within the tie band of the last of them, trains them for the rung's
+    epochs, and the last rung holds the winner."""
     skill = {f"c{i}": i / 10 for i in range(10)}
     calls: list[tuple[int, list[str], int]] = []
 
@@ -287,14 +289,18 @@ def test_each_rung_keeps_the_best_fraction_and_retrains_it_longer() -> None:
                 for c in candidates]  # fmt: skip
         return pd.DataFrame(rows)
 
-    rows = halving.search([(k,) for k in skill], ["name"], [1, 3, 10], 3, train)
+    separated = 10**9  # validation images: no two scores here are within a tie band
+    rows = halving.search([(k,) for k in skill], ["name"], [1, 3, 10], 3, separated, train)
     assert [(r, sorted(names), e) for r, names, e in calls] == [
         (0, sorted(skill), 1),
         (1, ["c6", "c7", "c8", "c9"], 3),
         (2, ["c8", "c9"], 10),
     ]
     assert rows.groupby("rung").size().tolist() == [10, 4, 2]
-    assert halving.ranked(rows[rows["rung"] == 2], ["name"]).iloc[0]["name"] == "c9"
+    assert selection.ranked(rows[rows["rung"] == 2], ["name"]).iloc[0]["name"] == "c9"
+    calls.clear()  # on 500 images, c5 (0.05 after 1 epoch) is within the tie band of c6 (0.06): it goes on
+    halving.search([(k,) for k in skill], ["name"], [1, 3, 10], 3, 500, train)
+    assert sorted(calls[1][1]) == ["c3", "c4", "c5", "c6", "c7", "c8", "c9"]
 
 
 def test_ranking_breaks_ties_by_loss_and_puts_nan_losses_last() -> None:
@@ -305,7 +311,7 @@ def test_ranking_breaks_ties_by_loss_and_puts_nan_losses_last() -> None:
             {"name": "c", "epoch": 1, "val_acc": 0.4, "val_loss": 0.1},
         ]
     )
-    assert halving.ranked(rows, ["name"])["name"].tolist() == ["b", "a", "c"]
+    assert selection.ranked(rows, ["name"])["name"].tolist() == ["b", "a", "c"]
 
 
 def test_training_treats_subnormals_as_zero_and_then_restores_torchs_default() -> None:

@@ -47,6 +47,10 @@ class Config:
     halving: Annotated[int, Range(1, 100)] = 3
     # successive-halving rungs: each trains halving times longer than the one before
     rungs: Annotated[int, Range(1, 10)] = 3
+    # schedule lengths (epochs) the chosen configuration trains for, each decaying to zero: the epoch count
+    # is the shortest whose mean validation accuracy over schedule_seeds is tied with the best
+    schedules: Annotated[tuple[int, ...], Range(1, 1000)] = (3, 5, 10, 15, 20, 30)
+    schedule_seeds: Annotated[int, Range(1, 100)] = 3
     max_epochs: Annotated[int, Range(2, 1000)] = 30  # length of the early-stopping run's schedule
     # epochs without a new best validation score before training stops
     patience: Annotated[int, Range(1, 1000)] = 5
@@ -72,15 +76,17 @@ class Config:
             (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
              "reference for linear scaling)"),
             (self.patience < self.max_epochs, "q3.patience must be below q3.max_epochs"),
+            (len(set(self.schedules)) == len(self.schedules), "q3.schedules: give each length once"),
         )  # fmt: skip
 
 
 # fmt: off
 PROFILES: dict[str, Config] = {
     "smoke": Config(n_train=2_000, n_val=1_000, n_test=1_000, lrs=(1e-3, 1e-1), batch_sizes=(64, 256),
-                    base_batch=64, sweep_epochs=2, max_epochs=4, patience=2, n_misclassified=8),
+                    base_batch=64, sweep_epochs=2, schedules=(1, 2, 4), schedule_seeds=2, max_epochs=4,
+                    patience=2, n_misclassified=8),
     "quick": Config(n_train=20_000, n_val=5_000, lrs=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), sweep_epochs=3,
-                    max_epochs=15, patience=4),
+                    schedules=(3, 5, 10, 15), schedule_seeds=2, max_epochs=15, patience=4),
     "full": Config(),
 }
 # fmt: on

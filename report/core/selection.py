@@ -3,7 +3,10 @@ the choice from the stored points: one rule in one place, so the two cannot drif
 
 A validation set ranks points only as far as its sampling error allows. ``ranked`` orders points by
 validation accuracy; ``cheapest_tied`` keeps, of the points that an unpaired comparison on the validation
-set does not separate from the best (``tie_band``), the one cheapest to train.
+set does not separate from the best (``tie_band``), the one cheapest to train; ``promoted`` is the
+successive-halving cut, which never separates points that set cannot. Where each point is trained with
+several seeds and its per-image results are kept, ``shortest_tied`` compares them paired over the images,
+with the seeds' variation counted (``paired_band``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 
@@ -32,7 +36,10 @@ def tie_band(acc: float, n_val: int) -> float:
 
 
 def cheapest_tied(
-    rows: pd.DataFrame, keys: Sequence[str], n_val: int, cost: Callable[[pd.DataFrame], pd.DataFrame]
+    rows: pd.DataFrame,
+    keys: Sequence[str],
+    n_val: int,
+    cost: Callable[[pd.DataFrame], pd.DataFrame],
 ) -> tuple[pd.Series, pd.Index, float]:
     """The choice among candidates the validation set cannot rank. The candidates (``ranked``'s rows) at
     most ``tie_band`` below the best validation accuracy are tied with the best; of those, the first by
@@ -47,3 +54,40 @@ def cheapest_tied(
     costs = cost(tied)
     kept = costs.assign(_rank=range(len(tied))).sort_values([*costs.columns, "_rank"], kind="stable").index[0]
     return tied.loc[kept], tied.index, band
+
+
+def promoted(rows: pd.DataFrame, keys: Sequence[str], n_val: int, share: int) -> pd.DataFrame:
+    """A successive-halving rung's points that go on to the next rung: the best ``ceil(n / share)`` by
+    ``ranked``, and every other point within the tie band of the lowest of them (a cut the validation set
+    cannot make is not made)."""
+    order = ranked(rows, keys)
+    top = order.head(math.ceil(len(order) / share))
+    cutoff = float(top["val_acc"].min())
+    return order[order["val_acc"] >= cutoff - tie_band(cutoff, n_val)] if len(top) else top
+
+
+def paired_band(a: np.ndarray, b: np.ndarray) -> float:
+    """Two standard errors of the difference between two points' mean validation accuracies, each point
+    scored by its seeds' runs on the same images (``a``, ``b``: seeds × images, 1 where a run is right).
+    Two parts: the images' sampling, paired (the spread over images of each image's difference in the
+    seeds' mean correctness), and each point's variance between its seeds over its number of seeds."""
+    d = a.mean(0) - b.mean(0)
+    images = float(d.var(ddof=1)) / d.size
+    seeds = sum(float(x.mean(1).var(ddof=1)) / len(x) for x in (a, b) if len(x) > 1)
+    return 2 * math.sqrt(images + seeds)
+
+
+def shortest_tied(runs: pd.DataFrame, length: str) -> pd.DataFrame:
+    """One row per value of ``length`` (a schedule's epochs), shortest first, from ``runs`` (one per seed,
+    with ``val_acc``, ``val_loss`` and ``correct``, its per-image results): the mean validation accuracy
+    and loss over seeds, the ``gap`` below the best mean (the highest, ties to the lower mean loss, then
+    the shorter), that gap's ``paired_band`` against the best (NaN for the best itself) and whether the
+    length is ``tied`` with the best (its gap at most its band). The first tied row is the choice."""
+    means = runs.groupby(length)[["val_acc", "val_loss"]].mean()
+    loss = means["val_loss"].where(means["val_loss"].notna(), math.inf)
+    best = means.assign(_loss=loss).sort_values(["val_acc", "_loss"], ascending=[False, True], kind="stable")
+    best_length = best.index[0]
+    right = {e: np.array(g["correct"].tolist(), dtype=float) for e, g in runs.groupby(length)}
+    band = [math.nan if e == best_length else paired_band(right[best_length], right[e]) for e in means.index]
+    out = means.assign(gap=means.loc[best_length, "val_acc"] - means["val_acc"], band=band)
+    return out.assign(tied=(out.index == best_length) | (out["gap"] <= out["band"])).reset_index()

@@ -194,3 +194,29 @@ def draw_misclassified(data: pd.DataFrame) -> Any:
         )
     fig.tight_layout()
     return fig
+
+
+def draw_schedule(data: pd.DataFrame, chosen: int) -> Any:
+    """Validation accuracy per schedule length: each seed's run as a dot, the mean as a line (its markers
+    filled where the length is tied with the best), the chosen length circled."""
+    import matplotlib.pyplot as plt
+
+    means = data.groupby("schedule")["val_acc"].mean()
+    tied = data.groupby("schedule")["tied"].first()
+    fig, ax = plt.subplots(figsize=(4.6, 2.8))
+    ax.plot(data["schedule"], 100 * data["val_acc"], ".", ms=4, color="0.55", label="one seed")
+    ax.plot(means.index, 100 * means.to_numpy(), "-", lw=1.2, color="C0")
+    ax.plot(
+        means.index[tied], 100 * means[tied].to_numpy(), "o", ms=5, color="C0", label="mean, tied with best"
+    )
+    ax.plot(means.index[~tied], 100 * means[~tied].to_numpy(), "o", ms=5, mfc="white", color="C0",
+            label="mean, separated")  # fmt: skip
+    ax.plot([chosen], [100 * means[chosen]], "o", ms=11, mfc="none", mec="k", label=f"chosen: {chosen}")
+    ax.set_xscale("log")
+    ax.set_xticks(list(means.index), [str(int(e)) for e in means.index])
+    ax.minorticks_off()
+    ax.set_xlabel("epochs (schedule length, decaying to zero)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig

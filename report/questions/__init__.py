@@ -188,6 +188,11 @@ class Results:
         missing, make = reference.why_stand_in(self.store, self.request, experiment)
         return {"stand_in": meta["stand_in"], "missing": missing, "make": make}
 
+    def has(self, experiment: str, name: str) -> bool:
+        """Whether the stored run holds table ``name`` (one stored before the table existed does not)."""
+        self.run(experiment)
+        return name in self._results[experiment].tables()
+
     def table(self, experiment: str, name: str) -> pd.DataFrame:
         key = (experiment, name)
         if key not in self._tables:

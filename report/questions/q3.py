@@ -27,6 +27,7 @@ from report.questions.q3_facts import (
     halving_facts,
     last_epochs,
     lr_facts,
+    schedule_facts,
 )
 
 HEATMAP_RANGE = 10  # percentage points below the best that the heat map's colour scale spans
@@ -34,7 +35,17 @@ STAGE_NAMES = {"lr": "optimizer and rate", "batch": "batch size and rate"}
 
 
 # what sizes the study
-BUDGET = ("sweep_epochs", "max_epochs", "patience", "lrs", "batch_sizes", "optimizers", "seeds")
+BUDGET = (
+    "sweep_epochs",
+    "schedules",
+    "schedule_seeds",
+    "max_epochs",
+    "patience",
+    "lrs",
+    "batch_sizes",
+    "optimizers",
+    "seeds",
+)
 
 
 def reduced(cfg: dict[str, Any], n: dict[str, int]) -> list[dict[str, Any]]:
@@ -73,21 +84,19 @@ def context(r: Results) -> dict[str, Any]:
     if "tied" not in sweep:  # stored before a stage kept the cheapest of its tied points: rerun, do not guess
         raise MissingResultError(f"the stored q3 result predates the selection rule the report describes; "
                                  f"rerun it: {run.rerun}")  # fmt: skip
+    if not r.has("q3", "schedule"):  # stored before the epoch count was chosen over schedules
+        raise MissingResultError(f"the stored q3 result predates the epoch study the report describes; "
+                                 f"rerun it: {run.rerun}")  # fmt: skip
     last = last_epochs(sweep)
-    halving = halving_facts(last, choice, n["val"])
+    halving = halving_facts(last, choice, n["val"], int(cfg["halving"]))
 
     lr = lr_facts(last, choice.loc["lr"], n["val"])
     batch = batch_facts(last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"])
-    epochs = epoch_facts(
-        sweep[sweep["study"] == "epochs"],
-        choice.loc["epochs"],
-        cfg["monitor"],
-        n["val"],
-        int(cfg["max_epochs"]),
-    )
+    schedule = schedule_facts(r.table("q3", "schedule"), choice.loc["epochs"], n["train"])
+    epochs = epoch_facts(sweep[sweep["study"] == "epochs"], cfg["monitor"])
     confusion = r.table("q3", "confusion")
     final = final_facts(
-        r.table("q3", "final"), r.table("q3", "interval"), confusion, epochs["best"], n["test"]
+        r.table("q3", "final"), r.table("q3", "interval"), confusion, schedule["chosen"], n["test"]
     )
     first_seed = final["seeds"][0]
     cm = confusion_facts(confusion, first_seed)
@@ -137,7 +146,8 @@ def context(r: Results) -> dict[str, Any]:
         "lr": lr,
         "batch": batch,
         "epochs": epochs,
-        # optimizer steps per epoch of the early-stopping run (training images) and of the final models
+        "schedule": schedule,
+        # optimizer steps per epoch of the schedule runs (training images) and of the final models
         # (training and validation images): the same epoch count is more steps for the final models
         "epoch_steps": {
             "chosen": math.ceil(n["train"] / batch["batch"]),
@@ -230,6 +240,30 @@ def context(r: Results) -> dict[str, Any]:
                     "cutoff": "lowest last-epoch val_acc among the runs rung {rung} kept (q3 table sweep)",
                 },
             ),
+            "schedule": Table(
+                schedule["table"],
+                {
+                    "schedule": ("Epochs (schedule length)", "int"),
+                    "steps": ("Optimizer steps", "int"),
+                    "val_acc": (f"Val. accuracy, mean of {schedule['seeds']}", "pct"),
+                    "sd": ("SD over seeds", "pp"),
+                    "gap": ("Below the best", "pp"),
+                    "band": ("Its tie band", "pp"),
+                },
+                run,
+                highlight=lambda row: int(row["schedule"]) == schedule["chosen"],
+                sources={
+                    "schedule": "column schedule of q3 table schedule",
+                    "steps": "epochs × training images over the batch size, rounded up (q3 tables schedule, "
+                    "splits)",
+                    "val_acc": "mean over seeds of val_acc at this schedule length (q3 table schedule)",
+                    "sd": "sample standard deviation over seeds of val_acc at this length "
+                    "(q3 table schedule)",
+                    "gap": "the best length's mean val_acc less this length's (q3 table schedule)",
+                    "band": "two standard errors of that gap, paired over the validation images, with each "
+                    "length's variance between seeds (report/core/selection.py, q3 table schedule: correct)",
+                },
+            ),
             "final": Table(
                 r.table("q3", "final").sort_values("seed"),
                 {
@@ -281,7 +315,17 @@ def context(r: Results) -> dict[str, Any]:
                 ],
                 ("Training and validation loss and accuracy per epoch of the early-stopping run."),
                 run,
-                extra={"best": epochs["best"]},
+                extra={"best": epochs["peak"]},
+            ),
+            "schedule": Figure(
+                plots.draw_schedule,
+                schedule["runs"][["schedule", "seed", "val_acc", "tied"]],
+                (
+                    "Validation accuracy against the schedule's length in epochs, each seed's run and the "
+                    "mean, the lengths tied with the best marked."
+                ),
+                run,
+                extra={"chosen": schedule["chosen"]},
             ),
             "confusion": Figure(
                 plots.draw_confusion,

@@ -45,14 +45,14 @@ def final_rung(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["rung"] == rows["rung"].max()]
 
 
-def halving_facts(last: pd.DataFrame, choice: pd.DataFrame, n_val: int) -> dict[str, Any]:
+def halving_facts(last: pd.DataFrame, choice: pd.DataFrame, n_val: int, share: int) -> dict[str, Any]:
     """Per tuning stage, each rung: its epochs, how many points it trained and kept, the best score and the
     lowest score that was kept (every point below it was pruned; the last rung keeps the stage's choice,
     ``choice`` indexed by stage); the training spent, in epochs of one point, against a plain grid that
-    trains every point for the last rung's epochs; and the cuts between the last point kept and the first
-    pruned that fall within their tie band (``close``): a difference the validation set does not separate
-    decided them."""
-    stages, rows, close = {}, [], []
+    trains every point for the last rung's epochs. Each cut is re-checked against its rule
+    (``selection.promoted``: the best one in ``share`` and the points tied with the last of them), and
+    the rungs that kept points beyond one in ``share`` for that tie are listed (``extra``)."""
+    stages, rows, extra = {}, [], []
     for stage, studies in STAGES.items():
         df = last[last["study"].isin(studies)]
         rungs = sorted(df["rung"].unique())
@@ -63,11 +63,13 @@ def halving_facts(last: pd.DataFrame, choice: pd.DataFrame, n_val: int) -> dict[
             rows.append({"stage": stage, "rung": int(r) + 1, "epochs": int(here["epoch"].max()),
                          "points": len(here), "kept": len(kept), "best": float(here["val_acc"].max()),
                          "cutoff": float(kept["val_acc"].min())})  # fmt: skip
-            gone = here.merge(nxt[POINT[:-1]], on=POINT[:-1], how="left", indicator=True)
-            pruned = gone[gone["_merge"] == "left_only"]["val_acc"]  # a tie with the last kept included
-            gap = rows[-1]["cutoff"] - float(pruned.max()) if len(nxt) and len(pruned) else None
-            if gap is not None and gap <= selection.tie_band(rows[-1]["cutoff"], n_val):
-                close.append({"stage": stage, "rung": int(r) + 1, "gap": gap})
+            if len(nxt):
+                rule = selection.promoted(here, POINT[:-1], n_val, share)
+                key = lambda df: set(map(tuple, df[POINT[:-1]].astype(str).to_numpy()))  # noqa: E731
+                require(key(rule) == key(kept), f"rung {int(r) + 1} kept the points its rule keeps")
+                if len(kept) > math.ceil(len(here) / share):
+                    extra.append({"stage": stage, "rung": int(r) + 1,
+                                  "extra": len(kept) - math.ceil(len(here) / share)})  # fmt: skip
         spent = int(df["epoch"].sum())
         grid = len(df[df["rung"] == 0]) * int(df["epoch"].max())
         stages[stage] = {"spent": spent, "share": spent / grid}
@@ -77,7 +79,7 @@ def halving_facts(last: pd.DataFrame, choice: pd.DataFrame, n_val: int) -> dict[
         "stages": stages,
         "lengths": table[table["stage"] == "lr"]["epochs"].astype(int).tolist(),
         "pruned": len(table) > len(STAGES),  # more than one rung in some stage
-        "close": close,
+        "extra": extra,
     }
 
 
@@ -267,6 +269,8 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
                 "closest_lr": float(c),
                 "closest": float(at["sgd"][c]),
                 "ratio": float(c / r),
+                # the two runs themselves differ by more than their tie band: a nearest rate, not the same run
+                "separated": abs(a - at["sgd"][c]) > selection.tie_band(max(a, at["sgd"][c]), n_val),
             }
             for r, a in at["momentum"].items()
             if r < per_opt["momentum"]["lr"] and a >= LEARNED
@@ -484,46 +488,50 @@ def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int, n_val: int)
     return out
 
 
-def epoch_facts(
-    curve: pd.DataFrame, choice: pd.Series, monitor: str, n_val: int, max_epochs: int
-) -> dict[str, Any]:
-    """The early-stopping run: where the monitored validation score peaked, the epoch count chosen from it
-    (with accuracy, the smallest within one binomial standard error of the best) and when training
-    stopped; with accuracy also the count the first stages' wider tie band would have given
-    (``band_epoch``), since the report names both rules."""
+def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int) -> dict[str, Any]:
+    """The schedule lengths the chosen configuration trained for, over seeds: each length's mean validation
+    accuracy, spread, gap below the best mean and that gap's paired band; the choice re-checked against
+    its rule (the shortest length tied with the best, ``selection.shortest_tied``)."""
+    lengths = selection.shortest_tied(runs, "schedule")
+    kept = lengths[lengths["tied"]].iloc[0]
+    chosen = int(kept["schedule"])
+    require(chosen == int(choice["epochs"]), "the epoch count is the shortest schedule tied with the best")
+    tied = [int(e) for e in lengths.loc[lengths["tied"], "schedule"]]
+    require(
+        tied == sorted(int(e) for e in runs[runs["tied"]]["schedule"].unique()),
+        "the stored schedules tied with the best are the rule's",
+    )
+    stats = runs.groupby("schedule")["val_acc"].agg(["std", "min", "max"]).reset_index()
+    table = lengths.merge(stats, on="schedule").rename(columns={"std": "sd"})
+    table = table.assign(steps=table["schedule"] * math.ceil(n_train / int(choice["batch_size"])))
+    best = table[table["gap"] == 0].iloc[0]
+    shorter = table[table["schedule"] < chosen]
+    return {
+        "lengths": [int(e) for e in table["schedule"]],
+        "seeds": int(runs.groupby("schedule")["seed"].count().min()),
+        "runs": runs,
+        "table": table,
+        "chosen": chosen,
+        "chosen_acc": float(kept["val_acc"]),
+        "best": int(best["schedule"]),
+        "best_acc": float(best["val_acc"]),
+        "kept": table[table["schedule"] == chosen].iloc[0].to_dict(),  # its gap and band (NaN: the best)
+        "tied": tied,
+        # the next shorter length, which the validation set separates from the best: why not fewer epochs
+        "shorter": shorter.iloc[-1].to_dict() if len(shorter) else None,
+        # longer lengths separated from the best: more epochs than those did measurably worse
+        "longer_untied": [int(e) for e in table["schedule"] if e > chosen and int(e) not in tied],
+    }
+
+
+def epoch_facts(curve: pd.DataFrame, monitor: str) -> dict[str, Any]:
+    """The early-stopping run, which chooses nothing: where each validation score peaked and when training
+    stopped, and the last epoch's training and validation scores."""
     curve = curve.sort_values("epoch").reset_index(drop=True)
     loss = curve["val_loss"].where(np.isfinite(curve["val_loss"]), np.inf)
     by_acc, by_loss = curve.iloc[int(curve["val_acc"].idxmax())], curve.iloc[int(loss.idxmin())]
-    chosen = int(choice["epochs"])
-    se = binomial_se(float(by_acc["val_acc"]), n_val)
-    band = selection.tie_band(float(by_acc["val_acc"]), n_val)
-    if monitor == "val_acc":
-        within = curve[curve["val_acc"] >= by_acc["val_acc"] - se]["epoch"]
-        rule = chosen == int(within.min())
-        what = "the smallest epoch whose validation accuracy is within one standard error of the best"
-    else:
-        rule, what = chosen == int(by_loss["epoch"]), "the epoch of the lowest validation loss"
-    require(rule, f"the chosen epoch count is {what} in the early-stopping run")
-    # how firmly the data fix the count (validation accuracy only): how far apart the epochs from the
-    # chosen one on are, when there are several, and the count the same rule gives with one validation
-    # image fewer right at the best epoch (its SE at the new maximum, as the experiment computes it)
-    flat, one_image = None, None
-    if monitor == "val_acc":
-        after = curve[curve["epoch"] >= chosen]["val_acc"]
-        flat = float(after.max() - after.min()) if len(after) > 1 else None
-        alt = curve["val_acc"].where(curve["epoch"] != by_acc["epoch"], float(by_acc["val_acc"]) - 1 / n_val)
-        top = float(alt.max())
-        one_image = int(curve["epoch"][alt >= top - binomial_se(top, n_val)].min())
     return {
-        "spread": flat,  # None: one epoch from the chosen one on, or another monitor
-        "one_image": one_image,
-        "best": chosen,
         "peak": int((by_acc if monitor == "val_acc" else by_loss)["epoch"]),  # the monitored score's best
-        "se": se,
-        "band": band,  # the first stages' tie band (selection.tie_band) at the best validation accuracy
-        "band_epoch": int(curve[curve["val_acc"] >= by_acc["val_acc"] - band]["epoch"].min()),
-        "share_at": 1
-        - chosen / max_epochs,  # the early-stopping run's rate after that epoch, as a share of η
         "by_acc": by_acc.to_dict(),
         "by_loss": by_loss.to_dict(),
         "stop": int(curve["epoch"].iloc[-1]),
