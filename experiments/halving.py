@@ -4,8 +4,9 @@ A tuning procedure, not only a saving: a learning rate that is hopeless after on
 barely moved) is not worth ten, and the budget goes to the candidates that are competitive. Each rung
 trains its candidates from scratch on a schedule of its own length, so every rung compares finished,
 settled runs; the report shows every rung (who was kept, who was pruned, at what score). Pruning keeps
-the most accurate points of a rung and those its validation set does not separate from the last of them
-(``selection.promoted``); the choice made from the last rung is the caller's (``selection.cheapest_tied``).
+the most accurate points of a rung, those its validation set does not separate from the last of them and
+the best of each group a stage compares (each optimizer, each batch size: ``selection.promoted``); the
+choice made from the last rung is the caller's (``selection.cheapest_tied``).
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ def search(
     halving: int,
     n_val: int,
     train: Callable[[int, list[tuple[Any, ...]], int], pd.DataFrame],
+    each: str | None = None,
 ) -> pd.DataFrame:
     """Run every rung: ``train(rung, candidates, epochs)`` returns one row per candidate (its ``keys``
-    columns, then its metrics); the best ``ceil(n / halving)`` and those tied with the last of them on
-    ``n_val`` validation images go on to the next rung. All rows, with a ``rung`` column."""
+    columns, then its metrics); the best ``ceil(n / halving)``, those tied with the last of them on
+    ``n_val`` validation images and the best of each value of the key ``each`` go on to the next rung
+    (``selection.promoted``). All rows, with a ``rung`` column."""
     frames = []
     for r, epochs in enumerate(lengths):
         frames.append(train(r, candidates, epochs).assign(rung=r))
-        best = promoted(frames[-1], keys, n_val, halving)
+        best = promoted(frames[-1], keys, n_val, halving, each)
         candidates = [
             tuple(getattr(v, "item", lambda v=v: v)() for v in row)
             for row in best[list(keys)].itertuples(index=False)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments import data, datasets, halving, kit, stacked
-from experiments.configs.q3 import Config, cost
+from experiments.configs.q3 import EACH, Config, cost
 from experiments.kit import Output, RunContext
 from report.core import selection
 from report.core.errors import ConfigError
@@ -331,7 +331,9 @@ def study(cfg: Config, ctx: RunContext) -> Output:
 
     def tune(name: str, points: list[Point]) -> pd.DataFrame:
         lengths = halving.rung_lengths(cfg.sweep_epochs, cfg.halving, cfg.rungs)
-        return halving.search(points, POINT_KEYS, lengths, cfg.halving, cfg.n_val, partial(rung, name))
+        return halving.search(
+            points, POINT_KEYS, lengths, cfg.halving, cfg.n_val, partial(rung, name), EACH[name]
+        )
 
     # 1. optimizer and learning rate at the reference batch size
     lr_sweep = tune("lr", [("lr", o, lr, cfg.base_batch, False) for o in cfg.optimizers for lr in cfg.lrs])

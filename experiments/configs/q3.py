@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
 STATE = {"sgd": 0, "momentum": 1, "adam": 2}  # tensors of optimizer state per weight
+# each tuning stage's successive halving keeps the best point of each value of this key for every rung, so
+# the last rung compares every optimizer, and every batch size, at its full length
+EACH = {"lr": "optimizer", "batch": "batch_size"}
 
 
 def cost(points: pd.DataFrame) -> pd.DataFrame:

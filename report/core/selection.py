@@ -6,7 +6,7 @@ validation accuracy; ``cheapest_tied`` keeps, of the points that an unpaired com
 set does not separate from the best (``tie_band``), the one cheapest to train; ``promoted`` is the
 successive-halving cut, which never separates points that set cannot. Where each point is trained with
 several seeds and its per-image results are kept, ``shortest_tied`` compares them paired over the images,
-with the seeds' variation counted (``paired_band``).
+paired by seed too, and the seeds' variation counted (``paired_band``).
 """
 
 from __future__ import annotations
@@ -56,25 +56,42 @@ def cheapest_tied(
     return tied.loc[kept], tied.index, band
 
 
-def promoted(rows: pd.DataFrame, keys: Sequence[str], n_val: int, share: int) -> pd.DataFrame:
+def promoted(
+    rows: pd.DataFrame, keys: Sequence[str], n_val: int, share: int, each: str | None = None
+) -> pd.DataFrame:
     """A successive-halving rung's points that go on to the next rung: the best ``ceil(n / share)`` by
-    ``ranked``, and every other point within the tie band of the lowest of them (a cut the validation set
-    cannot make is not made)."""
+    ``ranked``, every other point within the tie band of the lowest of them (a cut the validation set
+    cannot make is not made) and, with ``each`` (a key), the best point of each of its values (so every
+    batch size, say, is compared at the last rung's length). In ``ranked``'s order."""
     order = ranked(rows, keys)
     top = order.head(math.ceil(len(order) / share))
+    if top.empty:
+        return top
     cutoff = float(top["val_acc"].min())
-    return order[order["val_acc"] >= cutoff - tie_band(cutoff, n_val)] if len(top) else top
+    kept = order["val_acc"] >= cutoff - tie_band(cutoff, n_val)
+    if each is not None:
+        kept |= ~order[each].duplicated()  # ``ranked`` puts each value's best first
+    return order[kept]
 
 
 def paired_band(a: np.ndarray, b: np.ndarray) -> float:
-    """Two standard errors of the difference between two points' mean validation accuracies, each point
-    scored by its seeds' runs on the same images (``a``, ``b``: seeds × images, 1 where a run is right).
-    Two parts: the images' sampling, paired (the spread over images of each image's difference in the
-    seeds' mean correctness), and each point's variance between its seeds over its number of seeds."""
-    d = a.mean(0) - b.mean(0)
-    images = float(d.var(ddof=1)) / d.size
-    seeds = sum(float(x.mean(1).var(ddof=1)) / len(x) for x in (a, b) if len(x) > 1)
-    return 2 * math.sqrt(images + seeds)
+    """Two standard errors of the difference between two points' mean validation accuracies, where both
+    points ran with the same seeds and scored the same images (``a``, ``b``: seeds × images, 1 where a run
+    is right, seeds in the same order). The difference ``a - b`` is a seeds × images table whose mean
+    varies with the images, with the seeds and with their interaction; the two-way analysis of variance
+    counts each once: the images' part is the spread over images of each image's difference averaged over
+    the seeds (the interaction enters there, divided by the seeds); the seeds' own part is what the spread
+    of the per-seed differences holds beyond the interaction (none when the estimate is below zero, and
+    not measured with one seed)."""
+    z = a - b
+    seeds, images = z.shape
+    by_seed, by_image = z.mean(1), z.mean(0)
+    variance = float(by_image.var(ddof=1)) / images
+    if seeds > 1:
+        rest = z - by_seed[:, None] - by_image[None, :] + z.mean()
+        interaction = float((rest**2).sum()) / ((seeds - 1) * (images - 1))
+        variance += max(0.0, float(by_seed.var(ddof=1)) - interaction / images) / seeds
+    return 2 * math.sqrt(variance)
 
 
 def shortest_tied(runs: pd.DataFrame, length: str) -> pd.DataFrame:
@@ -87,7 +104,9 @@ def shortest_tied(runs: pd.DataFrame, length: str) -> pd.DataFrame:
     loss = means["val_loss"].where(means["val_loss"].notna(), math.inf)
     best = means.assign(_loss=loss).sort_values(["val_acc", "_loss"], ascending=[False, True], kind="stable")
     best_length = best.index[0]
-    right = {e: np.array(g["correct"].tolist(), dtype=float) for e, g in runs.groupby(length)}
+    right = {
+        e: np.array(g.sort_values("seed")["correct"].tolist(), dtype=float) for e, g in runs.groupby(length)
+    }
     band = [math.nan if e == best_length else paired_band(right[best_length], right[e]) for e in means.index]
     out = means.assign(gap=means.loc[best_length, "val_acc"] - means["val_acc"], band=band)
     return out.assign(tied=(out.index == best_length) | (out["gap"] <= out["band"])).reset_index()

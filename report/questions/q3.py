@@ -92,7 +92,7 @@ def context(r: Results) -> dict[str, Any]:
 
     lr = lr_facts(last, choice.loc["lr"], n["val"])
     batch = batch_facts(last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"])
-    schedule = schedule_facts(r.table("q3", "schedule"), choice.loc["epochs"], n["train"])
+    schedule = schedule_facts(r.table("q3", "schedule"), choice.loc["epochs"], n["train"], n["val"])
     epochs = epoch_facts(sweep[sweep["study"] == "epochs"], cfg["monitor"])
     confusion = r.table("q3", "confusion")
     final = final_facts(

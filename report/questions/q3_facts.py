@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.configs.q3 import cost
+from experiments.configs.q3 import EACH, cost
 from report.core import selection
 from report.provenance import sourced
 from report.questions import require
@@ -50,8 +50,9 @@ def halving_facts(last: pd.DataFrame, choice: pd.DataFrame, n_val: int, share: i
     lowest score that was kept (every point below it was pruned; the last rung keeps the stage's choice,
     ``choice`` indexed by stage); the training spent, in epochs of one point, against a plain grid that
     trains every point for the last rung's epochs. Each cut is re-checked against its rule
-    (``selection.promoted``: the best one in ``share`` and the points tied with the last of them), and
-    the rungs that kept points beyond one in ``share`` for that tie are listed (``extra``)."""
+    (``selection.promoted``: the best one in ``share``, the points tied with the last of them and the best
+    of each optimizer or batch size, ``EACH``), and the rungs that kept points beyond one in ``share`` are
+    listed (``extra``: how many for the tie, how many as the best of their group)."""
     stages, rows, extra = {}, [], []
     for stage, studies in STAGES.items():
         df = last[last["study"].isin(studies)]
@@ -64,12 +65,14 @@ def halving_facts(last: pd.DataFrame, choice: pd.DataFrame, n_val: int, share: i
                          "points": len(here), "kept": len(kept), "best": float(here["val_acc"].max()),
                          "cutoff": float(kept["val_acc"].min())})  # fmt: skip
             if len(nxt):
-                rule = selection.promoted(here, POINT[:-1], n_val, share)
+                rule = selection.promoted(here, POINT[:-1], n_val, share, EACH[stage])
                 key = lambda df: set(map(tuple, df[POINT[:-1]].astype(str).to_numpy()))  # noqa: E731
                 require(key(rule) == key(kept), f"rung {int(r) + 1} kept the points its rule keeps")
-                if len(kept) > math.ceil(len(here) / share):
-                    extra.append({"stage": stage, "rung": int(r) + 1,
-                                  "extra": len(kept) - math.ceil(len(here) / share)})  # fmt: skip
+                by_count = math.ceil(len(here) / share)
+                tied = len(selection.promoted(here, POINT[:-1], n_val, share)) - by_count
+                if len(kept) > by_count:
+                    extra.append({"stage": stage, "rung": int(r) + 1, "tied": tied,
+                                  "each": len(kept) - by_count - tied})  # fmt: skip
         spent = int(df["epoch"].sum())
         grid = len(df[df["rung"] == 0]) * int(df["epoch"].max())
         stages[stage] = {"spent": spent, "share": spent / grid}
@@ -444,16 +447,6 @@ def batch_facts(
         "later": [
             {**g, "reversed": _reversed(table, g)} for g in later_gains(last, base_lr, base_batch, n_val)
         ],
-        # batch sizes successive halving pruned before the last rung, with the most epochs any of their
-        # points trained: the choice among the last rung's points never compared them at its length
-        "pruned_sizes": [
-            {"batch_size": int(size), "epochs": int(epochs)}
-            for size, epochs in last[last["study"].isin(STAGES["batch"])]
-            .groupby("batch_size")["epoch"]
-            .max()
-            .items()
-            if epochs < int(both["epoch"].max())
-        ],
     }
 
 
@@ -488,10 +481,12 @@ def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int, n_val: int)
     return out
 
 
-def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int) -> dict[str, Any]:
+def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: int) -> dict[str, Any]:
     """The schedule lengths the chosen configuration trained for, over seeds: each length's mean validation
     accuracy, spread, gap below the best mean and that gap's paired band; the choice re-checked against
-    its rule (the shortest length tied with the best, ``selection.shortest_tied``)."""
+    its rule (the shortest length tied with the best, ``selection.shortest_tied``). Also what these runs
+    say of the first stages' unpaired band: the paired band of two single runs of one configuration (two
+    seeds of one length; the median over lengths and pairs of seeds) beside the unpaired band there."""
     lengths = selection.shortest_tied(runs, "schedule")
     kept = lengths[lengths["tied"]].iloc[0]
     chosen = int(kept["schedule"])
@@ -506,6 +501,10 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int) -> dict[
     table = table.assign(steps=table["schedule"] * math.ceil(n_train / int(choice["batch_size"])))
     best = table[table["gap"] == 0].iloc[0]
     shorter = table[table["schedule"] < chosen]
+    pairs = []
+    for _, g in runs.groupby("schedule"):
+        rows = [np.array([r], dtype=float) for r in g.sort_values("seed")["correct"]]
+        pairs += [selection.paired_band(x, y) for i, x in enumerate(rows) for y in rows[i + 1 :]]
     return {
         "lengths": [int(e) for e in table["schedule"]],
         "seeds": int(runs.groupby("schedule")["seed"].count().min()),
@@ -521,6 +520,8 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int) -> dict[
         "shorter": shorter.iloc[-1].to_dict() if len(shorter) else None,
         # longer lengths separated from the best: more epochs than those did measurably worse
         "longer_untied": [int(e) for e in table["schedule"] if e > chosen and int(e) not in tied],
+        "replicate": float(np.median(pairs)) if pairs else None,  # None: one seed per length
+        "unpaired": selection.tie_band(float(best["val_acc"]), n_val),
     }
 
 
