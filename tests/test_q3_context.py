@@ -620,6 +620,21 @@ def test_the_epoch_count_is_the_shortest_schedule_tied_with_the_best_over_seeds(
     assert "The lengths 5 and 10 are tied with the best, and the shortest, 5 (98.10%, 0.10 points" in said
     assert "3 epochs fell 2.10 points short, beyond its band of" in said
     assert said.endswith("The 30-epoch schedule also fell short of the best by more than its band.")
+    best_is_shortest, kept = schedule_runs({5: (0.982, 0.983), 10: (0.981, 0.983)})
+    facts = q3_facts.schedule_facts(
+        best_is_shortest, pd.Series({"epochs": 5, "batch_size": 512}), 5000, N_VAL
+    )
+    said = _say(render.words("q3").schedule(facts))
+    assert (
+        "The lengths 5 and 10 are tied, and the best, 5, is also the shortest of them, so it is kept." in said
+    )
+    recommended = _say(
+        render.words("q3").recommend_epochs({"schedule": facts, "epoch_steps": {"final": 1, "chosen": 1}})
+    )
+    assert recommended.startswith(
+        "Epochs: 5, the schedule (decaying to zero) with the highest mean validation accuracy over 2 seeds "
+        "(98.25%); no shorter schedule is tied with it"
+    )
     one, kept = schedule_runs({3: (0.960,), 5: (0.981,)})
     single = q3_facts.schedule_facts(
         one, pd.Series({"epochs": int(kept["schedule"]), "batch_size": 512}), 5000, N_VAL
