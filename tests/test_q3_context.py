@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from experiments import kit
 from experiments.configs.q3 import PROFILES
@@ -186,6 +187,12 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
         "512)." in batch
     )
     assert "a ratio of 16 at an equal stack width of 3 points" in batch  # every synthetic stack held 3
+    assert c["batch"]["at_top"] == []  # no batch size's best rate is the grid's highest, 1e-1
+    edge = _say(w.batch({**c["batch"], "at_top": [512]}))
+    assert "512). " not in edge and (
+        "1×10⁻² at 512); at 512 the best rate is the grid's highest, so it may lie beyond the grid and the "
+        "trend there is a lower bound." in edge
+    )
     wider = {**c["batch"], "large": {**c["batch"]["large"], "stacked": 9}}
     assert "mixes the batch size's effect on speed with the stack width's" in _say(w.batch(wider))
     epochs = _say(w.epochs(c["epochs"], c["monitor"], c["patience"], c["max_epochs"]))
@@ -611,8 +618,12 @@ def test_the_epoch_count_is_the_shortest_schedule_tied_with_the_best_over_seeds(
     residual = (
         (z**2).sum() - n * (z.mean(1) ** 2).sum() - k * (z.mean(0) ** 2).sum() + k * n * z.mean() ** 2
     ) / ((k - 1) * (n - 1))  # the seed × image interaction's mean square, by the sums-of-squares identity
-    seeds = max(0.0, z.mean(1).var(ddof=1) - residual / n) / k  # the seeds' own part, once
-    assert math.isclose(five["band"], 2 * math.sqrt(z.mean(0).var(ddof=1) / n + seeds))
+    images, own = k * z.mean(0).var(ddof=1), n * z.mean(1).var(ddof=1)  # their mean squares
+    total, dof = images, n - 1  # the seeds' own part counts, once, where it exceeds the interaction's
+    if own > residual:
+        total = images + own - residual
+        dof = total**2 / (images**2 / (n - 1) + own**2 / (k - 1) + residual**2 / ((k - 1) * (n - 1)))
+    assert math.isclose(five["band"], stats.t.ppf(0.975, dof) * math.sqrt(total / (k * n)))
     assert math.isclose(five["gap"], 0.001)
     assert (facts["chosen"], facts["best"], facts["tied"], facts["longer_untied"]) == (5, 10, [5, 10], [30])
     said = _say(render.words("q3").schedule(facts))
@@ -641,7 +652,7 @@ def test_the_epoch_count_is_the_shortest_schedule_tied_with_the_best_over_seeds(
     )
     assert single["replicate"] is None and facts["replicate"] is not None  # two seeds a length, or one
     said = _say(render.words("q3").schedule(single))
-    assert "with one seed per length, their variation is not measured" in said
+    assert "from the images alone: with one seed per length, the seeds' own effect is not measured" in said
     assert "No other length is tied with it, so 5 is kept." in said
     with pytest.raises(EvidenceError, match="the epoch count is the shortest schedule tied with the best"):
         q3_facts.schedule_facts(runs, pd.Series({**choice, "epochs": 10}), 5000, N_VAL)

@@ -86,7 +86,7 @@ class Config:
 # fmt: off
 PROFILES: dict[str, Config] = {
     "smoke": Config(n_train=2_000, n_val=1_000, n_test=1_000, lrs=(1e-3, 1e-1), batch_sizes=(64, 256),
-                    base_batch=64, sweep_epochs=2, schedules=(1, 2, 4), schedule_seeds=2, max_epochs=4,
+                    base_batch=64, sweep_epochs=2, schedules=(1, 2, 4), schedule_seeds=3, max_epochs=4,
                     patience=2, n_misclassified=8),
     "quick": Config(n_train=20_000, n_val=5_000, lrs=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), sweep_epochs=3,
                     schedules=(3, 5, 10, 15), schedule_seeds=2, max_epochs=15, patience=4),

@@ -75,23 +75,32 @@ def promoted(
 
 
 def paired_band(a: np.ndarray, b: np.ndarray) -> float:
-    """Two standard errors of the difference between two points' mean validation accuracies, where both
-    points ran with the same seeds and scored the same images (``a``, ``b``: seeds × images, 1 where a run
-    is right, seeds in the same order). The difference ``a - b`` is a seeds × images table whose mean
-    varies with the images, with the seeds and with their interaction; the two-way analysis of variance
-    counts each once: the images' part is the spread over images of each image's difference averaged over
-    the seeds (the interaction enters there, divided by the seeds); the seeds' own part is what the spread
-    of the per-seed differences holds beyond the interaction (none when the estimate is below zero, and
-    not measured with one seed)."""
+    """The half-width of a 95% interval for the difference between two points' mean validation accuracies,
+    where both points ran with the same seeds and scored the same images (``a``, ``b``: seeds × images, 1
+    where a run is right, seeds in the same order). The difference ``a - b`` is a seeds × images table
+    whose mean varies with the images, with the seeds and with their interaction; its variance is
+    estimated from the two-way analysis of variance, (MS_images + MS_seeds - MS_error) / (seeds × images),
+    which counts each once (the seeds' own part floored at zero, and not measured with one seed). A few
+    seeds estimate their part poorly, so the multiplier is Student's t at Satterthwaite's degrees of
+    freedom for that sum of mean squares, not 2."""
+    from scipy.special import stdtrit  # here: rendering a report without this stage never imports scipy
+
     z = a - b
     seeds, images = z.shape
     by_seed, by_image = z.mean(1), z.mean(0)
-    variance = float(by_image.var(ddof=1)) / images
+    squares = [(seeds * float(by_image.var(ddof=1)), images - 1)]  # (mean square, degrees of freedom)
+    variance = squares[0][0]
     if seeds > 1:
         rest = z - by_seed[:, None] - by_image[None, :] + z.mean()
-        interaction = float((rest**2).sum()) / ((seeds - 1) * (images - 1))
-        variance += max(0.0, float(by_seed.var(ddof=1)) - interaction / images) / seeds
-    return 2 * math.sqrt(variance)
+        error = (float((rest**2).sum()) / ((seeds - 1) * (images - 1)), (seeds - 1) * (images - 1))
+        own = (images * float(by_seed.var(ddof=1)), seeds - 1)
+        if own[0] > error[0]:
+            variance += own[0] - error[0]
+            squares += [own, error]
+    if variance <= 0:  # the two points got the same images right in every seed
+        return 0.0
+    dof = variance**2 / sum(ms**2 / df for ms, df in squares)
+    return float(stdtrit(dof, 0.975)) * math.sqrt(variance / (seeds * images))
 
 
 def shortest_tied(runs: pd.DataFrame, length: str) -> pd.DataFrame:

@@ -419,6 +419,8 @@ def batch_facts(
         "base_lr": base_lr,
         "trend": trend(list(best_lr.values())),
         "best_lr": list(best_lr.items()),
+        # batch sizes whose best rates include the grid's highest: their best rate may lie beyond it
+        "at_top": [int(b) for b, rates in best_lr.items() if math.isclose(max(rates), grid["lr"].max())],
         "grid_epochs": int(grid["epoch"].max()),  # the first rung's: what best_lr was judged after
         "speed_ratio": float(small["epoch_s"] / large["epoch_s"]),
         "lr": float(choice["lr"]),
@@ -521,6 +523,7 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         # longer lengths separated from the best: more epochs than those did measurably worse
         "longer_untied": [int(e) for e in table["schedule"] if e > chosen and int(e) not in tied],
         "replicate": float(np.median(pairs)) if pairs else None,  # None: one seed per length
+        "lowest_loss": table.loc[table["val_loss"].idxmin()].to_dict(),  # the mean validation loss's
         "unpaired": selection.tie_band(float(best["val_acc"]), n_val),
     }
 
