@@ -461,6 +461,21 @@ def test_the_epochs_section_chooses_over_schedules_and_the_long_run_chooses_noth
     )
     assert "It chooses nothing: after epoch" in text and "Training ran the whole 10-epoch schedule." in text
     assert "two single runs with different seeds, compared paired on the same images, have a band of" in text
+    assert (
+        "the mean validation loss was lowest at 10 epochs (0.019), where the mean validation accuracy" in text
+    )
+    lowest_at_5 = synthetic_tables()
+    runs = lowest_at_5["schedule"]
+    runs.loc[runs["schedule"] == 5, "val_loss"] = 0.01  # 5 epochs: the lowest loss, its accuracy tied
+    context_of(tmp_path / "c", lowest_at_5)
+    page = render.render_html(
+        Store(tmp_path / "c" / "results"), "smoke", cache_dir=drawing_cache(), names=("q3",)
+    )
+    text = " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
+    assert (
+        "lowest at 5 epochs (0.01) and the mean validation accuracy highest at 10, but 5 epochs' accuracy "
+        "is tied with that best: on these runs the two measures do not disagree measurably" in text
+    )
     assert "Epochs (schedule length)" in text and 'id="fig:q3-schedule"' in page
     old = synthetic_tables()
     del old["schedule"]

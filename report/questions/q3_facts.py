@@ -524,6 +524,8 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         "longer_untied": [int(e) for e in table["schedule"] if e > chosen and int(e) not in tied],
         "replicate": float(np.median(pairs)) if pairs else None,  # None: one seed per length
         "lowest_loss": table.loc[table["val_loss"].idxmin()].to_dict(),  # the mean validation loss's
+        # the spread of validation accuracy between seeds of one configuration, pooled over the lengths
+        "seed_sd": float(np.sqrt((table["sd"] ** 2).mean())) if pairs else None,
         "unpaired": selection.tie_band(float(best["val_acc"]), n_val),
     }
 
