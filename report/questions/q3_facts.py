@@ -308,6 +308,9 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
         momentum = {  # off: grid steps from 1/(1 - β); epochs: what the best rates were judged after
             "ratio": ratio, "step": step, "off": off, "bound": bound,
             "epochs": first_epochs, "later": rungs, "below": below, "unstable": unstable,
+            # how many of those pairs the validation set separates; how many runs the bound is at odds with
+            "apart": sum(b["separated"] for b in below), "pairs": len(below),
+            "odds": len(unstable["momentum"]),
             # plain SGD at 1/(1 - β) times each such rate came closest: the argument's prediction holds
             "closer": bool(below) and all(math.isclose(x["ratio"], MOMENTUM_FACTOR) for x in below),
             "learned": LEARNED,
@@ -509,6 +512,7 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         pairs += [selection.paired_band(x, y) for i, x in enumerate(rows) for y in rows[i + 1 :]]
     return {
         "lengths": [int(e) for e in table["schedule"]],
+        "count": len(table),  # how many lengths
         "seeds": int(runs.groupby("schedule")["seed"].count().min()),
         "runs": runs,
         "table": table,
