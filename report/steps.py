@@ -183,6 +183,13 @@ def check_slurm(opts: Options) -> None:
     if answer.returncode != 0:
         said = [re.sub(r"^sbatch: (error: )?", "", line.strip()) for line in answer.stderr.splitlines()]
         why = "; ".join(dict.fromkeys(line for line in said if line)) or f"exit status {answer.returncode}"
+        if not re.search(
+            r"partition|gres|generic resource|time limit|node configuration", why, re.IGNORECASE
+        ):
+            raise ConfigError(  # not about what the build asks for: the cluster, munge, the controller
+                f"--executor slurm: Slurm refuses this build's jobs ({why}); check that the cluster is up "
+                "and takes jobs from this machine (sinfo)"
+            )
         given = [opts.origin(n) for n in ("slurm_partition", "slurm_gpus", "slurm_time") if getattr(opts, n)]
         raise ConfigError(
             f"--executor slurm: Slurm refuses this build's jobs ({why}); change {' or '.join(given)} to "

@@ -93,7 +93,7 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir,
 
 # Q3's smoke run takes a few seconds, and a fast machine finishes it within a second of its first kept sweep
 # point. The tests signal the build as soon as that point is kept (polled every 50 ms), and training the
-# early-stopping stage and the final seeds for 60 epochs leaves seconds of work after it on any machine, so
+# early-stopping stage for 60 epochs leaves seconds of work after it on any machine, so
 # the signal lands mid-training and the rerun has something to resume (and pays only for that).
 LONG_Q3 = ["--set", "q3.max_epochs=60", "--set", "q3.patience=59"]
 

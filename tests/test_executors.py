@@ -221,6 +221,25 @@ def test_a_job_slurm_refuses_is_one_line_before_anything_trains(data_dir, tmp_pa
     )
 
 
+@on_slurm
+def test_a_controller_that_does_not_answer_is_not_blamed_on_the_options(data_dir, tmp_path, monkeypatch):
+    """Slurm's own configuration, pointing at a port where no controller listens: the refusal names what
+    Slurm said and the cluster, not --slurm-partition or --slurm-time."""
+    _slurm()
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
+    lines = [line for line in conf.read_text().splitlines() if not line.startswith("SlurmctldPort")]
+    (tmp_path / "slurm.conf").write_text("\n".join([*lines, "SlurmctldPort=6999"]) + "\n")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))
+    store = tmp_path / "s"
+    result = in_process(build_cmd("run", "q1", "--profile", "smoke", "--data-dir", str(data_dir), "--store",
+                                  str(store), "--executor", "slurm"))  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "Unable to contact slurm controller" in errors[0]
+    assert errors[0].endswith("check that the cluster is up and takes jobs from this machine (sinfo)")
+    assert not (store / "smoke").exists()
+
+
 @slow
 @on_slurm
 def test_slurm_stores_the_same_numbers_as_local(data_dir, tmp_path):

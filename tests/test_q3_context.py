@@ -56,9 +56,9 @@ def test_a_reduced_budget_is_said_in_a_banner_in_the_answer_and_in_the_scope(tmp
     assert (
         "This build runs Q3 at a reduced budget: 6,000 of the 60,000 training images and 1,000 of the "
         "10,000 test images, sweep runs of at most 5 epochs instead of 10, 3 schedule lengths instead of 6, "
-        "2 seeds per schedule length instead of 3, an early-stopping schedule of "
-        "10 epochs instead of 30, early stopping after 3 epochs without improvement instead of 5, 3 learning "
-        "rates instead of 9 and 3 batch sizes instead of 4." in subset
+        "2 seeds per schedule length instead of 3, an early-stopping schedule of 10 epochs instead of 30, "
+        "early stopping after 3 epochs without improvement instead of 5, 3 learning rates instead of 9, 3 "
+        "batch sizes instead of 4 and schedules of at most 10 epochs instead of 30." in subset
     )
     assert "Trained that way on 6,000 of the 60,000 training images of MNIST (this build's subset)" in subset
     assert "at this build's reduced budget (see the note above)" in subset  # the answer
@@ -476,6 +476,13 @@ def test_the_epochs_section_chooses_over_schedules_and_the_long_run_chooses_noth
         "lowest at 5 epochs (0.01) and the mean validation accuracy highest at 10, but 5 epochs' accuracy "
         "is tied with that best: on these runs the two measures do not disagree measurably" in text
     )
+    longer = synthetic_tables({2: (0.949, 0.951), 5: (0.981, 0.983), 10: (0.950, 0.952)})
+    runs = longer["schedule"]
+    runs.loc[runs["schedule"] == 10, "val_loss"] = 0.01  # the lowest loss at a longer, separated length
+    context_of(tmp_path / "d", longer)
+    store = Store(tmp_path / "d" / "results")
+    text = " ".join(re.sub(r"<[^>]+>", " ", render.render_html(store, "smoke", names=("q3",))).split())
+    assert "here the loss favours the longer schedule" in text and "kept improving after" not in text
     assert "Epochs (schedule length)" in text and 'id="fig:q3-schedule"' in page
     old = synthetic_tables()
     del old["schedule"]
@@ -634,10 +641,8 @@ def test_the_epoch_count_is_the_shortest_schedule_tied_with_the_best_over_seeds(
         (z**2).sum() - n * (z.mean(1) ** 2).sum() - k * (z.mean(0) ** 2).sum() + k * n * z.mean() ** 2
     ) / ((k - 1) * (n - 1))  # the seed × image interaction's mean square, by the sums-of-squares identity
     images, own = k * z.mean(0).var(ddof=1), n * z.mean(1).var(ddof=1)  # their mean squares
-    total, dof = images, n - 1  # the seeds' own part counts, once, where it exceeds the interaction's
-    if own > residual:
-        total = images + own - residual
-        dof = total**2 / (images**2 / (n - 1) + own**2 / (k - 1) + residual**2 / ((k - 1) * (n - 1)))
+    total = images + max(0.0, own - residual)  # the seeds' own part, once, where it exceeds the interaction's
+    dof = total**2 / (images**2 / (n - 1) + own**2 / (k - 1) + residual**2 / ((k - 1) * (n - 1)))
     assert math.isclose(five["band"], stats.t.ppf(0.975, dof) * math.sqrt(total / (k * n)))
     assert math.isclose(five["gap"], 0.001)
     assert (facts["chosen"], facts["best"], facts["tied"], facts["longer_untied"]) == (5, 10, [5, 10], [30])

@@ -80,6 +80,7 @@ class Config:
              "reference for linear scaling)"),
             (self.patience < self.max_epochs, "q3.patience must be below q3.max_epochs"),
             (len(set(self.schedules)) == len(self.schedules), "q3.schedules: give each length once"),
+            (len(self.schedules) >= 2, "q3.schedules: give two or more lengths, e.g. q3.schedules=5,10"),
         )  # fmt: skip
 
 

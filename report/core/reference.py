@@ -115,7 +115,11 @@ def why_stand_in(store: Store, request: Request, name: str) -> tuple[str, str]:
     with a GPU): the words of the report's banner and of ``status``."""
     reference = verdicts(store, request).get(name)
     where = shown(path(request.profile))
-    found = f"{where} holds none" if reference is None else f"the one in {where} is {reference.label}"
+    bundle = _bundle(store, request.profile)
+    if bundle is not None and name in bundle.left_out:  # there, but its tables are another manifest's
+        found = f"the one in {where} was made for another version of the manifest"
+    else:
+        found = f"{where} holds none" if reference is None else f"the one in {where} is {reference.label}"
     missing = (
         f"its full study needs a GPU, which this machine lacks; this store holds no current result of it "
         f"and {found}, so its {STAND_IN} profile runs in its place"

@@ -82,7 +82,7 @@ def paired_band(a: np.ndarray, b: np.ndarray) -> float:
     estimated from the two-way analysis of variance, (MS_images + MS_seeds - MS_error) / (seeds × images),
     which counts each once (the seeds' own part floored at zero, and not measured with one seed). A few
     seeds estimate their part poorly, so the multiplier is Student's t at Satterthwaite's degrees of
-    freedom for that sum of mean squares, not 2."""
+    freedom for that sum of mean squares (the seeds' terms in it even where the floor applies), not 2."""
     from scipy.special import stdtrit  # here: rendering a report without this stage never imports scipy
 
     z = a - b
@@ -94,9 +94,10 @@ def paired_band(a: np.ndarray, b: np.ndarray) -> float:
         rest = z - by_seed[:, None] - by_image[None, :] + z.mean()
         error = (float((rest**2).sum()) / ((seeds - 1) * (images - 1)), (seeds - 1) * (images - 1))
         own = (images * float(by_seed.var(ddof=1)), seeds - 1)
-        if own[0] > error[0]:
-            variance += own[0] - error[0]
-            squares += [own, error]
+        variance += max(0.0, own[0] - error[0])
+        # the seeds' two mean squares count towards the degrees of freedom whether or not their difference
+        # was floored: an estimate of the seeds' part near zero is as uncertain as one just above it
+        squares += [own, error]
     if variance <= 0:  # the two points got the same images right in every seed
         return 0.0
     dof = variance**2 / sum(ms**2 / df for ms, df in squares)

@@ -117,7 +117,7 @@ def draw_scaling(data: pd.DataFrame, base_lr: float) -> Any:
 
 
 def draw_curves(data: pd.DataFrame, best: int) -> Any:
-    """Loss and accuracy per epoch, training and validation, with the chosen epoch marked."""
+    """Loss and accuracy per epoch, training and validation, with the best monitored epoch marked."""
     import matplotlib.pyplot as plt
 
     fig, (loss, acc) = plt.subplots(1, 2, figsize=(6.4, 2.8))

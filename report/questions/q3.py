@@ -60,6 +60,9 @@ def reduced(cfg: dict[str, Any], n: dict[str, int]) -> list[dict[str, Any]]:
         size = (lambda v: len(v)) if isinstance(full, list | tuple) else (lambda v: v)
         if size(cfg[name]) < size(full):
             out.append({"what": name, "have": size(cfg[name]), "full": size(full)})
+    longest = max(profile_config("q3", "full").schedules)  # schedules that stop short search less
+    if max(cfg["schedules"]) < longest:
+        out.append({"what": "longest_schedule", "have": max(cfg["schedules"]), "full": longest})
     full = profile_config("q3", "full").halving  # keeping fewer at each rung searches less
     if cfg["halving"] > full:
         out.append({"what": "halving", "have": cfg["halving"], "full": full})
@@ -260,8 +263,9 @@ def context(r: Results) -> dict[str, Any]:
                     "sd": "sample standard deviation over seeds of val_acc at this length "
                     "(q3 table schedule)",
                     "gap": "the best length's mean val_acc less this length's (q3 table schedule)",
-                    "band": "two standard errors of that gap, paired over the validation images, with each "
-                    "length's variance between seeds (report/core/selection.py, q3 table schedule: correct)",
+                    "band": "half-width of a 95% interval for that gap: its standard error from the "
+                    "seed-by-image differences (paired_band in report/core/selection.py; q3 table schedule, "
+                    "column correct) times Student's t at Satterthwaite's degrees of freedom",
                 },
             ),
             "final": Table(

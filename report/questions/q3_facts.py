@@ -504,7 +504,7 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
     stats = runs.groupby("schedule")["val_acc"].agg(["std", "min", "max"]).reset_index()
     table = lengths.merge(stats, on="schedule").rename(columns={"std": "sd"})
     table = table.assign(steps=table["schedule"] * math.ceil(n_train / int(choice["batch_size"])))
-    best = table[table["gap"] == 0].iloc[0]
+    best = table[table["band"].isna()].iloc[0]  # the rule's best: the one length with no band against itself
     shorter = table[table["schedule"] < chosen]
     pairs = []
     for _, g in runs.groupby("schedule"):
@@ -527,7 +527,10 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         # longer lengths separated from the best: more epochs than those did measurably worse
         "longer_untied": [int(e) for e in table["schedule"] if e > chosen and int(e) not in tied],
         "replicate": float(np.median(pairs)) if pairs else None,  # None: one seed per length
-        "lowest_loss": table.loc[table["val_loss"].idxmin()].to_dict(),  # the mean validation loss's
+        # the length of the lowest mean validation loss (None when every length's loss is NaN)
+        "lowest_loss": table.loc[table["val_loss"].idxmin()].to_dict()
+        if table["val_loss"].notna().any()
+        else None,
         # the spread of validation accuracy between seeds of one configuration, pooled over the lengths
         "seed_sd": float(np.sqrt((table["sd"] ** 2).mean())) if pairs else None,
         "unpaired": selection.tie_band(float(best["val_acc"]), n_val),
