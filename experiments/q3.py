@@ -14,9 +14,9 @@ separate points from the best, the cheapest of them to train is kept (``select``
 3. ``epochs``: with a rate that decays to zero, the epoch count is the schedule's length, so that
    configuration trains on each length of ``schedules`` with ``schedule_seeds`` seeds; picks the shortest
    whose mean validation accuracy the validation set does not separate from the best, paired over its
-   images. One more run on a ``max_epochs`` schedule, scored after every epoch and stopped once the
-   validation score has not improved for ``patience`` epochs, shows what training longer does to one run
-   (it chooses nothing).
+   images. The longest schedule's runs are scored after every epoch as well (the ``curve``): what
+   training longer does along a run, and where stopping once the validation score has not improved for
+   ``patience`` epochs would have ended each (it chooses nothing).
 4. ``final``: retrain on training + validation images for that many epochs, on a schedule of that length
    that decays to zero, once per seed; only these models see the test set, once each.
 
@@ -28,7 +28,6 @@ sits on the device as float tensors; a batch is an index slice of a per-epoch pe
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -126,19 +125,11 @@ def load_splits(
 
 # ---- training ---------------------------------------------------------------------------------------
 def fit(
-    splits: dict[str, Split],
-    points: list[tuple[str, float]],
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    curve: bool = False,
-    patience: int = 0,
-    monitor: str = "val_acc",
-) -> list[list[dict]]:
+    splits: dict[str, Split], points: list[tuple[str, float]], epochs: int, batch_size: int, seed: int
+) -> list[dict]:
     """Train one (optimizer, peak rate) per point on the training split, all from the same initial
-    weights and data order, as one stacked network; evaluate after the last epoch, or after every epoch
-    with ``curve``. With ``patience`` (and ``curve``), stop once no point's monitored validation score
-    has improved for that many epochs. Returns each point's history."""
+    weights and data order, as one stacked network; score each on the validation images after the last
+    epoch. Returns each point's metrics."""
     device = splits["train"].y.device
     torch.manual_seed(seed)  # every point starts from these weights
     stack = stacked.Stack([mlp().to(device)] * len(points))
@@ -148,35 +139,20 @@ def fit(
     loop = stacked.train_epochs(
         stack, opts, splits["train"].x, splits["train"].y, batch_size, [gen], peaks, epochs
     )
-    histories: list[list[dict]] = [[] for _ in points]
-    seconds = 0.0
-    for epoch in range(1, epochs + 1):
-        seconds += next(loop)
-        lrs = [kit.linear_decay(p, epoch, epochs) for p in peaks]  # where the rates ended this epoch
-        if curve or epoch == epochs:
-            nan = [math.nan] * len(points)  # training metrics where the report reads them: the curve
-            train_loss, train_acc = stacked.evaluate(stack, *splits["train"]) if curve else (nan, nan)
-            val_loss, val_acc = stacked.evaluate(stack, *splits["val"])
-            share = seconds / epoch / len(points)  # training seconds per epoch, per point of the stack
-            for k, history in enumerate(histories):
-                history.append({"epoch": epoch, "epoch_lr": lrs[k], "epoch_s": share, "stacked": len(points),
-                                "train_loss": train_loss[k], "train_acc": train_acc[k],
-                                "val_loss": val_loss[k], "val_acc": val_acc[k]})  # fmt: skip
-        if (
-            curve
-            and patience
-            and all(kit.epochs_since_best(kit.badness(h, monitor)) >= patience for h in histories)
-        ):
-            break
-    return histories
+    seconds = sum(next(loop) for _ in range(epochs))
+    val_loss, val_acc = stacked.evaluate(stack, *splits["val"])
+    share = seconds / epochs / len(points)  # training seconds per epoch, per point of the stack
+    return [{"epoch": epochs, "epoch_lr": kit.linear_decay(p, epochs, epochs), "epoch_s": share,
+             "stacked": len(points), "val_loss": val_loss[k], "val_acc": val_acc[k]}
+            for k, p in enumerate(peaks)]  # fmt: skip
 
 
 def train_seeds(
     split: Split, optimizer: str, lr: float, epochs: int, batch_size: int, seeds: list[int]
-) -> tuple[stacked.Stack, float]:
-    """Train one model per seed (its own initial weights and data order) on ``split`` for ``epochs`` epochs
-    on a schedule of that length from the peak ``lr`` to zero, as every sweep run trains, all as one
-    stacked network. Returns the stack and its training seconds."""
+) -> tuple[stacked.Stack, Iterator[float]]:
+    """One model per seed (its own initial weights and data order) as one stacked network, and its training
+    on ``split``: each ``next()`` trains one epoch of a schedule of ``epochs`` epochs from the peak ``lr``
+    to zero, as every sweep run trains, and yields its seconds."""
     models = []
     for seed in seeds:
         torch.manual_seed(seed)
@@ -184,8 +160,19 @@ def train_seeds(
     stack = stacked.Stack(models)
     opts = stacked.Optimizers(stack, [optimizer] * len(seeds), [lr] * len(seeds))
     gens = [torch.Generator(split.y.device).manual_seed(seed) for seed in seeds]
-    loop = stacked.train_epochs(stack, opts, split.x, split.y, batch_size, gens, [lr] * len(seeds), epochs)
-    return stack, sum(next(loop) for _ in range(epochs))
+    return stack, stacked.train_epochs(
+        stack, opts, split.x, split.y, batch_size, gens, [lr] * len(seeds), epochs
+    )
+
+
+def scored(stack: stacked.Stack, split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every copy's mean cross-entropy (P,) and accuracy (P,) on ``split``, and which images it got right
+    (P, N; uint8, on the CPU): a paired comparison needs the per-image results."""
+    logits = stacked.logits(stack, split.x)
+    target = split.y.expand(len(stack), -1)
+    loss = F.cross_entropy(logits.transpose(1, 2), target, reduction="none").double().mean(1)
+    right = logits.argmax(2) == target
+    return loss.cpu(), right.double().mean(1).cpu(), right.to(torch.uint8).cpu()
 
 
 def final_models(
@@ -199,7 +186,8 @@ def final_models(
     test_index: torch.Tensor,
 ) -> list[dict]:
     """Refit on training + validation images, one model per seed (``train_seeds``); test each once."""
-    stack, seconds = train_seeds(splits["trainval"], optimizer, lr, epochs, batch_size, seeds)
+    stack, loop = train_seeds(splits["trainval"], optimizer, lr, epochs, batch_size, seeds)
+    seconds = sum(next(loop) for _ in range(epochs))
     test = splits["test"]
     logits = stacked.logits(stack, test.x)
     return [tested(cfg, logits[k], test, test_index, seed, epochs, seconds / len(seeds))
@@ -252,10 +240,8 @@ def sweep_unit(cfg: Config, data_dir: Path, seed: int, device: str, points: list
     """Sweep points of one batch size trained together, as a unit any worker can run: it loads the
     splits itself. Returns each point's keys (``POINT_KEYS``) with its metrics after its last epoch."""
     splits = load_splits(cfg, data_dir, seed, device)[0]
-    histories = fit(splits, [p[1:3] for p in points], epochs, points[0][3], seed)
-    return [
-        {**dict(zip(POINT_KEYS, p, strict=True)), **h[-1]} for p, h in zip(points, histories, strict=True)
-    ]
+    scores = fit(splits, [p[1:3] for p in points], epochs, points[0][3], seed)
+    return [{**dict(zip(POINT_KEYS, p, strict=True)), **h} for p, h in zip(points, scores, strict=True)]
 
 
 def finals_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimizer: str, lr: float,
@@ -266,18 +252,37 @@ def finals_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimiz
 
 
 def schedule_unit(cfg: Config, data_dir: Path, run_seed: int, device: str, optimizer: str, lr: float,
-                  epochs: int, batch: int, seeds: list) -> list:  # fmt: skip
+                  epochs: int, batch: int, seeds: list, curve: bool) -> dict[str, list]:  # fmt: skip
     """The chosen configuration on a schedule of ``epochs`` epochs, one model per seed on the training
-    images (``train_seeds``), each scored once on the validation images, image by image (``correct``: a
-    paired comparison needs which images each run got right); a unit any worker can run."""
+    images (``train_seeds``), each scored on the validation images at the end, image by image (``correct``:
+    a paired comparison needs which images each run got right); a unit any worker can run. With
+    ``curve``, scored after every epoch too, on the training images as well, with ``stop`` marking the
+    epoch where stopping once the ``monitor`` has not improved for ``patience`` epochs would have ended
+    that run before its schedule's end (none where it would not)."""
     splits = load_splits(cfg, data_dir, run_seed, device)[0]
-    stack, seconds = train_seeds(splits["train"], optimizer, lr, epochs, batch, seeds)
-    val = splits["val"]
-    val_loss, val_acc = stacked.evaluate(stack, *val)
-    right = (stacked.logits(stack, val.x).argmax(2) == val.y).to(torch.uint8).cpu()
-    return [{"schedule": epochs, "seed": seed, "val_acc": val_acc[k], "val_loss": val_loss[k],
-             "train_s": seconds / len(seeds), "correct": right[k].tolist()}
-            for k, seed in enumerate(seeds)]  # fmt: skip
+    stack, loop = train_seeds(splits["train"], optimizer, lr, epochs, batch, seeds)
+    rows: list[dict] = []
+    seconds = 0.0
+    for epoch in range(1, epochs + 1):
+        seconds += next(loop)
+        if curve or epoch == epochs:
+            val_loss, val_acc, right = scored(stack, splits["val"])
+            rows += [{"epoch": epoch, "seed": seed, "val_acc": float(val_acc[k]),
+                      "val_loss": float(val_loss[k]), "correct": right[k].tolist()}
+                     for k, seed in enumerate(seeds)]  # fmt: skip
+        if curve:
+            train_loss, train_acc, _ = scored(stack, splits["train"])
+            for k, row in enumerate(rows[-len(seeds) :]):
+                history = [r for r in rows if r["seed"] == row["seed"]]
+                waited = kit.epochs_since_best(kit.badness(history, cfg.monitor))
+                first = not any(r["stop"] for r in history[:-1])  # a stopped run stops once
+                row |= {"epoch_lr": kit.linear_decay(lr, epoch, epochs), "train_loss": float(train_loss[k]),
+                        "train_acc": float(train_acc[k]),
+                        "stop": first and waited >= cfg.patience and epoch < epochs}  # fmt: skip
+    end = [{"schedule": epochs, "seed": r["seed"], "val_acc": r["val_acc"], "val_loss": r["val_loss"],
+            "train_s": seconds / len(seeds), "correct": r["correct"]}
+           for r in rows if r["epoch"] == epochs]  # fmt: skip
+    return {"schedule": end, "curve": rows if curve else []}
 
 
 # ---- selection --------------------------------------------------------------------------------------
@@ -346,21 +351,20 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     batch_sweep = tune("batch", grid + scaled)
     second, batch_sweep = select(batch_sweep, cfg.n_val)
     lr, batch = float(second["lr"]), int(second["batch_size"])
-    # 3. epochs: the schedule lengths, each decaying to zero, over seeds; and one long run, stopped early
+    # 3. epochs: the schedule lengths, each decaying to zero, over seeds, the longest scored every epoch too
     scaled_lr = bool(second["lr_scaled"])
     seeds = [ctx.seed + k for k in range(cfg.schedule_seeds)]
-    units = [kit.Unit(f"schedule-{e}-{kit.digest(seeds)}", schedule_unit, (*where, opt, lr, e, batch, seeds),
-                      threads, 1) for e in cfg.schedules]  # fmt: skip
+    longest = max(cfg.schedules)
+    units = [kit.Unit(f"schedule-{e}-{kit.digest(seeds)}", schedule_unit,
+                      (*where, opt, lr, e, batch, seeds, e == longest), threads, 1)
+             for e in sorted(cfg.schedules, reverse=True)]  # fmt: skip  # the longest first: they start first
     ran = ctx.map(units, f"q3 schedules: {len(cfg.schedules)} lengths × {len(seeds)} seeds")
     point = dict(study="epochs", optimizer=opt, lr=lr, batch_size=batch, lr_scaled=scaled_lr)
-    schedule = pd.DataFrame([{**point, **row} for rows in ran for row in rows])
+    schedule = pd.DataFrame([{**point, **row} for unit in ran for row in unit["schedule"]])
+    schedule = schedule.sort_values(["schedule", "seed"], ignore_index=True)
     third, schedule = shortest_schedule(schedule)
     epochs = int(third["schedule"])
-    stopping = partial(
-        fit, splits, [(opt, lr)], cfg.max_epochs, batch, ctx.seed, True, cfg.patience, cfg.monitor
-    )
-    history = ctx.step("early-stopping", stopping)[0]
-    curve = pd.DataFrame([{**point, **h, "rung": 0, "tied": False} for h in history])
+    curve = pd.DataFrame([row for unit in ran for row in unit["curve"]])
     # 4. final models on training + validation images, one per seed; only they see the test set
     seeds = [ctx.seed + k for k in range(cfg.seeds)]
     chunks = kit.split({batch: seeds}, step_cost, cfg.units, cfg.max_stack)
@@ -380,8 +384,9 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     title = datasets.layout(cfg.dataset).title
     return Output(
         tables={
-            "sweep": pd.concat([lr_sweep, batch_sweep, curve], ignore_index=True),
+            "sweep": pd.concat([lr_sweep, batch_sweep], ignore_index=True),
             "schedule": schedule,
+            "curve": curve,
             "choice": pd.DataFrame(choice),
             "final": final,
             "interval": pd.DataFrame([kit.t_interval(final["test_acc"].tolist(), cfg.ci_level)]),

@@ -92,10 +92,10 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir,
 
 
 # Q3's smoke run takes a few seconds, and a fast machine finishes it within a second of its first kept sweep
-# point. The tests signal the build as soon as that point is kept (polled every 50 ms), and training the
-# early-stopping stage for 60 epochs leaves seconds of work after it on any machine, so
+# point. The tests signal the build as soon as that point is kept (polled every 50 ms), and a 60-epoch
+# schedule, scored after every epoch, leaves seconds of work after it on any machine, so
 # the signal lands mid-training and the rerun has something to resume (and pays only for that).
-LONG_Q3 = ["--set", "q3.max_epochs=60", "--set", "q3.patience=59"]
+LONG_Q3 = ["--set", "q3.schedules=1,2,60", "--set", "q3.patience=59"]
 
 
 def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float = 300) -> None:

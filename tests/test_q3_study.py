@@ -21,6 +21,7 @@ from report.core.errors import ConfigError
 TABLES = {
     "sweep",
     "schedule",
+    "curve",
     "choice",
     "final",
     "interval",
@@ -196,7 +197,7 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
     cfg = PROFILES["smoke"]
     assert set(out.tables) == TABLES
     sweep = out.tables["sweep"]
-    assert set(sweep["study"]) == {"lr", "grid", "scaling", "epochs"}
+    assert set(sweep["study"]) == {"lr", "grid", "scaling"}
     first = sweep[sweep["rung"] == 0]
     assert len(first[first["study"] == "lr"]) == len(cfg.optimizers) * len(cfg.lrs)
     assert len(first[first["study"] == "grid"]) == len(cfg.lrs) * len(cfg.batch_sizes)
@@ -210,6 +211,22 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
     assert (schedule.groupby("schedule")["seed"].count() == cfg.schedule_seeds).all()
     assert (schedule["correct"].map(len) == cfg.n_val).all()
     assert np.allclose(schedule["correct"].map(np.mean), schedule["val_acc"])  # the same runs, image by image
+    curve, longest = out.tables["curve"], max(cfg.schedules)
+    assert sorted(curve["epoch"].unique()) == list(range(1, longest + 1))
+    assert (curve.groupby("epoch")["seed"].count() == cfg.schedule_seeds).all()
+    end = curve[curve["epoch"] == longest].sort_values(
+        "seed"
+    )  # the longest schedule's runs, scored once more
+    ran = schedule[schedule["schedule"] == longest].sort_values("seed")
+    assert (
+        end["val_acc"].tolist() == ran["val_acc"].tolist()
+        and end["correct"].tolist() == ran["correct"].tolist()
+    )
+    for _, run in curve.sort_values("epoch").groupby("seed"):  # early stopping's rule, epoch by epoch
+        history = run.to_dict("records")
+        waits = [kit.epochs_since_best(kit.badness(history[:e], cfg.monitor)) for e in range(1, longest + 1)]
+        first = next((e for e, w in enumerate(waits, 1) if w >= cfg.patience and e < longest), None)
+        assert run.loc[run["stop"], "epoch"].tolist() == ([first] if first else [])
     final = out.tables["final"]
     assert final["seed"].tolist() == [0, 1, 2]
     assert (final["epochs"] == out.tables["choice"].set_index("stage").loc["epochs", "epochs"]).all()

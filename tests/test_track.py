@@ -61,11 +61,13 @@ def test_a_smoke_build_leaves_runs_equal_to_the_store(smoke_build, data_dir, tmp
                 for column in ("train_loss", "val_acc"):
                     logged = history(f"model:{row.model}/seed:{row.seed}/{column}")
                     assert logged[row.epoch] == pytest.approx(getattr(row, column)), (row, column)
-        if name == "q3":  # the early-stopping run's epochs of the sweep table
-            rows = results.read("smoke", "q3", "sweep").query("study == 'epochs'")
-            assert len(rows) > 0
-            for column in ("train_loss", "val_acc", "val_loss"):
-                assert history(column) == pytest.approx(dict(zip(rows["epoch"], rows[column], strict=True)))
+        if name == "q3":  # one curve per seed and float column of the longest schedule's curve table
+            rows = results.read("smoke", "q3", "curve")
+            assert rows["seed"].nunique() > 1
+            for seed, runs in rows.groupby("seed"):
+                for column in ("train_loss", "val_acc", "val_loss", "epoch_lr"):
+                    logged = history(f"seed:{seed}/{column}")
+                    assert logged == pytest.approx(dict(zip(runs["epoch"], runs[column], strict=True)))
 
 
 def test_track_without_mlflow_installed_stops_before_training(data_dir, tmp_path):

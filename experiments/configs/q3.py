@@ -1,6 +1,6 @@
-"""Q3's settings: the data, the search (optimizers, rates, batch sizes, halving), the early-stopping run
-and the final models, per profile; and what a point costs to train, which decides among tied points
-(``cost``: the experiment chooses by it, the report re-checks the choice by it)."""
+"""Q3's settings: the data, the search (optimizers, rates, batch sizes, halving), the schedules with their
+early-stopping rule and the final models, per profile; and what a point costs to train, which decides
+among tied points (``cost``: the experiment chooses by it, the report re-checks the choice by it)."""
 
 from __future__ import annotations
 
@@ -51,11 +51,11 @@ class Config:
     # successive-halving rungs: each trains halving times longer than the one before
     rungs: Annotated[int, Range(1, 10)] = 3
     # schedule lengths (epochs) the chosen configuration trains for, each decaying to zero: the epoch count
-    # is the shortest whose mean validation accuracy over schedule_seeds is tied with the best
+    # is the shortest whose mean validation accuracy over schedule_seeds is tied with the best; the longest
+    # is scored after every epoch as well (the curve, and where early stopping would have ended it)
     schedules: Annotated[tuple[int, ...], Range(1, 1000)] = (3, 5, 10, 15, 20, 30)
     schedule_seeds: Annotated[int, Range(1, 100)] = 3
-    max_epochs: Annotated[int, Range(2, 1000)] = 30  # length of the early-stopping run's schedule
-    # epochs without a new best validation score before training stops
+    # epochs without a new best validation score after which early stopping ends a run of the curve
     patience: Annotated[int, Range(1, 1000)] = 5
     monitor: Literal["val_acc", "val_loss"] = "val_acc"  # what "validation improves" means
     # final models, for the mean ± interval of test accuracy
@@ -78,7 +78,7 @@ class Config:
             (not unknown, f"q3.optimizers: unknown {unknown}; choose from {', '.join(OPTIMIZERS)}"),
             (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
              "reference for linear scaling)"),
-            (self.patience < self.max_epochs, "q3.patience must be below q3.max_epochs"),
+            (self.patience < max(self.schedules), "q3.patience must be below the longest of q3.schedules"),
             (len(set(self.schedules)) == len(self.schedules), "q3.schedules: give each length once"),
             (len(self.schedules) >= 2, "q3.schedules: give two or more lengths, e.g. q3.schedules=5,10"),
         )  # fmt: skip
@@ -87,10 +87,10 @@ class Config:
 # fmt: off
 PROFILES: dict[str, Config] = {
     "smoke": Config(n_train=2_000, n_val=1_000, n_test=1_000, lrs=(1e-3, 1e-1), batch_sizes=(64, 256),
-                    base_batch=64, sweep_epochs=2, schedules=(1, 2, 4), schedule_seeds=3, max_epochs=4,
-                    patience=2, n_misclassified=8),
+                    base_batch=64, sweep_epochs=2, schedules=(1, 2, 4), schedule_seeds=3, patience=2,
+                    n_misclassified=8),
     "quick": Config(n_train=20_000, n_val=5_000, lrs=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), sweep_epochs=3,
-                    schedules=(3, 5, 10, 15), schedule_seeds=2, max_epochs=15, patience=4),
+                    schedules=(3, 5, 10, 15), schedule_seeds=2, patience=4),
     "full": Config(),
 }
 # fmt: on

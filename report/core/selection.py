@@ -22,9 +22,14 @@ def ranked(rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row per candidate (``keys``), its last epoch, best first: highest validation accuracy, ties to
     the lower validation loss (NaN counts as the worst), then to the earlier row: every choice is
     deterministic."""
-    last = rows.sort_values("epoch", kind="stable").groupby(list(keys), sort=False).tail(1)
-    loss = last["val_loss"].where(last["val_loss"].notna(), math.inf)
-    order = last.assign(_loss=loss).sort_values(["val_acc", "_loss"], ascending=[False, True], kind="stable")
+    return best_first(rows.sort_values("epoch", kind="stable").groupby(list(keys), sort=False).tail(1))
+
+
+def best_first(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` by validation accuracy, highest first, ties to the lower validation loss (NaN counts as the
+    worst), then in their order: the one ranking every rule here uses."""
+    loss = rows["val_loss"].where(rows["val_loss"].notna(), math.inf)
+    order = rows.assign(_loss=loss).sort_values(["val_acc", "_loss"], ascending=[False, True], kind="stable")
     return order.drop(columns="_loss")
 
 
@@ -36,10 +41,7 @@ def tie_band(acc: float, n_val: int) -> float:
 
 
 def cheapest_tied(
-    rows: pd.DataFrame,
-    keys: Sequence[str],
-    n_val: int,
-    cost: Callable[[pd.DataFrame], pd.DataFrame],
+    rows: pd.DataFrame, keys: Sequence[str], n_val: int, cost: Callable[[pd.DataFrame], pd.DataFrame]
 ) -> tuple[pd.Series, pd.Index, float]:
     """The choice among candidates the validation set cannot rank. The candidates (``ranked``'s rows) at
     most ``tie_band`` below the best validation accuracy are tied with the best; of those, the first by
@@ -105,15 +107,14 @@ def paired_band(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def shortest_tied(runs: pd.DataFrame, length: str) -> pd.DataFrame:
-    """One row per value of ``length`` (a schedule's epochs), shortest first, from ``runs`` (one per seed,
-    with ``val_acc``, ``val_loss`` and ``correct``, its per-image results): the mean validation accuracy
-    and loss over seeds, the ``gap`` below the best mean (the highest, ties to the lower mean loss, then
-    the shorter), that gap's ``paired_band`` against the best (NaN for the best itself) and whether the
-    length is ``tied`` with the best (its gap at most its band). The first tied row is the choice."""
+    """One row per value of ``length`` (a schedule's epochs, or the epochs of one schedule), shortest
+    first, from ``runs`` (one per seed, with ``val_acc``, ``val_loss`` and ``correct``, its per-image
+    results): the mean validation accuracy and loss over seeds, the ``gap`` below the best mean
+    (``best_first``, then the shorter), that gap's ``paired_band`` against the best (NaN for the best
+    itself) and whether the length is ``tied`` with the best (its gap at most its band). The first tied
+    row is the choice."""
     means = runs.groupby(length)[["val_acc", "val_loss"]].mean()
-    loss = means["val_loss"].where(means["val_loss"].notna(), math.inf)
-    best = means.assign(_loss=loss).sort_values(["val_acc", "_loss"], ascending=[False, True], kind="stable")
-    best_length = best.index[0]
+    best_length = best_first(means).index[0]
     right = {
         e: np.array(g.sort_values("seed")["correct"].tolist(), dtype=float) for e, g in runs.groupby(length)
     }

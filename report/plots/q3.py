@@ -117,14 +117,21 @@ def draw_scaling(data: pd.DataFrame, base_lr: float) -> Any:
 
 
 def draw_curves(data: pd.DataFrame, best: int) -> Any:
-    """Loss and accuracy per epoch, training and validation, with the best monitored epoch marked."""
+    """Loss and accuracy per epoch: the mean over seeds on the training and validation images, each seed's
+    validation run thin, a triangle where early stopping would have ended it, the best mean epoch marked."""
     import matplotlib.pyplot as plt
 
     fig, (loss, acc) = plt.subplots(1, 2, figsize=(6.4, 2.8))
+    means = data.groupby("epoch").mean(numeric_only=True).reset_index()
     for split, style in (("train", "-"), ("val", "--")):
-        label = "training" if split == "train" else "validation"
-        loss.plot(data["epoch"], data[f"{split}_loss"], style, label=label)
-        acc.plot(data["epoch"], 100 * data[f"{split}_acc"], style, label=label)
+        label = "training (mean)" if split == "train" else "validation (mean)"
+        loss.plot(means["epoch"], means[f"{split}_loss"], style, label=label)
+        acc.plot(means["epoch"], 100 * means[f"{split}_acc"], style, label=label)
+    for _, run in data.sort_values("epoch").groupby("seed"):
+        stop = run[run["stop"]]
+        for ax, column, scale in ((loss, "val_loss", 1), (acc, "val_acc", 100)):
+            ax.plot(run["epoch"], scale * run[column], color="0.6", lw=0.6, zorder=1)
+            ax.plot(stop["epoch"], scale * stop[column], "v", color="k", ms=4, zorder=3)
     for ax in (loss, acc):
         ax.axvline(best, color="k", lw=0.8, ls=":")
         ax.set_xlabel("epoch")

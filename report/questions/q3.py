@@ -39,7 +39,6 @@ BUDGET = (
     "sweep_epochs",
     "schedules",
     "schedule_seeds",
-    "max_epochs",
     "patience",
     "lrs",
     "batch_sizes",
@@ -87,7 +86,7 @@ def context(r: Results) -> dict[str, Any]:
     if "tied" not in sweep:  # stored before a stage kept the cheapest of its tied points: rerun, do not guess
         raise MissingResultError(f"the stored q3 result predates the selection rule the report describes; "
                                  f"rerun it: {run.rerun}")  # fmt: skip
-    if not r.has("q3", "schedule"):  # stored before the epoch count was chosen over schedules
+    if not r.has("q3", "schedule") or not r.has("q3", "curve"):  # stored before the epoch study of §3.5
         raise MissingResultError(f"the stored q3 result predates the epoch study the report describes; "
                                  f"rerun it: {run.rerun}")  # fmt: skip
     last = last_epochs(sweep)
@@ -96,7 +95,8 @@ def context(r: Results) -> dict[str, Any]:
     lr = lr_facts(last, choice.loc["lr"], n["val"])
     batch = batch_facts(last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"])
     schedule = schedule_facts(r.table("q3", "schedule"), choice.loc["epochs"], n["train"], n["val"])
-    epochs = epoch_facts(sweep[sweep["study"] == "epochs"], cfg["monitor"])
+    curve = r.table("q3", "curve")
+    epochs = epoch_facts(curve, schedule["runs"])
     confusion = r.table("q3", "confusion")
     final = final_facts(
         r.table("q3", "final"), r.table("q3", "interval"), confusion, schedule["chosen"], n["test"]
@@ -140,7 +140,6 @@ def context(r: Results) -> dict[str, Any]:
         "halving": halving,
         "eta": int(cfg["halving"]),
         "base_batch": int(cfg["base_batch"]),
-        "max_epochs": int(cfg["max_epochs"]),
         "monitor": MONITORS[cfg["monitor"]],
         "heatmap_range": HEATMAP_RANGE,
         # threads per unit of stacked networks on a CPU (units run side by side): what its times are per
@@ -314,12 +313,14 @@ def context(r: Results) -> dict[str, Any]:
             ),
             "curves": Figure(
                 plots.draw_curves,
-                sweep[sweep["study"] == "epochs"][
-                    ["epoch", "train_loss", "val_loss", "train_acc", "val_acc"]
-                ],
-                ("Training and validation loss and accuracy per epoch of the early-stopping run."),
+                curve[["epoch", "seed", "train_loss", "val_loss", "train_acc", "val_acc", "stop"]],
+                (
+                    "Training and validation loss and accuracy after each epoch of the longest schedule, "
+                    "the mean over seeds and each seed's validation run, with where early stopping would "
+                    "have ended each."
+                ),
                 run,
-                extra={"best": epochs["peak"]},
+                extra={"best": epochs["best"]["epoch"]},
             ),
             "schedule": Figure(
                 plots.draw_schedule,

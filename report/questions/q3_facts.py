@@ -537,19 +537,54 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
     }
 
 
-def epoch_facts(curve: pd.DataFrame, monitor: str) -> dict[str, Any]:
-    """The early-stopping run, which chooses nothing: where each validation score peaked and when training
-    stopped, and the last epoch's training and validation scores."""
-    curve = curve.sort_values("epoch").reset_index(drop=True)
-    loss = curve["val_loss"].where(np.isfinite(curve["val_loss"]), np.inf)
-    by_acc, by_loss = curve.iloc[int(curve["val_acc"].idxmax())], curve.iloc[int(loss.idxmin())]
+def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
+    """The longest schedule's runs scored after every epoch, which choose nothing: the epoch of the best
+    mean validation accuracy over seeds and the epochs the validation set does not separate from it (paired
+    over seeds and images, as the schedules are: ``selection.shortest_tied``), the lowest mean validation
+    loss, where early stopping would have ended each seed's run (``stop``), and the mean scores after the
+    last epoch. The curve's last epoch is the schedule table's run of that length, checked."""
+    length = int(curve["epoch"].max())
+    end = curve[curve["epoch"] == length].sort_values("seed")
+    ran = runs[runs["schedule"] == length].sort_values("seed")
+    require(
+        end["seed"].tolist() == ran["seed"].tolist()
+        and np.allclose(end["val_acc"], ran["val_acc"], rtol=0, atol=1e-12),
+        "the curve's last epoch is the longest schedule's runs",
+    )
+    epochs = selection.shortest_tied(curve, "epoch")
+    best = epochs[epochs["band"].isna()].iloc[0]  # the one epoch with no band against itself
+    means = curve.groupby("epoch")[["train_loss", "train_acc", "val_loss", "val_acc"]].mean()
+    loss = means["val_loss"].where(np.isfinite(means["val_loss"]), np.inf)
+    stops = []
+    for seed, g in curve.sort_values("epoch").groupby("seed"):
+        at = g[g["stop"]]
+        require(len(at) <= 1, f"early stopping ends seed {seed}'s run at most once")
+        stops.append(
+            {
+                "seed": int(seed),
+                "epoch": int(at["epoch"].iloc[0]) if len(at) else None,  # None: it ran the whole schedule
+                "val_acc": float(at["val_acc"].iloc[0]) if len(at) else None,
+                "end_acc": float(g["val_acc"].iloc[-1]),
+            }
+        )
     return {
-        "peak": int((by_acc if monitor == "val_acc" else by_loss)["epoch"]),  # the monitored score's best
-        "by_acc": by_acc.to_dict(),
-        "by_loss": by_loss.to_dict(),
-        "stop": int(curve["epoch"].iloc[-1]),
-        "last": curve.iloc[-1].to_dict(),
+        "length": length,
+        "seeds": int(curve["seed"].nunique()),
+        "best": {"epoch": int(best["epoch"]), "val_acc": float(best["val_acc"])},
+        # the other epochs tied with the best, as runs of consecutive epochs (first, last)
+        "others": _runs([int(e) for e in epochs.loc[epochs["tied"], "epoch"] if e != best["epoch"]]),
+        "by_loss": {"epoch": int(loss.idxmin()), "val_loss": float(means.loc[loss.idxmin(), "val_loss"])},
+        "stops": stops,
+        "last": means.loc[length].to_dict(),
     }
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    """Sorted integers as runs of consecutive ones, (first, last) each: [3, 4, 5, 9] -> [(3, 5), (9, 9)]."""
+    out: list[tuple[int, int]] = []
+    for v in sorted(values):
+        out = [*out[:-1], (out[-1][0], v)] if out and v == out[-1][1] + 1 else [*out, (v, v)]
+    return out
 
 
 def final_facts(
