@@ -540,7 +540,8 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
 def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     """The longest schedule's runs scored after every epoch, which choose nothing: the epoch of the best
     mean validation accuracy over seeds and the epochs the validation set does not separate from it (paired
-    over seeds and images, as the schedules are: ``selection.shortest_tied``), the lowest mean validation
+    over seeds and images, as the schedules are: ``selection.shortest_tied``), those next to it apart from
+    those that are tied only where the seeds' runs spread widely, the lowest mean validation
     loss, where early stopping would have ended each seed's run (``stop``), and the mean scores after the
     last epoch. The curve's last epoch is the schedule table's run of that length, checked."""
     length = int(curve["epoch"].max())
@@ -553,6 +554,11 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     )
     epochs = selection.shortest_tied(curve, "epoch")
     best = epochs[epochs["band"].isna()].iloc[0]  # the one epoch with no band against itself
+    spans = _runs([int(e) for e in epochs.loc[epochs["tied"], "epoch"]])
+    around = next(r for r in spans if r[0] <= int(best["epoch"]) <= r[1])
+    away = epochs[epochs["tied"] & ~epochs["epoch"].between(*around)]
+    by_epoch = curve.groupby("epoch")["val_acc"]
+    spread = by_epoch.max() - by_epoch.min()  # how far apart the seeds' runs are at each epoch
     means = curve.groupby("epoch")[["train_loss", "train_acc", "val_loss", "val_acc"]].mean()
     loss = means["val_loss"].where(np.isfinite(means["val_loss"]), np.inf)
     stops = []
@@ -571,8 +577,13 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
         "length": length,
         "seeds": int(curve["seed"].nunique()),
         "best": {"epoch": int(best["epoch"]), "val_acc": float(best["val_acc"])},
-        # the other epochs tied with the best, as runs of consecutive epochs (first, last)
-        "others": _runs([int(e) for e in epochs.loc[epochs["tied"], "epoch"] if e != best["epoch"]]),
+        # the other epochs of the run of consecutive epochs tied with the best around it, and the other runs
+        # of tied epochs, as runs (first, last), the latter with their largest gap, band and seeds' spread
+        "near": _runs([e for e in range(around[0], around[1] + 1) if e != int(best["epoch"])]),
+        "apart": [(a, b) for a, b in spans if (a, b) != around],
+        "apart_gap": float(away["gap"].max()) if len(away) else None,
+        "apart_band": float(away["band"].max()) if len(away) else None,
+        "apart_spread": float(away["epoch"].map(spread).max()) if len(away) else None,
         "by_loss": {"epoch": int(loss.idxmin()), "val_loss": float(means.loc[loss.idxmin(), "val_loss"])},
         "stops": stops,
         "last": means.loc[length].to_dict(),
