@@ -246,7 +246,9 @@ def diff(
         _diff_reports(opts, a, b, as_json, html_out)
         return
 
-    changes = changes_between(opts.results, opts.chosen, steps.selected(names), a, b)
+    changes, missing = changes_between(opts.results, opts.chosen, steps.selected(names), a, b)
+    for line in missing:  # on stderr, beside --json's output
+        console.print(f"[yellow]{line}[/]")
     if as_json:
         print(json.dumps(changes, indent=1, default=str))
         return

@@ -135,40 +135,57 @@ def change_table(change: dict[str, Any]) -> Any:
     return table
 
 
-def changes_between(store: Store, profile: str, names: list[str], a: str | None, b: str | None) -> list[dict]:
+def changes_between(
+    store: Store, profile: str, names: list[str], a: str | None, b: str | None
+) -> tuple[list[dict], list[str]]:
     """``build.py diff A B``: each experiment's changes between side ``a`` (default: the previous run) and
-    side ``b`` (default: the current run); a side is a run id, another store folder or a bundle."""
+    side ``b`` (default: the current run); a side is a run id, another store folder or a bundle. Also one
+    line per experiment the other side has and a named store or bundle lacks (a bundle leaves out what
+    another version of the manifest describes), so none drops out of the comparison unsaid."""
     import tempfile
 
-    changes = []
+    changes, missing = [], []
     with tempfile.TemporaryDirectory(prefix="diff-") as tmp:  # bundles unpack here, once each
         sources = {
             side: _source(store, profile, names, spec, Path(tmp) / side)
             for side, spec in (("a", a), ("b", b))
         }
         for name in names:
-            pair = (_side(store, profile, a, sources["a"], name, previous=True),
-                    _side(store, profile, b, sources["b"], name, previous=False))  # fmt: skip
+            pair = (_side(store, profile, a, sources["a"][0], name, previous=True),
+                    _side(store, profile, b, sources["b"][0], name, previous=False))  # fmt: skip
             if None not in pair:
                 changes.append(compare(*pair))
-    return changes
+            for (source, left_out), spec, result, other in zip(
+                sources.values(), (a, b), pair, pair[::-1], strict=True
+            ):
+                if source is not None and result is None and other is not None:
+                    missing.append(
+                        f"{name}: not compared: {spec} left it out, made for another version of the manifest "
+                        f"({left_out[name]})"
+                        if name in left_out
+                        else f"{name}: not compared: {spec} has no {profile} result of it"
+                    )
+    return changes, missing
 
 
-def _source(store: Store, profile: str, names: list[str], spec: str | None, folder: Path) -> Store | None:
+def _source(
+    store: Store, profile: str, names: list[str], spec: str | None, folder: Path
+) -> tuple[Store | None, dict[str, str]]:
     """Where one side reads from: another store, a bundle unpacked into ``folder``, or ``None`` for this
-    store (no spec, or a run id)."""
+    store (no spec, or a run id); with what a bundle left out (experiment: why)."""
     from report.core import bundle
 
     if spec is None or any(r.folder.name == spec for n in names for r in store.history(profile, n)):
-        return None
+        return None, {}
     if Path(spec).is_dir():
-        return Store(spec)
+        return Store(spec), {}
     if "://" not in spec and not Path(spec).exists():
         raise ReportError(
             f"{spec} is no run id in {store.root / profile} (of {', '.join(names)}), no store folder and no "
             "bundle; pass a run id from that store, another store's folder or a results bundle"
         )
-    return bundle.as_store(bundle.open_bundle(spec, store), folder)
+    opened = bundle.open_bundle(spec, store)
+    return bundle.as_store(opened, folder), opened.left_out
 
 
 def _side(

@@ -396,6 +396,17 @@ def test_an_experiment_made_for_another_manifest_is_left_out_and_the_rest_import
     assert lines[0].endswith(f"; run: build.py run q2 --profile smoke --store {tmp_path / 'new'}")
     assert lines[1].startswith("✓ imported q1 (smoke, made on ")
     assert Store(tmp_path / "new").result("smoke", "q2") is None
+    compared = _invoke("diff", str(older), "--profile", "smoke", "--store", str(tmp_path / "r"))
+    said = " ".join(compared.output.split())
+    assert compared.exit_code == 0 and "q1:" in said, compared.output  # q1 compared, q2 said, not dropped
+    assert "q3: not compared" not in said  # on neither side: nothing to say
+    assert (
+        f"q2: not compared: {older} left it out, made for another version of the manifest (q2 (see " in said
+    )
+    elsewhere = _invoke("diff", str(tmp_path / "new"), "--profile", "smoke", "--store", str(tmp_path / "r"))
+    assert f"q2: not compared: {tmp_path / 'new'} has no smoke result of it" in " ".join(
+        elsewhere.output.split()
+    )
     none_fit = _pack(tmp_path / "none.tar.gz", _without_table(_members(older), "q1"))
     refused = _invoke("import", str(none_fit), "--store", str(tmp_path / "new2"))
     assert refused.exit_code == 2 and "all of it was made for another version of the manifest (q1 (see " in (
