@@ -131,12 +131,13 @@ def study(data_dir: Path) -> None:
             print(f"{name} full: {walls[name]:.0f} s, peak memory {usage.ru_maxrss / 2**20:.2f} GiB "
                   "(the largest process: the driver or one worker)")  # fmt: skip
         sweep = Store(store).read("full", "q3", "sweep")
+        schedule = Store(store).read("full", "q3", "schedule")  # one row per run: its length in epochs
         final = Store(store).read("full", "q3", "final")
-        images = (
+        epochs = (
             sweep.groupby(["study", "rung", "optimizer", "lr", "batch_size", "lr_scaled"])["epoch"].max()
-        ).sum()
+        ).sum() + schedule["schedule"].sum()
         n_train = 50_000
-        flop = (images * n_train + final["epochs"].sum() * (n_train + 10_000)) * FLOPS_PER_IMAGE
+        flop = (epochs * n_train + final["epochs"].sum() * (n_train + 10_000)) * FLOPS_PER_IMAGE
         train_s = sum(walls.values())
         print(f"Q1 full {walls['q1']:.0f} s, Q2 full {walls['q2']:.0f} s: {walls['q1'] + walls['q2']:.0f} s")
         rate = flop / walls["q3"] / 1e9

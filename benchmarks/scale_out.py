@@ -4,10 +4,10 @@
    another (``--executor local``), then on a local Ray cluster with 2 workers (``--executor ray``), in
    one process, so the ratio compares executors and nothing else. The cluster is started before the
    clock starts (a build starts it once, for all its experiments).
-2. Predicted: per-unit times read from a stored run (Q3's stacks per rung and batch size and its final
-   models, Q4's models), scheduled largest-first on N identical workers (the classic LPT rule), for
-   N = 1, 2, 4, 8. Stages that depend on earlier choices run one after another, so each of Q3's stages
-   is scheduled on its own.
+2. Predicted: per-unit times read from a stored run (Q3's stacks per rung and batch size, its schedule
+   lengths and its final models, Q4's models), scheduled largest-first on N identical workers (the
+   classic LPT rule), for N = 1, 2, 4, 8. Stages that depend on earlier choices run one after another,
+   so each of Q3's stages is scheduled on its own.
 
     python benchmarks/scale_out.py --data-dir ../shared/data [--store results --profile full]
         [--points 8] [--epochs 3]
@@ -47,12 +47,13 @@ def stages(store: Store, profile: str) -> dict[str, list[float]]:
     """Seconds per unit of each stage of a stored run (only what the store holds)."""
     out: dict[str, list[float]] = {}
     if store.has(profile, "q3"):  # a Q3 unit is a stack of one batch size: the sum of its points' shares
-        sweep = store.read(profile, "q3", "sweep")
-        rows = sweep[sweep["study"] != "epochs"].assign(seconds=lambda df: df["epoch_s"] * df["epoch"])
+        rows = store.read(profile, "q3", "sweep").assign(seconds=lambda df: df["epoch_s"] * df["epoch"])
         for (stage, rung), df in rows.groupby(
             [rows["study"].eq("lr").map({True: "lr", False: "batch"}), "rung"]
         ):
             out[f"q3 {stage} sweep, rung {rung + 1}"] = df.groupby("batch_size")["seconds"].sum().tolist()
+        schedule = store.read(profile, "q3", "schedule")  # a unit per length: its seeds' shares summed
+        out["q3 schedules"] = schedule.groupby("schedule")["train_s"].sum().tolist()
         out["q3 final models"] = [store.read(profile, "q3", "final")["train_s"].sum()]
     if store.has(profile, "q4"):
         out["q4 models"] = store.read(profile, "q4", "results")["train_time_s"].tolist()

@@ -160,8 +160,8 @@ def changes_between(
             ):
                 if source is not None and result is None and other is not None:
                     missing.append(
-                        f"{name}: not compared: {spec} left it out, made for another version of the manifest "
-                        f"({left_out[name]})"
+                        f"{name}: not compared: {spec} left it out, made for another version of the "
+                        f"manifest: {left_out[name]}"
                         if name in left_out
                         else f"{name}: not compared: {spec} has no {profile} result of it"
                     )

@@ -401,7 +401,7 @@ def test_an_experiment_made_for_another_manifest_is_left_out_and_the_rest_import
     assert compared.exit_code == 0 and "q1:" in said, compared.output  # q1 compared, q2 said, not dropped
     assert "q3: not compared" not in said  # on neither side: nothing to say
     assert (
-        f"q2: not compared: {older} left it out, made for another version of the manifest (q2 (see " in said
+        f"q2: not compared: {older} left it out, made for another version of the manifest: q2 (see " in said
     )
     elsewhere = _invoke("diff", str(tmp_path / "new"), "--profile", "smoke", "--store", str(tmp_path / "r"))
     assert f"q2: not compared: {tmp_path / 'new'} has no smoke result of it" in " ".join(

@@ -226,8 +226,9 @@ def test_status_refuses_a_bad_set_in_one_line_without_importing_torch(tmp_path):
     cmd = build_cmd("status", "--profile", "smoke", "--store", str(tmp_path / "r"), "--set", "q3.patience=90")
     proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, timeout=120)
     said = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
-    assert (
-        proc.returncode == 2 and said[-1] == "error: q3.patience must be below the longest of q3.schedules"
+    assert proc.returncode == 2 and said[-1] == (
+        "error: q3.patience must be at most the longest of q3.schedules minus 2, or early stopping could "
+        "never end a run before its schedule does"
     ), said
     assert [line for line in said if "error" in line or "Traceback" in line] == said[-1:], said
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}

@@ -95,7 +95,7 @@ def test_second_all_trains_nothing_and_render_skips_torch(smoke_build, data_dir,
 # point. The tests signal the build as soon as that point is kept (polled every 50 ms), and a 60-epoch
 # schedule, scored after every epoch, leaves seconds of work after it on any machine, so
 # the signal lands mid-training and the rerun has something to resume (and pays only for that).
-LONG_Q3 = ["--set", "q3.schedules=1,2,60", "--set", "q3.patience=59"]
+LONG_Q3 = ["--set", "q3.schedules=1,2,60", "--set", "q3.patience=58"]
 
 
 def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float = 300) -> None:

@@ -200,8 +200,9 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert (  # seed 0 ends 0.1 points below CURVE, seed 1 above: their means are CURVE's
         "The mean validation accuracy over the seeds was highest after epoch 7 (98.20%); the validation set, "
         "compared paired over the same runs and images as the schedules are, does not separate it from epoch "
-        "8, nor from epoch 10, up to 0.10 points below it, where the seeds' runs are up to 0.20 points apart "
-        "and the band is 0.14 points wide." in epochs
+        "8, nor from epoch 10, up to 0.10 points below it, with a band 0.14 points wide: there the seeds' "
+        "runs are up to 0.20 points apart, although every seed's run is lower there than at epoch 7. As the "
+        "highest of 10 means, epoch 7's is favoured by chance" in epochs
     )
     assert "Early stopping would have ended none of the runs before the end of the schedule." in epochs
     assert "training loss was 0.0095 against a validation loss of 0.019" in epochs
@@ -209,12 +210,16 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     sooner["curve"] = curve_rows(patience=2)  # epochs 8 and 9 below 7's: stopped after 9, before the end
     stopped = context_of(tmp_path / "stopped", sooner, patience=2)["epochs"]
     assert (
-        "Early stopping would have ended seed 0's run after epoch 9 (97.90%, against 98.00% at the end of "
-        "its schedule) and seed 1's run after epoch 9 (98.10%, against 98.20% at the end of its schedule)."
-        in _say(w.epochs(stopped, c["monitor"], 2))
+        "Early stopping would have ended seed 0's run after epoch 9 (97.90% at that epoch, against 98.00% "
+        "at the end of its schedule) and seed 1's run after epoch 9 (98.10% at that epoch, against 98.20% at "
+        "the end of its schedule)." in _say(w.epochs(stopped, c["monitor"], 2))
     )
     one = {**stopped, "stops": [stopped["stops"][0], {**stopped["stops"][1], "epoch": None}]}
     assert "; seed 1 would have run the whole schedule." in _say(w.epochs(one, c["monitor"], 2))
+    last = {**c["epochs"], "near": [], "best": {"epoch": 10, "val_acc": 0.98}}  # one neighbour, not tied
+    assert "separates it from the epoch next to it but not from epoch 10" in _say(w.epochs(last, "x", 3))
+    alone = _say(w.epochs({**c["epochs"], "near": [], "apart": []}, "x", 3))
+    assert "separates it from every other epoch. As the highest of 10 means" in alone
     ci = kit.t_interval(list(FINAL.values()), 0.95)
     assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (ci["mean"], ci["lo"], ci["hi"])
     assert (  # a tie is not a ranking: all six pairs with 2 errors, not the first two of them
@@ -459,11 +464,12 @@ def test_a_result_stored_before_the_dataset_sizes_asks_for_a_rerun(tmp_path: Pat
         context_of(tmp_path, tables)
 
 
-def test_the_epochs_section_chooses_over_schedules_and_the_long_run_chooses_nothing(
+def test_the_epochs_section_chooses_over_schedules_and_the_curve_chooses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The count comes from the schedule lengths (table, figure, words); the early-stopping run is shown
-    for what training longer does, and a result stored before the schedule stage is a rerun, not a guess."""
+    """The count comes from the schedule lengths (table, figure, words); the longest schedule's curve is
+    shown for what training longer does and where early stopping would have ended each run, and a result
+    stored before the schedule stage or the curve is a rerun, not a guess."""
     context_of(tmp_path / "a", synthetic_tables())
     page = render.render_html(
         Store(tmp_path / "a" / "results"), "smoke", cache_dir=drawing_cache(), names=("q3",)

@@ -116,11 +116,13 @@ def shortest_tied(runs: pd.DataFrame, length: str) -> pd.DataFrame:
     (``best_first``, then the shorter), that gap's ``paired_band`` against the best (NaN for the best
     itself) and whether the length is ``tied`` with the best (its gap at most its band). The first tied
     row is the choice."""
-    means = runs.groupby(length)[["val_acc", "val_loss"]].mean()
+    # a seed whose loss went NaN makes its length's mean loss NaN (the worst), not the other seeds' mean
+    means = runs.groupby(length)[["val_acc", "val_loss"]].agg(lambda v: v.mean(skipna=False))
     best_length = best_first(means).index[0]
     right = {
         e: np.array(g.sort_values("seed")["correct"].tolist(), dtype=float) for e, g in runs.groupby(length)
     }
     band = [math.nan if e == best_length else paired_band(right[best_length], right[e]) for e in means.index]
-    out = means.assign(gap=means.loc[best_length, "val_acc"] - means["val_acc"], band=band)
+    acc = means["val_acc"].round(12)  # as best_first compares them: an exact tie is a gap of 0, not -1e-16
+    out = means.assign(gap=acc[best_length] - acc, band=band)
     return out.assign(tied=(out.index == best_length) | (out["gap"] <= out["band"])).reset_index()

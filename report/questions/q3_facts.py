@@ -539,27 +539,36 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
 
 def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     """The longest schedule's runs scored after every epoch, which choose nothing: the epoch of the best
-    mean validation accuracy over seeds and the epochs the validation set does not separate from it (paired
-    over seeds and images, as the schedules are: ``selection.shortest_tied``), those next to it apart from
-    those that are tied only where the seeds' runs spread widely, the lowest mean validation
-    loss, where early stopping would have ended each seed's run (``stop``), and the mean scores after the
-    last epoch. The curve's last epoch is the schedule table's run of that length, checked."""
+    mean validation accuracy over seeds and the epochs the validation set does not separate from it
+    (paired over seeds and images, as the schedules are: ``selection.shortest_tied``), the run of tied
+    epochs around it apart from tied epochs elsewhere (with their largest gap, band, spread between seeds,
+    and whether every seed was below its own run at the best epoch there), the lowest mean validation
+    loss, where early stopping would have ended each seed's run (``stop``) and the mean scores after the
+    last epoch. Every seed is scored after every epoch, and the curve's last epoch is the schedule table's
+    run of that length, image by image: both checked."""
     length = int(curve["epoch"].max())
+    every = curve.groupby("seed")["epoch"].apply(lambda e: sorted(e.tolist()) == list(range(1, length + 1)))
+    require(bool(every.all()), f"every seed of the curve is scored once after each of its {length} epochs")
     end = curve[curve["epoch"] == length].sort_values("seed")
     ran = runs[runs["schedule"] == length].sort_values("seed")
     require(
         end["seed"].tolist() == ran["seed"].tolist()
-        and np.allclose(end["val_acc"], ran["val_acc"], rtol=0, atol=1e-12),
-        "the curve's last epoch is the longest schedule's runs",
+        and np.allclose(end["val_acc"], ran["val_acc"], rtol=0, atol=1e-12)
+        and [list(c) for c in end["correct"]] == [list(c) for c in ran["correct"]],
+        "the curve's last epoch is the longest schedule's runs, image by image",
     )
     epochs = selection.shortest_tied(curve, "epoch")
-    best = epochs[epochs["band"].isna()].iloc[0]  # the one epoch with no band against itself
+    best = epochs[epochs["band"].isna()].iloc[0]  # shortest_tied's best: no band against itself
     spans = _runs([int(e) for e in epochs.loc[epochs["tied"], "epoch"]])
     around = next(r for r in spans if r[0] <= int(best["epoch"]) <= r[1])
     away = epochs[epochs["tied"] & ~epochs["epoch"].between(*around)]
-    by_epoch = curve.groupby("epoch")["val_acc"]
-    spread = by_epoch.max() - by_epoch.min()  # how far apart the seeds' runs are at each epoch
-    means = curve.groupby("epoch")[["train_loss", "train_acc", "val_loss", "val_acc"]].mean()
+    acc = curve.pivot(index="epoch", columns="seed", values="val_acc")
+    spread = acc.max(axis=1) - acc.min(axis=1)  # how far apart the seeds' runs are at each epoch
+    below = (acc.loc[away["epoch"]] < acc.loc[int(best["epoch"])]).all(axis=None)  # every seed, every epoch
+    # a seed whose loss went NaN makes that epoch's mean loss NaN (then the worst), not the others' mean
+    means = curve.groupby("epoch")[["train_loss", "train_acc", "val_loss", "val_acc"]].agg(
+        lambda v: v.mean(skipna=False)
+    )
     loss = means["val_loss"].where(np.isfinite(means["val_loss"]), np.inf)
     stops = []
     for seed, g in curve.sort_values("epoch").groupby("seed"):
@@ -569,7 +578,7 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
             {
                 "seed": int(seed),
                 "epoch": int(at["epoch"].iloc[0]) if len(at) else None,  # None: it ran the whole schedule
-                "val_acc": float(at["val_acc"].iloc[0]) if len(at) else None,
+                "val_acc": float(at["val_acc"].iloc[0]) if len(at) else None,  # at that epoch
                 "end_acc": float(g["val_acc"].iloc[-1]),
             }
         )
@@ -578,12 +587,13 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
         "seeds": int(curve["seed"].nunique()),
         "best": {"epoch": int(best["epoch"]), "val_acc": float(best["val_acc"])},
         # the other epochs of the run of consecutive epochs tied with the best around it, and the other runs
-        # of tied epochs, as runs (first, last), the latter with their largest gap, band and seeds' spread
+        # of tied epochs, as runs (first, last)
         "near": _runs([e for e in range(around[0], around[1] + 1) if e != int(best["epoch"])]),
         "apart": [(a, b) for a, b in spans if (a, b) != around],
         "apart_gap": float(away["gap"].max()) if len(away) else None,
         "apart_band": float(away["band"].max()) if len(away) else None,
-        "apart_spread": float(away["epoch"].map(spread).max()) if len(away) else None,
+        "apart_spread": float(spread[away["epoch"]].max()) if len(away) else None,
+        "apart_below": bool(below) if len(away) else None,
         "by_loss": {"epoch": int(loss.idxmin()), "val_loss": float(means.loc[loss.idxmin(), "val_loss"])},
         "stops": stops,
         "last": means.loc[length].to_dict(),
