@@ -234,8 +234,16 @@ def synthetic_tables(schedule: dict[int, tuple[float, ...]] = SCHEDULE) -> dict[
     splits = pd.DataFrame(
         {
             "dataset": "MNIST",
-            "split": ["train", "val", "test", "trainval", "train_available", "test_available"],
-            "images": [5000, N_VAL, N_TEST, 6000, 60_000, 10_000],
+            "split": [
+                "train",
+                "val",
+                "test",
+                "trainval",
+                "train_scored",
+                "train_available",
+                "test_available",
+            ],
+            "images": [5000, N_VAL, N_TEST, 6000, N_VAL, 60_000, 10_000],
         }
     )
     return {

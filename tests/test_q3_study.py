@@ -257,6 +257,7 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
         "val": cfg.n_val,
         "test": cfg.n_test,
         "trainval": cfg.n_train + cfg.n_val,
+        "train_scored": min(cfg.n_train, cfg.n_val),  # the curve's training scores
         "train_available": 4000,  # the MNIST stand-in's sizes (tests/conftest.py)
         "test_available": 1000,
     }
