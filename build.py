@@ -24,6 +24,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from report import steps
 from report.cli import EXIT_NOT_CURRENT, app, command, fail, keep_interrupts, status_rows, status_table
@@ -248,7 +249,7 @@ def diff(
 
     changes, missing = changes_between(opts.results, opts.chosen, steps.selected(names), a, b)
     for line in missing:  # on stderr, beside --json's output
-        console.print(f"[yellow]{line}[/]")
+        console.print(f"[yellow]{escape(line)}[/]")
     if as_json:
         print(json.dumps(changes, indent=1, default=str))
         return

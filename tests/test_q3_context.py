@@ -220,6 +220,13 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert "separates it from the epoch next to it but not from epoch 10" in _say(w.epochs(last, "x", 3))
     alone = _say(w.epochs({**c["epochs"], "near": [], "apart": []}, "x", 3))
     assert "separates it from every other epoch. As the highest of 10 means" in alone
+    diverged = synthetic_tables()
+    curve = diverged["curve"]
+    curve.loc[(curve["seed"] == 1) & (curve["epoch"] == 10), "val_loss"] = math.nan
+    e = context_of(tmp_path / "nan", diverged)["epochs"]
+    said = _say(w.epochs(e, c["monitor"], 3))
+    assert "a seed's validation loss was not a finite number, so the mean losses say nothing of" in said
+    assert "no sign of overfitting" not in said and "fits the training images more closely" not in said
     ci = kit.t_interval(list(FINAL.values()), 0.95)
     assert (c["final"]["mean"], c["final"]["lo"], c["final"]["hi"]) == (ci["mean"], ci["lo"], ci["hi"])
     assert (  # a tie is not a ranking: all six pairs with 2 errors, not the first two of them
@@ -509,9 +516,12 @@ def test_the_epochs_section_chooses_over_schedules_and_the_curve_chooses_nothing
     assert "here the loss favours the longer schedule" in text and "kept improving after" not in text
     assert "Epochs (schedule length)" in text and 'id="fig:q3-schedule"' in page
     monkeypatch.setattr(Manifest, "check", lambda *args: None)  # a result stored by the code before it
-    for table in ("schedule", "curve"):
+    for table in ("schedule", "curve", "train_scored"):  # the last: a curve scored on all training images
         old = synthetic_tables()
-        del old[table]
+        if table == "train_scored":
+            old["splits"] = old["splits"][old["splits"]["split"] != table]
+        else:
+            del old[table]
         with pytest.raises(MissingResultError, match="predates the epoch study the report describes; rerun"):
             context_of(tmp_path / f"b-{table}", old)
 

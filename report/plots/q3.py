@@ -122,7 +122,9 @@ def draw_curves(data: pd.DataFrame, best: int) -> Any:
     import matplotlib.pyplot as plt
 
     fig, (loss, acc) = plt.subplots(1, 2, figsize=(6.4, 2.8))
-    means = data.groupby("epoch").mean(numeric_only=True).reset_index()
+    # as the text's means: a NaN loss of one seed is a gap in the mean's line, not the other seeds' mean
+    scores = ["train_loss", "val_loss", "train_acc", "val_acc"]
+    means = data.groupby("epoch")[scores].agg(lambda v: v.mean(skipna=False)).reset_index()
     for split, style in (("train", "-"), ("val", "--")):
         label = "training (mean)" if split == "train" else "validation (mean)"
         loss.plot(means["epoch"], means[f"{split}_loss"], style, label=label)

@@ -86,7 +86,8 @@ def context(r: Results) -> dict[str, Any]:
     if "tied" not in sweep:  # stored before a stage kept the cheapest of its tied points: rerun, do not guess
         raise MissingResultError(f"the stored q3 result predates the selection rule the report describes; "
                                  f"rerun it: {run.rerun}")  # fmt: skip
-    if not r.has("q3", "schedule") or not r.has("q3", "curve"):  # stored before the epoch study of §3.5
+    # stored before the epoch study of §3.5, or before its curve scored 10,000 training images
+    if not r.has("q3", "schedule") or not r.has("q3", "curve") or "train_scored" not in n:
         raise MissingResultError(f"the stored q3 result predates the epoch study the report describes; "
                                  f"rerun it: {run.rerun}")  # fmt: skip
     last = last_epochs(sweep)

@@ -597,6 +597,10 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
         "by_loss": {"epoch": int(loss.idxmin()), "val_loss": float(means.loc[loss.idxmin(), "val_loss"])},
         "stops": stops,
         "last": means.loc[length].to_dict(),
+        # which mean loss after the last epoch is not a number (a seed's diverged), if either
+        "last_nan": next(
+            (k for k in ("train_loss", "val_loss") if not np.isfinite(means.loc[length, k])), None
+        ),
     }
 
 
