@@ -1,8 +1,9 @@
 """Where each dataset lives under the data folder and where it downloads from: plain data, no torch.
 
-``build.py`` checks presence with this before it imports torch, so a missing dataset is one line within a
-second; ``experiments/data.py`` reads and downloads the files through torchvision. The download addresses
-are torchvision's own (``tests/test_reliability.py`` compares them), listed here only to test reachability.
+``build.py`` checks presence and split sizes with this before it imports torch, so a missing dataset, or
+a setting asking for more images than it holds, is one line within a second; ``experiments/data.py``
+reads and downloads the files through torchvision. The download addresses are torchvision's own
+(``tests/test_reliability.py`` compares them), listed here only to test reachability.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from report.core import manifest
-from report.core.config import field_hints, profile_config
 from report.core.errors import DataError
-from report.core.freshness import Request
 
 
 @dataclass(frozen=True)
@@ -117,19 +117,42 @@ def unobtainable(names: list[str], data_dir: Path) -> tuple[list[str], list[str]
     return problems, downloads
 
 
-def check_before_torch(names: list[str], request: Request) -> None:
-    """Datasets that are absent and cannot be downloaded stop the build within a second, before torch is
-    imported. The dataset an experiment reads comes from ``--set`` or from its profile's config (its
-    torch-free config module); an unknown ``--set`` key is left to the runner's one-line error."""
-    wanted = []
-    for name in names:
-        entry = manifest.load().get(name)
-        given = request.overrides.get(name, {})
-        fields = [d[1:-1] for d in entry.datasets if d.startswith("{")]
-        profile = profile_config(name, request.own_profile(name))
-        config = {f: given.get(f) or getattr(profile, f, None) for f in fields}
-        if None not in config.values() and set(given) <= set(field_hints(name)):  # else the runner says
-            wanted += entry.dataset_names(config)
-    problems, _ = unobtainable(wanted, request.data_dir)
+def split_sizes(name: str, data_dir: Path) -> tuple[int, int] | None:
+    """The training and test split sizes, read from the files' headers without loading the images (and
+    without torch); ``None`` where the files are absent (a download comes later), unreadable (the reader
+    says why) or their format states no size in a header (CIFAR-10)."""
+    if name == "cifar10" or missing(name, data_dir):
+        return None
+    try:
+        if name == "svhn":
+            from scipy.io import whosmat  # what torchvision's SVHN reader needs anyway
+
+            shapes = [dict((v[0], v[1]) for v in whosmat(data_dir / f))["y"] for f in layout(name).files]
+            return shapes[0][0], shapes[1][0]
+        raw = data_dir / layout(name).folder / "raw"
+        counts = []
+        for split in ("train", "t10k"):  # IDX: a 4-byte magic number, then the count, big-endian
+            with open(raw / f"{split}-labels-idx1-ubyte", "rb") as fh:
+                counts.append(int.from_bytes(fh.read(8)[4:], "big"))
+        return counts[0], counts[1]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def check_before_torch(configs: dict[str, Any], data_dir: Path) -> None:
+    """Before torch is imported, for the experiments about to run (their resolved configs): datasets
+    that are absent and cannot be downloaded stop the build within a second, and so does a config asking
+    for more images than its dataset holds (the config's ``check_sizes``), rather than after the
+    experiments before it have trained."""
+    wanted: dict[str, list[Any]] = {}
+    for name, config in configs.items():
+        for dataset in manifest.load().get(name).dataset_names(vars(config)):
+            wanted.setdefault(dataset, []).append(config)
+    problems, _ = unobtainable(list(wanted), data_dir)
     if problems:
         raise DataError("\n".join(problems))
+    for dataset, users in wanted.items():
+        sizes = split_sizes(dataset, data_dir)
+        for config in users if sizes else []:
+            if hasattr(config, "check_sizes"):
+                config.check_sizes(*sizes, layout(dataset).title)

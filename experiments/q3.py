@@ -42,7 +42,6 @@ from experiments import data, datasets, halving, kit, stacked
 from experiments.configs.q3 import EACH, Config, cost
 from experiments.kit import Output, RunContext
 from report.core import selection
-from report.core.errors import ConfigError
 
 POINT_KEYS = ["study", "optimizer", "lr", "batch_size", "lr_scaled"]  # what identifies a sweep point
 Point = tuple[str, str, float, int, bool]  # those keys' values
@@ -100,11 +99,7 @@ def load_splits(
     final refits), the indices of the test images used in the original test set, and the dataset's sizes."""
     x, y = data.load(cfg.dataset, data_dir, train=True)
     xt, yt = data.load(cfg.dataset, data_dir, train=False)
-    if cfg.n_train + cfg.n_val > len(y) or cfg.n_test > len(yt):
-        raise ConfigError(
-            f"q3.n_train + q3.n_val = {cfg.n_train + cfg.n_val} and q3.n_test = {cfg.n_test} "
-            f"must fit the {len(y)} training and {len(yt)} test images"
-        )
+    cfg.check_sizes(len(y), len(yt), datasets.layout(cfg.dataset).title)
     device = kit.resolve_device(device)  # "auto" from a remote executor: this machine's choice
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(y), generator=gen)

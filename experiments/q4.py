@@ -25,7 +25,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from experiments import data, datasets, kit, models
 from experiments.configs.q4 import Config
 from experiments.kit import Output, RunContext, save_atomic, seed_everything
-from report.core.errors import ConfigError
 
 # Random translation for every dataset (pixels of zero padding each side); horizontal flips only where a
 # mirrored image is still an image of the same class (never for digits).
@@ -61,15 +60,12 @@ def prepare(cfg: Config, data_dir: Path, run_seed: int, device: str) -> Splits:
     x, y = data.load(cfg.dataset, data_dir, train=True)
     xt, yt = data.load(cfg.dataset, data_dir, train=False)
     x, xt = data.to_rgb32(x), data.to_rgb32(xt)
-    if cfg.val_size >= len(x):
-        raise ConfigError(f"q4.val_size={cfg.val_size} leaves no training images ({len(x)} in the split)")
+    cfg.check_sizes(len(x), len(xt), datasets.layout(cfg.dataset).title)
     g = torch.Generator().manual_seed(run_seed)
     perm = torch.randperm(len(x), generator=g)
     val, train = perm[: cfg.val_size], perm[cfg.val_size :]
     train = train[: cfg.train_subset or None]
     test = torch.randperm(len(xt), generator=g)[: cfg.test_subset or None]
-    if len(train) < cfg.batch_size:
-        raise ConfigError(f"q4: {len(train)} training images are fewer than one batch ({cfg.batch_size})")
     pixels = x[train].float().div_(255)
     mean = pixels.mean(dim=(0, 2, 3), keepdim=True)
     std = pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments import kit
+from experiments.configs.q3 import MOMENTUM
 
-MOMENTUM = 0.9  # "momentum" is SGD with this coefficient
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
 EVAL_CHUNK = 5_000  # images per evaluation pass: bounds memory at (P, chunk, 128) activations
 

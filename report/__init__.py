@@ -1,6 +1,8 @@
 """Assignment 1 report builder: results store, context layer and rendering.
 
-Nothing in this package imports torch; training lives in ``experiments/``.
+Reading results and rendering never import torch: of ``experiments/``, only ``report/steps.py`` imports
+what trains (``experiments/runner.py``, for a build's stale experiments), and the rest reads its torch-free
+config and dataset modules at most.
 """
 
 __all__ = ["open_store"]

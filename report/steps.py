@@ -61,11 +61,16 @@ def checked_configs(opts: Options, names: list[str]) -> dict[str, Any]:
     try:
         return configs(opts.request, names)
     except ConfigError as e:
-        given = {s.partition("=")[0].strip().lower() for s in opts.sets or []}  # the command line's win
-        for key, setting in opts.settings.overrides(opts.chosen).items():
-            if key.lower() not in given and re.match(re.escape(key) + r"\b", str(e), re.IGNORECASE):
-                raise ConfigError(f"{setting.source}: {e}") from None
-        raise
+        raise blamed(opts, e) from None
+
+
+def blamed(opts: Options, e: ConfigError) -> ConfigError:
+    """``e``, led by the report.toml line of the setting it names when that setting came from there."""
+    given = {s.partition("=")[0].strip().lower() for s in opts.sets or []}  # the command line's win
+    for key, setting in opts.settings.overrides(opts.chosen).items():
+        if key.lower() not in given and re.match(re.escape(key) + r"\b", str(e), re.IGNORECASE):
+            return ConfigError(f"{setting.source}: {e}")
+    return e
 
 
 def waiting() -> None:
@@ -75,7 +80,7 @@ def waiting() -> None:
 def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     """Take what needs a GPU this machine lacks from the reference results, then plan, preflight and
     train each stale experiment; returns how many ran."""
-    checked_configs(opts, names)  # torch-free, before anything is imported or trained
+    settings = checked_configs(opts, names)  # torch-free, before anything is imported or trained
     lacking = opts.lacking(names)
     fill_from_reference(opts, lacking)  # before the plan: a study made on a GPU is not retrained here
     if force:  # a current study made elsewhere stays: rerunning it here would take hours
@@ -93,7 +98,10 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     from experiments import datasets  # torch-free: a missing dataset is one line before torch is imported
 
     try:
-        datasets.check_before_torch([v.experiment for v in verdicts if force or not v.current], opts.request)
+        to_run = [v.experiment for v in verdicts if force or not v.current]
+        datasets.check_before_torch({n: settings[n] for n in to_run}, opts.request.data_dir)
+    except ConfigError as e:  # a setting asking for more images than the dataset holds
+        raise blamed(opts, e) from None
     except DataError as e:  # a folder from REPORT_DATA_DIR or report.toml: say so, as for other options
         came = opts.sources.get("data_dir", "default")
         origin = (

@@ -4,9 +4,14 @@ its fix)."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from typer.testing import CliRunner
 
 import build
+from experiments import datasets
+from report.core.errors import ConfigError
 
 runner = CliRunner()
 
@@ -72,3 +77,59 @@ def test_the_download_hosts_are_torchvision_s():
     assert LAYOUTS["fashion-mnist"].urls == tuple(tvd.FashionMNIST.mirrors)
     assert LAYOUTS["svhn"].urls == tuple(tvd.SVHN.split_list[s][0] for s in ("train", "test"))
     assert LAYOUTS["cifar10"].urls == (tvd.CIFAR10.url,)
+
+
+def test_a_setting_asking_for_more_images_than_the_data_hold_stops_before_anything_trains(data_dir, tmp_path):
+    """Q3's sizes against the MNIST stand-in (4,000 training, 1,000 test images): one line, exit 2, before
+    torch is imported and before Q1, which runs first, has trained; the advised sizes pass the check."""
+    import subprocess
+    import sys
+
+    from experiments import datasets
+    from experiments.configs.q3 import PROFILES
+    from tests.conftest import ROOT
+
+    store = tmp_path / "r"
+    args = ["run", "q1", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
+            "--set", "q3.n_train=3500"]  # fmt: skip  # the smoke profile holds out 1,000 for validation
+    script = tmp_path / "check.py"
+    script.write_text(_WITHOUT_TORCH.format(root=str(ROOT), args=args))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    error = (
+        "q3.n_train + q3.n_val = 4500 exceed the 4000 training images of MNIST: lower them to at most 4000"
+    )
+    assert proc.returncode == 2 and error in " ".join(proc.stderr.split()), proc.stderr
+    assert proc.stdout.strip() == "torch not imported" and not store.exists()
+    fixed = dataclasses.replace(PROFILES["smoke"], n_train=3000)  # at most 4000 together, as advised
+    datasets.check_before_torch({"q3": fixed}, data_dir)
+    with pytest.raises(ConfigError, match="q3.n_test=1001 exceeds the 1000 test images of MNIST"):
+        datasets.check_before_torch({"q3": dataclasses.replace(fixed, n_test=1001)}, data_dir)
+
+
+def test_svhn_split_sizes_come_from_the_mat_headers_and_bound_q4s_settings(tmp_path):
+    from tests.q4_results import write_svhn
+
+    write_svhn(tmp_path, 40, 30)
+    assert datasets.split_sizes("svhn", tmp_path) == (40, 30)
+    base = ["run", "q4", "--profile", "smoke", "--data-dir", str(tmp_path), "--store", str(tmp_path / "r")]
+    cases = {
+        "q4.val_size=40": "q4.val_size=40 leaves none of the 40 training images of SVHN to train on: lower "
+        "q4.val_size",
+        "q4.train_subset=33": "q4.train_subset=33 exceeds the 32 training images of SVHN left after "
+        "q4.val_size=8: lower it, or 0 for all of them",
+        "q4.test_subset=31": "q4.test_subset=31 exceeds the 30 test images of SVHN: lower it, or 0 for all",
+    }
+    for setting, error in cases.items():
+        result = _invoke(*base, "--set", setting)
+        assert result.exit_code == 2 and error in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_size_from_report_toml_names_its_line(data_dir, tmp_path, monkeypatch):
+    (tmp_path / "report.toml").write_text("[set.q3]\nn_test = 5000\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORT_SETTINGS")  # found in the current folder, as a user's is
+    result = _invoke("run", "q3", "--profile", "smoke", "--data-dir", str(data_dir))
+    said = " ".join(result.output.split())
+    error = "report.toml:2: q3.n_test=5000 exceeds the 1000 test images of MNIST: lower it to at most 1000"
+    assert result.exit_code == 2 and error in said, said

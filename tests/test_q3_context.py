@@ -275,12 +275,6 @@ def _say(text: str) -> str:
 COEFFICIENT = {"beta": q3_facts.MOMENTUM, "factor": q3_facts.MOMENTUM_FACTOR}  # as the context gives it
 
 
-def test_the_report_words_momentum_with_the_coefficient_the_experiment_trains_with() -> None:
-    from experiments import stacked
-
-    assert q3_facts.MOMENTUM == stacked.MOMENTUM and pytest.approx(10) == q3_facts.MOMENTUM_FACTOR
-
-
 COARSE = (
     "; best rates found on this grid, after 5 epochs with one seed per rate, cannot fix the ratio more "
     "finely than that."

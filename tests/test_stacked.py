@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from experiments import halving, kit, q3, stacked
-from experiments.configs.q3 import PROFILES
+from experiments.configs.q3 import MOMENTUM, PROFILES
 from report.core import selection
 
 N, BATCH, STEPS = 256, 32, 8  # 8 optimizer steps: several updates of every state buffer
@@ -37,7 +37,8 @@ def _optimizer(name: str, params: list[torch.Tensor], lr: float, **opt: object) 
     """The stock ``torch.optim`` optimizer that ``name`` stands for."""
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, **opt)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9 if name == "momentum" else 0.0, **opt)
+    # the coefficient the report names (experiments/configs/q3.py): stacked copies must train with it
+    return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM if name == "momentum" else 0.0, **opt)
 
 
 def _alone(

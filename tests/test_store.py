@@ -33,6 +33,17 @@ def test_write_then_read_roundtrip(tmp_path):
     assert list(store.runs()["experiment"]) == ["q3"]
 
 
+def test_every_run_a_store_reads_carries_its_rerun_advice(tmp_path):
+    """The current, the previous and every older run: a damaged one's "rerun: …" names this store (the
+    runs that ``diff`` reads by id came without it)."""
+    advice = f"--store '{tmp_path}'"
+    store = Store(tmp_path, advice=advice)
+    for value in (1, 2):
+        store.write("smoke", "q3", synthetic("q3", value=value), fake_meta("q3"))
+    runs = [store.result("smoke", "q3"), store.previous("smoke", "q3"), *store.history("smoke", "q3")]
+    assert len(runs) == 4 and all(r is not None and r.rerun.endswith(advice) for r in runs)
+
+
 def test_rewrite_replaces_whole_result(tmp_path):
     store = Store(tmp_path)
     store.write("smoke", "q3", synthetic("q3", value=1), fake_meta("q3"))

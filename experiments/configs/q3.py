@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
+MOMENTUM = 0.9  # "momentum" is SGD with this coefficient (experiments/stacked.py; the report says it)
 STATE = {"sgd": 0, "momentum": 1, "adam": 2}  # tensors of optimizer state per weight
 # each tuning stage's successive halving keeps the best point of each value of this key for every rung, so
 # the last rung compares every optimizer, and every batch size, at its full length
@@ -82,6 +83,16 @@ class Config:
             (len(self.schedules) >= 2, "q3.schedules: give two or more lengths, e.g. q3.schedules=5,10"),
             (self.patience <= max(self.schedules, default=0) - 2, "q3.patience must be at most the longest "
              "of q3.schedules minus 2, or early stopping could never end a run before its schedule does"),
+        )  # fmt: skip
+
+    def check_sizes(self, train: int, test: int, title: str) -> None:
+        """The rules that need the dataset's split sizes: checked before anything trains
+        (``experiments/datasets.py`` reads them from the files' headers) and on the images loaded."""
+        check_settings(
+            (self.n_train + self.n_val <= train, f"q3.n_train + q3.n_val = {self.n_train + self.n_val} "
+             f"exceed the {train} training images of {title}: lower them to at most {train} together"),
+            (self.n_test <= test, f"q3.n_test={self.n_test} exceeds the {test} test images of {title}: "
+             f"lower it to at most {test}"),
         )  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from report.core.config import Range
+from report.core.config import Range, check_settings
 from report.core.errors import ConfigError
 
 Dataset = Literal["svhn", "fashion-mnist", "mnist", "cifar10"]
@@ -48,6 +48,21 @@ class Config:
                 f"q4.train_subset={self.train_subset} is smaller than one batch "
                 f"(batch_size={self.batch_size})"
             )
+
+    def check_sizes(self, train: int, test: int, title: str) -> None:
+        """The rules that need the dataset's split sizes: checked before anything trains
+        (``experiments/datasets.py`` reads them from the files' headers) and on the images loaded."""
+        left = train - self.val_size  # training images after the validation hold-out
+        check_settings(
+            (left > 0, f"q4.val_size={self.val_size} leaves none of the {train} training images of {title} "
+             "to train on: lower q4.val_size"),
+            (self.train_subset <= left, f"q4.train_subset={self.train_subset} exceeds the {left} training "
+             f"images of {title} left after q4.val_size={self.val_size}: lower it, or 0 for all of them"),
+            (bool(self.train_subset) or left >= self.batch_size, f"q4: the {left} training images of {title} "
+             f"left after q4.val_size={self.val_size} are fewer than one batch: lower q4.batch_size"),
+            (self.test_subset <= test, f"q4.test_subset={self.test_subset} exceeds the {test} test images "
+             f"of {title}: lower it, or 0 for all of them"),
+        )  # fmt: skip
 
 
 # fmt: off

@@ -83,10 +83,15 @@ def fingerprint(
     experiment: str, request: Request, data_files: list[Path], cache: Path | None, manifest: mf.Manifest
 ) -> dict[str, str]:
     """The parts a result made now for ``request`` is stored with (``data_files`` are those it reads)."""
+    data = fp.data_hash(data_files, cache) if data_files else "none"
+    return {**_dataless_parts(experiment, request, manifest), "data": data}
+
+
+def _dataless_parts(experiment: str, request: Request, manifest: mf.Manifest) -> dict[str, str]:
+    """The fingerprint parts known without reading data files: the code, the config, library versions."""
     return {
         "code": code_part(experiment, manifest),
         "config": request.config_part(experiment),
-        "data": fp.data_hash(data_files, cache) if data_files else "none",
         "versions": fp.versions_hash(),
     }
 
@@ -128,11 +133,7 @@ def judge_record(
         note = f"stored as profile {meta.get('profile')}"
         return Verdict(experiment, "stale", ("profile",), (note,), meta, result)
     stored = meta.get("fingerprint") or {}
-    current = {
-        "code": code_part(experiment, manifest),
-        "config": request.config_part(experiment),
-        "versions": fp.versions_hash(),
-    }
+    current = _dataless_parts(experiment, request, manifest)
     notes = []
     data = _data_part(meta, request, store)
     if data is None:

@@ -304,7 +304,7 @@ class Store:
             if home.is_dir()
             else []
         )
-        return [Result(f, profile, experiment) for f in folders]
+        return [Result(f, profile, experiment, self.advice) for f in folders]
 
     def has(self, profile: str, experiment: str) -> bool:
         return self.result(profile, experiment) is not None

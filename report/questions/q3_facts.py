@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.configs.q3 import EACH, cost
+from experiments.configs.q3 import EACH, MOMENTUM, cost
 from report.core import selection
 from report.provenance import sourced
 from report.questions import require
 from report.questions.stats import binomial_se
 
-MOMENTUM = 0.9  # the coefficient experiments/stacked.py trains "momentum" with (a test checks they agree)
 MOMENTUM_FACTOR = 1 / (1 - MOMENTUM)  # momentum's steps over plain SGD's where the gradient is constant
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": f"SGD with momentum {MOMENTUM:g}", "adam": "Adam"}
 POINT = ["study", "optimizer", "lr", "batch_size", "lr_scaled", "rung"]
