@@ -98,8 +98,9 @@ def status(
     import json
 
     chosen = steps.selected(names)
-    steps.checked_configs(opts, chosen)  # a bad setting is an error here too, as it is for run and all
+    settings = steps.checked_configs(opts, chosen)  # a bad setting is an error here, as for run and all
     verdicts = steps.verdicts_of(opts, chosen)
+    steps.checked_sizes(opts, settings, [v.experiment for v in verdicts if not v.current])
     for i, v in enumerate(verdicts):
         asked, notes = opts.request, list(v.notes)
         if v.experiment in opts.request.stand_ins:

@@ -9,6 +9,7 @@ reads and downloads the files through torchvision. The download addresses are to
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class Layout:
     folder: str  # sub-folder of the data dir that torchvision reads
     files: tuple[str, ...]  # what must exist there, relative to the data dir
     urls: tuple[str, ...]  # where torchvision downloads from
+    sizes: tuple[int, int]  # training and test images of the download (files present are read instead)
 
 
 def _mnist_files(folder: str) -> tuple[str, ...]:
@@ -40,12 +42,14 @@ LAYOUTS: dict[str, Layout] = {
         "MNIST",
         _mnist_files("MNIST"),
         ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        (60_000, 10_000),
     ),
     "fashion-mnist": Layout(
         "Fashion-MNIST",
         "FashionMNIST",
         _mnist_files("FashionMNIST"),
         ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        (60_000, 10_000),
     ),
     "svhn": Layout(
         "SVHN",
@@ -55,12 +59,14 @@ LAYOUTS: dict[str, Layout] = {
             "http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
             "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
         ),
+        (73_257, 26_032),
     ),
     "cifar10": Layout(
         "CIFAR-10",
         "cifar10",
         ("cifar10/cifar-10-batches-py/batches.meta",),
         ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+        (50_000, 10_000),  # torchvision loads only batches whose md5 matches these
     ),
 }
 
@@ -117,42 +123,62 @@ def unobtainable(names: list[str], data_dir: Path) -> tuple[list[str], list[str]
     return problems, downloads
 
 
-def split_sizes(name: str, data_dir: Path) -> tuple[int, int] | None:
-    """The training and test split sizes, read from the files' headers without loading the images (and
-    without torch); ``None`` where the files are absent (a download comes later), unreadable (the reader
-    says why) or their format states no size in a header (CIFAR-10)."""
-    if name == "cifar10" or missing(name, data_dir):
-        return None
-    try:
-        if name == "svhn":
-            from scipy.io import whosmat  # what torchvision's SVHN reader needs anyway
+def split_sizes(name: str, data_dir: Path) -> tuple[int, int]:
+    """The training and test split sizes: read from the files' headers where the files are present,
+    without loading the images (and without torch), else those of the download that will bring them. A
+    header that cannot be read is a one-line error naming the file, as the reader's would be later."""
+    s = layout(name)
+    if missing(name, data_dir) or name == "cifar10":  # CIFAR-10's pickles state no size, and only the
+        return s.sizes  # real batches load (torchvision checks each one's md5)
+    if name == "svhn":
+        from scipy.io import whosmat  # what torchvision's SVHN reader needs anyway
 
-            shapes = [dict((v[0], v[1]) for v in whosmat(data_dir / f))["y"] for f in layout(name).files]
-            return shapes[0][0], shapes[1][0]
-        raw = data_dir / layout(name).folder / "raw"
         counts = []
-        for split in ("train", "t10k"):  # IDX: a 4-byte magic number, then the count, big-endian
-            with open(raw / f"{split}-labels-idx1-ubyte", "rb") as fh:
-                counts.append(int.from_bytes(fh.read(8)[4:], "big"))
+        for f in s.files:
+            try:
+                counts.append(dict((v[0], v[1]) for v in whosmat(data_dir / f))["y"][0])
+            except Exception as e:  # scipy raises several types for a damaged or unsupported file
+                raise DataError(f"{data_dir / f} could not be read ({e}); {_refetch(s, data_dir)}") from None
         return counts[0], counts[1]
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
+    counts = []
+    for f in s.files[1::2]:  # the label files: a magic number (2049), the count, one byte per image
+        path = data_dir / f
+        with open(path, "rb") as fh:
+            magic, count = struct.unpack(">II", fh.read(8).ljust(8, b"\0"))
+        if magic != 2049 or path.stat().st_size != 8 + count:
+            raise DataError(f"{path} is not an IDX label file; {_refetch(s, data_dir)}")
+        counts.append(count)
+    return counts[0], counts[1]
+
+
+def _refetch(s: Layout, data_dir: Path) -> str:
+    return f"remove it and the build downloads {s.title} again, or pass --data-dir DIR holding {s.folder}/"
 
 
 def check_before_torch(configs: dict[str, Any], data_dir: Path) -> None:
     """Before torch is imported, for the experiments about to run (their resolved configs): datasets
     that are absent and cannot be downloaded stop the build within a second, and so does a config asking
-    for more images than its dataset holds (the config's ``check_sizes``), rather than after the
-    experiments before it have trained."""
-    wanted: dict[str, list[Any]] = {}
-    for name, config in configs.items():
-        for dataset in manifest.load().get(name).dataset_names(vars(config)):
-            wanted.setdefault(dataset, []).append(config)
-    problems, _ = unobtainable(list(wanted), data_dir)
+    for more images than its dataset holds, rather than after the experiments before it have trained."""
+    problems, _ = unobtainable(list(_readers(configs)), data_dir)
     if problems:
         raise DataError("\n".join(problems))
-    for dataset, users in wanted.items():
+    check_sizes(configs, data_dir)
+
+
+def check_sizes(configs: dict[str, Any], data_dir: Path) -> None:
+    """Each config's ``check_sizes`` rules against the split sizes of the dataset it reads
+    (``split_sizes``): a ``ConfigError`` naming the setting and the fix."""
+    for dataset, users in _readers(configs).items():
         sizes = split_sizes(dataset, data_dir)
-        for config in users if sizes else []:
+        for config in users:
             if hasattr(config, "check_sizes"):
                 config.check_sizes(*sizes, layout(dataset).title)
+
+
+def _readers(configs: dict[str, Any]) -> dict[str, list[Any]]:
+    """Each dataset the experiments' resolved configs read, with those configs."""
+    readers: dict[str, list[Any]] = {}
+    for name, config in configs.items():
+        for dataset in manifest.load().get(name).dataset_names(vars(config)):
+            readers.setdefault(dataset, []).append(config)
+    return readers

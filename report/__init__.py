@@ -1,8 +1,8 @@
 """Assignment 1 report builder: results store, context layer and rendering.
 
 Reading results and rendering never import torch: of ``experiments/``, only ``report/steps.py`` imports
-what trains (``experiments/runner.py``, for a build's stale experiments), and the rest reads its torch-free
-config and dataset modules at most.
+what trains (the runner, its executors and kit, for a build's stale experiments), and the rest reads its
+torch-free config and dataset modules at most.
 """
 
 __all__ = ["open_store"]

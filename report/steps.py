@@ -64,13 +64,29 @@ def checked_configs(opts: Options, names: list[str]) -> dict[str, Any]:
         raise blamed(opts, e) from None
 
 
+def checked_sizes(opts: Options, settings: dict[str, Any], names: list[str]) -> None:
+    """For ``status``: the settings of ``names`` against their datasets' sizes, as ``run`` checks them
+    before training, so ``status`` never advises a command that ``run`` refuses. Damaged data is left to
+    ``run`` to name; ``status`` says the data changed."""
+    from experiments import datasets  # torch-free
+
+    with contextlib.suppress(DataError):
+        try:
+            datasets.check_sizes({n: settings[n] for n in names}, opts.request.data_dir)
+        except ConfigError as e:
+            raise blamed(opts, e) from None
+
+
 def blamed(opts: Options, e: ConfigError) -> ConfigError:
-    """``e``, led by the report.toml line of the setting it names when that setting came from there."""
+    """``e``, led by the report.toml lines of the settings it names that came from there (a rule
+    between two settings names both)."""
     given = {s.partition("=")[0].strip().lower() for s in opts.sets or []}  # the command line's win
-    for key, setting in opts.settings.overrides(opts.chosen).items():
-        if key.lower() not in given and re.match(re.escape(key) + r"\b", str(e), re.IGNORECASE):
-            return ConfigError(f"{setting.source}: {e}")
-    return e
+    sources = [
+        setting.source
+        for key, setting in opts.settings.overrides(opts.chosen).items()
+        if key.lower() not in given and re.search(rf"(?<![\w.]){re.escape(key)}\b", str(e), re.IGNORECASE)
+    ]
+    return ConfigError(f"{', '.join(sources)}: {e}") if sources else e
 
 
 def waiting() -> None:

@@ -199,6 +199,12 @@ def test_clean_keeps_results_unless_confirmed(tmp_path, monkeypatch):
 
 
 def test_unreadable_data_is_exit_2(tmp_path):
+    """Damaged label files are named by the check before torch; intact labels beside damaged images, by
+    torchvision's reader when the experiment loads them: one line either way, no traceback."""
+    import numpy as np
+
+    from tests.datasets import write_idx
+
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for split in ("train", "t10k"):
@@ -215,9 +221,13 @@ def test_unreadable_data_is_exit_2(tmp_path):
         str(tmp_path / "r"),
     )
     proc = in_process(build_cmd(*args))  # a data folder of its own: no data cache of this process holds it
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{raw / 'train-labels-idx1-ubyte'} is not an IDX label file" in proc.stderr
+    for split, n in (("train", 300), ("t10k", 100)):
+        write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
+    proc = in_process(build_cmd(*args))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "MNIST (train)" in proc.stderr and "could not be read" in proc.stderr
-    assert "Traceback" not in proc.stderr
 
 
 def test_status_refuses_a_bad_set_in_one_line_without_importing_torch(tmp_path):

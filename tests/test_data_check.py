@@ -1,10 +1,12 @@
-"""The early data check: a missing dataset is one line before torch is imported, for the dataset each
-profile and --set chooses, from the download hosts torchvision uses (issue 17: each test failed before
-its fix)."""
+"""The early data check: a missing dataset, a damaged label file or a setting asking for more images than
+the dataset holds is one line before torch is imported, for the dataset each profile and --set chooses,
+from the download hosts torchvision uses (issue 17: each test failed before its fix)."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -81,11 +83,12 @@ def test_the_download_hosts_are_torchvision_s():
 
 def test_a_setting_asking_for_more_images_than_the_data_hold_stops_before_anything_trains(data_dir, tmp_path):
     """Q3's sizes against the MNIST stand-in (4,000 training, 1,000 test images): one line, exit 2, before
-    torch is imported and before Q1, which runs first, has trained; the advised sizes pass the check."""
+    torch is imported and before Q1, which runs first, has trained; the advised sizes pass the check, and
+    Q3 applies the same rule to the images it loads."""
     import subprocess
     import sys
 
-    from experiments import datasets
+    from experiments import q3
     from experiments.configs.q3 import PROFILES
     from tests.conftest import ROOT
 
@@ -100,6 +103,11 @@ def test_a_setting_asking_for_more_images_than_the_data_hold_stops_before_anythi
     )
     assert proc.returncode == 2 and error in " ".join(proc.stderr.split()), proc.stderr
     assert proc.stdout.strip() == "torch not imported" and not store.exists()
+    too_many = dataclasses.replace(PROFILES["smoke"], n_train=3500)
+    with pytest.raises(ConfigError, match=re.escape(error)):  # the experiment's own check, on loaded data
+        q3.load_splits(too_many, data_dir, 0, "cpu")
+    status = _invoke("status", *args[3:])  # status never advises a command that run refuses
+    assert status.exit_code == 2 and error in " ".join(status.output.split()), status.output
     fixed = dataclasses.replace(PROFILES["smoke"], n_train=3000)  # at most 4000 together, as advised
     datasets.check_before_torch({"q3": fixed}, data_dir)
     with pytest.raises(ConfigError, match="q3.n_test=1001 exceeds the 1000 test images of MNIST"):
@@ -116,20 +124,65 @@ def test_svhn_split_sizes_come_from_the_mat_headers_and_bound_q4s_settings(tmp_p
         "q4.val_size=40": "q4.val_size=40 leaves none of the 40 training images of SVHN to train on: lower "
         "q4.val_size",
         "q4.train_subset=33": "q4.train_subset=33 exceeds the 32 training images of SVHN left after "
-        "q4.val_size=8: lower it, or 0 for all of them",
+        "q4.val_size=8: lower one of them (q4.train_subset=0 takes all that are left)",
         "q4.test_subset=31": "q4.test_subset=31 exceeds the 30 test images of SVHN: lower it, or 0 for all",
     }
     for setting, error in cases.items():
         result = _invoke(*base, "--set", setting)
         assert result.exit_code == 2 and error in " ".join(result.output.split()), result.output
+    one_batch = _invoke(
+        *base, "--set", "q4.train_subset=0", "--set", "q4.val_size=30", "--set", "q4.batch_size=16"
+    )
+    error = (
+        "q4.batch_size=16 exceeds the 10 training images of SVHN left after q4.val_size=30: lower one of them"
+    )
+    assert one_batch.exit_code == 2 and error in " ".join(one_batch.output.split()), one_batch.output
     assert not (tmp_path / "r").exists()
 
 
-def test_a_size_from_report_toml_names_its_line(data_dir, tmp_path, monkeypatch):
-    (tmp_path / "report.toml").write_text("[set.q3]\nn_test = 5000\n")
+def test_a_dataset_still_to_download_is_checked_against_the_download_s_sizes(tmp_path, monkeypatch):
+    from experiments.configs.q4 import PROFILES
+
+    monkeypatch.setattr(datasets, "reachable", lambda url, timeout=3.0: True)  # as with internet
+    asked = dataclasses.replace(PROFILES["quick"], dataset="fashion-mnist", test_subset=20_000)
+    with pytest.raises(
+        ConfigError, match="q4.test_subset=20000 exceeds the 10000 test images of Fashion-MNIST"
+    ):
+        datasets.check_before_torch({"q4": asked}, tmp_path)
+    datasets.check_before_torch({"q4": dataclasses.replace(asked, test_subset=10_000)}, tmp_path)
+
+
+def test_a_damaged_label_file_is_named_before_anything_trains(data_dir, tmp_path):
+    """A label file cut short (or a web page saved under its name) is named with the fix, not read as a
+    dataset of 0 or of 1.8 billion images."""
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir, copy)
+    labels = copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    for damaged in (labels.read_bytes()[:6], b"<!DOCTYPE html><html>not found</html>"):
+        labels.write_bytes(damaged)
+        result = _invoke(
+            "run", "q1", "--profile", "smoke", "--data-dir", str(copy), "--store", str(tmp_path / "r")
+        )
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2, result.output
+        assert (
+            f"error: {labels} is not an IDX label file; remove it and the build downloads MNIST again" in said
+        )
+    assert not (tmp_path / "r").exists()
+
+
+def test_sizes_from_report_toml_name_their_lines(data_dir, tmp_path, monkeypatch):
+    """A rule between two settings names the report.toml line of each that came from there."""
+    store = tmp_path / "r"
+    (tmp_path / "report.toml").write_text("[set.q3]\nn_test = 5000\nn_val = 3900\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REPORT_SETTINGS")  # found in the current folder, as a user's is
-    result = _invoke("run", "q3", "--profile", "smoke", "--data-dir", str(data_dir))
-    said = " ".join(result.output.split())
-    error = "report.toml:2: q3.n_test=5000 exceeds the 1000 test images of MNIST: lower it to at most 1000"
-    assert result.exit_code == 2 and error in said, said
+    run = ["run", "q3", "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store)]
+    alone = " ".join(_invoke(*run, "--set", "q3.n_val=1000").output.split())
+    assert (
+        "report.toml:2: q3.n_test=5000 exceeds the 1000 test images of MNIST: lower it to at most 1000"
+        in alone
+    )
+    pair = " ".join(_invoke(*run, "--set", "q3.n_test=1000", "--set", "q3.n_train=2000").output.split())
+    assert "report.toml:3: q3.n_train + q3.n_val = 5900 exceed the 4000 training images" in pair, pair
+    assert not store.exists()

@@ -57,9 +57,11 @@ class Config:
             (left > 0, f"q4.val_size={self.val_size} leaves none of the {train} training images of {title} "
              "to train on: lower q4.val_size"),
             (self.train_subset <= left, f"q4.train_subset={self.train_subset} exceeds the {left} training "
-             f"images of {title} left after q4.val_size={self.val_size}: lower it, or 0 for all of them"),
-            (bool(self.train_subset) or left >= self.batch_size, f"q4: the {left} training images of {title} "
-             f"left after q4.val_size={self.val_size} are fewer than one batch: lower q4.batch_size"),
+             f"images of {title} left after q4.val_size={self.val_size}: lower one of them "
+             "(q4.train_subset=0 takes all that are left)"),
+            (bool(self.train_subset) or left >= self.batch_size, f"q4.batch_size={self.batch_size} exceeds "
+             f"the {left} training images of {title} left after q4.val_size={self.val_size}: lower one of "
+             "them"),
             (self.test_subset <= test, f"q4.test_subset={self.test_subset} exceeds the {test} test images "
              f"of {title}: lower it, or 0 for all of them"),
         )  # fmt: skip

@@ -177,8 +177,7 @@ class Store:
     def stage(self, profile: str, experiment: str, run_id: str, files: dict[str, bytes]) -> None:
         """Place a run made elsewhere (a verified bundle's files) beside the others, not yet current; a
         damaged copy of the same run is replaced. The caller holds the lock."""
-        home = self.root / profile / experiment
-        existing = Result(home / run_id, profile, experiment)
+        existing = self._run(profile, experiment, run_id)
         if existing.folder.is_dir():
             try:
                 if not existing.damaged():
@@ -269,7 +268,7 @@ class Store:
             raise StoreError(f"cannot read {home / POINTER}: {e.strerror}; rerun: {rerun}") from None
         if not RUN_ID.fullmatch(run_id) or not (home / run_id).is_dir():
             raise StoreError(f"{home / POINTER} names no stored run ({run_id!r}); rerun: {rerun}")
-        return Result(home / run_id, profile, experiment, self.advice)
+        return self._run(profile, experiment, run_id)
 
     @staticmethod
     def _pointed(home: Path, name: str = POINTER) -> str | None:
@@ -288,7 +287,7 @@ class Store:
         if (home / PREVIOUS).exists():
             before = self._pointed(home, PREVIOUS)
             same = current is not None and before == current.folder.name  # a swap cut short: unknown
-            return None if before is None or same else Result(home / before, profile, experiment, self.advice)
+            return None if before is None or same else self._run(profile, experiment, before)
         older = []
         for run in self.history(profile, experiment):
             if current is None or run.folder != current.folder:
@@ -304,7 +303,11 @@ class Store:
             if home.is_dir()
             else []
         )
-        return [Result(f, profile, experiment, self.advice) for f in folders]
+        return [self._run(profile, experiment, f.name) for f in folders]
+
+    def _run(self, profile: str, experiment: str, run_id: str) -> Result:
+        """A stored run, with the advice every "rerun: …" it prints carries."""
+        return Result(self.root / profile / experiment / run_id, profile, experiment, self.advice)
 
     def has(self, profile: str, experiment: str) -> bool:
         return self.result(profile, experiment) is not None
