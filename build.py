@@ -98,9 +98,8 @@ def status(
     import json
 
     chosen = steps.selected(names)
-    settings = steps.checked_configs(opts, chosen)  # a bad setting is an error here, as for run and all
+    configs = steps.checked_configs(opts, chosen)  # a bad setting is an error here, as for run and all
     verdicts = steps.verdicts_of(opts, chosen)
-    steps.checked_sizes(opts, settings, [v.experiment for v in verdicts if not v.current])
     for i, v in enumerate(verdicts):
         asked, notes = opts.request, list(v.notes)
         if v.experiment in opts.request.stand_ins:
@@ -108,9 +107,9 @@ def status(
                 asked = opts.study
                 v = judge(opts.results, v.experiment, asked)
             notes.append(reference.stand_in_line(opts.results, opts.request, v.experiment))
-        settings = config_changes(v.meta, asked, v.experiment) if "config" in v.changed and v.meta else []
-        if settings:  # which settings: "segments 2000 → 300"
-            notes.insert(0, "; ".join(settings))
+        changes = config_changes(v.meta, asked, v.experiment) if "config" in v.changed and v.meta else []
+        if changes:  # which settings: "segments 2000 → 300"
+            notes.insert(0, "; ".join(changes))
         verdicts[i] = dataclasses.replace(v, notes=tuple(notes))
     if as_json:
         print(json.dumps(status_rows(opts.chosen, verdicts), indent=1, default=str))
@@ -119,6 +118,7 @@ def status(
         Console(width=None if sys.stdout.isatty() else 200).print(table)  # pipes get whole rows
     todo = [v.experiment for v in verdicts if not v.current]
     if todo:
+        steps.checked_sizes(opts, configs, todo)  # below the table: no advice that run would refuse
         console.print(f"run: {steps.run_command(opts, todo)}")
     if check and todo:
         raise typer.Exit(EXIT_NOT_CURRENT)

@@ -25,7 +25,9 @@ class Layout:
     folder: str  # sub-folder of the data dir that torchvision reads
     files: tuple[str, ...]  # what must exist there, relative to the data dir
     urls: tuple[str, ...]  # where torchvision downloads from
-    sizes: tuple[int, int]  # training and test images of the download (files present are read instead)
+    # training and test images of the download: the sizes checked while the files are absent, and always
+    # for CIFAR-10 (torchvision loads a batch only when its md5 is the real one's)
+    sizes: tuple[int, int]
 
 
 def _mnist_files(folder: str) -> tuple[str, ...]:
@@ -64,9 +66,12 @@ LAYOUTS: dict[str, Layout] = {
     "cifar10": Layout(
         "CIFAR-10",
         "cifar10",
-        ("cifar10/cifar-10-batches-py/batches.meta",),
+        tuple(
+            f"cifar10/cifar-10-batches-py/{f}"
+            for f in ("batches.meta", *(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+        ),
         ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-        (50_000, 10_000),  # torchvision loads only batches whose md5 matches these
+        (50_000, 10_000),
     ),
 }
 
@@ -79,9 +84,6 @@ def layout(name: str) -> Layout:
 
 def files(name: str, data_dir: Path) -> list[Path]:
     """The files a dataset is read from (for the data fingerprint)."""
-    if name == "cifar10":
-        folder = data_dir / "cifar10" / "cifar-10-batches-py"
-        return sorted(folder.glob("*_batch*")) + [folder / "batches.meta"]
     return [data_dir / f for f in layout(name).files]
 
 
@@ -124,30 +126,42 @@ def unobtainable(names: list[str], data_dir: Path) -> tuple[list[str], list[str]
 
 
 def split_sizes(name: str, data_dir: Path) -> tuple[int, int]:
-    """The training and test split sizes: read from the files' headers where the files are present,
-    without loading the images (and without torch), else those of the download that will bring them. A
-    header that cannot be read is a one-line error naming the file, as the reader's would be later."""
+    """The training and test split sizes, read from the files' headers without loading the images (and
+    without torch) where the files are present, else those of the download that will bring them. A file
+    that cannot be read is a one-line error naming it, as the reader's would be, but before training."""
     s = layout(name)
-    if missing(name, data_dir) or name == "cifar10":  # CIFAR-10's pickles state no size, and only the
-        return s.sizes  # real batches load (torchvision checks each one's md5)
-    if name == "svhn":
-        from scipy.io import whosmat  # what torchvision's SVHN reader needs anyway
+    if missing(name, data_dir) or name == "cifar10":  # CIFAR-10's pickles state no size in a header
+        return s.sizes
+    try:
+        return _mat_sizes(s, data_dir) if name == "svhn" else _idx_sizes(s, data_dir)
+    except OSError as e:
+        raise DataError(f"{e.filename} could not be read ({e.strerror}); {_refetch(s, data_dir)}") from None
 
-        counts = []
-        for f in s.files:
-            try:
-                counts.append(dict((v[0], v[1]) for v in whosmat(data_dir / f))["y"][0])
-            except Exception as e:  # scipy raises several types for a damaged or unsupported file
-                raise DataError(f"{data_dir / f} could not be read ({e}); {_refetch(s, data_dir)}") from None
-        return counts[0], counts[1]
+
+def _idx_sizes(s: Layout, data_dir: Path) -> tuple[int, int]:
+    """From the label files: a magic number (2049), the count, then one byte per image."""
     counts = []
-    for f in s.files[1::2]:  # the label files: a magic number (2049), the count, one byte per image
-        path = data_dir / f
+    for path in (data_dir / f for f in s.files[1::2]):
         with open(path, "rb") as fh:
             magic, count = struct.unpack(">II", fh.read(8).ljust(8, b"\0"))
         if magic != 2049 or path.stat().st_size != 8 + count:
-            raise DataError(f"{path} is not an IDX label file; {_refetch(s, data_dir)}")
+            raise DataError(f"{path} is not a complete IDX label file; {_refetch(s, data_dir)}")
         counts.append(count)
+    return counts[0], counts[1]
+
+
+def _mat_sizes(s: Layout, data_dir: Path) -> tuple[int, int]:
+    """From the shape of each .mat file's labels ``y`` (N x 1), read without its images."""
+    from scipy.io import whosmat  # what torchvision's SVHN reader needs anyway
+
+    counts = []
+    for path in (data_dir / f for f in s.files):
+        try:
+            counts.append(int({n: shape for n, shape, _ in whosmat(path)}["y"][0]))
+        except OSError:  # unreadable: split_sizes names it
+            raise
+        except Exception as e:  # scipy raises several types for a damaged or unsupported file
+            raise DataError(f"{path} could not be read ({e}); {_refetch(s, data_dir)}") from None
     return counts[0], counts[1]
 
 

@@ -64,29 +64,32 @@ def checked_configs(opts: Options, names: list[str]) -> dict[str, Any]:
         raise blamed(opts, e) from None
 
 
-def checked_sizes(opts: Options, settings: dict[str, Any], names: list[str]) -> None:
-    """For ``status``: the settings of ``names`` against their datasets' sizes, as ``run`` checks them
-    before training, so ``status`` never advises a command that ``run`` refuses. Damaged data is left to
-    ``run`` to name; ``status`` says the data changed."""
+def checked_sizes(opts: Options, configs: dict[str, Any], names: list[str]) -> None:
+    """For ``status``: the configs of ``names`` against their datasets' sizes, as ``run`` checks them
+    before training, so ``status`` never advises a command that ``run`` refuses. A dataset whose files
+    cannot be read is left to ``run``, which names the file."""
     from experiments import datasets  # torch-free
 
-    with contextlib.suppress(DataError):
-        try:
-            datasets.check_sizes({n: settings[n] for n in names}, opts.request.data_dir)
-        except ConfigError as e:
-            raise blamed(opts, e) from None
+    for name in names:
+        with contextlib.suppress(DataError):
+            try:
+                datasets.check_sizes({name: configs[name]}, opts.request.data_dir)
+            except ConfigError as e:
+                raise blamed(opts, e) from None
 
 
 def blamed(opts: Options, e: ConfigError) -> ConfigError:
-    """``e``, led by the report.toml lines of the settings it names that came from there (a rule
-    between two settings names both)."""
+    """``e``, led by the report.toml lines of the settings it concerns that came from there: those a rule
+    between settings names (``e.keys``), else the one its message begins with."""
     given = {s.partition("=")[0].strip().lower() for s in opts.sets or []}  # the command line's win
+    keys = {k.lower() for k in e.keys}
     sources = [
         setting.source
         for key, setting in opts.settings.overrides(opts.chosen).items()
-        if key.lower() not in given and re.search(rf"(?<![\w.]){re.escape(key)}\b", str(e), re.IGNORECASE)
+        if key.lower() not in given
+        and (key.lower() in keys if keys else re.match(re.escape(key) + r"\b", str(e), re.IGNORECASE))
     ]
-    return ConfigError(f"{', '.join(sources)}: {e}") if sources else e
+    return ConfigError(f"{', '.join(sources)}: {e}", e.keys) if sources else e
 
 
 def waiting() -> None:
@@ -96,7 +99,7 @@ def waiting() -> None:
 def run_experiments(opts: Options, names: list[str], force: bool) -> int:
     """Take what needs a GPU this machine lacks from the reference results, then plan, preflight and
     train each stale experiment; returns how many ran."""
-    settings = checked_configs(opts, names)  # torch-free, before anything is imported or trained
+    resolved = checked_configs(opts, names)  # torch-free, before anything is imported or trained
     lacking = opts.lacking(names)
     fill_from_reference(opts, lacking)  # before the plan: a study made on a GPU is not retrained here
     if force:  # a current study made elsewhere stays: rerunning it here would take hours
@@ -115,7 +118,7 @@ def run_experiments(opts: Options, names: list[str], force: bool) -> int:
 
     try:
         to_run = [v.experiment for v in verdicts if force or not v.current]
-        datasets.check_before_torch({n: settings[n] for n in to_run}, opts.request.data_dir)
+        datasets.check_before_torch({n: resolved[n] for n in to_run}, opts.request.data_dir)
     except ConfigError as e:  # a setting asking for more images than the dataset holds
         raise blamed(opts, e) from None
     except DataError as e:  # a folder from REPORT_DATA_DIR or report.toml: say so, as for other options

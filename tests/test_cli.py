@@ -222,7 +222,7 @@ def test_unreadable_data_is_exit_2(tmp_path):
     )
     proc = in_process(build_cmd(*args))  # a data folder of its own: no data cache of this process holds it
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert f"{raw / 'train-labels-idx1-ubyte'} is not an IDX label file" in proc.stderr
+    assert f"{raw / 'train-labels-idx1-ubyte'} is not a complete IDX label file" in proc.stderr
     for split, n in (("train", 300), ("t10k", 100)):
         write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
     proc = in_process(build_cmd(*args))

@@ -1,6 +1,7 @@
 """The early data check: a missing dataset, a damaged label file or a setting asking for more images than
 the dataset holds is one line before torch is imported, for the dataset each profile and --set chooses,
-from the download hosts torchvision uses (issue 17: each test failed before its fix)."""
+from the download hosts torchvision uses. Each test failed before its fix (issue 17's: a missing
+dataset; 2026-12-07's: sizes and damaged label files)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def test_the_download_hosts_are_torchvision_s():
     assert LAYOUTS["fashion-mnist"].urls == tuple(tvd.FashionMNIST.mirrors)
     assert LAYOUTS["svhn"].urls == tuple(tvd.SVHN.split_list[s][0] for s in ("train", "test"))
     assert LAYOUTS["cifar10"].urls == (tvd.CIFAR10.url,)
+    cifar = {name for name, _ in tvd.CIFAR10.train_list + tvd.CIFAR10.test_list} | {
+        tvd.CIFAR10.meta["filename"]
+    }
+    assert {f.rsplit("/", 1)[1] for f in LAYOUTS["cifar10"].files} == cifar  # every file it loads
 
 
 def test_a_setting_asking_for_more_images_than_the_data_hold_stops_before_anything_trains(data_dir, tmp_path):
@@ -153,21 +158,31 @@ def test_a_dataset_still_to_download_is_checked_against_the_download_s_sizes(tmp
 
 
 def test_a_damaged_label_file_is_named_before_anything_trains(data_dir, tmp_path):
-    """A label file cut short (or a web page saved under its name) is named with the fix, not read as a
-    dataset of 0 or of 1.8 billion images."""
+    """A label file cut short (or a web page saved under its name) is named with the fix before torch is
+    imported, not read as a dataset of 0 or of 1.8 billion images; ``status`` leaves it to ``run`` and
+    still shows every experiment."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
     copy = tmp_path / "data"
     shutil.copytree(data_dir, copy)
     labels = copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    args = ["run", "q1", "--profile", "smoke", "--data-dir", str(copy), "--store", str(tmp_path / "r")]
+    script = tmp_path / "check.py"
+    script.write_text(_WITHOUT_TORCH.format(root=str(ROOT), args=args))
     for damaged in (labels.read_bytes()[:6], b"<!DOCTYPE html><html>not found</html>"):
         labels.write_bytes(damaged)
-        result = _invoke(
-            "run", "q1", "--profile", "smoke", "--data-dir", str(copy), "--store", str(tmp_path / "r")
-        )
-        said = " ".join(result.output.split())
-        assert result.exit_code == 2, result.output
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+        said = " ".join(proc.stderr.split())
+        assert proc.returncode == 2 and proc.stdout.strip() == "torch not imported", proc.stderr
         assert (
-            f"error: {labels} is not an IDX label file; remove it and the build downloads MNIST again" in said
+            f"error: {labels} is not a complete IDX label file; remove it and the build downloads MNIST"
+            in said
         )
+        status = _invoke("status", *args[2:])
+        assert status.exit_code == 0 and "q3 │ missing" in " ".join(status.output.split()), status.output
     assert not (tmp_path / "r").exists()
 
 
@@ -186,3 +201,9 @@ def test_sizes_from_report_toml_name_their_lines(data_dir, tmp_path, monkeypatch
     pair = " ".join(_invoke(*run, "--set", "q3.n_test=1000", "--set", "q3.n_train=2000").output.split())
     assert "report.toml:3: q3.n_train + q3.n_val = 5900 exceed the 4000 training images" in pair, pair
     assert not store.exists()
+    # a setting an error only mentions (an example in its advice) is not blamed on report.toml
+    (tmp_path / "report.toml").write_text("[set.q3]\nsweep_epochs = 5\n")
+    unrelated = _invoke("status", "q3", "--set", "foo")
+    assert unrelated.exit_code == 2 and "report.toml" not in unrelated.output.split("error:")[1], (
+        unrelated.output
+    )

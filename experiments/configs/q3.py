@@ -86,13 +86,14 @@ class Config:
         )  # fmt: skip
 
     def check_sizes(self, train: int, test: int, title: str) -> None:
-        """The rules that need the dataset's split sizes: checked before anything trains
-        (``experiments/datasets.py`` reads them from the files' headers) and on the images loaded."""
+        """The rules that need the dataset's split sizes (``experiments/datasets.py``): checked before
+        anything trains, and again on the images the run loads."""
         check_settings(
             (self.n_train + self.n_val <= train, f"q3.n_train + q3.n_val = {self.n_train + self.n_val} "
-             f"exceed the {train} training images of {title}: lower them to at most {train} together"),
+             f"exceed the {train} training images of {title}: lower them to at most {train} together",
+             ("q3.n_train", "q3.n_val")),
             (self.n_test <= test, f"q3.n_test={self.n_test} exceeds the {test} test images of {title}: "
-             f"lower it to at most {test}"),
+             f"lower it to at most {test}", ("q3.n_test",)),
         )  # fmt: skip
 
 

@@ -50,20 +50,19 @@ class Config:
             )
 
     def check_sizes(self, train: int, test: int, title: str) -> None:
-        """The rules that need the dataset's split sizes: checked before anything trains
-        (``experiments/datasets.py`` reads them from the files' headers) and on the images loaded."""
+        """As Q3's: the rules that need the split sizes, before anything trains and on the images loaded."""
         left = train - self.val_size  # training images after the validation hold-out
         check_settings(
             (left > 0, f"q4.val_size={self.val_size} leaves none of the {train} training images of {title} "
-             "to train on: lower q4.val_size"),
+             "to train on: lower q4.val_size", ("q4.val_size",)),
             (self.train_subset <= left, f"q4.train_subset={self.train_subset} exceeds the {left} training "
              f"images of {title} left after q4.val_size={self.val_size}: lower one of them "
-             "(q4.train_subset=0 takes all that are left)"),
+             "(q4.train_subset=0 takes all that are left)", ("q4.train_subset", "q4.val_size")),
             (bool(self.train_subset) or left >= self.batch_size, f"q4.batch_size={self.batch_size} exceeds "
              f"the {left} training images of {title} left after q4.val_size={self.val_size}: lower one of "
-             "them"),
+             "them", ("q4.batch_size", "q4.val_size")),
             (self.test_subset <= test, f"q4.test_subset={self.test_subset} exceeds the {test} test images "
-             f"of {title}: lower it, or 0 for all of them"),
+             f"of {title}: lower it, or 0 for all of them", ("q4.test_subset",)),
         )  # fmt: skip
 
 

@@ -217,11 +217,12 @@ def apply_overrides(exp: str, config: Any, raw: dict[str, str]) -> Any:
     return new
 
 
-def check_settings(*rules: tuple[bool, str]) -> None:
-    """Stop at the first broken ``(holds, message)`` rule of a config's ``validate``, before any training."""
-    for holds, message in rules:
+def check_settings(*rules: tuple[bool, str] | tuple[bool, str, tuple[str, ...]]) -> None:
+    """Stop at the first broken ``(holds, message)`` rule, before any training; a rule may name the
+    settings it concerns, ``(holds, message, keys)``, for an error that says where each was given."""
+    for holds, message, *keys in rules:
         if not holds:
-            raise ConfigError(message)
+            raise ConfigError(message, *keys)
 
 
 def config_dict(config: Any) -> dict[str, Any]:

@@ -10,7 +10,12 @@ class ReportError(Exception):
 
 
 class ConfigError(ReportError):
-    """An unknown profile, experiment, or ``--set`` key or value."""
+    """An unknown profile, experiment, or ``--set`` key or value; ``keys`` names the settings a rule
+    between settings concerns (``q4.val_size``), so the CLI can say where each was given."""
+
+    def __init__(self, message: str, keys: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 class DataError(ReportError):
