@@ -236,6 +236,48 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     )
 
 
+def test_a_lead_over_another_batch_size_is_set_beside_the_seeds_spread_and_the_held_rate_is_placed(
+    tmp_path: Path,
+) -> None:
+    """The chosen batch size's lead over the best point of another batch size (single runs both) is set
+    beside how far the chosen configuration's own seeds moved in the epoch stage at the same length; the
+    scaling comparison says which runs chose the held rate, and when that rate is not the best of the
+    comparison's shorter runs."""
+    c = context_of(tmp_path, synthetic_tables())
+    w = render.words("q3")
+    rival = c["batch"]["rival"]  # 512 at 1e-2 (98.10%) is kept; the best of another size: 128 at 1e-3
+    assert (rival["batch_size"], rival["lr"], rival["val_acc"], rival["epochs"]) == (128, 1e-3, 0.978, 5)
+    assert math.isclose(rival["gap"], 0.003)
+    assert c["schedule"]["range"][5] == (0.979, 0.981)  # the chosen configuration's 2 seeds at 5 epochs
+    said = _say(w.recommend_batch(c))
+    assert "another batch size" not in said  # 0.30 points is within the 1.22-point band: tied, said so
+    beyond = {**rival, "gap": 0.025}  # beyond the band and beyond the seeds' 0.20 points
+    said = _say(w.recommend_batch({**c, "batch": {**c["batch"], "rival": beyond}}))
+    assert said.endswith(
+        "The most accurate point of another batch size, 128 at 1×10⁻³ (97.80%), is 2.50 percentage points "
+        "below, beyond the tie band; each is a single run, and the band leaves out the variation between "
+        "seeds: in the epoch stage, 2 seeds of the chosen configuration's 5-epoch schedule scored from "
+        "97.90% to 98.10%, 0.20 points apart, less than this gap (2 seeds measure that spread only roughly)."
+    )
+    narrow = {**c["batch"], "band": 0.001, "rival": {**rival, "gap": 0.0015}}  # a band as of 100k images
+    said = _say(w.recommend_batch({**c, "batch": narrow}))
+    assert said.endswith(
+        "0.20 points apart, so seeds alone moved this configuration by as much as this gap, and single runs "
+        "do not establish that batch 512 beats batch 128."
+    )
+    assert c["batch"]["anchor"] == {"batch": 128, "epochs": 5, "best": True, "rates": [1e-3]}
+    held = _say(w.batch(c["batch"]))
+    assert (
+        "The held rate is the one the learning-rate stage chose at batch 128 after 5 epochs. Compared" in held
+    )
+    shorter = {**c["batch"], "anchor": {"batch": 128, "epochs": 10, "best": False, "rates": [1e-2, 1e-1]}}
+    assert (
+        "chose at batch 128 after 10 epochs; after 5 epochs the best rate there was 1×10⁻² or 1×10⁻¹, so the "
+        "comparisons below, held and scaled alike, start from a rate tuned for longer runs and test linear "
+        "scaling from that rate only. Compared" in _say(w.batch(shorter))
+    )
+
+
 def test_the_best_rate_per_batch_size_counts_the_rates_it_is_tied_with() -> None:
     """A rate the validation set does not separate from the best is named beside it, and the direction of
     the best rate with the batch size is said only where the tied sets do not overlap (the full study's
@@ -680,6 +722,17 @@ def test_the_epoch_count_is_the_shortest_schedule_tied_with_the_best_over_seeds(
     assert "The lengths 5 and 10 are tied with the best, and the shortest, 5 (98.10%, 0.10 points" in said
     assert "3 epochs fell 2.10 points short, beyond its band of" in said
     assert said.endswith("The 30-epoch schedule also fell short of the best by more than its band.")
+    assert not facts["below"] and "Tied means" not in said  # a 5-epoch seed scored above a 10-epoch one
+    apart, five = schedule_runs({5: (0.979, 0.980), 10: (0.981, 0.984)})  # the seeds differ more at 10
+    below = q3_facts.schedule_facts(
+        apart, pd.Series({"epochs": int(five["schedule"]), "batch_size": 512}), 5000, N_VAL
+    )
+    assert below["tied"] == [5, 10] and below["below"]
+    assert (
+        "Tied means that 2 seeds on these validation images do not separate the two, not that they are "
+        "equal: each 5-epoch run scored below each 10-epoch run (97.90% to 98.00% against 98.10% to 98.40%)."
+        in _say(render.words("q3").schedule(below))
+    )
     best_is_shortest, kept = schedule_runs({5: (0.982, 0.983), 10: (0.981, 0.983)})
     facts = q3_facts.schedule_facts(
         best_is_shortest, pd.Series({"epochs": 5, "batch_size": 512}), 5000, N_VAL

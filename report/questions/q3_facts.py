@@ -413,12 +413,37 @@ def batch_facts(
     ties = tied(both, choice, n_val)
     batches = sorted({int(choice["batch_size"]), *(t["batch_size"] for t in ties["tied"])})
     candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
+    # the held rate was chosen on the learning-rate stage's longest runs (None: no such stage among
+    # ``last``); whether it is also among the best rates at the base batch after the first rung, where the
+    # scaling table compares
+    chose = final_rung(last[last["study"].isin(STAGES["lr"])])["epoch"]
+    anchor = {
+        "batch": base_batch,
+        "epochs": int(chose.max()) if len(chose) else None,
+        "best": any(math.isclose(base_lr, rate) for rate in best_lr.get(base_batch, [])),
+        "rates": best_lr.get(base_batch, []),  # the best rates at the base batch after the first rung
+    }
+    # the most accurate last-rung point of another batch size than the chosen one, against the best
+    others = selection.best_first(both[both["batch_size"] != int(choice["batch_size"])])
+    rival = (
+        {
+            "batch_size": int(others["batch_size"].iloc[0]),
+            "lr": float(others["lr"].iloc[0]),
+            "val_acc": float(others["val_acc"].iloc[0]),
+            "gap": float(choice["val_acc"]) - float(others["val_acc"].iloc[0]),
+            "epochs": int(others["epoch"].iloc[0]),
+        }
+        if len(others)
+        else None
+    )
 
     return {
         "table": table,
         "small": small.to_dict(),
         "large": large.to_dict(),
         "base_lr": base_lr,
+        "anchor": anchor,
+        "rival": rival,
         "trend": trend(list(best_lr.values())),
         "best_lr": list(best_lr.items()),
         # batch sizes whose best rates include the grid's highest: their best rate may lie beyond it
@@ -521,11 +546,17 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         "best_acc": float(best["val_acc"]),
         "kept": table[table["schedule"] == chosen].iloc[0].to_dict(),  # its gap and band (NaN: the best)
         "tied": tied,
+        # every seed's run of the kept length scored below every seed's run of the best (a tie that is not
+        # an equality); False where the kept length is the best
+        "below": chosen != int(best["schedule"])
+        and bool(runs.loc[runs["schedule"] == chosen, "val_acc"].max() < best["min"]),
         # the next shorter length, which the validation set separates from the best: why not fewer epochs
         "shorter": shorter.iloc[-1].to_dict() if len(shorter) else None,
         # longer lengths separated from the best: more epochs than those did measurably worse
         "longer_untied": [int(e) for e in table["schedule"] if e > chosen and int(e) not in tied],
         "replicate": float(np.median(pairs)) if pairs else None,  # None: one seed per length
+        # each length's lowest and highest validation accuracy over seeds: how far seeds alone moved it
+        "range": {int(e): (float(lo), float(hi)) for e, lo, hi in table[["schedule", "min", "max"]].values},
         # the length of the lowest mean validation loss (None when every length's loss is NaN)
         "lowest_loss": table.loc[table["val_loss"].idxmin()].to_dict()
         if table["val_loss"].notna().any()
