@@ -94,8 +94,11 @@ def context(r: Results) -> dict[str, Any]:
     halving = halving_facts(last, choice, n["val"], int(cfg["halving"]))
 
     lr = lr_facts(last, choice.loc["lr"], n["val"])
-    batch = batch_facts(last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"])
-    schedule = schedule_facts(r.table("q3", "schedule"), choice.loc["epochs"], n["train"], n["val"])
+    runs = r.table("q3", "schedule")
+    batch = batch_facts(
+        last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"], runs
+    )
+    schedule = schedule_facts(runs, choice.loc["epochs"], n["train"], n["val"])
     curve = r.table("q3", "curve")
     epochs = epoch_facts(curve, schedule["runs"])
     confusion = r.table("q3", "confusion")

@@ -383,10 +383,22 @@ def trend(rates: list[list[float]]) -> str:
 
 
 def batch_facts(
-    last: pd.DataFrame, choice: pd.Series, base_lr: float, base_batch: int, n_val: int, n_train: int
+    last: pd.DataFrame,
+    choice: pd.Series,
+    base_lr: float,
+    base_batch: int,
+    n_val: int,
+    n_train: int,
+    runs: pd.DataFrame,
 ) -> dict[str, Any]:
     """The batch-size stage: the grid, linear scaling, epoch time, and the chosen (lr, batch) point. At the
-    base batch the scaled rate is the base rate, a grid point, which stands for the scaled point there."""
+    base batch the scaled rate is the base rate, a grid point, which stands for the scaled point there.
+
+    Its choice rests on single runs, so two facts place it: ``anchor``, which runs chose the held rate of
+    the scaling comparison and whether that rate is among the best at the base batch after the first rung,
+    where the comparison is made; and ``rival``, the most accurate last-rung point of another batch size,
+    with its gap below the choice set against how far seeds alone move single runs (``seed_noise`` of the
+    chosen configuration's schedule ``runs`` at the rung's length)."""
     first = last[last["rung"] == 0]
     grid = first[first["study"] == "grid"]
     scaling = first[first["study"] == "scaling"]
@@ -413,29 +425,36 @@ def batch_facts(
     ties = tied(both, choice, n_val)
     batches = sorted({int(choice["batch_size"]), *(t["batch_size"] for t in ties["tied"])})
     candidates = pd.concat([grid, scaling]).drop_duplicates(["lr", "batch_size"])
-    # the held rate was chosen on the learning-rate stage's longest runs (None: no such stage among
-    # ``last``); whether it is also among the best rates at the base batch after the first rung, where the
-    # scaling table compares
-    chose = final_rung(last[last["study"].isin(STAGES["lr"])])["epoch"]
+    chose = final_rung(last[last["study"].isin(STAGES["lr"])])["epoch"]  # none: no such stage in ``last``
     anchor = {
         "batch": base_batch,
         "epochs": int(chose.max()) if len(chose) else None,
-        "best": any(math.isclose(base_lr, rate) for rate in best_lr.get(base_batch, [])),
-        "rates": best_lr.get(base_batch, []),  # the best rates at the base batch after the first rung
+        "best": any(math.isclose(base_lr, rate) for rate in best_lr[base_batch]),
+        "rates": best_lr[base_batch],
     }
-    # the most accurate last-rung point of another batch size than the chosen one, against the best
     others = selection.best_first(both[both["batch_size"] != int(choice["batch_size"])])
-    rival = (
-        {
-            "batch_size": int(others["batch_size"].iloc[0]),
-            "lr": float(others["lr"].iloc[0]),
-            "val_acc": float(others["val_acc"].iloc[0]),
-            "gap": float(choice["val_acc"]) - float(others["val_acc"].iloc[0]),
-            "epochs": int(others["epoch"].iloc[0]),
+    rival = None
+    if len(others):
+        top_other = others.iloc[0]
+        gap = float(choice["val_acc"]) - float(top_other["val_acc"])
+        noise = seed_noise(runs, int(top_other["epoch"]))
+        rival = {
+            "batch_size": int(top_other["batch_size"]),
+            "lr": float(top_other["lr"]),
+            "val_acc": float(top_other["val_acc"]),
+            "gap": gap,
+            "epochs": int(top_other["epoch"]),
+            "seeds": noise,
+            # beyond both limits, within both, or between them (the two estimates of the seeds' spread
+            # disagree); None without two seeds at that length
+            "verdict": None
+            if noise is None
+            else "apart"
+            if gap > max(noise["limit"], noise["pooled_limit"])
+            else "within"
+            if gap <= min(noise["limit"], noise["pooled_limit"])
+            else "unsettled",
         }
-        if len(others)
-        else None
-    )
 
     return {
         "table": table,
@@ -510,6 +529,44 @@ def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int, n_val: int)
     return out
 
 
+def seed_noise(runs: pd.DataFrame, epochs: int) -> dict[str, Any] | None:
+    """How far two single runs that differ only by their seeds fall apart, from the chosen configuration's
+    schedule ``runs``: the runs of the ``epochs``-long schedule (their range and standard deviation), and a
+    rough 95% limit for the difference of two single runs, t · √2 · SD, from that length's seeds alone
+    (``limit``, n − 1 degrees of freedom) and from the seeds' variance pooled over every length
+    (``pooled_limit``, the sum of their degrees of freedom): the first assumes less, the second has more
+    runs behind it, so the report says where they disagree. None with fewer than two seeds at that length
+    (or no such length)."""
+    from scipy.special import stdtrit  # here: rendering a report without this stage never imports scipy
+
+    here = runs.loc[runs["schedule"] == epochs, "val_acc"]
+    if len(here) < 2:
+        return None
+    sd, pooled_sd, dof = float(here.std(ddof=1)), *pooled_seed_sd(runs)
+    return {
+        "seeds": len(here),
+        "lo": float(here.min()),
+        "hi": float(here.max()),
+        "sd": sd,
+        "limit": float(stdtrit(len(here) - 1, 0.975)) * math.sqrt(2) * sd,
+        "pooled_sd": pooled_sd,
+        "pooled_dof": dof,
+        "pooled_limit": float(stdtrit(dof, 0.975)) * math.sqrt(2) * pooled_sd,
+    }
+
+
+def pooled_seed_sd(runs: pd.DataFrame) -> tuple[float, int]:
+    """The standard deviation of validation accuracy between seeds of one configuration, pooled over the
+    schedule lengths (each length's variance weighted by its degrees of freedom), and those degrees of
+    freedom (0, with a NaN deviation, where no length has two seeds)."""
+    by = runs.groupby("schedule")["val_acc"]
+    dof = (by.count() - 1).clip(lower=0)
+    total = int(dof.sum())
+    if not total:
+        return math.nan, 0
+    return math.sqrt(float((dof * by.var(ddof=1).fillna(0)).sum()) / total), total
+
+
 def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: int) -> dict[str, Any]:
     """The schedule lengths the chosen configuration trained for, over seeds: each length's mean validation
     accuracy, spread, gap below the best mean and that gap's paired band; the choice re-checked against
@@ -547,8 +604,9 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         "kept": table[table["schedule"] == chosen].iloc[0].to_dict(),  # its gap and band (NaN: the best)
         "tied": tied,
         # every seed's run of the kept length scored below every seed's run of the best (a tie that is not
-        # an equality); False where the kept length is the best
+        # an equality); False where the kept length is the best, or with one seed a length
         "below": chosen != int(best["schedule"])
+        and bool(pairs)
         and bool(runs.loc[runs["schedule"] == chosen, "val_acc"].max() < best["min"]),
         # the next shorter length, which the validation set separates from the best: why not fewer epochs
         "shorter": shorter.iloc[-1].to_dict() if len(shorter) else None,
@@ -562,7 +620,7 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         if table["val_loss"].notna().any()
         else None,
         # the spread of validation accuracy between seeds of one configuration, pooled over the lengths
-        "seed_sd": float(np.sqrt((table["sd"] ** 2).mean())) if pairs else None,
+        "seed_sd": pooled_seed_sd(runs)[0] if pairs else None,
         "unpaired": selection.tie_band(float(best["val_acc"]), n_val),
     }
 
