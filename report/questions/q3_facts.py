@@ -398,7 +398,8 @@ def batch_facts(
     the scaling comparison and whether that rate is among the best at the base batch after the first rung,
     where the comparison is made; and ``rival``, the most accurate last-rung point of another batch size,
     with its gap below the choice set against how far seeds alone move single runs (``seed_noise`` of the
-    chosen configuration's schedule ``runs`` at the rung's length)."""
+    chosen configuration's schedule ``runs`` at the rung's length), given only where the choice is the best
+    of the rung and the gap is beyond the tie band (else the ties say it)."""
     first = last[last["rung"] == 0]
     grid = first[first["study"] == "grid"]
     scaling = first[first["study"] == "scaling"]
@@ -433,10 +434,10 @@ def batch_facts(
         "rates": best_lr[base_batch],
     }
     others = selection.best_first(both[both["batch_size"] != int(choice["batch_size"])])
-    rival = None
-    if len(others):
-        top_other = others.iloc[0]
-        gap = float(choice["val_acc"]) - float(top_other["val_acc"])
+    top_other = others.iloc[0] if len(others) else None
+    gap = math.nan if top_other is None else float(choice["val_acc"]) - float(top_other["val_acc"])
+    rival = None  # only where the choice is the best and the validation set separates the other from it
+    if top_other is not None and ties["best"] is None and gap > ties["band"]:
         noise = seed_noise(runs, int(top_other["epoch"]))
         rival = {
             "batch_size": int(top_other["batch_size"]),
