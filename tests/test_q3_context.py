@@ -294,19 +294,30 @@ def test_a_lead_over_another_batch_size_is_set_beside_the_seeds_spread_and_the_h
         "The most accurate point of another batch size, 128 at 3×10⁻¹ (96.80%), is 0.70 percentage points "
         "below, beyond the tie band; each is a single run, and the band leaves out the variation between "
         "seeds. The epoch stage ran the chosen configuration's 3-epoch schedule with 3 seeds (97.20% to "
-        "97.80%, standard deviation 0.30 points): from that spread, two single runs that differ only by "
-        "their seeds fall up to about 1.83 points apart (a rough 95% limit, Student's $t$ with 2 degrees of "
-        "freedom), or 0.88 from the seeds' standard deviation pooled over the stage's schedule lengths (0.22 "
-        "points, 4 degrees of freedom), assuming batch 128's seeds vary as much. The gap is within both, so "
-        "single runs do not establish that batch 32 beats batch 128."
+        "97.80%, standard deviation 0.30 points). Assuming batch 128's seeds vary as much, two single runs "
+        "that differ only by their seeds fall up to about 1.83 points apart by that spread (a rough 95% "
+        "limit, Student's $t$ with 2 degrees of freedom), or 0.88 points by the seeds' standard deviation "
+        "pooled over the stage's schedule lengths (0.22 points, 4 degrees of freedom). The gap is within "
+        "both, so single runs do not establish that batch 32 beats batch 128."
     )
     apart = _two_rungs({3: (0.974, 0.975, 0.976), 5: (0.976, 0.977, 0.978)})["rival"]
     assert apart["verdict"] == "apart"  # 0.70 beyond 0.61 and 0.39
     settled = _say(w.recommend_batch({"batch": {**facts, "rival": apart}, "halving": {"pruned": True},
                                       "n": {"val": 10_000}}))  # fmt: skip
-    assert settled.endswith("so the lead of batch 32 is larger than seeds alone are likely to make it.")
+    assert settled.endswith(
+        "so the lead of batch 32 is larger than seeds alone are likely to make it, though as the best of 2 "
+        "points its accuracy is favoured by chance."
+    )
     flat = {3: (0.972, 0.975, 0.978), **{e: (0.977,) * 3 for e in (5, 10, 15)}}  # pooled SD 0.15 points
-    assert _two_rungs(flat)["rival"]["verdict"] == "unsettled"  # 0.70 between 0.49 and 1.83
+    between = _two_rungs(flat)["rival"]
+    assert between["verdict"] == "unsettled"  # 0.70 between 0.49 and 1.83
+    torn = {"batch": {**facts, "rival": between}, "halving": {"pruned": True}, "n": {"val": 10_000}}
+    assert _say(w.recommend_batch(torn)).endswith(
+        "The gap exceeds the pooled limit but not the other; the two estimates disagree, so single runs do "
+        "not settle whether batch 32 beats batch 128."
+    )
+    alike = _two_rungs({3: (0.975,) * 3, 5: (0.976, 0.977, 0.978)})["rival"]  # a spread of 0 bounds nothing
+    assert alike["seeds"] is None and alike["verdict"] is None
     one = _two_rungs({3: (0.975,), 5: (0.976, 0.977)})["rival"]
     assert one["seeds"] is None and one["verdict"] is None
     unmeasured = {"batch": {**facts, "rival": one}, "halving": {"pruned": True}, "n": {"val": 10_000}}
@@ -338,10 +349,7 @@ def test_a_lead_over_another_batch_size_is_set_beside_the_seeds_spread_and_the_h
         sweep.loc[(sweep["study"] != "lr") & (sweep["batch_size"] == size) & np.isclose(sweep["lr"], lr),
                   "val_acc"] = acc  # fmt: skip
     text = _page(tmp_path / "apart", remarked(tables))  # 1.60 between 0.64 (pooled) and 2.54 (5 epochs)
-    assert (
-        "batch size 512 (ahead of batch 32 in single runs that do not settle whether it is better: see"
-        in text
-    )
+    assert "batch size 512 (ahead of batch 32 in single runs that do not settle which is better; see" in text
 
 
 def test_the_best_rate_per_batch_size_counts_the_rates_it_is_tied_with() -> None:

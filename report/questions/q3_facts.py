@@ -439,6 +439,11 @@ def batch_facts(
     rival = None  # only where the choice is the best and the validation set separates the other from it
     if top_other is not None and ties["best"] is None and gap > ties["band"]:
         noise = seed_noise(runs, int(top_other["epoch"]))
+        verdict = None  # without two distinct seeds at that length
+        if noise is not None:
+            lower, upper = sorted((noise["limit"], noise["pooled_limit"]))
+            # beyond both limits, within both, or between them (the two estimates of the spread disagree)
+            verdict = "apart" if gap > upper else "within" if gap <= lower else "unsettled"
         rival = {
             "batch_size": int(top_other["batch_size"]),
             "lr": float(top_other["lr"]),
@@ -446,15 +451,7 @@ def batch_facts(
             "gap": gap,
             "epochs": int(top_other["epoch"]),
             "seeds": noise,
-            # beyond both limits, within both, or between them (the two estimates of the seeds' spread
-            # disagree); None without two seeds at that length
-            "verdict": None
-            if noise is None
-            else "apart"
-            if gap > max(noise["limit"], noise["pooled_limit"])
-            else "within"
-            if gap <= min(noise["limit"], noise["pooled_limit"])
-            else "unsettled",
+            "verdict": verdict,
         }
 
     return {
@@ -537,11 +534,11 @@ def seed_noise(runs: pd.DataFrame, epochs: int) -> dict[str, Any] | None:
     (``limit``, n − 1 degrees of freedom) and from the seeds' variance pooled over every length
     (``pooled_limit``, the sum of their degrees of freedom): the first assumes less, the second has more
     runs behind it, so the report says where they disagree. None with fewer than two seeds at that length
-    (or no such length)."""
+    (or no such length), or where they all scored alike: a spread of zero bounds nothing."""
     from scipy.special import stdtrit  # here: rendering a report without this stage never imports scipy
 
     here = runs.loc[runs["schedule"] == epochs, "val_acc"]
-    if len(here) < 2:
+    if len(here) < 2 or here.nunique() == 1:
         return None
     sd, pooled_sd, dof = float(here.std(ddof=1)), *pooled_seed_sd(runs)
     return {
