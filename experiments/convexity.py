@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import jacfwd, jacrev
 
-from experiments import data
+from experiments import data, datasets
 from experiments.kit import Output, RunContext
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -97,17 +97,20 @@ def task_row(cfg: Any, x: torch.Tensor, y: torch.Tensor, **extra: Any) -> dict[s
 
 
 def binary_task(
-    data_dir: Path, digits: tuple[int, ...], samples: int, pool: int, seed: int, device: torch.device
+    data_dir: Path, cfg: Any, seed: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``samples`` MNIST training images of two digits as a float64 design matrix with a trailing column
-    of ones (the bias), pixels in [0, 1] average-pooled ``pool``x``pool``; labels are 1 for ``digits[1]``.
+    """``cfg.samples`` MNIST training images of the two ``cfg.digits`` as a float64 design matrix with a
+    trailing column of ones (the bias), pixels in [0, 1] average-pooled ``cfg.pool``x``cfg.pool``; labels
+    are 1 for the second digit. The config's rule on the images per digit holds for the loaded labels.
 
     Pooling keeps the parameter count small enough for exact Hessians at many points.
     """
     images, labels = data.load("mnist", data_dir, train=True)
+    cfg.check_classes(torch.bincount(labels, minlength=10).tolist(), datasets.layout("mnist").title)
+    digits = cfg.digits
     keep = torch.nonzero((labels == digits[0]) | (labels == digits[1])).squeeze(1)
-    keep = keep[torch.randperm(len(keep), generator=generator(seed, "sample"))[:samples]]
-    x = F.avg_pool2d(images[keep].double() / 255, pool).flatten(1)
+    keep = keep[torch.randperm(len(keep), generator=generator(seed, "sample"))[: cfg.samples]]
+    x = F.avg_pool2d(images[keep].double() / 255, cfg.pool).flatten(1)
     x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
     y = (labels[keep] == digits[1]).double()
     # stored column by column: products with a parameter vector and X̃ᵀ D X̃ run 1.5-3x faster that way
@@ -319,6 +322,6 @@ def run_study(
     ``sampler(x, device)`` returns the study's point sampler for the loaded design matrix.
     """
     device = float64_device(ctx.device)
-    x, y = binary_task(ctx.data_dir, cfg.digits, cfg.samples, cfg.pool, ctx.seed, device)
+    x, y = binary_task(ctx.data_dir, cfg, ctx.seed, device)
     closed = lambda loss, theta: exact(loss, theta, x, y)  # noqa: E731
     return tables(Study(name, cfg, ctx, x, y, logits, sampler(x, device), closed))

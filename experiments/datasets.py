@@ -150,6 +150,16 @@ def _idx_sizes(s: Layout, data_dir: Path) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+def class_counts(name: str, data_dir: Path) -> list[int] | None:
+    """Training images per class, counted in the IDX label file without torch (after ``split_sizes`` has
+    checked it); None where the files are still to be downloaded, or the dataset is not in IDX files."""
+    s = layout(name)
+    if name not in ("mnist", "fashion-mnist") or missing(name, data_dir):
+        return None
+    labels = (data_dir / s.files[1]).read_bytes()[8:]  # after the magic number and the count
+    return [labels.count(k) for k in range(10)]
+
+
 def _mat_sizes(s: Layout, data_dir: Path) -> tuple[int, int]:
     """From the shape of each .mat file's labels ``y`` (N x 1), read without its images."""
     from scipy.io import whosmat  # what torchvision's SVHN reader needs anyway
@@ -181,12 +191,15 @@ def check_before_torch(configs: dict[str, Any], data_dir: Path) -> None:
 
 def check_sizes(configs: dict[str, Any], data_dir: Path) -> None:
     """Each config's ``check_sizes`` rules against the split sizes of the dataset it reads
-    (``split_sizes``): a ``ConfigError`` naming the setting and the fix."""
+    (``split_sizes``), and its ``check_classes`` rules against the training images per class
+    (``class_counts``, where the files are here): a ``ConfigError`` naming the setting and the fix."""
     for dataset, users in _readers(configs).items():
-        sizes = split_sizes(dataset, data_dir)
+        sizes, title = split_sizes(dataset, data_dir), layout(dataset).title
         for config in users:
             if hasattr(config, "check_sizes"):
-                config.check_sizes(*sizes, layout(dataset).title)
+                config.check_sizes(*sizes, title)
+            if hasattr(config, "check_classes") and (counts := class_counts(dataset, data_dir)) is not None:
+                config.check_classes(counts, title)
 
 
 def _readers(configs: dict[str, Any]) -> dict[str, list[Any]]:

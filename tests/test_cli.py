@@ -219,6 +219,8 @@ def test_unreadable_data_is_exit_2(tmp_path):
         str(tmp_path / "data"),
         "--store",
         str(tmp_path / "r"),
+        "--set",
+        "q1.samples=60",  # the 0s and 1s among the 300 labels below
     )
     proc = in_process(build_cmd(*args))  # a data folder of its own: no data cache of this process holds it
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

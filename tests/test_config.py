@@ -54,6 +54,9 @@ def test_apply_overrides_converts_each_type():
         ({"dataset": "imagenet"}, "choose one of svhn, mnist"),
         ({"augment": "maybe"}, "expected true or false"),
         ({"epochs": "0"}, "must be at least 1"),
+        ({"widths": "4,8,4"}, "q9.widths: 4 is given twice; give each value once"),
+        ({"widths": "4,,8"}, "give a comma-separated list without empty items, e.g. q9.widths=1,2"),
+        ({"widths": ""}, "give a comma-separated list without empty items, e.g. q9.widths=1,2"),
     ],
 )
 def test_apply_overrides_rejects_bad_values_with_one_line(raw, message):
@@ -163,3 +166,25 @@ def test_the_settings_a_stale_result_names_are_the_ones_that_changed() -> None:
     assert config_changes(made, Request("smoke"), "q1") == []
     study = {"config": dataclasses.asdict(profile_config("q4", "full")), "seed": 0}
     assert config_changes(study, Request("full", stand_ins=frozenset({"q4"})), "q4") == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("q4.models=lenet5,lenet5", "--set q4.models: lenet5 is given twice; give each value once"),
+        ("q3.lrs=0.1,1e-1", "--set q3.lrs: 0.1 is given twice; give each value once"),
+        ("q4.models=", "e.g. q4.models=lenet5,alexnet,vgg,resnet18,resnet50,resnet101"),
+    ],
+)
+def test_a_list_that_repeats_a_value_is_refused_before_anything_trains(setting, said, tmp_path):
+    """A repeated model or rate trained and stored the same point twice, and the report then refused the
+    store with advice (--force) that repeated it; an empty list's example is the setting's own default."""
+    from typer.testing import CliRunner
+
+    import build
+
+    store = tmp_path / "r"
+    for command in ("status", "run"):
+        result = CliRunner().invoke(build.app, [command, "--store", str(store), "--set", setting])
+        assert result.exit_code == 2 and said in result.output.replace("\n", ""), result.output
+    assert not store.exists()

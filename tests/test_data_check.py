@@ -207,3 +207,39 @@ def test_sizes_from_report_toml_name_their_lines(data_dir, tmp_path, monkeypatch
     assert unrelated.exit_code == 2 and "report.toml" not in unrelated.output.split("error:")[1], (
         unrelated.output
     )
+
+
+@pytest.mark.parametrize("exp", ["q1", "q2"])
+def test_more_samples_than_the_two_digits_have_stops_before_anything_trains(exp, data_dir, tmp_path):
+    """Q1's and Q2's samples come from the images of their two digits: asking for more was cut to them
+    while the record kept the number asked. Now one line before torch is imported, the advised number
+    passes, and the experiment applies the same rule to the labels it loads."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from experiments import configs, convexity
+    from tests.conftest import ROOT
+
+    have = sum(datasets.class_counts("mnist", data_dir)[d] for d in (0, 1))  # the default digits 0 and 1
+    labels = (data_dir / "MNIST" / "raw" / "train-labels-idx1-ubyte").read_bytes()[8:]
+    assert have == labels.count(0) + labels.count(1) and 0 < have < 4000
+    store = tmp_path / "r"
+    args = ["run", exp, "--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store),
+            "--set", f"{exp}.samples={have + 1}"]  # fmt: skip
+    script = tmp_path / "check.py"
+    script.write_text(_WITHOUT_TORCH.format(root=str(ROOT), args=args))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    error = (
+        f"{exp}.samples={have + 1} exceeds the {have} training images of digits 0 and 1 in MNIST: lower it "
+    )
+    error += f"to at most {have}"
+    assert proc.returncode == 2 and error in " ".join(proc.stderr.split()), proc.stderr
+    assert proc.stdout.strip() == "torch not imported" and not store.exists()
+    status = _invoke("status", *args[2:])
+    assert status.exit_code == 2 and error in " ".join(status.output.split()), status.output
+    smoke = configs.get(exp).PROFILES["smoke"]
+    datasets.check_before_torch({exp: dataclasses.replace(smoke, samples=have)}, data_dir)  # as advised
+    with pytest.raises(ConfigError, match=re.escape(error)):  # the experiment's own check, on loaded labels
+        convexity.binary_task(data_dir, dataclasses.replace(smoke, samples=have + 1), 0, torch.device("cpu"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from report.core.config import Range
+from report.core.config import Range, check_settings
 from report.core.errors import ConfigError
 
 
@@ -47,3 +47,14 @@ def validate(exp: str, cfg: BinaryTask) -> None:
         raise ConfigError(f"{exp}.pool={cfg.pool}: the pooling factor must divide 28 (1, 2, 4, 7, 14 or 28)")
     if not cfg.scale_min < cfg.scale_max:
         raise ConfigError(f"{exp}.scale_min and scale_max: need scale_min < scale_max")
+
+
+def check_classes(exp: str, cfg: BinaryTask, counts: list[int], title: str) -> None:
+    """The rule that needs the training images per class (``counts``): ``samples`` are drawn from the two
+    digits' images, so they cannot exceed them. Checked before anything trains, and on the loaded labels."""
+    have = sum(counts[d] for d in cfg.digits)
+    a, b = cfg.digits
+    check_settings(
+        (cfg.samples <= have, f"{exp}.samples={cfg.samples} exceeds the {have} training images of digits {a} "
+         f"and {b} in {title}: lower it to at most {have}", (f"{exp}.samples",)),
+    )  # fmt: skip

@@ -14,6 +14,9 @@ class Config(convexity.BinaryTask):
     def validate(self) -> None:
         convexity.validate("q1", self)
 
+    def check_classes(self, counts: list[int], title: str) -> None:
+        convexity.check_classes("q1", self, counts, title)
+
 
 PROFILES: dict[str, Config] = {
     "smoke": Config(samples=256, points=8, segments=400, train_steps=100),

@@ -32,6 +32,9 @@ class Config(convexity.BinaryTask):
                 f"q2.surface_points={self.surface_points}: give an odd number (the grid must hold the origin)"
             )
 
+    def check_classes(self, counts: list[int], title: str) -> None:
+        convexity.check_classes("q2", self, counts, title)
+
 
 PROFILES: dict[str, Config] = {
     "smoke": Config(samples=256, hidden=2, points=4, segments=400, train_steps=100, surface_points=31),

@@ -79,7 +79,6 @@ class Config:
             (not unknown, f"q3.optimizers: unknown {unknown}; choose from {', '.join(OPTIMIZERS)}"),
             (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
              "reference for linear scaling)"),
-            (len(set(self.schedules)) == len(self.schedules), "q3.schedules: give each length once"),
             (len(self.schedules) >= 2, "q3.schedules: give two or more lengths, e.g. q3.schedules=5,10"),
             (self.patience <= max(self.schedules, default=0) - 2, "q3.patience must be at most the longest "
              "of q3.schedules minus 2, or early stopping could never end a run before its schedule does"),

@@ -71,10 +71,10 @@ def parse_overrides(items: list[str] | None) -> dict[str, dict[str, str]]:
     return out
 
 
-def convert(where: str, name: str, hint: Any, raw: str) -> Any:
+def convert(where: str, example: str, hint: Any, raw: str) -> Any:
     """A ``--set`` text as a value of the field's declared type: the one grammar of values, for the
-    command line, ``report.toml`` and freshness alike. ``where`` starts an error's one line; ``name``
-    (``q3.lrs``) is the setting, for the example a list's error gives."""
+    command line, ``report.toml`` and freshness alike. ``where`` starts an error's one line; ``example``
+    (``q3.lrs=0.0001,0.001``) is what a list's error suggests."""
     if get_origin(hint) is Annotated:
         hint = get_args(hint)[0]
     origin = typing.get_origin(hint)
@@ -85,14 +85,14 @@ def convert(where: str, name: str, hint: Any, raw: str) -> Any:
         return next(a for a in args if str(a) == raw)
     if origin in (tuple, list):
         item = args[0] if args else str
-        parts = [p for p in raw.split(",") if p.strip()]
-        if not parts:
-            raise ConfigError(f"{where}: give a comma-separated list, e.g. {name}=1,2,3")
-        return tuple(convert(where, name, item, p.strip()) for p in parts)
+        parts = [p.strip() for p in raw.split(",")]
+        if not all(parts):
+            raise ConfigError(f"{where}: give a comma-separated list without empty items, e.g. {example}")
+        return tuple(convert(where, example, item, p) for p in parts)
     if origin in (typing.Union, types.UnionType) and type(None) in args:
         if raw.lower() in ("none", "null", ""):
             return None
-        return convert(where, name, next(a for a in args if a is not type(None)), raw)
+        return convert(where, example, next(a for a in args if a is not type(None)), raw)
     if hint is bool:
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
@@ -118,6 +118,13 @@ def spell(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def example(experiment: str, key: str, config: Any = None) -> str:
+    """``q3.lrs=0.0001,0.0003,…``: the setting with its value in ``config`` (by default, the default
+    config's), for an error to suggest."""
+    config = configs.get(experiment).Config() if config is None else config
+    return f"{experiment}.{key}={spell(getattr(config, key))}"
+
+
 def field_hints(experiment: str) -> dict[str, Any]:
     """Field name -> declared type (with its ``Range``) of an experiment's ``Config``, imported from its
     torch-free config module (``experiments/configs/``)."""
@@ -135,7 +142,7 @@ def canonical(experiment: str, key: str, text: str, where: str) -> str:
     hints = field_hints(experiment)
     if key not in hints:
         raise ConfigError(f"{where}: {experiment} has no setting {key!r}; valid: {', '.join(sorted(hints))}")
-    value = convert(where, f"{experiment}.{key}", hints[key], text.strip())
+    value = convert(where, example(experiment, key), hints[key], text.strip())
     check_value(f"--set {experiment}.{key}" if where.startswith("--set") else where, value, hints[key])
     return spell(value)
 
@@ -177,9 +184,13 @@ FINITE = Range()  # a numeric field that declares no range of its own
 
 
 def check_value(label: str, value: Any, hint: Any) -> None:
-    """The one rule for a numeric setting: finite, and inside the range its field declares. A tuple's
-    elements are checked one by one. One line names the setting (``label``: where it was given), the
-    value and the valid range."""
+    """The one rule for a setting's value: a list names each value once (a repeat would train and store
+    the same point twice), and a number is finite and inside the range its field declares (a list's one
+    by one). One line names the setting (``label``: where it was given), the value and the fix."""
+    if isinstance(value, (tuple, list)):
+        twice = next((v for i, v in enumerate(value) if v in value[:i]), None)
+        if twice is not None:
+            raise ConfigError(f"{label}: {spell(twice)} is given twice; give each value once")
     rng = next((a for a in get_args(hint) if isinstance(a, Range)), FINITE)
     kind = get_args(hint)[0] if get_origin(hint) is Annotated else hint
     if get_origin(kind) in (tuple, list):
@@ -208,7 +219,7 @@ def apply_overrides(exp: str, config: Any, raw: dict[str, str]) -> Any:
             raise ConfigError(
                 f"--set {exp}.{name}: {exp} has no setting {name!r}; valid: {', '.join(sorted(fields))}"
             )
-        changes[name] = convert(f"--set {exp}.{name}={value}", f"{exp}.{name}", hints[name], value)
+        changes[name] = convert(f"--set {exp}.{name}={value}", example(exp, name, config), hints[name], value)
     new = dataclasses.replace(config, **changes)
     check_ranges(exp, new)
     check = getattr(new, "validate", None)
