@@ -172,15 +172,15 @@ def test_a_choice_in_the_file_takes_any_case_as_the_command_line_does(tmp_path):
 def test_a_bad_value_in_the_file_s_set_table_is_one_line_naming_its_line_before_anything_runs(tmp_path):
     """status checks report.toml's [set] values as it checks --set (its advice would otherwise fail), and
     status and run name the file's line; a --set for the same key wins, as it does in a build."""
-    (tmp_path / "report.toml").write_text("# mine\n[set.q1]\ndigits = [3, 3]\n")
+    (tmp_path / "report.toml").write_text("# mine\n[set.q1]\nscale_min = 50.0\n")
     env = {"REPORT_SETTINGS": str(tmp_path / "report.toml")}
     store = ["--store", str(tmp_path / "results"), "--profile", "quick"]
-    said = f"error: {tmp_path / 'report.toml'}:3: q1.digits=(3, 3): give two different digits 0-9"
+    said = f"error: {tmp_path / 'report.toml'}:3: q1.scale_min and scale_max: need scale_min < scale_max"
     for command in (["status", "--check"], ["run", "q1"]):
         result = _invoke(*command, *store, env=env)
         assert result.exit_code == 2 and said in result.output, result.output
     assert not (tmp_path / "results").exists(), "nothing ran"
-    result = _invoke("status", *store, "--set", "q1.digits=3,8", env=env)
+    result = _invoke("status", *store, "--set", "q1.scale_min=0.5", env=env)
     assert result.exit_code == 0, result.output
 
 
@@ -218,15 +218,14 @@ def test_a_users_settings_change_no_test_outcome(tmp_path):
 
 
 def test_a_command_says_where_its_settings_came_from(tmp_path, monkeypatch):
+    """As the file is found: in the current folder, by its name, as the docs show it (report.toml:4)."""
     _settings(tmp_path, 'seed = 3\n\n[set.q4]\ndataset = "fashion-mnist"\n')
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REPORT_SETTINGS")
     monkeypatch.setenv("REPORT_STORE", str(tmp_path / "r"))
-    out = _invoke("status", "--profile", "smoke").output
-    assert (
-        f"settings from {tmp_path / 'report.toml'} (q4.dataset, seed) and the environment (REPORT_STORE)"
-        in out
-    )
+    out = _invoke("status", "--profile", "smoke", "--show-settings").output
+    assert "settings from report.toml (q4.dataset, seed) and the environment (REPORT_STORE)" in out
+    assert "report.toml:4" in _rows(out)["set q4.dataset"], out
 
 
 def test_the_settings_page_names_every_shared_option_its_key_and_its_variable():

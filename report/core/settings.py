@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from report.core.config import PROFILES, RETIRED, canonical, field_hints
+from report.core.config import PROFILES, RETIRED, canonical, example, field_hints
 from report.core.errors import ConfigError
 from report.core.manifest import PROJECT
 from report.core.manifest import load as load_manifest
@@ -90,10 +90,9 @@ def find() -> Path | None:
                 f"REPORT_SETTINGS={named}: no such file; point it at a settings file or unset it"
             )
         return Path(named)
-    for folder in (Path.cwd(), PROJECT):
-        if (folder / NAME).is_file():
-            return folder / NAME
-    return None
+    if Path(NAME).is_file():  # named as its messages name it: `report.toml:7`, not the absolute path
+        return Path(NAME)
+    return PROJECT / NAME if (PROJECT / NAME).is_file() else None
 
 
 def load(path: Path | None = None) -> Settings:
@@ -213,6 +212,10 @@ def _as_text(raw: Any, where: str, name: str) -> str:
         return "true" if raw else "false"
     if isinstance(raw, scalar):
         return str(raw)
+    if raw == []:  # the list's example in the file's own syntax: lrs = [0.0001, 0.0003, …]
+        key, value = example(*name.split(".", 1)).split("=", 1)
+        items = ", ".join(v if re.fullmatch(r"[-+.\deE]+", v) else f'"{v}"' for v in value.split(","))
+        raise ConfigError(f"{where}: {name}: give at least one value, e.g. {key.split('.')[1]} = [{items}]")
     raise ConfigError(f"{where}: {name}: give a text, number, true/false or a list of them")
 
 
