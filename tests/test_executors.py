@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 
 from report.core.store import Store
-from tests.conftest import SMOKE_SETS, build_cmd, in_process
+from tests.conftest import ROOT, SMOKE_SETS, build_cmd, in_process
 
 slow = pytest.mark.slow
 on_ray, on_slurm = (
@@ -146,8 +147,6 @@ def test_a_driver_killed_mid_build_resumes_on_another_executor_without_recomputi
 def test_local_workers_exit_when_their_driver_is_killed(tmp_path, when):
     """A driver killed outright cannot stop its worker processes; they notice and exit on their own, also
     when it dies while they are still starting."""
-    import sys
-
     script = (
         "import sys\nfrom pathlib import Path\nfrom experiments import executors, kit\n"
         "from tests import helpers\n"
@@ -189,10 +188,36 @@ def _slurm() -> None:
     except (OSError, subprocess.TimeoutExpired):
         state = ""
     if not {"idle", "mix", "alloc"} & set(state.split()):
-        if os.environ.get("REPORT_SKIP_SLURM"):  # a CI that documents why it has no cluster
-            pytest.skip(os.environ["REPORT_SKIP_SLURM"])
+        if os.environ.get("SKIP_SLURM_TESTS"):  # a CI that documents why it has no cluster
+            pytest.skip(os.environ["SKIP_SLURM_TESTS"])
         message = "no Slurm cluster is up: run .ci/slurm-up (as root)"
         pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
+
+
+def _no_cluster(folder: Path) -> dict[str, str]:
+    """An environment whose ``sinfo`` answers that no node is up, as on a runner without Slurm, in CI."""
+    (folder / "sinfo").write_text("#!/bin/sh\n")
+    (folder / "sinfo").chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}", "CI": "true"}
+
+
+def test_without_a_cluster_a_ci_run_fails_its_slurm_tests(tmp_path, monkeypatch):
+    for name, value in _no_cluster(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SKIP_SLURM_TESTS", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="no Slurm cluster is up"):
+        _slurm()
+
+
+def test_a_ci_without_a_cluster_skips_them_when_it_says_why(tmp_path):
+    """Set before pytest starts, as a CI workflow sets it: the tests' isolation from the user's REPORT_*
+    settings (conftest.py) must not remove it."""
+    env = {**_no_cluster(tmp_path), "SKIP_SLURM_TESTS": "no Slurm on this runner"}
+    test = "tests/test_executors.py::test_a_job_slurm_refuses_is_one_line_before_anything_trains"
+    command = [sys.executable, "-m", "pytest", test, "-n", "0", "-p", "no:cacheprovider", "-rs", "-q"]
+    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "1 skipped" in run.stdout, run.stdout[-2000:]
+    assert "no Slurm on this runner" in run.stdout
 
 
 def _running_slurm_jobs(store: Path) -> list[str]:
