@@ -152,7 +152,9 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--points", type=int, default=9, help="sweep points per batch size (default 9)")
-    parser.add_argument("--study", action="store_true", help="also run Q1-Q3 full (about 7 minutes)")
+    parser.add_argument(
+        "--study", action="store_true", help="also run Q1-Q3 full (the README gives their time)"
+    )
     args = parser.parse_args()
     print(f"machine: {kit.device_name(torch.device('cpu'))}")
     if args.study:
