@@ -142,6 +142,8 @@ def export_(
         raise ConfigError(
             f"-o {dest}: a bundle is a gzipped tar archive; name it {_as_tar_gz(dest)} (or .tgz)"
         )
+    if steps.in_store(dest, opts):
+        raise ConfigError(f"-o {dest} lies in the results store {opts.store}; write the bundle outside it")
     replaced = dest.exists()
     if replaced and not force:
         raise ConfigError(f"-o {dest} exists; pass --force to replace it, or another -o")
@@ -170,6 +172,8 @@ def import_(
     """Verify a results bundle completely, then make its runs current (refused with one line if bad)."""
     from report.core import bundle
 
+    if not source.strip():
+        raise ConfigError("import needs a bundle: give its path (results.tar.gz) or URL (https://…)")
     verified = bundle.open_bundle(source, opts.results)
     for name, why in verified.left_out.items():
         run = opts.results.command(name, verified.profile)
@@ -267,11 +271,22 @@ def _diff_reports(opts: Options, a: str | None, b: str | None, as_json: bool, ht
     from report import output, report_diff
 
     if a is None:
-        raise fail("diff --report needs A, the store folder or bundle to compare this store's report with: "
-                   "build.py diff --report experiments/reference/full.tar.gz")  # fmt: skip
+        from report.core import reference
+
+        how = "--report" if html_out is None else f"--report --html {html_out}"
+        ref = reference.path(opts.chosen)  # the profile's reference bundle, as a path that works from here
+        ref = ref.relative_to(Path.cwd()) if ref.is_relative_to(Path.cwd()) else ref
+        side = ref if ref.is_file() else "OTHER_STORE_OR_BUNDLE"
+        given = f" {opts.advice()}" if opts.advice() else ""
+        raise fail(
+            f"diff {how} compares two reports and needs A, the store folder or bundle to compare this "
+            f"store's report with: build.py diff {side} {how}{given}"
+        )
     name_a, name_b = a, b or str(opts.store)
     if html_out is not None:
         _check_marked_page(html_out)
+        if steps.in_store(html_out, opts):
+            raise fail(f"--html {html_out} lies in the results store {opts.store}; give a file outside it")
     steps.check_out(opts)
     changes, _, page_b = report_diff.between(
         opts.results, opts.request, a, b, output.drawings(opts.out, opts.cache)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import errno
 import functools
 import inspect
 import os
@@ -253,6 +254,11 @@ def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., No
             except Exception as e:
                 if opts.debug:
                     console.print_exception()
+                if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:
+                    name = str(e.filename)
+                    shown = name if len(name) <= 80 else f"{name[:40]}…{name[-30:]}"
+                    raise fail(f"{shown}: a name in this path is longer than the file system allows; give a "
+                               "shorter one") from None  # fmt: skip
                 message = f"{type(e).__name__}: {e} (rerun with --debug for the traceback)"
                 raise fail(message, EXIT_FAILED) from None
 

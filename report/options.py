@@ -384,7 +384,33 @@ def resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -
         devices = SETTING_CHOICES["device"] or ()
         if name == "device" and values[name] not in devices:  # here, not once torch has loaded
             raise ConfigError(f"{label}={values[name]}: choose {', '.join(devices[:-1])} or {devices[-1]}")
-    return Options(**values, sources=sources, settings=settings)
+    opts = Options(**values, sources=sources, settings=settings)
+    check_folders(opts)
+    return opts
+
+
+FOLDERS = ("data_dir", "store", "out", "cache")
+
+
+def check_folders(opts: Options) -> None:
+    """The folder options name folders, or places where one can be made: a file, a path below a file or
+    a name the file system refuses is one line for every command, before anything reads or writes there
+    (a store below a file once read as every result stale, with advice that could not work)."""
+    for name in FOLDERS:
+        folder, option = getattr(opts, name), SHARED[name].names[0]
+        if folder is None:
+            continue
+        try:
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{opts.origin(name)} is a file, not a folder; pass a folder as {option}")
+            nearest = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+        except OSError as e:  # a name longer than the file system allows, say
+            raise ConfigError(f"{opts.origin(name)}: {e.strerror.lower()}; pass another {option}") from None
+        if not nearest.is_dir():
+            raise ConfigError(
+                f"{opts.origin(name)}: no folder can be made there ({nearest} is a file); pass another "
+                f"{option}"
+            )
 
 
 def print_settings(opts: Options, names: tuple[str, ...]) -> None:

@@ -217,11 +217,22 @@ def check_slurm(opts: Options) -> None:
                 f"--executor slurm: Slurm refuses this build's jobs ({why}); check that the cluster is up "
                 "and takes jobs from this machine (sinfo)"
             )
-        given = [opts.origin(n) for n in ("slurm_partition", "slurm_gpus", "slurm_time") if getattr(opts, n)]
+        given = [
+            opts.origin(n) + (" (the default)" if opts.sources.get(n, "default") == "default" else "")
+            for n in ("slurm_partition", "slurm_gpus", "slurm_time")
+            if getattr(opts, n)
+        ]
         raise ConfigError(
             f"--executor slurm: Slurm refuses this build's jobs ({why}); change {' or '.join(given)} to "
             "what the cluster offers (sinfo lists its partitions and their limits)"
         )
+
+
+def in_store(path: Path, opts: Options) -> bool:
+    """Whether ``path`` is the results store or lies in one of its profile folders, which hold its runs:
+    no output, bundle or page of this command's may go there."""
+    here, store = path.resolve(), opts.store.resolve()
+    return here == store or any(here == store / p or store / p in here.parents for p in PROFILES)
 
 
 def check_out(opts: Options) -> None:
@@ -235,24 +246,16 @@ def check_out(opts: Options) -> None:
         folder, option = getattr(opts, name), f"--{name}"
         if folder is None:
             continue
-        if folder.exists() and not folder.is_dir():
-            raise ReportError(f"{opts.origin(name)} is a file, not a folder; pass a folder as {option}")
         if folder.is_symlink() and not folder.exists():
             raise ReportError(f"{opts.origin(name)} is a link to nothing; pass a folder as {option}")
         here = folder.absolute()
-        nearest = next(p for p in (here, *here.parents) if p.exists())  # the folder, or where it goes
-        if not nearest.is_dir():
-            raise ReportError(
-                f"{opts.origin(name)}: cannot create the {what} folder ({nearest} is a file); pass a "
-                f"writable {option}"
-            )
+        nearest = next(p for p in (here, *here.parents) if p.exists())  # a folder (options.check_folders)
         if not os.access(nearest, os.W_OK | os.X_OK):
             where = "" if nearest == here else f" cannot be created: {nearest}"
             raise ReportError(
                 f"{opts.origin(name)}: the {what} folder{where} is not writable; pass a writable {option}"
             )
-    out, store = opts.out.resolve(), opts.store.resolve()  # the store itself, or a profile's folder in it
-    if out == store or any(out == store / p or store / p in out.parents for p in PROFILES):
+    if in_store(opts.out, opts):
         raise ReportError(
             f"{opts.origin('out')} is the results store {opts.store} or in it; pass another --out"
         )

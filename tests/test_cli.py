@@ -176,7 +176,7 @@ def test_unwritable_out_dir_is_exit_2(tmp_path, smoke_build):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     result = _invoke(*render_args(smoke_build.store, blocker / "out", "--format", "html"))
-    assert result.exit_code == 2 and "pass a writable --out" in result.output
+    assert result.exit_code == 2 and f"({blocker} is a file); pass another --out" in result.output
 
 
 def test_clean_keeps_results_unless_confirmed(tmp_path, monkeypatch):

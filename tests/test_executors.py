@@ -240,7 +240,8 @@ def test_a_job_slurm_refuses_is_one_line_before_anything_trains(data_dir, tmp_pa
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr
     assert "Slurm refuses this build's jobs (invalid partition specified: no-such-partition" in errors[0]
-    assert "change --slurm-partition no-such-partition or --slurm-time 120 to what the cluster" in errors[0]
+    said = "change --slurm-partition no-such-partition or --slurm-time 120 (the default) to what the cluster"
+    assert said in errors[0], "the default time is named as a default, not as something the user gave"
     assert not (store / "smoke").exists() and not list(store.glob(".slurm/code-*")), (
         "nothing ran or was copied"
     )

@@ -61,7 +61,7 @@ def test_all_checks_the_output_folder_before_training(data_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = _invoke("all", *_smoke(data_dir, tmp_path / "r"), "--out", str(blocker / "out"))
-    assert result.exit_code == 2 and "pass a writable --out" in result.output
+    assert result.exit_code == 2 and f"({blocker} is a file); pass another --out" in result.output
     assert not (tmp_path / "r" / "smoke").exists(), "nothing may train before the outputs are checked"
 
 
@@ -451,3 +451,69 @@ def test_the_device_named_in_the_environment_is_named_when_it_is_missing(data_di
     assert result.exit_code == 2 and _errors(result.output) == [
         "error: REPORT_DEVICE=cuda: no CUDA device is available; use --device auto or cpu"
     ], result.output
+
+
+def test_a_folder_option_below_a_file_is_one_line_for_every_command(tmp_path):
+    """A store below a file once read as every result stale, with rerun advice that ``run`` then refused;
+    a data folder that is a file was reported as a dataset missing from it; ``clean --out FILE`` as a
+    folder without a report. Now one line names the file and the option, before anything is read."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = ["--store", str(blocker / "results")]
+    said = f"--store {blocker / 'results'}: no folder can be made there ({blocker} is a file); pass another "
+    said += "--store"
+    for command in (["status"], ["export", "-o", str(tmp_path / "b.tar.gz")], ["diff"], ["run", "q1"]):
+        result = _invoke(*command, "--profile", "smoke", *store)
+        assert result.exit_code == 2 and _errors(result.output) == [f"error: {said}"], (
+            command,
+            result.output,
+        )
+    data = _invoke("status", "--data-dir", str(blocker))
+    assert data.exit_code == 2 and f"--data-dir {blocker} is a file, not a folder" in data.output, data.output
+    clean = _invoke("clean", "--out", str(blocker))
+    assert clean.exit_code == 2 and f"--out {blocker} is a file, not a folder" in clean.output, clean.output
+    assert blocker.read_text() == ""
+
+
+def test_a_path_name_too_long_for_the_file_system_is_bad_input_not_a_crash(tmp_path):
+    long = "x" * 300  # above the 255 bytes of a name on Linux file systems
+    out = _invoke(
+        "render", "--profile", "smoke", "--store", str(tmp_path / "r"), "--out", str(tmp_path / long)
+    )
+    assert out.exit_code == 2 and "file name too long; pass another --out" in out.output, out.output
+    bundle = _invoke("export", "--store", str(tmp_path / "r"), "-o", str(tmp_path / f"{long}.tar.gz"))
+    assert bundle.exit_code == 2 and "longer than the file system allows; give a shorter one" in bundle.output
+
+
+@pytest.mark.slow  # the shared smoke build
+def test_nothing_of_this_command_s_is_written_into_the_store_s_profile_folders(smoke_build, tmp_path):
+    """``--out`` there was refused; ``export -o`` and ``diff --html`` wrote into a run's folder."""
+    smoke_store = smoke_build.store
+    run = next((smoke_store / "smoke" / "q1").glob("2*"))
+    bundle = _invoke("export", "--profile", "smoke", "--store", str(smoke_store), "-o", str(run / "x.tar.gz"))
+    assert bundle.exit_code == 2 and "lies in the results store" in bundle.output, bundle.output
+    page = _invoke("diff", "--profile", "smoke", "--store", str(smoke_store), str(smoke_store), "--html",
+                   str(run / "x.html"))  # fmt: skip
+    assert page.exit_code == 2 and "lies in the results store" in page.output, page.output
+    assert not list(run.glob("x.*"))
+    beside = _invoke(
+        "export", "--profile", "smoke", "--store", str(smoke_store), "-o", str(tmp_path / "x.tgz")
+    )
+    assert beside.exit_code == 0, beside.output
+
+
+def test_diff_html_without_a_says_it_compares_reports_and_advises_a_command_that_parses(
+    tmp_path, monkeypatch
+):
+    """``diff --html F`` alone was told that ``--report`` needs A, and advised a relative path that held
+    only from the project folder, without the --store given."""
+    store = tmp_path / "r"
+    monkeypatch.chdir(tmp_path)  # another folder than the project's
+    result = _invoke("diff", "--profile", "full", "--store", str(store), "--html", "d.html")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "diff --report --html d.html compares two reports and needs A" in said
+    advised = said.split("build.py diff ", 1)[1].split()
+    bundle = advised[0]
+    assert os.path.isfile(bundle) and os.path.isabs(bundle), said  # the reference bundle, from anywhere
+    assert advised[1:] == ["--report", "--html", "d.html", "--store", str(store)], said
+    assert _invoke("import", "").output.startswith("error: import needs a bundle: give its path")

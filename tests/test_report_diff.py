@@ -129,7 +129,7 @@ def test_the_command_compares_two_stores_and_refuses_a_run_id_in_one_line(smoke_
     assert refused.returncode == 2 and line == refused.stderr.strip().splitlines()[-1], refused.stderr
     assert "neither a store folder nor a bundle" in line and "drop --report" in line
     bare = subprocess.run(build_cmd("diff", "--report", *base), capture_output=True, text=True)
-    assert bare.returncode == 2 and "diff --report needs A" in bare.stderr
+    assert bare.returncode == 2 and "diff --report compares two reports and needs A" in bare.stderr
 
 
 def test_blocks_read_math_as_its_latex_and_tables_cell_by_cell():

@@ -112,7 +112,14 @@ def test_the_stored_config_and_fingerprint_record_values_from_the_file(project_f
             "[profiles.huge.set.q3]\nseeds = 2\n",
             "[profiles.huge]: choose a profile of smoke, quick, full",
         ),
-        ("profile = \n", "report.toml:1: Invalid value"),
+        ("profile = \n", "report.toml:1: Invalid value; write it as TOML (key = value, texts in quotes)"),
+        # each table where a value stands names the table it should be, in a form the file then accepts
+        (
+            "[profiles]\nfull = 5\n",
+            "profiles.full must be a table: [profiles.full.set.q3], then its settings",
+        ),
+        ("[set]\nq3 = 5\n", "report.toml:1: set.q3 must be a table: [set.q3], then key = value lines"),
+        ("[set.q3]\nlrs = []\n", "report.toml:2: q3.lrs: give at least one value, e.g. lrs = [0.0001, "),
     ],
 )
 def test_a_broken_settings_file_is_one_line_with_file_and_line(tmp_path, monkeypatch, text, message):
@@ -241,3 +248,23 @@ def test_the_settings_page_names_every_shared_option_its_key_and_its_variable():
         if name and not re.search(re.escape(f"`{name}") + r"[`\s=]", page)  # `track`, not `tracking_uri`
     ]
     assert not missing, f"docs/settings.md does not name {missing}"
+
+
+def test_the_tables_a_broken_file_is_told_to_use_are_accepted(tmp_path, monkeypatch):
+    """The fixes those messages advise, and a file an editor saved with a byte-order mark."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORT_SETTINGS")
+    for text in (
+        "[profiles.full.set.q3]\nseeds = 4\n",
+        "[set.q3]\nseeds = 4\n",
+        "[set.q3]\nlrs = [0.0001]\n",
+    ):
+        _settings(tmp_path, text)
+        result = _invoke("status", "--profile", "full", "--store", str(tmp_path / "r"))
+        assert result.exit_code == 0 and "settings from report.toml (q3." in result.output, (
+            text,
+            result.output,
+        )
+    (tmp_path / "report.toml").write_bytes("\ufeff[set.q3]\nseeds = 4\n".encode())
+    result = _invoke("status", "--store", str(tmp_path / "r"))
+    assert result.exit_code == 0 and "settings from report.toml (q3.seeds)" in result.output, result.output

@@ -102,7 +102,7 @@ def load(path: Path | None = None) -> Settings:
         return Settings()
     fix = "fix it, move it aside, or name another with REPORT_SETTINGS"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark, as some editors save, is no error
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the settings file is not UTF-8 text (a binary file?); {fix}") from None
     except OSError as e:
@@ -111,7 +111,11 @@ def load(path: Path | None = None) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         line = re.search(r"line (\d+)", str(e))
-        raise ConfigError(f"{path}:{line.group(1) if line else 1}: {str(e).split(' (at')[0]}") from None
+        said = str(e).split(" (at")[0]
+        raise ConfigError(
+            f"{path}:{line.group(1) if line else 1}: {said}; write it as TOML (key = value, texts in "
+            "quotes), as docs/settings.md shows"
+        ) from None
     values: dict[str, Setting] = {}
     sets: dict[str, dict[str, Setting]] = {}
     for key, value in data.items():
@@ -119,14 +123,20 @@ def load(path: Path | None = None) -> Settings:
         if key == "set":
             sets[""] = _sets(value, path, text, "set")
         elif key == "profiles":
-            for profile, table in _table(value, where, "profiles").items():
+            for profile, table in _table(
+                value, where, "profiles", "[profiles.full.set.q3], then its settings"
+            ).items():
                 if profile in RETIRED:
                     raise ConfigError(f"{where}: [profiles.{profile}] no longer exists: {RETIRED[profile]}")
                 if profile not in PROFILES:
                     raise ConfigError(
                         f"{where}: [profiles.{profile}]: choose a profile of {', '.join(PROFILES)}"
                     )
-                extra = set(_table(table, where, f"profiles.{profile}")) - {"set"}
+                extra = set(
+                    _table(
+                        table, where, f"profiles.{profile}", f"[profiles.{profile}.set.q3], then its settings"
+                    )
+                ) - {"set"}
                 if extra:
                     raise ConfigError(
                         f"{where}: [profiles.{profile}] takes only a set table, not {sorted(extra)[0]}"
@@ -167,9 +177,10 @@ def _check(key: str, value: Any, where: str) -> Any:
     return value
 
 
-def _table(value: Any, where: str, name: str) -> dict[str, Any]:
+def _table(value: Any, where: str, name: str, like: str) -> dict[str, Any]:
+    """``value`` if it is a TOML table; else one line with what it should be (``like``)."""
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {name} must be a table, like [{name}.q3]")
+        raise ConfigError(f"{where}: {name} must be a table: {like}")
     return value
 
 
@@ -185,14 +196,17 @@ def _sets(value: Any, path: Path, text: str, section: str) -> dict[str, Setting]
     """``[set.q4] dataset = "…"`` as ``{"q4.dataset": Setting("…", "report.toml:7")}``, names checked."""
     out = {}
     manifest = load_manifest()
-    for experiment, table in _table(value, f"{path}:{_line(text, '', section)}", section).items():
+    like = f"[{section}.q3], then its settings"
+    for experiment, table in _table(value, f"{path}:{_line(text, '', section)}", section, like).items():
         where = f"{path}:{_line(text, f'{section}.{experiment}', None)}"
         name = spelled(experiment)  # [set.Q3] is [set.q3]
         if name not in manifest.names:
             known = ", ".join(manifest.names)
             raise ConfigError(f"{where}: [{section}.{experiment}]: no such experiment; choose from {known}")
         fields = field_hints(name)
-        for key, raw in _table(table, where, f"{section}.{experiment}").items():
+        for key, raw in _table(
+            table, where, f"{section}.{experiment}", f"[{section}.{experiment}], then key = value lines"
+        ).items():
             where = f"{path}:{_line(text, f'{section}.{experiment}', key)}"
             if key not in fields:
                 raise ConfigError(
