@@ -323,13 +323,18 @@ def between(
         if spec is None:
             return store
         if Path(spec).is_dir():
-            return Store(spec)
-        if Path(spec).is_file() or "://" in spec:
-            return bundle.as_store(bundle.open_bundle(spec, store), folder)
-        raise ConfigError(
-            f"diff --report compares whole reports, and {spec!r} is neither a store folder nor a bundle; "
-            "name one of those (a run id compares runs: drop --report)"
-        )
+            other = Store(spec)
+        elif Path(spec).is_file() or "://" in spec:
+            other = bundle.as_store(bundle.open_bundle(spec, store), folder)
+        else:
+            raise ConfigError(
+                f"diff --report compares whole reports, and {spec!r} is neither a store folder nor a bundle; "
+                "name one of those (a run id compares runs: drop --report)"
+            )
+        # the rerun advice a stale result's sentence prints is this command's (its --store, --set, …) on
+        # both sides: what the pages differ in is then their results, not where each side was read from
+        other.advice = store.advice
+        return other
 
     with tempfile.TemporaryDirectory(prefix="report-diff-") as tmp:
         pages = [

@@ -122,6 +122,12 @@ def test_the_command_compares_two_stores_and_refuses_a_run_id_in_one_line(smoke_
     changes = json.loads(done.stdout)
     assert (changes["claims"], changes["sentences"], changes["numbers"]) == ([], [], [])
     assert "diff-summary" in html.read_text(encoding="utf-8")
+    # stale by a setting on both sides: their sentences advise the same rerun (this command's --store and
+    # --set), so the same results in another folder differ in nothing
+    command = build_cmd("diff", str(other), "--report", "--json", *base, "--set", "q1.segments=123")
+    stale = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    changes = json.loads(stale.stdout)
+    assert (changes["claims"], changes["sentences"], changes["numbers"]) == ([], [], []), changes["sentences"]
     refused = subprocess.run(
         build_cmd("diff", "20261203-200031-981229-6dec", "--report", *base), capture_output=True, text=True
     )
