@@ -82,7 +82,7 @@ def hessians_per_second(data_dir: Path, exp: str, points: int) -> tuple[float, f
     closed form on the column-major matrix with NumPy's eigvalsh, as the runs compute it now."""
     mod = {"q1": q1, "q2": q2}[exp]
     cfg = configs.get(exp).PROFILES["full"]
-    x, y = convexity.binary_task(data_dir, cfg.digits, cfg.samples, cfg.pool, 0, torch.device("cpu"))
+    x, y = convexity.binary_task(data_dir, cfg, 0, torch.device("cpu"))
     thetas, _ = mod.sampler(cfg, x, torch.device("cpu"))(points, torch.Generator().manual_seed(0))
     rows = x.contiguous()  # the layout before
     if exp == "q1":

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.func import jacfwd, jacrev
 
 from experiments import data, datasets
+from experiments.configs.convexity import BinaryTask
 from experiments.kit import Output, RunContext
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -97,7 +98,7 @@ def task_row(cfg: Any, x: torch.Tensor, y: torch.Tensor, **extra: Any) -> dict[s
 
 
 def binary_task(
-    data_dir: Path, cfg: Any, seed: int, device: torch.device
+    data_dir: Path, cfg: BinaryTask, seed: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``cfg.samples`` MNIST training images of the two ``cfg.digits`` as a float64 design matrix with a
     trailing column of ones (the bias), pixels in [0, 1] average-pooled ``cfg.pool``x``cfg.pool``; labels

@@ -28,6 +28,8 @@ class Layout:
     # training and test images of the download: the sizes checked while the files are absent, and always
     # for CIFAR-10 (torchvision loads a batch only when its md5 is the real one's)
     sizes: tuple[int, int]
+    # the download's training images per class, checked while the files are absent (IDX datasets only)
+    classes: tuple[int, ...] = ()
 
 
 def _mnist_files(folder: str) -> tuple[str, ...]:
@@ -45,6 +47,7 @@ LAYOUTS: dict[str, Layout] = {
         _mnist_files("MNIST"),
         ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
         (60_000, 10_000),
+        (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
     ),
     "fashion-mnist": Layout(
         "Fashion-MNIST",
@@ -52,6 +55,7 @@ LAYOUTS: dict[str, Layout] = {
         _mnist_files("FashionMNIST"),
         ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         (60_000, 10_000),
+        (6000,) * 10,
     ),
     "svhn": Layout(
         "SVHN",
@@ -152,12 +156,15 @@ def _idx_sizes(s: Layout, data_dir: Path) -> tuple[int, int]:
 
 def class_counts(name: str, data_dir: Path) -> list[int] | None:
     """Training images per class, counted in the IDX label file without torch (after ``split_sizes`` has
-    checked it); None where the files are still to be downloaded, or the dataset is not in IDX files."""
+    checked it), or the download's where the files are still to come; None where the dataset is not in
+    IDX files."""
     s = layout(name)
-    if name not in ("mnist", "fashion-mnist") or missing(name, data_dir):
+    if not s.classes:
         return None
+    if missing(name, data_dir):
+        return list(s.classes)
     labels = (data_dir / s.files[1]).read_bytes()[8:]  # after the magic number and the count
-    return [labels.count(k) for k in range(10)]
+    return [labels.count(k) for k in range(len(s.classes))]
 
 
 def _mat_sizes(s: Layout, data_dir: Path) -> tuple[int, int]:
@@ -198,7 +205,7 @@ def check_sizes(configs: dict[str, Any], data_dir: Path) -> None:
         for config in users:
             if hasattr(config, "check_sizes"):
                 config.check_sizes(*sizes, title)
-            if hasattr(config, "check_classes") and (counts := class_counts(dataset, data_dir)) is not None:
+            if hasattr(config, "check_classes") and (counts := class_counts(dataset, data_dir)):
                 config.check_classes(counts, title)
 
 

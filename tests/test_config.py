@@ -174,9 +174,10 @@ def test_the_settings_a_stale_result_names_are_the_ones_that_changed() -> None:
         ("q4.models=lenet5,lenet5", "--set q4.models: lenet5 is given twice; give each value once"),
         ("q3.lrs=0.1,1e-1", "--set q3.lrs: 0.1 is given twice; give each value once"),
         ("q4.models=", "e.g. q4.models=lenet5,alexnet,vgg,resnet18,resnet50,resnet101"),
+        ("q1.digits=3,3", "--set q1.digits: 3 is given twice; give each value once, e.g. q1.digits=0,1"),
     ],
 )
-def test_a_list_that_repeats_a_value_is_refused_before_anything_trains(setting, said, tmp_path):
+def test_a_list_that_repeats_a_value_is_refused_before_anything_trains(setting, said, data_dir, tmp_path):
     """A repeated model or rate trained and stored the same point twice, and the report then refused the
     store with advice (--force) that repeated it; an empty list's example is the setting's own default."""
     from typer.testing import CliRunner
@@ -184,7 +185,8 @@ def test_a_list_that_repeats_a_value_is_refused_before_anything_trains(setting, 
     import build
 
     store = tmp_path / "r"
+    where = ["--profile", "smoke", "--data-dir", str(data_dir), "--store", str(store)]
     for command in ("status", "run"):
-        result = CliRunner().invoke(build.app, [command, "--store", str(store), "--set", setting])
+        result = CliRunner().invoke(build.app, [command, *where, "--set", setting])
         assert result.exit_code == 2 and said in result.output.replace("\n", ""), result.output
     assert not store.exists()

@@ -243,3 +243,15 @@ def test_more_samples_than_the_two_digits_have_stops_before_anything_trains(exp,
     datasets.check_before_torch({exp: dataclasses.replace(smoke, samples=have)}, data_dir)  # as advised
     with pytest.raises(ConfigError, match=re.escape(error)):  # the experiment's own check, on loaded labels
         convexity.binary_task(data_dir, dataclasses.replace(smoke, samples=have + 1), 0, torch.device("cpu"))
+
+
+def test_before_the_download_the_samples_rule_uses_the_download_s_images_per_digit(tmp_path, monkeypatch):
+    """With MNIST still to download, the rule once passed, and Q2's samples failed only after Q1 trained."""
+    from experiments import configs
+
+    monkeypatch.setattr(datasets, "reachable", lambda url, timeout=3.0: True)  # as with internet
+    asked = dataclasses.replace(configs.get("q2").PROFILES["full"], samples=12_666)
+    error = "q2.samples=12666 exceeds the 12665 training images of digits 0 and 1 in MNIST"
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        datasets.check_before_torch({"q2": asked}, tmp_path)
+    datasets.check_before_torch({"q2": dataclasses.replace(asked, samples=12_665)}, tmp_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from report.core.config import Range, check_settings
 from report.core.errors import ConfigError
@@ -11,7 +11,10 @@ from report.core.errors import ConfigError
 
 @dataclass(frozen=True)
 class BinaryTask:
-    """Each question's ``Config`` extends this, and redeclares a field where its default differs."""
+    """Each question's ``Config`` extends this, names its experiment (``EXPERIMENT``, for the messages),
+    and redeclares a field where its default differs."""
+
+    EXPERIMENT: ClassVar[str] = ""
 
     # the binary task; digits[1] is the positive class
     digits: Annotated[tuple[int, ...], Range(0, 9)] = (0, 1)
@@ -37,24 +40,26 @@ class BinaryTask:
     train_steps: Annotated[int, Range(1, 1_000_000)] = 500
     lr: Annotated[float, Range(0, 10, lo_open=True)] = 0.05  # Adam learning rate for that point
 
+    def validate(self) -> None:
+        """One-line errors for the rules between the fields Q1 and Q2 share (a repeated digit is the
+        general rule's: report/core/config.py)."""
+        exp, digits = self.EXPERIMENT, self.digits
+        if len(digits) != 2:
+            raise ConfigError(f"{exp}.digits={digits}: give two different digits 0-9, e.g. {exp}.digits=1,7")
+        if self.pool < 1 or 28 % self.pool:
+            raise ConfigError(
+                f"{exp}.pool={self.pool}: the pooling factor must divide 28 (1, 2, 4, 7, 14 or 28)"
+            )
+        if not self.scale_min < self.scale_max:
+            raise ConfigError(f"{exp}.scale_min and scale_max: need scale_min < scale_max")
 
-def validate(exp: str, cfg: BinaryTask) -> None:
-    """One-line errors for the rules between the fields Q1 and Q2 share."""
-    digits = cfg.digits
-    if len(digits) != 2 or digits[0] == digits[1] or not all(0 <= d <= 9 for d in digits):
-        raise ConfigError(f"{exp}.digits={digits}: give two different digits 0-9, e.g. {exp}.digits=3,8")
-    if cfg.pool < 1 or 28 % cfg.pool:
-        raise ConfigError(f"{exp}.pool={cfg.pool}: the pooling factor must divide 28 (1, 2, 4, 7, 14 or 28)")
-    if not cfg.scale_min < cfg.scale_max:
-        raise ConfigError(f"{exp}.scale_min and scale_max: need scale_min < scale_max")
-
-
-def check_classes(exp: str, cfg: BinaryTask, counts: list[int], title: str) -> None:
-    """The rule that needs the training images per class (``counts``): ``samples`` are drawn from the two
-    digits' images, so they cannot exceed them. Checked before anything trains, and on the loaded labels."""
-    have = sum(counts[d] for d in cfg.digits)
-    a, b = cfg.digits
-    check_settings(
-        (cfg.samples <= have, f"{exp}.samples={cfg.samples} exceeds the {have} training images of digits {a} "
-         f"and {b} in {title}: lower it to at most {have}", (f"{exp}.samples",)),
-    )  # fmt: skip
+    def check_classes(self, counts: list[int], title: str) -> None:
+        """The rule that needs the training images per class (``counts``): ``samples`` are drawn from the
+        two digits' images, so they cannot exceed them. Checked before anything trains (with the
+        download's counts where the files are still to come), and on the labels the run loads."""
+        exp, (a, b) = self.EXPERIMENT, self.digits
+        have = counts[a] + counts[b]
+        check_settings(
+            (self.samples <= have, f"{exp}.samples={self.samples} exceeds the {have} training images of "
+             f"digits {a} and {b} in {title}: lower it to at most {have}", (f"{exp}.samples",)),
+        )  # fmt: skip

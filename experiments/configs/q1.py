@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from experiments.configs import convexity
 
 
 @dataclass(frozen=True)
 class Config(convexity.BinaryTask):
-    """Every field is the shared task's (``convexity.BinaryTask``), with its defaults."""
+    """Every field and rule is the shared task's (``convexity.BinaryTask``), with its defaults."""
 
-    def validate(self) -> None:
-        convexity.validate("q1", self)
-
-    def check_classes(self, counts: list[int], title: str) -> None:
-        convexity.check_classes("q1", self, counts, title)
+    EXPERIMENT: ClassVar[str] = "q1"
 
 
 PROFILES: dict[str, Config] = {

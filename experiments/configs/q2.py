@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from experiments.configs import convexity
 from report.core.config import Range
@@ -25,15 +25,14 @@ class Config(convexity.BinaryTask):
     # grid points per axis (odd, so the origin is on the grid)
     surface_points: Annotated[int, Range(3, 1001)] = 61
 
+    EXPERIMENT: ClassVar[str] = "q2"
+
     def validate(self) -> None:
-        convexity.validate("q2", self)
+        super().validate()
         if self.surface_points % 2 == 0:
             raise ConfigError(
                 f"q2.surface_points={self.surface_points}: give an odd number (the grid must hold the origin)"
             )
-
-    def check_classes(self, counts: list[int], title: str) -> None:
-        convexity.check_classes("q2", self, counts, title)
 
 
 PROFILES: dict[str, Config] = {

@@ -143,7 +143,8 @@ def canonical(experiment: str, key: str, text: str, where: str) -> str:
     if key not in hints:
         raise ConfigError(f"{where}: {experiment} has no setting {key!r}; valid: {', '.join(sorted(hints))}")
     value = convert(where, example(experiment, key), hints[key], text.strip())
-    check_value(f"--set {experiment}.{key}" if where.startswith("--set") else where, value, hints[key])
+    label = f"--set {experiment}.{key}" if where.startswith("--set") else where
+    check_value(label, value, hints[key], example(experiment, key))
     return spell(value)
 
 
@@ -183,14 +184,16 @@ class Range:
 FINITE = Range()  # a numeric field that declares no range of its own
 
 
-def check_value(label: str, value: Any, hint: Any) -> None:
+def check_value(label: str, value: Any, hint: Any, example: str = "") -> None:
     """The one rule for a setting's value: a list names each value once (a repeat would train and store
     the same point twice), and a number is finite and inside the range its field declares (a list's one
-    by one). One line names the setting (``label``: where it was given), the value and the fix."""
+    by one). One line names the setting (``label``: where it was given), the value and the fix (with
+    ``example``, a whole valid setting, where a list's is given)."""
     if isinstance(value, (tuple, list)):
         twice = next((v for i, v in enumerate(value) if v in value[:i]), None)
         if twice is not None:
-            raise ConfigError(f"{label}: {spell(twice)} is given twice; give each value once")
+            like = f", e.g. {example}" if example else ""
+            raise ConfigError(f"{label}: {spell(twice)} is given twice; give each value once{like}")
     rng = next((a for a in get_args(hint) if isinstance(a, Range)), FINITE)
     kind = get_args(hint)[0] if get_origin(hint) is Annotated else hint
     if get_origin(kind) in (tuple, list):
@@ -206,7 +209,9 @@ def check_ranges(exp: str, config: Any) -> None:
     """Every numeric field of a resolved config against its declared range (profile values included)."""
     hints = typing.get_type_hints(type(config), include_extras=True)
     for f in dataclasses.fields(config):
-        check_value(f"{exp}.{f.name}", getattr(config, f.name), hints[f.name])
+        check_value(
+            f"{exp}.{f.name}", getattr(config, f.name), hints[f.name], example(exp, f.name, type(config)())
+        )
 
 
 def apply_overrides(exp: str, config: Any, raw: dict[str, str]) -> Any:
