@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shlex
 
 # torch's OpenMP threads spin while waiting; on a busy 2-core machine that makes small runs 10x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
@@ -273,11 +274,13 @@ def _diff_reports(opts: Options, a: str | None, b: str | None, as_json: bool, ht
     if a is None:
         from report.core import reference
 
-        how = "--report" if html_out is None else f"--report --html {html_out}"
-        ref = reference.path(opts.chosen)  # the profile's reference bundle, as a path that works from here
+        how = "--report" if html_out is None else f"--report --html {shlex.quote(str(html_out))}"
+        # the profile's reference bundle as a path that works from here (reference.shown: the project's)
+        ref = reference.path(opts.chosen)
         ref = ref.relative_to(Path.cwd()) if ref.is_relative_to(Path.cwd()) else ref
-        side = ref if ref.is_file() else "OTHER_STORE_OR_BUNDLE"
-        given = f" {opts.advice()}" if opts.advice() else ""
+        side = shlex.quote(str(ref)) if ref.is_file() else "OTHER_STORE_OR_BUNDLE"
+        profile = f" --profile {opts.chosen}" if opts.sources.get("profile") == "command line" else ""
+        given = f"{profile} {opts.advice()}".rstrip()
         raise fail(
             f"diff {how} compares two reports and needs A, the store folder or bundle to compare this "
             f"store's report with: build.py diff {side} {how}{given}"

@@ -254,11 +254,11 @@ def command(*shared: str, name: str | None = None) -> Callable[[Callable[..., No
             except Exception as e:
                 if opts.debug:
                     console.print_exception()
-                if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:
-                    name = str(e.filename)
+                if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:  # a path the user gave
+                    name = str(e.filename or "a path")
                     shown = name if len(name) <= 80 else f"{name[:40]}…{name[-30:]}"
-                    raise fail(f"{shown}: a name in this path is longer than the file system allows; give a "
-                               "shorter one") from None  # fmt: skip
+                    raise fail(f"{shown}: longer than the file system allows (a name in it, or the whole "
+                               "path); give a shorter path") from None  # fmt: skip
                 message = f"{type(e).__name__}: {e} (rerun with --debug for the traceback)"
                 raise fail(message, EXIT_FAILED) from None
 

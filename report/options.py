@@ -27,7 +27,7 @@ from report.core.config import (
     default_profile,
     parse_overrides,
 )
-from report.core.errors import ConfigError, ReportError
+from report.core.errors import ConfigError
 from report.core.freshness import Request
 from report.core.settings import CASELESS, Settings, spelled
 from report.core.settings import CHOICES as SETTING_CHOICES
@@ -273,11 +273,7 @@ class Options:
 
     @functools.cached_property
     def results(self) -> Store:
-        if self.store.exists() and not self.store.is_dir():
-            raise ReportError(
-                f"{self.origin('store')} is a file, not a folder; pass a folder for the results"
-            )
-        return Store(self.store, advice=self.advice())
+        return Store(self.store, advice=self.advice())  # a folder, or none yet: check_folders
 
     def origin(self, name: str) -> str:
         """Where an option's value was given, in its own spelling: ``--store X``, ``REPORT_STORE=X`` or
@@ -385,31 +381,34 @@ def resolve(given: dict[str, Any], settings: Settings, context: typer.Context) -
         if name == "device" and values[name] not in devices:  # here, not once torch has loaded
             raise ConfigError(f"{label}={values[name]}: choose {', '.join(devices[:-1])} or {devices[-1]}")
     opts = Options(**values, sources=sources, settings=settings)
-    check_folders(opts)
+    check_folders(opts, [n for n in FOLDERS if n in values])  # the folders this command takes
     return opts
 
 
 FOLDERS = ("data_dir", "store", "out", "cache")
 
 
-def check_folders(opts: Options) -> None:
-    """The folder options name folders, or places where one can be made: a file, a path below a file or
-    a name the file system refuses is one line for every command, before anything reads or writes there
-    (a store below a file once read as every result stale, with advice that could not work)."""
-    for name in FOLDERS:
+def check_folders(opts: Options, names: list[str]) -> None:
+    """The folder options a command takes (``names``) name folders, or places where one can be made: a
+    file, a path below a file, a link to nothing or a name the file system refuses is one line, before
+    anything reads or writes there (a store below a file once read as every result stale, with advice
+    that could not work)."""
+    for name in names:
         folder, option = getattr(opts, name), SHARED[name].names[0]
         if folder is None:
             continue
+        where = opts.origin(name) + ("" if name in opts.sources else " (the default)")
         try:
+            if folder.is_symlink() and not folder.exists():
+                raise ConfigError(f"{where} is a link to nothing; pass a folder as {option}")
             if folder.exists() and not folder.is_dir():
-                raise ConfigError(f"{opts.origin(name)} is a file, not a folder; pass a folder as {option}")
+                raise ConfigError(f"{where} is a file, not a folder; pass a folder as {option}")
             nearest = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
         except OSError as e:  # a name longer than the file system allows, say
-            raise ConfigError(f"{opts.origin(name)}: {e.strerror.lower()}; pass another {option}") from None
+            raise ConfigError(f"{where}: {(e.strerror or str(e)).lower()}; pass another {option}") from None
         if not nearest.is_dir():
             raise ConfigError(
-                f"{opts.origin(name)}: no folder can be made there ({nearest} is a file); pass another "
-                f"{option}"
+                f"{where}: no folder can be made there ({nearest} is a file); pass another {option}"
             )
 
 

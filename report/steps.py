@@ -246,8 +246,6 @@ def check_out(opts: Options) -> None:
         folder, option = getattr(opts, name), f"--{name}"
         if folder is None:
             continue
-        if folder.is_symlink() and not folder.exists():
-            raise ReportError(f"{opts.origin(name)} is a link to nothing; pass a folder as {option}")
         here = folder.absolute()
         nearest = next(p for p in (here, *here.parents) if p.exists())  # a folder (options.check_folders)
         if not os.access(nearest, os.W_OK | os.X_OK):

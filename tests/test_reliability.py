@@ -482,7 +482,7 @@ def test_a_path_name_too_long_for_the_file_system_is_bad_input_not_a_crash(tmp_p
     )
     assert out.exit_code == 2 and "file name too long; pass another --out" in out.output, out.output
     bundle = _invoke("export", "--store", str(tmp_path / "r"), "-o", str(tmp_path / f"{long}.tar.gz"))
-    assert bundle.exit_code == 2 and "longer than the file system allows; give a shorter one" in bundle.output
+    assert bundle.exit_code == 2 and "longer than the file system allows (a name in it" in bundle.output
 
 
 @pytest.mark.slow  # the shared smoke build
@@ -515,5 +515,17 @@ def test_diff_html_without_a_says_it_compares_reports_and_advises_a_command_that
     advised = said.split("build.py diff ", 1)[1].split()
     bundle = advised[0]
     assert os.path.isfile(bundle) and os.path.isabs(bundle), said  # the reference bundle, from anywhere
-    assert advised[1:] == ["--report", "--html", "d.html", "--store", str(store)], said
+    assert advised[1:] == ["--report", "--html", "d.html", "--profile", "full", "--store", str(store)], said
     assert _invoke("import", "").output.startswith("error: import needs a bundle: give its path")
+
+
+def test_only_the_folders_a_command_takes_are_checked_and_a_default_is_called_one(tmp_path, monkeypatch):
+    """A file named ``build`` where the default --out would go must not stop ``status``, which takes no
+    --out (and would refuse the option the message advised); ``render`` names it as the default."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build").write_text("")
+    status = _invoke("status", "--profile", "smoke", "--store", str(tmp_path / "r"))
+    assert status.exit_code == 0, status.output
+    render = _invoke("render", "--profile", "smoke", "--store", str(tmp_path / "r"))
+    said = "error: --out build (the default) is a file, not a folder; pass a folder as --out"
+    assert render.exit_code == 2 and _errors(render.output) == [said], render.output

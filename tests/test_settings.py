@@ -119,7 +119,19 @@ def test_the_stored_config_and_fingerprint_record_values_from_the_file(project_f
             "profiles.full must be a table: [profiles.full.set.q3], then its settings",
         ),
         ("[set]\nq3 = 5\n", "report.toml:1: set.q3 must be a table: [set.q3], then key = value lines"),
-        ("[set.q3]\nlrs = []\n", "report.toml:2: q3.lrs: give at least one value, e.g. lrs = [0.0001, "),
+        (
+            "[set.q3]\nlrs = []\n",
+            "report.toml:2: q3.lrs: give one or more values, none empty, e.g. lrs = [0.0001, ",
+        ),
+        (
+            '[set.q3]\nlrs = [0.1, ""]\n',
+            "report.toml:2: q3.lrs: give one or more values, none empty, e.g. lrs = [",
+        ),
+        ("[set.q3]\nseeds = []\n", "report.toml:2: q3.seeds: give one value, not a list, e.g. seeds = 3"),
+        (
+            "[set.q3]\nseeds = 3\nseeds = 4\n",
+            "report.toml:3: Cannot overwrite a value; remove the repeated key",
+        ),
     ],
 )
 def test_a_broken_settings_file_is_one_line_with_file_and_line(tmp_path, monkeypatch, text, message):

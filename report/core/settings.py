@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from report.core.config import PROFILES, RETIRED, canonical, example, field_hints
+from report.core.config import PROFILES, RETIRED, canonical, field_hints, profile_config
 from report.core.errors import ConfigError
 from report.core.manifest import PROJECT
 from report.core.manifest import load as load_manifest
@@ -112,10 +112,12 @@ def load(path: Path | None = None) -> Settings:
     except tomllib.TOMLDecodeError as e:
         line = re.search(r"line (\d+)", str(e))
         said = str(e).split(" (at")[0]
-        raise ConfigError(
-            f"{path}:{line.group(1) if line else 1}: {said}; write it as TOML (key = value, texts in "
-            "quotes), as docs/settings.md shows"
-        ) from None
+        fix = (
+            "remove the repeated key or table"  # "Cannot overwrite a value", "Cannot declare (…) twice"
+            if re.search(r"overwrite|twice", said)
+            else "write it as TOML (key = value, texts in quotes), as docs/settings.md shows"
+        )
+        raise ConfigError(f"{path}:{line.group(1) if line else 1}: {said}; {fix}") from None
     values: dict[str, Setting] = {}
     sets: dict[str, dict[str, Setting]] = {}
     for key, value in data.items():
@@ -218,19 +220,32 @@ def _sets(value: Any, path: Path, text: str, section: str) -> dict[str, Setting]
 
 
 def _as_text(raw: Any, where: str, name: str) -> str:
-    """A TOML value in the ``--set`` spelling, so it goes through the same conversion and checks."""
+    """A TOML value in the ``--set`` spelling, so it goes through the same conversion and checks; a value
+    that spelling cannot carry (an empty list or list item) is one line with an example in TOML."""
     scalar = (str, int, float, bool)
-    if isinstance(raw, list) and raw and all(isinstance(v, scalar) for v in raw):
+    if isinstance(raw, list) and raw and all(isinstance(v, scalar) and str(v).strip() for v in raw):
         return ",".join(_as_text(v, where, name) for v in raw)
     if isinstance(raw, bool):
         return "true" if raw else "false"
     if isinstance(raw, scalar):
         return str(raw)
-    if raw == []:  # the list's example in the file's own syntax: lrs = [0.0001, 0.0003, …]
-        key, value = example(*name.split(".", 1)).split("=", 1)
-        items = ", ".join(v if re.fullmatch(r"[-+.\deE]+", v) else f'"{v}"' for v in value.split(","))
-        raise ConfigError(f"{where}: {name}: give at least one value, e.g. {key.split('.')[1]} = [{items}]")
+    if isinstance(raw, list) and all(isinstance(v, scalar) for v in raw):  # empty, or an empty item
+        raise ConfigError(f"{where}: {name}: {_toml_fix(name)}")
     raise ConfigError(f"{where}: {name}: give a text, number, true/false or a list of them")
+
+
+def _toml_fix(name: str) -> str:
+    """What an empty list (or list item) should be, with the full profile's value as the file writes it:
+    ``give one or more values, none empty, e.g. lrs = [0.0001, …]``, or for a single value ``seeds = 3``."""
+    experiment, key = name.split(".", 1)
+    value = getattr(profile_config(experiment, "full"), key)
+
+    def toml(v: Any) -> str:
+        return f'"{v}"' if isinstance(v, str) else "true" if v is True else "false" if v is False else repr(v)
+
+    if isinstance(value, tuple):
+        return f"give one or more values, none empty, e.g. {key} = [{', '.join(map(toml, value))}]"
+    return f"give one value, not a list, e.g. {key} = {toml(value)}"
 
 
 def _line(text: str, section: str, key: str | None) -> int:
