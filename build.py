@@ -32,7 +32,7 @@ from report.cli import EXIT_NOT_CURRENT, app, command, fail, keep_interrupts, st
 from report.core import reference
 from report.core.atomic import atomic_write
 from report.core.config import check_value
-from report.core.errors import EXIT_INTERRUPTED, ConfigError
+from report.core.errors import EXIT_INTERRUPTED, ConfigError, ReportError
 from report.core.freshness import judge
 from report.diff import config_changes
 from report.options import BOUNDS, BUILD, EXECUTE, TRACK, WHERE, Format, Options, console
@@ -203,11 +203,19 @@ def accept(
 ) -> None:
     """Mark results as current for the code as it is now, without rerunning them; only a code change
     can be accepted, and the report and status say when and why it was."""
+    import shutil
+
     from report.core import freshness
 
-    accepted = freshness.accept(
-        opts.results, opts.study, steps.selected(names), reason, on_wait=steps.waiting
-    )
+    made = not opts.store.exists()
+    try:
+        accepted = freshness.accept(
+            opts.results, opts.study, steps.selected(names), reason, on_wait=steps.waiting
+        )
+    except ReportError:
+        if made:  # a store made only to hold the lock of a refusal: leave no folder behind
+            shutil.rmtree(opts.store, ignore_errors=True)
+        raise
     for name in steps.selected(names):
         done = name in accepted
         console.print(f"[green]✓[/] {name}: accepted as current" if done else f"{name}: already current")

@@ -529,3 +529,13 @@ def test_only_the_folders_a_command_takes_are_checked_and_a_default_is_called_on
     render = _invoke("render", "--profile", "smoke", "--store", str(tmp_path / "r"))
     said = "error: --out build (the default) is a file, not a folder; pass a folder as --out"
     assert render.exit_code == 2 and _errors(render.output) == [said], render.output
+
+
+def test_a_refused_accept_leaves_no_store_behind(tmp_path):
+    """``accept`` into a store that did not exist was refused, but left the folder with its lock file."""
+    store = tmp_path / "new"
+    result = _invoke("accept", "q4", "--reason", "why", "--profile", "smoke", "--store", str(store))
+    said = "error: no q4 result for profile smoke to accept; run it: build.py run q4 --profile smoke --store "
+    said += str(store)
+    assert result.exit_code == 2 and _errors(result.output) == [said], result.output
+    assert not store.exists()
