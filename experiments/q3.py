@@ -12,7 +12,8 @@ separate points from the best, the cheapest of them to train is kept (``select``
 2. ``grid`` and ``scaling``: that optimizer over learning rate × batch size, plus each batch size with the
    learning rate scaled linearly from the reference batch; picks the batch size (and learning rate).
 3. ``epochs``: with a rate that decays to zero, the epoch count is the schedule's length, so that
-   configuration trains on each length of ``schedules`` with ``schedule_seeds`` seeds; picks the shortest
+   configuration trains on each length of ``schedules`` with ``schedule_seeds`` seeds, none of them the
+   sweep's seed (whose runs of the chosen point the stages above already scored); picks the shortest
    whose mean validation accuracy the validation set does not separate from the best, paired over its
    images. The longest schedule's runs are scored after every epoch as well (the ``curve``): what
    training longer does along a run, and where stopping once the validation score has not improved for
@@ -21,7 +22,8 @@ separate points from the best, the cheapest of them to train is kept (``select``
    that decays to zero, once per seed; only these models see the test set, once each.
 
 Stages 1 and 2 search by successive halving (``experiments/halving.py``) up to ``sweep_epochs``. Points
-of one batch size train as one stacked network (``experiments/stacked.py``), as do the final models. Data
+of one batch size train as stacked networks (``experiments/stacked.py``), cut into units for the cores
+(``kit.split``), as do the seeds of a schedule length and the final models. Data
 sits on the device as float tensors; a batch is an index slice of a per-epoch permutation.
 """
 
@@ -188,7 +190,7 @@ def final_models(
     seconds = sum(next(loop) for _ in range(epochs))
     test = splits["test"]
     logits = stacked.logits(stack, test.x)
-    return [tested(cfg, logits[k], test, test_index, seed, epochs, seconds / len(seeds))
+    return [tested(cfg, logits[k], test, test_index, seed, epochs, seconds / len(seeds), len(seeds))
             for k, seed in enumerate(seeds)]  # fmt: skip
 
 
@@ -200,8 +202,10 @@ def tested(
     seed: int,
     epochs: int,
     secs: float,
+    stacked: int,
 ) -> dict:
-    """One final model's test results: accuracy, confusion counts and its most confident mistakes."""
+    """One final model's test results: accuracy, confusion counts and its most confident mistakes;
+    ``secs`` is its share of the training time of the ``stacked`` models it trained with."""
     probs, pred = logits.softmax(1), logits.argmax(1)
     wrong = (pred != test.y).nonzero().squeeze(1)
     wrong = wrong[probs[wrong, pred[wrong]].argsort(descending=True, stable=True)][: cfg.n_misclassified]
@@ -211,6 +215,7 @@ def tested(
             "seed": seed,
             "epochs": epochs,
             "train_s": secs,
+            "stacked": stacked,
             "test_loss": F.cross_entropy(logits, test.y).item(),
             "test_acc": (pred == test.y).float().mean().item(),
         },
@@ -349,9 +354,10 @@ def study(cfg: Config, ctx: RunContext) -> Output:
     batch_sweep = tune("batch", grid + scaled)
     second, batch_sweep = select(batch_sweep, cfg.n_val)
     lr, batch = float(second["lr"]), int(second["batch_size"])
-    # 3. epochs: the schedule lengths, each decaying to zero, over seeds, the longest scored every epoch too
+    # 3. epochs: the schedule lengths, each decaying to zero, over seeds, the longest scored every epoch too.
+    # Fresh seeds: the sweep's seed would rerun the chosen point's own rung runs, the maximum of the stage
     scaled_lr = bool(second["lr_scaled"])
-    seeds = [ctx.seed + k for k in range(cfg.schedule_seeds)]
+    seeds = [ctx.seed + 1 + k for k in range(cfg.schedule_seeds)]
     longest = max(cfg.schedules)
     units = [kit.Unit(f"schedule-{e}-{kit.digest(seeds)}", schedule_unit,
                       (*where, opt, lr, e, batch, seeds, e == longest), threads, 1)

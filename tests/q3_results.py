@@ -208,7 +208,14 @@ def synthetic_tables(schedule: dict[int, tuple[float, ...]] = SCHEDULE) -> dict[
     )
     final = pd.DataFrame(
         [
-            {"seed": s, "epochs": int(kept["schedule"]), "train_s": 3.0, "test_loss": 0.07, "test_acc": a}
+            {
+                "seed": s,
+                "epochs": int(kept["schedule"]),
+                "train_s": 3.0,
+                "stacked": 1,
+                "test_loss": 0.07,
+                "test_acc": a,
+            }
             for s, a in FINAL.items()
         ]
     )

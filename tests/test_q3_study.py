@@ -223,6 +223,8 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
     schedule = out.tables["schedule"]
     assert sorted(schedule["schedule"].unique()) == sorted(cfg.schedules)
     assert (schedule.groupby("schedule")["seed"].count() == cfg.schedule_seeds).all()
+    # fresh seeds: the sweep's seed (0) would rerun the chosen point's own rung runs, the best of the stage
+    assert sorted(schedule["seed"].unique()) == list(range(1, cfg.schedule_seeds + 1))
     assert (schedule["correct"].map(len) == cfg.n_val).all()
     assert np.allclose(schedule["correct"].map(np.mean), schedule["val_acc"])  # the same runs, image by image
     curve, longest = out.tables["curve"], max(cfg.schedules)
@@ -243,6 +245,8 @@ def test_smoke_run_produces_every_table(smoke_runs) -> None:
         assert run.loc[run["stop"], "epoch"].tolist() == ([first] if first else [])
     final = out.tables["final"]
     assert final["seed"].tolist() == [0, 1, 2]
+    for k, models in final.groupby("stacked"):  # k models a stack, each with its share of the stack's time
+        assert len(models) % k == 0 and models["train_s"].value_counts().eq(k).all()
     assert (final["epochs"] == out.tables["choice"].set_index("stage").loc["epochs", "epochs"]).all()
     assert out.headline == ("test accuracy (mean of 3 seeds)", pytest.approx(final["test_acc"].mean()))
     assert out.tables["interval"].iloc[0]["mean"] == pytest.approx(final["test_acc"].mean())
