@@ -91,6 +91,7 @@ def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -
         f"images/s of {cost} would include that sharing." in short
     )
     assert "are for the device named in the footnote, where units may have shared the device" in short
+    assert "and this implementation, and may include units sharing the device (" in short  # the Scope too
     parallel = text_of("parallel", sessions=1)  # every session counted: side by side is the one cause
     assert (
         "1.0 s, is less than that: units trained side by side, on one device or on several (the record does "
@@ -100,6 +101,7 @@ def test_the_run_time_sentence_follows_what_the_record_counted(tmp_path: Path) -
     assert "named in the footnote, where units may have shared the device (see the text)." in parallel
     counted = text_of("counted", duration_s=5000.0, sessions=2)
     assert "the run record gives a wall-clock time of 1 h 23 min over 2 sessions." in counted
+    assert "may include units sharing" not in counted  # a record longer than the trainings: no sharing
     older = text_of("older", duration_s=5000.0)
     assert "1 h 23 min, in a record written before records counted the sessions of a resumed run." in older
     assert "The first seed's training" not in older  # every seed took as long

@@ -90,6 +90,11 @@ def context(r: Results) -> dict[str, Any]:
     if not r.has("q3", "schedule") or not r.has("q3", "curve") or "train_scored" not in n:
         raise MissingResultError(f"the stored q3 result predates the epoch study the report describes; "
                                  f"rerun it: {run.rerun}")  # fmt: skip
+    if "stacked" not in r.table("q3", "final"):  # stored before the epoch stage left out the sweep's seed
+        raise MissingResultError(
+            f"the stored q3 result predates the epoch stage's fresh seeds and the "
+            f"record of how its final models trained; rerun it: {run.rerun}"
+        )
     last = last_epochs(sweep)
     halving = halving_facts(last, choice, n["val"], int(cfg["halving"]))
 
@@ -276,7 +281,7 @@ def context(r: Results) -> dict[str, Any]:
                 {
                     "seed": ("Seed", "int"),
                     "epochs": ("Epochs", "int"),
-                    "train_s": ("Training time (share)", "dur"),
+                    "train_s": ("Training time" + (" (share)" if final["stacked"] != [1] else ""), "dur"),
                     "test_loss": ("Test loss", "num"),
                     "test_acc": ("Test accuracy", "pct"),
                 },

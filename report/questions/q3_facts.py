@@ -312,6 +312,9 @@ def lr_facts(last: pd.DataFrame, choice: pd.Series, n_val: int) -> dict[str, Any
             "odds": len(unstable["momentum"]),
             # plain SGD at 1/(1 - β) times each such rate came closest: the argument's prediction holds
             "closer": bool(below) and all(math.isclose(x["ratio"], MOMENTUM_FACTOR) for x in below),
+            # the factors such a reading cannot tell from 1/(1 - β): the nearest grid rate to r · f is
+            # r · 1/(1 - β) for every f within half a grid step of it, on the log scale
+            "reads": (MOMENTUM_FACTOR / math.sqrt(step), MOMENTUM_FACTOR * math.sqrt(step)),
             "learned": LEARNED,
             # plain SGD at 1/(1 - β) times momentum's best rate, when the grid has it; "failed": below
             # LEARNED at a rate above plain SGD's own best (unstable there, not yet learning)
@@ -420,6 +423,11 @@ def batch_facts(
     table["epoch_s"] = table["batch_size"].map(timing["epoch_s"])
     table["stacked"] = table["batch_size"].map(timing["stacked"]).round().astype(int)
     small, large = table.iloc[0], table.iloc[-1]
+    grid_epochs = int(grid["epoch"].max())  # the first rung's: what the scaling table compares after
+
+    def gain(size: int, scaled: float, held: float, epochs: int) -> dict[str, Any]:
+        return scaled_gain(size, scaled, held, epochs, n_val, runs)
+
     best_lr = best_rates(grid, n_val)
     top = float(both["val_acc"].max())
     se = binomial_se(top, n_val)  # at the stage's best; its tie band is 2√2 times this
@@ -439,11 +447,7 @@ def batch_facts(
     rival = None  # only where the choice is the best and the validation set separates the other from it
     if top_other is not None and ties["best"] is None and gap > ties["band"]:
         noise = seed_noise(runs, int(top_other["epoch"]))
-        verdict = None  # without two distinct seeds at that length
-        if noise is not None:
-            lower, upper = sorted((noise["limit"], noise["pooled_limit"]))
-            # beyond both limits, within both, or between them (the two estimates of the spread disagree)
-            verdict = "apart" if gap > upper else "within" if gap <= lower else "unsettled"
+        verdict = against_seeds(gap, noise)
         rival = {
             "batch_size": int(top_other["batch_size"]),
             "lr": float(top_other["lr"]),
@@ -465,7 +469,7 @@ def batch_facts(
         "best_lr": list(best_lr.items()),
         # batch sizes whose best rates include the grid's highest: their best rate may lie beyond it
         "at_top": [int(b) for b, rates in best_lr.items() if math.isclose(max(rates), grid["lr"].max())],
-        "grid_epochs": int(grid["epoch"].max()),  # the first rung's: what best_lr was judged after
+        "grid_epochs": grid_epochs,  # the first rung's: what best_lr was judged after
         "speed_ratio": float(small["epoch_s"] / large["epoch_s"]),
         "lr": float(choice["lr"]),
         "scaled": bool(choice["lr_scaled"]),
@@ -478,37 +482,95 @@ def batch_facts(
         "points": len(candidates),
         "finalists": len(both.drop_duplicates(["lr", "batch_size"])),
         "sizes": table["batch_size"].astype(int).tolist(),
-        # the scaled rate against the held one at every batch size but the base (where the two are one
-        # point) and the largest (``large``, which the text takes first)
+        # the scaled rate against the held one after the first rung: at the largest batch (which the text
+        # takes first), then at every other batch size but the base (where the two are one point)
+        "large_gain": gain(
+            int(large["batch_size"]), float(large["scaled_acc"]), float(large["fixed_acc"]), grid_epochs
+        ),
         "others": [
             {
-                "batch_size": int(r["batch_size"]),
+                **gain(int(r["batch_size"]), float(r["scaled_acc"]), float(r["fixed_acc"]), grid_epochs),
                 "scaled_lr": float(r["scaled_lr"]),
-                "gain": float(r["scaled_acc"] - r["fixed_acc"]),
-                "band": float(r["band"]),
             }
             for _, r in table.iloc[:-1].iterrows()
             if int(r["batch_size"]) != base_batch
-        ],  # fmt: skip
-        "later": [
-            {**g, "reversed": _reversed(table, g)} for g in later_gains(last, base_lr, base_batch, n_val)
         ],
+        "later": [
+            {**g, "reversed": _reversed(g, first)}
+            for g in later_gains(last, base_lr, base_batch, n_val, runs)
+            for first in [gain(g["batch_size"], *_first_pair(table, g["batch_size"]), grid_epochs)]
+        ],
+        # what the gaps above are set against: the epoch stage's seeds per length, the lengths it ran and
+        # the seeds' standard deviation pooled over them (None with one seed per length)
+        "spread": spread(runs),
     }
 
 
-def _reversed(table: pd.DataFrame, later: dict[str, Any]) -> bool:
-    """Whether the first rung's gain of the scaled rate at a batch size and its last longer rung's are
-    both beyond their tie bands and of opposite signs: the short comparison did not predict the long one."""
-    first = table[table["batch_size"] == later["batch_size"]].iloc[0]
-    gain, last = float(first["scaled_acc"] - first["fixed_acc"]), later["gains"][-1]
-    return abs(gain) > float(first["band"]) and abs(last["gain"]) > last["band"] and gain * last["gain"] < 0
+def spread(runs: pd.DataFrame) -> dict[str, Any] | None:
+    """The epoch stage's measure of seed-to-seed variation (``runs``: the chosen configuration's
+    schedule runs): its seeds per length, its lengths, and the pooled standard deviation with its degrees
+    of freedom; None where no length ran two seeds."""
+    sd, dof = pooled_seed_sd(runs)
+    if not dof:
+        return None
+    seeds = int(runs.groupby("schedule")["val_acc"].count().min())  # runs per length, one per seed
+    return {"seeds": seeds, "lengths": sorted(int(e) for e in runs["schedule"].unique()), "pooled_sd": sd,
+            "pooled_dof": dof}  # fmt: skip
 
 
-def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int, n_val: int) -> list[dict[str, Any]]:
+def against_seeds(gap: float, noise: dict[str, Any] | None) -> str | None:
+    """Where a gap between two single runs, already beyond its tie band (which counts the validation
+    images only), stands against how far seeds alone move single runs (``seed_noise``): beyond both of
+    its limits ("apart"), within both ("within") or between them ("unsettled": the two estimates of the
+    spread disagree); None without seeds measured at that length."""
+    if noise is None:
+        return None
+    lower, upper = sorted((noise["limit"], noise["pooled_limit"]))
+    return "apart" if gap > upper else "within" if gap <= lower else "unsettled"
+
+
+def _first_pair(table: pd.DataFrame, size: int) -> tuple[float, float]:
+    """The scaling table's scaled and held accuracies at a batch size (after the first rung)."""
+    row = table[table["batch_size"] == size].iloc[0]
+    return float(row["scaled_acc"]), float(row["fixed_acc"])
+
+
+def _reversed(later: dict[str, Any], first: dict[str, Any]) -> bool:
+    """Whether the first rung's gain of the scaled rate at a batch size and its last longer rung's have
+    opposite signs, each beyond its tie band and beyond what seeds alone are likely to make it: only
+    then did the short comparison fail to predict the long one."""
+    last = later["gains"][-1]
+    return first["verdict"] == last["verdict"] == "apart" and first["gain"] * last["gain"] < 0
+
+
+def scaled_gain(
+    size: int, scaled: float, held: float, epochs: int, n_val: int, runs: pd.DataFrame
+) -> dict[str, Any]:
+    """The scaled rate's gain over the held one at a batch size after ``epochs`` epochs, with the tie band
+    of the two accuracies and, beyond it, where the gap stands against the seeds' spread in the chosen
+    configuration's schedule ``runs`` at that length (``against_seeds``; "unmeasured" without one)."""
+    band = selection.tie_band(max(scaled, held), n_val)
+    noise = seed_noise(runs, epochs)
+    verdict = None  # within the band: the band says it
+    if abs(scaled - held) > band:
+        verdict = against_seeds(abs(scaled - held), noise) or "unmeasured"
+    return {
+        "batch_size": size,
+        "gain": scaled - held,
+        "band": band,
+        "epochs": epochs,
+        "seeds": noise,
+        "verdict": verdict,
+    }
+
+
+def later_gains(
+    last: pd.DataFrame, base_lr: float, base_batch: int, n_val: int, runs: pd.DataFrame
+) -> list[dict[str, Any]]:
     """The scaled rate against the held one at the longer rungs of successive halving, where both points
     of a batch size reached them: the first rung's comparison (the scaling table's) can reverse after
     more epochs, so the text gives both. One entry per batch size, smallest first, with each rung's
-    epochs, gain and the tie band of the two accuracies compared (a gain within it is not separated)."""
+    ``scaled_gain``."""
     stage = last[last["study"].isin(STAGES["batch"]) & (last["rung"] > 0)]
     scaled = stage[stage["study"] == "scaling"]
     held = stage[(stage["study"] == "grid") & np.isclose(stage["lr"], base_lr)]
@@ -516,11 +578,14 @@ def later_gains(last: pd.DataFrame, base_lr: float, base_batch: int, n_val: int)
     out = []
     for size, rows in pairs[pairs["batch_size"] != base_batch].groupby("batch_size"):
         gains = [
-            {
-                "epochs": int(r["epoch_scaled"]),
-                "gain": float(r["val_acc_scaled"] - r["val_acc_held"]),
-                "band": selection.tie_band(max(r["val_acc_scaled"], r["val_acc_held"]), n_val),
-            }
+            scaled_gain(
+                int(size),
+                float(r["val_acc_scaled"]),
+                float(r["val_acc_held"]),
+                int(r["epoch_scaled"]),
+                n_val,
+                runs,
+            )  # fmt: skip
             for _, r in rows.sort_values("rung").iterrows()
         ]
         out.append({"batch_size": int(size), "gains": gains})
@@ -585,6 +650,10 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
     table = table.assign(steps=table["schedule"] * math.ceil(n_train / int(choice["batch_size"])))
     best = table[table["band"].isna()].iloc[0]  # the rule's best: the one length with no band against itself
     shorter = table[table["schedule"] < chosen]
+    # lengths whose mean accuracy equals the best's (the same count of right images): a tie, which the
+    # rule breaks by validation loss, then length; the text names them with the best
+    equal = [int(e) for e in table.loc[(table["gap"] == 0) & table["band"].notna(), "schedule"]]
+    loss = table.set_index("schedule")["val_loss"]
     pairs = []
     for _, g in runs.groupby("schedule"):
         rows = [np.array([r], dtype=float) for r in g.sort_values("seed")["correct"]]
@@ -599,6 +668,9 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         "chosen_acc": float(kept["val_acc"]),
         "best": int(best["schedule"]),
         "best_acc": float(best["val_acc"]),
+        "equal": equal,
+        # what made the best the best among those: its lower mean validation loss, or (equal losses) order
+        "equal_by": "loss" if equal and all(loss[best["schedule"]] < loss[e] for e in equal) else "order",
         "kept": table[table["schedule"] == chosen].iloc[0].to_dict(),  # its gap and band (NaN: the best)
         "tied": tied,
         # every seed's run of the kept length scored below every seed's run of the best (a tie that is not
@@ -645,6 +717,9 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     )
     epochs = selection.shortest_tied(curve, "epoch")
     best = epochs[epochs["band"].isna()].iloc[0]  # shortest_tied's best: no band against itself
+    # epochs whose mean accuracy equals the best's (the same count of right images): tied with it exactly,
+    # the best being the one of lower validation loss (``selection.best_first``)
+    equal = [int(e) for e in epochs.loc[(epochs["gap"] == 0) & epochs["band"].notna(), "epoch"]]
     spans = _runs([int(e) for e in epochs.loc[epochs["tied"], "epoch"]])
     around = next(r for r in spans if r[0] <= int(best["epoch"]) <= r[1])
     away = epochs[epochs["tied"] & ~epochs["epoch"].between(*around)]
@@ -671,7 +746,15 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     return {
         "length": length,
         "seeds": int(curve["seed"].nunique()),
-        "best": {"epoch": int(best["epoch"]), "val_acc": float(best["val_acc"])},
+        "best": {
+            "epoch": int(best["epoch"]),
+            "val_acc": float(best["val_acc"]),
+            "equal": equal,
+            # what made it the best among them: its lower mean validation loss, or (equal losses) order
+            "by": "loss"
+            if equal and all(means.loc[best["epoch"], "val_loss"] < means.loc[e, "val_loss"] for e in equal)
+            else "order",  # fmt: skip
+        },
         # the other epochs of the run of consecutive epochs tied with the best around it, and the other runs
         # of tied epochs, as runs (first, last)
         "near": _runs([e for e in range(around[0], around[1] + 1) if e != int(best["epoch"])]),
@@ -737,6 +820,8 @@ def final_facts(
             binomial_se(float(ci["mean"]), n_test),
             f"binomial standard error sqrt(p(1−p)/n) of the mean of {seeds}, n = {n_test} test images",
         ),
+        # how many final models trained together in one stacked network: 1, each alone in its unit
+        "stacked": sorted(int(k) for k in final["stacked"].unique()),
         "min": sourced(float(acc.min()), f"lowest of {seeds}"),
         "max": sourced(float(acc.max()), f"highest of {seeds}"),
     }

@@ -386,6 +386,7 @@ def context(r: Results) -> dict[str, Any]:
         "blocks": STAGE_BLOCKS,
         "expansion": EXPANSION,
         "lenet": lenet_claim(summary, by_run),
+        "original": anchors.original(),
         "pareto": pareto(summary),
         "fit": fit(curves, summary, float(cfg["label_smoothing"]), int(classes)),
         "anchors": anchors.beside("q4", str(setup["dataset"]), ours),
