@@ -124,11 +124,12 @@ def correct(acc: float, seed: int) -> list[int]:
 
 
 def schedule_runs(accs: dict[int, tuple[float, ...]] = SCHEDULE) -> tuple[pd.DataFrame, pd.Series]:
-    """The schedule stage's runs, ties marked by the experiment's own rule, and the length it keeps."""
+    """The schedule stage's runs, ties marked by the experiment's own rule, and the length it keeps; their
+    seeds start after the sweep's (0), as the experiment's do."""
     runs = pd.DataFrame(
         [
             {"study": "epochs", "optimizer": "adam", "lr": 1e-2, "batch_size": 512, "lr_scaled": False,
-             "schedule": e, "seed": k, "val_acc": a, "val_loss": 1 - a, "train_s": 0.1 * e,
+             "schedule": e, "seed": k + 1, "val_acc": a, "val_loss": 1 - a, "train_s": 0.1 * e,
              "correct": correct(a, k)}
             for e, seeds in accs.items()
             for k, a in enumerate(seeds)
@@ -147,7 +148,7 @@ def curve_rows(schedule: dict[int, tuple[float, ...]] = SCHEDULE, patience: int 
         history: list[dict] = []
         for e, a in enumerate(np.interp(np.linspace(0, 1, length), np.linspace(0, 1, 10), CURVE), 1):
             acc = round(a + end - CURVE[-1], 6)
-            row = {"epoch": e, "seed": k, "val_acc": acc, "val_loss": 1 - acc, "correct": correct(acc, k),
+            row = {"epoch": e, "seed": k + 1, "val_acc": acc, "val_loss": 1 - acc, "correct": correct(acc, k),
                    "epoch_lr": 1e-2 * (1 - e / length), "train_loss": 0.5 * (1 - acc),
                    "train_acc": min(1.0, acc + 0.01 * e)}  # fmt: skip
             history.append(row)

@@ -176,16 +176,16 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     assert (
         "Compared after 5 epochs with one seed per point, scaling the learning rate linearly with the batch "
         "size (to 4×10⁻³ at batch 512) gives 97.90% there, 2.90 percentage points more than the held rate "
-        "(beyond the tie band of 1.28 points, and beyond the up to 2.54 points seeds alone put between two "
-        "single 5-epoch runs);" in batch
+        "(beyond the tie band of 1.28 points and, taken separately, beyond the 2.54 points, a rough 95% "
+        "limit, that seeds alone can put between two single 5-epoch runs);" in batch
     )  # 95.0% held against 97.9% scaled: beyond the 1.28-point band of 1,000 images at 97.9%, and beyond
     # t(1) · √2 · 0.14 = 2.54 points of the two 5-epoch seeds (97.9% and 98.1%) and t(3) · √2 · 0.14
     assert (
-        "seeds alone put between two single 5-epoch runs); at batch 32 (rate 2.5×10⁻⁴) 0.60 percentage "
+        "seeds alone can put between two single 5-epoch runs); at batch 32 (rate 2.5×10⁻⁴) 0.60 percentage "
         "points less (within the tie band of 1.37 points, so not separated). Every point here is a single "
-        "run, and a tie band counts only the sampling of the validation images. What seeds alone put "
-        "between two single runs comes from the epoch stage below, which ran the chosen configuration with 2 "
-        "seeds at each of 2, 5 and 10 epochs" in batch
+        "run, and a tie band counts only the sampling of the validation images. The variation between seeds "
+        "comes from the epoch stage below, which ran the chosen configuration with 2 seeds at each of 2, 5 "
+        "and 10 epochs" in batch
     )  # 97.0% scaled against 97.6% held at batch 32; batch 128 is the base, where the two rates agree
     assert (
         "The best learning rate of the grid after 5 epochs (with the rates the validation set does not "
@@ -215,12 +215,12 @@ def test_context_writes_recommendations_from_the_stored_numbers(tmp_path: Path) 
     sooner["curve"] = curve_rows(patience=2)  # epochs 8 and 9 below 7's: stopped after 9, before the end
     stopped = context_of(tmp_path / "stopped", sooner, patience=2)["epochs"]
     assert (
-        "Early stopping would have ended seed 0's run after epoch 9 (97.90% at that epoch, against 98.00% "
-        "at the end of its schedule) and seed 1's run after epoch 9 (98.10% at that epoch, against 98.20% at "
+        "Early stopping would have ended seed 1's run after epoch 9 (97.90% at that epoch, against 98.00% "
+        "at the end of its schedule) and seed 2's run after epoch 9 (98.10% at that epoch, against 98.20% at "
         "the end of its schedule)." in _say(w.epochs(stopped, c["monitor"], 2))
     )
     one = {**stopped, "stops": [stopped["stops"][0], {**stopped["stops"][1], "epoch": None}]}
-    assert "; seed 1 would have run the whole schedule." in _say(w.epochs(one, c["monitor"], 2))
+    assert "; seed 2 would have run the whole schedule." in _say(w.epochs(one, c["monitor"], 2))
     last = {**c["epochs"], "near": [], "best": {"epoch": 10, "val_acc": 0.98, "equal": []}}  # one neighbour
     assert "separates it from the epoch next to it but not from epoch 10" in _say(w.epochs(last, "x", 3))
     alone = _say(w.epochs({**c["epochs"], "near": [], "apart": []}, "x", 3))
@@ -757,10 +757,10 @@ def test_each_comparison_is_judged_by_the_tie_band_of_its_own_accuracies(tmp_pat
     assert (
         "at batch 32 the scaled rate gave 0.39 percentage points more than the held rate after 3 epochs "
         "(within the tie band of 0.45 points, so not separated) and 0.60 percentage points more after 10 "
-        "epochs (beyond the tie band of 0.40 points, which leaves out the variation between seeds, not "
-        "measured at 10 epochs). Every point here is a single run, and a tie band counts only the sampling "
-        "of the validation images. It ran no schedule of 10 epochs, so there the variation between seeds is "
-        "not measured." in said
+        "epochs (beyond the tie band of 0.40 points, which leaves out the variation between seeds). Every "
+        "point here is a single run, and a tie band counts only the sampling of the validation images. The "
+        "epoch stage ran no schedule of 10 epochs, so there the variation between seeds is not measured."
+        in said
     )  # the first rung's gain was 0: nothing reversed
     assert "did not predict" not in said
     rows[-1] = sweep_row("scaling", "momentum", 0.025, 32, 0.85, scaled=True)  # 5 epochs: 5 points less
@@ -768,17 +768,17 @@ def test_each_comparison_is_judged_by_the_tie_band_of_its_own_accuracies(tmp_pat
     tight = pd.DataFrame({"schedule": [5] * 3 + [10] * 3, "val_acc": [0.97, 0.9701, 0.9702] * 2})
     said = batch_text(reverses, tight)  # seeds 0.01 points apart: both gaps are beyond what they make
     assert (
-        "0.60 percentage points more after 10 epochs (beyond the tie band of 0.40 points, and beyond the up "
-        "to 0.06 points seeds alone put between two single 10-epoch runs), the opposite of its 5-epoch "
-        "comparison, both beyond their tie bands and what seeds alone put between such runs: there the short "
-        "runs did not predict the long ones" in said
+        "0.60 percentage points more after 10 epochs (beyond the tie band of 0.40 points and, taken "
+        "separately, beyond the 0.06 points, a rough 95% limit, that seeds alone can put between two single "
+        "10-epoch runs), the opposite of its 5-epoch comparison, both beyond their tie bands and what seeds "
+        "alone can put between such runs: there the short runs did not predict the long ones" in said
     )  # t(2) · √2 · 0.01 = 0.06 points at one length, t(4) · √2 · 0.01 = 0.04 pooled: the larger is said
     loose = tight.assign(val_acc=[0.965, 0.97, 0.975] * 2)  # 0.5 points: within what seeds make
     said = batch_text(reverses, loose)
     assert "did not predict" not in said
     assert (
         "0.60 percentage points more after 10 epochs (beyond the tie band of 0.40 points, but within the "
-        "1.96 points seeds alone can put between two single 10-epoch runs)" in said
+        "1.96 points, a rough 95% limit, that seeds alone can put between two single 10-epoch runs)" in said
     )
     assert "ran the chosen configuration with 3 seeds at each of 5 and 10 epochs" in said
 
@@ -987,12 +987,12 @@ def test_failed_rates_a_longer_rung_that_failed_and_momentum_beside_ten_times_pl
         "whose accuracy came closest to momentum's was 10 times larger (at 1×10⁻³ momentum scored 50.00%, "
         "plain SGD 52.00% at 1×10⁻²; at 3×10⁻³ momentum scored 70.00%, plain SGD 75.00% at 3×10⁻²; at 1×10⁻² "
         "momentum scored 90.00%, plain SGD 91.00% at 1×10⁻¹; at 3×10⁻² momentum scored 95.00%, plain SGD "
-        "95.00% at 3×10⁻¹): consistent with the argument, but only at the grid's resolution, since "
-        "neighbouring rates differ by a factor of about 3.2, so these single-seed 1-epoch runs would read "
-        "the same for any factor from about 5.6 to 17.8; the closest plain-SGD run still differed from "
-        "momentum's by more than their tie band at 3 of these 4 rates, so momentum there comes near plain "
-        "SGD at a 10 times larger rate without matching it. As the stability bound allows, at 1×10⁰ plain "
-        "SGD's 1-epoch run failed (11.67%) where momentum's learned (90.00%)."
+        "95.00% at 3×10⁻¹): consistent with the argument, but only at the grid's resolution: neighbouring "
+        "rates differ by a factor of about 3.2, so these single-seed 1-epoch runs cannot tell it from any "
+        "factor between about 5.6 and 17.8 (one seed per rate blurs the reading further); the closest "
+        "plain-SGD run still differed from momentum's by more than their tie band at 3 of these 4 rates, so "
+        "momentum there comes near plain SGD at a 10 times larger rate without matching it. As the stability "
+        "bound allows, at 1×10⁰ plain SGD's 1-epoch run failed (11.67%) where momentum's learned (90.00%)."
     )  # 10/√3.16 and 10·√3.16: any factor within half a grid step of 10 picks the same grid rate
     rows[3]["val_acc"] = 0.4  # momentum at 3e-2: now closest to plain SGD at 1e-2, a third of its rate
     said = _say(w.momentum_pairs(lr_facts([*rows, *longer], choice)["momentum"], COEFFICIENT))
@@ -1051,7 +1051,7 @@ def test_an_exact_tie_for_the_highest_mean_is_said_as_one_with_what_broke_it(tmp
     assert (s["best"], s["equal"], s["equal_by"], s["chosen"]) == (5, [10], "order", 5)
     assert _say(w.schedule(s)).startswith(
         "The mean validation accuracy was highest with 5 and 10 epochs alike (98.20%, the same count of "
-        "right images); of these, 5 epochs, the shortest (their mean validation losses are equal too), is "
+        "right images); of these, 5 epochs, the shortest of those with the lowest mean validation loss, is "
         "the best the others are compared with below."
     )
     apart = context_of(tmp_path / "apart", synthetic_tables())  # distinct means: one best, as before
@@ -1068,20 +1068,22 @@ def test_the_final_models_caption_says_how_they_trained(tmp_path: Path) -> None:
         context_of(tmp_path / folder, tables)
         page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
         text = " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
-        return text[text.index("The final models, one per seed") :][:400]
+        return text[text.index("The final models, one per seed") :][:700]
 
     alone = caption(synthetic_tables(), "alone")  # every synthetic model stacked 1
     assert (  # the smoke profile's one CPU thread a unit
-        "Each trained alone, in a unit of its own on 1 CPU thread, units side by side on the machine's "
-        "cores; the training time is its own." in alone
+        "Each trained alone, in a unit of its own, on 1 CPU thread per unit, units side by side on the "
+        "machine's cores; the training time is its unit's wall-clock time, with the units sharing the cores."
+        in alone
     )
     assert "Training time (share)" not in alone and "Training time" in alone
     together = synthetic_tables()
     together["final"]["stacked"] = len(together["final"])
     shared = caption(together, "together")
     assert (
-        "Models of one unit train together as one stacked network (3 per network); the training time is each "
-        "model's share of its network's." in shared
+        "Models of one unit trained together as one stacked network, 3 to a network, on 1 CPU thread per "
+        "unit, units side by side on the machine's cores; the training time is each model's share of its "
+        "unit's wall-clock time" in shared
     ) and "Training time (share)" in shared
     old = synthetic_tables()
     old["final"] = old["final"].drop(columns="stacked")
@@ -1089,3 +1091,39 @@ def test_the_final_models_caption_says_how_they_trained(tmp_path: Path) -> None:
         patch.setattr(Manifest, "check", lambda *args: None)  # a result stored by the code before it
         with pytest.raises(MissingResultError, match=r"predates the epoch stage's fresh seeds .* rerun it: "):
             context_of(tmp_path / "old", old)
+
+
+def test_a_tie_broken_by_a_loss_that_is_not_a_number_is_said_as_the_rule_broke_it() -> None:
+    """``selection.best_first`` counts a NaN loss as the worst: the sentence says what decided among equal
+    means, "loss" even where the other's loss is NaN, "order" where losses are equal, "nan" where none is
+    a number."""
+    nan = math.nan
+    assert q3_facts.tie_break(pd.Series({5: nan, 10: 0.1}), 10, [5]) == "loss"
+    assert q3_facts.tie_break(pd.Series({5: 0.1, 10: 0.1, 15: 0.2}), 5, [10, 15]) == "order"
+    assert q3_facts.tie_break(pd.Series({5: nan, 10: nan}), 5, [10]) == "nan"
+    assert q3_facts.tie_break(pd.Series({5: 0.1}), 5, []) is None
+    w = render.words("q3")
+    assert _say(w.tie_break("loss", [7], "earliest")) == "with the lower mean validation loss"
+    assert _say(w.tie_break("loss", [7, 8], "earliest")) == "with the lowest mean validation loss"
+    assert (
+        _say(w.tie_break("nan", [7], "shortest"))
+        == "the shortest (none of their mean validation losses is a number)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("accs", "why", "said"),
+    [
+        ({3: (0.97, 0.98)}, "length", "The epoch stage ran no schedule of 10 epochs, so"),
+        ({3: (0.97, 0.98), 10: (0.97,)}, "one seed", "The epoch stage ran 10 epochs with one seed, so"),
+        ({3: (0.97, 0.98), 10: (0.97, 0.97)}, "alike", "ran 10 epochs with seeds that all scored alike, so"),
+    ],
+)
+def test_a_gap_whose_seed_spread_was_not_measured_says_why(accs: dict, why: str, said: str) -> None:
+    """A gap between single runs beyond its tie band, at a length where the epoch stage measured no spread
+    between seeds, says so and why: no such schedule, one seed of it, or seeds that scored alike."""
+    runs = pd.DataFrame([{"schedule": e, "val_acc": a} for e, v in accs.items() for a in v])
+    gain = q3_facts.scaled_gain(32, 0.975, 0.965, 10, 10_000, runs)
+    assert (gain["verdict"], gain["unmeasured"]) == ("unmeasured", why)
+    facts = {"large_gain": gain, "others": [], "later": [], "spread": q3_facts.seed_spread(runs)}
+    assert said in _say(render.words("q3").seed_limits(facts))

@@ -43,6 +43,7 @@ class Run:
     settings_changed: tuple[str, ...] = ()  # with the config stale: which settings, "points 200 → 10"
     other_versions: str = ""  # the libraries it was made with that differ from the rendering machine's
     sessions: int | None = None  # >1: resumed, its duration counting each session; None: not recorded
+    seed: int | None = None  # the run's seed (--seed), where its record has one
     accepted: str = ""  # build.py accept carried it over a code change: when and why
     accepted_on: tuple[str, ...] = ()  # the date of each acceptance; the last one wrote the record and its id
     rerun: str = ""  # the command that makes it again, as this build would run it
@@ -167,6 +168,7 @@ class Results:
                 else None,
                 **self._acceptances(verdict.changed, meta),
                 rerun=self.store.command(experiment, self.profile, force=True),
+                seed=int(meta["seed"]) if meta.get("seed") is not None else None,
                 **self._stand_in(experiment, meta),
             )
         return self._runs[experiment]

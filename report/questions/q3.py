@@ -103,6 +103,10 @@ def context(r: Results) -> dict[str, Any]:
     batch = batch_facts(
         last, choice.loc["batch"], lr["lr"], int(cfg["base_batch"]), n["val"], n["train"], runs
     )
+    require(  # a sweep run of the chosen point trained again would weigh the best of its stage twice
+        run.seed is None or run.seed not in set(runs["seed"]),
+        "the epoch stage's seeds leave out the sweep's seed",
+    )
     schedule = schedule_facts(runs, choice.loc["epochs"], n["train"], n["val"])
     curve = r.table("q3", "curve")
     epochs = epoch_facts(curve, schedule["runs"])

@@ -416,8 +416,6 @@ def batch_facts(
         columns={"lr": "scaled_lr", "val_acc": "scaled_acc"}
     )
     table["fixed_acc"] = table["batch_size"].map(fixed)
-    # the tie band of the two points compared at each batch size: a gain within it is not separated
-    table["band"] = table[["fixed_acc", "scaled_acc"]].max(axis=1).map(lambda a: selection.tie_band(a, n_val))
     table["steps"] = np.ceil(n_train / table["batch_size"]).astype(int)
     timing = grid.groupby("batch_size")[["epoch_s", "stacked"]].median()  # a point's share of its stack
     table["epoch_s"] = table["batch_size"].map(timing["epoch_s"])
@@ -425,8 +423,16 @@ def batch_facts(
     small, large = table.iloc[0], table.iloc[-1]
     grid_epochs = int(grid["epoch"].max())  # the first rung's: what the scaling table compares after
 
-    def gain(size: int, scaled: float, held: float, epochs: int) -> dict[str, Any]:
-        return scaled_gain(size, scaled, held, epochs, n_val, runs)
+    # the scaled rate against the held one after the first rung, at each batch size (at the base batch the
+    # two are one point); the text takes the largest batch first, then the others but the base
+    first = {
+        int(r["batch_size"]): {
+            **scaled_gain(int(r["batch_size"]), r["scaled_acc"], r["fixed_acc"], grid_epochs, n_val, runs),
+            "scaled_lr": float(r["scaled_lr"]),
+        }
+        for _, r in table.iterrows()
+    }
+    gains = [first[int(b)] for b in table["batch_size"].iloc[:-1] if int(b) != base_batch]
 
     best_lr = best_rates(grid, n_val)
     top = float(both["val_acc"].max())
@@ -482,31 +488,19 @@ def batch_facts(
         "points": len(candidates),
         "finalists": len(both.drop_duplicates(["lr", "batch_size"])),
         "sizes": table["batch_size"].astype(int).tolist(),
-        # the scaled rate against the held one after the first rung: at the largest batch (which the text
-        # takes first), then at every other batch size but the base (where the two are one point)
-        "large_gain": gain(
-            int(large["batch_size"]), float(large["scaled_acc"]), float(large["fixed_acc"]), grid_epochs
-        ),
-        "others": [
-            {
-                **gain(int(r["batch_size"]), float(r["scaled_acc"]), float(r["fixed_acc"]), grid_epochs),
-                "scaled_lr": float(r["scaled_lr"]),
-            }
-            for _, r in table.iloc[:-1].iterrows()
-            if int(r["batch_size"]) != base_batch
-        ],
+        "large_gain": first[int(large["batch_size"])],
+        "others": gains,
         "later": [
-            {**g, "reversed": _reversed(g, first)}
+            {**g, "reversed": _reversed(first[g["batch_size"]], g["gains"][-1])}
             for g in later_gains(last, base_lr, base_batch, n_val, runs)
-            for first in [gain(g["batch_size"], *_first_pair(table, g["batch_size"]), grid_epochs)]
         ],
         # what the gaps above are set against: the epoch stage's seeds per length, the lengths it ran and
         # the seeds' standard deviation pooled over them (None with one seed per length)
-        "spread": spread(runs),
+        "spread": seed_spread(runs),
     }
 
 
-def spread(runs: pd.DataFrame) -> dict[str, Any] | None:
+def seed_spread(runs: pd.DataFrame) -> dict[str, Any] | None:
     """The epoch stage's measure of seed-to-seed variation (``runs``: the chosen configuration's
     schedule runs): its seeds per length, its lengths, and the pooled standard deviation with its degrees
     of freedom; None where no length ran two seeds."""
@@ -529,18 +523,15 @@ def against_seeds(gap: float, noise: dict[str, Any] | None) -> str | None:
     return "apart" if gap > upper else "within" if gap <= lower else "unsettled"
 
 
-def _first_pair(table: pd.DataFrame, size: int) -> tuple[float, float]:
-    """The scaling table's scaled and held accuracies at a batch size (after the first rung)."""
-    row = table[table["batch_size"] == size].iloc[0]
-    return float(row["scaled_acc"]), float(row["fixed_acc"])
-
-
-def _reversed(later: dict[str, Any], first: dict[str, Any]) -> bool:
-    """Whether the first rung's gain of the scaled rate at a batch size and its last longer rung's have
-    opposite signs, each beyond its tie band and beyond what seeds alone are likely to make it: only
-    then did the short comparison fail to predict the long one."""
-    last = later["gains"][-1]
-    return first["verdict"] == last["verdict"] == "apart" and first["gain"] * last["gain"] < 0
+def _reversed(first: dict[str, Any], last: dict[str, Any]) -> str | None:
+    """Whether the first rung's gain of the scaled rate at a batch size (``scaled_gain``) and its last
+    longer rung's have opposite signs, each beyond its tie band and neither within what seeds alone can
+    make it: "apart" where both are beyond that too, "unmeasured" where a gap's seed variation is not
+    measured (the text says so); None otherwise."""
+    verdicts = {first["verdict"], last["verdict"]}
+    if first["gain"] * last["gain"] >= 0 or not verdicts <= {"apart", "unmeasured"}:
+        return None
+    return "apart" if verdicts == {"apart"} else "unmeasured"
 
 
 def scaled_gain(
@@ -554,13 +545,23 @@ def scaled_gain(
     verdict = None  # within the band: the band says it
     if abs(scaled - held) > band:
         verdict = against_seeds(abs(scaled - held), noise) or "unmeasured"
+    here = runs.loc[runs["schedule"] == epochs, "val_acc"]
     return {
         "batch_size": size,
-        "gain": scaled - held,
+        "gain": float(scaled - held),
         "band": band,
         "epochs": epochs,
         "seeds": noise,
         "verdict": verdict,
+        # why the seeds' spread is not measured there (``seed_noise`` is None): the epoch stage ran no
+        # schedule of that length, one seed of it, or seeds that all scored alike (a spread of zero)
+        "unmeasured": None
+        if noise
+        else "length"
+        if not len(here)
+        else "one seed"
+        if len(here) < 2
+        else "alike",
     }
 
 
@@ -653,7 +654,6 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
     # lengths whose mean accuracy equals the best's (the same count of right images): a tie, which the
     # rule breaks by validation loss, then length; the text names them with the best
     equal = [int(e) for e in table.loc[(table["gap"] == 0) & table["band"].notna(), "schedule"]]
-    loss = table.set_index("schedule")["val_loss"]
     pairs = []
     for _, g in runs.groupby("schedule"):
         rows = [np.array([r], dtype=float) for r in g.sort_values("seed")["correct"]]
@@ -669,8 +669,7 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         "best": int(best["schedule"]),
         "best_acc": float(best["val_acc"]),
         "equal": equal,
-        # what made the best the best among those: its lower mean validation loss, or (equal losses) order
-        "equal_by": "loss" if equal and all(loss[best["schedule"]] < loss[e] for e in equal) else "order",
+        "equal_by": tie_break(table.set_index("schedule")["val_loss"], int(best["schedule"]), equal),
         "kept": table[table["schedule"] == chosen].iloc[0].to_dict(),  # its gap and band (NaN: the best)
         "tied": tied,
         # every seed's run of the kept length scored below every seed's run of the best (a tie that is not
@@ -693,6 +692,19 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         "seed_sd": pooled_seed_sd(runs)[0] if pairs else None,
         "unpaired": selection.tie_band(float(best["val_acc"]), n_val),
     }
+
+
+def tie_break(losses: pd.Series, best: int, equal: list[int]) -> str | None:
+    """How ``selection.best_first`` made ``best`` the best of the lengths (or epochs) whose mean accuracy
+    equals its own (``equal``; ``losses``: mean validation loss by length): "loss" (its loss is the lowest
+    of them), "order" (others share that loss, and it comes first: the shortest), "nan" (no loss among
+    them is a number); None without such lengths."""
+    if not equal:
+        return None
+    loss = losses.where(np.isfinite(losses), np.inf)  # NaN counts as the worst, as best_first counts it
+    if not np.isfinite(loss[best]):
+        return "nan"
+    return "loss" if bool((loss[equal] > loss[best]).all()) else "order"
 
 
 def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
@@ -724,7 +736,7 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     around = next(r for r in spans if r[0] <= int(best["epoch"]) <= r[1])
     away = epochs[epochs["tied"] & ~epochs["epoch"].between(*around)]
     acc = curve.pivot(index="epoch", columns="seed", values="val_acc")
-    spread = acc.max(axis=1) - acc.min(axis=1)  # how far apart the seeds' runs are at each epoch
+    apart = acc.max(axis=1) - acc.min(axis=1)  # how far apart the seeds' runs are at each epoch
     below = (acc.loc[away["epoch"]] < acc.loc[int(best["epoch"])]).all(axis=None)  # every seed, every epoch
     # a seed whose loss went NaN makes that epoch's mean loss NaN (then the worst), not the others' mean
     means = curve.groupby("epoch")[["train_loss", "train_acc", "val_loss", "val_acc"]].agg(
@@ -750,10 +762,7 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
             "epoch": int(best["epoch"]),
             "val_acc": float(best["val_acc"]),
             "equal": equal,
-            # what made it the best among them: its lower mean validation loss, or (equal losses) order
-            "by": "loss"
-            if equal and all(means.loc[best["epoch"], "val_loss"] < means.loc[e, "val_loss"] for e in equal)
-            else "order",  # fmt: skip
+            "by": tie_break(means["val_loss"], int(best["epoch"]), equal),
         },
         # the other epochs of the run of consecutive epochs tied with the best around it, and the other runs
         # of tied epochs, as runs (first, last)
@@ -761,7 +770,7 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
         "apart": [(a, b) for a, b in spans if (a, b) != around],
         "apart_gap": float(away["gap"].max()) if len(away) else None,
         "apart_band": float(away["band"].max()) if len(away) else None,
-        "apart_spread": float(spread[away["epoch"]].max()) if len(away) else None,
+        "apart_spread": float(apart[away["epoch"]].max()) if len(away) else None,
         "apart_below": bool(below) if len(away) else None,
         "by_loss": {"epoch": int(loss.idxmin()), "val_loss": float(means.loc[loss.idxmin(), "val_loss"])},
         "stops": stops,
