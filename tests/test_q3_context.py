@@ -1067,6 +1067,7 @@ def test_the_final_models_caption_says_how_they_trained(tmp_path: Path) -> None:
     def caption(tables: dict[str, pd.DataFrame], folder: str) -> str:
         context_of(tmp_path / folder, tables)
         page = render.render_html(Store(tmp_path / folder / "results"), "smoke", names=("q3",))
+        assert "original.toml" not in page  # Q4's source of the original write-up's figures: not shown
         text = " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
         return text[text.index("The final models, one per seed") :][:700]
 

@@ -24,6 +24,7 @@ def test_report_section_renders_with_banners_only_when_they_apply(tmp_path: Path
     tables = synthetic_tables(accs)
     page, text = rendered(stored(tmp_path / "a", tables, seeds=3))  # the full study: no note
     assert "Question 4: Six CNN architectures on SVHN" in text and "<blockquote" not in page
+    assert "report/questions/original.toml" in page  # the appendix names where the original's figures are
     assert "ResNet-101 classifies SVHN best. Two protocols are standard" in text
     assert "Answer. On SVHN, with one shared recipe of" in text
     assert "this run's recipe uses no horizontal flips on SVHN" in text and "CIFAR-10" not in text
