@@ -23,8 +23,9 @@ MINUS_SIGN = "\u2212"
 _SIZE = 24.0  # ziamath's em in px; only the ratio matters because output is in em
 _VIEWBOX = re.compile(r'width="([\d.]+)" height="([\d.]+)" viewBox="([-\d. ]+)"')
 _GLYPH = re.compile(r'<path d="([^"]*)" fill="currentColor" />')
-# in the cache key: a formula cached in an older form, or by another ziamath, is typeset again
-_FORMAT = f"one-path:{version('ziamath')}"
+# in the cache key: a formula cached in an older form, by another ziamath or by another version of this
+# module (a cache kept across edits of it) is typeset again
+_FORMAT = f"one-path:{version('ziamath')}:{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]}"
 
 
 class MathCache:

@@ -38,7 +38,8 @@ import pydyf
 from report.core.atomic import atomic_write
 from report.output import CACHE_FIX
 
-FORMAT = 3  # of the cached files: part of each key
+# of the cached files, and this module's code (a cache kept across edits of it is printed again): in each key
+FORMAT = f"3:{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]}"
 _DATA_URI = re.compile(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)")
 _INLINE = re.compile(r"<svg\b[^>]*>.*?</svg>", re.S)
 _ROOT = re.compile(r"<svg\b([^>]*)>", re.S)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from report import output, pdfforms
+from report import mathsvg, output, pdfforms
 from report.core.errors import ReportError
 from report.provenance import for_print
 
@@ -217,3 +217,10 @@ def test_the_printer_process_answers_each_page_and_prints_no_page_cut_short(tmp_
     proc.stdin.close()  # its sender is gone before the page is whole
     assert proc.wait(timeout=30) == 1 and proc.stdout.read() == b""
     assert not (tmp_path / "cut.pdf").exists()
+
+
+@pytest.mark.parametrize(("module", "key"), [(pdfforms, "FORMAT"), (mathsvg, "_FORMAT")])
+def test_cached_forms_and_formulas_are_keyed_by_the_code_that_made_them(module, key):
+    """A cache kept across edits of the code that prints forms or typesets formulas (a developer's
+    .report-cache) must not serve what the old code made: each cache key carries the module's hash."""
+    assert hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12] in getattr(module, key)
