@@ -545,7 +545,10 @@ def scaled_gain(
     verdict = None  # within the band: the band says it
     if abs(scaled - held) > band:
         verdict = against_seeds(abs(scaled - held), noise) or "unmeasured"
+    # why the seeds' spread is not measured there (``seed_noise`` is None): the epoch stage ran no schedule
+    # of that length, one seed of it, or seeds that all scored alike (a spread of zero bounds nothing)
     here = runs.loc[runs["schedule"] == epochs, "val_acc"]
+    why = None if noise else "length" if here.empty else "one seed" if len(here) < 2 else "alike"
     return {
         "batch_size": size,
         "gain": float(scaled - held),
@@ -553,15 +556,7 @@ def scaled_gain(
         "epochs": epochs,
         "seeds": noise,
         "verdict": verdict,
-        # why the seeds' spread is not measured there (``seed_noise`` is None): the epoch stage ran no
-        # schedule of that length, one seed of it, or seeds that all scored alike (a spread of zero)
-        "unmeasured": None
-        if noise
-        else "length"
-        if not len(here)
-        else "one seed"
-        if len(here) < 2
-        else "alike",
+        "unmeasured": why,
     }
 
 
@@ -580,13 +575,8 @@ def later_gains(
     for size, rows in pairs[pairs["batch_size"] != base_batch].groupby("batch_size"):
         gains = [
             scaled_gain(
-                int(size),
-                float(r["val_acc_scaled"]),
-                float(r["val_acc_held"]),
-                int(r["epoch_scaled"]),
-                n_val,
-                runs,
-            )  # fmt: skip
+                int(size), r["val_acc_scaled"], r["val_acc_held"], int(r["epoch_scaled"]), n_val, runs
+            )
             for _, r in rows.sort_values("rung").iterrows()
         ]
         out.append({"batch_size": int(size), "gains": gains})
@@ -729,8 +719,8 @@ def epoch_facts(curve: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any]:
     )
     epochs = selection.shortest_tied(curve, "epoch")
     best = epochs[epochs["band"].isna()].iloc[0]  # shortest_tied's best: no band against itself
-    # epochs whose mean accuracy equals the best's (the same count of right images): tied with it exactly,
-    # the best being the one of lower validation loss (``selection.best_first``)
+    # epochs whose mean accuracy equals the best's (the same count of right images): tied with it exactly;
+    # ``selection.best_first`` picked the best of them by validation loss, then order (``tie_break``)
     equal = [int(e) for e in epochs.loc[(epochs["gap"] == 0) & epochs["band"].notna(), "epoch"]]
     spans = _runs([int(e) for e in epochs.loc[epochs["tied"], "epoch"]])
     around = next(r for r in spans if r[0] <= int(best["epoch"]) <= r[1])
