@@ -350,8 +350,10 @@ def test_import_says_what_it_takes(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["export", "import", "clean"])
-def test_every_command_takes_show_settings(tmp_path, name):
+def test_every_command_takes_show_settings(tmp_path, name, monkeypatch):
     """docs/settings.md lists it among the options every command shares."""
+    monkeypatch.delenv("REPORT_CACHE", raising=False)  # clean would empty the run's shared cache
+    monkeypatch.chdir(tmp_path)  # and its default --out, build/, would be the project's
     own = {"export": ["--profile", "smoke"], "import": [str(tmp_path / "none.tar.gz")], "clean": []}[name]
     result = _invoke(name, *own, "--show-settings", "--store", str(tmp_path / "r"))
     assert "effective settings" in result.output and "no such option" not in result.output, result.output
