@@ -50,13 +50,15 @@ def compare(a: Result, b: Result) -> dict[str, Any]:
 def config_changes(meta: dict[str, Any], request: Request, experiment: str) -> list[str]:
     """The settings in which a stored run differs from what ``request`` would run ("segments 2000 → 300",
     "seed 0 → 1"), for ``status`` and the report's stale flags to name; empty when the run is a stand-in
-    and the request the study or the other way round (their settings differ by design, not by a change),
-    or when only the profile's label differs."""
-    if bool(meta.get("stand_in")) != (experiment in request.stand_ins):
+    and the request the study (their settings differ by design, not by a change), or when only the
+    profile's label differs. A stored study where the request would run a stand-in is set against the
+    study the request asks for: the settings the reader of that study needs are the study's."""
+    stand_in = bool(meta.get("stand_in"))
+    if stand_in and experiment not in request.stand_ins:
         return []
     wanted = apply_overrides(
         experiment,
-        profile_config(experiment, request.own_profile(experiment)),
+        profile_config(experiment, request.own_profile(experiment) if stand_in else request.profile),
         request.overrides.get(experiment, {}),
     )
     made = meta.get("config") or {}

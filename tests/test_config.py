@@ -1,4 +1,5 @@
 import math
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -152,7 +153,8 @@ def test_status_checks_settings_as_run_resolves_them(profile):
 
 def test_the_settings_a_stale_result_names_are_the_ones_that_changed() -> None:
     """What status and the report's stale flags name: each setting the run used that this request would
-    change, and the seed; nothing between a stand-in and its study, whose settings differ by design."""
+    change, and the seed; nothing between a stand-in run and the study, whose settings differ by design, and
+    a stored study where this machine would run a stand-in against the study this request asks for."""
     import dataclasses
 
     from report.core.config import config_dict, profile_config
@@ -165,7 +167,12 @@ def test_the_settings_a_stale_result_names_are_the_ones_that_changed() -> None:
     assert config_changes(made, asked, "q1") == [f"points {was} → 7", "seed 0 → 2"]
     assert config_changes(made, Request("smoke"), "q1") == []
     study = {"config": dataclasses.asdict(profile_config("q4", "full")), "seed": 0}
-    assert config_changes(study, Request("full", stand_ins=frozenset({"q4"})), "q4") == []
+    on_cpu = Request("full", stand_ins=frozenset({"q4"}))  # a machine without a GPU asks for the stand-in
+    assert config_changes(study, on_cpu, "q4") == []
+    study["config"]["dataset"] = "fashion-mnist"  # the reference's study: what the reader is told changed
+    assert config_changes(study, on_cpu, "q4") == ["dataset fashion-mnist → svhn"]
+    stand_in = {"config": dataclasses.asdict(profile_config("q4", "quick")), "seed": 0, "stand_in": True}
+    assert config_changes(stand_in, Request("full"), "q4") == []  # a quick run in the study's place
 
 
 @pytest.mark.parametrize(
@@ -190,3 +197,25 @@ def test_a_list_that_repeats_a_value_is_refused_before_anything_trains(setting, 
         result = CliRunner().invoke(build.app, [command, *where, "--set", setting])
         assert result.exit_code == 2 and said in result.output.replace("\n", ""), result.output
     assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("lrs=0.01", "q3.lrs: give two or more learning rates (the study compares them), e.g. "
+                     "q3.lrs=1e-3,1e-2"),
+        ("batch_sizes=128", "q3.batch_sizes: give two or more batch sizes (the study compares them), e.g. "
+         "q3.batch_sizes=128,512"),
+    ],
+)  # fmt: skip
+def test_q3_compares_two_values_or_more_of_what_it_tunes(setting, said):
+    """One batch size gave "rises from 97.80% at batch 128 to 97.80% at batch 128"; one rate, "a logarithmic
+    grid from 1×10⁻³ to 1×10⁻³": the study compares values, so a single one is refused before training. The
+    example each error gives is accepted."""
+    from experiments.configs.q3 import PROFILES
+
+    key, value = setting.split("=")
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        apply_overrides("q3", PROFILES["full"], {key: value}).validate()
+    example = said.rsplit("e.g. q3.", 1)[1].split("=")
+    apply_overrides("q3", PROFILES["full"], {example[0]: example[1]}).validate()

@@ -3,7 +3,9 @@ tests behind them (Welch with Holm, McNemar) and the evidence checks that stop t
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from report.format import join_and
 from report.questions import q4 as ctx4
 from report.questions import q4_claims as claims
 from report.questions import stats
-from tests.q4_results import rendered, say, stored, summary, synthetic_tables
+from tests.q4_results import TITLES, rendered, say, stored, summary, synthetic_tables
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,25 @@ def test_clear_winner_is_named_and_depth_verdict_follows_the_numbers(tmp_path: P
     assert c["depth"]["case"] == "helped"
     assert (c["depth"]["shallow"], c["depth"]["deepest"]) == ("ResNet-18", "ResNet-101")
     assert say(words.depth, c["depth"]) == (
-        "More depth helped: ResNet-101 is significantly more accurate than ResNet-18 "
-        "(Welch's t-test, Holm-corrected at the 5% level)."
+        "ResNet-101 is significantly more accurate than ResNet-18 (Welch's t-test, Holm-corrected at the 5% "
+        "level), a gap of depth and block design together. ResNet-101 is also significantly more accurate "
+        "than ResNet-50, which differs from it in depth alone: more depth helped under this recipe."
+    )
+    flat = summary({m: accs[m] for m in ("resnet18", "resnet50")} | {"resnet101": [0.9651, 0.9661, 0.9641]})
+    assert say(words.depth, claims.depth_claim(flat)) == (  # the step that is depth alone is within noise
+        "ResNet-101 is significantly more accurate than ResNet-18 (Welch's t-test, Holm-corrected at the 5% "
+        "level), a gap of depth and block design together. Against ResNet-50, which differs from it in depth "
+        "alone, the gap is not significant, so this run does not show that depth itself helped."
+    )
+    two = summary({m: accs[m] for m in ("resnet18", "resnet101")})
+    assert say(words.depth, claims.depth_claim(two)).endswith(
+        "a gap of depth and block design together. This run has no pair of ResNets that differ in depth "
+        "alone, so it cannot tell the two apart."
+    )
+    deep = summary({m: accs[m] for m in ("resnet50", "resnet101")})
+    assert say(words.depth, claims.depth_claim(deep)) == (
+        "More depth helped under this recipe: ResNet-101 is significantly more accurate than ResNet-50, "
+        "which differs from it in depth alone (Welch's t-test, Holm-corrected at the 5% level)."
     )
     assert c["lenet"]["case"] == "below"
     assert all(g["verdict"] == claims.ABOVE for g in c["lenet"]["gaps"])
@@ -125,8 +144,10 @@ def test_a_single_model_has_no_ranking_and_no_depth_or_lenet_claim(words: Any) -
     s = summary({"resnet18": [0.90, 0.91]})
     best = claims.best_claim(s)
     assert best["case"] == "only" and best["runner_up"] is None and best["tied"] == []
-    assert (
-        say(words.best, best) == "ResNet-18 is the only model in this run, so there is no ranking to report."
+    assert say(words.best, best) == ""  # the tiers say it, once
+    only = claims.tiers(s)
+    assert say(words.tiers, {**only, "others": ""}) == (
+        "ResNet-18 is the only model compared, so there is nothing to rank."
     )
     assert claims.depth_claim(s) is None and claims.lenet_claim(s) is None
 
@@ -159,8 +180,9 @@ def test_depth_that_hurts_and_lenet_above_every_resnet(words: Any) -> None:
     depth = claims.depth_claim(s)
     assert [st["verdict"] for st in depth["steps"]] == [claims.BELOW] * 3 and depth["case"] == "hurt"
     assert say(words.depth, depth) == (
-        "More depth hurt under this budget: ResNet-101 is significantly less accurate than ResNet-18 "
-        "(Welch's t-test, Holm-corrected at the 5% level)."
+        "ResNet-101 is significantly less accurate than ResNet-18 (Welch's t-test, Holm-corrected at the 5% "
+        "level), a gap of depth and block design together. ResNet-101 is also significantly less accurate "
+        "than ResNet-50, which differs from it in depth alone: more depth hurt under this recipe."
     )
     lenet = claims.lenet_claim(s)
     assert all(g["verdict"] == claims.BELOW for g in lenet["gaps"]) and lenet["case"] == "above"
@@ -233,26 +255,65 @@ def test_a_model_that_did_not_train_is_flagged_and_left_out_of_every_comparison(
     tables = synthetic_tables(accs)
     stuck = tables["curves"]["model"] == "alexnet"
     tables["curves"].loc[stuck, "train_loss"] = math.log(10) * 0.999  # never left the uniform prediction
-    conf = tables["confusion"]
-    alex = conf["model"] == "alexnet"
-    conf.loc[alex, "count"] = np.where(conf.loc[alex, "pred"] == 3, 100, 0)  # one class for every image
-    conf.loc[alex & (conf["true"] == 3) & (conf["pred"] == 3), "count"] = 100
-    tables["results"].loc[tables["results"]["model"] == "alexnet", "test_acc"] = 0.1
+    _predict_one_class(tables, "alexnet", 3)
     results = stored(tmp_path, tables, seeds=2)
     c = ctx4.context(results)
     assert [m["title"] for m in c["untrained"]] == ["AlexNet"] and "AlexNet" not in c["ranking"]
-    assert c["untrained"][0]["share"] == 1.0 and c["untrained"][0]["class"] == "3"
+    (outcome,) = c["untrained"][0]["outcomes"]
+    assert outcome["share"] == 1.0 and outcome["class"] == "3" and outcome["seeds"] == [0, 1]
     gaps = [g["b"] for g in (c["lenet"]["gaps"] if c["lenet"] else [])] + c["pareto"]
     assert "AlexNet" not in gaps and c["best"]["title"] == "ResNet-18"
     page, text = rendered(results)
     assert (
-        "AlexNet did not train: in every epoch its training loss stayed within a few percent of ln K" in text
+        "AlexNet did not train: in every seed it ended with a training loss of 2.30 and predicted “3” for "
+        "100% of the test images. A last training loss no lower than 2.19 (95% of ln K = 2.30" in text
     )
-    assert "does not test why it stayed at the uniform prediction" in text  # no cause the run did not test
+    assert "does not test why it did not train" in text  # no cause the run did not test
     assert "AlexNet (did not train)" in text
-    assert "test accuracy among the models that trained: ResNet-18, VGG-16-BN, LeNet-5." in text
+    assert "test accuracy among the models that trained in every seed: ResNet-18, VGG-16-BN, LeNet-5." in text
+    answer = text[text.index("Answer.") : text.index("That answers")]
+    assert "AlexNet did not train and is left out." in answer  # the answer does not drop it unsaid
     trained = stored(tmp_path / "b", synthetic_tables(accs | {"alexnet": [0.85, 0.86]}), seeds=2)
     assert ctx4.context(trained)["untrained"] == []
+
+
+def _predict_one_class(
+    tables: dict[str, pd.DataFrame], model: str, label: int, seed: int | None = None
+) -> None:
+    """``model`` (in ``seed``, or every seed) predicts ``label`` for every test image: the stored confusion
+    counts, per-image answers and test accuracy all say so."""
+    conf, res, ans = tables["confusion"], tables["results"], tables["answers"]
+    rows = (conf["model"] == model) & ((conf["seed"] == seed) if seed is not None else True)
+    conf.loc[rows, "count"] = np.where(conf.loc[rows, "pred"] == label, 100, 0)  # 100 test images a class
+    runs = (res["model"] == model) & ((res["seed"] == seed) if seed is not None else True)
+    res.loc[runs, "test_acc"] = 0.1
+    mine = (ans["model"] == model) & ((ans["seed"] == seed) if seed is not None else True)
+    ans.loc[mine, "correct"] = ans.loc[mine, "image"] // 100 == label
+
+
+def test_one_seed_that_diverged_sets_its_model_apart_and_says_how(tmp_path: Path) -> None:
+    """A loss that fell and then became NaN ends at chance: judged per seed, the failed seed is said and its
+    model left out of every comparison, rather than averaged into a mean of 63 ± 46%."""
+    accs = {m: [0.85 + 0.01 * i, 0.86 + 0.01 * i, 0.85 + 0.01 * i] for i, m in enumerate(TITLES)}
+    tables = synthetic_tables(accs)
+    curves = tables["curves"]
+    curves.loc[
+        (curves["model"] == "resnet101") & (curves["seed"] == 1) & (curves["epoch"] >= 2), "train_loss"
+    ] = float("nan")
+    _predict_one_class(tables, "resnet101", 0, seed=1)
+    results = stored(tmp_path, tables, seeds=3)
+    c = ctx4.context(results)
+    assert [(m["title"], m["partial"], m["diverged"]) for m in c["untrained"]] == [("ResNet-101", True, True)]
+    assert "ResNet-101" not in c["ranking"] and c["best"]["title"] == "ResNet-50"
+    _, text = rendered(results)
+    assert (
+        "ResNet-101 did not train in 1 of its 3 seeds: seed 1 diverged (its last training loss is not a "
+        "finite number) and predicted “0” for 100% of the test images." in text
+    )
+    assert "and one that is not a number a training that diverged" in text
+    assert "ResNet-101 (did not train in 1 of 3 seeds)" in text
+    assert "a mean over seeds that include a failed one would mix a failure with trainings" in text
+    assert "ResNet-101 did not train in every seed and is left out." in text
 
 
 def test_comparisons_are_welch_tests_holm_corrected_within_a_statement() -> None:
@@ -319,3 +380,88 @@ def test_a_seed_whose_images_favour_the_other_model_makes_the_gap_not_significan
     assert claims.images_p(answers, "a", "b") == 1.0
     same_way = {("a", 0): right, ("b", 0): mixed, ("a", 1): right, ("b", 1): wrong}
     assert claims.images_p(same_way, "a", "b") < 1e-6
+
+
+def test_a_pair_only_one_test_separates_is_not_called_apart_by_the_tests_and_one_tier_has_no_best(
+    tmp_path: Path, words: Any
+) -> None:
+    """Two seeds: Welch's test separates no pair after Holm, McNemar's separates several. A pair counts as
+    apart only when both do, so the words say "by both tests" rather than "no two significantly apart"; and
+    a single tier whose chain of unseparated pairs links every model names no model the most accurate."""
+    two = {m: [0.85 + 0.01 * i, 0.86 + 0.01 * i] for i, m in enumerate(TITLES)}
+    c = ctx4.context(stored(tmp_path / "two", synthetic_tables(two), seeds=2))
+    assert c["tiers"]["case"] == "one" and c["tiers"]["tiers"][0]["unseparated"]
+    assert any(g["images_verdict"] != claims.WITHIN for g in c["tiers"]["comparisons"])  # McNemar's does
+    assert "(no two significantly apart by both tests) form one tier" in say(words.tiers, c["tiers"])
+    assert _plain(say(words.answer, c)).startswith(
+        "On SVHN, with one shared recipe of 12 epochs and nothing tuned per model, the tests separate none "
+        "of ResNet-101, ResNet-50, ResNet-18, VGG-16-BN, AlexNet and LeNet-5: no two are significantly apart "
+        "by both tests. That answers"
+    )
+    # ResNet-50's wide spread links the top two to LeNet-5: only they are apart from it
+    chain = {
+        "resnet101": [0.96, 0.961, 0.959],
+        "resnet18": [0.961, 0.962, 0.96],
+        "lenet5": [0.9, 0.901, 0.899],
+    }
+    chain |= {"resnet50": [0.90, 0.96, 0.93]}
+    c = ctx4.context(stored(tmp_path / "chain", synthetic_tables(chain, n_test=10_000), seeds=3))
+    assert c["tiers"]["case"] == "one"
+    assert (
+        "ResNet-50 and LeNet-5 (within which only ResNet-18 above LeNet-5 and ResNet-101 above LeNet-5 are "
+        "significant by both tests) form one tier" in say(words.tiers, c["tiers"])
+    )
+    assert _plain(say(words.answer, c)).startswith(  # not "… and LeNet-5 are the most accurate as a group"
+        "On SVHN, with one shared recipe of 12 epochs and nothing tuned per model, the tests find no model, "
+        "or group of models, more accurate than all the others: of ResNet-18, ResNet-101, ResNet-50 and "
+        "LeNet-5 they order only ResNet-18 above LeNet-5 and ResNet-101 above LeNet-5 (significant by both "
+        "tests)."
+    )
+
+
+def test_models_of_the_very_same_accuracy_share_the_highest_and_no_lead_is_said(words: Any) -> None:
+    """An exact tie at the top read as "LeNet-5 has the highest mean test accuracy, but AlexNet … are not
+    significantly below it", and with one seed as a lead whose noise is unmeasured."""
+    same = {m: [0.90, 0.91, 0.92] for m in ("lenet5", "alexnet", "vgg")} | {"resnet18": [0.80, 0.81, 0.79]}
+    best = claims.best_claim(summary(same))
+    assert best["equal"] == ["AlexNet", "VGG-16-BN"] and best["tied"] == [] and best["case"] == "tied"
+    assert (
+        say(words.best, best) == "LeNet-5, AlexNet and VGG-16-BN have the same, highest mean test accuracy."
+    )
+    near = same | {"resnet50": [0.895, 0.905, 0.915]}
+    assert say(words.best, claims.best_claim(summary(near))) == (
+        "LeNet-5, AlexNet and VGG-16-BN have the same, highest mean test accuracy, but ResNet-50 is not "
+        "significantly below them (Welch's t-test, Holm-corrected at the 5% level), so this run does not "
+        "separate them."
+    )
+    one = claims.best_claim(summary({"lenet5": [0.9], "alexnet": [0.9], "vgg": [0.8]}))
+    assert (
+        say(words.best, one)
+        == "LeNet-5 and AlexNet have the same, highest test accuracy in this single-seed run."
+    )
+
+
+def _plain(text: str) -> str:
+    """A sentence without the source spans of its numbers, as printed."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def test_the_weakest_class_names_every_class_at_the_lowest_and_a_missing_time_stops_the_report(
+    tmp_path: Path,
+) -> None:
+    """The best model's classes 5 to 9 at one accuracy read as "the weakest class is “5”"; and a training
+    without a recorded time summed as if it had none ("The 18 trainings took …" over 15 of them)."""
+    accs = {"resnet18": [0.953, 0.953], "lenet5": [0.80, 0.81]}  # classes 3 to 9: 95 of 100 right, 0 to 2: 96
+    tables = synthetic_tables(accs)
+    c = ctx4.context(stored(tmp_path / "a", tables, seeds=2))
+    per_class = ctx4.class_accuracy(tables["confusion"]).query("model == 'resnet18'")
+    lowest = per_class[per_class["accuracy"] == per_class["accuracy"].min()]["class"].tolist()
+    assert len(lowest) > 1 and c["weakest_class"]["names"] == lowest and not c["weakest_class"]["every"]
+    _, text = rendered(stored(tmp_path / "b", tables, seeds=2))
+    quoted = join_and([f"“{n}”" for n in lowest])
+    assert (
+        f"For ResNet-18, the weakest classes are {quoted} (95.00% of each one's test images correct)" in text
+    )
+    tables["results"].loc[0, "train_time_s"] = float("nan")
+    with pytest.raises(EvidenceError, match="every training recorded its time and throughput"):
+        ctx4.context(stored(tmp_path / "c", tables, seeds=2))

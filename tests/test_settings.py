@@ -269,7 +269,7 @@ def test_the_tables_a_broken_file_is_told_to_use_are_accepted(tmp_path, monkeypa
     for text in (
         "[profiles.full.set.q3]\nseeds = 4\n",
         "[set.q3]\nseeds = 4\n",
-        "[set.q3]\nlrs = [0.0001]\n",
+        "[set.q3]\nlrs = [0.0001, 0.001]\n",
     ):
         _settings(tmp_path, text)
         result = _invoke("status", "--profile", "full", "--store", str(tmp_path / "r"))

@@ -79,6 +79,10 @@ class Config:
             (not unknown, f"q3.optimizers: unknown {unknown}; choose from {', '.join(OPTIMIZERS)}"),
             (self.base_batch in self.batch_sizes, "q3.base_batch must be one of q3.batch_sizes (the "
              "reference for linear scaling)"),
+            (len(self.lrs) >= 2, "q3.lrs: give two or more learning rates (the study compares them), e.g. "
+             "q3.lrs=1e-3,1e-2"),
+            (len(self.batch_sizes) >= 2, "q3.batch_sizes: give two or more batch sizes (the study compares "
+             "them), e.g. q3.batch_sizes=128,512"),
             (len(self.schedules) >= 2, "q3.schedules: give two or more lengths, e.g. q3.schedules=5,10"),
             (self.patience <= max(self.schedules, default=0) - 2, "q3.patience must be at most the longest "
              "of q3.schedules minus 2, or early stopping could never end a run before its schedule does"),

@@ -30,7 +30,8 @@ def path(profile: str) -> Path:
 
 
 def shown(source: Path) -> Path:
-    """The bundle's path as a message names it: inside the project, relative to it."""
+    """A path (a bundle's, the store's) as a message or the report names it: inside the project, relative
+    to it."""
     return source.relative_to(PROJECT) if source.is_relative_to(PROJECT) else source
 
 

@@ -2,7 +2,8 @@
 the figures of the original write-up this report replaces (``original.toml``).
 
 A gap of more than ``FAR`` is called far below: the report then says so next to the number, with the
-reduced budget as the likely reason when the run had one.
+reduced budget as the likely reason when the run had one; against a published model that is not the
+architecture we train (``same = false``), a gap says nothing about our training, and the report says so.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ else:  # pragma: no cover - Python 3.10
 PATH = Path(__file__).with_name("anchors.toml")
 ORIGINAL = Path(__file__).with_name("original.toml")
 FAR = 0.05  # five percentage points below the published figure is "far below"
-BELOW = 0.01  # one point below it is said too: the recipe does not reach the published level
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,7 +56,6 @@ def beside(question: str, dataset: str, ours: Mapping[str, tuple[str, float]]) -
                         "ours": acc,
                         "gap": gap,
                         "far": gap > FAR,
-                        "below": gap > BELOW,
                     }
                 )
     return out

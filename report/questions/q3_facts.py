@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.configs.q3 import EACH, MOMENTUM, cost
+from report import format as fmt
 from report.core import selection
 from report.provenance import sourced
 from report.questions import require
@@ -370,10 +371,8 @@ def trend(rates: list[list[float]]) -> str:
     """How the best rate moves from each batch size to the next larger one, said only where the tied sets
     agree: "grows" (each set wholly above the last), "never decreases" (none below the last), "same"
     (one rate throughout), "not monotonic" (some set wholly below the last), "tied" (at some step the
-    sets overlap so that neither holds) or "one size" (nothing to compare)."""
+    sets overlap so that neither holds). The config gives two batch sizes or more."""
     pairs = list(zip(rates, rates[1:], strict=False))
-    if not pairs:
-        return "one size"
     if all(r == rates[0] and len(r) == 1 for r in rates):
         return "same"
     if all(min(b) > max(a) for a, b in pairs):
@@ -644,6 +643,13 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
     # lengths whose mean accuracy equals the best's (the same count of right images): a tie, which the
     # rule breaks by validation loss, then length; the text names them with the best
     equal = [int(e) for e in table.loc[(table["gap"] == 0) & table["band"].notna(), "schedule"]]
+    # the next length below the best by a gap too small to print: how many right images apart they are
+    second = table[table["gap"] > 0].sort_values(["gap", "schedule"]).head(1)
+    seeds = int(runs.groupby("schedule")["seed"].count().min())
+    close = None
+    if len(second) and fmt.pct(float(second["val_acc"].iloc[0])) == fmt.pct(float(best["val_acc"])):
+        fewer = round(float(second["gap"].iloc[0]) * n_val * seeds)
+        close = {"schedule": int(second["schedule"].iloc[0]), "images": fewer, "scores": n_val * seeds}
     pairs = []
     for _, g in runs.groupby("schedule"):
         rows = [np.array([r], dtype=float) for r in g.sort_values("seed")["correct"]]
@@ -651,7 +657,7 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
     return {
         "lengths": [int(e) for e in table["schedule"]],
         "count": len(table),  # how many lengths
-        "seeds": int(runs.groupby("schedule")["seed"].count().min()),
+        "seeds": seeds,
         "runs": runs,
         "table": table,
         "chosen": chosen,
@@ -659,6 +665,7 @@ def schedule_facts(runs: pd.DataFrame, choice: pd.Series, n_train: int, n_val: i
         "best": int(best["schedule"]),
         "best_acc": float(best["val_acc"]),
         "equal": equal,
+        "close": close,
         "equal_by": tie_break(table.set_index("schedule")["val_loss"], int(best["schedule"]), equal),
         "kept": table[table["schedule"] == chosen].iloc[0].to_dict(),  # its gap and band (NaN: the best)
         "tied": tied,

@@ -25,8 +25,9 @@ from report.questions.q4_claims import (
     tiers,
 )
 
-STALLED = 0.05  # a training loss within 5% of ln K (a uniform prediction) in every epoch made no progress
-COLLAPSED = 0.9  # ...and one class predicted for at least 90% of the test images: the model did not train
+# a training that ended with its loss no lower than 95% of ln K (a uniform prediction), or not a number...
+STALLED = 0.05
+COLLAPSED = 0.9  # ...predicting one class for at least 90% of the test images did not train
 # a first training this much slower than the median of a model's others is said beside the cost table's
 # medians; below it, clock noise on a shared machine (several percent) could be the whole difference
 FIRST_SLOWER = 1.2
@@ -49,22 +50,32 @@ def summarise(results: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
 
 
 def untrained(curves: pd.DataFrame, confusion: pd.DataFrame, classes: int) -> dict[str, dict[str, Any]]:
-    """Models that did not train, from the stored evidence: in every epoch the (label-smoothed) training
-    loss stayed within ``STALLED`` of ln K, the loss of predicting every class with probability 1/K, and on
-    the test images they predicted one class for at least ``COLLAPSED`` of them."""
-    out = {}
+    """Models with a training (a seed) that did not train, from the stored evidence: its last epoch's
+    (label-smoothed) training loss was not below ``1 - STALLED`` of ln K, the loss of predicting every
+    class with probability 1/K, or was not a number (it diverged), and it predicted one class for at least
+    ``COLLAPSED`` of the test images. Judged per seed: one failed seed among trained ones would otherwise
+    vanish into its model's mean (and a loss that fell, then diverged, still ends at chance)."""
+    out: dict[str, dict[str, Any]] = {}
     uniform = math.log(classes)
-    for model, c in curves.groupby("model"):
-        predicted = confusion[confusion["model"] == model].groupby("pred_name")["count"].sum()
+    for (model, seed), c in curves.sort_values("epoch").groupby(["model", "seed"], sort=False):
+        mine = confusion[(confusion["model"] == model) & (confusion["seed"] == seed)]
+        predicted = mine.groupby("pred_name")["count"].sum()
         share = float(predicted.max() / predicted.sum()) if predicted.sum() else 0.0
-        if (c["train_loss"] >= (1 - STALLED) * uniform).all() and share >= COLLAPSED:
-            last = c.sort_values("epoch")["train_loss"].iloc[-1]
-            out[model] = {
-                "loss": float(last),
-                "uniform": uniform,
-                "share": share,
-                "class": predicted.idxmax(),
-            }
+        last = float(c["train_loss"].iloc[-1])
+        if not last < (1 - STALLED) * uniform and share >= COLLAPSED:
+            failed = {"seed": int(seed), "loss": last, "diverged": not math.isfinite(last), "share": share}
+            entry = out.setdefault(str(model), {"seeds": [], "of": 0})
+            entry["seeds"].append({**failed, "class": str(predicted.idxmax())})
+    for model, entry in out.items():
+        entry["of"] = int(curves.loc[curves["model"] == model, "seed"].nunique())
+        alike: dict[tuple[Any, ...], list[int]] = {}  # seeds that failed the same way are said together
+        for f in sorted(entry["seeds"], key=lambda f: f["seed"]):
+            loss = None if f["diverged"] else f["loss"]
+            alike.setdefault((f["diverged"], loss, f["class"], f["share"]), []).append(f["seed"])
+        entry["outcomes"] = [
+            {"seeds": seeds, "diverged": d, "loss": loss, "class": c, "share": share}
+            for (d, loss, c, share), seeds in alike.items()
+        ]
     return out
 
 
@@ -89,6 +100,10 @@ def check(
     """Stop if the stored tables disagree with each other: the ranking would rest on broken evidence."""
     counts = results.groupby("model")["seed"].nunique()
     require(bool((counts == seeds).all()), f"every model has one result per configured seed ({seeds})")
+    timed = results[["train_time_s", "throughput"]]
+    require(
+        bool((timed.notna() & (timed > 0)).all().all()), "every training recorded its time and throughput"
+    )
     hits = confusion.assign(hit=confusion["count"].where(confusion["true"] == confusion["pred"], 0))
     per_run = hits.groupby(["model", "seed"])[["count", "hit"]].sum()
     require(bool((per_run["count"] == test_used).all()), "each confusion matrix counts every test image used")
@@ -120,10 +135,19 @@ def _tables(
     n_test: int,
 ) -> dict[str, Table]:
     marked = [
-        f"{t} (did not train)" if m in failed else t
+        t
+        if m not in failed
+        else f"{t} (did not train)"
+        if len(failed[m]["seeds"]) == failed[m]["of"]
+        else f"{t} (did not train in {len(failed[m]['seeds'])} of {failed[m]['of']} seeds)"
         for m, t in zip(summary["model"], summary["title"], strict=True)
     ]
     gaps = {g["model"]: g for g in best["gaps"]}
+    top = {best["model"], *(g["model"] for g in best["gaps"] if g["b"] in best["equal"])}
+
+    def highest(row: pd.Series) -> bool:  # the best, and any model of the very same accuracy
+        return bool(row["model"] in top)
+
     vs_best = {
         k: [gaps.get(m, {}).get(k) for m in summary["model"]] for k in ("delta_pp", "p_adj", "images_p_adj")
     }
@@ -175,10 +199,8 @@ def _tables(
     }
     pooled = "share of this class's test images {title} got right, pooled over seeds (q4 table confusion)"
     return {
-        "comparison": Table(
-            shown, columns, run, highlight=lambda row: row["model"] == best["model"], sources=sources
-        ),
-        "cost": Table(shown, cost, run, highlight=lambda row: row["model"] == best["model"], sources=sources),
+        "comparison": Table(shown, columns, run, highlight=highest, sources=sources),
+        "cost": Table(shown, cost, run, highlight=highest, sources=sources),
         "adaptations": Table(  # in the order the models were configured (by architecture), not by accuracy
             summary.set_index("model").loc[order].reset_index(),
             {"title": ("Model", "text"), "adaptation": ("Adaptation to 32×32 inputs", "text")},
@@ -291,14 +313,26 @@ def context(r: Results) -> dict[str, Any]:
 
     everyone = summarise(results, models)
     classes = confusion["true"].nunique() if len(confusion) else 10
-    failed = untrained(curves, confusion, max(classes, int(confusion["pred"].max()) + 1))
+    n_classes = max(classes, int(confusion["pred"].max()) + 1)
+    failed = untrained(curves, confusion, n_classes)
     summary = everyone[~everyone["model"].isin(failed)].reset_index(drop=True)  # ranked and compared
-    require(len(summary) > 0, "at least one model trained (every training loss stayed at ln K)")
+    require(
+        len(summary) > 0,
+        "at least one model trained in every seed (each has a training that ended at chance: its loss at "
+        "ln K or diverged, one class predicted)",
+    )
+    # why the ranked models are fewer than those that ran, for a sentence that finds one model left
+    left_out = "in every seed" if any(len(f["seeds"]) < f["of"] for f in failed.values()) else ""
+    others = f"the others did not train {left_out}".strip() if failed else ""
     best = best_claim(summary, by_run)
+    zero = summary[(summary["seeds"] > 1) & (summary["acc_std"] == 0)]
     top = summary.iloc[0]
     per_class = class_accuracy(confusion)
     best_classes = per_class[(per_class["model"] == best["model"]) & (per_class["n"] > 0)]
-    weakest = best_classes.sort_values("accuracy").iloc[0]
+    lowest = best_classes["accuracy"].min()
+    weakest = best_classes[
+        best_classes["accuracy"] == lowest
+    ]  # every class at the lowest: a tie is named whole
     order = {m: i for i, m in enumerate(everyone["model"])}
     mean_curves = (
         curves.groupby(["model", "epoch"], as_index=False)[["train_loss", "val_acc"]]
@@ -341,11 +375,16 @@ def context(r: Results) -> dict[str, Any]:
         "short": short,
         # short, or fewer seeds: the report says so beside the numbers
         "reduced": short or seeds < full.seeds,
+        # fewer architectures than the full study: said in a note of its own, as the ranking covers these only
+        "models_ran": {"titles": everyone["title"].tolist(), "of": len(full.models)}
+        if len(everyone) < len(full.models)
+        else None,
         "cuda": cuda,
         "seeds": sourced(seeds, "setting seeds of the run's configuration (q4 run record)"),
         "single_seed": seeds == 1,
-        # every seed of these scored the same: Welch's test between two of them has t infinite and p = 0
-        "zero_spread": list(summary.loc[(summary["seeds"] > 1) & (summary["acc_std"] == 0), "title"]),
+        # every seed of these scored the same: Welch's test between two of them with different means has t
+        # infinite and p = 0 (said only where two such means differ)
+        "zero_spread": list(zero["title"]) if zero["acc"].nunique() > 1 else [],
         "alpha": ALPHA,
         "n": sizes,
         "recipe": {
@@ -370,10 +409,21 @@ def context(r: Results) -> dict[str, Any]:
         },
         "ranking": summary["title"].tolist(),  # by point estimate: the order, not a ranking
         "ranking_groups": by_estimate([r for _, r in summary.iterrows()]),  # equal accuracies together
-        "tiers": tiers(summary, by_run),
+        "tiers": {**tiers(summary, by_run), "others": others},
         "untrained": [
-            {"title": everyone.set_index("model").loc[m, "title"], **facts} for m, facts in failed.items()
+            {
+                "title": everyone.set_index("model").loc[m, "title"],
+                **facts,
+                "partial": len(facts["seeds"]) < facts["of"],
+                "diverged": any(f["diverged"] for f in facts["seeds"]),
+            }
+            for m, facts in failed.items()
         ],
+        "stalled": {  # the rule untrained() applies, for the text that explains it
+            "uniform": math.log(n_classes),
+            "fraction": 1 - STALLED,
+            "bound": (1 - STALLED) * math.log(n_classes),
+        },
         "steps": steps,
         "best": {
             **best,
@@ -409,9 +459,10 @@ def context(r: Results) -> dict[str, Any]:
             "first": first_slower(results, everyone),
         },
         "weakest_class": {
-            "name": str(weakest["class"]),
+            "names": [str(c) for c in weakest["class"]],
+            "every": len(weakest) == len(best_classes),  # no class weaker than another
             "acc": sourced(
-                float(weakest["accuracy"]),
+                float(lowest),
                 f"lowest share of a class's test images {best['title']} got right, pooled over seeds "
                 "(q4 table confusion)",
             ),

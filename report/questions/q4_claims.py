@@ -101,17 +101,19 @@ def best_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[st
     """Which model is best, and which others this run cannot separate from it.
 
     ``case`` says which sentence ``words.best`` in templates/q4.words.j2 writes: "only" (one model, no
-    ranking), "unmeasured" (one seed: the runner-up's gap cannot be judged), "tied" (some models within
-    significantly below the best, listed in ``tied``) or "clear" (every gap significant).
+    ranking), "unmeasured" (one seed: the runner-up's gap cannot be judged), "tied" (some models with the
+    best's very accuracy, listed in ``equal``, or not significantly below it, in ``tied``) or "clear"
+    (every gap significant).
     """
     best = summary.iloc[0]
     gaps = family([compare(best, row, answers) for _, row in summary.iloc[1:].iterrows()])
-    tied = [g["b"] for g in gaps if g["verdict"] == WITHIN]
+    equal = [g["b"] for g in gaps if g["delta_pp"] == 0]  # the same accuracy: no lead to test
+    tied = [g["b"] for g in gaps if g["verdict"] == WITHIN and g["b"] not in equal]
     if not gaps:
         case = "only"
     elif gaps[0]["verdict"] == UNMEASURED:
         case = "unmeasured"
-    elif tied:
+    elif tied or equal:
         case = "tied"
     else:
         case = "clear"
@@ -119,6 +121,7 @@ def best_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[st
         "title": best["title"],
         "model": best["model"],
         "case": case,
+        "equal": equal,
         "tied": tied,
         "runner_up": gaps[0] if gaps else None,
         "gaps": gaps,
@@ -155,11 +158,18 @@ def depth_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[s
         case = "hurt"
     else:
         case = "mixed"
+    bottleneck = [r["model"] for r in present if STAGE_BLOCKS[r["model"]] != STAGE_BLOCKS["resnet18"]]
+    pure = [s for s in steps if {s["a"], s["b"]} == {rows[m]["title"] for m in bottleneck}]
     return {
         "steps": steps,
         "case": case,
         "shallow": present[0]["title"],
         "deepest": present[-1]["title"],
+        # the shallowest has basic blocks, the deepest bottleneck ones: their gap is not depth's alone
+        "design_too": present[0]["model"] == "resnet18",
+        # the step between the two bottleneck ResNets, which differ in depth alone (None when it is the
+        # overall step or either is missing)
+        "depth_only": pure[0] if pure and pure[0] is not steps[-1] else None,
         "order": by_estimate(present),
         "alpha": ALPHA,
     }
