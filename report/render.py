@@ -27,7 +27,6 @@ from report import figures, provenance
 from report import format as fmt
 from report.core.errors import ReportError, TemplateError
 from report.core.freshness import Request
-from report.core.reference import shown
 from report.core.store import Store
 from report.mathsvg import MathCache
 from report.output import TEMPLATES
@@ -332,6 +331,9 @@ def render_html(
     try:
         page = env.get_template("report.html.j2").render(
             sections=sections,
+            # the original write-up's figures were quoted (Q4's LeNet-5 section): an exception to "every
+            # number read from the store" that the title block and the appendix name
+            original=bool(context.get("q4", {}).get("lenet")),
             toc=toc,
             meta=body_meta,
             paper=PAPERS[paper],
@@ -398,7 +400,6 @@ def document_meta(results: Results, questions: tuple[str, ...], profile: str) ->
         "stale": stale,
         # one command that makes every stale result again, with this build's store, data and settings
         "stale_rerun": results.store.command(" ".join(r.experiment for r in stale), profile) if stale else "",
-        "store": str(shown(results.store.root)),  # where each run's record lies, for the appendix
         "devices": sorted({r.device_name for r in all_runs}),
         "versions": all_runs[0].versions if all(r.versions == all_runs[0].versions for r in all_runs) else {},
     }

@@ -345,6 +345,10 @@ def test_a_lead_over_another_batch_size_is_set_beside_the_seeds_spread_and_the_h
         "anchor": {**c["batch"]["anchor"], "best": False},
     }  # not best, but as long: no clause
     assert "not the best for runs that short" not in _say(w.batch(same))
+    level = {**c["batch"], "large": {**c["batch"]["large"], "fixed_acc": c["batch"]["small"]["fixed_acc"]}}
+    assert "validation accuracy stays the same from" in _say(
+        w.batch(level)
+    )  # it "rose" from 97.80% to 97.80%
     rec = _say(w.recommend_batch(c))  # 128 at 1e-3 is 0.30 points below, within the 1.22-point band
     assert c["batch"]["rival"] is None and "another batch size" not in rec  # the ties say it
     assert "in single runs that do not settle" not in _page(tmp_path / "tied", synthetic_tables())

@@ -228,13 +228,9 @@ def test_title_block_names_each_commit_once_and_which_runs_were_dirty():
         )
 
     runs = {"q1": run("q1", "aaa", True), "q2": run("q2", "aaa", False), "q3": run("q3", "bbb", True)}
-    store = types.SimpleNamespace(root=ROOT / "results")
-    results = types.SimpleNamespace(run=runs.__getitem__, store=store)
+    results = types.SimpleNamespace(run=runs.__getitem__)
     meta = render.document_meta(results, ("q1", "q2", "q3"), "smoke")
     assert meta["commits"] == "aaa (1 of 2 runs with uncommitted changes), bbb (uncommitted changes)"
-    assert meta["store"] == "results"  # the appendix's path to the run records: the project's store
-    store.root = Path("/elsewhere/store")
-    assert render.document_meta(results, ("q1",), "smoke")["store"] == "/elsewhere/store"  # not "results"
 
 
 def test_the_appendix_runs_table_fits_the_page_with_its_longest_cells(fake_question, tmp_path):

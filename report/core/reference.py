@@ -30,8 +30,7 @@ def path(profile: str) -> Path:
 
 
 def shown(source: Path) -> Path:
-    """A path (a bundle's, the store's) as a message or the report names it: inside the project, relative
-    to it."""
+    """The bundle's path as a message names it: inside the project, relative to it."""
     return source.relative_to(PROJECT) if source.is_relative_to(PROJECT) else source
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from report.core.errors import ReportError
 from report.provenance import OUTSIDE, sourced, sourced_text
 
 if sys.version_info >= (3, 11):
@@ -26,9 +27,20 @@ ORIGINAL = Path(__file__).with_name("original.toml")
 FAR = 0.05  # five percentage points below the published figure is "far below"
 
 
+FIELDS = ("question", "dataset", "models", "accuracy", "same", "what", "source", "url")  # as the file says
+
+
 @functools.lru_cache(maxsize=1)
 def _all() -> tuple[dict[str, Any], ...]:
-    return tuple(tomllib.loads(PATH.read_text(encoding="utf-8"))["anchor"])
+    anchors = tuple(tomllib.loads(PATH.read_text(encoding="utf-8"))["anchor"])
+    for number, a in enumerate(anchors, 1):
+        missing = [f for f in FIELDS if f not in a]
+        if missing:
+            raise ReportError(
+                f"report/questions/anchors.toml: anchor {number} lacks {', '.join(missing)}; give every "
+                "field the file's header lists"
+            )
+    return anchors
 
 
 def beside(question: str, dataset: str, ours: Mapping[str, tuple[str, float]]) -> list[dict[str, Any]]:

@@ -322,8 +322,12 @@ def context(r: Results) -> dict[str, Any]:
         "ln K or diverged, one class predicted)",
     )
     # why the ranked models are fewer than those that ran, for a sentence that finds one model left
-    left_out = "in every seed" if any(len(f["seeds"]) < f["of"] for f in failed.values()) else ""
-    others = f"the others did not train {left_out}".strip() if failed else ""
+    partial = {len(f["seeds"]) < f["of"] for f in failed.values()}
+    others = {
+        frozenset(): "",
+        frozenset({False}): "the others did not train",
+        frozenset({True}): "the others did not train in every seed",
+    }.get(frozenset(partial), "the others did not train, or not in every seed")
     best = best_claim(summary, by_run)
     zero = summary[(summary["seeds"] > 1) & (summary["acc_std"] == 0)]
     top = summary.iloc[0]
@@ -423,6 +427,7 @@ def context(r: Results) -> dict[str, Any]:
             "uniform": math.log(n_classes),
             "fraction": 1 - STALLED,
             "bound": (1 - STALLED) * math.log(n_classes),
+            "collapsed": COLLAPSED,
         },
         "steps": steps,
         "best": {

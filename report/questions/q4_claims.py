@@ -35,7 +35,8 @@ def compare(a: pd.Series, b: pd.Series, answers: Answers | None = None) -> dict[
     """How ``b`` differs from ``a`` in mean test accuracy, in percentage points, with Welch's test over
     seeds and McNemar's exact test on the same test images (the verdicts are set by ``family``, which
     corrects the p-values of one statement's comparisons together)."""
-    delta = float(b["acc"] - a["acc"])
+    # to 12 digits: means of equal counts of right images over seeds can differ in the last bit
+    delta = round(float(b["acc"] - a["acc"]), 12)
     test = stats.welch(a["acc"], a["acc_std"] ** 2, a["seeds"], b["acc"], b["acc_std"] ** 2, b["seeds"])
     pair = f"{b['title']} against {a['title']}"
     seeds = f"{b['seeds']} and {a['seeds']} seeds"
@@ -168,8 +169,9 @@ def depth_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[s
         # the shallowest has basic blocks, the deepest bottleneck ones: their gap is not depth's alone
         "design_too": present[0]["model"] == "resnet18",
         # the step between the two bottleneck ResNets, which differ in depth alone (None when it is the
-        # overall step or either is missing)
+        # overall step or either is missing), and which way it is significant ("more", "less" or None)
         "depth_only": pure[0] if pure and pure[0] is not steps[-1] else None,
+        "depth_only_side": {ABOVE: "more", BELOW: "less"}.get(pure[0]["verdict"]) if pure else None,
         "order": by_estimate(present),
         "alpha": ALPHA,
     }
@@ -179,7 +181,7 @@ def by_estimate(rows: list[pd.Series]) -> list[list[str]]:
     """Titles by point estimate, best first, in groups of equal accuracy: a tie is not an order."""
     groups: dict[float, list[str]] = {}
     for r in sorted(rows, key=lambda r: -r["acc"]):
-        groups.setdefault(float(r["acc"]), []).append(r["title"])
+        groups.setdefault(round(float(r["acc"]), 12), []).append(r["title"])  # as ``compare`` rounds
     return list(groups.values())
 
 
