@@ -119,6 +119,7 @@ def test_the_tiers_name_only_the_tests_that_could_be_run(words: Any) -> None:
     assert t["tests"] == ["welch"]
     assert "(by Welch's $t$-test over seeds, Holm-corrected over the one pair" in say(words.tiers, t)
     one_seed = {**t, "tests": ["mcnemar"]}
-    assert "(by McNemar's test on the same test images (one seed: no test over seeds), Holm-corrected" in say(
-        words.tiers, one_seed
+    assert (
+        "(by McNemar's test on the same test images alone, as one seed allows no test over seeds, "
+        "Holm-corrected" in say(words.tiers, one_seed)
     )

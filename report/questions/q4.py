@@ -45,6 +45,9 @@ def summarise(results: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
         throughput=("throughput", "median"),
         peak_mem_bytes=("peak_mem_bytes", "median"),
     )
+    # to 12 digits: means of equal counts of right images over seeds can differ in the last bit, which
+    # would break a tie in the order, the best, the Pareto set and every comparison
+    per_model["acc"] = per_model["acc"].round(12)
     out = models.set_index("model").join(per_model, how="inner").reset_index()
     return out.sort_values(["acc", "flops"], ascending=[False, True], ignore_index=True)
 
@@ -80,9 +83,18 @@ def untrained(curves: pd.DataFrame, confusion: pd.DataFrame, classes: int) -> di
 
 
 def pareto(summary: pd.DataFrame) -> list[str]:
-    """Models that no other model beats on accuracy at equal or lower FLOPs, cheapest first."""
+    """Models that no other model dominates (as accurate at no more FLOPs, and better in one), cheapest
+    first."""
     rows = [r for _, r in summary.iterrows()]
-    keep = [r for r in rows if not any(o["acc"] > r["acc"] and o["flops"] <= r["flops"] for o in rows)]
+
+    def beats(o: pd.Series, r: pd.Series) -> bool:
+        return bool(
+            o["acc"] >= r["acc"]
+            and o["flops"] <= r["flops"]
+            and (o["acc"], -o["flops"]) != (r["acc"], -r["flops"])
+        )
+
+    keep = [r for r in rows if not any(beats(o, r) for o in rows)]
     return [r["title"] for r in sorted(keep, key=lambda r: r["flops"])]
 
 
@@ -321,14 +333,9 @@ def context(r: Results) -> dict[str, Any]:
         "at least one model trained in every seed (each has a training that ended at chance: its loss at "
         "ln K or diverged, one class predicted)",
     )
-    # why the ranked models are fewer than those that ran, for a sentence that finds one model left
-    partial = {len(f["seeds"]) < f["of"] for f in failed.values()}
-    others = {
-        frozenset(): "",
-        frozenset({False}): "the others did not train",
-        frozenset({True}): "the others did not train in every seed",
-    }.get(frozenset(partial), "the others did not train, or not in every seed")
     best = best_claim(summary, by_run)
+    titles = dict(zip(everyone["model"], everyone["title"], strict=True))
+    left_out = {m: titles[m] for m in failed}  # ran, not compared
     zero = summary[(summary["seeds"] > 1) & (summary["acc_std"] == 0)]
     top = summary.iloc[0]
     per_class = class_accuracy(confusion)
@@ -413,10 +420,10 @@ def context(r: Results) -> dict[str, Any]:
         },
         "ranking": summary["title"].tolist(),  # by point estimate: the order, not a ranking
         "ranking_groups": by_estimate([r for _, r in summary.iterrows()]),  # equal accuracies together
-        "tiers": {**tiers(summary, by_run), "others": others},
+        "tiers": tiers(summary, by_run),
         "untrained": [
             {
-                "title": everyone.set_index("model").loc[m, "title"],
+                "title": titles[m],
                 **facts,
                 "partial": len(facts["seeds"]) < facts["of"],
                 "diverged": any(f["diverged"] for f in facts["seeds"]),
@@ -437,10 +444,10 @@ def context(r: Results) -> dict[str, Any]:
             if seeds > 1
             else None,
         },
-        "depth": depth_claim(summary, by_run),
+        "depth": depth_claim(summary, by_run, left_out),
         "blocks": STAGE_BLOCKS,
         "expansion": EXPANSION,
-        "lenet": lenet_claim(summary, by_run),
+        "lenet": lenet_claim(summary, by_run, left_out),
         "original": anchors.original(),
         "pareto": pareto(summary),
         "fit": fit(curves, summary, float(cfg["label_smoothing"]), int(classes)),

@@ -35,8 +35,7 @@ def compare(a: pd.Series, b: pd.Series, answers: Answers | None = None) -> dict[
     """How ``b`` differs from ``a`` in mean test accuracy, in percentage points, with Welch's test over
     seeds and McNemar's exact test on the same test images (the verdicts are set by ``family``, which
     corrects the p-values of one statement's comparisons together)."""
-    # to 12 digits: means of equal counts of right images over seeds can differ in the last bit
-    delta = round(float(b["acc"] - a["acc"]), 12)
+    delta = float(b["acc"] - a["acc"])
     test = stats.welch(a["acc"], a["acc_std"] ** 2, a["seeds"], b["acc"], b["acc_std"] ** 2, b["seeds"])
     pair = f"{b['title']} against {a['title']}"
     seeds = f"{b['seeds']} and {a['seeds']} seeds"
@@ -131,7 +130,9 @@ def best_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[st
     }
 
 
-def depth_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, Any] | None:
+def depth_claim(
+    summary: pd.DataFrame, answers: Answers | None = None, left_out: dict[str, str] | None = None
+) -> dict[str, Any] | None:
     """Whether more depth among the ResNets changed accuracy significantly (None with under two).
 
     ``case`` says which sentence ``words.depth`` writes: "unmeasured" (one seed; ``order`` lists the
@@ -172,6 +173,11 @@ def depth_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[s
         # overall step or either is missing), and which way it is significant ("more", "less" or None)
         "depth_only": pure[0] if pure and pure[0] is not steps[-1] else None,
         "depth_only_side": {ABOVE: "more", BELOW: "less"}.get(pure[0]["verdict"]) if pure else None,
+        # ResNets that ran but did not train, so are not compared (``left_out``: the run's failed models,
+        # name to title)
+        "left_out": [t for m, t in (left_out or {}).items() if m in RESNETS],
+        # the steps other than the overall one that are significant, for the "mixed" case to name
+        "apart": [s for s in steps[:-1] if s["verdict"] in (ABOVE, BELOW)],
         "order": by_estimate(present),
         "alpha": ALPHA,
     }
@@ -181,11 +187,13 @@ def by_estimate(rows: list[pd.Series]) -> list[list[str]]:
     """Titles by point estimate, best first, in groups of equal accuracy: a tie is not an order."""
     groups: dict[float, list[str]] = {}
     for r in sorted(rows, key=lambda r: -r["acc"]):
-        groups.setdefault(round(float(r["acc"]), 12), []).append(r["title"])  # as ``compare`` rounds
+        groups.setdefault(float(r["acc"]), []).append(r["title"])
     return list(groups.values())
 
 
-def lenet_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[str, Any] | None:
+def lenet_claim(
+    summary: pd.DataFrame, answers: Answers | None = None, left_out: dict[str, str] | None = None
+) -> dict[str, Any] | None:
     """Where LeNet-5 stands against each ResNet (None when either is missing from the run).
 
     ``case`` says which sentence ``words.lenet`` writes, from LeNet-5's side: "below" or "above" (every
@@ -217,6 +225,7 @@ def lenet_claim(summary: pd.DataFrame, answers: Answers | None = None) -> dict[s
         "case": case,
         "higher": [g["b"] for g in gaps if g["delta_pp"] > 0],
         "above_all": all(g["delta_pp"] < 0 for g in gaps),  # LeNet-5's point estimate tops every ResNet
+        "left_out": [t for m, t in (left_out or {}).items() if m in RESNETS],  # ran, did not train
         "alpha": ALPHA,
     }
 
