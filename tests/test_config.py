@@ -219,3 +219,13 @@ def test_q3_compares_two_values_or_more_of_what_it_tunes(setting, said):
         apply_overrides("q3", PROFILES["full"], {key: value}).validate()
     example = said.rsplit("e.g. q3.", 1)[1].split("=")
     apply_overrides("q3", PROFILES["full"], {example[0]: example[1]}).validate()
+
+
+def test_a_q2_network_whose_hessians_cannot_be_held_is_refused_before_training():
+    """q2.hidden=1000 at q2.pool=1, both in range, asked torch for a 4.9 TB Hessian mid-run."""
+    from experiments.configs.q2 import PROFILES
+
+    with pytest.raises(ConfigError, match=re.escape("gives the network 786,001 parameters")) as err:
+        apply_overrides("q2", PROFILES["full"], {"hidden": "1000", "pool": "1"}).validate()
+    assert "lower q2.hidden or raise q2.pool to at most 10,000 parameters" in str(err.value)
+    apply_overrides("q2", PROFILES["full"], {"hidden": "4", "pool": "1"}).validate()  # the example it gives

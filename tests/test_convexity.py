@@ -21,7 +21,7 @@ from report.core.errors import ConfigError, EvidenceError
 from report.core.freshness import Request
 from report.core.store import Store
 from report.provenance import for_print
-from report.questions import Results
+from report.questions import Results, build
 from report.questions import q1 as ctx_q1
 from report.questions import q2 as ctx_q2
 
@@ -223,8 +223,27 @@ def test_contradicting_evidence_stops_the_build_naming_the_check(smoke_store: St
         return df
 
     bad = _copy_with(smoke_store, tmp_path / "a", "q1", "segments", ce_violation)
-    with pytest.raises(EvidenceError, match="Q1 derivation: CE convex"):
+    with pytest.raises(EvidenceError, match="Q1 derivation: CE convex") as failed:
         ctx_q1.context(Results(bad, "smoke"))
+    assert str(failed.value).endswith("in the stored checks: none")
+    with pytest.raises(EvidenceError) as failed:  # the profile's own settings: a rerun, or the code
+        build(Results(bad, "smoke"), ("q1",))
+    assert str(failed.value).endswith(
+        "; rerun it (build.py run q1 --profile smoke --force), or fix the code that stored it"
+    )
+
+    # settings of its own (the helper found q1.lr=1e-6 in range, and its evidence failing): said, with a
+    # command that runs the profile's values, not "rerun with --force", which repeats them
+    meta = bad.meta("smoke", "q1")
+    tables = {name: bad.read("smoke", "q1", name) for name in bad.tables("smoke", "q1")}
+    own = Store(tmp_path / "own")
+    own.write("smoke", "q1", tables, {**meta, "config": {**meta["config"], "lr": 1e-6}})
+    with pytest.raises(EvidenceError) as failed:
+        build(Results(own, "smoke"), ("q1",))
+    assert str(failed.value).endswith(
+        "; it ran with settings of its own (lr 1e-06 → 0.05: its value → the profile's), which need not show "
+        "it: drop them (--set, report.toml) or choose others, and run build.py run q1 --profile smoke --force"
+    )
 
     def no_bump(df: pd.DataFrame) -> pd.DataFrame:
         return df.assign(loss_mid=df["loss_theta"] / 2)
@@ -288,3 +307,34 @@ def test_the_first_exact_hessian_shows_no_warning_about_torchs_internals():
     proc = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True,
                           text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip() == "12.0", proc.stderr[-2000:]
+
+
+def test_q1_results_sentence_follows_the_signs_it_reports(smoke_store: Store, tmp_path: Path) -> None:
+    """With one pooled feature the CE Hessian is positive definite, yet the text called its positive smallest
+    eigenvalue "the most negative" and round-off; a midpoint excess of +2.2e-16 read "(negative: below the
+    chord)"; and rtol=1e-17 was "a margin above float64 round-off"."""
+
+    def positive(df: pd.DataFrame) -> pd.DataFrame:
+        ce = df["loss"] == "ce"
+        df.loc[ce, "rel_min_eig"] = df.loc[ce, "rel_min_eig"].abs() + 7e-4
+        df.loc[ce, "min_eig"] = df.loc[ce, "min_eig"].abs() + 1e-6
+        return df
+
+    def just_above(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[df.index[df["loss"] == "ce"][0], "gap"] = 2.2e-16
+        return df
+
+    store = _copy_with(smoke_store, tmp_path / "a", "q1", "hessian", positive)
+    store = _copy_with(store, tmp_path / "b", "q1", "segments", just_above)
+    meta = store.meta("smoke", "q1")
+    tables = {name: store.read("smoke", "q1", name) for name in store.tables("smoke", "q1")}
+    loose = Store(tmp_path / "c")
+    loose.write("smoke", "q1", tables, {**meta, "config": {**meta["config"], "rtol": 1e-17}})
+    page = render.render_html(loose, "smoke", cache_dir=tmp_path / "cache", names=("q1",))
+    text = " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
+    assert "For CE the smallest relative eigenvalue is 7" in text and "positive at every point" in text
+    assert "the most negative relative eigenvalue" not in text
+    assert "(above the chord, by less than the margin)" in text and "below the chord" not in text
+    assert (
+        "a margin no larger than float64 round-off" in text and "a margin above float64 round-off" not in text
+    )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 from experiments.configs import convexity
-from report.core.config import Range
+from report.core.config import Range, check_settings
 from report.core.errors import ConfigError
 
 
@@ -26,9 +26,20 @@ class Config(convexity.BinaryTask):
     surface_points: Annotated[int, Range(3, 1001)] = 61
 
     EXPERIMENT: ClassVar[str] = "q2"
+    # each point's exact Hessian is parameters² float64 entries, eigendecomposed (time grows with the cube):
+    # 10,000 parameters is 0.75 GiB and about a minute a point on two cores
+    MAX_PARAMETERS: ClassVar[int] = 10_000
 
     def validate(self) -> None:
         super().validate()
+        params = self.hidden * ((28 // self.pool) ** 2 + 1) + self.hidden + 1
+        gib = params**2 * 8 / 2**30
+        check_settings(
+            (params <= self.MAX_PARAMETERS, f"q2.hidden={self.hidden} at q2.pool={self.pool} gives the "
+             f"network {params:,} parameters, whose exact Hessian at each point holds {gib:,.2f} GiB and is "
+             f"eigendecomposed: lower q2.hidden or raise q2.pool to at most {self.MAX_PARAMETERS:,} "
+             "parameters (q2.hidden=4 at q2.pool=1 has 3,145)", ("q2.hidden", "q2.pool")),
+        )  # fmt: skip
         if self.surface_points % 2 == 0:
             raise ConfigError(
                 f"q2.surface_points={self.surface_points}: give an odd number (the grid must hold the origin)"

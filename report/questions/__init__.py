@@ -204,12 +204,10 @@ class Results:
 
 
 def require(condition: bool, check: str) -> None:
-    """Stop the build when stored evidence contradicts a conclusion the report is about to state."""
+    """Stop the build when stored evidence contradicts a conclusion the report is about to state (what to
+    do about it is ``build``'s to say: it knows the run's settings)."""
     if not condition:
-        raise EvidenceError(
-            f"the stored results fail a check the report rests on: it is not so that {check}; "
-            "rerun the experiment with --force, or fix the code that stored them"
-        )
+        raise EvidenceError(f"the stored results fail a check the report rests on: it is not so that {check}")
 
 
 def questions() -> tuple[str, ...]:
@@ -218,6 +216,30 @@ def questions() -> tuple[str, ...]:
 
 
 def build(results: Results, names: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
-    """Every question's context, keyed by name (``q1``, ``q2``, ...) as the templates use them."""
+    """Every question's context, keyed by name (``q1``, ``q2``, ...) as the templates use them. Evidence
+    that fails a check is refused with the fix that can work: a run with settings of its own may simply
+    not show what the report states (a learning rate too small to train), so those settings are named;
+    with the profile's own, a rerun or the code."""
     names = questions() if names is None else names
-    return {name: importlib.import_module(f"report.questions.{name}").context(results) for name in names}
+    contexts = {}
+    for name in names:
+        try:
+            contexts[name] = importlib.import_module(f"report.questions.{name}").context(results)
+        except EvidenceError as e:
+            run = results.run(name)
+            plain = Request(run.profile, stand_ins=frozenset({name} if run.stand_in else ()))
+            made = {
+                "config": run.config,
+                "stand_in": run.stand_in,
+                "seed": plain.seed if run.seed is None else run.seed,
+            }
+            own = config_changes(made, plain, name)  # "lr 1e-06 → 0.05": the run's value, the profile's
+            fix = (
+                f"it ran with settings of its own ({'; '.join(own)}: its value → the profile's), which need "
+                f"not show it: drop them (--set, report.toml) or choose others, and run "
+                f"{results.store.command(name, run.profile, force=True)}"
+                if own
+                else f"rerun it ({run.rerun}), or fix the code that stored it"
+            )
+            raise EvidenceError(f"{name}: {e}; {fix}") from None
+    return contexts

@@ -144,7 +144,7 @@ def context(r: Results) -> dict[str, Any]:
     require(
         consistent == ("ce",),
         f"Q1 derivation: CE convex, MSE not; losses without negative curvature "
-        f"or midpoint violations in the stored checks: {consistent or 'none'}",
+        f"or midpoint violations in the stored checks: {', '.join(consistent).upper() or 'none'}",
     )
     answer = OPTIONS[consistent]
 
@@ -199,6 +199,8 @@ def context(r: Results) -> dict[str, Any]:
         "scale_min": cfg["scale_min"],
         "scale_max": cfg["scale_max"],
         "rtol": cfg["rtol"],
+        # the violation margin stands above float64 round-off only when it is larger than the machine epsilon
+        "float_eps": float(np.finfo(np.float64).eps),
         "eig_tol": cfg["eig_tol"],
         "exact": exact,
         "mse_neg_share_mean": float(mse_neg.mean()),

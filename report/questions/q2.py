@@ -39,7 +39,7 @@ def context(r: Results) -> dict[str, Any]:
     require(
         consistent == (),
         "Q2 derivation: neither loss is convex in the weights; losses without "
-        f"negative curvature or midpoint violations in the stored checks: {consistent}",
+        f"negative curvature or midpoint violations in the stored checks: {', '.join(consistent).upper()}",
     )
     answer = OPTIONS[consistent]
 
