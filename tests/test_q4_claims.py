@@ -258,9 +258,7 @@ def test_inconsistent_evidence_stops_the_report(tmp_path: Path) -> None:
 def test_a_model_that_did_not_train_is_flagged_and_left_out_of_every_comparison(tmp_path: Path) -> None:
     accs = {"lenet5": [0.80, 0.81], "alexnet": [0.10, 0.10], "vgg": [0.90, 0.91], "resnet18": [0.92, 0.93]}
     tables = synthetic_tables(accs)
-    stuck = tables["curves"]["model"] == "alexnet"
-    tables["curves"].loc[stuck, "train_loss"] = math.log(10) * 0.999  # never left the uniform prediction
-    _predict_one_class(tables, "alexnet", 3)
+    _fail(tables, "alexnet", 3, loss=math.log(10) * 0.999)  # never left the uniform prediction
     results = stored(tmp_path, tables, seeds=2)
     c = ctx4.context(results)
     assert [m["title"] for m in c["untrained"]] == ["AlexNet"] and "AlexNet" not in c["ranking"]
@@ -282,18 +280,26 @@ def test_a_model_that_did_not_train_is_flagged_and_left_out_of_every_comparison(
     assert ctx4.context(trained)["untrained"] == []
 
 
-def _predict_one_class(
-    tables: dict[str, pd.DataFrame], model: str, label: int, seed: int | None = None
+def _fail(
+    tables: dict[str, pd.DataFrame],
+    model: str,
+    label: int,
+    seed: int | None = None,
+    loss: float | None = math.log(10),
 ) -> None:
-    """``model`` (in ``seed``, or every seed) predicts ``label`` for every test image: the stored confusion
-    counts, per-image answers and test accuracy all say so."""
-    conf, res, ans = tables["confusion"], tables["results"], tables["answers"]
-    rows = (conf["model"] == model) & ((conf["seed"] == seed) if seed is not None else True)
-    conf.loc[rows, "count"] = np.where(conf.loc[rows, "pred"] == label, 100, 0)  # 100 test images a class
-    runs = (res["model"] == model) & ((res["seed"] == seed) if seed is not None else True)
-    res.loc[runs, "test_acc"] = 0.1
-    mine = (ans["model"] == model) & ((ans["seed"] == seed) if seed is not None else True)
-    ans.loc[mine, "correct"] = ans.loc[mine, "image"] // 100 == label
+    """``model`` (in ``seed``, or every seed) failed to train: it predicts ``label`` for every test image
+    (the stored confusion counts, per-image answers and test accuracy all say so) and, unless ``loss`` is
+    None, its training loss stays at ``loss`` (ln K: the uniform prediction) in every epoch."""
+    conf, res, ans, curves = tables["confusion"], tables["results"], tables["answers"], tables["curves"]
+
+    def of(df: pd.DataFrame) -> pd.Series:
+        return (df["model"] == model) & ((df["seed"] == seed) if seed is not None else True)
+
+    conf.loc[of(conf), "count"] = np.where(conf.loc[of(conf), "pred"] == label, 100, 0)  # 100 images a class
+    res.loc[of(res), "test_acc"] = 0.1
+    ans.loc[of(ans), "correct"] = ans.loc[of(ans), "image"] // 100 == label
+    if loss is not None:
+        curves.loc[of(curves), "train_loss"] = loss
 
 
 def test_one_seed_that_diverged_sets_its_model_apart_and_says_how(tmp_path: Path) -> None:
@@ -305,7 +311,7 @@ def test_one_seed_that_diverged_sets_its_model_apart_and_says_how(tmp_path: Path
     curves.loc[
         (curves["model"] == "resnet101") & (curves["seed"] == 1) & (curves["epoch"] >= 2), "train_loss"
     ] = float("nan")
-    _predict_one_class(tables, "resnet101", 0, seed=1)
+    _fail(tables, "resnet101", 0, seed=1, loss=None)  # its loss fell, then became NaN (above)
     results = stored(tmp_path, tables, seeds=3)
     c = ctx4.context(results)
     assert [(m["title"], m["partial"], m["diverged"]) for m in c["untrained"]] == [("ResNet-101", True, True)]
@@ -503,8 +509,7 @@ def test_depth_alone_is_read_off_the_bottleneck_pair_whichever_way_it_goes(words
 def test_lenet_against_the_one_resnet_left_says_compared_not_ran(tmp_path: Path, words: Any) -> None:
     """ResNet-50 ran and did not train: ResNet-18 is the one ResNet compared, not the one in the run."""
     tables = synthetic_tables({"lenet5": [0.80, 0.81], "resnet18": [0.92, 0.93], "resnet50": [0.1, 0.1]})
-    tables["curves"].loc[tables["curves"]["model"] == "resnet50", "train_loss"] = math.log(10)
-    _predict_one_class(tables, "resnet50", 4)
+    _fail(tables, "resnet50", 4)
     c = ctx4.context(stored(tmp_path, tables, seeds=2))
     assert say(words.lenet, c["lenet"]).startswith(
         "LeNet-5 is significantly less accurate than ResNet-18, the one ResNet compared"
@@ -514,14 +519,9 @@ def test_lenet_against_the_one_resnet_left_says_compared_not_ran(tmp_path: Path,
 def test_seeds_that_failed_in_different_ways_are_each_said_and_the_answer_counts_them(tmp_path: Path) -> None:
     accs = {m: [0.85 + 0.01 * i] * 3 for i, m in enumerate(TITLES)}
     tables = synthetic_tables(accs)
-    curves = tables["curves"]
-    stalled = (curves["model"] == "resnet101") & (curves["seed"] == 2)
-    curves.loc[stalled, "train_loss"] = math.log(10)
-    curves.loc[(curves["model"] == "resnet101") & (curves["seed"] == 1), "train_loss"] = float("inf")
-    for seed in (1, 2):
-        _predict_one_class(tables, "resnet101", 0, seed=seed)
-    curves.loc[curves["model"] == "alexnet", "train_loss"] = math.log(10)
-    _predict_one_class(tables, "alexnet", 3)
+    _fail(tables, "resnet101", 0, seed=1, loss=float("inf"))
+    _fail(tables, "resnet101", 0, seed=2)
+    _fail(tables, "alexnet", 3)
     _, text = rendered(stored(tmp_path, tables, seeds=3))
     assert (
         "ResNet-101 did not train in 2 of its 3 seeds: in seed 1 it diverged (its last training loss is not "
@@ -573,8 +573,7 @@ def test_resnets_that_ran_and_failed_are_not_counted_among_those_compared(tmp_pa
         "resnet50": [0.1, 0.1],
     }
     tables = synthetic_tables(accs)
-    tables["curves"].loc[tables["curves"]["model"] == "resnet50", "train_loss"] = math.log(10)
-    _predict_one_class(tables, "resnet50", 4)
+    _fail(tables, "resnet50", 4)
     c = ctx4.context(stored(tmp_path, tables, seeds=2))
     assert say(words.lenet, c["lenet"]).startswith(
         "LeNet-5 is significantly less accurate than every ResNet compared"
@@ -587,11 +586,8 @@ def test_resnets_that_ran_and_failed_are_not_counted_among_those_compared(tmp_pa
 
 def test_one_model_left_says_which_did_not_train_and_how_many_seeds(tmp_path: Path, words: Any) -> None:
     tables = synthetic_tables({"vgg": [0.90, 0.91], "alexnet": [0.85, 0.86], "resnet18": [0.92, 0.93]})
-    tables["curves"].loc[tables["curves"]["model"] == "alexnet", "train_loss"] = math.log(10)
-    _predict_one_class(tables, "alexnet", 4)
-    curves = tables["curves"]
-    curves.loc[(curves["model"] == "resnet18") & (curves["seed"] == 1), "train_loss"] = float("nan")
-    _predict_one_class(tables, "resnet18", 2, seed=1)
+    _fail(tables, "alexnet", 4)
+    _fail(tables, "resnet18", 2, seed=1, loss=float("nan"))
     c = ctx4.context(stored(tmp_path, tables, seeds=2))
     assert _plain(say(words.answer, c)) == (
         "VGG-16-BN is the only model compared, so there is nothing to rank: AlexNet and ResNet-18 (in 1 of "
