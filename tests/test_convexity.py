@@ -252,6 +252,15 @@ def test_contradicting_evidence_stops_the_build_naming_the_check(smoke_store: St
     with pytest.raises(EvidenceError, match="midpoint of θ and θ′ exceeds"):
         ctx_q2.context(Results(bad, "smoke"))
 
+    def hidden_by_tolerance(df: pd.DataFrame) -> pd.DataFrame:  # q2.eig_tol=0.8 counted 0 and 1 of 2 and 3
+        return df.assign(negative=0, positive=1)
+
+    bad = _copy_with(smoke_store, tmp_path / "c", "q2", "origin", hidden_by_tolerance)
+    with pytest.raises(
+        EvidenceError, match="0 negative and 1 positive beyond the run's eig_tol, are the closed"
+    ):
+        ctx_q2.context(Results(bad, "smoke"))
+
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 @pytest.mark.parametrize("scale", [0.0, 0.3, 3.0])

@@ -50,6 +50,15 @@ def context(r: Results) -> dict[str, Any]:
             f"autograd Hessian at the origin equals the closed form ({loss})",
         )
         require(row["min_eig"] < 0 < row["max_eig"], f"the Hessian at the origin is indefinite ({loss})")
+        hidden = int(
+            task["hidden"]
+        )  # the closed form: H eigenvalues −‖g‖, H of +‖g‖ and c > 0, the rest zero
+        counted = (int(row["negative"]), int(row["positive"]))
+        require(
+            counted == (hidden, hidden + 1),
+            f"the eigenvalues counted at the origin, {counted[0]} negative and {counted[1]} positive beyond "
+            f"the run's eig_tol, are the closed form's {hidden} and {hidden + 1} ({loss})",
+        )
 
     exact = autograd_check(run, hessian)
 
