@@ -3,6 +3,7 @@ shape, config validation, and real-MNIST smoke runs through the runner, the cont
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ from experiments import convexity as cx
 from experiments import q1 as exp_q1
 from experiments import q2 as exp_q2
 from report import render
-from report.core.config import apply_overrides
+from report.core.config import apply_overrides, profile_config
 from report.core.errors import ConfigError, EvidenceError
 from report.core.freshness import Request
 from report.core.store import Store
@@ -236,14 +237,23 @@ def test_contradicting_evidence_stops_the_build_naming_the_check(smoke_store: St
     # command that runs the profile's values, not "rerun with --force", which repeats them
     meta = bad.meta("smoke", "q1")
     tables = {name: bad.read("smoke", "q1", name) for name in bad.tables("smoke", "q1")}
-    own = Store(tmp_path / "own")
+    own = Store(tmp_path / "own", advice="--set q1.lr=1e-06 --strict-versions --set q2.points=5 --seed 0")
     own.write("smoke", "q1", tables, {**meta, "config": {**meta["config"], "lr": 1e-6}})
     with pytest.raises(EvidenceError) as failed:
         build(Results(own, "smoke"), ("q1",))
-    assert str(failed.value).endswith(
+    assert str(failed.value).endswith(  # the command drops q1's own settings and the seed, keeps the rest
         "; it ran with settings of its own (lr 1e-06 → 0.05: its value → the profile's), which need not show "
-        "it: drop them (--set, report.toml) or choose others, and run build.py run q1 --profile smoke --force"
+        "it: drop them (--set, --seed, REPORT_SEED, report.toml) or choose others, and run build.py run q1 "
+        "--profile smoke --force --strict-versions --set q2.points=5"
     )
+    quick = {**meta, "config": dataclasses.asdict(profile_config("q1", "quick")), "stand_in": "quick"}
+    stand_in = Store(
+        tmp_path / "stand-in"
+    )  # a quick run in the study's place: its settings are its profile's
+    stand_in.write("smoke", "q1", tables, quick)
+    with pytest.raises(EvidenceError) as failed:
+        build(Results(stand_in, "smoke"), ("q1",))
+    assert "settings of its own" not in str(failed.value) and "; rerun it (" in str(failed.value)
 
     def no_bump(df: pd.DataFrame) -> pd.DataFrame:
         return df.assign(loss_mid=df["loss_theta"] / 2)
@@ -344,6 +354,12 @@ def test_q1_results_sentence_follows_the_signs_it_reports(smoke_store: Store, tm
     assert "For CE the smallest relative eigenvalue is 7" in text and "positive at every point" in text
     assert "the most negative relative eigenvalue" not in text
     assert "(above the chord, by less than the margin)" in text and "below the chord" not in text
+    assert "a margin near float64 round-off" in text and "a margin above float64 round-off" not in text
+    # a sample of lower rank: its smallest eigenvalue is 0, and a positive one is round-off, not definiteness
+    singular = _copy_with(loose, tmp_path / "d", "q1", "task", lambda df: df.assign(rank=df["rank"] - 1))
+    page = render.render_html(singular, "smoke", cache_dir=tmp_path / "cache", names=("q1",))
+    text = " ".join(re.sub(r"<[^>]+>", " ", for_print(page)).split())
     assert (
-        "a margin no larger than float64 round-off" in text and "a margin above float64 round-off" not in text
+        "as for a Hessian that is exactly positive semidefinite, and in this sample exactly singular" in text
     )
+    assert "positive definite" not in text

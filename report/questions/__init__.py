@@ -9,6 +9,7 @@ the manifest. Nothing here imports torch.
 from __future__ import annotations
 
 import importlib
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,6 +191,11 @@ class Results:
         missing, make = reference.why_stand_in(self.store, self.request, experiment)
         return {"stand_in": meta["stand_in"], "missing": missing, "make": make}
 
+    def record(self, experiment: str) -> dict[str, Any]:
+        """The stored run record of ``experiment``'s result (its config, seed, whether it was a stand-in)."""
+        self.run(experiment)
+        return self._results[experiment].meta
+
     def has(self, experiment: str, name: str) -> bool:
         """Whether the stored run holds table ``name`` (one stored before the table existed does not)."""
         self.run(experiment)
@@ -210,6 +216,32 @@ def require(condition: bool, check: str) -> None:
         raise EvidenceError(f"the stored results fail a check the report rests on: it is not so that {check}")
 
 
+def _evidence_fix(results: Results, name: str) -> str:
+    """What to do about evidence of ``name`` that fails a check: with settings the run's profile does not
+    give (a learning rate too small to train), run it without them, by a command that does not repeat
+    them; else rerun it, or fix the code."""
+    run = results.run(name)
+    stand_in = bool(results.record(name).get("stand_in"))  # a quick run in the study's place: its profile's
+    plain = Request(run.profile, stand_ins=frozenset({name} if stand_in else ()))
+    made = {"config": run.config, "stand_in": stand_in, "seed": plain.seed if run.seed is None else run.seed}
+    own = config_changes(made, plain, name)  # "lr 1e-06 → 0.05": the run's value, the profile's
+    if not own:
+        return f"rerun it ({run.rerun}), or fix the code that stored it"
+    words, kept = shlex.split(results.store.advice), []  # this build's options, less the settings to drop
+    while words:
+        flag = words.pop(0)
+        value = (
+            words.pop(0) if flag != "--strict-versions" and words else None
+        )  # the one option without a value
+        if flag != "--seed" and not (flag == "--set" and str(value).startswith(f"{name}.")):
+            kept.append(flag if value is None else f"{flag} {shlex.quote(value)}")
+    command = Store(results.store.root, advice=" ".join(kept)).command(name, run.profile, force=True)
+    return (
+        f"it ran with settings of its own ({'; '.join(own)}: its value → the profile's), which need not show "
+        f"it: drop them (--set, --seed, REPORT_SEED, report.toml) or choose others, and run {command}"
+    )
+
+
 def questions() -> tuple[str, ...]:
     """The report's questions in order: the manifest's experiments."""
     return manifest.load().names
@@ -226,20 +258,5 @@ def build(results: Results, names: tuple[str, ...] | None = None) -> dict[str, d
         try:
             contexts[name] = importlib.import_module(f"report.questions.{name}").context(results)
         except EvidenceError as e:
-            run = results.run(name)
-            plain = Request(run.profile, stand_ins=frozenset({name} if run.stand_in else ()))
-            made = {
-                "config": run.config,
-                "stand_in": run.stand_in,
-                "seed": plain.seed if run.seed is None else run.seed,
-            }
-            own = config_changes(made, plain, name)  # "lr 1e-06 → 0.05": the run's value, the profile's
-            fix = (
-                f"it ran with settings of its own ({'; '.join(own)}: its value → the profile's), which need "
-                f"not show it: drop them (--set, report.toml) or choose others, and run "
-                f"{results.store.command(name, run.profile, force=True)}"
-                if own
-                else f"rerun it ({run.rerun}), or fix the code that stored it"
-            )
-            raise EvidenceError(f"{name}: {e}; {fix}") from None
+            raise EvidenceError(f"{name}: {e}; {_evidence_fix(results, name)}") from None
     return contexts

@@ -32,7 +32,8 @@ def context(r: Results) -> dict[str, Any]:
     cfg = run.config
     task = r.table("q2", "task").iloc[0]
     hessian = r.table("q2", "hessian")
-    model = f"{int(task['hidden'])} linear hidden units"
+    hidden = int(task["hidden"])
+    model = f"{hidden} linear hidden units"
     summary = summarise(hessian, r.table("q2", "segments"), cfg["eig_tol"], model)
     by_loss = {row["loss"]: described(row, "q2") for row in summary.to_dict("records")}
     consistent = tuple(loss for loss in LOSS_NAMES if not by_loss[loss]["nonconvex"])
@@ -50,10 +51,7 @@ def context(r: Results) -> dict[str, Any]:
             f"autograd Hessian at the origin equals the closed form ({loss})",
         )
         require(row["min_eig"] < 0 < row["max_eig"], f"the Hessian at the origin is indefinite ({loss})")
-        hidden = int(
-            task["hidden"]
-        )  # the closed form: H eigenvalues −‖g‖, H of +‖g‖ and c > 0, the rest zero
-        counted = (int(row["negative"]), int(row["positive"]))
+        counted = (int(row["negative"]), int(row["positive"]))  # the closed form's: H, and H of +‖g‖ with c
         require(
             counted == (hidden, hidden + 1),
             f"the eigenvalues counted at the origin, {counted[0]} negative and {counted[1]} positive beyond "
