@@ -25,9 +25,10 @@ from report.questions.q4_claims import (
     tiers,
 )
 
-# a training that ended with its loss no lower than 95% of ln K (a uniform prediction), or not a number...
+# a training whose last loss was no lower than (1 - STALLED) ln K (a uniform prediction's), or not a finite
+# number, and that predicted one class for at least COLLAPSED of the test images did not train
 STALLED = 0.05
-COLLAPSED = 0.9  # ...predicting one class for at least 90% of the test images did not train
+COLLAPSED = 0.9
 # a first training this much slower than the median of a model's others is said beside the cost table's
 # medians; below it, clock noise on a shared machine (several percent) could be the whole difference
 FIRST_SLOWER = 1.2
@@ -88,11 +89,8 @@ def pareto(summary: pd.DataFrame) -> list[str]:
     rows = [r for _, r in summary.iterrows()]
 
     def beats(o: pd.Series, r: pd.Series) -> bool:
-        return bool(
-            o["acc"] >= r["acc"]
-            and o["flops"] <= r["flops"]
-            and (o["acc"], -o["flops"]) != (r["acc"], -r["flops"])
-        )
+        no_worse = o["acc"] >= r["acc"] and o["flops"] <= r["flops"]
+        return bool(no_worse and (o["acc"] > r["acc"] or o["flops"] < r["flops"]))
 
     keep = [r for r in rows if not any(beats(o, r) for o in rows)]
     return [r["title"] for r in sorted(keep, key=lambda r: r["flops"])]
@@ -341,9 +339,7 @@ def context(r: Results) -> dict[str, Any]:
     per_class = class_accuracy(confusion)
     best_classes = per_class[(per_class["model"] == best["model"]) & (per_class["n"] > 0)]
     lowest = best_classes["accuracy"].min()
-    weakest = best_classes[
-        best_classes["accuracy"] == lowest
-    ]  # every class at the lowest: a tie is named whole
+    weakest = best_classes[best_classes["accuracy"] == lowest]  # a tie for the lowest is named whole
     order = {m: i for i, m in enumerate(everyone["model"])}
     mean_curves = (
         curves.groupby(["model", "epoch"], as_index=False)[["train_loss", "val_acc"]]
