@@ -229,10 +229,8 @@ def _evidence_fix(results: Results, name: str) -> str:
         return f"rerun it ({run.rerun}), or fix the code that stored it"
     words, kept = shlex.split(results.store.advice), []  # this build's options, less the settings to drop
     while words:
-        flag = words.pop(0)
-        value = (
-            words.pop(0) if flag != "--strict-versions" and words else None
-        )  # the one option without a value
+        flag = words.pop(0)  # each option takes a value, but --strict-versions
+        value = words.pop(0) if flag != "--strict-versions" and words else None
         if flag != "--seed" and not (flag == "--set" and str(value).startswith(f"{name}.")):
             kept.append(flag if value is None else f"{flag} {shlex.quote(value)}")
     command = Store(results.store.root, advice=" ".join(kept)).command(name, run.profile, force=True)
